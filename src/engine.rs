@@ -1,0 +1,205 @@
+//! Inference with ONNX Runtime (through `ort`, loaded dynamically).
+//!
+//! The shared library is found, in order, at `ORT_DYLIB_PATH`, in the project's cache
+//! `.cache/onnxruntime/<version>/libonnxruntime.so` (written by `scripts/fetch-ort.sh`,
+//! which `make` runs), or in the user cache `~/.cache/freqtag/onnxruntime/<version>/`.
+//! [`Session`] runs batches of `[N, C, H, W]` float32 frames and returns every graph
+//! output as a flat row-major buffer with its shape.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+
+use crate::error::{Error, Result};
+use crate::model::{Model, TapPoint};
+
+/// The ONNX Runtime version freqtag is built and tested against (the PyPI wheel).
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// Execution settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Intra-op threads (0 = ONNX Runtime's default: one per core).
+    pub threads: usize,
+    /// Frames per inference call.
+    pub batch: usize,
+    /// Use the CUDA execution provider (needs the `cuda` feature and a CUDA build of ORT).
+    pub cuda: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { threads: 0, batch: 80, cuda: false }
+    }
+}
+
+/// Where to look for `libonnxruntime.so`, in order.
+pub fn ort_library_candidates() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        v.push(PathBuf::from(p));
+        return v;
+    }
+    let rel = Path::new(".cache/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so");
+    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel));
+    if let Ok(cwd) = std::env::current_dir() {
+        v.push(cwd.join(&rel));
+    }
+    if let Some(c) = dirs::cache_dir() {
+        v.push(c.join("freqtag/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so"));
+    }
+    v
+}
+
+static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime once per process. Errors say where it looked and how to get it.
+pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
+    RUNTIME
+        .get_or_init(|| {
+            let cands = ort_library_candidates();
+            let Some(lib) = cands.iter().find(|p| p.is_file()) else {
+                return Err(format!(
+                    "libonnxruntime.so not found (looked at {}). Run `make setup` or `scripts/fetch-ort.sh` \
+                     (downloads the onnxruntime {ORT_VERSION} wheel from PyPI), or set ORT_DYLIB_PATH",
+                    cands.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                ));
+            };
+            let builder = ort::init_from(lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
+            builder.with_name("freqtag").build().map_err(|e| format!("starting {}: {e}", lib.display()))
+        })
+        .as_ref()
+        .map_err(|e| Error::Runtime(e.clone()))
+}
+
+/// One output of a run: shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Shape, batch first.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: Vec<f32>,
+}
+
+/// An ONNX Runtime session over one graph.
+pub struct Session {
+    inner: ort::session::Session,
+    input: String,
+    input_shape: [usize; 3],
+    outputs: Vec<String>,
+    /// Frames per call used by [`Session::run_all`].
+    pub batch: usize,
+}
+
+impl Session {
+    /// Builds a session from serialized ONNX.
+    pub fn new(onnx: &[u8], input: &str, input_shape: [usize; 3], cfg: &EngineConfig) -> Result<Session> {
+        let env = init_runtime()?;
+        if cfg.batch == 0 {
+            return Err(Error::param("batch", "at least 1", 0));
+        }
+        let mut b = ort::session::Session::builder(env)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+        if cfg.threads > 0 {
+            b = b.with_intra_threads(cfg.threads).map_err(|e| Error::Runtime(e.to_string()))?;
+        }
+        if cfg.cuda {
+            #[cfg(feature = "cuda")]
+            {
+                b = b
+                    .with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+                    .map_err(|e| Error::Runtime(e.to_string()))?;
+            }
+            #[cfg(not(feature = "cuda"))]
+            return Err(Error::param("cuda", "a build with `--features cuda`", true));
+        }
+        let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
+        let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
+        Ok(Session { inner, input: input.to_string(), input_shape, outputs, batch: cfg.batch })
+    }
+
+    /// A session over `model` whose outputs are its logits then, per tap, the
+    /// per-channel mean `[N, C, 1, 1]` or (with `full`) the map `[N, C, H, W]`.
+    pub fn for_model(model: &Model, taps: &[&TapPoint], full: bool, cfg: &EngineConfig) -> Result<Session> {
+        let proto = model.with_taps(taps, full);
+        let mut m = model.clone();
+        m.proto = proto;
+        Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)
+    }
+
+    /// Output names, in the order [`Session::run`] returns them.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Runs one batch: `frames` holds `n` images of `[C, H, W]`. Returns every output.
+    pub fn run(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        let [c, h, w] = self.input_shape;
+        if frames.len() != n * c * h * w {
+            return Err(Error::Model(format!(
+                "input holds {} values, expected {n} frames of [{c}, {h}, {w}] = {}",
+                frames.len(),
+                n * c * h * w
+            )));
+        }
+        let t = TensorRef::from_array_view(([n, c, h, w], frames))?;
+        let outs = self.inner.run(ort::inputs![self.input.as_str() => t])?;
+        let mut v = Vec::with_capacity(outs.len());
+        for name in &self.outputs {
+            let val = &outs[name.as_str()];
+            let (shape, data) = val.try_extract_tensor::<f32>()?;
+            v.push(Output { shape: shape.iter().map(|&d| d as usize).collect(), data: data.to_vec() });
+        }
+        Ok(v)
+    }
+
+    /// Runs `n` frames in batches of [`Session::batch`], concatenating outputs along
+    /// the batch axis.
+    pub fn run_all(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        let per = frames.len() / n.max(1);
+        let mut acc: Vec<Output> = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let k = self.batch.min(n - start);
+            let outs = self.run(&frames[start * per..(start + k) * per], k)?;
+            if acc.is_empty() {
+                acc = outs;
+            } else {
+                for (a, o) in acc.iter_mut().zip(outs) {
+                    a.shape[0] += o.shape[0];
+                    a.data.extend(o.data);
+                }
+            }
+            start += k;
+        }
+        Ok(acc)
+    }
+}
+
+/// A tap with the shape of its output for one image: `[C, H, W]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TapInfo {
+    /// The tap.
+    #[serde(flatten)]
+    pub tap: TapPoint,
+    /// Output shape per image, `[C, H, W]` (or whatever rank the node has).
+    pub shape: Vec<usize>,
+}
+
+/// Finds the output shape of every tap by running one blank image through the graph
+/// with all taps exposed. Taps whose output is not 4-D `[N, C, H, W]` are dropped.
+pub fn probe_taps(model: &Model, cfg: &EngineConfig) -> Result<Vec<TapInfo>> {
+    let taps: Vec<&TapPoint> = model.taps.iter().collect();
+    let mut s = Session::for_model(model, &taps, true, &EngineConfig { batch: 1, ..cfg.clone() })?;
+    let [c, h, w] = model.input_shape;
+    let outs = s.run(&vec![0.0; c * h * w], 1)?;
+    Ok(taps
+        .into_iter()
+        .zip(outs.into_iter().skip(1))
+        .filter(|(_, o)| o.shape.len() == 4)
+        .map(|(t, o)| TapInfo { tap: t.clone(), shape: o.shape[1..].to_vec() })
+        .collect())
+}

@@ -1,0 +1,66 @@
+//! Classification accuracy of a model on CIFAR-10 (overall and per class).
+
+use serde::Serialize;
+
+use crate::data::{Cifar10, CLASSES};
+use crate::engine::{EngineConfig, Session};
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Accuracy figures.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Accuracy {
+    /// Images evaluated.
+    pub n: usize,
+    /// Correct top-1 predictions.
+    pub correct: usize,
+    /// Top-1 accuracy in percent.
+    pub top1: f64,
+    /// Per-class top-1 accuracy in percent (label order).
+    pub per_class: Vec<f64>,
+}
+
+/// Logits of `indices` images, `[n, classes]` row-major. `progress` is called with
+/// the number of images done.
+pub fn logits(model: &Model, session: &mut Session, data: &Cifar10, indices: &[usize], mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+    if model.input_shape != [3, 32, 32] {
+        return Err(Error::Model(format!(
+            "{} takes input [C, H, W] = {:?}, but CIFAR-10 images are [3, 32, 32]",
+            model.name, model.input_shape
+        )));
+    }
+    let mut out = Vec::new();
+    for chunk in indices.chunks(session.batch) {
+        let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let o = session.run(&frames, chunk.len())?;
+        out.extend_from_slice(&o[0].data);
+        progress(chunk.len());
+    }
+    Ok(out)
+}
+
+/// Top-1 accuracy from logits `[n, classes]` and labels.
+pub fn accuracy(logits: &[f32], labels: &[u8]) -> Accuracy {
+    let k = logits.len() / labels.len().max(1);
+    let mut per = [(0usize, 0usize); CLASSES.len()];
+    let mut correct = 0;
+    for (row, &y) in logits.chunks(k).zip(labels) {
+        let pred = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
+        let hit = pred == y as usize;
+        correct += hit as usize;
+        if let Some(p) = per.get_mut(y as usize) {
+            p.0 += hit as usize;
+            p.1 += 1;
+        }
+    }
+    let pct = |a: usize, b: usize| if b == 0 { f64::NAN } else { 100.0 * a as f64 / b as f64 };
+    Accuracy { n: labels.len(), correct, top1: pct(correct, labels.len()), per_class: per.iter().map(|&(a, b)| pct(a, b)).collect() }
+}
+
+/// Evaluates `model` on the given images of `data`.
+pub fn evaluate(model: &Model, data: &Cifar10, indices: &[usize], cfg: &EngineConfig, progress: impl FnMut(usize)) -> Result<Accuracy> {
+    let mut s = Session::for_model(model, &[], false, cfg)?;
+    let l = logits(model, &mut s, data, indices, progress)?;
+    let labels: Vec<u8> = indices.iter().map(|&i| data.label(i)).collect();
+    Ok(accuracy(&l, &labels))
+}

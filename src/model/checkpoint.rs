@@ -1,0 +1,295 @@
+//! Reading weights: PyTorch checkpoints (legacy pre-1.6 stream and zip `.pth`) and
+//! safetensors, into a [`StateDict`] of float32 tensors.
+//!
+//! Keys are normalised: the `module.` prefix of `nn.DataParallel` saves is stripped.
+//! A checkpoint that wraps its state dict (`{'state_dict': ..., 'best_prec1': ...}`,
+//! `{'model': ...}`) is unwrapped. Every storage size and tensor view is checked
+//! against the bytes in the file.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use super::pickle::{self, StorageRef, TensorRef, Value};
+use crate::error::{Error, Result};
+
+/// The magic number that opens a legacy PyTorch file.
+const LEGACY_MAGIC: &[u8] = &[0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// A float32 tensor, contiguous, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    /// Shape, outermost first.
+    pub shape: Vec<usize>,
+    /// `shape.iter().product()` values.
+    pub data: Vec<f32>,
+}
+
+/// Named weights of a network, keyed by dotted module path (`layer1.0.conv1.weight`).
+#[derive(Debug, Clone, Default)]
+pub struct StateDict {
+    /// Tensors by name.
+    pub tensors: BTreeMap<String, Tensor>,
+}
+
+impl StateDict {
+    /// The tensor called `name`, or an error naming it and the expected shape.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| Error::Model(format!("weights lack `{name}` (shape {shape:?})")))?;
+        if t.shape != shape {
+            return Err(Error::Model(format!("`{name}` has shape {:?}, expected {shape:?}", t.shape)));
+        }
+        Ok(t)
+    }
+}
+
+/// Reads a checkpoint, choosing the format from its first bytes: legacy PyTorch, zip
+/// PyTorch, or safetensors.
+pub fn load_checkpoint(path: &Path) -> Result<StateDict> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
+    let raw = if bytes.starts_with(b"PK\x03\x04") {
+        read_zip(&bytes).map_err(fail)?
+    } else if bytes.starts_with(LEGACY_MAGIC) || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
+        read_legacy(&bytes).map_err(fail)?
+    } else if bytes.len() >= 8 && looks_like_safetensors(&bytes) {
+        read_safetensors(&bytes).map_err(fail)?
+    } else {
+        return Err(fail(
+            "not a PyTorch checkpoint (legacy or zip) nor safetensors: unrecognised first bytes".into(),
+        ));
+    };
+    let mut tensors = BTreeMap::new();
+    for (k, t) in raw {
+        let k = k.strip_prefix("module.").unwrap_or(&k).to_string();
+        tensors.insert(k, t);
+    }
+    if tensors.is_empty() {
+        return Err(fail("holds no tensors".into()));
+    }
+    Ok(StateDict { tensors })
+}
+
+fn looks_like_safetensors(b: &[u8]) -> bool {
+    let n = u64::from_le_bytes(b[..8].try_into().unwrap());
+    n > 1 && n < b.len() as u64 && b.get(8) == Some(&b'{')
+}
+
+fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("safetensors: {e}"))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let data = match view.dtype() {
+            safetensors::Dtype::F32 => {
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+            }
+            safetensors::Dtype::F64 => {
+                view.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
+            safetensors::Dtype::I64 => {
+                view.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+            }
+            d => return Err(format!("tensor `{name}` has dtype {d:?}; supported: F32, F64, I64")),
+        };
+        out.push((name, Tensor { shape: view.shape().to_vec(), data }));
+    }
+    Ok(out)
+}
+
+/// Legacy format: five pickles (magic, protocol, sys_info, object, storage keys), then
+/// for each key an 8-byte element count and the raw little-endian elements.
+fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
+    let (magic, p) = pickle::load(bytes, 0)?;
+    if !matches!(magic, Value::BigInt(ref b) if b.as_slice() == &LEGACY_MAGIC[2..]) {
+        return Err("wrong magic number for a legacy PyTorch file".into());
+    }
+    let (proto, p) = pickle::load(bytes, p)?;
+    if !matches!(proto, Value::Int(1001)) {
+        return Err(format!("unsupported legacy protocol version {proto:?} (expected 1001)"));
+    }
+    let (_sys_info, p) = pickle::load(bytes, p)?;
+    let (obj, p) = pickle::load(bytes, p)?;
+    let (keys, mut p) = pickle::load(bytes, p)?;
+    let keys: Vec<String> = match keys {
+        Value::List(l) => l
+            .borrow()
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => Ok(s.clone()),
+                _ => Err("corrupt: storage key is not a string".to_string()),
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("corrupt: storage key list missing".into()),
+    };
+    let tensors = find_state_dict(&obj)?;
+    let mut storages: BTreeMap<String, &[u8]> = BTreeMap::new();
+    for key in keys {
+        let header = bytes.get(p..p + 8).ok_or("truncated: storage header missing")?;
+        let numel = u64::from_le_bytes(header.try_into().unwrap());
+        p += 8;
+        let elem = tensors
+            .iter()
+            .find(|(_, t)| t.storage.key == key)
+            .map(|(_, t)| element_size(&t.storage.dtype))
+            .transpose()?
+            .unwrap_or(4);
+        let len = numel.checked_mul(elem as u64).ok_or("corrupt: storage size overflows")?;
+        let end = (p as u64).checked_add(len).filter(|&e| e <= bytes.len() as u64).ok_or_else(|| {
+            format!("truncated: storage {key} needs {len} bytes at offset {p}, file has {}", bytes.len())
+        })? as usize;
+        storages.insert(key, &bytes[p..end]);
+        p = end;
+    }
+    tensors.into_iter().map(|(name, t)| Ok((name.clone(), materialise(&name, &t, &storages)?))).collect()
+}
+
+/// Zip format: `<root>/data.pkl` and one file per storage under `<root>/data/`.
+fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("zip: {e}"))?;
+    let pkl_name = zip
+        .file_names()
+        .find(|n| n.ends_with("data.pkl"))
+        .map(str::to_string)
+        .ok_or("zip checkpoint without data.pkl")?;
+    let root = pkl_name.trim_end_matches("data.pkl").to_string();
+    let read = |zip: &mut zip::ZipArchive<_>, name: &str| -> Result<Vec<u8>, String> {
+        let mut f = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+        let mut v = Vec::with_capacity((f.size() as usize).min(1 << 30));
+        f.read_to_end(&mut v).map_err(|e| format!("{name}: {e}"))?;
+        Ok(v)
+    };
+    let pkl = read(&mut zip, &pkl_name)?;
+    let (obj, _) = pickle::load(&pkl, 0)?;
+    let tensors = find_state_dict(&obj)?;
+    let mut blobs: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for (_, t) in &tensors {
+        if !blobs.contains_key(&t.storage.key) {
+            let b = read(&mut zip, &format!("{root}data/{}", t.storage.key))?;
+            blobs.insert(t.storage.key.clone(), b);
+        }
+    }
+    let storages: BTreeMap<String, &[u8]> = blobs.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
+    tensors.into_iter().map(|(name, t)| Ok((name.clone(), materialise(&name, &t, &storages)?))).collect()
+}
+
+fn element_size(dtype: &str) -> Result<usize, String> {
+    Ok(match dtype {
+        "FloatStorage" | "IntStorage" => 4,
+        "DoubleStorage" | "LongStorage" => 8,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "ByteStorage" | "CharStorage" | "BoolStorage" => 1,
+        d => return Err(format!("unsupported storage type {d}")),
+    })
+}
+
+/// Finds the `name -> tensor` mapping in a checkpoint object: the object itself, or a
+/// dict value (`state_dict`, `model`, ...) that maps strings to tensors.
+fn find_state_dict(obj: &Value) -> Result<Vec<(String, TensorRef)>, String> {
+    fn tensors_of(v: &Value) -> Option<Vec<(String, TensorRef)>> {
+        let Value::Dict(d) = v else { return None };
+        let d = d.borrow();
+        let mut out = Vec::new();
+        for (k, v) in d.iter() {
+            match (k, v) {
+                (Value::Str(k), Value::Tensor(t)) => out.push((k.clone(), t.clone())),
+                _ => return None,
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+    if let Some(t) = tensors_of(obj) {
+        return Ok(t);
+    }
+    if let Value::Dict(d) = obj {
+        for key in ["state_dict", "model", "model_state_dict", "net"] {
+            for (k, v) in d.borrow().iter() {
+                if matches!(k, Value::Str(s) if s == key) {
+                    if let Some(t) = tensors_of(v) {
+                        return Ok(t);
+                    }
+                }
+            }
+        }
+    }
+    Err("found no state_dict (a dict of name -> tensor) in the checkpoint".into())
+}
+
+fn materialise(name: &str, t: &TensorRef, storages: &BTreeMap<String, &[u8]>) -> Result<Tensor, String> {
+    let StorageRef { key, dtype, numel } = &t.storage;
+    let raw = storages.get(key).ok_or_else(|| format!("tensor `{name}`: storage {key} missing from the file"))?;
+    let elem = element_size(dtype)?;
+    if (raw.len() as u64) < numel.saturating_mul(elem as u64) {
+        return Err(format!("tensor `{name}`: storage {key} holds {} bytes, needs {numel} x {elem}", raw.len()));
+    }
+    let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
+    let count = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("corrupt: tensor size overflows")?;
+    // Largest element index the view touches must be inside the storage.
+    if count > 0 {
+        let last = t
+            .shape
+            .iter()
+            .zip(&t.stride)
+            .try_fold(t.offset, |a, (&d, &s)| (d - 1).checked_mul(s).and_then(|x| a.checked_add(x)))
+            .ok_or("corrupt: tensor view overflows")?;
+        if last >= *numel {
+            return Err(format!("tensor `{name}`: view reaches element {last} of a {numel}-element storage"));
+        }
+    }
+    let read = |i: u64| -> f32 {
+        let o = (i as usize) * elem;
+        let b = &raw[o..o + elem];
+        match dtype.as_str() {
+            "FloatStorage" => f32::from_le_bytes(b.try_into().unwrap()),
+            "DoubleStorage" => f64::from_le_bytes(b.try_into().unwrap()) as f32,
+            "LongStorage" => i64::from_le_bytes(b.try_into().unwrap()) as f32,
+            "IntStorage" => i32::from_le_bytes(b.try_into().unwrap()) as f32,
+            "ShortStorage" => i16::from_le_bytes(b.try_into().unwrap()) as f32,
+            "HalfStorage" => half_to_f32(u16::from_le_bytes(b.try_into().unwrap())),
+            "BFloat16Storage" => f32::from_bits((u16::from_le_bytes(b.try_into().unwrap()) as u32) << 16),
+            "CharStorage" => b[0] as i8 as f32,
+            _ => b[0] as f32,
+        }
+    };
+    let mut data = Vec::with_capacity(count as usize);
+    let mut idx = vec![0u64; shape.len()];
+    for _ in 0..count {
+        let off = t.offset + idx.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<u64>();
+        data.push(read(off));
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < t.shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    Ok(Tensor { shape, data })
+}
+
+fn half_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => return f32::from_bits(sign) + (if sign != 0 { -1.0 } else { 1.0 }) * frac as f32 * 2f32.powi(-24),
+        31 => sign | 0x7f80_0000 | (frac << 13),
+        e => sign | (((e - 15 + 127) as u32) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_conversion_matches_known_values() {
+        assert_eq!(half_to_f32(0x3c00), 1.0);
+        assert_eq!(half_to_f32(0xc000), -2.0);
+        assert_eq!(half_to_f32(0x3555), 0.333_251_95);
+    }
+}

@@ -1,0 +1,325 @@
+//! Models: loading (ONNX files, PyTorch/safetensors checkpoints of the CIFAR ResNet
+//! family), tap points, and the graph edits that record them.
+//!
+//! # Tap names
+//! One dotted naming scheme for every hook point, shared by weights, activations and
+//! pruning targets: a tap is named by the module path of the node that produces it
+//! (`conv1`, `layer2.3.bn1`, `layer2.3.relu2`). Graphs exported from PyTorch name
+//! nodes `/layer1/layer1.0/conv1/Conv`; that becomes `layer1.0.conv1`. Conv taps are
+//! also numbered by a 1-based conv ordinal in graph order (`#1` is the stem conv): the
+//! paper's "layer 1, 4, 8" count convolutions that way.
+
+pub mod checkpoint;
+pub mod graph;
+pub mod pickle;
+pub mod resnet;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use onnx_protobuf::{ModelProto, NodeProto};
+use protobuf::Message;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+pub use checkpoint::{load_checkpoint, StateDict, Tensor};
+
+/// The ImageNet channel means the pretrained CIFAR ResNets were trained with.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// The ImageNet channel standard deviations the pretrained CIFAR ResNets were trained with.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Per-channel input normalization `(x/255 - mean) / std`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Preprocess {
+    /// Channel means, in [0, 1] pixel units.
+    pub mean: [f32; 3],
+    /// Channel standard deviations, in [0, 1] pixel units.
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess { mean: IMAGENET_MEAN, std: IMAGENET_STD }
+    }
+}
+
+/// The kind of operation a tap records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TapKind {
+    /// Output of a Conv node.
+    Conv,
+    /// Output of a BatchNormalization node.
+    Bn,
+    /// Output of a Relu node.
+    Relu,
+    /// Output of a residual Add node.
+    Add,
+}
+
+impl TapKind {
+    /// Parses `conv`, `bn`, `relu`, `add`.
+    pub fn parse(s: &str) -> Result<TapKind> {
+        Ok(match s {
+            "conv" => TapKind::Conv,
+            "bn" => TapKind::Bn,
+            "relu" => TapKind::Relu,
+            "add" => TapKind::Add,
+            _ => return Err(Error::param("tap kind", "one of conv, bn, relu, add", s)),
+        })
+    }
+    fn of_op(op: &str) -> Option<TapKind> {
+        Some(match op {
+            "Conv" => TapKind::Conv,
+            "BatchNormalization" => TapKind::Bn,
+            "Relu" => TapKind::Relu,
+            "Add" => TapKind::Add,
+            _ => return None,
+        })
+    }
+}
+
+/// A point in the graph whose output can be recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TapPoint {
+    /// Dotted module path, e.g. `layer2.3.conv1`.
+    pub name: String,
+    /// The ONNX tensor the node writes.
+    pub tensor: String,
+    /// What the node computes.
+    pub kind: TapKind,
+    /// 1-based position among Conv nodes (conv taps only).
+    pub conv_ordinal: Option<usize>,
+}
+
+/// A loaded model: its ONNX graph, the input it takes, and its tap points.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Short name (`resnet32`, or the file stem).
+    pub name: String,
+    /// Where it came from.
+    pub source: PathBuf,
+    /// The graph.
+    pub proto: ModelProto,
+    /// Name of the image input.
+    pub input_name: String,
+    /// Image input shape `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Name of the first graph output (logits for classifiers).
+    pub output_name: String,
+    /// Normalization the model expects.
+    pub preprocess: Preprocess,
+    /// Every Conv, BatchNormalization, Relu and Add output, in graph order.
+    pub taps: Vec<TapPoint>,
+}
+
+/// Where the pretrained CIFAR-10 ResNet weights live under a data folder.
+pub fn pretrained_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("models").join(format!("{name}-cifar10.th"))
+}
+
+impl Model {
+    /// Loads a model from a spec: a file (`.onnx`, `.th`, `.pth`, `.pt`, `.safetensors`)
+    /// or a pretrained name (`resnet20`, `resnet32`, `resnet44`, `resnet56`) looked up
+    /// under `data_dir/models/`.
+    pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Model> {
+        let path = PathBuf::from(spec);
+        if path.exists() {
+            return Model::from_file(&path);
+        }
+        const NAMES: [&str; 4] = ["resnet20", "resnet32", "resnet44", "resnet56"];
+        if NAMES.contains(&spec) {
+            let dir = data_dir.ok_or_else(|| {
+                Error::param(
+                    "model",
+                    "a pretrained name needs the data folder: set FREQTAG_DATA or pass --data",
+                    spec,
+                )
+            })?;
+            let p = pretrained_path(dir, spec);
+            if !p.exists() {
+                return Err(Error::Data { path: p, reason: "pretrained weights not found".into() });
+            }
+            let mut m = Model::from_file(&p)?;
+            m.name = spec.to_string();
+            return Ok(m);
+        }
+        Err(Error::param(
+            "model",
+            format!("an existing .onnx/.th/.pth/.safetensors file or one of {}", NAMES.join(", ")),
+            spec,
+        ))
+    }
+
+    /// Loads a model file, ONNX or checkpoint, by content.
+    pub fn from_file(path: &Path) -> Result<Model> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        let stem = stem.strip_suffix("-cifar10").unwrap_or(stem).to_string();
+        if ext == "onnx" {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            return Model::from_onnx_bytes(&bytes, path, &stem);
+        }
+        let sd = load_checkpoint(path)?;
+        let proto = resnet::build(&sd, &stem).map_err(|e| match e {
+            Error::Model(m) => Error::Checkpoint { path: path.to_path_buf(), reason: m },
+            e => e,
+        })?;
+        Model::from_proto(proto, path, &stem)
+    }
+
+    /// Parses ONNX bytes.
+    pub fn from_onnx_bytes(bytes: &[u8], path: &Path, name: &str) -> Result<Model> {
+        let proto = ModelProto::parse_from_bytes(bytes)
+            .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })?;
+        Model::from_proto(proto, path, name)
+    }
+
+    /// Wraps an ONNX graph, checking it has one 4-D image input, and lists its taps.
+    pub fn from_proto(proto: ModelProto, path: &Path, name: &str) -> Result<Model> {
+        let bad = |reason: String| Error::Onnx { path: path.into(), reason };
+        let g = proto.graph.as_ref().ok_or_else(|| bad("no graph (is this an ONNX file?)".into()))?;
+        if g.node.is_empty() || g.output.is_empty() || proto.opset_import.is_empty() {
+            return Err(bad("empty graph: no nodes, outputs or opset (is this an ONNX file?)".into()));
+        }
+        let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+        let inputs: Vec<_> = g.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
+        if inputs.len() != 1 {
+            return Err(bad(format!("expected one image input, found {}", inputs.len())));
+        }
+        let dims = graph::dims_of(inputs[0]).unwrap_or_default();
+        let input_shape = match dims.as_slice() {
+            [_, Some(c), Some(h), Some(w)] => [*c as usize, *h as usize, *w as usize],
+            _ => return Err(bad(format!("input `{}` must be [N, C, H, W] with static C, H, W; got {dims:?}", inputs[0].name))),
+        };
+        let meta = |k: &str| proto.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone());
+        let triple = |s: Option<String>| -> Option<[f32; 3]> {
+            let v: Vec<f32> = s?.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+            v.try_into().ok()
+        };
+        let preprocess = match (triple(meta("freqtag.mean")), triple(meta("freqtag.std"))) {
+            (Some(mean), Some(std)) => Preprocess { mean, std },
+            _ => Preprocess::default(),
+        };
+        let taps = list_taps(&g.node);
+        Ok(Model {
+            name: name.to_string(),
+            source: path.to_path_buf(),
+            input_name: inputs[0].name.clone(),
+            input_shape,
+            output_name: g.output[0].name.clone(),
+            preprocess,
+            taps,
+            proto,
+        })
+    }
+
+    /// The serialized ONNX graph (with the preprocessing recorded in its metadata).
+    pub fn to_onnx_bytes(&self) -> Vec<u8> {
+        let mut p = self.proto.clone();
+        p.metadata_props.retain(|m| m.key != "freqtag.mean" && m.key != "freqtag.std");
+        let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
+        p.metadata_props.push(graph::meta("freqtag.mean", &join(self.preprocess.mean)));
+        p.metadata_props.push(graph::meta("freqtag.std", &join(self.preprocess.std)));
+        p.write_to_bytes().expect("serializing an in-memory ONNX model cannot fail")
+    }
+
+    /// Writes the graph as an ONNX file.
+    pub fn save_onnx(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_onnx_bytes()).map_err(|e| Error::io(path, e))
+    }
+
+    /// Finds a tap by dotted name, by conv ordinal (`#4`), or by ONNX tensor name.
+    pub fn tap(&self, key: &str) -> Result<&TapPoint> {
+        let by_ord = key.strip_prefix('#').and_then(|n| n.parse::<usize>().ok());
+        self.taps
+            .iter()
+            .find(|t| match by_ord {
+                Some(o) => t.conv_ordinal == Some(o),
+                None => t.name == key || t.tensor == key,
+            })
+            .ok_or_else(|| {
+                let some: Vec<&str> = self.taps.iter().take(6).map(|t| t.name.as_str()).collect();
+                Error::param("tap", format!("a tap of {} such as {} ... or #<conv ordinal>", self.name, some.join(", ")), key)
+            })
+    }
+
+    /// A copy of the graph whose outputs are the logits followed by, for each tap, its
+    /// per-channel spatial mean `[N, C, 1, 1]` (`full = false`, computed in the graph by
+    /// GlobalAveragePool) or the full map `[N, C, H, W]` (`full = true`).
+    pub fn with_taps(&self, taps: &[&TapPoint], full: bool) -> ModelProto {
+        let mut p = self.proto.clone();
+        let g = p.graph.as_mut().expect("checked at load");
+        g.output.truncate(1);
+        for t in taps {
+            if full {
+                g.output.push(graph::value_info(&t.tensor, None));
+            } else {
+                let out = format!("freqtag.mean.{}", t.tensor);
+                g.node.push(graph::node("GlobalAveragePool", &out, &[&t.tensor], &[&out], vec![]));
+                g.output.push(graph::value_info(&out, None));
+            }
+        }
+        p
+    }
+}
+
+/// Dotted module path from a node name (`/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`).
+fn dotted(node_name: &str) -> Option<String> {
+    let segs: Vec<&str> = node_name.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match segs.len() {
+        0 => None,
+        1 => Some(segs[0].to_string()),
+        n => {
+            let mut path = String::new();
+            for s in &segs[..n - 1] {
+                if path.is_empty() {
+                    path = s.to_string();
+                } else if s.starts_with(&format!("{path}.")) {
+                    path = s.to_string();
+                } else {
+                    path = format!("{path}.{s}");
+                }
+            }
+            Some(path)
+        }
+    }
+}
+
+fn list_taps(nodes: &[NodeProto]) -> Vec<TapPoint> {
+    let mut seen = HashSet::new();
+    let mut convs = 0;
+    let mut out = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(kind) = TapKind::of_op(&n.op_type) else { continue };
+        let Some(tensor) = n.output.first().cloned() else { continue };
+        let conv_ordinal = (kind == TapKind::Conv).then(|| {
+            convs += 1;
+            convs
+        });
+        let base = dotted(&n.name).unwrap_or_else(|| format!("{}{i}", n.op_type.to_lowercase()));
+        let mut name = base.clone();
+        let mut k = 1;
+        while !seen.insert(name.clone()) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        out.push(TapPoint { name, tensor, kind, conv_ordinal });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_names_from_pytorch_exports() {
+        assert_eq!(dotted("/layer1/layer1.0/conv1/Conv").as_deref(), Some("layer1.0.conv1"));
+        assert_eq!(dotted("/conv1/Conv").as_deref(), Some("conv1"));
+        assert_eq!(dotted("/layer1/layer1.0/relu_1/Relu").as_deref(), Some("layer1.0.relu_1"));
+        assert_eq!(dotted("layer2.3.bn1").as_deref(), Some("layer2.3.bn1"));
+        assert_eq!(dotted(""), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! The CIFAR ResNet family (He et al. 2016; Idelbayev's PyTorch implementation):
+//! builds an ONNX graph from a [`StateDict`].
+//!
+//! Architecture: `conv1` 3x3 (16) → `bn1` → `relu`; three stages `layer1..3` of n
+//! BasicBlocks (16/32/64 filters, stride 2 at the first block of stages 2 and 3);
+//! global average pool; `linear` 64→10. Depth = 6n + 2 (n = 3, 5, 7, 9 for ResNet-20,
+//! 32, 44, 56). Option-A shortcut: `x[:, :, ::2, ::2]` zero-padded by `planes/4`
+//! channels at both ends.
+//!
+//! Every node's output tensor is named by its dotted module path, which is also its
+//! tap name: `conv1`, `bn1`, `relu`, `layer2.3.conv1`, `layer2.3.bn1`,
+//! `layer2.3.relu1`, `layer2.3.conv2`, `layer2.3.bn2`, `layer2.3.add` (residual sum),
+//! `layer2.3.relu2` (block output), then `avgpool`, `logits`.
+
+use onnx_protobuf::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto};
+use protobuf::MessageField;
+
+use super::checkpoint::StateDict;
+use super::graph::{attr_float, attr_int, attr_ints, meta, node, tensor_f32, tensor_i64, value_info};
+use crate::error::{Error, Result};
+
+/// ONNX opset the built graphs use.
+pub const OPSET: i64 = 13;
+
+/// Blocks per stage in the state dict (`layer1.K.*` keys), i.e. n in depth 6n+2.
+pub fn blocks_per_stage(sd: &StateDict) -> Result<usize> {
+    let n = (0..)
+        .take_while(|k| sd.tensors.contains_key(&format!("layer1.{k}.conv1.weight")))
+        .count();
+    if n == 0 || !sd.tensors.contains_key("conv1.weight") || !sd.tensors.contains_key("linear.weight") {
+        return Err(Error::Model(
+            "weights are not a CIFAR ResNet (need conv1.weight, layer1.0.conv1.weight, ..., linear.weight)".into(),
+        ));
+    }
+    Ok(n)
+}
+
+struct Builder<'a> {
+    sd: &'a StateDict,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+}
+
+impl Builder<'_> {
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<String> {
+        let t = self.sd.get(name, shape)?;
+        self.inits.push(tensor_f32(name, shape, &t.data));
+        Ok(name.to_string())
+    }
+
+    fn conv(&mut self, x: &str, name: &str, cin: usize, cout: usize, stride: i64) -> Result<String> {
+        let w = self.weight(&format!("{name}.weight"), &[cout, cin, 3, 3])?;
+        let attrs = vec![
+            attr_ints("kernel_shape", &[3, 3]),
+            attr_ints("pads", &[1, 1, 1, 1]),
+            attr_ints("strides", &[stride, stride]),
+        ];
+        self.nodes.push(node("Conv", name, &[x, &w], &[name], attrs));
+        Ok(name.into())
+    }
+
+    fn bn(&mut self, x: &str, name: &str, c: usize) -> Result<String> {
+        let ins: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
+            .iter()
+            .map(|p| self.weight(&format!("{name}.{p}"), &[c]))
+            .collect::<Result<_>>()?;
+        let mut inputs = vec![x];
+        inputs.extend(ins.iter().map(String::as_str));
+        self.nodes.push(node("BatchNormalization", name, &inputs, &[name], vec![attr_float("epsilon", 1e-5)]));
+        Ok(name.into())
+    }
+
+    fn relu(&mut self, x: &str, name: &str) -> String {
+        self.nodes.push(node("Relu", name, &[x], &[name], vec![]));
+        name.into()
+    }
+
+    fn block(&mut self, x: &str, prefix: &str, cin: usize, planes: usize, stride: i64) -> Result<String> {
+        let c1 = self.conv(x, &format!("{prefix}.conv1"), cin, planes, stride)?;
+        let b1 = self.bn(&c1, &format!("{prefix}.bn1"), planes)?;
+        let r1 = self.relu(&b1, &format!("{prefix}.relu1"));
+        let c2 = self.conv(&r1, &format!("{prefix}.conv2"), planes, planes, 1)?;
+        let b2 = self.bn(&c2, &format!("{prefix}.bn2"), planes)?;
+        let short = if stride != 1 || cin != planes {
+            // Option A: keep even rows/columns, zero-pad channels planes/4 on each side.
+            let sl = format!("{prefix}.shortcut.slice");
+            let names = [format!("{sl}.starts"), format!("{sl}.ends"), format!("{sl}.axes"), format!("{sl}.steps")];
+            self.inits.push(tensor_i64(&names[0], &[0, 0]));
+            self.inits.push(tensor_i64(&names[1], &[i64::MAX, i64::MAX]));
+            self.inits.push(tensor_i64(&names[2], &[2, 3]));
+            self.inits.push(tensor_i64(&names[3], &[stride, stride]));
+            let ins = [x, &names[0], &names[1], &names[2], &names[3]];
+            self.nodes.push(node("Slice", &sl, &ins, &[&sl], vec![]));
+            let p = ((planes - cin) / 2) as i64;
+            let pads = format!("{prefix}.shortcut.pads");
+            self.inits.push(tensor_i64(&pads, &[0, p, 0, 0, 0, p, 0, 0]));
+            let out = format!("{prefix}.shortcut");
+            self.nodes.push(node("Pad", &out, &[&sl, &pads], &[&out], vec![]));
+            out
+        } else {
+            x.to_string()
+        };
+        let add = format!("{prefix}.add");
+        self.nodes.push(node("Add", &add, &[&b2, &short], &[&add], vec![]));
+        Ok(self.relu(&add, &format!("{prefix}.relu2")))
+    }
+}
+
+/// Builds the ONNX graph of a CIFAR ResNet from its weights. Input `input`
+/// `[N, 3, 32, 32]` (normalized), output `logits` `[N, classes]`.
+pub fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
+    let n = blocks_per_stage(sd)?;
+    let classes = sd.tensors["linear.weight"].shape.first().copied().unwrap_or(0);
+    let mut b = Builder { sd, nodes: Vec::new(), inits: Vec::new() };
+    let c = b.conv("input", "conv1", 3, 16, 1)?;
+    let c = b.bn(&c, "bn1", 16)?;
+    let mut x = b.relu(&c, "relu");
+    let mut cin = 16;
+    for (stage, planes) in [(1usize, 16usize), (2, 32), (3, 64)] {
+        for k in 0..n {
+            let stride = if stage > 1 && k == 0 { 2 } else { 1 };
+            x = b.block(&x, &format!("layer{stage}.{k}"), cin, planes, stride)?;
+            cin = planes;
+        }
+    }
+    b.nodes.push(node("GlobalAveragePool", "avgpool", &[&x], &["avgpool"], vec![]));
+    b.nodes.push(node("Flatten", "flatten", &["avgpool"], &["flatten"], vec![attr_int("axis", 1)]));
+    let w = b.weight("linear.weight", &[classes, 64])?;
+    let bias = b.weight("linear.bias", &[classes])?;
+    b.nodes.push(node("Gemm", "linear", &["flatten", &w, &bias], &["logits"], vec![attr_int("transB", 1)]));
+    let graph = GraphProto {
+        name: name.into(),
+        node: b.nodes,
+        initializer: b.inits,
+        input: vec![value_info("input", Some(&[None, Some(3), Some(32), Some(32)]))],
+        output: vec![value_info("logits", Some(&[None, Some(classes as i64)]))],
+        ..Default::default()
+    };
+    Ok(ModelProto {
+        ir_version: 7,
+        producer_name: "freqtag".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET, ..Default::default() }],
+        graph: MessageField::some(graph),
+        metadata_props: vec![
+            meta("freqtag.architecture", &format!("resnet{}", 6 * n + 2)),
+            meta("freqtag.mean", "0.485,0.456,0.406"),
+            meta("freqtag.std", "0.229,0.224,0.225"),
+        ],
+        ..Default::default()
+    })
+}
