@@ -235,3 +235,24 @@ mod tests {
         assert_eq!(img.normalized(&p), vec![0.0, 0.0, 0.5, 0.5, 1.0, -1.0]);
     }
 }
+
+/// A seeded synthetic RGB image (smooth gratings and a bright disc), `[3, h, w]` in
+/// [0, 1]; for demonstrations and tests that must run without CIFAR-10.
+pub fn synthetic_image(seed: u64, h: usize, w: usize) -> Image {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let params: Vec<(f32, f32, f32)> = (0..3).map(|_| (rng.random_range(0.1..0.6), rng.random_range(0.1..0.6), rng.random_range(0.0..6.28))).collect();
+    let (cy, cx, r) = (rng.random_range(0.2..0.8) * h as f32, rng.random_range(0.2..0.8) * w as f32, rng.random_range(3.0..8.0));
+    let mut pixels = vec![0.0; 3 * h * w];
+    for c in 0..3 {
+        let (fy, fx, ph) = params[c];
+        for y in 0..h {
+            for x in 0..w {
+                let g = 0.5 + 0.35 * (fy * y as f32 + fx * x as f32 + ph).sin();
+                let d = ((y as f32 - cy).powi(2) + (x as f32 - cx).powi(2)).sqrt();
+                pixels[c * h * w + y * w + x] = if d < r { 0.95 } else { g };
+            }
+        }
+    }
+    Image { height: h, width: w, pixels, label: None }
+}

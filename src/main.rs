@@ -1,12 +1,21 @@
-use freqtag::{data, engine::EngineConfig, evaluate, model::Model};
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let dd = data::data_dir()?;
-    let m = Model::load(&args[1], dd.as_deref())?;
-    let c = data::Cifar10::load(dd.as_deref().unwrap(), data::Split::Test)?;
-    let idx: Vec<usize> = (0..c.len()).collect();
-    let t = std::time::Instant::now();
-    let a = evaluate::evaluate(&m, &c, &idx, &EngineConfig { threads: 2, batch: 100, cuda: false }, |_| {})?;
-    println!("{} {:.2} {:?} in {:?}", m.name, a.top1, a.per_class, t.elapsed());
-    Ok(())
+//! The `freqtag` binary: parses flags and calls the library (see `cli`).
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::args::Cli::parse();
+    let filter = if args.quiet { "error" } else { "warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FREQTAG_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli::run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -150,3 +150,52 @@ pub fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
         ..Default::default()
     })
 }
+
+/// Weights of a CIFAR ResNet with `n` blocks per stage, drawn at random (seeded):
+/// Kaiming-normal convs and linear, identity BatchNorm. For demonstrations and tests
+/// of the pipeline only; such a network has learnt nothing.
+pub fn random_weights(n: usize, seed: u64) -> StateDict {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut normal = move |std: f32| -> f32 {
+        // Box-Muller: rand 0.9 has no normal distribution without rand_distr.
+        let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
+        std * (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos()
+    };
+    let mut sd = StateDict::default();
+    let mut put = |name: String, shape: Vec<usize>, data: Vec<f32>| {
+        sd.tensors.insert(name, super::Tensor { shape, data });
+    };
+    let mut conv = |name: String, cin: usize, cout: usize, put: &mut dyn FnMut(String, Vec<usize>, Vec<f32>)| {
+        let std = (2.0 / (cin * 9) as f32).sqrt();
+        put(format!("{name}.weight"), vec![cout, cin, 3, 3], (0..cout * cin * 9).map(|_| normal(std)).collect());
+    };
+    let bn = |name: String, c: usize, put: &mut dyn FnMut(String, Vec<usize>, Vec<f32>)| {
+        for (p, v) in [("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)] {
+            put(format!("{name}.{p}"), vec![c], vec![v; c]);
+        }
+    };
+    conv("conv1".into(), 3, 16, &mut put);
+    bn("bn1".into(), 16, &mut put);
+    let mut cin = 16;
+    for (stage, planes) in [(1, 16), (2, 32), (3, 64)] {
+        for k in 0..n {
+            let p = format!("layer{stage}.{k}");
+            conv(format!("{p}.conv1"), cin, planes, &mut put);
+            bn(format!("{p}.bn1"), planes, &mut put);
+            conv(format!("{p}.conv2"), planes, planes, &mut put);
+            bn(format!("{p}.bn2"), planes, &mut put);
+            cin = planes;
+        }
+    }
+    let lin: Vec<f32> = (0..640).map(|_| normal((1.0f32 / 64.0).sqrt())).collect();
+    put("linear.weight".into(), vec![10, 64], lin);
+    put("linear.bias".into(), vec![10], vec![0.0; 10]);
+    sd
+}
+
+/// The demonstration model: a randomly initialised ResNet-8 (one block per stage).
+pub fn demo_model(seed: u64) -> Result<super::Model> {
+    let proto = build(&random_weights(1, seed), "demo-resnet8-random")?;
+    super::Model::from_proto(proto, std::path::Path::new("<built-in demo>"), "demo-resnet8-random")
+}

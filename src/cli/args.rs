@@ -1,0 +1,292 @@
+//! Command-line flags (clap). Parsed here, resolved into library objects in
+//! [`super::resolve`]; the library never sees these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Frequency tagging (SSVEP) analysis of neural network filters.
+#[derive(Debug, Parser)]
+#[command(name = "freqtag", version, about, long_about = None)]
+pub struct Cli {
+    /// Subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+    /// No progress bars or informational output.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print machine-readable JSON results on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the frequency-tagging analysis and write a run folder.
+    #[command(after_help = "Examples:\n  freqtag analyze --model resnet32\n  freqtag analyze --model resnet32 --n-images 100 --seed 1 --out runs/r32\n  freqtag analyze --model model.onnx --image-file cat.png --freqs 6,7.5 --taps conv,relu")]
+    Analyze(AnalyzeArgs),
+    /// Top-1 accuracy on CIFAR-10.
+    #[command(after_help = "Examples:\n  freqtag eval --model resnet32\n  freqtag eval --model resnet32.onnx --data ../shared/data --limit 1000")]
+    Eval(EvalArgs),
+    /// List a model's tap points with their shapes.
+    #[command(after_help = "Examples:\n  freqtag taps resnet32\n  freqtag taps model.onnx --json")]
+    Taps(TapsArgs),
+    /// Write a model (e.g. a PyTorch checkpoint) as an ONNX file.
+    #[command(after_help = "Examples:\n  freqtag export --model resnet32 -o resnet32.onnx\n  freqtag export --model ckpt.pth -o model.onnx")]
+    Export(ExportArgs),
+    /// Print the catalogue of tagged, harmonic and intermodulation lines.
+    #[command(after_help = "Examples:\n  freqtag lines\n  freqtag lines --freqs 6,7.5,9 --layout grid:1x3 --max-order 4")]
+    Lines(LinesArgs),
+    /// Write the stimulus frames of an image (PNG sequence or animated GIF).
+    #[command(after_help = "Examples:\n  freqtag stimulus --image 3 --gif -o stim\n  freqtag stimulus --image-file cat.png --freqs 6,7.5 -o stim")]
+    Stimulus(StimulusArgs),
+    /// Measure inference throughput (frames/s) with all per-channel ReLU means recorded.
+    #[command(after_help = "Examples:\n  freqtag bench --model resnet32 --batch 80 --threads 2")]
+    Bench(BenchArgs),
+    /// Download CIFAR-10 into the user cache (SHA-256 verified).
+    #[command(after_help = "Examples:\n  freqtag fetch-data\n  freqtag fetch-data --dest ~/data/freqtag")]
+    FetchData(FetchArgs),
+    /// Run the paper's experiment end to end (ResNet-32, CIFAR-10) into a run folder.
+    #[command(after_help = "Examples:\n  freqtag demo\n  freqtag demo --out runs/demo")]
+    Demo(DemoArgs),
+    /// Print shell completions.
+    #[command(after_help = "Examples:\n  freqtag completions bash > /etc/bash_completion.d/freqtag")]
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Where models and data come from.
+#[derive(Debug, Args, Clone)]
+pub struct Source {
+    /// Model: a file (.onnx, .th, .pth, .safetensors) or resnet20/32/44/56.
+    #[arg(long, short, default_value = "resnet32")]
+    pub model: String,
+    /// Data folder (with cifar10/ and models/); default $FREQTAG_DATA, then ~/.cache/freqtag.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// Inference settings.
+#[derive(Debug, Args, Clone)]
+pub struct EngineArgs {
+    /// Intra-op threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Frames per inference call.
+    #[arg(long, default_value_t = 80)]
+    pub batch: usize,
+    /// Use the CUDA execution provider (build with --features cuda).
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+/// Stimulus settings.
+#[derive(Debug, Args, Clone)]
+pub struct StimArgs {
+    /// Tag frequencies, Hz, one per region.
+    #[arg(long, value_delimiter = ',', default_value = "6,7.5")]
+    pub freqs: Vec<f64>,
+    /// Phases, radians, one per region (default all 0).
+    #[arg(long, value_delimiter = ',')]
+    pub phases: Vec<f64>,
+    /// Regions: halves, left, whole, quadrants, grid:RxC, or mask:PATH.
+    #[arg(long, default_value = "halves")]
+    pub layout: String,
+    /// Frames per second.
+    #[arg(long, default_value_t = 120.0)]
+    pub fps: f64,
+    /// Number of frames.
+    #[arg(long, default_value_t = 240)]
+    pub n_frames: usize,
+    /// Lowest modulation factor.
+    #[arg(long, default_value_t = 0.5)]
+    pub lo: f32,
+    /// Highest modulation factor.
+    #[arg(long, default_value_t = 1.0)]
+    pub hi: f32,
+    /// Modulation domain: normalized or raw.
+    #[arg(long, default_value = "normalized")]
+    pub domain: String,
+    /// Allow frequencies off the FFT bin grid (leakage).
+    #[arg(long)]
+    pub allow_leakage: bool,
+}
+
+/// Which images.
+#[derive(Debug, Args, Clone)]
+pub struct ImageArgs {
+    /// CIFAR-10 test indices (default: the first image of each class).
+    #[arg(long, value_delimiter = ',')]
+    pub images: Vec<usize>,
+    /// Draw this many test images at random (seeded).
+    #[arg(long)]
+    pub n_images: Option<usize>,
+    /// Seed for --n-images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// All 10,000 test images.
+    #[arg(long)]
+    pub all_images: bool,
+    /// PNG/JPEG files instead of CIFAR-10.
+    #[arg(long)]
+    pub image_file: Vec<PathBuf>,
+}
+
+/// `analyze` flags.
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub images: ImageArgs,
+    #[command(flatten)]
+    pub stim: StimArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Run folder (default runs/<model>-<timestamp>).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// SNR preset: authors, mne, fpvs.
+    #[arg(long, default_value = "authors")]
+    pub preset: String,
+    /// Importance threshold on the per-filter score (dB for authors).
+    #[arg(long, default_value_t = freqtag::analysis::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
+    /// Tap kinds to record: conv, bn, relu, add (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "conv")]
+    pub taps: Vec<String>,
+    /// Explicit taps (dotted name, #ordinal or tensor name); overrides --taps.
+    #[arg(long)]
+    pub tap: Vec<String>,
+    /// SNR: neighbour bins per side.
+    #[arg(long)]
+    pub noise_n_neighbor_freqs: Option<usize>,
+    /// SNR: adjacent bins skipped per side.
+    #[arg(long)]
+    pub noise_skip_neighbor_freqs: Option<usize>,
+    /// SNR: drop the window's min and max (true/false).
+    #[arg(long)]
+    pub drop_extremes: Option<bool>,
+    /// SNR: on power (true) or amplitude (false).
+    #[arg(long)]
+    pub power: Option<bool>,
+    /// SNR: in dB (true) or linear (false).
+    #[arg(long)]
+    pub db: Option<bool>,
+    /// SNR: bins excluded from noise windows.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_bins: Vec<usize>,
+    /// Run all frames even when the stimulus is periodic.
+    #[arg(long)]
+    pub no_fold: bool,
+    /// Highest order of catalogued lines.
+    #[arg(long, default_value_t = 20)]
+    pub max_order: u32,
+    /// Do not write per-image spectra (spectra.npy, coefficients.npy).
+    #[arg(long)]
+    pub no_per_image: bool,
+}
+
+/// `eval` flags.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Split: test or train.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Evaluate only the first N images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `taps` flags.
+#[derive(Debug, Args)]
+pub struct TapsArgs {
+    /// Model (file or pretrained name).
+    pub model: String,
+    /// Data folder for pretrained names.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// `export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Output ONNX file.
+    #[arg(long, short)]
+    pub output: PathBuf,
+}
+
+/// `lines` flags.
+#[derive(Debug, Args)]
+pub struct LinesArgs {
+    #[command(flatten)]
+    pub stim: StimArgs,
+    /// Highest order.
+    #[arg(long, default_value_t = 20)]
+    pub max_order: u32,
+}
+
+/// `stimulus` flags.
+#[derive(Debug, Args)]
+pub struct StimulusArgs {
+    #[command(flatten)]
+    pub stim: StimArgs,
+    /// CIFAR-10 test index.
+    #[arg(long, default_value_t = 0)]
+    pub image: usize,
+    /// A PNG/JPEG file instead.
+    #[arg(long)]
+    pub image_file: Option<PathBuf>,
+    /// Data folder.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, short, default_value = "stimulus")]
+    pub out: PathBuf,
+    /// Write one animated GIF instead of PNG frames.
+    #[arg(long)]
+    pub gif: bool,
+    /// Upscale factor for viewing.
+    #[arg(long, default_value_t = 8)]
+    pub scale: u32,
+}
+
+/// `bench` flags.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Frames to time.
+    #[arg(long, default_value_t = 4000)]
+    pub frames: usize,
+}
+
+/// `fetch-data` flags.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Destination (default ~/.cache/freqtag).
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+}
+
+/// `demo` flags.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run folder.
+    #[arg(long, short, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Data folder.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}

@@ -1,0 +1,372 @@
+//! The command line: parse flags ([`args`]), resolve them into library objects, call
+//! the library, print.
+
+pub mod args;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::CommandFactory;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
+use freqtag::analysis::{self, AnalysisConfig, Fold, ImageSpec, TapSelection};
+use freqtag::data::{self, Cifar10, Image, Split};
+use freqtag::engine::{self, EngineConfig, Session};
+use freqtag::model::{Model, TapKind};
+use freqtag::snr::SnrConfig;
+use freqtag::stimulus::{Domain, Layout, StimulusConfig};
+use freqtag::{evaluate, lines, report};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ui = Ui { quiet: cli.quiet || cli.json, json: cli.json };
+    match cli.command {
+        Command::Analyze(a) => analyze(&ui, a),
+        Command::Eval(a) => eval(&ui, a),
+        Command::Taps(a) => taps(&ui, a),
+        Command::Export(a) => {
+            let m = load_model(&a.source)?;
+            m.save_onnx(&a.output)?;
+            ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
+            Ok(())
+        }
+        Command::Lines(a) => lines_cmd(&ui, a),
+        Command::Stimulus(a) => stimulus(&ui, a),
+        Command::Bench(a) => bench(&ui, a),
+        Command::FetchData(a) => fetch(&ui, a),
+        Command::Demo(a) => demo(&ui, a),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "freqtag", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+struct Ui {
+    quiet: bool,
+    json: bool,
+}
+
+impl Ui {
+    fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+    fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(len);
+        pb.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        pb.set_message(what.to_string());
+        pb
+    }
+    fn json(&self, v: &serde_json::Value) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v).expect("json"));
+        }
+    }
+}
+
+fn data_dir(explicit: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    match explicit {
+        Some(d) if !d.is_dir() => bail!("--data {}: no such folder", d.display()),
+        Some(d) => Ok(Some(d.clone())),
+        None => Ok(data::data_dir()?),
+    }
+}
+
+fn need_data(explicit: &Option<PathBuf>) -> Result<PathBuf> {
+    data_dir(explicit)?.context(
+        "no data folder: set FREQTAG_DATA (a folder with cifar10/ and models/), pass --data, or run `freqtag fetch-data`",
+    )
+}
+
+fn load_model(s: &Source) -> Result<Model> {
+    let dd = data_dir(&s.data)?;
+    Ok(Model::load(&s.model, dd.as_deref())?)
+}
+
+fn engine_cfg(e: &EngineArgs) -> EngineConfig {
+    EngineConfig { threads: e.threads, batch: e.batch, cuda: e.cuda }
+}
+
+fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
+    let layout = match s.layout.as_str() {
+        "halves" => Layout::Halves,
+        "left" => Layout::Left,
+        "whole" => Layout::Whole,
+        "quadrants" => Layout::Quadrants,
+        l if l.starts_with("grid:") => {
+            let (r, c) = l[5..].split_once('x').context("--layout grid:RxC, e.g. grid:2x3")?;
+            Layout::Grid { rows: r.parse().context("--layout grid rows")?, cols: c.parse().context("--layout grid cols")? }
+        }
+        l if l.starts_with("mask:") => Layout::Mask(PathBuf::from(&l[5..])),
+        l => bail!("invalid --layout: one of halves, left, whole, quadrants, grid:RxC, mask:PATH (got {l})"),
+    };
+    let domain = match s.domain.as_str() {
+        "normalized" => Domain::Normalized,
+        "raw" => Domain::Raw,
+        d => bail!("invalid --domain: one of normalized, raw (got {d})"),
+    };
+    Ok(StimulusConfig {
+        layout,
+        freqs: s.freqs.clone(),
+        phases: s.phases.clone(),
+        fps: s.fps,
+        n_frames: s.n_frames,
+        lo: s.lo,
+        hi: s.hi,
+        domain,
+        allow_leakage: s.allow_leakage,
+    })
+}
+
+/// Image specs and a loader for them.
+type Loader = Box<dyn Fn(&ImageSpec) -> freqtag::Result<Image>>;
+
+fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)> {
+    if !a.image_file.is_empty() {
+        let specs = a.image_file.iter().map(|p| ImageSpec { name: p.display().to_string(), index: None, label: None }).collect();
+        return Ok((specs, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name)))));
+    }
+    let dir = data.context("CIFAR-10 images need a data folder: set FREQTAG_DATA or pass --data (or use --image-file)")?;
+    let c = Cifar10::load(dir, Split::Test)?;
+    let idx: Vec<usize> = if a.all_images {
+        (0..c.len()).collect()
+    } else if let Some(n) = a.n_images {
+        use rand::seq::index::sample;
+        use rand::SeedableRng;
+        if n == 0 || n > c.len() {
+            bail!("invalid --n-images: 1..={} (got {n})", c.len());
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+        let mut v = sample(&mut rng, c.len(), n).into_vec();
+        v.sort_unstable();
+        v
+    } else if !a.images.is_empty() {
+        if let Some(&bad) = a.images.iter().find(|&&i| i >= c.len()) {
+            bail!("invalid --images: indices 0..{} (got {bad})", c.len());
+        }
+        a.images.clone()
+    } else {
+        c.first_of_each_class()
+    };
+    let specs = idx.iter().map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) }).collect();
+    Ok((specs, Box::new(move |s: &ImageSpec| Ok(c.image(s.index.expect("CIFAR spec")))) as Loader))
+}
+
+fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
+    let model = load_model(&a.source)?;
+    let dd = data_dir(&a.source.data)?;
+    let mut snr = SnrConfig::preset(&a.preset)?;
+    if let Some(v) = a.noise_n_neighbor_freqs {
+        snr.n_neighbors = v;
+    }
+    if let Some(v) = a.noise_skip_neighbor_freqs {
+        snr.skip = v;
+    }
+    if let Some(v) = a.drop_extremes {
+        snr.drop_extremes = v;
+    }
+    if let Some(v) = a.power {
+        snr.power = v;
+    }
+    if let Some(v) = a.db {
+        snr.db = v;
+    }
+    snr.exclude_bins = a.exclude_bins.clone();
+    let kinds = a.taps.iter().map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
+    let cfg = AnalysisConfig {
+        stimulus: stim_cfg(&a.stim)?,
+        snr,
+        threshold: a.threshold,
+        taps: TapSelection { kinds, names: a.tap.clone() },
+        engine: engine_cfg(&a.engine),
+        fold: if a.no_fold { Fold::Never } else { Fold::Auto },
+        max_order: a.max_order,
+        keep_per_image: !a.no_per_image,
+    };
+    let (specs, loader) = images(&a.images, dd.as_deref())?;
+    let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
+    run_analysis(ui, &model, &cfg, &specs, &*loader, &out)
+}
+
+fn default_run_dir(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("{name}-{secs}"))
+}
+
+fn run_analysis(ui: &Ui, model: &Model, cfg: &AnalysisConfig, specs: &[ImageSpec], load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>, out: &Path) -> Result<()> {
+    let pb = ui.bar(specs.len() as u64, "images");
+    let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
+    pb.finish_and_clear();
+    report::write_run(&result, model, out)?;
+    if !ui.quiet {
+        eprint!("{}", report::terminal_summary(&result, model));
+        eprintln!("run folder: {}", out.display());
+    }
+    ui.json(&report::summary_json(&result, model));
+    Ok(())
+}
+
+fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
+    let model = load_model(&a.source)?;
+    let dir = need_data(&a.source.data)?;
+    let split = match a.split.as_str() {
+        "test" => Split::Test,
+        "train" => Split::Train,
+        s => bail!("invalid --split: one of test, train (got {s})"),
+    };
+    let c = Cifar10::load(&dir, split)?;
+    let n = a.limit.unwrap_or(c.len()).min(c.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let pb = ui.bar(n as u64, "images");
+    let t = Instant::now();
+    let acc = evaluate::evaluate(&model, &c, &idx, &engine_cfg(&a.engine), |k| pb.inc(k as u64))?;
+    pb.finish_and_clear();
+    if !ui.json {
+        println!("{}: top-1 {:.2} % ({} / {}) on CIFAR-10 {} in {:.1} s", model.name, acc.top1, acc.correct, acc.n, a.split, t.elapsed().as_secs_f64());
+        let per: Vec<String> = data::CLASSES.iter().zip(&acc.per_class).map(|(c, p)| format!("{c} {p:.1}")).collect();
+        println!("per class: {}", per.join(", "));
+    }
+    ui.json(&serde_json::json!({"model": model.name, "split": a.split, "accuracy": acc}));
+    Ok(())
+}
+
+fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
+    let model = load_model(&Source { model: a.model, data: a.data })?;
+    let infos = engine::probe_taps(&model, &EngineConfig::default())?;
+    if ui.json {
+        ui.json(&serde_json::to_value(&infos)?);
+        return Ok(());
+    }
+    println!("{:<24} {:<6} {:>5}  {:<16} tensor", "tap", "kind", "conv#", "shape [C,H,W]");
+    for t in &infos {
+        let ord = t.tap.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
+        let kind = serde_json::to_value(t.tap.kind)?;
+        println!("{:<24} {:<6} {:>5}  {:<16} {}", t.tap.name, kind.as_str().unwrap_or(""), ord, format!("{:?}", t.shape), t.tap.tensor);
+    }
+    Ok(())
+}
+
+fn lines_cmd(ui: &Ui, a: args::LinesArgs) -> Result<()> {
+    let cfg = stim_cfg(&a.stim)?;
+    let plan = cfg.plan(32, 32)?;
+    let l = lines::catalogue(&plan.bins, cfg.fps, cfg.n_frames, a.max_order);
+    if ui.json {
+        ui.json(&serde_json::to_value(&l)?);
+        return Ok(());
+    }
+    let tags: Vec<String> = cfg.freqs.iter().enumerate().map(|(i, f)| format!("f{} = {f} Hz", i + 1)).collect();
+    println!("{} ; grid {} Hz ; bin width {} Hz", tags.join(", "), lines::grid_bins(&plan.bins) as f64 * cfg.fps / cfg.n_frames as f64, cfg.fps / cfg.n_frames as f64);
+    println!("{:>8} {:>5}  {:<12} {:>5}  label", "freq Hz", "bin", "kind", "order");
+    for x in &l {
+        let kind = serde_json::to_value(x.kind)?;
+        println!("{:>8} {:>5}  {:<12} {:>5}  {}", x.freq, x.bin, kind.as_str().unwrap_or(""), x.order, x.label);
+    }
+    Ok(())
+}
+
+fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
+    let img = match &a.image_file {
+        Some(p) => Image::from_file(p)?,
+        None => Cifar10::load(&need_data(&a.data)?, Split::Test)?.image(a.image),
+    };
+    let plan = stim_cfg(&a.stim)?.plan(img.height, img.width)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let n = plan.config.n_frames;
+    let scale = a.scale.max(1);
+    let frame = |i: usize| {
+        let rgb = plan.display_frame(&img, i).to_rgb8();
+        image::imageops::resize(&rgb, rgb.width() * scale, rgb.height() * scale, image::imageops::FilterType::Nearest)
+    };
+    if a.gif {
+        let p = a.out.join("stimulus.gif");
+        let f = std::fs::File::create(&p).with_context(|| p.display().to_string())?;
+        let mut enc = image::codecs::gif::GifEncoder::new(f);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
+        let delay = image::Delay::from_numer_denom_ms(1000, plan.config.fps.round() as u32);
+        for i in 0..n {
+            let rgba = image::DynamicImage::ImageRgb8(frame(i)).to_rgba8();
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
+        }
+        ui.info(&format!("wrote {n} frames to {} (GIF delays are in 10 ms steps, so playback is approximate)", p.display()));
+    } else {
+        for i in 0..n {
+            let p = a.out.join(format!("frame_{i:04}.png"));
+            frame(i).save(&p).with_context(|| p.display().to_string())?;
+        }
+        ui.info(&format!("wrote {n} PNG frames to {}", a.out.display()));
+    }
+    Ok(())
+}
+
+fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
+    let model = load_model(&a.source)?;
+    let cfg = engine_cfg(&a.engine);
+    let relus: Vec<_> = model.taps.iter().filter(|t| t.kind == TapKind::Relu).collect();
+    let mut s = Session::for_model(&model, &relus, false, &cfg)?;
+    let [c, h, w] = model.input_shape;
+    let frames: Vec<f32> = (0..cfg.batch * c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    s.run(&frames, cfg.batch)?; // warm-up
+    let t = Instant::now();
+    let mut done = 0;
+    while done < a.frames {
+        s.run(&frames, cfg.batch)?;
+        done += cfg.batch;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let fps = done as f64 / secs;
+    if !ui.json {
+        println!("{}: {fps:.0} frames/s ({done} frames, batch {}, {} ReLU taps recorded, threads {})", model.name, cfg.batch, relus.len(), if cfg.threads == 0 { "auto".into() } else { cfg.threads.to_string() });
+    }
+    ui.json(&serde_json::json!({"model": model.name, "frames_per_s": fps, "frames": done, "batch": cfg.batch, "relu_taps": relus.len()}));
+    Ok(())
+}
+
+fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
+    let dest = a.dest.or_else(data::user_cache).context("no cache folder on this system: pass --dest")?;
+    let pb = ui.bar(0, "download");
+    let out = data::download_cifar10(&dest, |n, total| {
+        if let Some(t) = total {
+            pb.set_length(t);
+        }
+        pb.set_position(n);
+    })?;
+    pb.finish_and_clear();
+    ui.info(&format!("CIFAR-10 in {}", out.display()));
+    Ok(())
+}
+
+fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
+    let cfg = AnalysisConfig::default();
+    match data_dir(&a.data)? {
+        Some(dir) if dir.join("cifar10/test_batch.bin").is_file() && Model::load("resnet32", Some(&dir)).is_ok() => {
+            ui.info(&format!("demo: the paper's experiment, pretrained ResNet-32 on CIFAR-10 from {}", dir.display()));
+            let model = Model::load("resnet32", Some(&dir))?;
+            let (specs, loader) = images(&ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] }, Some(&dir))?;
+            run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out)
+        }
+        _ => {
+            ui.info(
+                "demo: no CIFAR-10/pretrained weights found (FREQTAG_DATA, ~/.cache/freqtag).\n\
+                 Running a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\
+                 not of a trained model. For the real experiment set FREQTAG_DATA to a folder with cifar10/ and\n\
+                 models/resnet32-cifar10.th (or run `freqtag fetch-data` for CIFAR-10).",
+            );
+            let model = freqtag::model::resnet::demo_model(7)?;
+            let specs: Vec<ImageSpec> = (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
+            let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
+            run_analysis(ui, &model, &cfg, &specs, &load, &a.out)
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Outputs of an analysis, all in one run folder:
+//!
+//! | file | content |
+//! |---|---|
+//! | `summary.json` | configuration, model, images, lines, per-layer counts, per-filter scores (schema below) |
+//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important` |
+//! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
+//! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr` |
+//! | `spectra_mean.npy` | float64 `[tap, channel, bin]`, mean amplitude over images (channels NaN-padded) |
+//! | `spectra.npy` | float32 `[image, tap, channel, bin]` amplitudes (when per-image spectra are kept) |
+//! | `coefficients.npy` | complex64 `[image, tap, channel, bin]`, `rfft/N` (when kept) |
+//! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
+//!
+//! `summary.json` schema (version 1): `{schema, freqtag_version, model{name, source,
+//! input_shape, preprocess}, stimulus{..., bins, period, region_names}, inference{path,
+//! period?, frames_per_image}, snr{...}, threshold, images[{name,index,label,class}],
+//! lines[{bin,freq,coefs,order,kind,label}], taps[{name,tensor,kind,conv_ordinal,shape}],
+//! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
+//! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use npyz::WriterBuilder;
+use serde_json::json;
+
+use crate::analysis::Analysis;
+use crate::data::CLASSES;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Version of the `summary.json` layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The `summary.json` document.
+pub fn summary_json(a: &Analysis, model: &Model) -> serde_json::Value {
+    let images: Vec<_> = a
+        .images
+        .iter()
+        .map(|i| json!({"name": i.name, "index": i.index, "label": i.label, "class": i.label.and_then(|l| CLASSES.get(l as usize))}))
+        .collect();
+    json!({
+        "schema": SCHEMA_VERSION,
+        "freqtag_version": env!("CARGO_PKG_VERSION"),
+        "model": {"name": model.name, "source": model.source, "input_shape": model.input_shape, "preprocess": model.preprocess},
+        "stimulus": {
+            "config": a.plan.config,
+            "bins": a.plan.bins,
+            "period": a.plan.period(),
+            "region_names": a.plan.region_names,
+        },
+        "inference": {"path": a.path, "frames_per_image": a.frames_per_image},
+        "snr": a.config.snr,
+        "threshold": a.config.threshold,
+        "images": images,
+        "lines": a.lines,
+        "taps": a.taps,
+        "layers": a.layers,
+        "seconds": a.seconds,
+    })
+}
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
+}
+
+fn npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(path, e);
+    let mut f = create(path)?;
+    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut f).begin_nd().map_err(io)?;
+    w.extend(data.iter().copied()).map_err(io)?;
+    w.finish().map_err(io)?;
+    f.flush().map_err(io)
+}
+
+/// Writes every output file into `dir` (created if needed).
+pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| Error::io(&p, e)
+    };
+    let p = dir.join("summary.json");
+    let mut f = create(&p)?;
+    serde_json::to_writer_pretty(&mut f, &summary_json(a, model)).map_err(|e| Error::io(&p, e.into()))?;
+    f.flush().map_err(io(&p))?;
+
+    let p = dir.join("filters.csv");
+    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important\n");
+    for l in &a.layers {
+        for f in &l.filters {
+            let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
+            writeln!(s, "{},{ord},{},{:.6},{:.6},{:.4},{}", l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important).unwrap();
+        }
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+
+    let p = dir.join("layers.csv");
+    let mut s = String::from("tap,kind,conv_ordinal,n_filters,n_important,mean_score,important\n");
+    for (l, t) in a.layers.iter().zip(&a.taps) {
+        let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
+        let imp: Vec<String> = l.important.iter().map(|c| c.to_string()).collect();
+        let kind = serde_json::to_value(t.tap.kind).unwrap();
+        writeln!(s, "{},{},{ord},{},{},{:.6},\"{}\"", l.tap, kind.as_str().unwrap_or(""), l.n_filters, l.n_important, l.mean_score, imp.join(" ")).unwrap();
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+
+    let p = dir.join("lines.csv");
+    let mut s = String::from("tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr\n");
+    for (t, tap) in a.taps.iter().enumerate() {
+        let c = tap.shape[0] as f64;
+        for (li, line) in a.lines.iter().enumerate() {
+            let amp = a.mean_amplitude[t].iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
+            let snr = a.line_snr[t].iter().map(|ch| ch[li]).sum::<f64>() / c;
+            let kind = serde_json::to_value(line.kind).unwrap();
+            writeln!(s, "{},{},{},{},{},{},{:.6e},{:.6}", tap.tap.name, line.freq, line.bin, line.label, kind.as_str().unwrap_or(""), line.order, amp, snr).unwrap();
+        }
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+
+    let nt = a.taps.len() as u64;
+    let max_c = a.taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+    let nb = a.mean_amplitude.first().and_then(|t| t.first()).map_or(0, Vec::len);
+    let mut mean = vec![f64::NAN; a.taps.len() * max_c * nb];
+    for (t, tap) in a.mean_amplitude.iter().enumerate() {
+        for (c, spec) in tap.iter().enumerate() {
+            mean[(t * max_c + c) * nb..(t * max_c + c + 1) * nb].copy_from_slice(spec);
+        }
+    }
+    npy(&dir.join("spectra_mean.npy"), &[nt, max_c as u64, nb as u64], &mean)?;
+    let ni = a.images.len();
+    let mut sc = vec![f64::NAN; ni * a.taps.len() * max_c];
+    for (t, l) in a.scores.iter().enumerate() {
+        for (i, row) in l.scores.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                sc[(i * a.taps.len() + t) * max_c + c] = *v;
+            }
+        }
+    }
+    npy(&dir.join("scores.npy"), &[ni as u64, nt, max_c as u64], &sc)?;
+    if let Some(per) = &a.per_image {
+        let shape = [ni as u64, nt, per.max_channels as u64, nb as u64];
+        npy(&dir.join("spectra.npy"), &shape, &per.amplitude)?;
+        npy(&dir.join("coefficients.npy"), &shape, &per.coefficients)?;
+    }
+    Ok(())
+}
+
+/// The human summary printed at the end of `analyze`.
+pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
+    let mut s = String::new();
+    let c = &a.plan.config;
+    let freqs: Vec<String> = a.plan.region_names.iter().zip(&c.freqs).map(|(r, f)| format!("{r} {f} Hz")).collect();
+    writeln!(s, "freqtag analyze: {} on {} image(s), {} frames at {} fps ({})", model.name, a.images.len(), c.n_frames, c.fps, freqs.join(", ")).unwrap();
+    let path = match a.path {
+        crate::analysis::InferencePath::Folded { period } => format!("folded: {period} unique frames per image"),
+        crate::analysis::InferencePath::Full => format!("full: {} frames per image", a.frames_per_image),
+    };
+    writeln!(s, "inference {path}; SNR preset `{}`; threshold {} ; {:.2} s", a.config.snr.preset, a.config.threshold, a.seconds).unwrap();
+    writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11}  top filters", "tap", "conv#", "filters", "important", "mean score").unwrap();
+    for l in &a.layers {
+        let ord = l.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
+        let top: Vec<String> = l.important.iter().take(6).map(|c| c.to_string()).collect();
+        writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11.3}  {}", l.tap, ord, l.n_filters, l.n_important, l.mean_score, top.join(",")).unwrap();
+    }
+    s
+}

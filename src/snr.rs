@@ -1,0 +1,223 @@
+//! Signal-to-noise ratios of amplitude spectra.
+//!
+//! Generic definition: `SNR[k] = S[k] / mean(S[j] for j in window(k))`, where `S` is
+//! the amplitude (or power = amplitude²), and the window holds `n_neighbors` bins on
+//! each side of `k` after skipping `skip` adjacent bins (`skip = 1`, `n = 3`: offsets
+//! ±2, ±3, ±4), optionally without its minimum and maximum, optionally without
+//! excluded bins. Near the ends the window is truncated ([`Edges::Truncate`]) or the
+//! SNR is NaN ([`Edges::Nan`]). Output linear or in dB (`10·log10`).
+//!
+//! Presets ([`SnrConfig::preset`]):
+//! - `authors`: n = 3, skip = 1, amplitude, dB floored at 0, signal and noise floored
+//!   at 1e-8, truncated windows, DC dropped before anything else (bins `1..=N/2`).
+//!   The per-filter score ([`authors_score`]) is the mean SNR over those bins: the
+//!   first author's public code.
+//! - `mne`: n = 3, skip = 1, power, linear, NaN at the edges (MNE's `snr_spectrum`).
+//! - `fpvs`: n = 10, skip = 1, drop min and max, amplitude, linear (Rossion lab).
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// What happens where the window runs past the spectrum's ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Edges {
+    /// Use the bins that exist.
+    Truncate,
+    /// NaN unless the full window exists.
+    Nan,
+}
+
+/// SNR parameters (MNE vocabulary).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnrConfig {
+    /// Preset name it came from (informational).
+    pub preset: String,
+    /// Neighbour bins on each side (`noise_n_neighbor_freqs`).
+    pub n_neighbors: usize,
+    /// Adjacent bins skipped on each side (`noise_skip_neighbor_freqs`).
+    pub skip: usize,
+    /// Drop the window's minimum and maximum before averaging.
+    pub drop_extremes: bool,
+    /// Use power (amplitude²) instead of amplitude.
+    pub power: bool,
+    /// Return `10·log10` of the ratio.
+    pub db: bool,
+    /// Floor dB values at 0 (authors).
+    pub floor_zero_db: bool,
+    /// Floor for signal and noise before dividing (authors: 1e-8; 0 disables).
+    pub floor: f64,
+    /// Edge handling.
+    pub edges: Edges,
+    /// Drop DC before computing (bins `1..=N/2` only).
+    pub drop_dc: bool,
+    /// Bins never used as noise (e.g. the response grid).
+    pub exclude_bins: Vec<usize>,
+}
+
+impl SnrConfig {
+    /// Preset names accepted by [`SnrConfig::preset`].
+    pub const PRESETS: [&'static str; 3] = ["authors", "mne", "fpvs"];
+
+    /// A named preset: `authors`, `mne` or `fpvs`.
+    pub fn preset(name: &str) -> Result<SnrConfig> {
+        let base = SnrConfig {
+            preset: name.to_string(),
+            n_neighbors: 3,
+            skip: 1,
+            drop_extremes: false,
+            power: false,
+            db: false,
+            floor_zero_db: false,
+            floor: 0.0,
+            edges: Edges::Truncate,
+            drop_dc: false,
+            exclude_bins: vec![],
+        };
+        Ok(match name {
+            "authors" => SnrConfig { db: true, floor_zero_db: true, floor: 1e-8, drop_dc: true, ..base },
+            "mne" => SnrConfig { power: true, edges: Edges::Nan, ..base },
+            "fpvs" => SnrConfig { n_neighbors: 10, drop_extremes: true, ..base },
+            _ => return Err(Error::param("snr preset", format!("one of {}", Self::PRESETS.join(", ")), name)),
+        })
+    }
+
+    /// The noise window of bin `k` in a spectrum of `len` bins (indices into it).
+    fn window(&self, k: usize, len: usize) -> Option<Vec<usize>> {
+        let lo = k as i64 - (self.skip + self.n_neighbors) as i64;
+        let hi = k + self.skip + self.n_neighbors;
+        if self.edges == Edges::Nan && (lo < 0 || hi >= len) {
+            return None;
+        }
+        let side_lo = (lo.max(0) as usize)..k.saturating_sub(self.skip);
+        let side_hi = (k + self.skip + 1)..(hi + 1).min(len);
+        Some(side_lo.chain(side_hi).collect())
+    }
+
+    /// Mean noise of bin `k` (index into `s`), `offset` = spectrum bin of `s[0]`.
+    fn noise(&self, s: &[f64], k: usize, offset: usize) -> Option<f64> {
+        let mut w: Vec<f64> = self.window(k, s.len())?.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
+        if self.drop_extremes && w.len() > 2 {
+            w.sort_by(|a, b| a.total_cmp(b));
+            w = w[1..w.len() - 1].to_vec();
+        }
+        if w.is_empty() {
+            return None;
+        }
+        Some(w.iter().sum::<f64>() / w.len() as f64)
+    }
+
+    fn prepared(&self, amp: &[f64]) -> (Vec<f64>, usize) {
+        let offset = usize::from(self.drop_dc);
+        let s = amp[offset.min(amp.len())..].iter().map(|&a| if self.power { a * a } else { a }).collect();
+        (s, offset)
+    }
+
+    /// SNR per bin of an amplitude spectrum `A[0..=N/2]`. With `drop_dc` the result
+    /// covers bins `1..=N/2` (length N/2), else all bins.
+    pub fn snr(&self, amp: &[f64]) -> Vec<f64> {
+        let (s, offset) = self.prepared(amp);
+        (0..s.len())
+            .map(|k| {
+                let Some(noise) = self.noise(&s, k, offset) else { return f64::NAN };
+                let (sig, noise) = (s[k].max(self.floor), noise.max(self.floor));
+                let r = sig / noise;
+                if self.db {
+                    let d = 10.0 * r.log10();
+                    if self.floor_zero_db {
+                        d.max(0.0)
+                    } else {
+                        d
+                    }
+                } else {
+                    r
+                }
+            })
+            .collect()
+    }
+
+    /// Baseline-corrected amplitude `S[k] - mean(noise)` per bin (same bins as [`SnrConfig::snr`]).
+    pub fn baseline_corrected(&self, amp: &[f64]) -> Vec<f64> {
+        let (s, offset) = self.prepared(amp);
+        (0..s.len()).map(|k| self.noise(&s, k, offset).map_or(f64::NAN, |n| s[k] - n)).collect()
+    }
+
+    /// z-score `(S[k] - mean(noise)) / sd(noise)` per bin.
+    pub fn zscore(&self, amp: &[f64]) -> Vec<f64> {
+        let (s, offset) = self.prepared(amp);
+        (0..s.len())
+            .map(|k| {
+                let Some(w) = self.window(k, s.len()) else { return f64::NAN };
+                let v: Vec<f64> = w.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
+                if v.len() < 2 {
+                    return f64::NAN;
+                }
+                let m = v.iter().sum::<f64>() / v.len() as f64;
+                let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+                (s[k] - m) / sd
+            })
+            .collect()
+    }
+}
+
+/// The author's per-filter score: mean over bins of the `authors` SNR (dB, ≥ 0).
+pub fn authors_score(cfg: &SnrConfig, amp: &[f64]) -> f64 {
+    let v = cfg.snr(amp);
+    let finite: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+    finite.iter().sum::<f64>() / finite.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authors_snr_by_hand() {
+        // Spectrum A[0..=10]; DC = 100 is dropped, so s = A[1..] = [1,1,1,1,1,8,1,1,1,1].
+        let mut a = vec![1.0; 11];
+        a[0] = 100.0;
+        a[6] = 8.0;
+        let c = SnrConfig::preset("authors").unwrap();
+        let snr = c.snr(&a);
+        assert_eq!(snr.len(), 10);
+        // Bin 6 is s[5]: window s[1..=3] and s[7..=9], all 1 → 10·log10(8) dB.
+        assert!((snr[5] - 10.0 * 8f64.log10()).abs() < 1e-12);
+        // s[3] (bin 4): window s[0], s[1] (s[2] skipped... no: k=3 → lo = 3-4 = -1 → 0..2) and s[5..=7].
+        // noise = (1 + 1 + 8 + 1 + 1) / 5 = 2.4 → SNR negative → 0.
+        assert_eq!(snr[2], 0.0);
+        let score = authors_score(&c, &a);
+        assert!((score - 10.0 * 8f64.log10() / 10.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mne_is_power_with_nan_edges() {
+        let a: Vec<f64> = (0..20).map(|k| if k == 10 { 3.0 } else { 1.0 }).collect();
+        let c = SnrConfig::preset("mne").unwrap();
+        let s = c.snr(&a);
+        assert!(s[3].is_nan() && s[16].is_nan() && !s[4].is_nan());
+        assert!((s[10] - 9.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fpvs_drops_extremes_and_baseline_correction() {
+        let mut a = vec![2.0; 40];
+        a[20] = 7.0;
+        a[13] = 50.0; // inside bin 20's window (offsets 2..=11): dropped as the max
+        let c = SnrConfig::preset("fpvs").unwrap();
+        assert!((c.snr(&a)[20] - 3.5).abs() < 1e-12);
+        assert!((c.baseline_corrected(&a)[20] - 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn unknown_preset_lists_allowed_values() {
+        let e = SnrConfig::preset("foo").unwrap_err().to_string();
+        assert!(e.contains("authors, mne, fpvs") && e.contains("foo"));
+    }
+
+    #[test]
+    fn floors_keep_zero_spectra_finite() {
+        let c = SnrConfig::preset("authors").unwrap();
+        assert_eq!(authors_score(&c, &[0.0; 121]), 0.0);
+    }
+}

@@ -1,0 +1,115 @@
+//! Spectra of activation time series.
+//!
+//! Conventions (stated once, used everywhere): for a real series `x` of length N,
+//! `X[k] = Σ_i x[i] e^{-2πi k i / N}` for `k = 0..=N/2` (the one-sided real FFT, no
+//! window, no detrending), bin `k` has frequency `k · fps / N`, and the amplitude
+//! spectrum is `A[k] = |X[k]| / N` (so a sinusoid `a·sin(2π f t)` on bin k shows
+//! `a/2`, and DC shows the mean). Computation is in f64 with `realfft`; plans are
+//! cached by [`Fft`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+/// A real-FFT planner with a plan cache keyed by length.
+pub struct Fft {
+    planner: RealFftPlanner<f64>,
+    plans: HashMap<usize, Arc<dyn RealToComplex<f64>>>,
+}
+
+impl Default for Fft {
+    fn default() -> Self {
+        Fft { planner: RealFftPlanner::new(), plans: HashMap::new() }
+    }
+}
+
+impl Fft {
+    /// A new planner.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Complex coefficients `X[0..=N/2]` of `x` (unnormalized).
+    pub fn rfft(&mut self, x: &[f64]) -> Vec<Complex<f64>> {
+        let n = x.len();
+        let plan = self.plans.entry(n).or_insert_with(|| self.planner.plan_fft_forward(n)).clone();
+        let mut input = x.to_vec();
+        let mut out = plan.make_output_vec();
+        plan.process(&mut input, &mut out).expect("buffer sizes come from the plan");
+        out
+    }
+}
+
+/// Number of one-sided bins for N samples: `N/2 + 1`.
+pub fn n_bins(n_frames: usize) -> usize {
+    n_frames / 2 + 1
+}
+
+/// Frequency of bin `k`: `k · fps / N`.
+pub fn bin_freq(k: usize, fps: f64, n_frames: usize) -> f64 {
+    k as f64 * fps / n_frames as f64
+}
+
+/// Amplitudes `|X[k]| / N` from coefficients of an N-sample series.
+pub fn amplitude(coef: &[Complex<f64>], n_frames: usize) -> Vec<f64> {
+    coef.iter().map(|c| c.norm() / n_frames as f64).collect()
+}
+
+/// Extends one period (`P` samples) to `n` samples by repetition: `x[i] = y[i mod P]`.
+pub fn tile(period: &[f64], n: usize) -> Vec<f64> {
+    (0..n).map(|i| period[i % period.len()]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_dft(x: &[f64]) -> Vec<Complex<f64>> {
+        let n = x.len();
+        (0..=n / 2)
+            .map(|k| {
+                x.iter()
+                    .enumerate()
+                    .map(|(i, &v)| v * Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64))
+                    .sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rfft_matches_naive_dft() {
+        let x: Vec<f64> = (0..240).map(|i| ((i * 37 % 17) as f64).sin() + 0.1 * i as f64).collect();
+        let a = Fft::new().rfft(&x);
+        let b = naive_dft(&x);
+        assert_eq!(a.len(), 121);
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).norm() < 1e-8 * (1.0 + v.norm()), "{u} vs {v}");
+        }
+    }
+
+    #[test]
+    fn sinusoid_on_bin_has_half_amplitude_and_dc_is_the_mean() {
+        let (fps, n) = (120.0, 240);
+        let x: Vec<f64> = (0..n).map(|i| 3.0 + 2.0 * (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin()).collect();
+        let a = amplitude(&Fft::new().rfft(&x), n);
+        assert!((a[0] - 3.0).abs() < 1e-12);
+        assert!((a[12] - 1.0).abs() < 1e-12);
+        assert!((bin_freq(12, fps, n) - 6.0).abs() < 1e-12);
+        assert!(a.iter().enumerate().filter(|(k, _)| *k != 0 && *k != 12).all(|(_, &v)| v < 1e-12));
+    }
+
+    #[test]
+    fn tiled_period_equals_full_series_spectrum() {
+        let (fps, n) = (120.0, 240);
+        let f = |i: usize| (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin().max(0.0) + (2.0 * std::f64::consts::PI * 7.5 * i as f64 / fps).cos();
+        let full: Vec<f64> = (0..n).map(f).collect();
+        let folded = tile(&full[..80], n);
+        let mut fft = Fft::new();
+        let (a, b) = (amplitude(&fft.rfft(&full), n), amplitude(&fft.rfft(&folded), n));
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Tag plans and frames: part-based contrast modulation of an image.
+//!
+//! Region `r` flickers at `freqs[r]` Hz with phase `phases[r]` (radians). Frame `i`
+//! (0-based, time `t_i = i / fps`) multiplies that region's pixels, all colour channels
+//! alike, by `s_r(i) = lo + (hi - lo) * (1 + sin(2π f_r i / fps + φ_r)) / 2`.
+//! Paper defaults ([`StimulusConfig::default`]): left half 6 Hz, right half 7.5 Hz,
+//! 120 fps, 240 frames, `lo = 0.5`, `hi = 1`, i.e. `0.75 + 0.25 sin(...)`, applied to
+//! the normalized tensor ([`Domain::Normalized`]). Pixels outside every region are
+//! left as they are.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::data::Image;
+use crate::error::{Error, Result};
+use crate::model::Preprocess;
+
+/// Where the modulation is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Domain {
+    /// Multiply the normalized tensor `(x - mean) / std` (the author's code; default).
+    Normalized,
+    /// Multiply pixel values in [0, 1], then normalize.
+    Raw,
+}
+
+/// How the image is split into tagged regions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Left `[0, W/2)` and right `[W/2, W)` halves (odd W: the extra column goes right).
+    Halves,
+    /// Only the left half is tagged (single-region control).
+    Left,
+    /// Four quadrants: top-left, top-right, bottom-left, bottom-right.
+    Quadrants,
+    /// An `rows x cols` grid, row-major.
+    Grid {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// The whole image as one region.
+    Whole,
+    /// A mask image of the input's size: each distinct non-zero grey level (ascending)
+    /// is a region, black is untagged.
+    Mask(PathBuf),
+}
+
+/// Everything that defines the stimulus.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StimulusConfig {
+    /// Region layout.
+    pub layout: Layout,
+    /// One frequency per region, Hz.
+    pub freqs: Vec<f64>,
+    /// One phase per region, radians (empty: all zero).
+    pub phases: Vec<f64>,
+    /// Frames per second.
+    pub fps: f64,
+    /// Number of frames N.
+    pub n_frames: usize,
+    /// Lowest modulation factor.
+    pub lo: f32,
+    /// Highest modulation factor.
+    pub hi: f32,
+    /// Where the factor is applied.
+    pub domain: Domain,
+    /// Accept frequencies off the FFT bin grid (spectral leakage) with a warning.
+    pub allow_leakage: bool,
+}
+
+impl Default for StimulusConfig {
+    fn default() -> Self {
+        StimulusConfig {
+            layout: Layout::Halves,
+            freqs: vec![6.0, 7.5],
+            phases: vec![],
+            fps: 120.0,
+            n_frames: 240,
+            lo: 0.5,
+            hi: 1.0,
+            domain: Domain::Normalized,
+            allow_leakage: false,
+        }
+    }
+}
+
+/// A validated plan: region masks, frequencies and FFT bins.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TagPlan {
+    /// The configuration it came from.
+    pub config: StimulusConfig,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Region index per pixel (`H*W`, row-major), `None` for untagged pixels.
+    #[serde(skip)]
+    pub region_of: Vec<Option<usize>>,
+    /// Region names (`left`, `right`, `q1`, `r0c1`, ...).
+    pub region_names: Vec<String>,
+    /// FFT bin of each tag frequency, `f * N / fps` (rounded when leakage is allowed).
+    pub bins: Vec<usize>,
+}
+
+fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize>>, Vec<String>)> {
+    let grid = |rows: usize, cols: usize| -> Vec<Option<usize>> {
+        (0..h * w)
+            .map(|p| {
+                let (y, x) = (p / w, p % w);
+                // Split points round down so that odd sizes give the extra pixel to the later part.
+                let r = (0..rows).rev().find(|&r| y >= r * h / rows).unwrap_or(0);
+                let c = (0..cols).rev().find(|&c| x >= c * w / cols).unwrap_or(0);
+                Some(r * cols + c)
+            })
+            .collect()
+    };
+    Ok(match layout {
+        Layout::Halves => (grid(1, 2), vec!["left".into(), "right".into()]),
+        Layout::Left => (grid(1, 2).into_iter().map(|r| r.filter(|&r| r == 0)).collect(), vec!["left".into()]),
+        Layout::Whole => (vec![Some(0); h * w], vec!["whole".into()]),
+        Layout::Quadrants => (grid(2, 2), ["top_left", "top_right", "bottom_left", "bottom_right"].map(String::from).to_vec()),
+        Layout::Grid { rows, cols } => {
+            if *rows == 0 || *cols == 0 || *rows > h || *cols > w {
+                return Err(Error::param("grid", format!("rows in 1..={h} and cols in 1..={w}"), format!("{rows}x{cols}")));
+            }
+            let names = (0..rows * cols).map(|i| format!("r{}c{}", i / cols, i % cols)).collect();
+            (grid(*rows, *cols), names)
+        }
+        Layout::Mask(path) => {
+            let img = image::open(path)
+                .map_err(|e| Error::Data { path: path.clone(), reason: format!("mask image: {e}") })?
+                .to_luma8();
+            if (img.width() as usize, img.height() as usize) != (w, h) {
+                return Err(Error::Data {
+                    path: path.clone(),
+                    reason: format!("mask is {}x{}, the model input is {w}x{h}", img.width(), img.height()),
+                });
+            }
+            let mut levels: Vec<u8> = img.pixels().map(|p| p[0]).filter(|&v| v > 0).collect();
+            levels.sort_unstable();
+            levels.dedup();
+            let of = img.pixels().map(|p| levels.iter().position(|&l| l == p[0])).collect();
+            (of, levels.iter().map(|l| format!("level{l}")).collect())
+        }
+    })
+}
+
+impl StimulusConfig {
+    /// Validates the configuration for an `h x w` input and builds the plan.
+    /// Errors: a frequency off the bin grid (unless `allow_leakage`), at or above
+    /// Nyquist, or not positive; a count of frequencies or phases that does not match
+    /// the regions; an empty region; `lo > hi`.
+    pub fn plan(&self, h: usize, w: usize) -> Result<TagPlan> {
+        if self.fps <= 0.0 || !self.fps.is_finite() {
+            return Err(Error::param("fps", "a positive number", self.fps));
+        }
+        if self.n_frames < 8 {
+            return Err(Error::param("n_frames", "at least 8", self.n_frames));
+        }
+        if self.lo > self.hi {
+            return Err(Error::param("lo/hi", "lo <= hi", format!("lo={} hi={}", self.lo, self.hi)));
+        }
+        let (region_of, region_names) = region_masks(&self.layout, h, w)?;
+        let nr = region_names.len();
+        if nr == 0 {
+            return Err(Error::param("layout", "at least one tagged region", format!("{:?}", self.layout)));
+        }
+        if self.freqs.len() != nr {
+            return Err(Error::param(
+                "freqs",
+                format!("one frequency per region ({nr}: {})", region_names.join(", ")),
+                format!("{:?}", self.freqs),
+            ));
+        }
+        if !self.phases.is_empty() && self.phases.len() != nr {
+            return Err(Error::param("phases", format!("none, or one phase per region ({nr})"), format!("{:?}", self.phases)));
+        }
+        for r in 0..nr {
+            if !region_of.contains(&Some(r)) {
+                return Err(Error::param("layout", "regions that each cover at least one pixel", &region_names[r]));
+            }
+        }
+        let nyquist = self.fps / 2.0;
+        let mut bins = Vec::new();
+        for &f in &self.freqs {
+            if f <= 0.0 || f >= nyquist || !f.is_finite() {
+                return Err(Error::param("freqs", format!("frequencies in (0, {nyquist}) Hz (below Nyquist = fps/2)"), f));
+            }
+            let k = f * self.n_frames as f64 / self.fps;
+            if (k - k.round()).abs() > 1e-9 {
+                let res = self.fps / self.n_frames as f64;
+                if !self.allow_leakage {
+                    return Err(Error::param(
+                        "freqs",
+                        format!("multiples of the bin width fps/n_frames = {res} Hz (or pass --allow-leakage)"),
+                        f,
+                    ));
+                }
+                tracing::warn!("{f} Hz is off the FFT bin grid ({res} Hz): its energy leaks into neighbouring bins");
+            }
+            bins.push(k.round() as usize);
+        }
+        Ok(TagPlan { config: self.clone(), height: h, width: w, region_of, region_names, bins })
+    }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl TagPlan {
+    /// The factor `s_r(i)` of region `r` at frame `i`.
+    pub fn factor(&self, r: usize, i: usize) -> f32 {
+        let c = &self.config;
+        let phase = c.phases.get(r).copied().unwrap_or(0.0);
+        let s = (2.0 * std::f64::consts::PI * c.freqs[r] * i as f64 / c.fps + phase).sin();
+        c.lo + (c.hi - c.lo) * ((1.0 + s) / 2.0) as f32
+    }
+
+    /// The period of the stimulus in frames when it is exactly periodic within the
+    /// N frames: `P = N / gcd(N, k_1, ..., k_R)` with `k_r` the tag bins; `None` when
+    /// a frequency is off the grid. Frame `i` and frame `i + P` are identical.
+    pub fn period(&self) -> Option<usize> {
+        let c = &self.config;
+        let exact = c.freqs.iter().all(|&f| {
+            let k = f * c.n_frames as f64 / c.fps;
+            (k - k.round()).abs() <= 1e-9
+        });
+        if !exact || c.phases.iter().any(|p| !p.is_finite()) {
+            return None;
+        }
+        Some(c.n_frames / self.bins.iter().fold(c.n_frames, |g, &k| gcd(g, k)))
+    }
+
+    /// Frame `i` of `image` as the model input `[3, H, W]` (normalized).
+    pub fn frame(&self, image: &Image, pre: &Preprocess, i: usize) -> Vec<f32> {
+        let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
+        let hw = self.height * self.width;
+        let scale = |p: usize| self.region_of[p % hw].map_or(1.0, |r| factors[r]);
+        match self.config.domain {
+            Domain::Normalized => image.normalized(pre).iter().enumerate().map(|(p, &x)| x * scale(p)).collect(),
+            Domain::Raw => image
+                .pixels
+                .iter()
+                .enumerate()
+                .map(|(p, &x)| (x * scale(p) - pre.mean[p / hw]) / pre.std[p / hw])
+                .collect(),
+        }
+    }
+
+    /// Frames `0..n` of `image`, concatenated: `[n, 3, H, W]`.
+    pub fn frames(&self, image: &Image, pre: &Preprocess, n: usize) -> Vec<f32> {
+        (0..n).flat_map(|i| self.frame(image, pre, i)).collect()
+    }
+
+    /// Frame `i` as pixels in [0, 1] for viewing (the modulation shown in the raw domain).
+    pub fn display_frame(&self, image: &Image, i: usize) -> Image {
+        let hw = self.height * self.width;
+        let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
+        let pixels = image.pixels.iter().enumerate().map(|(p, &x)| x * self.region_of[p % hw].map_or(1.0, |r| factors[r])).collect();
+        Image { pixels, ..image.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_defaults_give_bins_12_and_15_and_period_80() {
+        let p = StimulusConfig::default().plan(32, 32).unwrap();
+        assert_eq!(p.bins, vec![12, 15]);
+        assert_eq!(p.period(), Some(80));
+        assert!((p.factor(0, 0) - 0.75).abs() < 1e-7);
+        assert!((p.factor(0, 5) - 1.0).abs() < 1e-6); // 6 Hz peak at t = 1/24 s
+    }
+
+    #[test]
+    fn halves_split_odd_width_extra_column_right() {
+        let p = StimulusConfig::default().plan(1, 5).unwrap();
+        assert_eq!(p.region_of, vec![Some(0), Some(0), Some(1), Some(1), Some(1)]);
+    }
+
+    #[test]
+    fn off_grid_and_nyquist_frequencies_are_errors() {
+        let mut c = StimulusConfig { freqs: vec![6.2, 7.5], ..Default::default() };
+        let e = c.plan(32, 32).unwrap_err().to_string();
+        assert!(e.contains("freqs") && e.contains("6.2") && e.contains("0.5 Hz"), "{e}");
+        c.freqs = vec![6.0, 60.0];
+        assert!(c.plan(32, 32).unwrap_err().to_string().contains("Nyquist"));
+        c.freqs = vec![6.0];
+        assert!(c.plan(32, 32).unwrap_err().to_string().contains("one frequency per region"));
+    }
+
+    #[test]
+    fn frames_repeat_with_the_period() {
+        let p = StimulusConfig::default().plan(4, 4).unwrap();
+        let img = Image { height: 4, width: 4, pixels: (0..48).map(|i| i as f32 / 48.0).collect(), label: None };
+        let pre = Preprocess::default();
+        for i in [0, 7, 33] {
+            let a = p.frame(&img, &pre, i);
+            let b = p.frame(&img, &pre, i + 80);
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5);
+            }
+        }
+    }
+}
