@@ -164,9 +164,10 @@ pub fn select_taps(model: &Model, sel: &TapSelection, engine: &EngineConfig) -> 
             .iter()
             .map(|n| {
                 let t = model.tap(n)?;
-                all.iter().find(|i| i.tap.tensor == t.tensor).cloned().ok_or_else(|| {
-                    Error::param("tap", "a tap with a 4-D [N, C, H, W] output", n)
-                })
+                all.iter()
+                    .find(|i| i.tap.tensor == t.tensor)
+                    .cloned()
+                    .ok_or_else(|| Error::param("tap", "a tap with a 4-D [N, C, H, W] output", n))
             })
             .collect();
     }
@@ -216,7 +217,8 @@ pub fn analyze(
         .collect();
     let mut mean_amp: Vec<Vec<Vec<f64>>> = taps.iter().map(|t| vec![vec![0.0; nb]; t.shape[0]]).collect();
     let mut line_snr: Vec<Vec<Vec<f64>>> = taps.iter().map(|t| vec![vec![0.0; lines.len()]; t.shape[0]]).collect();
-    let mut per = cfg.keep_per_image.then(|| PerImage { max_channels: max_c, amplitude: Vec::new(), coefficients: Vec::new() });
+    let mut per =
+        cfg.keep_per_image.then(|| PerImage { max_channels: max_c, amplitude: Vec::new(), coefficients: Vec::new() });
     for (done, spec) in images.iter().enumerate() {
         let img = load(spec)?;
         if (img.height, img.width) != (h, w) {

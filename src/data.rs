@@ -17,7 +17,8 @@ use crate::model::Preprocess;
 /// Bytes per CIFAR-10 record.
 pub const RECORD: usize = 1 + 3 * 32 * 32;
 /// CIFAR-10 class names, in label order.
-pub const CLASSES: [&str; 10] = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CLASSES: [&str; 10] =
+    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
 /// Official download address of the binary version.
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 /// SHA-256 of the official archive.
@@ -47,7 +48,8 @@ impl Image {
 
     /// Reads a PNG or JPEG file as RGB.
     pub fn from_file(path: &Path) -> Result<Image> {
-        let img = image::open(path).map_err(|e| Error::Data { path: path.into(), reason: format!("not a readable image: {e}") })?;
+        let img = image::open(path)
+            .map_err(|e| Error::Data { path: path.into(), reason: format!("not a readable image: {e}") })?;
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let mut pixels = vec![0.0; 3 * h * w];
@@ -63,7 +65,8 @@ impl Image {
     pub fn to_rgb8(&self) -> image::RgbImage {
         let (h, w) = (self.height, self.width);
         image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let at = |c: usize| (self.pixels[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
+            let at =
+                |c: usize| (self.pixels[c * h * w + y as usize * w + x as usize].clamp(0.0, 1.0) * 255.0).round() as u8;
             image::Rgb([at(0), at(1), at(2)])
         })
     }
@@ -99,7 +102,8 @@ impl Cifar10 {
             let b = std::fs::read(&p).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => Error::Data {
                     path: p.clone(),
-                    reason: "missing; set FREQTAG_DATA to a folder with cifar10/*.bin, or run `freqtag fetch-data`".into(),
+                    reason: "missing; set FREQTAG_DATA to a folder with cifar10/*.bin, or run `freqtag fetch-data`"
+                        .into(),
                 },
                 _ => Error::io(&p, e),
             })?;
@@ -149,7 +153,10 @@ pub fn check_batch(b: &[u8], path: &Path) -> Result<()> {
         });
     }
     if let Some(i) = (0..b.len() / RECORD).find(|i| b[i * RECORD] > 9) {
-        return Err(Error::Data { path: path.into(), reason: format!("record {i} has label {} (must be 0-9)", b[i * RECORD]) });
+        return Err(Error::Data {
+            path: path.into(),
+            reason: format!("record {i} has label {} (must be 0-9)", b[i * RECORD]),
+        });
     }
     Ok(())
 }
@@ -200,13 +207,18 @@ pub fn download_cifar10(dest: &Path, mut progress: impl FnMut(u64, Option<u64>))
     }
     let got = hex(&Sha256::digest(&buf));
     if got != CIFAR10_SHA256 {
-        return Err(Error::Data { path: out, reason: format!("download has SHA-256 {got}, expected {CIFAR10_SHA256}") });
+        return Err(Error::Data {
+            path: out,
+            reason: format!("download has SHA-256 {got}, expected {CIFAR10_SHA256}"),
+        });
     }
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(buf.as_slice()));
     for entry in ar.entries().map_err(|e| Error::io(&out, e))? {
         let mut entry = entry.map_err(|e| Error::io(&out, e))?;
         let name = entry.path().ok().and_then(|p| p.file_name().map(|f| f.to_owned()));
-        if let Some(name) = name.filter(|n| n.to_string_lossy().ends_with(".bin") || n.to_string_lossy().ends_with(".txt")) {
+        if let Some(name) =
+            name.filter(|n| n.to_string_lossy().ends_with(".bin") || n.to_string_lossy().ends_with(".txt"))
+        {
             entry.unpack(out.join(name)).map_err(|e| Error::io(&out, e))?;
         }
     }
@@ -216,6 +228,30 @@ pub fn download_cifar10(dest: &Path, mut progress: impl FnMut(u64, Option<u64>))
 /// Lower-case hex of bytes.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A seeded synthetic RGB image (smooth gratings and a bright disc), `[3, h, w]` in
+/// [0, 1]; for demonstrations and tests that must run without CIFAR-10.
+pub fn synthetic_image(seed: u64, h: usize, w: usize) -> Image {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let params: Vec<(f32, f32, f32)> = (0..3)
+        .map(|_| (rng.random_range(0.1..0.6), rng.random_range(0.1..0.6), rng.random_range(0.0..std::f32::consts::TAU)))
+        .collect();
+    let (cy, cx, r) =
+        (rng.random_range(0.2..0.8) * h as f32, rng.random_range(0.2..0.8) * w as f32, rng.random_range(3.0..8.0));
+    let mut pixels = vec![0.0; 3 * h * w];
+    for c in 0..3 {
+        let (fy, fx, ph) = params[c];
+        for y in 0..h {
+            for x in 0..w {
+                let g = 0.5 + 0.35 * (fy * y as f32 + fx * x as f32 + ph).sin();
+                let d = ((y as f32 - cy).powi(2) + (x as f32 - cx).powi(2)).sqrt();
+                pixels[c * h * w + y * w + x] = if d < r { 0.95 } else { g };
+            }
+        }
+    }
+    Image { height: h, width: w, pixels, label: None }
 }
 
 #[cfg(test)]
@@ -234,25 +270,4 @@ mod tests {
         let p = Preprocess { mean: [0.5, 0.0, 0.5], std: [1.0, 0.5, 0.5] };
         assert_eq!(img.normalized(&p), vec![0.0, 0.0, 0.5, 0.5, 1.0, -1.0]);
     }
-}
-
-/// A seeded synthetic RGB image (smooth gratings and a bright disc), `[3, h, w]` in
-/// [0, 1]; for demonstrations and tests that must run without CIFAR-10.
-pub fn synthetic_image(seed: u64, h: usize, w: usize) -> Image {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let params: Vec<(f32, f32, f32)> = (0..3).map(|_| (rng.random_range(0.1..0.6), rng.random_range(0.1..0.6), rng.random_range(0.0..6.28))).collect();
-    let (cy, cx, r) = (rng.random_range(0.2..0.8) * h as f32, rng.random_range(0.2..0.8) * w as f32, rng.random_range(3.0..8.0));
-    let mut pixels = vec![0.0; 3 * h * w];
-    for c in 0..3 {
-        let (fy, fx, ph) = params[c];
-        for y in 0..h {
-            for x in 0..w {
-                let g = 0.5 + 0.35 * (fy * y as f32 + fx * x as f32 + ph).sin();
-                let d = ((y as f32 - cy).powi(2) + (x as f32 - cx).powi(2)).sqrt();
-                pixels[c * h * w + y * w + x] = if d < r { 0.95 } else { g };
-            }
-        }
-    }
-    Image { height: h, width: w, pixels, label: None }
 }

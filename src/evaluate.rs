@@ -22,7 +22,13 @@ pub struct Accuracy {
 
 /// Logits of `indices` images, `[n, classes]` row-major. `progress` is called with
 /// the number of images done.
-pub fn logits(model: &Model, session: &mut Session, data: &Cifar10, indices: &[usize], mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+pub fn logits(
+    model: &Model,
+    session: &mut Session,
+    data: &Cifar10,
+    indices: &[usize],
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<f32>> {
     if model.input_shape != [3, 32, 32] {
         return Err(Error::Model(format!(
             "{} takes input [C, H, W] = {:?}, but CIFAR-10 images are [3, 32, 32]",
@@ -54,11 +60,22 @@ pub fn accuracy(logits: &[f32], labels: &[u8]) -> Accuracy {
         }
     }
     let pct = |a: usize, b: usize| if b == 0 { f64::NAN } else { 100.0 * a as f64 / b as f64 };
-    Accuracy { n: labels.len(), correct, top1: pct(correct, labels.len()), per_class: per.iter().map(|&(a, b)| pct(a, b)).collect() }
+    Accuracy {
+        n: labels.len(),
+        correct,
+        top1: pct(correct, labels.len()),
+        per_class: per.iter().map(|&(a, b)| pct(a, b)).collect(),
+    }
 }
 
 /// Evaluates `model` on the given images of `data`.
-pub fn evaluate(model: &Model, data: &Cifar10, indices: &[usize], cfg: &EngineConfig, progress: impl FnMut(usize)) -> Result<Accuracy> {
+pub fn evaluate(
+    model: &Model,
+    data: &Cifar10,
+    indices: &[usize],
+    cfg: &EngineConfig,
+    progress: impl FnMut(usize),
+) -> Result<Accuracy> {
     let mut s = Session::for_model(model, &[], false, cfg)?;
     let l = logits(model, &mut s, data, indices, progress)?;
     let labels: Vec<u8> = indices.iter().map(|&i| data.label(i)).collect();

@@ -60,9 +60,19 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
         .map(|c| {
             let v: Vec<f64> = layer.scores.iter().map(|s| s[c]).collect();
             let mean = v.iter().sum::<f64>() / n_img.max(1) as f64;
-            let sd = if n_img > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n_img - 1) as f64).sqrt() } else { 0.0 };
+            let sd = if n_img > 1 {
+                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n_img - 1) as f64).sqrt()
+            } else {
+                0.0
+            };
             let pass = v.iter().filter(|&&x| x > threshold).count() as f64 / n_img.max(1) as f64;
-            FilterImportance { channel: c, mean_score: mean, sd_score: sd, pass_fraction: pass, important: mean > threshold }
+            FilterImportance {
+                channel: c,
+                mean_score: mean,
+                sd_score: sd,
+                pass_fraction: pass,
+                important: mean > threshold,
+            }
         })
         .collect();
     let mut important: Vec<usize> = filters.iter().filter(|f| f.important).map(|f| f.channel).collect();
@@ -85,7 +95,11 @@ mod tests {
 
     #[test]
     fn mean_threshold_and_pass_fraction() {
-        let l = LayerScores { tap: "conv1".into(), conv_ordinal: Some(1), scores: vec![vec![1.0, 3.0, 0.0], vec![3.0, 5.0, 0.0]] };
+        let l = LayerScores {
+            tap: "conv1".into(),
+            conv_ordinal: Some(1),
+            scores: vec![vec![1.0, 3.0, 0.0], vec![3.0, 5.0, 0.0]],
+        };
         let a = aggregate(&l, 2.5);
         assert_eq!(a.n_important, 1);
         assert_eq!(a.important, vec![1]);

@@ -7,9 +7,9 @@ pub mod evaluate;
 pub mod importance;
 pub mod lines;
 pub mod model;
+pub mod report;
 pub mod snr;
 pub mod spectrum;
-pub mod report;
 pub mod stimulus;
 
 pub use error::{Error, Result};

@@ -54,11 +54,11 @@ pub fn grid_bins(tag_bins: &[usize]) -> usize {
 }
 
 fn label(coefs: &[i64]) -> String {
+    // Positive terms first, so that differences read `f2-f1`.
     let mut s = String::new();
-    for (r, &n) in coefs.iter().enumerate() {
-        if n == 0 {
-            continue;
-        }
+    let pos = coefs.iter().enumerate().filter(|(_, &n)| n > 0);
+    let neg = coefs.iter().enumerate().filter(|(_, &n)| n < 0);
+    for (r, &n) in pos.chain(neg) {
         let sign = if n < 0 { "-" } else if s.is_empty() { "" } else { "+" };
         let mag = if n.abs() == 1 { String::new() } else { n.abs().to_string() };
         s.push_str(&format!("{sign}{mag}f{}", r + 1));
@@ -96,7 +96,11 @@ pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) 
             let cand = (order, nz, coefs.clone());
             let better = match &best[k] {
                 None => true,
-                Some((o, z, c)) => (order, nz) < (*o, *z) || ((order, nz) == (*o, *z) && coefs.iter().map(|n| -n.signum()).lt(c.iter().map(|n| -n.signum()))),
+                Some((o, z, c)) => {
+                    (order, nz) < (*o, *z)
+                        || ((order, nz) == (*o, *z)
+                            && coefs.iter().map(|n| -n.signum()).lt(c.iter().map(|n| -n.signum())))
+                }
             };
             if better {
                 best[k] = Some(cand);
@@ -117,6 +121,7 @@ pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) 
         coefs[t] = 0;
     }
     walk(0, max_order, &mut coefs, tag_bins, nyq, &mut best, &mut pure);
+    pure.iter_mut().for_each(|p| p.sort_unstable());
     best.into_iter()
         .enumerate()
         .filter_map(|(k, b)| {
@@ -165,7 +170,7 @@ mod tests {
         assert_eq!(at(&l, 7.5).label, "f2");
         assert_eq!(at(&l, 12.0).label, "2f1");
         assert_eq!(at(&l, 12.0).kind, LineKind::Harmonic);
-        assert_eq!(at(&l, 1.5).label, "-f1+f2");
+        assert_eq!(at(&l, 1.5).label, "f2-f1");
         assert_eq!(at(&l, 1.5).kind, LineKind::Intermod);
         assert_eq!(at(&l, 13.5).label, "f1+f2");
         assert_eq!(at(&l, 13.5).order, 2);

@@ -5,6 +5,12 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Die quietly on a closed pipe (`freqtag lines | head`) like other Unix tools.
+    #[cfg(unix)]
+    // SAFETY: setting a signal disposition to the default before any threads start.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args = cli::args::Cli::parse();
     let filter = if args.quiet { "error" } else { "warn" };
     tracing_subscriber::fmt()

@@ -92,7 +92,12 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
     for l in &a.layers {
         for f in &l.filters {
             let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
-            writeln!(s, "{},{ord},{},{:.6},{:.6},{:.4},{}", l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important).unwrap();
+            writeln!(
+                s,
+                "{},{ord},{},{:.6},{:.6},{:.4},{}",
+                l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important
+            )
+            .unwrap();
         }
     }
     std::fs::write(&p, s).map_err(io(&p))?;
@@ -103,7 +108,17 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
         let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
         let imp: Vec<String> = l.important.iter().map(|c| c.to_string()).collect();
         let kind = serde_json::to_value(t.tap.kind).unwrap();
-        writeln!(s, "{},{},{ord},{},{},{:.6},\"{}\"", l.tap, kind.as_str().unwrap_or(""), l.n_filters, l.n_important, l.mean_score, imp.join(" ")).unwrap();
+        writeln!(
+            s,
+            "{},{},{ord},{},{},{:.6},\"{}\"",
+            l.tap,
+            kind.as_str().unwrap_or(""),
+            l.n_filters,
+            l.n_important,
+            l.mean_score,
+            imp.join(" ")
+        )
+        .unwrap();
     }
     std::fs::write(&p, s).map_err(io(&p))?;
 
@@ -115,7 +130,19 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
             let amp = a.mean_amplitude[t].iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
             let snr = a.line_snr[t].iter().map(|ch| ch[li]).sum::<f64>() / c;
             let kind = serde_json::to_value(line.kind).unwrap();
-            writeln!(s, "{},{},{},{},{},{},{:.6e},{:.6}", tap.tap.name, line.freq, line.bin, line.label, kind.as_str().unwrap_or(""), line.order, amp, snr).unwrap();
+            writeln!(
+                s,
+                "{},{},{},{},{},{},{:.6e},{:.6}",
+                tap.tap.name,
+                line.freq,
+                line.bin,
+                line.label,
+                kind.as_str().unwrap_or(""),
+                line.order,
+                amp,
+                snr
+            )
+            .unwrap();
         }
     }
     std::fs::write(&p, s).map_err(io(&p))?;
@@ -153,17 +180,42 @@ pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
     let mut s = String::new();
     let c = &a.plan.config;
     let freqs: Vec<String> = a.plan.region_names.iter().zip(&c.freqs).map(|(r, f)| format!("{r} {f} Hz")).collect();
-    writeln!(s, "freqtag analyze: {} on {} image(s), {} frames at {} fps ({})", model.name, a.images.len(), c.n_frames, c.fps, freqs.join(", ")).unwrap();
+    writeln!(
+        s,
+        "freqtag analyze: {} on {} image(s), {} frames at {} fps ({})",
+        model.name,
+        a.images.len(),
+        c.n_frames,
+        c.fps,
+        freqs.join(", ")
+    )
+    .unwrap();
     let path = match a.path {
         crate::analysis::InferencePath::Folded { period } => format!("folded: {period} unique frames per image"),
         crate::analysis::InferencePath::Full => format!("full: {} frames per image", a.frames_per_image),
     };
-    writeln!(s, "inference {path}; SNR preset `{}`; threshold {} ; {:.2} s", a.config.snr.preset, a.config.threshold, a.seconds).unwrap();
-    writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11}  top filters", "tap", "conv#", "filters", "important", "mean score").unwrap();
+    writeln!(
+        s,
+        "inference {path}; SNR preset `{}`; threshold {} ; {:.2} s",
+        a.config.snr.preset, a.config.threshold, a.seconds
+    )
+    .unwrap();
+    writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11}  top filters", "tap", "conv#", "filters", "important", "mean score")
+        .unwrap();
     for l in &a.layers {
         let ord = l.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
         let top: Vec<String> = l.important.iter().take(6).map(|c| c.to_string()).collect();
-        writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11.3}  {}", l.tap, ord, l.n_filters, l.n_important, l.mean_score, top.join(",")).unwrap();
+        writeln!(
+            s,
+            "{:<18} {:>5} {:>8} {:>10} {:>11.3}  {}",
+            l.tap,
+            ord,
+            l.n_filters,
+            l.n_important,
+            l.mean_score,
+            top.join(",")
+        )
+        .unwrap();
     }
     s
 }

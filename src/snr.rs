@@ -97,7 +97,12 @@ impl SnrConfig {
 
     /// Mean noise of bin `k` (index into `s`), `offset` = spectrum bin of `s[0]`.
     fn noise(&self, s: &[f64], k: usize, offset: usize) -> Option<f64> {
-        let mut w: Vec<f64> = self.window(k, s.len())?.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
+        let mut w: Vec<f64> = self
+            .window(k, s.len())?
+            .into_iter()
+            .filter(|j| !self.exclude_bins.contains(&(j + offset)))
+            .map(|j| s[j])
+            .collect();
         if self.drop_extremes && w.len() > 2 {
             w.sort_by(|a, b| a.total_cmp(b));
             w = w[1..w.len() - 1].to_vec();
@@ -149,7 +154,8 @@ impl SnrConfig {
         (0..s.len())
             .map(|k| {
                 let Some(w) = self.window(k, s.len()) else { return f64::NAN };
-                let v: Vec<f64> = w.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
+                let v: Vec<f64> =
+                    w.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
                 if v.len() < 2 {
                     return f64::NAN;
                 }

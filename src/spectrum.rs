@@ -72,7 +72,9 @@ mod tests {
             .map(|k| {
                 x.iter()
                     .enumerate()
-                    .map(|(i, &v)| v * Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64))
+                    .map(|(i, &v)| {
+                        v * Complex::from_polar(1.0, -2.0 * std::f64::consts::PI * (k * i) as f64 / n as f64)
+                    })
                     .sum()
             })
             .collect()
@@ -92,7 +94,8 @@ mod tests {
     #[test]
     fn sinusoid_on_bin_has_half_amplitude_and_dc_is_the_mean() {
         let (fps, n) = (120.0, 240);
-        let x: Vec<f64> = (0..n).map(|i| 3.0 + 2.0 * (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin()).collect();
+        let x: Vec<f64> =
+            (0..n).map(|i| 3.0 + 2.0 * (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin()).collect();
         let a = amplitude(&Fft::new().rfft(&x), n);
         assert!((a[0] - 3.0).abs() < 1e-12);
         assert!((a[12] - 1.0).abs() < 1e-12);
@@ -103,7 +106,10 @@ mod tests {
     #[test]
     fn tiled_period_equals_full_series_spectrum() {
         let (fps, n) = (120.0, 240);
-        let f = |i: usize| (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin().max(0.0) + (2.0 * std::f64::consts::PI * 7.5 * i as f64 / fps).cos();
+        let f = |i: usize| {
+            (2.0 * std::f64::consts::PI * 6.0 * i as f64 / fps).sin().max(0.0)
+                + (2.0 * std::f64::consts::PI * 7.5 * i as f64 / fps).cos()
+        };
         let full: Vec<f64> = (0..n).map(f).collect();
         let folded = tile(&full[..80], n);
         let mut fft = Fft::new();

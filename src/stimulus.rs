@@ -123,10 +123,16 @@ fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize
         Layout::Halves => (grid(1, 2), vec!["left".into(), "right".into()]),
         Layout::Left => (grid(1, 2).into_iter().map(|r| r.filter(|&r| r == 0)).collect(), vec!["left".into()]),
         Layout::Whole => (vec![Some(0); h * w], vec!["whole".into()]),
-        Layout::Quadrants => (grid(2, 2), ["top_left", "top_right", "bottom_left", "bottom_right"].map(String::from).to_vec()),
+        Layout::Quadrants => {
+            (grid(2, 2), ["top_left", "top_right", "bottom_left", "bottom_right"].map(String::from).to_vec())
+        }
         Layout::Grid { rows, cols } => {
             if *rows == 0 || *cols == 0 || *rows > h || *cols > w {
-                return Err(Error::param("grid", format!("rows in 1..={h} and cols in 1..={w}"), format!("{rows}x{cols}")));
+                return Err(Error::param(
+                    "grid",
+                    format!("rows in 1..={h} and cols in 1..={w}"),
+                    format!("{rows}x{cols}"),
+                ));
             }
             let names = (0..rows * cols).map(|i| format!("r{}c{}", i / cols, i % cols)).collect();
             (grid(*rows, *cols), names)
@@ -178,18 +184,26 @@ impl StimulusConfig {
             ));
         }
         if !self.phases.is_empty() && self.phases.len() != nr {
-            return Err(Error::param("phases", format!("none, or one phase per region ({nr})"), format!("{:?}", self.phases)));
+            return Err(Error::param(
+                "phases",
+                format!("none, or one phase per region ({nr})"),
+                format!("{:?}", self.phases),
+            ));
         }
-        for r in 0..nr {
+        for (r, name) in region_names.iter().enumerate() {
             if !region_of.contains(&Some(r)) {
-                return Err(Error::param("layout", "regions that each cover at least one pixel", &region_names[r]));
+                return Err(Error::param("layout", "regions that each cover at least one pixel", name));
             }
         }
         let nyquist = self.fps / 2.0;
         let mut bins = Vec::new();
         for &f in &self.freqs {
             if f <= 0.0 || f >= nyquist || !f.is_finite() {
-                return Err(Error::param("freqs", format!("frequencies in (0, {nyquist}) Hz (below Nyquist = fps/2)"), f));
+                return Err(Error::param(
+                    "freqs",
+                    format!("frequencies in (0, {nyquist}) Hz (below Nyquist = fps/2)"),
+                    f,
+                ));
             }
             let k = f * self.n_frames as f64 / self.fps;
             if (k - k.round()).abs() > 1e-9 {
@@ -266,7 +280,12 @@ impl TagPlan {
     pub fn display_frame(&self, image: &Image, i: usize) -> Image {
         let hw = self.height * self.width;
         let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
-        let pixels = image.pixels.iter().enumerate().map(|(p, &x)| x * self.region_of[p % hw].map_or(1.0, |r| factors[r])).collect();
+        let pixels = image
+            .pixels
+            .iter()
+            .enumerate()
+            .map(|(p, &x)| x * self.region_of[p % hw].map_or(1.0, |r| factors[r]))
+            .collect();
         Image { pixels, ..image.clone() }
     }
 }

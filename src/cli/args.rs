@@ -24,22 +24,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the frequency-tagging analysis and write a run folder.
-    #[command(after_help = "Examples:\n  freqtag analyze --model resnet32\n  freqtag analyze --model resnet32 --n-images 100 --seed 1 --out runs/r32\n  freqtag analyze --model model.onnx --image-file cat.png --freqs 6,7.5 --taps conv,relu")]
-    Analyze(AnalyzeArgs),
+    #[command(
+        after_help = "Examples:\n  freqtag analyze --model resnet32\n  freqtag analyze --model resnet32 --n-images 100 --seed 1 --out runs/r32\n  freqtag analyze --model model.onnx --image-file cat.png --freqs 6,7.5 --taps conv,relu"
+    )]
+    Analyze(Box<AnalyzeArgs>),
     /// Top-1 accuracy on CIFAR-10.
-    #[command(after_help = "Examples:\n  freqtag eval --model resnet32\n  freqtag eval --model resnet32.onnx --data ../shared/data --limit 1000")]
+    #[command(
+        after_help = "Examples:\n  freqtag eval --model resnet32\n  freqtag eval --model resnet32.onnx --data ../shared/data --limit 1000"
+    )]
     Eval(EvalArgs),
     /// List a model's tap points with their shapes.
     #[command(after_help = "Examples:\n  freqtag taps resnet32\n  freqtag taps model.onnx --json")]
     Taps(TapsArgs),
     /// Write a model (e.g. a PyTorch checkpoint) as an ONNX file.
-    #[command(after_help = "Examples:\n  freqtag export --model resnet32 -o resnet32.onnx\n  freqtag export --model ckpt.pth -o model.onnx")]
+    #[command(
+        after_help = "Examples:\n  freqtag export --model resnet32 -o resnet32.onnx\n  freqtag export --model ckpt.pth -o model.onnx"
+    )]
     Export(ExportArgs),
     /// Print the catalogue of tagged, harmonic and intermodulation lines.
-    #[command(after_help = "Examples:\n  freqtag lines\n  freqtag lines --freqs 6,7.5,9 --layout grid:1x3 --max-order 4")]
+    #[command(
+        after_help = "Examples:\n  freqtag lines\n  freqtag lines --freqs 6,7.5,9 --layout grid:1x3 --max-order 4"
+    )]
     Lines(LinesArgs),
     /// Write the stimulus frames of an image (PNG sequence or animated GIF).
-    #[command(after_help = "Examples:\n  freqtag stimulus --image 3 --gif -o stim\n  freqtag stimulus --image-file cat.png --freqs 6,7.5 -o stim")]
+    #[command(
+        after_help = "Examples:\n  freqtag stimulus --image 3 --gif -o stim\n  freqtag stimulus --image-file cat.png --freqs 6,7.5 -o stim"
+    )]
     Stimulus(StimulusArgs),
     /// Measure inference throughput (frames/s) with all per-channel ReLU means recorded.
     #[command(after_help = "Examples:\n  freqtag bench --model resnet32 --batch 80 --threads 2")]

@@ -24,7 +24,7 @@ use freqtag::{evaluate, lines, report};
 pub fn run(cli: Cli) -> Result<()> {
     let ui = Ui { quiet: cli.quiet || cli.json, json: cli.json };
     match cli.command {
-        Command::Analyze(a) => analyze(&ui, a),
+        Command::Analyze(a) => analyze(&ui, *a),
         Command::Eval(a) => eval(&ui, a),
         Command::Taps(a) => taps(&ui, a),
         Command::Export(a) => {
@@ -107,7 +107,10 @@ fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
         "quadrants" => Layout::Quadrants,
         l if l.starts_with("grid:") => {
             let (r, c) = l[5..].split_once('x').context("--layout grid:RxC, e.g. grid:2x3")?;
-            Layout::Grid { rows: r.parse().context("--layout grid rows")?, cols: c.parse().context("--layout grid cols")? }
+            Layout::Grid {
+                rows: r.parse().context("--layout grid rows")?,
+                cols: c.parse().context("--layout grid cols")?,
+            }
         }
         l if l.starts_with("mask:") => Layout::Mask(PathBuf::from(&l[5..])),
         l => bail!("invalid --layout: one of halves, left, whole, quadrants, grid:RxC, mask:PATH (got {l})"),
@@ -135,10 +138,15 @@ type Loader = Box<dyn Fn(&ImageSpec) -> freqtag::Result<Image>>;
 
 fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)> {
     if !a.image_file.is_empty() {
-        let specs = a.image_file.iter().map(|p| ImageSpec { name: p.display().to_string(), index: None, label: None }).collect();
+        let specs = a
+            .image_file
+            .iter()
+            .map(|p| ImageSpec { name: p.display().to_string(), index: None, label: None })
+            .collect();
         return Ok((specs, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name)))));
     }
-    let dir = data.context("CIFAR-10 images need a data folder: set FREQTAG_DATA or pass --data (or use --image-file)")?;
+    let dir =
+        data.context("CIFAR-10 images need a data folder: set FREQTAG_DATA or pass --data (or use --image-file)")?;
     let c = Cifar10::load(dir, Split::Test)?;
     let idx: Vec<usize> = if a.all_images {
         (0..c.len()).collect()
@@ -160,7 +168,10 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
     } else {
         c.first_of_each_class()
     };
-    let specs = idx.iter().map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) }).collect();
+    let specs = idx
+        .iter()
+        .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) })
+        .collect();
     Ok((specs, Box::new(move |s: &ImageSpec| Ok(c.image(s.index.expect("CIFAR spec")))) as Loader))
 }
 
@@ -205,7 +216,14 @@ fn default_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
-fn run_analysis(ui: &Ui, model: &Model, cfg: &AnalysisConfig, specs: &[ImageSpec], load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>, out: &Path) -> Result<()> {
+fn run_analysis(
+    ui: &Ui,
+    model: &Model,
+    cfg: &AnalysisConfig,
+    specs: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
+    out: &Path,
+) -> Result<()> {
     let pb = ui.bar(specs.len() as u64, "images");
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
@@ -234,7 +252,15 @@ fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
     let acc = evaluate::evaluate(&model, &c, &idx, &engine_cfg(&a.engine), |k| pb.inc(k as u64))?;
     pb.finish_and_clear();
     if !ui.json {
-        println!("{}: top-1 {:.2} % ({} / {}) on CIFAR-10 {} in {:.1} s", model.name, acc.top1, acc.correct, acc.n, a.split, t.elapsed().as_secs_f64());
+        println!(
+            "{}: top-1 {:.2} % ({} / {}) on CIFAR-10 {} in {:.1} s",
+            model.name,
+            acc.top1,
+            acc.correct,
+            acc.n,
+            a.split,
+            t.elapsed().as_secs_f64()
+        );
         let per: Vec<String> = data::CLASSES.iter().zip(&acc.per_class).map(|(c, p)| format!("{c} {p:.1}")).collect();
         println!("per class: {}", per.join(", "));
     }
@@ -253,7 +279,14 @@ fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
     for t in &infos {
         let ord = t.tap.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
         let kind = serde_json::to_value(t.tap.kind)?;
-        println!("{:<24} {:<6} {:>5}  {:<16} {}", t.tap.name, kind.as_str().unwrap_or(""), ord, format!("{:?}", t.shape), t.tap.tensor);
+        println!(
+            "{:<24} {:<6} {:>5}  {:<16} {}",
+            t.tap.name,
+            kind.as_str().unwrap_or(""),
+            ord,
+            format!("{:?}", t.shape),
+            t.tap.tensor
+        );
     }
     Ok(())
 }
@@ -267,7 +300,12 @@ fn lines_cmd(ui: &Ui, a: args::LinesArgs) -> Result<()> {
         return Ok(());
     }
     let tags: Vec<String> = cfg.freqs.iter().enumerate().map(|(i, f)| format!("f{} = {f} Hz", i + 1)).collect();
-    println!("{} ; grid {} Hz ; bin width {} Hz", tags.join(", "), lines::grid_bins(&plan.bins) as f64 * cfg.fps / cfg.n_frames as f64, cfg.fps / cfg.n_frames as f64);
+    println!(
+        "{} ; grid {} Hz ; bin width {} Hz",
+        tags.join(", "),
+        lines::grid_bins(&plan.bins) as f64 * cfg.fps / cfg.n_frames as f64,
+        cfg.fps / cfg.n_frames as f64
+    );
     println!("{:>8} {:>5}  {:<12} {:>5}  label", "freq Hz", "bin", "kind", "order");
     for x in &l {
         let kind = serde_json::to_value(x.kind)?;
@@ -299,7 +337,10 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
             let rgba = image::DynamicImage::ImageRgb8(frame(i)).to_rgba8();
             enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
         }
-        ui.info(&format!("wrote {n} frames to {} (GIF delays are in 10 ms steps, so playback is approximate)", p.display()));
+        ui.info(&format!(
+            "wrote {n} frames to {} (GIF delays are in 10 ms steps, so playback is approximate)",
+            p.display()
+        ));
     } else {
         for i in 0..n {
             let p = a.out.join(format!("frame_{i:04}.png"));
@@ -327,7 +368,13 @@ fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
     let secs = t.elapsed().as_secs_f64();
     let fps = done as f64 / secs;
     if !ui.json {
-        println!("{}: {fps:.0} frames/s ({done} frames, batch {}, {} ReLU taps recorded, threads {})", model.name, cfg.batch, relus.len(), if cfg.threads == 0 { "auto".into() } else { cfg.threads.to_string() });
+        println!(
+            "{}: {fps:.0} frames/s ({done} frames, batch {}, {} ReLU taps recorded, threads {})",
+            model.name,
+            cfg.batch,
+            relus.len(),
+            if cfg.threads == 0 { "auto".into() } else { cfg.threads.to_string() }
+        );
     }
     ui.json(&serde_json::json!({"model": model.name, "frames_per_s": fps, "frames": done, "batch": cfg.batch, "relu_taps": relus.len()}));
     Ok(())
@@ -353,7 +400,10 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         Some(dir) if dir.join("cifar10/test_batch.bin").is_file() && Model::load("resnet32", Some(&dir)).is_ok() => {
             ui.info(&format!("demo: the paper's experiment, pretrained ResNet-32 on CIFAR-10 from {}", dir.display()));
             let model = Model::load("resnet32", Some(&dir))?;
-            let (specs, loader) = images(&ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] }, Some(&dir))?;
+            let (specs, loader) = images(
+                &ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] },
+                Some(&dir),
+            )?;
             run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out)
         }
         _ => {
@@ -364,7 +414,8 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
                  models/resnet32-cifar10.th (or run `freqtag fetch-data` for CIFAR-10).",
             );
             let model = freqtag::model::resnet::demo_model(7)?;
-            let specs: Vec<ImageSpec> = (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
+            let specs: Vec<ImageSpec> =
+                (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
             let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
             run_analysis(ui, &model, &cfg, &specs, &load, &a.out)
         }

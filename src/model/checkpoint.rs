@@ -35,10 +35,8 @@ pub struct StateDict {
 impl StateDict {
     /// The tensor called `name`, or an error naming it and the expected shape.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&Tensor> {
-        let t = self
-            .tensors
-            .get(name)
-            .ok_or_else(|| Error::Model(format!("weights lack `{name}` (shape {shape:?})")))?;
+        let t =
+            self.tensors.get(name).ok_or_else(|| Error::Model(format!("weights lack `{name}` (shape {shape:?})")))?;
         if t.shape != shape {
             return Err(Error::Model(format!("`{name}` has shape {:?}, expected {shape:?}", t.shape)));
         }
@@ -58,9 +56,7 @@ pub fn load_checkpoint(path: &Path) -> Result<StateDict> {
     } else if bytes.len() >= 8 && looks_like_safetensors(&bytes) {
         read_safetensors(&bytes).map_err(fail)?
     } else {
-        return Err(fail(
-            "not a PyTorch checkpoint (legacy or zip) nor safetensors: unrecognised first bytes".into(),
-        ));
+        return Err(fail("not a PyTorch checkpoint (legacy or zip) nor safetensors: unrecognised first bytes".into()));
     };
     let mut tensors = BTreeMap::new();
     for (k, t) in raw {

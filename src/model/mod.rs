@@ -131,11 +131,7 @@ impl Model {
         const NAMES: [&str; 4] = ["resnet20", "resnet32", "resnet44", "resnet56"];
         if NAMES.contains(&spec) {
             let dir = data_dir.ok_or_else(|| {
-                Error::param(
-                    "model",
-                    "a pretrained name needs the data folder: set FREQTAG_DATA or pass --data",
-                    spec,
-                )
+                Error::param("model", "a pretrained name needs the data folder: set FREQTAG_DATA or pass --data", spec)
             })?;
             let p = pretrained_path(dir, spec);
             if !p.exists() {
@@ -191,7 +187,12 @@ impl Model {
         let dims = graph::dims_of(inputs[0]).unwrap_or_default();
         let input_shape = match dims.as_slice() {
             [_, Some(c), Some(h), Some(w)] => [*c as usize, *h as usize, *w as usize],
-            _ => return Err(bad(format!("input `{}` must be [N, C, H, W] with static C, H, W; got {dims:?}", inputs[0].name))),
+            _ => {
+                return Err(bad(format!(
+                    "input `{}` must be [N, C, H, W] with static C, H, W; got {dims:?}",
+                    inputs[0].name
+                )))
+            }
         };
         let meta = |k: &str| proto.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone());
         let triple = |s: Option<String>| -> Option<[f32; 3]> {
@@ -241,7 +242,11 @@ impl Model {
             })
             .ok_or_else(|| {
                 let some: Vec<&str> = self.taps.iter().take(6).map(|t| t.name.as_str()).collect();
-                Error::param("tap", format!("a tap of {} such as {} ... or #<conv ordinal>", self.name, some.join(", ")), key)
+                Error::param(
+                    "tap",
+                    format!("a tap of {} such as {} ... or #<conv ordinal>", self.name, some.join(", ")),
+                    key,
+                )
             })
     }
 
@@ -274,9 +279,7 @@ fn dotted(node_name: &str) -> Option<String> {
         n => {
             let mut path = String::new();
             for s in &segs[..n - 1] {
-                if path.is_empty() {
-                    path = s.to_string();
-                } else if s.starts_with(&format!("{path}.")) {
+                if path.is_empty() || s.starts_with(&format!("{path}.")) {
                     path = s.to_string();
                 } else {
                     path = format!("{path}.{s}");

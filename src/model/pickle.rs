@@ -394,7 +394,10 @@ impl Machine<'_> {
                     self.stack.push(v);
                 }
                 other => {
-                    return Err(format!("unsupported or corrupt pickle opcode 0x{other:02x} at offset {}", self.pos - 1))
+                    return Err(format!(
+                        "unsupported or corrupt pickle opcode 0x{other:02x} at offset {}",
+                        self.pos - 1
+                    ))
                 }
             }
         }

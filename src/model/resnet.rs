@@ -24,9 +24,7 @@ pub const OPSET: i64 = 13;
 
 /// Blocks per stage in the state dict (`layer1.K.*` keys), i.e. n in depth 6n+2.
 pub fn blocks_per_stage(sd: &StateDict) -> Result<usize> {
-    let n = (0..)
-        .take_while(|k| sd.tensors.contains_key(&format!("layer1.{k}.conv1.weight")))
-        .count();
+    let n = (0..).take_while(|k| sd.tensors.contains_key(&format!("layer1.{k}.conv1.weight"))).count();
     if n == 0 || !sd.tensors.contains_key("conv1.weight") || !sd.tensors.contains_key("linear.weight") {
         return Err(Error::Model(
             "weights are not a CIFAR ResNet (need conv1.weight, layer1.0.conv1.weight, ..., linear.weight)".into(),
