@@ -1,4 +1,50 @@
 //! freqtag: frequency tagging (SSVEP) analysis of neural network filters.
+//!
+//! Parts of an image flicker at different frequencies (left half 6 Hz, right half
+//! 7.5 Hz), the network sees the frames one by one, and the spectrum of each filter's
+//! activation over time shows which parts drive it (lines at 6 or 7.5 Hz and their
+//! harmonics) and whether it combines them (intermodulation lines such as 1.5 or
+//! 13.5 Hz). Signal-to-noise ratios turn that into per-filter importance scores.
+//!
+//! # Map of the main types
+//! Data flows one way through one module per stage:
+//!
+//! | stage | module | main types |
+//! |---|---|---|
+//! | stimulus | [`stimulus`] | [`stimulus::StimulusConfig`] → [`stimulus::TagPlan`] (frames, period) |
+//! | model | [`model`] | [`model::Model`] (ONNX graph, [`model::TapPoint`]s), [`model::StateDict`] |
+//! | engine | [`engine`] | [`engine::Session`] (ONNX Runtime), [`engine::TapInfo`] |
+//! | spectrum | [`spectrum`] | [`spectrum::Fft`] (cached real-FFT plans) |
+//! | lines | [`lines`] | [`lines::Line`] (harmonic / intermodulation catalogue) |
+//! | snr | [`snr`] | [`snr::SnrConfig`] (presets `authors`, `mne`, `fpvs`) |
+//! | importance | [`importance`] | [`importance::LayerImportance`] |
+//! | report | [`report`] | run folder writers (`summary.json`, CSV, NPY) |
+//!
+//! Beside them: [`data`] (CIFAR-10, image files), [`evaluate`] (accuracy), and
+//! [`analysis`], which runs the stages in order ([`analysis::analyze`]).
+//!
+//! # Example
+//! The whole analysis from the library, on the built-in demonstration network
+//! (random weights) and a synthetic image, so it runs without any data:
+//!
+//! ```
+//! use freqtag::analysis::{analyze, AnalysisConfig, ImageSpec};
+//! use freqtag::data::synthetic_image;
+//! use freqtag::model::resnet::demo_model;
+//!
+//! let model = demo_model(7)?; // or Model::load("resnet32", Some(data_dir))
+//! let cfg = AnalysisConfig::default(); // paper settings: 6 / 7.5 Hz, 120 fps, 240 frames, `authors` SNR
+//! let images = vec![ImageSpec { name: "synthetic".into(), index: None, label: None }];
+//! let result = analyze(&model, &cfg, &images, &|_| Ok(synthetic_image(1, 32, 32)), &mut |_, _| {})?;
+//! let stem = &result.layers[0];
+//! assert_eq!(stem.tap, "conv1");
+//! println!("{} of {} stem filters important", stem.n_important, stem.n_filters);
+//! // The stem conv is linear in the frame: its spectrum has lines at 6 and 7.5 Hz only.
+//! let spec = &result.mean_amplitude[0][0];
+//! assert!(spec[12] > 100.0 * spec[24]);
+//! # Ok::<(), freqtag::Error>(())
+//! ```
+
 pub mod analysis;
 pub mod data;
 pub mod engine;

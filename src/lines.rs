@@ -59,7 +59,13 @@ fn label(coefs: &[i64]) -> String {
     let pos = coefs.iter().enumerate().filter(|(_, &n)| n > 0);
     let neg = coefs.iter().enumerate().filter(|(_, &n)| n < 0);
     for (r, &n) in pos.chain(neg) {
-        let sign = if n < 0 { "-" } else if s.is_empty() { "" } else { "+" };
+        let sign = if n < 0 {
+            "-"
+        } else if s.is_empty() {
+            ""
+        } else {
+            "+"
+        };
         let mag = if n.abs() == 1 { String::new() } else { n.abs().to_string() };
         s.push_str(&format!("{sign}{mag}f{}", r + 1));
     }

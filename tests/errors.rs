@@ -26,8 +26,10 @@ fn pickle_asking_for_arbitrary_global_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("evil.th");
     // os.system('touch pwned') as a pickle REDUCE.
-    std::fs::write(&p, legacy_with(b"\x80\x02cos\nsystem\nq\x00X\x0b\x00\x00\x00touch pwnedq\x01\x85q\x02Rq\x03.")).unwrap();
-    let (code, _, err) = run(freqtag().args(["export", "--model", p.to_str().unwrap(), "-o"]).arg(dir.path().join("x.onnx")));
+    std::fs::write(&p, legacy_with(b"\x80\x02cos\nsystem\nq\x00X\x0b\x00\x00\x00touch pwnedq\x01\x85q\x02Rq\x03."))
+        .unwrap();
+    let (code, _, err) =
+        run(freqtag().args(["export", "--model", p.to_str().unwrap(), "-o"]).arg(dir.path().join("x.onnx")));
     assert_clean_failure(code, &err, &["evil.th", "refusing pickle global `os.system`"]);
     assert!(!std::path::Path::new("pwned").exists());
 }
@@ -59,7 +61,8 @@ fn cifar_file_of_wrong_length_is_an_error() {
     let onnx = dir.path().join("demo.onnx");
     let m = freqtag::model::resnet::demo_model(1).unwrap();
     m.save_onnx(&onnx).unwrap();
-    let (code, _, err) = run(freqtag().args(["eval", "--model", onnx.to_str().unwrap(), "--data", dir.path().to_str().unwrap()]));
+    let (code, _, err) =
+        run(freqtag().args(["eval", "--model", onnx.to_str().unwrap(), "--data", dir.path().to_str().unwrap()]));
     assert_clean_failure(code, &err, &["test_batch.bin", "5000 bytes", "3073-byte"]);
 }
 
@@ -72,7 +75,11 @@ fn missing_onnx_runtime_library_says_how_to_get_it() {
         .env_remove("FREQTAG_DATA")
         .env("HOME", dir.path())
         .env("XDG_CACHE_HOME", dir.path()));
-    assert_clean_failure(code, &err, &["libonnxruntime.so not found", "/nonexistent/libonnxruntime.so", "fetch-ort.sh"]);
+    assert_clean_failure(
+        code,
+        &err,
+        &["libonnxruntime.so not found", "/nonexistent/libonnxruntime.so", "fetch-ort.sh"],
+    );
 }
 
 #[test]
@@ -86,7 +93,15 @@ fn model_whose_input_does_not_fit_the_images_is_an_error() {
     std::fs::write(&p, m.to_onnx_bytes()).unwrap();
     let img = dir.path().join("img.png");
     freqtag::data::synthetic_image(1, 32, 32).to_rgb8().save(&img).unwrap();
-    let (code, _, err) = run(freqtag().args(["analyze", "--model", p.to_str().unwrap(), "--image-file", img.to_str().unwrap(), "--out", dir.path().join("run").to_str().unwrap()]));
+    let (code, _, err) = run(freqtag().args([
+        "analyze",
+        "--model",
+        p.to_str().unwrap(),
+        "--image-file",
+        img.to_str().unwrap(),
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+    ]));
     assert_clean_failure(code, &err, &["img.png", "32x32", "64x64"]);
 }
 

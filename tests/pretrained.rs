@@ -29,7 +29,8 @@ fn pretrained_resnets_reproduce_published_accuracy() {
 #[test]
 fn resnet32_per_class_accuracy_matches_reference() {
     let Some(d) = data_dir() else { return };
-    let (code, out, err) = run(freqtag().args(["eval", "--model", "resnet32", "--json", "--threads", "2"]).env("FREQTAG_DATA", &d));
+    let (code, out, err) =
+        run(freqtag().args(["eval", "--model", "resnet32", "--json", "--threads", "2"]).env("FREQTAG_DATA", &d));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let per: Vec<f64> = v["accuracy"]["per_class"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
@@ -51,7 +52,8 @@ fn exported_onnx_reloads_with_identical_logits() {
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("resnet32.onnx");
-    let (code, _, err) = run(freqtag().args(["export", "--model", "resnet32", "-o", p.to_str().unwrap()]).env("FREQTAG_DATA", &d));
+    let (code, _, err) =
+        run(freqtag().args(["export", "--model", "resnet32", "-o", p.to_str().unwrap()]).env("FREQTAG_DATA", &d));
     assert_eq!(code, 0, "{err}");
     let reloaded = Model::load(p.to_str().unwrap(), None).unwrap();
     assert_eq!(reloaded.preprocess, m.preprocess, "preprocessing travels in the ONNX metadata");

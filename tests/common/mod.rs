@@ -12,7 +12,13 @@ pub fn data_dir() -> Option<PathBuf> {
         return None;
     };
     let d = PathBuf::from(d);
-    let need = ["cifar10/test_batch.bin", "models/resnet20-cifar10.th", "models/resnet32-cifar10.th", "models/resnet44-cifar10.th", "models/resnet56-cifar10.th"];
+    let need = [
+        "cifar10/test_batch.bin",
+        "models/resnet20-cifar10.th",
+        "models/resnet32-cifar10.th",
+        "models/resnet44-cifar10.th",
+        "models/resnet56-cifar10.th",
+    ];
     for f in need {
         assert!(d.join(f).is_file(), "FREQTAG_DATA={} is set but {f} is missing", d.display());
     }
@@ -27,5 +33,9 @@ pub fn freqtag() -> Command {
 /// Runs and returns (exit code, stdout, stderr).
 pub fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().expect("spawn freqtag");
-    (status.code().unwrap_or(-1), String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned())
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
 }

@@ -1,0 +1,144 @@
+//! The command line end to end: run folders, JSON output, the demo.
+
+mod common;
+use common::{data_dir, freqtag, run};
+
+fn read_npy_shape(path: &std::path::Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    npy.shape().to_vec()
+}
+
+#[test]
+fn demo_without_data_runs_the_labelled_pipeline_demonstration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, _, err) = run(freqtag()
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .env_remove("FREQTAG_DATA")
+        .env("HOME", dir.path())
+        .env("XDG_CACHE_HOME", dir.path()));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("DEMONSTRATION OF THE PIPELINE") && err.contains("FREQTAG_DATA"), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["model"]["name"], "demo-resnet8-random");
+    assert_eq!(s["layers"].as_array().unwrap().len(), 7, "ResNet-8 has 7 convs");
+}
+
+#[test]
+fn analyze_writes_a_complete_run_folder() {
+    let Some(d) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, stdout, err) = run(freqtag()
+        .args([
+            "analyze",
+            "--model",
+            "resnet32",
+            "--images",
+            "0,1,2",
+            "--threads",
+            "2",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("FREQTAG_DATA", &d));
+    assert_eq!(code, 0, "{err}");
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(s["schema"], 1);
+    assert_eq!(s["images"].as_array().unwrap().len(), 3);
+    assert_eq!(s["inference"]["path"]["path"], "folded");
+    assert_eq!(s["stimulus"]["bins"], serde_json::json!([12, 15]));
+    let layers = s["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 31);
+    assert_eq!(layers[3]["conv_ordinal"], 4);
+    for f in ["summary.json", "filters.csv", "layers.csv", "lines.csv"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();
+    assert_eq!(filters.lines().count(), 1 + 16 * 11 + 32 * 10 + 64 * 10);
+    assert_eq!(read_npy_shape(&out.join("spectra.npy")), vec![3, 31, 64, 121]);
+    assert_eq!(read_npy_shape(&out.join("coefficients.npy")), vec![3, 31, 64, 121]);
+    assert_eq!(read_npy_shape(&out.join("spectra_mean.npy")), vec![31, 64, 121]);
+    assert_eq!(read_npy_shape(&out.join("scores.npy")), vec![3, 31, 64]);
+}
+
+#[test]
+fn seeded_image_draw_is_reproducible() {
+    let Some(d) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let images = |seed: &str, name: &str| -> serde_json::Value {
+        let (code, out, err) = run(freqtag()
+            .args(["analyze", "--n-images", "3", "--seed", seed, "--tap", "conv1", "--json", "--no-per-image", "--out"])
+            .arg(dir.path().join(name))
+            .env("FREQTAG_DATA", &d));
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["images"].clone()
+    };
+    assert_eq!(images("7", "a"), images("7", "b"));
+    assert_ne!(images("7", "a"), images("8", "c"));
+}
+
+#[test]
+fn lines_prints_the_catalogue_as_json() {
+    let (code, out, err) = run(freqtag().args(["lines", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let l = v.as_array().unwrap();
+    assert_eq!(l.len(), 40);
+    assert!(l.iter().any(|x| x["label"] == "f1+f2" && x["freq"] == 13.5));
+}
+
+#[test]
+fn stimulus_writes_frames_and_gif() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img.png");
+    freqtag::data::synthetic_image(3, 32, 32).to_rgb8().save(&img).unwrap();
+    let out = dir.path().join("stim");
+    let (code, _, err) = run(freqtag().args([
+        "stimulus",
+        "--image-file",
+        img.to_str().unwrap(),
+        "--n-frames",
+        "16",
+        "--freqs",
+        "15,30",
+        "--scale",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 16);
+    let f0 = image::open(out.join("frame_0000.png")).unwrap().to_rgb8();
+    let f2 = image::open(out.join("frame_0002.png")).unwrap().to_rgb8();
+    assert_eq!(f0.dimensions(), (64, 64));
+    assert_ne!(f0, f2, "frames flicker");
+    let (code, _, err) = run(freqtag().args([
+        "stimulus",
+        "--image-file",
+        img.to_str().unwrap(),
+        "--n-frames",
+        "16",
+        "--freqs",
+        "15,30",
+        "--gif",
+        "-o",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(out.join("stimulus.gif")).unwrap().starts_with(b"GIF89a"));
+}
+
+#[test]
+fn completions_and_help_examples() {
+    let (code, out, _) = run(freqtag().args(["completions", "bash"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("freqtag"));
+    for sub in ["analyze", "eval", "taps", "export", "lines", "stimulus", "bench", "fetch-data", "demo"] {
+        let (code, out, _) = run(freqtag().args([sub, "--help"]));
+        assert_eq!(code, 0);
+        assert!(out.contains("Examples:"), "{sub} --help has no examples");
+    }
+}

@@ -1,0 +1,106 @@
+//! Known answers of frequency tagging on the real pretrained ResNet-32.
+
+mod common;
+use common::data_dir;
+
+use freqtag::analysis::{analyze, Analysis, AnalysisConfig, Fold, ImageSpec, TapSelection};
+use freqtag::data::{Cifar10, Split};
+use freqtag::model::{Model, TapKind};
+use freqtag::stimulus::{Layout, StimulusConfig};
+
+fn run(d: &std::path::Path, cfg: AnalysisConfig, n_images: usize) -> Analysis {
+    let m = Model::load("resnet32", Some(d)).unwrap();
+    let c = Cifar10::load(d, Split::Test).unwrap();
+    let specs: Vec<ImageSpec> = c
+        .first_of_each_class()
+        .into_iter()
+        .take(n_images)
+        .map(|i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) })
+        .collect();
+    analyze(&m, &cfg, &specs, &|s| Ok(c.image(s.index.unwrap())), &mut |_, _| {}).unwrap()
+}
+
+fn cfg(kinds: Vec<TapKind>, fold: Fold) -> AnalysisConfig {
+    let mut c = AnalysisConfig { taps: TapSelection { kinds, names: vec![] }, fold, ..Default::default() };
+    c.engine.threads = 2;
+    c
+}
+
+/// Bins (excluding DC) whose amplitude exceeds `rel` of the spectrum's largest non-DC line.
+fn bins_above(spec: &[f64], rel: f64) -> Vec<usize> {
+    let max = spec[1..].iter().cloned().fold(0.0, f64::max);
+    (1..spec.len()).filter(|&k| spec[k] > rel * max).collect()
+}
+
+#[test]
+fn stem_conv_responds_only_at_the_tag_frequencies() {
+    let Some(d) = data_dir() else { return };
+    // Unfolded, so that the absence of other lines is measured, not built in.
+    let a = run(&d, cfg(vec![TapKind::Conv], Fold::Never), 3);
+    assert_eq!(a.taps[0].tap.name, "conv1");
+    let per = a.per_image.as_ref().unwrap();
+    let nb = 121;
+    for img in 0..3 {
+        for ch in 0..16 {
+            let off = ((img * a.taps.len()) * per.max_channels + ch) * nb;
+            let spec: Vec<f64> = per.amplitude[off..off + nb].iter().map(|&x| x as f64).collect();
+            // The largest line includes DC: float32 rounding in a conv whose spatial mean is
+            // small next to its values leaves ~1e-5 of the 7.5 Hz line at Nyquist in weak
+            // channels (channel 11: 7e-8 against 5e-3), but stays below 1e-5 of DC.
+            let max = spec.iter().cloned().fold(0.0, f64::max);
+            let other: Vec<usize> = (1..nb).filter(|&k| k != 12 && k != 15 && spec[k] > 1e-5 * max).collect();
+            assert!(other.is_empty(), "image {img} channel {ch}: energy at bins {other:?}");
+            assert!(spec[12] > 1e-3 * max && spec[15] > 1e-3 * max, "image {img} channel {ch}: tag lines missing");
+        }
+    }
+}
+
+#[test]
+fn relu_creates_harmonics_and_both_tags_create_intermodulation() {
+    let Some(d) = data_dir() else { return };
+    let a = run(&d, cfg(vec![TapKind::Relu], Fold::Never), 3);
+    let mean_rel = |tap: usize, bin: usize| -> f64 {
+        let chans = &a.mean_amplitude[tap];
+        chans.iter().map(|s| s[bin] / s[1..].iter().cloned().fold(1e-30, f64::max)).sum::<f64>() / chans.len() as f64
+    };
+    // Stem ReLU: harmonics 2f1 = 12 Hz (bin 24) and 2f2 = 15 Hz (bin 30) clearly present.
+    assert_eq!(a.taps[0].tap.name, "relu");
+    assert!(mean_rel(0, 24) > 1e-3 && mean_rel(0, 30) > 1e-3, "{} {}", mean_rel(0, 24), mean_rel(0, 30));
+    // Deep layers integrate both halves: f2-f1 = 1.5 Hz (bin 3) and f1+f2 = 13.5 Hz (bin 27).
+    let deep = a.taps.iter().position(|t| t.tap.name == "layer3.4.relu2").unwrap();
+    assert!(mean_rel(deep, 3) > 1e-2 && mean_rel(deep, 27) > 1e-2, "{} {}", mean_rel(deep, 3), mean_rel(deep, 27));
+}
+
+#[test]
+fn single_tagged_region_gives_no_intermodulation_anywhere() {
+    let Some(d) = data_dir() else { return };
+    let mut c = cfg(vec![TapKind::Conv, TapKind::Bn, TapKind::Relu, TapKind::Add], Fold::Never);
+    c.stimulus = StimulusConfig { layout: Layout::Left, freqs: vec![6.0], ..Default::default() };
+    let a = run(&d, c, 2);
+    for (t, tap) in a.taps.iter().enumerate() {
+        for (ch, spec) in a.mean_amplitude[t].iter().enumerate() {
+            let off: Vec<usize> = bins_above(spec, 1e-4).into_iter().filter(|k| k % 12 != 0).collect();
+            assert!(off.is_empty(), "{} channel {ch}: lines off the 6 Hz harmonics at bins {off:?}", tap.tap.name);
+        }
+    }
+}
+
+#[test]
+fn folded_and_unfolded_spectra_agree() {
+    let Some(d) = data_dir() else { return };
+    let kinds = vec![TapKind::Conv, TapKind::Relu];
+    let f = run(&d, cfg(kinds.clone(), Fold::Auto), 2);
+    let u = run(&d, cfg(kinds, Fold::Never), 2);
+    assert_eq!(f.path, freqtag::analysis::InferencePath::Folded { period: 80 });
+    assert_eq!(u.path, freqtag::analysis::InferencePath::Full);
+    let mut worst: f64 = 0.0;
+    for (ft, ut) in f.mean_amplitude.iter().zip(&u.mean_amplitude) {
+        for (fs, us) in ft.iter().zip(ut) {
+            let max = us.iter().cloned().fold(0.0, f64::max);
+            for (x, y) in fs.iter().zip(us) {
+                worst = worst.max((x - y).abs() / max);
+            }
+        }
+    }
+    assert!(worst < 1e-6, "folded vs unfolded: worst relative difference {worst:e}");
+}
