@@ -71,7 +71,7 @@ pub struct AnalysisConfig {
 
 /// The documented default threshold on the `authors` score, dB (see the README's
 /// reproduction section for how it was chosen).
-pub const DEFAULT_THRESHOLD: f64 = 1.0;
+pub const DEFAULT_THRESHOLD: f64 = 1.5;
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
