@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::importance::{aggregate, LayerImportance, LayerScores};
 use crate::lines::{catalogue, Line};
 use crate::model::{Model, TapKind};
-use crate::snr::{authors_score, SnrConfig};
-use crate::spectrum::{amplitude, n_bins, tile, Fft};
+use crate::snr::{mean_finite, SnrConfig};
+use crate::spectrum::{amplitude, folded_rfft, n_bins, Fft};
 use crate::stimulus::{StimulusConfig, TagPlan};
 
 /// Which taps to record.
@@ -207,63 +207,35 @@ pub fn analyze(
     let mut session = Session::for_model(model, &refs, false, &cfg.engine)?;
     let tag_bins = plan.bins.clone();
     let lines = catalogue(&tag_bins, cfg.stimulus.fps, n, cfg.max_order);
-    let nb = n_bins(n);
-    let max_c = taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
-    let snr_offset = usize::from(cfg.snr.drop_dc);
-    let mut fft = Fft::new();
-    let mut scores: Vec<LayerScores> = taps
-        .iter()
-        .map(|t| LayerScores { tap: t.tap.name.clone(), conv_ordinal: t.tap.conv_ordinal, scores: Vec::new() })
-        .collect();
-    let mut mean_amp: Vec<Vec<Vec<f64>>> = taps.iter().map(|t| vec![vec![0.0; nb]; t.shape[0]]).collect();
-    let mut line_snr: Vec<Vec<Vec<f64>>> = taps.iter().map(|t| vec![vec![0.0; lines.len()]; t.shape[0]]).collect();
-    let mut per =
-        cfg.keep_per_image.then(|| PerImage { max_channels: max_c, amplitude: Vec::new(), coefficients: Vec::new() });
-    for (done, spec) in images.iter().enumerate() {
-        let img = load(spec)?;
-        if (img.height, img.width) != (h, w) {
-            return Err(Error::Data {
-                path: spec.name.clone().into(),
-                reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
-            });
-        }
-        let frames = plan.frames(&img, &model.preprocess, frames_per_image);
-        let outs = session.run_all(&frames, frames_per_image)?;
-        for (t, (tap, out)) in taps.iter().zip(outs.iter().skip(1)).enumerate() {
-            let c = tap.shape[0];
-            let mut img_scores = Vec::with_capacity(c);
-            let mut pad_amp = vec![f32::NAN; max_c * nb];
-            let mut pad_coef = vec![Complex::new(f32::NAN, f32::NAN); max_c * nb];
-            for ch in 0..c {
-                let series: Vec<f64> = (0..frames_per_image).map(|i| out.data[i * c + ch] as f64).collect();
-                let series = if frames_per_image < n { tile(&series, n) } else { series };
-                let coef = fft.rfft(&series);
-                let amp = amplitude(&coef, n);
-                let snr = cfg.snr.snr(&amp);
-                img_scores.push(authors_score(&cfg.snr, &amp));
-                for (k, a) in amp.iter().enumerate() {
-                    mean_amp[t][ch][k] += a / images.len() as f64;
-                }
-                for (l, line) in lines.iter().enumerate() {
-                    let v = line.bin.checked_sub(snr_offset).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN);
-                    line_snr[t][ch][l] += v / images.len() as f64;
-                }
-                if per.is_some() {
-                    for k in 0..nb {
-                        pad_amp[ch * nb + k] = amp[k] as f32;
-                        let z = coef[k] / n as f64;
-                        pad_coef[ch * nb + k] = Complex::new(z.re as f32, z.im as f32);
-                    }
-                }
+    let mut acc = Accumulator::new(&taps, &lines, cfg, n, frames_per_image, images.len());
+    // Inference (both cores, inside ONNX Runtime) on this thread; spectra, SNR and
+    // accumulation of the previous image on a second thread meanwhile.
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::engine::Output>>(2);
+        let worker = scope.spawn(|| {
+            for outs in rx {
+                acc.add(&outs);
             }
-            scores[t].scores.push(img_scores);
-            if let Some(p) = per.as_mut() {
-                p.amplitude.extend(pad_amp);
-                p.coefficients.extend(pad_coef);
+        });
+        for (done, spec) in images.iter().enumerate() {
+            let img = load(spec)?;
+            if (img.height, img.width) != (h, w) {
+                return Err(Error::Data {
+                    path: spec.name.clone().into(),
+                    reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
+                });
             }
+            let frames = plan.frames(&img, &model.preprocess, frames_per_image);
+            let outs = session.run_all(&frames, frames_per_image)?;
+            if tx.send(outs).is_err() {
+                break;
+            }
+            progress(done + 1, images.len());
         }
-        progress(done + 1, images.len());
-    }
+        drop(tx);
+        worker.join().map_err(|_| Error::Runtime("the spectrum worker panicked".into()))
+    })?;
+    let Accumulator { scores, mean_amp, line_snr, per, .. } = acc;
     let layers = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
     Ok(Analysis {
         config: cfg.clone(),
@@ -286,5 +258,97 @@ impl Analysis {
     /// Re-aggregates the stored scores against another threshold.
     pub fn with_threshold(&self, threshold: f64) -> Vec<LayerImportance> {
         self.scores.iter().map(|s| aggregate(s, threshold)).collect()
+    }
+}
+
+/// Per-image spectra, SNR and scores, accumulated over images.
+struct Accumulator<'a> {
+    taps: &'a [TapInfo],
+    lines: &'a [Line],
+    snr: &'a SnrConfig,
+    n_frames: usize,
+    frames_per_image: usize,
+    n_images: usize,
+    max_c: usize,
+    fft: Fft,
+    scores: Vec<LayerScores>,
+    mean_amp: Vec<Vec<Vec<f64>>>,
+    line_snr: Vec<Vec<Vec<f64>>>,
+    per: Option<PerImage>,
+}
+
+impl<'a> Accumulator<'a> {
+    fn new(
+        taps: &'a [TapInfo],
+        lines: &'a [Line],
+        cfg: &'a AnalysisConfig,
+        n_frames: usize,
+        frames_per_image: usize,
+        n_images: usize,
+    ) -> Self {
+        let nb = n_bins(n_frames);
+        let max_c = taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+        Accumulator {
+            taps,
+            lines,
+            snr: &cfg.snr,
+            n_frames,
+            frames_per_image,
+            n_images,
+            max_c,
+            fft: Fft::new(),
+            scores: taps
+                .iter()
+                .map(|t| LayerScores { tap: t.tap.name.clone(), conv_ordinal: t.tap.conv_ordinal, scores: Vec::new() })
+                .collect(),
+            mean_amp: taps.iter().map(|t| vec![vec![0.0; nb]; t.shape[0]]).collect(),
+            line_snr: taps.iter().map(|t| vec![vec![0.0; lines.len()]; t.shape[0]]).collect(),
+            per: cfg.keep_per_image.then(|| PerImage {
+                max_channels: max_c,
+                amplitude: Vec::new(),
+                coefficients: Vec::new(),
+            }),
+        }
+    }
+
+    /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per tap).
+    fn add(&mut self, outs: &[crate::engine::Output]) {
+        let (n, p, nb, max_c) = (self.n_frames, self.frames_per_image, n_bins(self.n_frames), self.max_c);
+        let snr_offset = usize::from(self.snr.drop_dc);
+        let w = 1.0 / self.n_images as f64;
+        for (t, (tap, out)) in self.taps.iter().zip(outs.iter().skip(1)).enumerate() {
+            let c = tap.shape[0];
+            let mut img_scores = Vec::with_capacity(c);
+            let mut pad = self
+                .per
+                .as_ref()
+                .map(|_| (vec![f32::NAN; max_c * nb], vec![Complex::new(f32::NAN, f32::NAN); max_c * nb]));
+            for ch in 0..c {
+                let series: Vec<f64> = (0..p).map(|i| out.data[i * c + ch] as f64).collect();
+                let coef = if p < n { folded_rfft(&mut self.fft, &series, n) } else { self.fft.rfft(&series) };
+                let amp = amplitude(&coef, n);
+                let snr = self.snr.snr(&amp);
+                img_scores.push(mean_finite(&snr));
+                for (m, a) in self.mean_amp[t][ch].iter_mut().zip(&amp) {
+                    *m += a * w;
+                }
+                for (l, line) in self.lines.iter().enumerate() {
+                    let v = line.bin.checked_sub(snr_offset).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN);
+                    self.line_snr[t][ch][l] += v * w;
+                }
+                if let Some((pa, pc)) = pad.as_mut() {
+                    for k in 0..nb {
+                        pa[ch * nb + k] = amp[k] as f32;
+                        let z = coef[k] / n as f64;
+                        pc[ch * nb + k] = Complex::new(z.re as f32, z.im as f32);
+                    }
+                }
+            }
+            self.scores[t].scores.push(img_scores);
+            if let (Some(per), Some((pa, pc))) = (self.per.as_mut(), pad) {
+                per.amplitude.extend(pa);
+                per.coefficients.extend(pc);
+            }
+        }
     }
 }

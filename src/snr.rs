@@ -83,34 +83,37 @@ impl SnrConfig {
         })
     }
 
-    /// The noise window of bin `k` in a spectrum of `len` bins (indices into it).
-    fn window(&self, k: usize, len: usize) -> Option<Vec<usize>> {
+    /// Index range of the window's two sides around bin `k` in a spectrum of `len`
+    /// bins, or `None` where [`Edges::Nan`] applies.
+    fn window(&self, k: usize, len: usize) -> Option<[std::ops::Range<usize>; 2]> {
         let lo = k as i64 - (self.skip + self.n_neighbors) as i64;
         let hi = k + self.skip + self.n_neighbors;
         if self.edges == Edges::Nan && (lo < 0 || hi >= len) {
             return None;
         }
-        let side_lo = (lo.max(0) as usize)..k.saturating_sub(self.skip);
-        let side_hi = (k + self.skip + 1)..(hi + 1).min(len);
-        Some(side_lo.chain(side_hi).collect())
+        Some([(lo.max(0) as usize)..k.saturating_sub(self.skip), (k + self.skip + 1).min(len)..(hi + 1).min(len)])
     }
 
-    /// Mean noise of bin `k` (index into `s`), `offset` = spectrum bin of `s[0]`.
-    fn noise(&self, s: &[f64], k: usize, offset: usize) -> Option<f64> {
-        let mut w: Vec<f64> = self
-            .window(k, s.len())?
-            .into_iter()
-            .filter(|j| !self.exclude_bins.contains(&(j + offset)))
-            .map(|j| s[j])
-            .collect();
-        if self.drop_extremes && w.len() > 2 {
-            w.sort_by(|a, b| a.total_cmp(b));
-            w = w[1..w.len() - 1].to_vec();
+    /// Noise values of bin `k` (index into `s`; `offset` = spectrum bin of `s[0]`) into `buf`.
+    fn noise_values(&self, s: &[f64], k: usize, offset: usize, buf: &mut Vec<f64>) -> bool {
+        buf.clear();
+        let Some(sides) = self.window(k, s.len()) else { return false };
+        for j in sides.into_iter().flatten() {
+            if self.exclude_bins.is_empty() || !self.exclude_bins.contains(&(j + offset)) {
+                buf.push(s[j]);
+            }
         }
-        if w.is_empty() {
-            return None;
+        if self.drop_extremes && buf.len() > 2 {
+            buf.sort_by(|a, b| a.total_cmp(b));
+            buf.pop();
+            buf.remove(0);
         }
-        Some(w.iter().sum::<f64>() / w.len() as f64)
+        !buf.is_empty()
+    }
+
+    /// Mean noise of bin `k`.
+    fn noise(&self, s: &[f64], k: usize, offset: usize, buf: &mut Vec<f64>) -> Option<f64> {
+        self.noise_values(s, k, offset, buf).then(|| buf.iter().sum::<f64>() / buf.len() as f64)
     }
 
     fn prepared(&self, amp: &[f64]) -> (Vec<f64>, usize) {
@@ -123,20 +126,18 @@ impl SnrConfig {
     /// covers bins `1..=N/2` (length N/2), else all bins.
     pub fn snr(&self, amp: &[f64]) -> Vec<f64> {
         let (s, offset) = self.prepared(amp);
+        let mut buf = Vec::with_capacity(2 * self.n_neighbors);
         (0..s.len())
             .map(|k| {
-                let Some(noise) = self.noise(&s, k, offset) else { return f64::NAN };
+                let Some(noise) = self.noise(&s, k, offset, &mut buf) else { return f64::NAN };
                 let (sig, noise) = (s[k].max(self.floor), noise.max(self.floor));
                 let r = sig / noise;
-                if self.db {
-                    let d = 10.0 * r.log10();
-                    if self.floor_zero_db {
-                        d.max(0.0)
-                    } else {
-                        d
-                    }
-                } else {
-                    r
+                match (self.db, self.floor_zero_db) {
+                    // log10 is the hot spot; below 1 the floored result is 0 without it.
+                    (true, true) if r <= 1.0 => 0.0,
+                    (true, true) => 10.0 * r.log10(),
+                    (true, false) => 10.0 * r.log10(),
+                    (false, _) => r,
                 }
             })
             .collect()
@@ -145,18 +146,17 @@ impl SnrConfig {
     /// Baseline-corrected amplitude `S[k] - mean(noise)` per bin (same bins as [`SnrConfig::snr`]).
     pub fn baseline_corrected(&self, amp: &[f64]) -> Vec<f64> {
         let (s, offset) = self.prepared(amp);
-        (0..s.len()).map(|k| self.noise(&s, k, offset).map_or(f64::NAN, |n| s[k] - n)).collect()
+        let mut buf = Vec::with_capacity(2 * self.n_neighbors);
+        (0..s.len()).map(|k| self.noise(&s, k, offset, &mut buf).map_or(f64::NAN, |n| s[k] - n)).collect()
     }
 
     /// z-score `(S[k] - mean(noise)) / sd(noise)` per bin.
     pub fn zscore(&self, amp: &[f64]) -> Vec<f64> {
         let (s, offset) = self.prepared(amp);
+        let mut v = Vec::with_capacity(2 * self.n_neighbors);
         (0..s.len())
             .map(|k| {
-                let Some(w) = self.window(k, s.len()) else { return f64::NAN };
-                let v: Vec<f64> =
-                    w.into_iter().filter(|j| !self.exclude_bins.contains(&(j + offset))).map(|j| s[j]).collect();
-                if v.len() < 2 {
+                if !self.noise_values(&s, k, offset, &mut v) || v.len() < 2 {
                     return f64::NAN;
                 }
                 let m = v.iter().sum::<f64>() / v.len() as f64;
@@ -169,9 +169,13 @@ impl SnrConfig {
 
 /// The author's per-filter score: mean over bins of the `authors` SNR (dB, ≥ 0).
 pub fn authors_score(cfg: &SnrConfig, amp: &[f64]) -> f64 {
-    let v = cfg.snr(amp);
-    let finite: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
-    finite.iter().sum::<f64>() / finite.len().max(1) as f64
+    mean_finite(&cfg.snr(amp))
+}
+
+/// Mean of the finite values (0 if none): the per-filter score from an SNR spectrum.
+pub fn mean_finite(v: &[f64]) -> f64 {
+    let (sum, n) = v.iter().filter(|x| x.is_finite()).fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    sum / n.max(1) as f64
 }
 
 #[cfg(test)]

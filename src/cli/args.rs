@@ -195,9 +195,13 @@ pub struct AnalyzeArgs {
     /// Highest order of catalogued lines.
     #[arg(long, default_value_t = 20)]
     pub max_order: u32,
-    /// Do not write per-image spectra (spectra.npy, coefficients.npy).
-    #[arg(long)]
+    /// Do not write per-image spectra (spectra.npy, coefficients.npy). By default they
+    /// are written for up to 100 images (they grow with the image count).
+    #[arg(long, conflicts_with = "per_image")]
     pub no_per_image: bool,
+    /// Write per-image spectra whatever the image count.
+    #[arg(long)]
+    pub per_image: bool,
 }
 
 /// `eval` flags.
@@ -280,6 +284,9 @@ pub struct BenchArgs {
     /// Frames to time.
     #[arg(long, default_value_t = 4000)]
     pub frames: usize,
+    /// Taps recorded as per-channel means: none, or kinds (conv, bn, relu, add).
+    #[arg(long, value_delimiter = ',', default_value = "relu")]
+    pub taps: Vec<String>,
 }
 
 /// `fetch-data` flags.

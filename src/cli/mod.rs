@@ -204,9 +204,10 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         engine: engine_cfg(&a.engine),
         fold: if a.no_fold { Fold::Never } else { Fold::Auto },
         max_order: a.max_order,
-        keep_per_image: !a.no_per_image,
+        keep_per_image: false,
     };
     let (specs, loader) = images(&a.images, dd.as_deref())?;
+    let cfg = AnalysisConfig { keep_per_image: a.per_image || (!a.no_per_image && specs.len() <= 100), ..cfg };
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
     run_analysis(ui, &model, &cfg, &specs, &*loader, &out)
 }
@@ -354,8 +355,10 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
 fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let cfg = engine_cfg(&a.engine);
-    let relus: Vec<_> = model.taps.iter().filter(|t| t.kind == TapKind::Relu).collect();
-    let mut s = Session::for_model(&model, &relus, false, &cfg)?;
+    let kinds =
+        a.taps.iter().filter(|k| *k != "none").map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
+    let tapped: Vec<_> = model.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
+    let mut s = Session::for_model(&model, &tapped, false, &cfg)?;
     let [c, h, w] = model.input_shape;
     let frames: Vec<f32> = (0..cfg.batch * c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     s.run(&frames, cfg.batch)?; // warm-up
@@ -369,14 +372,15 @@ fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
     let fps = done as f64 / secs;
     if !ui.json {
         println!(
-            "{}: {fps:.0} frames/s ({done} frames, batch {}, {} ReLU taps recorded, threads {})",
+            "{}: {fps:.0} frames/s ({done} frames, batch {}, {} taps recorded ({}), threads {})",
             model.name,
             cfg.batch,
-            relus.len(),
+            tapped.len(),
+            a.taps.join(","),
             if cfg.threads == 0 { "auto".into() } else { cfg.threads.to_string() }
         );
     }
-    ui.json(&serde_json::json!({"model": model.name, "frames_per_s": fps, "frames": done, "batch": cfg.batch, "relu_taps": relus.len()}));
+    ui.json(&serde_json::json!({"model": model.name, "frames_per_s": fps, "frames": done, "batch": cfg.batch, "taps": tapped.len()}));
     Ok(())
 }
 
