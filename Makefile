@@ -27,5 +27,7 @@ lint:
 test: setup lint
 	$(CARGO) test --release
 
+# Not part of `make test`: freqtag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).
 bench: build
 	./target/release/freqtag bench --model resnet32 --batch 80 --threads 2
+	bench/run.sh

@@ -237,6 +237,9 @@ pub struct ExportArgs {
     /// Output ONNX file.
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Also output the per-channel spatial means of these tap kinds (conv, bn, relu, add).
+    #[arg(long, value_delimiter = ',')]
+    pub taps: Vec<String>,
 }
 
 /// `lines` flags.

@@ -28,7 +28,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(&ui, a),
         Command::Taps(a) => taps(&ui, a),
         Command::Export(a) => {
-            let m = load_model(&a.source)?;
+            let mut m = load_model(&a.source)?;
+            let kinds = a.taps.iter().map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
+            let tapped: Vec<_> = m.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
+            m.proto = m.with_taps(&tapped, false);
             m.save_onnx(&a.output)?;
             ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
             Ok(())

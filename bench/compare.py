@@ -1,0 +1,45 @@
+"""Checks that freqtag and the references agree and prints the throughput table.
+Usage: compare.py RUN_DIR  (with freqtag/, torch/, ort/ subfolders and limit.json)"""
+import json, sys, warnings
+import numpy as np
+
+warnings.filterwarnings("ignore", "All-NaN slice")  # channels are NaN-padded to the widest tap
+
+run = sys.argv[1]
+res = {k: {"amp": np.load(f"{run}/{k}/spectra.npy"), "scores": np.load(f"{run}/{k}/scores.npy")} for k in ["freqtag", "torch", "ort"]}
+timing = {k: json.load(open(f"{run}/{k}/timing.json")) for k in res}
+limit = json.load(open(f"{run}/limit.json"))
+ok = True
+ref = res["freqtag"]
+grid = np.arange(ref["amp"].shape[-1]) % 3 == 0  # the 1.5 Hz response grid (bins multiple of 3)
+for k in ["torch", "ort"]:
+    a, b = ref["amp"], res[k]["amp"]
+    # Each filter's largest line on the grid, DC included (DC is the k = 0 line); the
+    # non-DC figure is printed too, for filters whose modulation is tiny next to DC.
+    peak = np.nanmax(a[..., grid], axis=-1, keepdims=True)
+    worst = np.nanmax(np.abs(a - b)[..., grid] / peak)
+    peak_ac = np.nanmax(a[..., 1:], axis=-1, keepdims=True)
+    worst_ac = np.nanmax(np.abs(a - b)[..., grid][..., 1:] / peak_ac)
+    d = np.abs(ref["scores"] - res[k]["scores"])
+    valid = ~np.isnan(d)
+    per_filter = np.nanmax(np.where(valid, d, np.nan), axis=0)  # worst over images, per filter
+    pf = per_filter[~np.isnan(per_filter)]
+    frac = np.mean(d[valid] <= 0.01)
+    frac_f = np.mean(pf <= 0.01)
+    print(f"freqtag vs {k}: spectra on the grid: worst |diff| = {worst:.2e} of the filter's largest line "
+          f"({'OK' if worst <= 1e-4 else 'FAIL'} at 1e-4); against the largest non-DC line {worst_ac:.2e}")
+    print(f"  authors scores within 0.01 dB: {100 * frac:.2f} % of (image, filter) pairs, {100 * frac_f:.2f} % of filters in every image; "
+          f"largest difference {np.nanmax(d):.3f} dB; pairs over 0.01 dB: {int((d[valid] > 0.01).sum())}")
+    ok &= worst <= 1e-4 and frac >= 0.95
+print()
+print(f"{'implementation':<28} {'images/s':>9} {'vs PyTorch':>11}")
+for k, name in [("torch", "PyTorch + hooks (reference)"), ("ort", "onnxruntime-python"), ("freqtag", "freqtag (whole command)")]:
+    ips = timing[k]["images_per_s"]
+    print(f"{name:<28} {ips:>9.2f} {ips / timing['torch']['images_per_s']:>10.2f}x")
+summary = json.load(open(f"{run}/freqtag/summary.json"))
+ips_core = timing["freqtag"]["images"] / summary["seconds"]
+print(f"{'freqtag (analysis only)':<28} {ips_core:>9.2f} {ips_core / timing['torch']['images_per_s']:>10.2f}x   (without start-up and writing 300 MB of per-image spectra)")
+lim = limit["plain_frames_per_s"] / limit["unique_frames_per_image"]
+print(f"frame-throughput limit: {limit['plain_frames_per_s']:.0f} frames/s / {limit['unique_frames_per_image']} unique frames = {lim:.2f} images/s; "
+      f"freqtag reaches {100 * timing['freqtag']['images_per_s'] / lim:.0f} % (whole command), {100 * ips_core / lim:.0f} % (analysis only)")
+sys.exit(0 if ok else 1)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# make bench: freqtag against the ways users run this analysis today, same machine,
+# same 100 CIFAR-10 test images, paper settings (ResNet-32, 240 frames, all conv taps,
+# authors preset). Installs torch, onnxruntime and numpy into .venv (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${FREQTAG_DATA:?set FREQTAG_DATA to the data folder (cifar10/, models/)}"
+N="${BENCH_IMAGES:-100}"
+out="runs/bench"
+data="$(cd "$FREQTAG_DATA" && pwd)"
+rm -rf "$out" && mkdir -p "$out"/{freqtag,torch,ort}
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install --quiet numpy "onnxruntime==1.31.1" torch
+bin=./target/release/freqtag
+python3 -c "import json,random; r=random.Random(0); print(json.dumps(sorted(r.sample(range(10000), $N))))" > "$out/indices.json"
+idx=$(python3 -c "import json; print(','.join(map(str, json.load(open('$out/indices.json')))))")
+plain=$($bin bench --model resnet32 --threads 2 --taps none --frames 8000 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['frames_per_s'])")
+echo "{\"plain_frames_per_s\": $plain, \"unique_frames_per_image\": 80}" > "$out/limit.json"
+echo "ONNX Runtime plain inference: $plain frames/s"
+start=$(date +%s.%N)
+$bin analyze --model resnet32 --images "$idx" --threads 2 --per-image --quiet --out "$out/freqtag"
+end=$(date +%s.%N)
+python3 -c "import json; s=$end-$start; json.dump({'seconds': s, 'images': $N, 'images_per_s': $N/s}, open('$out/freqtag/timing.json','w')); print(f'freqtag: $N images in {s:.1f} s = {$N/s:.2f} images/s')"
+$bin export --model resnet32 --taps conv -o "$out/resnet32-conv-means.onnx"
+cifar="$data/cifar10/test_batch.bin"
+(cd bench && ../.venv/bin/python reference_ort.py "../$out/resnet32-conv-means.onnx" "$cifar" "../$out/indices.json" "../$out/ort")
+(cd bench && ../.venv/bin/python reference_torch.py "$data/models/resnet32-cifar10.th" "$cifar" "../$out/indices.json" "../$out/torch")
+.venv/bin/python bench/compare.py "$out" | tee "$out/report.txt"
