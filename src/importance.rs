@@ -7,6 +7,8 @@
 
 use serde::Serialize;
 
+use crate::lines::{Line, LineKind};
+
 /// Scores of one layer (tap): `scores[image][channel]`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerScores {
@@ -87,6 +89,58 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
         mean_score,
         filters,
     }
+}
+
+/// Amplitude summed over catalogued lines, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineSums {
+    /// Per tag: its fundamental and harmonics (not shared ones).
+    pub tags: Vec<f64>,
+    /// Intermodulation lines.
+    pub intermod: f64,
+    /// Harmonics shared by two or more tags.
+    pub shared: f64,
+}
+
+impl LineSums {
+    /// Left/right selectivity `(S1 - S2) / (S1 + S2)` of the first two tags, in [-1, 1].
+    pub fn selectivity(&self) -> f64 {
+        let (a, b) = (self.tags.first().copied().unwrap_or(0.0), self.tags.get(1).copied().unwrap_or(0.0));
+        if a + b > 0.0 {
+            (a - b) / (a + b)
+        } else {
+            0.0
+        }
+    }
+
+    /// Integration index: the intermodulation share of all line amplitude, in [0, 1].
+    pub fn integration(&self) -> f64 {
+        let total = self.tags.iter().sum::<f64>() + self.intermod + self.shared;
+        if total > 0.0 {
+            self.intermod / total
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Sums `values[bin]` (amplitudes, or baseline-corrected amplitudes) over the lines of
+/// each kind; `n_tags` is the number of tag frequencies. Negative values count as 0.
+pub fn line_sums(values: &[f64], lines: &[Line], n_tags: usize) -> LineSums {
+    let mut s = LineSums { tags: vec![0.0; n_tags], intermod: 0.0, shared: 0.0 };
+    for l in lines {
+        let v = values.get(l.bin).copied().filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0);
+        match l.kind {
+            LineKind::Fundamental | LineKind::Harmonic => {
+                if let Some(t) = l.coefs.iter().position(|&c| c != 0) {
+                    s.tags[t] += v;
+                }
+            }
+            LineKind::Intermod => s.intermod += v,
+            LineKind::Shared => s.shared += v,
+        }
+    }
+    s
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! lowest-order combination (order `Σ |n_r|`); a bin that is a pure harmonic of two
 //! or more tags is [`LineKind::Shared`] (30 Hz = 5·6 = 4·7.5).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What a line is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LineKind {
     /// A tag frequency itself (`1·f_r`).
@@ -25,7 +25,7 @@ pub enum LineKind {
 }
 
 /// One catalogued line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     /// FFT bin.
     pub bin: usize,

@@ -15,12 +15,12 @@
 //! - `mne`: n = 3, skip = 1, power, linear, NaN at the edges (MNE's `snr_spectrum`).
 //! - `fpvs`: n = 10, skip = 1, drop min and max, amplitude, linear (Rossion lab).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
 /// What happens where the window runs past the spectrum's ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Edges {
     /// Use the bins that exist.
@@ -30,7 +30,7 @@ pub enum Edges {
 }
 
 /// SNR parameters (MNE vocabulary).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnrConfig {
     /// Preset name it came from (informational).
     pub preset: String,

@@ -60,6 +60,12 @@ pub enum Command {
     /// Run the paper's experiment end to end (ResNet-32, CIFAR-10) into a run folder.
     #[command(after_help = "Examples:\n  freqtag demo\n  freqtag demo --out runs/demo")]
     Demo(DemoArgs),
+    /// Draw the figures of a run folder and write its self-contained report.html.
+    #[command(after_help = "Examples:\n  freqtag report runs/demo\n  freqtag analyze --out runs/r32 && freqtag report runs/r32")]
+    Report {
+        /// The run folder (written by analyze or demo).
+        run_dir: PathBuf,
+    },
     /// Print shell completions.
     #[command(after_help = "Examples:\n  freqtag completions bash > /etc/bash_completion.d/freqtag")]
     Completions {

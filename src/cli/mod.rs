@@ -41,6 +41,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench(&ui, a),
         Command::FetchData(a) => fetch(&ui, a),
         Command::Demo(a) => demo(&ui, a),
+        Command::Report { run_dir } => {
+            let p = report::html::write_report(&run_dir)?;
+            ui.info(&format!("report: {}", p.display()));
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "freqtag", &mut std::io::stdout());
             Ok(())
@@ -232,9 +237,11 @@ fn run_analysis(
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
     report::write_run(&result, model, out)?;
+    report::plots::stimulus(out, &result.plan, &load(&specs[0])?)?;
+    let html = report::html::write_report(out)?;
     if !ui.quiet {
         eprint!("{}", report::terminal_summary(&result, model));
-        eprintln!("run folder: {}", out.display());
+        eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
     }
     ui.json(&report::summary_json(&result, model));
     Ok(())

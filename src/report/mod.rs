@@ -18,6 +18,9 @@
 //! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
 //! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
 
+pub mod html;
+pub mod plots;
+
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};

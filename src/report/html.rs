@@ -1,0 +1,140 @@
+//! One self-contained HTML file per run (`report.html`): configuration, summary tables,
+//! every figure embedded as a data URI (no network access needed to view it), and
+//! links from each layer's row to its filters' spectra.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::plots::{chosen_filters, draw_run, spectrum_name, RunData};
+use crate::error::{Error, Result};
+use crate::importance::line_sums;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn embed(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let mime = if path.extension().is_some_and(|e| e == "svg") { "image/svg+xml" } else { "image/png" };
+    Ok(format!("data:{mime};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes)))
+}
+
+fn anchor(tap: &str) -> String {
+    format!("spec-{}", tap.replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
+}
+
+fn figure(out: &mut String, dir: &Path, name: &str, caption: &str) -> Result<()> {
+    let svg = dir.join(format!("{name}.svg"));
+    if svg.is_file() {
+        writeln!(out, "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>", esc(caption), embed(&svg)?, esc(caption)).unwrap();
+    }
+    Ok(())
+}
+
+fn kv_table(out: &mut String, rows: &[(&str, String)]) {
+    out.push_str("<table class=\"kv\">");
+    for (k, v) in rows {
+        writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)).unwrap();
+    }
+    out.push_str("</table>");
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
+th{background:#f3f3f3}table.kv td,table.kv th{text-align:left}figure{margin:1.5em 0}img{max-width:100%}\
+figcaption{color:#555;font-size:90%}details{margin:.3em 0}.imp{color:#b2182b;font-weight:bold}";
+
+/// Draws the run's figures and writes `report.html` into the run folder. Returns its path.
+pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
+    let run = RunData::load(run_dir)?;
+    let plots = draw_run(&run)?;
+    let s = &run.summary;
+    let mut h = String::new();
+    let model = s["model"]["name"].as_str().unwrap_or("?");
+    writeln!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>freqtag: {}</title><style>{STYLE}</style></head><body>", esc(model)).unwrap();
+    writeln!(h, "<h1>freqtag report: {}</h1>", esc(model)).unwrap();
+    let stim = &s["stimulus"]["config"];
+    let regions: Vec<String> = s["stimulus"]["region_names"]
+        .as_array()
+        .map(|r| r.iter().zip(stim["freqs"].as_array().unwrap_or(&vec![])).map(|(n, f)| format!("{} {} Hz", n.as_str().unwrap_or("?"), f)).collect())
+        .unwrap_or_default();
+    let images: Vec<String> = s["images"].as_array().map_or(vec![], |v| v.iter().map(|i| format!("{}{}", i["name"].as_str().unwrap_or("?"), i["class"].as_str().map(|c| format!(" ({c})")).unwrap_or_default())).collect());
+    let path = match s["inference"]["path"]["path"].as_str() {
+        Some("folded") => format!("folded: {} unique frames per image", s["inference"]["frames_per_image"]),
+        _ => format!("full: {} frames per image", s["inference"]["frames_per_image"]),
+    };
+    h.push_str("<h2>Configuration</h2>");
+    kv_table(
+        &mut h,
+        &[
+            ("model", format!("{} ({})", model, s["model"]["source"].as_str().unwrap_or(""))),
+            ("regions", regions.join(", ")),
+            ("frames", format!("{} at {} fps, factor {}..{}, domain {}", stim["n_frames"], stim["fps"], stim["lo"], stim["hi"], stim["domain"].as_str().unwrap_or("?"))),
+            ("inference", path),
+            ("SNR", compact(&s["snr"])),
+            ("threshold", s["threshold"].to_string()),
+            ("images", format!("{}: {}", images.len(), images.iter().take(20).cloned().collect::<Vec<_>>().join(", ") + if images.len() > 20 { ", ..." } else { "" })),
+            ("time", format!("{:.2} s", s["seconds"].as_f64().unwrap_or(0.0))),
+        ],
+    );
+    figure(&mut h, &run.dir, "stimulus", "Stimulus: frames of the first image over one period, and each region's modulation factor")?;
+    h.push_str("<h2>Layers</h2>");
+    figure(&mut h, &plots, "layers", "Important filters per layer (red) out of all filters (outline)")?;
+    h.push_str("<table><tr><th>tap</th><th>conv #</th><th>filters</th><th>important</th><th>mean score</th><th>important filters (by score)</th><th>spectrum</th></tr>");
+    for l in run.layers() {
+        let tap = l["tap"].as_str().unwrap_or("?");
+        let imp: Vec<String> = l["important"].as_array().map_or(vec![], |v| v.iter().map(|x| x.to_string()).collect());
+        writeln!(
+            h,
+            "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td style=\"text-align:left\">{}</td><td><a href=\"#{}\">spectra</a></td></tr>",
+            esc(tap),
+            l["conv_ordinal"].as_u64().map(|o| format!("#{o}")).unwrap_or_default(),
+            l["n_filters"],
+            l["n_important"],
+            l["mean_score"].as_f64().unwrap_or(f64::NAN),
+            imp.join(" "),
+            anchor(tap)
+        )
+        .unwrap();
+    }
+    h.push_str("</table>");
+    figure(&mut h, &plots, "heatmap", "Mean score of every filter; white at the threshold, red above, blue below")?;
+    figure(&mut h, &plots, "selectivity", "Left/right selectivity of every filter from its harmonic amplitudes (red: important)")?;
+    h.push_str("<h2>Filters</h2><p>For each layer, the spectrum of its top-scoring filter (amplitude and SNR, mean over images) with every catalogued line marked, and the table of all its filters.</p>");
+    let n_tags = stim["freqs"].as_array().map_or(0, Vec::len);
+    for (t, ch) in chosen_filters(&run) {
+        let l = &run.layers()[t];
+        let tap = l["tap"].as_str().unwrap_or("?");
+        writeln!(h, "<h3 id=\"{}\">{} (filter {ch})</h3>", anchor(tap), esc(tap)).unwrap();
+        let png = plots.join(format!("{}.png", spectrum_name(tap, ch)));
+        writeln!(h, "<img alt=\"spectrum of {} filter {ch}\" src=\"{}\">", esc(tap), embed(&png)?).unwrap();
+        h.push_str("<details><summary>all filters of this layer</summary><table><tr><th>filter</th><th>mean score</th><th>sd</th><th>pass fraction</th><th>selectivity</th><th>integration</th></tr>");
+        for f in l["filters"].as_array().map_or(&[][..], Vec::as_slice) {
+            let c = f["channel"].as_u64().unwrap_or(0) as usize;
+            let sums = line_sums(run.spectrum(t, c), &run.lines, n_tags);
+            let cls = if f["important"].as_bool() == Some(true) { " class=\"imp\"" } else { "" };
+            writeln!(
+                h,
+                "<tr{cls}><td>{c}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                f["mean_score"].as_f64().unwrap_or(f64::NAN),
+                f["sd_score"].as_f64().unwrap_or(f64::NAN),
+                f["pass_fraction"].as_f64().unwrap_or(f64::NAN),
+                sums.selectivity(),
+                sums.integration()
+            )
+            .unwrap();
+        }
+        h.push_str("</table></details>");
+    }
+    writeln!(h, "<p style=\"color:#777\">freqtag {}; files of this run: summary.json, filters.csv, layers.csv, lines.csv, *.npy, plots/.</p></body></html>", env!("CARGO_PKG_VERSION")).unwrap();
+    let out = run.dir.join("report.html");
+    std::fs::write(&out, h).map_err(|e| Error::io(&out, e))?;
+    Ok(out)
+}
+
+fn compact(v: &Value) -> String {
+    v.as_object().map_or(v.to_string(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+}

@@ -1,0 +1,463 @@
+//! Figures of a run, each written as PNG and SVG (plotters): the stimulus, per-filter
+//! amplitude and SNR spectra with every catalogued line marked, important-filter counts
+//! per layer, a layer × filter score heatmap, and per-filter left/right selectivity.
+//!
+//! Everything except the stimulus is drawn from the run folder's files
+//! ([`RunData`]), so `freqtag report RUN_DIR` can redraw a finished run.
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use serde_json::Value;
+
+use crate::data::Image;
+use crate::error::{Error, Result};
+use crate::importance::line_sums;
+use crate::lines::{Line, LineKind};
+use crate::snr::SnrConfig;
+use crate::stimulus::TagPlan;
+
+/// What the figures need from a run folder.
+pub struct RunData {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// `summary.json`.
+    pub summary: Value,
+    /// The line catalogue from the summary.
+    pub lines: Vec<Line>,
+    /// `spectra_mean.npy`, `[tap][channel][bin]` flattened.
+    pub mean: Vec<f64>,
+    /// Its shape.
+    pub shape: [usize; 3],
+}
+
+impl RunData {
+    /// Reads `summary.json` and `spectra_mean.npy` from `dir`.
+    pub fn load(dir: &Path) -> Result<RunData> {
+        let p = dir.join("summary.json");
+        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let summary: Value = serde_json::from_slice(&text)
+            .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a freqtag summary: {e}") })?;
+        let lines: Vec<Line> = serde_json::from_value(summary["lines"].clone())
+            .map_err(|e| Error::Data { path: p.clone(), reason: format!("lines: {e}") })?;
+        let p = dir.join("spectra_mean.npy");
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
+        let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+        let mean: Vec<f64> = npy.into_vec().map_err(|e| Error::io(&p, e))?;
+        let shape: [usize; 3] =
+            shape.try_into().map_err(|_| Error::Data { path: p, reason: "expected a 3-D array".into() })?;
+        Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape })
+    }
+
+    /// Mean amplitude spectrum of `tap`, `channel`.
+    pub fn spectrum(&self, tap: usize, channel: usize) -> &[f64] {
+        let nb = self.shape[2];
+        let o = (tap * self.shape[1] + channel) * nb;
+        &self.mean[o..o + nb]
+    }
+
+    /// Layers from the summary.
+    pub fn layers(&self) -> &[Value] {
+        self.summary["layers"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn fps_n(&self) -> (f64, usize) {
+        let c = &self.summary["stimulus"]["config"];
+        (c["fps"].as_f64().unwrap_or(120.0), c["n_frames"].as_u64().unwrap_or(240) as usize)
+    }
+}
+
+/// Colour of a line kind (fundamentals red, harmonics blue, intermodulation green,
+/// shared harmonics purple).
+pub fn kind_color(k: LineKind) -> RGBColor {
+    match k {
+        LineKind::Fundamental => RGBColor(214, 39, 40),
+        LineKind::Harmonic => RGBColor(31, 119, 180),
+        LineKind::Intermod => RGBColor(44, 160, 44),
+        LineKind::Shared => RGBColor(148, 103, 189),
+    }
+}
+
+/// Result of drawing (plotters errors are backend-specific, so boxed).
+pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Something drawable on any plotters backend.
+pub trait Plot {
+    /// Draws onto `root` (already filled white).
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Draws `p` into `<dir>/<name>.png` and `<dir>/<name>.svg`.
+pub fn save<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {
+    let fail = |e: Box<dyn std::error::Error>| Error::Data { path: dir.join(name), reason: format!("plotting: {e}") };
+    let png = dir.join(format!("{name}.png"));
+    {
+        let root = BitMapBackend::new(&png, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(e.into()))?;
+        p.plot(&root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.into()))?;
+    }
+    let svg = dir.join(format!("{name}.svg"));
+    let root = SVGBackend::new(&svg, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.into()))?;
+    p.plot(&root).map_err(fail)?;
+    root.present().map_err(|e| fail(e.into()))?;
+    Ok(())
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font()).color(&BLACK)
+}
+
+/// Amplitude and SNR spectra of one filter with the catalogued lines marked.
+pub struct SpectrumPlot<'a> {
+    /// Title.
+    pub title: String,
+    /// Bin frequencies, Hz (`[bin]`).
+    pub freqs: Vec<f64>,
+    /// Amplitude per bin.
+    pub amp: Vec<f64>,
+    /// SNR per bin (NaN where undefined).
+    pub snr: Vec<f64>,
+    /// SNR axis label.
+    pub snr_label: String,
+    /// The line catalogue.
+    pub lines: &'a [Line],
+}
+
+impl Plot for SpectrumPlot<'_> {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let root = root.titled(&self.title, font(18))?;
+        let (top, bottom) = root.split_vertically((root.dim_in_pixel().1 as f64 * 0.55) as u32);
+        let fmax = self.freqs.last().copied().unwrap_or(60.0);
+        for (area, values, ylabel) in [(&top, &self.amp, "amplitude |X|/N"), (&bottom, &self.snr, self.snr_label.as_str())] {
+            let ymax = values.iter().skip(1).filter(|v| v.is_finite()).cloned().fold(1e-12, f64::max) * 1.15;
+            let ymin = values.iter().skip(1).filter(|v| v.is_finite()).cloned().fold(0.0, f64::min);
+            let mut chart = ChartBuilder::on(area)
+                .margin(8)
+                .x_label_area_size(28)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0.0..fmax, ymin..ymax)?;
+            chart.configure_mesh().disable_mesh().x_desc("frequency (Hz)").y_desc(ylabel).label_style(font(12)).draw()?;
+            for l in self.lines {
+                let c = kind_color(l.kind);
+                chart.draw_series(std::iter::once(PathElement::new(vec![(l.freq, ymin), (l.freq, ymax)], c.mix(0.25))))?;
+            }
+            chart.draw_series(LineSeries::new(
+                self.freqs.iter().zip(values.iter()).skip(1).filter(|(_, v)| v.is_finite()).map(|(f, v)| (*f, *v)),
+                BLACK.stroke_width(1),
+            ))?;
+            for l in self.lines.iter().filter(|l| l.order <= 2) {
+                let y = values.get(l.bin).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
+                let c = kind_color(l.kind);
+                chart.draw_series(std::iter::once(Circle::new((l.freq, y), 3, c.filled())))?;
+                chart.draw_series(std::iter::once(Text::new(l.label.clone(), (l.freq, y + 0.06 * (ymax - ymin)), font(11).color(&c))))?;
+            }
+        }
+        let legend = [("fundamental", LineKind::Fundamental), ("harmonic", LineKind::Harmonic), ("intermodulation", LineKind::Intermod), ("shared harmonic", LineKind::Shared)];
+        for (i, (name, k)) in legend.iter().enumerate() {
+            let x = 80 + 150 * i as i32;
+            root.draw(&Rectangle::new([(x, 4), (x + 12, 14)], kind_color(*k).filled()))?;
+            root.draw(&Text::new(*name, (x + 16, 3), font(12)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Important-filter counts per layer (filled) over the layer's filter count (outline).
+pub struct CountsPlot {
+    /// Layer names.
+    pub labels: Vec<String>,
+    /// Important filters per layer.
+    pub counts: Vec<usize>,
+    /// Filters per layer.
+    pub totals: Vec<usize>,
+    /// Title.
+    pub title: String,
+}
+
+impl Plot for CountsPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.labels.len();
+        let ymax = self.totals.iter().copied().max().unwrap_or(1) as f64 * 1.05;
+        let mut chart = ChartBuilder::on(root)
+            .caption(&self.title, font(18))
+            .margin(10)
+            .x_label_area_size(90)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..n as f64, 0.0..ymax)?;
+        let labels = self.labels.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| labels.get(x.floor() as usize).cloned().unwrap_or_default())
+            .x_label_style(font(10).transform(FontTransform::Rotate90))
+            .y_desc("filters")
+            .draw()?;
+        for i in 0..n {
+            let x = i as f64;
+            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, self.totals[i] as f64)], BLUE.mix(0.4).stroke_width(1))))?;
+            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, self.counts[i] as f64)], RGBColor(214, 39, 40).filled())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Colour scale from dark blue (low) through white (threshold) to dark red (high).
+fn diverging(v: f64, lo: f64, mid: f64, hi: f64) -> RGBColor {
+    let lerp = |a: (f64, f64, f64), b: (f64, f64, f64), t: f64| {
+        let t = t.clamp(0.0, 1.0);
+        RGBColor((a.0 + (b.0 - a.0) * t) as u8, (a.1 + (b.1 - a.1) * t) as u8, (a.2 + (b.2 - a.2) * t) as u8)
+    };
+    let (blue, white, red) = ((33.0, 102.0, 172.0), (247.0, 247.0, 247.0), (178.0, 24.0, 43.0));
+    if v < mid {
+        lerp(blue, white, (v - lo) / (mid - lo).max(1e-12))
+    } else {
+        lerp(white, red, (v - mid) / (hi - mid).max(1e-12))
+    }
+}
+
+/// Layer × filter heatmap of mean scores, centred on the threshold.
+pub struct HeatmapPlot {
+    /// Layer names (rows).
+    pub rows: Vec<String>,
+    /// Scores per layer (rows may differ in length).
+    pub values: Vec<Vec<f64>>,
+    /// The importance threshold (white).
+    pub threshold: f64,
+    /// Title.
+    pub title: String,
+}
+
+impl Plot for HeatmapPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let cols = self.values.iter().map(Vec::len).max().unwrap_or(1);
+        let all: Vec<f64> = self.values.iter().flatten().copied().filter(|v| v.is_finite()).collect();
+        let lo = all.iter().cloned().fold(f64::INFINITY, f64::min).min(self.threshold);
+        let hi = all.iter().cloned().fold(f64::NEG_INFINITY, f64::max).max(self.threshold);
+        let (main, legend) = root.split_horizontally(root.dim_in_pixel().0 - 90);
+        let n = self.rows.len();
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&self.title, font(18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..cols as f64, -0.5..n as f64 - 0.5)?;
+        let rows = self.rows.clone();
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let r = y.round();
+                if (y - r).abs() > 1e-6 || r < 0.0 {
+                    return String::new();
+                }
+                rows.get(n.saturating_sub(1 + r as usize)).cloned().unwrap_or_default()
+            })
+            .y_label_style(font(10))
+            .x_desc("filter (channel)")
+            .draw()?;
+        for (r, row) in self.values.iter().enumerate() {
+            let y = (n - 1 - r) as f64;
+            chart.draw_series(row.iter().enumerate().map(|(c, &v)| {
+                Rectangle::new([(c as f64, y - 0.5), (c as f64 + 1.0, y + 0.5)], diverging(v, lo, self.threshold, hi).filled())
+            }))?;
+        }
+        let (w, h) = legend.dim_in_pixel();
+        let steps = 100;
+        for i in 0..steps {
+            let v = hi - (hi - lo) * i as f64 / steps as f64;
+            let y0 = 40 + (h as i32 - 80) * i / steps;
+            let y1 = 40 + (h as i32 - 80) * (i + 1) / steps;
+            legend.draw(&Rectangle::new([(10, y0), (30, y1)], diverging(v, lo, self.threshold, hi).filled()))?;
+        }
+        let _ = w;
+        legend.draw(&Text::new(format!("{hi:.2}"), (34, 36), font(11)))?;
+        legend.draw(&Text::new(format!("{:.2} (thr)", self.threshold), (34, 40 + ((h as f64 - 80.0) * (hi - self.threshold) / (hi - lo).max(1e-12)) as i32), font(11)))?;
+        legend.draw(&Text::new(format!("{lo:.2}"), (34, h as i32 - 44), font(11)))?;
+        Ok(())
+    }
+}
+
+/// Per-filter left/right selectivity against layer depth.
+pub struct SelectivityPlot {
+    /// `(layer index, selectivity index in [-1, 1], important)`.
+    pub points: Vec<(f64, f64, bool)>,
+    /// Layer names.
+    pub labels: Vec<String>,
+    /// Region names of the two tags.
+    pub regions: (String, String),
+}
+
+impl Plot for SelectivityPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.labels.len();
+        let title = format!("selectivity (S1 - S2)/(S1 + S2): +1 = {} only, -1 = {} only", self.regions.0, self.regions.1);
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, font(16))
+            .margin(10)
+            .x_label_area_size(90)
+            .y_label_area_size(50)
+            .build_cartesian_2d(-0.5..n as f64 - 0.5, -1.05..1.05)?;
+        let labels = self.labels.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| labels.get(x.round().max(0.0) as usize).cloned().unwrap_or_default())
+            .x_label_style(font(10).transform(FontTransform::Rotate90))
+            .y_desc("selectivity index")
+            .draw()?;
+        chart.draw_series(self.points.iter().map(|&(x, y, imp)| {
+            let c = if imp { RGBColor(214, 39, 40).filled() } else { RGBColor(120, 120, 120).mix(0.6).filled() };
+            Circle::new((x, y), 3, c)
+        }))?;
+        Ok(())
+    }
+}
+
+/// The stimulus: a strip of frames of one image, and each region's modulation.
+pub struct StimulusPlot {
+    /// Frames as RGB images (same size), with their frame numbers.
+    pub frames: Vec<(usize, image::RgbImage)>,
+    /// `(region name, frequency, factor per frame)`.
+    pub waveforms: Vec<(String, f64, Vec<f32>)>,
+    /// Frames per second.
+    pub fps: f64,
+}
+
+impl Plot for StimulusPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let (top, bottom) = root.split_vertically(170);
+        let scale = 4i32;
+        for (k, (i, img)) in self.frames.iter().enumerate() {
+            let x0 = 20 + k as i32 * (img.width() as i32 * scale + 12);
+            for (x, y, p) in img.enumerate_pixels() {
+                let (px, py) = (x0 + x as i32 * scale, 30 + y as i32 * scale);
+                top.draw(&Rectangle::new([(px, py), (px + scale, py + scale)], RGBColor(p[0], p[1], p[2]).filled()))?;
+            }
+            top.draw(&Text::new(format!("frame {i} ({:.0} ms)", *i as f64 * 1000.0 / self.fps), (x0, 10), font(11)))?;
+        }
+        let n = self.waveforms.first().map_or(0, |w| w.2.len());
+        let mut chart = ChartBuilder::on(&bottom)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..n as f64 / self.fps, 0.0f64..1.05)?;
+        chart.configure_mesh().x_desc("time (s)").y_desc("factor s_r(i)").draw()?;
+        let palette = [RGBColor(214, 39, 40), RGBColor(31, 119, 180), RGBColor(44, 160, 44), RGBColor(255, 127, 14)];
+        for (r, (name, f, w)) in self.waveforms.iter().enumerate() {
+            let c = palette[r % palette.len()];
+            chart
+                .draw_series(LineSeries::new(w.iter().enumerate().map(|(i, &v)| (i as f64 / self.fps, v as f64)), c.stroke_width(2)))?
+                .label(format!("{name}: {f} Hz"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+        }
+        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        Ok(())
+    }
+}
+
+/// Draws the stimulus figure (`stimulus.png/.svg`) for `image` into `dir`.
+pub fn stimulus(dir: &Path, plan: &TagPlan, image: &Image) -> Result<()> {
+    let n = plan.config.n_frames;
+    let span = plan.period().unwrap_or(n).min(n);
+    let frames = (0..8).map(|k| k * span / 8).map(|i| (i, plan.display_frame(image, i).to_rgb8())).collect();
+    let shown = n.min(2 * span);
+    let waveforms = plan
+        .region_names
+        .iter()
+        .enumerate()
+        .map(|(r, name)| (name.clone(), plan.config.freqs[r], (0..shown).map(|i| plan.factor(r, i)).collect()))
+        .collect();
+    save(dir, "stimulus", (1200, 480), &StimulusPlot { frames, waveforms, fps: plan.config.fps })
+}
+
+/// The filters whose spectra are drawn: the top-scoring filter of every layer.
+pub fn chosen_filters(run: &RunData) -> Vec<(usize, usize)> {
+    run.layers()
+        .iter()
+        .enumerate()
+        .filter_map(|(t, l)| {
+            let filters = l["filters"].as_array()?;
+            let best = filters.iter().max_by(|a, b| a["mean_score"].as_f64().unwrap_or(f64::NAN).total_cmp(&b["mean_score"].as_f64().unwrap_or(f64::NAN)))?;
+            Some((t, best["channel"].as_u64()? as usize))
+        })
+        .collect()
+}
+
+/// File stem of a filter's spectrum figure.
+pub fn spectrum_name(tap: &str, channel: usize) -> String {
+    format!("spectrum_{}_{channel}", tap.replace(['/', ':', '#'], "_"))
+}
+
+/// Draws every figure of a run folder into `<dir>/plots/`. Returns the folder.
+pub fn draw_run(run: &RunData) -> Result<PathBuf> {
+    let dir = run.dir.join("plots");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let layers = run.layers();
+    let names: Vec<String> = layers.iter().map(|l| l["tap"].as_str().unwrap_or("?").to_string()).collect();
+    let threshold = run.summary["threshold"].as_f64().unwrap_or(0.0);
+    let counts = CountsPlot {
+        labels: names.clone(),
+        counts: layers.iter().map(|l| l["n_important"].as_u64().unwrap_or(0) as usize).collect(),
+        totals: layers.iter().map(|l| l["n_filters"].as_u64().unwrap_or(0) as usize).collect(),
+        title: format!("important filters per layer (mean score > {threshold})"),
+    };
+    save(&dir, "layers", (1100, 500), &counts)?;
+    let values: Vec<Vec<f64>> = layers
+        .iter()
+        .map(|l| l["filters"].as_array().map_or(vec![], |f| f.iter().map(|x| x["mean_score"].as_f64().unwrap_or(f64::NAN)).collect()))
+        .collect();
+    let h = (120 + 16 * names.len()).max(300) as u32;
+    save(&dir, "heatmap", (1100, h), &HeatmapPlot { rows: names.clone(), values, threshold, title: "mean score per filter".into() })?;
+    let region_names: Vec<String> = serde_json::from_value(run.summary["stimulus"]["region_names"].clone()).unwrap_or_default();
+    if region_names.len() == 2 {
+        let mut points = Vec::new();
+        for (t, l) in layers.iter().enumerate() {
+            for f in l["filters"].as_array().map_or(&[][..], Vec::as_slice) {
+                let ch = f["channel"].as_u64().unwrap_or(0) as usize;
+                let s = line_sums(run.spectrum(t, ch), &run.lines, 2);
+                let si = (s.tags[0] - s.tags[1]) / (s.tags[0] + s.tags[1]).max(1e-30);
+                points.push((t as f64, si, f["important"].as_bool().unwrap_or(false)));
+            }
+        }
+        save(&dir, "selectivity", (1100, 500), &SelectivityPlot { points, labels: names.clone(), regions: (region_names[0].clone(), region_names[1].clone()) })?;
+    }
+    let snr: SnrConfig = serde_json::from_value(run.summary["snr"].clone())
+        .map_err(|e| Error::Data { path: run.dir.join("summary.json"), reason: format!("snr: {e}") })?;
+    let (fps, n) = run.fps_n();
+    for (t, ch) in chosen_filters(run) {
+        let amp = run.spectrum(t, ch).to_vec();
+        let freqs: Vec<f64> = (0..amp.len()).map(|k| k as f64 * fps / n as f64).collect();
+        let s = snr.snr(&amp);
+        let off = usize::from(snr.drop_dc);
+        let snr_bins: Vec<f64> = (0..amp.len()).map(|k| k.checked_sub(off).and_then(|j| s.get(j)).copied().unwrap_or(f64::NAN)).collect();
+        let title = format!("{} filter {ch}: mean over images", names[t]);
+        let label = format!("SNR ({}{})", snr.preset, if snr.db { ", dB" } else { "" });
+        let p = SpectrumPlot { title, freqs, amp, snr: snr_bins, snr_label: label, lines: &run.lines };
+        save(&dir, &spectrum_name(&names[t], ch), (1000, 560), &p)?;
+    }
+    Ok(dir)
+}
