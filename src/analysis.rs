@@ -67,6 +67,52 @@ pub struct AnalysisConfig {
     pub max_order: u32,
     /// Keep every image's spectra and complex coefficients (memory grows with images).
     pub keep_per_image: bool,
+    /// Seeded Gaussian noise added to every frame (normalized units): a real noise floor.
+    pub noise: Option<InputNoise>,
+    /// Across-image statistics.
+    pub stats: StatsConfig,
+}
+
+/// Per-frame input noise.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct InputNoise {
+    /// Standard deviation, in normalized input units.
+    pub sigma: f32,
+    /// Seed; image `i`'s noise comes from `(seed, i)`, so runs repeat exactly.
+    pub seed: u64,
+}
+
+/// Across-image statistics settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatsConfig {
+    /// Compute them (Hotelling's T², FDR, threshold sweep, stability).
+    pub enabled: bool,
+    /// False discovery rate for "significant".
+    pub q: f64,
+    /// Frame-shuffle permutations for the score's empirical p-value (0: none).
+    pub permutations: usize,
+    /// Seed of the permutations and of the random halves.
+    pub seed: u64,
+    /// Random half splits for stability.
+    pub splits: usize,
+    /// Thresholds of the sweep (empty: 25 evenly spaced over the observed scores).
+    pub thresholds: Vec<f64>,
+    /// q values of the sweep.
+    pub q_values: Vec<f64>,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            q: 0.05,
+            permutations: 0,
+            seed: 0,
+            splits: 50,
+            thresholds: vec![],
+            q_values: vec![0.001, 0.01, 0.05, 0.1, 0.2],
+        }
+    }
 }
 
 /// The documented default threshold on the `authors` score, dB (see the README's
@@ -84,6 +130,8 @@ impl Default for AnalysisConfig {
             fold: Fold::Auto,
             max_order: 20,
             keep_per_image: true,
+            noise: None,
+            stats: StatsConfig::default(),
         }
     }
 }
@@ -149,6 +197,8 @@ pub struct Analysis {
     pub line_snr: Vec<Vec<Vec<f64>>>,
     /// Per-image spectra, if kept.
     pub per_image: Option<PerImage>,
+    /// Across-image statistics, if enabled.
+    pub stats: Option<crate::importance::stats::StatsResult>,
     /// Frames run through the network per image.
     pub frames_per_image: usize,
     /// Wall time of the analysis, seconds.
@@ -191,7 +241,8 @@ pub fn analyze(
     let plan = cfg.stimulus.plan(h, w)?;
     let n = cfg.stimulus.n_frames;
     let path = match (cfg.fold, plan.period()) {
-        (Fold::Auto, Some(p)) if p < n && n % p == 0 => InferencePath::Folded { period: p },
+        // Input noise differs in every frame: nothing repeats.
+        (Fold::Auto, Some(p)) if p < n && n % p == 0 && cfg.noise.is_none() => InferencePath::Folded { period: p },
         _ => InferencePath::Full,
     };
     let frames_per_image = match path {
@@ -207,6 +258,12 @@ pub fn analyze(
     let mut session = Session::for_model(model, &refs, false, &cfg.engine)?;
     let tag_bins = plan.bins.clone();
     let lines = catalogue(&tag_bins, cfg.stimulus.fps, n, cfg.max_order);
+    let mut cfg = cfg.clone();
+    if cfg.snr.exclude_grid {
+        let g = crate::lines::grid_bins(&tag_bins).max(1);
+        cfg.snr.exclude_bins.extend((0..=n / 2).step_by(g));
+    }
+    let cfg = &cfg;
     let mut acc = Accumulator::new(&taps, &lines, cfg, n, frames_per_image, images.len());
     // Inference (both cores, inside ONNX Runtime) on this thread; spectra, SNR and
     // accumulation of the previous image on a second thread meanwhile.
@@ -225,7 +282,10 @@ pub fn analyze(
                     reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
                 });
             }
-            let frames = plan.frames(&img, &model.preprocess, frames_per_image);
+            let mut frames = plan.frames(&img, &model.preprocess, frames_per_image);
+            if let Some(noise) = cfg.noise {
+                add_noise(&mut frames, noise, done as u64);
+            }
             let outs = session.run_all(&frames, frames_per_image)?;
             if tx.send(outs).is_err() {
                 break;
@@ -235,8 +295,21 @@ pub fn analyze(
         drop(tx);
         worker.join().map_err(|_| Error::Runtime("the spectrum worker panicked".into()))
     })?;
-    let Accumulator { scores, mean_amp, line_snr, per, .. } = acc;
-    let layers = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
+    let Accumulator { scores, mean_amp, line_snr, per, coefs, series, test_lines, .. } = acc;
+    let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
+    let stats = cfg.stats.enabled.then(|| {
+        let input = StatsInput {
+            cfg,
+            lines: &lines,
+            test_lines: &test_lines,
+            scores: &scores,
+            mean_amp: &mean_amp,
+            coefs: &coefs,
+            series: &series,
+            n_frames: n,
+        };
+        crate::importance::stats::run(&input)
+    });
     Ok(Analysis {
         config: cfg.clone(),
         plan,
@@ -249,6 +322,7 @@ pub fn analyze(
         mean_amplitude: mean_amp,
         line_snr,
         per_image: per,
+        stats,
         frames_per_image,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -275,6 +349,12 @@ struct Accumulator<'a> {
     mean_amp: Vec<Vec<Vec<f64>>>,
     line_snr: Vec<Vec<Vec<f64>>>,
     per: Option<PerImage>,
+    /// Indices into `lines` of the lines tested across images (order ≤ 2).
+    test_lines: Vec<usize>,
+    /// `[tap][channel][test line][image]` coefficients `X/N` (stats only).
+    coefs: Vec<Vec<Vec<Vec<Complex<f32>>>>>,
+    /// `[tap][channel][image][frame]` series of one period (permutations only).
+    series: Vec<Vec<Vec<Vec<f32>>>>,
 }
 
 impl<'a> Accumulator<'a> {
@@ -308,6 +388,23 @@ impl<'a> Accumulator<'a> {
                 amplitude: Vec::new(),
                 coefficients: Vec::new(),
             }),
+            test_lines: (0..lines.len()).filter(|&l| lines[l].order <= 2).collect(),
+            coefs: taps
+                .iter()
+                .map(|t| {
+                    vec![
+                        vec![
+                            Vec::new();
+                            if cfg.stats.enabled { lines.iter().filter(|l| l.order <= 2).count() } else { 0 }
+                        ];
+                        t.shape[0]
+                    ]
+                })
+                .collect(),
+            series: taps
+                .iter()
+                .map(|t| vec![Vec::new(); if cfg.stats.permutations > 0 { t.shape[0] } else { 0 }])
+                .collect(),
         }
     }
 
@@ -326,9 +423,19 @@ impl<'a> Accumulator<'a> {
             for ch in 0..c {
                 let series: Vec<f64> = (0..p).map(|i| out.data[i * c + ch] as f64).collect();
                 let coef = if p < n { folded_rfft(&mut self.fft, &series, n) } else { self.fft.rfft(&series) };
+
                 let amp = amplitude(&coef, n);
                 let snr = self.snr.snr(&amp);
-                img_scores.push(mean_finite(&snr));
+                img_scores.push(score(self.snr, &snr, self.lines, &self.test_lines));
+                if let Some(per_line) = self.coefs[t].get_mut(ch) {
+                    for (j, &l) in self.test_lines.iter().enumerate() {
+                        let z = coef[self.lines[l].bin] / n as f64;
+                        per_line[j].push(Complex::new(z.re as f32, z.im as f32));
+                    }
+                }
+                if let Some(s) = self.series[t].get_mut(ch) {
+                    s.push(series.iter().map(|&x| x as f32).collect());
+                }
                 for (m, a) in self.mean_amp[t][ch].iter_mut().zip(&amp) {
                     *m += a * w;
                 }
@@ -351,4 +458,51 @@ impl<'a> Accumulator<'a> {
             }
         }
     }
+}
+
+/// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
+/// config's [`crate::snr::ScoreRule`].
+pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
+    match cfg.score {
+        crate::snr::ScoreRule::AllBins => mean_finite(snr),
+        crate::snr::ScoreRule::Lines => {
+            let off = usize::from(cfg.drop_dc);
+            let v: Vec<f64> = test_lines
+                .iter()
+                .filter_map(|&l| lines[l].bin.checked_sub(off).and_then(|j| snr.get(j)).copied())
+                .collect();
+            mean_finite(&v)
+        }
+    }
+}
+
+/// Adds seeded Gaussian noise to the frames of image number `image`.
+fn add_noise(frames: &mut [f32], noise: InputNoise, image: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(noise.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ image);
+    for x in frames.iter_mut() {
+        // Box-Muller (rand 0.9 has no normal distribution without rand_distr).
+        let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
+        *x += noise.sigma * (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos();
+    }
+}
+
+/// What the statistics need from an analysis.
+pub struct StatsInput<'a> {
+    /// The (effective) configuration.
+    pub cfg: &'a AnalysisConfig,
+    /// The line catalogue.
+    pub lines: &'a [Line],
+    /// Indices of the tested lines.
+    pub test_lines: &'a [usize],
+    /// Per-image scores per layer.
+    pub scores: &'a [LayerScores],
+    /// Mean amplitude `[tap][channel][bin]`.
+    pub mean_amp: &'a [Vec<Vec<f64>>],
+    /// Coefficients `[tap][channel][test line][image]`.
+    pub coefs: &'a [Vec<Vec<Vec<Complex<f32>>>>],
+    /// Series `[tap][channel][image][frame]` (empty without permutations).
+    pub series: &'a [Vec<Vec<Vec<f32>>>],
+    /// N.
+    pub n_frames: usize,
 }

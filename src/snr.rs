@@ -14,6 +14,13 @@
 //!   first author's public code.
 //! - `mne`: n = 3, skip = 1, power, linear, NaN at the edges (MNE's `snr_spectrum`).
 //! - `fpvs`: n = 10, skip = 1, drop min and max, amplitude, linear (Rossion lab).
+//! - `grid`: n = 6, skip = 0, amplitude, linear, with every bin of the response grid
+//!   (multiples of the tags' gcd) left out of the noise windows, so that the noise
+//!   holds only noise. A deterministic network has no noise off the grid (only
+//!   rounding), so this preset is meant for runs with an input noise floor.
+//!
+//! Scores ([`ScoreRule`]): `authors` averages the SNR over all bins; the other
+//! presets average it over the catalogued lines of order ≤ 2.
 
 use serde::{Deserialize, Serialize};
 
@@ -54,13 +61,33 @@ pub struct SnrConfig {
     pub drop_dc: bool,
     /// Bins never used as noise (e.g. the response grid).
     pub exclude_bins: Vec<usize>,
+    /// Leave the whole response grid (multiples of the tags' gcd, set by the analysis)
+    /// out of every noise window, so that noise bins hold only noise.
+    #[serde(default)]
+    pub exclude_grid: bool,
+    /// How a filter's score is made from its SNR spectrum.
+    #[serde(default)]
+    pub score: ScoreRule,
+}
+
+/// How the per-filter score is made from the SNR spectrum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreRule {
+    /// Mean over all bins (the author's code).
+    #[default]
+    AllBins,
+    /// Mean over the catalogued lines of order ≤ 2 (tags, second harmonics, f1±f2).
+    Lines,
 }
 
 impl SnrConfig {
     /// Preset names accepted by [`SnrConfig::preset`].
-    pub const PRESETS: [&'static str; 3] = ["authors", "mne", "fpvs"];
+    pub const PRESETS: [&'static str; 4] = ["authors", "mne", "fpvs", "grid"];
 
-    /// A named preset: `authors`, `mne` or `fpvs`.
+    /// A named preset: `authors`, `mne`, `fpvs` or `grid` (6 bins each side, no skip,
+    /// amplitude, linear, the response grid excluded from the noise: meaningful with
+    /// an input noise floor, see `--noise-sigma`).
     pub fn preset(name: &str) -> Result<SnrConfig> {
         let base = SnrConfig {
             preset: name.to_string(),
@@ -74,9 +101,19 @@ impl SnrConfig {
             edges: Edges::Truncate,
             drop_dc: false,
             exclude_bins: vec![],
+            exclude_grid: false,
+            score: ScoreRule::Lines,
         };
         Ok(match name {
-            "authors" => SnrConfig { db: true, floor_zero_db: true, floor: 1e-8, drop_dc: true, ..base },
+            "authors" => SnrConfig {
+                db: true,
+                floor_zero_db: true,
+                floor: 1e-8,
+                drop_dc: true,
+                score: ScoreRule::AllBins,
+                ..base
+            },
+            "grid" => SnrConfig { n_neighbors: 6, skip: 0, exclude_grid: true, floor: 1e-12, ..base },
             "mne" => SnrConfig { power: true, edges: Edges::Nan, ..base },
             "fpvs" => SnrConfig { n_neighbors: 10, drop_extremes: true, ..base },
             _ => return Err(Error::param("snr preset", format!("one of {}", Self::PRESETS.join(", ")), name)),
@@ -95,11 +132,11 @@ impl SnrConfig {
     }
 
     /// Noise values of bin `k` (index into `s`; `offset` = spectrum bin of `s[0]`) into `buf`.
-    fn noise_values(&self, s: &[f64], k: usize, offset: usize, buf: &mut Vec<f64>) -> bool {
+    fn noise_values(&self, s: &[f64], k: usize, excluded: &[bool], buf: &mut Vec<f64>) -> bool {
         buf.clear();
         let Some(sides) = self.window(k, s.len()) else { return false };
         for j in sides.into_iter().flatten() {
-            if self.exclude_bins.is_empty() || !self.exclude_bins.contains(&(j + offset)) {
+            if !excluded.get(j).copied().unwrap_or(false) {
                 buf.push(s[j]);
             }
         }
@@ -112,24 +149,32 @@ impl SnrConfig {
     }
 
     /// Mean noise of bin `k`.
-    fn noise(&self, s: &[f64], k: usize, offset: usize, buf: &mut Vec<f64>) -> Option<f64> {
-        self.noise_values(s, k, offset, buf).then(|| buf.iter().sum::<f64>() / buf.len() as f64)
+    fn noise(&self, s: &[f64], k: usize, excluded: &[bool], buf: &mut Vec<f64>) -> Option<f64> {
+        self.noise_values(s, k, excluded, buf).then(|| buf.iter().sum::<f64>() / buf.len() as f64)
     }
 
-    fn prepared(&self, amp: &[f64]) -> (Vec<f64>, usize) {
-        let offset = usize::from(self.drop_dc);
-        let s = amp[offset.min(amp.len())..].iter().map(|&a| if self.power { a * a } else { a }).collect();
-        (s, offset)
+    /// The spectrum the SNR works on (DC dropped, squared for power) and, per index of
+    /// it, whether the bin is excluded from noise windows.
+    fn prepared(&self, amp: &[f64]) -> (Vec<f64>, Vec<bool>) {
+        let offset = usize::from(self.drop_dc).min(amp.len());
+        let s: Vec<f64> = amp[offset..].iter().map(|&a| if self.power { a * a } else { a }).collect();
+        let mut excluded = vec![false; s.len()];
+        for &b in &self.exclude_bins {
+            if let Some(e) = b.checked_sub(offset).and_then(|j| excluded.get_mut(j)) {
+                *e = true;
+            }
+        }
+        (s, excluded)
     }
 
     /// SNR per bin of an amplitude spectrum `A[0..=N/2]`. With `drop_dc` the result
     /// covers bins `1..=N/2` (length N/2), else all bins.
     pub fn snr(&self, amp: &[f64]) -> Vec<f64> {
-        let (s, offset) = self.prepared(amp);
+        let (s, excluded) = self.prepared(amp);
         let mut buf = Vec::with_capacity(2 * self.n_neighbors);
         (0..s.len())
             .map(|k| {
-                let Some(noise) = self.noise(&s, k, offset, &mut buf) else { return f64::NAN };
+                let Some(noise) = self.noise(&s, k, &excluded, &mut buf) else { return f64::NAN };
                 let (sig, noise) = (s[k].max(self.floor), noise.max(self.floor));
                 let r = sig / noise;
                 match (self.db, self.floor_zero_db) {
@@ -145,18 +190,18 @@ impl SnrConfig {
 
     /// Baseline-corrected amplitude `S[k] - mean(noise)` per bin (same bins as [`SnrConfig::snr`]).
     pub fn baseline_corrected(&self, amp: &[f64]) -> Vec<f64> {
-        let (s, offset) = self.prepared(amp);
+        let (s, excluded) = self.prepared(amp);
         let mut buf = Vec::with_capacity(2 * self.n_neighbors);
-        (0..s.len()).map(|k| self.noise(&s, k, offset, &mut buf).map_or(f64::NAN, |n| s[k] - n)).collect()
+        (0..s.len()).map(|k| self.noise(&s, k, &excluded, &mut buf).map_or(f64::NAN, |n| s[k] - n)).collect()
     }
 
     /// z-score `(S[k] - mean(noise)) / sd(noise)` per bin.
     pub fn zscore(&self, amp: &[f64]) -> Vec<f64> {
-        let (s, offset) = self.prepared(amp);
+        let (s, excluded) = self.prepared(amp);
         let mut v = Vec::with_capacity(2 * self.n_neighbors);
         (0..s.len())
             .map(|k| {
-                if !self.noise_values(&s, k, offset, &mut v) || v.len() < 2 {
+                if !self.noise_values(&s, k, &excluded, &mut v) || v.len() < 2 {
                     return f64::NAN;
                 }
                 let m = v.iter().sum::<f64>() / v.len() as f64;

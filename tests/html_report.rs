@@ -6,7 +6,10 @@ mod common;
 use common::{freqtag, run};
 
 fn chromium() -> Option<std::path::PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().map(std::path::PathBuf::from).find(|p| p.is_file())
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.is_file())
 }
 
 #[test]
@@ -23,7 +26,10 @@ fn html_report_renders_in_headless_chromium() {
     let text = std::fs::read_to_string(&html).unwrap();
     assert!(text.contains("<h1>freqtag report") && text.contains("data:image/svg+xml;base64,"));
     assert!(!text.contains("http://") && !text.contains("https://"), "the report must not need the network");
-    assert!(text.contains("href=\"#spec-layer1-0-conv1\"") && text.contains("id=\"spec-layer1-0-conv1\""), "layer rows link to spectra");
+    assert!(
+        text.contains("href=\"#spec-layer1-0-conv1\"") && text.contains("id=\"spec-layer1-0-conv1\""),
+        "layer rows link to spectra"
+    );
 
     let Some(browser) = chromium() else {
         eprintln!("skipping the browser check: Chromium is not installed (apt-get install chromium)");
@@ -32,7 +38,20 @@ fn html_report_renders_in_headless_chromium() {
     let shot = dir.path().join("shot.png");
     let profile = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(browser)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--enable-logging=stderr", "--v=0", "--window-size=1200,1600"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1200,1600",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(format!("file://{}", html.display()))
@@ -40,7 +59,8 @@ fn html_report_renders_in_headless_chromium() {
         .expect("run chromium");
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(shot.is_file(), "no screenshot; chromium said: {log}");
-    let console_errors: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("rror") || l.contains("Uncaught"))).collect();
+    let console_errors: Vec<&str> =
+        log.lines().filter(|l| l.contains("CONSOLE") && (l.contains("rror") || l.contains("Uncaught"))).collect();
     assert!(console_errors.is_empty(), "page logged errors: {console_errors:?}");
     let img = image::open(&shot).unwrap().to_rgb8();
     let mut colours = std::collections::HashSet::new();

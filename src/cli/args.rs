@@ -61,7 +61,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  freqtag demo\n  freqtag demo --out runs/demo")]
     Demo(DemoArgs),
     /// Draw the figures of a run folder and write its self-contained report.html.
-    #[command(after_help = "Examples:\n  freqtag report runs/demo\n  freqtag analyze --out runs/r32 && freqtag report runs/r32")]
+    #[command(
+        after_help = "Examples:\n  freqtag report runs/demo\n  freqtag analyze --out runs/r32 && freqtag report runs/r32"
+    )]
     Report {
         /// The run folder (written by analyze or demo).
         run_dir: PathBuf,
@@ -195,6 +197,34 @@ pub struct AnalyzeArgs {
     /// SNR: bins excluded from noise windows.
     #[arg(long, value_delimiter = ',')]
     pub exclude_bins: Vec<usize>,
+    /// SNR: leave the response grid (multiples of the tags' gcd) out of noise windows.
+    #[arg(long)]
+    pub exclude_grid: bool,
+    /// Seeded Gaussian input noise per frame, in normalized units (a real noise floor;
+    /// disables period folding).
+    #[arg(long)]
+    pub noise_sigma: Option<f32>,
+    /// Seed of the input noise.
+    #[arg(long, default_value_t = 0)]
+    pub noise_seed: u64,
+    /// FDR level for "significant" (Hotelling T² across images, Benjamini-Hochberg).
+    #[arg(long, default_value_t = 0.05)]
+    pub q: f64,
+    /// Frame-shuffle permutations for empirical p-values of the scores (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub permutations: usize,
+    /// Seed of the permutations and random halves.
+    #[arg(long, default_value_t = 0)]
+    pub stats_seed: u64,
+    /// Random half splits for the stability of important sets.
+    #[arg(long, default_value_t = 50)]
+    pub splits: usize,
+    /// Thresholds of the sweep (default: 25 over the observed scores).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep_thresholds: Vec<f64>,
+    /// Skip the across-image statistics (on by default up to 1,000 images).
+    #[arg(long)]
+    pub no_stats: bool,
     /// Run all frames even when the stimulus is periodic.
     #[arg(long)]
     pub no_fold: bool,

@@ -12,7 +12,7 @@ use clap::CommandFactory;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
-use freqtag::analysis::{self, AnalysisConfig, Fold, ImageSpec, TapSelection};
+use freqtag::analysis::{self, AnalysisConfig, Fold, ImageSpec, InputNoise, StatsConfig, TapSelection};
 use freqtag::data::{self, Cifar10, Image, Split};
 use freqtag::engine::{self, EngineConfig, Session};
 use freqtag::model::{Model, TapKind};
@@ -203,6 +203,13 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         snr.db = v;
     }
     snr.exclude_bins = a.exclude_bins.clone();
+    snr.exclude_grid |= a.exclude_grid;
+    if let Some(s) = a.noise_sigma.filter(|s| !(*s >= 0.0 && s.is_finite())) {
+        bail!("invalid --noise-sigma: a non-negative number (got {s})");
+    }
+    if !(a.q > 0.0 && a.q < 1.0) {
+        bail!("invalid --q: a false discovery rate in (0, 1) (got {})", a.q);
+    }
     let kinds = a.taps.iter().map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
     let cfg = AnalysisConfig {
         stimulus: stim_cfg(&a.stim)?,
@@ -213,9 +220,25 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         fold: if a.no_fold { Fold::Never } else { Fold::Auto },
         max_order: a.max_order,
         keep_per_image: false,
+        noise: a.noise_sigma.filter(|&s| s > 0.0).map(|sigma| InputNoise { sigma, seed: a.noise_seed }),
+        stats: StatsConfig {
+            enabled: !a.no_stats,
+            q: a.q,
+            permutations: a.permutations,
+            seed: a.stats_seed,
+            splits: a.splits,
+            thresholds: a.sweep_thresholds.clone(),
+            ..StatsConfig::default()
+        },
     };
     let (specs, loader) = images(&a.images, dd.as_deref())?;
-    let cfg = AnalysisConfig { keep_per_image: a.per_image || (!a.no_per_image && specs.len() <= 100), ..cfg };
+    let stats = StatsConfig { enabled: cfg.stats.enabled && specs.len() <= 1000, ..cfg.stats };
+    if cfg.stats.enabled && !stats.enabled {
+        ui.info(
+            "note: across-image statistics are skipped above 1,000 images (they keep every image's line coefficients)",
+        );
+    }
+    let cfg = AnalysisConfig { keep_per_image: a.per_image || (!a.no_per_image && specs.len() <= 100), stats, ..cfg };
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
     run_analysis(ui, &model, &cfg, &specs, &*loader, &out)
 }

@@ -29,7 +29,14 @@ fn anchor(tap: &str) -> String {
 fn figure(out: &mut String, dir: &Path, name: &str, caption: &str) -> Result<()> {
     let svg = dir.join(format!("{name}.svg"));
     if svg.is_file() {
-        writeln!(out, "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>", esc(caption), embed(&svg)?, esc(caption)).unwrap();
+        writeln!(
+            out,
+            "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>",
+            esc(caption),
+            embed(&svg)?,
+            esc(caption)
+        )
+        .unwrap();
     }
     Ok(())
 }
@@ -59,9 +66,24 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     let stim = &s["stimulus"]["config"];
     let regions: Vec<String> = s["stimulus"]["region_names"]
         .as_array()
-        .map(|r| r.iter().zip(stim["freqs"].as_array().unwrap_or(&vec![])).map(|(n, f)| format!("{} {} Hz", n.as_str().unwrap_or("?"), f)).collect())
+        .map(|r| {
+            r.iter()
+                .zip(stim["freqs"].as_array().unwrap_or(&vec![]))
+                .map(|(n, f)| format!("{} {} Hz", n.as_str().unwrap_or("?"), f))
+                .collect()
+        })
         .unwrap_or_default();
-    let images: Vec<String> = s["images"].as_array().map_or(vec![], |v| v.iter().map(|i| format!("{}{}", i["name"].as_str().unwrap_or("?"), i["class"].as_str().map(|c| format!(" ({c})")).unwrap_or_default())).collect());
+    let images: Vec<String> = s["images"].as_array().map_or(vec![], |v| {
+        v.iter()
+            .map(|i| {
+                format!(
+                    "{}{}",
+                    i["name"].as_str().unwrap_or("?"),
+                    i["class"].as_str().map(|c| format!(" ({c})")).unwrap_or_default()
+                )
+            })
+            .collect()
+    });
     let path = match s["inference"]["path"]["path"].as_str() {
         Some("folded") => format!("folded: {} unique frames per image", s["inference"]["frames_per_image"]),
         _ => format!("full: {} frames per image", s["inference"]["frames_per_image"]),
@@ -72,15 +94,38 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         &[
             ("model", format!("{} ({})", model, s["model"]["source"].as_str().unwrap_or(""))),
             ("regions", regions.join(", ")),
-            ("frames", format!("{} at {} fps, factor {}..{}, domain {}", stim["n_frames"], stim["fps"], stim["lo"], stim["hi"], stim["domain"].as_str().unwrap_or("?"))),
+            (
+                "frames",
+                format!(
+                    "{} at {} fps, factor {}..{}, domain {}",
+                    stim["n_frames"],
+                    stim["fps"],
+                    stim["lo"],
+                    stim["hi"],
+                    stim["domain"].as_str().unwrap_or("?")
+                ),
+            ),
             ("inference", path),
             ("SNR", compact(&s["snr"])),
             ("threshold", s["threshold"].to_string()),
-            ("images", format!("{}: {}", images.len(), images.iter().take(20).cloned().collect::<Vec<_>>().join(", ") + if images.len() > 20 { ", ..." } else { "" })),
+            (
+                "images",
+                format!(
+                    "{}: {}",
+                    images.len(),
+                    images.iter().take(20).cloned().collect::<Vec<_>>().join(", ")
+                        + if images.len() > 20 { ", ..." } else { "" }
+                ),
+            ),
             ("time", format!("{:.2} s", s["seconds"].as_f64().unwrap_or(0.0))),
         ],
     );
-    figure(&mut h, &run.dir, "stimulus", "Stimulus: frames of the first image over one period, and each region's modulation factor")?;
+    figure(
+        &mut h,
+        &run.dir,
+        "stimulus",
+        "Stimulus: frames of the first image over one period, and each region's modulation factor",
+    )?;
     h.push_str("<h2>Layers</h2>");
     figure(&mut h, &plots, "layers", "Important filters per layer (red) out of all filters (outline)")?;
     h.push_str("<table><tr><th>tap</th><th>conv #</th><th>filters</th><th>important</th><th>mean score</th><th>important filters (by score)</th><th>spectrum</th></tr>");
@@ -102,7 +147,31 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     }
     h.push_str("</table>");
     figure(&mut h, &plots, "heatmap", "Mean score of every filter; white at the threshold, red above, blue below")?;
-    figure(&mut h, &plots, "selectivity", "Left/right selectivity of every filter from its harmonic amplitudes (red: important)")?;
+    figure(
+        &mut h,
+        &plots,
+        "selectivity",
+        "Left/right selectivity of every filter from its harmonic amplitudes (red: important)",
+    )?;
+    if let Some(st) = s["stats"].as_object() {
+        writeln!(h, "<h2>Statistics across images</h2><p>Hotelling's T² on each filter's complex coefficient at the lines {} across the {} images, a filter's p-value the Bonferroni-corrected smallest, Benjamini-Hochberg over all filters at q = {}.</p>",
+            esc(&st["tested_lines"].as_array().map_or(String::new(), |v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))), st["n_images"], st["q"]).unwrap();
+        h.push_str("<table><tr><th>tap</th><th>important (threshold)</th><th>significant (FDR)</th></tr>");
+        let sl = st["layers"].as_array().map_or(&[][..], Vec::as_slice);
+        for (l, x) in run.layers().iter().zip(sl) {
+            writeln!(
+                h,
+                "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(l["tap"].as_str().unwrap_or("?")),
+                l["n_important"],
+                x["n_significant"]
+            )
+            .unwrap();
+        }
+        h.push_str("</table>");
+        figure(&mut h, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
+        figure(&mut h, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
+    }
     h.push_str("<h2>Filters</h2><p>For each layer, the spectrum of its top-scoring filter (amplitude and SNR, mean over images) with every catalogued line marked, and the table of all its filters.</p>");
     let n_tags = stim["freqs"].as_array().map_or(0, Vec::len);
     for (t, ch) in chosen_filters(&run) {

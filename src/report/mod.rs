@@ -3,8 +3,9 @@
 //! | file | content |
 //! |---|---|
 //! | `summary.json` | configuration, model, images, lines, per-layer counts, per-filter scores (schema below) |
-//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important` |
+//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important`, with statistics also `p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
+//! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
 //! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr` |
 //! | `spectra_mean.npy` | float64 `[tap, channel, bin]`, mean amplitude over images (channels NaN-padded) |
 //! | `spectra.npy` | float32 `[image, tap, channel, bin]` amplitudes (when per-image spectra are kept) |
@@ -61,6 +62,7 @@ pub fn summary_json(a: &Analysis, model: &Model) -> serde_json::Value {
         "lines": a.lines,
         "taps": a.taps,
         "layers": a.layers,
+        "stats": a.stats,
         "seconds": a.seconds,
     })
 }
@@ -91,19 +93,55 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
     f.flush().map_err(io(&p))?;
 
     let p = dir.join("filters.csv");
-    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important\n");
-    for l in &a.layers {
+    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important");
+    if a.stats.is_some() {
+        s.push_str(",p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration");
+    }
+    s.push('\n');
+    for (t, l) in a.layers.iter().enumerate() {
         for f in &l.filters {
             let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
-            writeln!(
+            write!(
                 s,
                 "{},{ord},{},{:.6},{:.6},{:.4},{}",
                 l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important
             )
             .unwrap();
+            if let Some(st) = &a.stats {
+                let x = &st.layers[t].filters[f.channel];
+                let perm = x.perm_p.map(|p| format!("{p:.4}")).unwrap_or_default();
+                let tag = |i: usize| x.bca.tags.get(i).copied().unwrap_or(0.0);
+                write!(
+                    s,
+                    ",{:.4e},{:.4e},{},{perm},{:.6e},{:.6e},{:.6e},{:.4},{:.4}",
+                    x.p_value,
+                    x.q_value,
+                    x.significant,
+                    tag(0),
+                    tag(1),
+                    x.bca.intermod,
+                    x.selectivity,
+                    x.integration
+                )
+                .unwrap();
+            }
+            s.push('\n');
         }
     }
     std::fs::write(&p, s).map_err(io(&p))?;
+    if let Some(st) = &a.stats {
+        let p = dir.join("sweep.csv");
+        let mut s = String::from("criterion,value,tap,count,jaccard_mean,jaccard_sd\n");
+        for r in &st.sweep {
+            writeln!(
+                s,
+                "{},{:.6},{},{},{:.4},{:.4}",
+                r.criterion, r.value, r.tap, r.count, r.jaccard_mean, r.jaccard_sd
+            )
+            .unwrap();
+        }
+        std::fs::write(&p, s).map_err(io(&p))?;
+    }
 
     let p = dir.join("layers.csv");
     let mut s = String::from("tap,kind,conv_ordinal,n_filters,n_important,mean_score,important\n");
@@ -203,19 +241,26 @@ pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
         a.config.snr.preset, a.config.threshold, a.seconds
     )
     .unwrap();
-    writeln!(s, "{:<18} {:>5} {:>8} {:>10} {:>11}  top filters", "tap", "conv#", "filters", "important", "mean score")
-        .unwrap();
-    for l in &a.layers {
+    let sig = a.stats.as_ref().map(|st| format!("signif q<{}", st.q)).unwrap_or_default();
+    writeln!(
+        s,
+        "{:<18} {:>5} {:>8} {:>10} {:>11} {:>13}  top filters",
+        "tap", "conv#", "filters", "important", "mean score", sig
+    )
+    .unwrap();
+    for (t, l) in a.layers.iter().enumerate() {
         let ord = l.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
         let top: Vec<String> = l.important.iter().take(6).map(|c| c.to_string()).collect();
+        let n_sig = a.stats.as_ref().map(|st| st.layers[t].n_significant.to_string()).unwrap_or_default();
         writeln!(
             s,
-            "{:<18} {:>5} {:>8} {:>10} {:>11.3}  {}",
+            "{:<18} {:>5} {:>8} {:>10} {:>11.3} {:>13}  {}",
             l.tap,
             ord,
             l.n_filters,
             l.n_important,
             l.mean_score,
+            n_sig,
             top.join(",")
         )
         .unwrap();

@@ -137,7 +137,9 @@ impl Plot for SpectrumPlot<'_> {
         let root = root.titled(&self.title, font(18))?;
         let (top, bottom) = root.split_vertically((root.dim_in_pixel().1 as f64 * 0.55) as u32);
         let fmax = self.freqs.last().copied().unwrap_or(60.0);
-        for (area, values, ylabel) in [(&top, &self.amp, "amplitude |X|/N"), (&bottom, &self.snr, self.snr_label.as_str())] {
+        for (area, values, ylabel) in
+            [(&top, &self.amp, "amplitude |X|/N"), (&bottom, &self.snr, self.snr_label.as_str())]
+        {
             let ymax = values.iter().skip(1).filter(|v| v.is_finite()).cloned().fold(1e-12, f64::max) * 1.15;
             let ymin = values.iter().skip(1).filter(|v| v.is_finite()).cloned().fold(0.0, f64::min);
             let mut chart = ChartBuilder::on(area)
@@ -145,10 +147,19 @@ impl Plot for SpectrumPlot<'_> {
                 .x_label_area_size(28)
                 .y_label_area_size(64)
                 .build_cartesian_2d(0.0..fmax, ymin..ymax)?;
-            chart.configure_mesh().disable_mesh().x_desc("frequency (Hz)").y_desc(ylabel).label_style(font(12)).draw()?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_desc("frequency (Hz)")
+                .y_desc(ylabel)
+                .label_style(font(12))
+                .draw()?;
             for l in self.lines {
                 let c = kind_color(l.kind);
-                chart.draw_series(std::iter::once(PathElement::new(vec![(l.freq, ymin), (l.freq, ymax)], c.mix(0.25))))?;
+                chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(l.freq, ymin), (l.freq, ymax)],
+                    c.mix(0.25),
+                )))?;
             }
             chart.draw_series(LineSeries::new(
                 self.freqs.iter().zip(values.iter()).skip(1).filter(|(_, v)| v.is_finite()).map(|(f, v)| (*f, *v)),
@@ -158,10 +169,19 @@ impl Plot for SpectrumPlot<'_> {
                 let y = values.get(l.bin).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
                 let c = kind_color(l.kind);
                 chart.draw_series(std::iter::once(Circle::new((l.freq, y), 3, c.filled())))?;
-                chart.draw_series(std::iter::once(Text::new(l.label.clone(), (l.freq, y + 0.06 * (ymax - ymin)), font(11).color(&c))))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    l.label.clone(),
+                    (l.freq, y + 0.06 * (ymax - ymin)),
+                    font(11).color(&c),
+                )))?;
             }
         }
-        let legend = [("fundamental", LineKind::Fundamental), ("harmonic", LineKind::Harmonic), ("intermodulation", LineKind::Intermod), ("shared harmonic", LineKind::Shared)];
+        let legend = [
+            ("fundamental", LineKind::Fundamental),
+            ("harmonic", LineKind::Harmonic),
+            ("intermodulation", LineKind::Intermod),
+            ("shared harmonic", LineKind::Shared),
+        ];
         for (i, (name, k)) in legend.iter().enumerate() {
             let x = 80 + 150 * i as i32;
             root.draw(&Rectangle::new([(x, 4), (x + 12, 14)], kind_color(*k).filled()))?;
@@ -207,8 +227,14 @@ impl Plot for CountsPlot {
             .draw()?;
         for i in 0..n {
             let x = i as f64;
-            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, self.totals[i] as f64)], BLUE.mix(0.4).stroke_width(1))))?;
-            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, self.counts[i] as f64)], RGBColor(214, 39, 40).filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.15, 0.0), (x + 0.85, self.totals[i] as f64)],
+                BLUE.mix(0.4).stroke_width(1),
+            )))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.15, 0.0), (x + 0.85, self.counts[i] as f64)],
+                RGBColor(214, 39, 40).filled(),
+            )))?;
         }
         Ok(())
     }
@@ -275,7 +301,10 @@ impl Plot for HeatmapPlot {
         for (r, row) in self.values.iter().enumerate() {
             let y = (n - 1 - r) as f64;
             chart.draw_series(row.iter().enumerate().map(|(c, &v)| {
-                Rectangle::new([(c as f64, y - 0.5), (c as f64 + 1.0, y + 0.5)], diverging(v, lo, self.threshold, hi).filled())
+                Rectangle::new(
+                    [(c as f64, y - 0.5), (c as f64 + 1.0, y + 0.5)],
+                    diverging(v, lo, self.threshold, hi).filled(),
+                )
             }))?;
         }
         let (w, h) = legend.dim_in_pixel();
@@ -288,7 +317,11 @@ impl Plot for HeatmapPlot {
         }
         let _ = w;
         legend.draw(&Text::new(format!("{hi:.2}"), (34, 36), font(11)))?;
-        legend.draw(&Text::new(format!("{:.2} (thr)", self.threshold), (34, 40 + ((h as f64 - 80.0) * (hi - self.threshold) / (hi - lo).max(1e-12)) as i32), font(11)))?;
+        legend.draw(&Text::new(
+            format!("{:.2} (thr)", self.threshold),
+            (34, 40 + ((h as f64 - 80.0) * (hi - self.threshold) / (hi - lo).max(1e-12)) as i32),
+            font(11),
+        ))?;
         legend.draw(&Text::new(format!("{lo:.2}"), (34, h as i32 - 44), font(11)))?;
         Ok(())
     }
@@ -310,7 +343,8 @@ impl Plot for SelectivityPlot {
         DB::ErrorType: 'static,
     {
         let n = self.labels.len();
-        let title = format!("selectivity (S1 - S2)/(S1 + S2): +1 = {} only, -1 = {} only", self.regions.0, self.regions.1);
+        let title =
+            format!("selectivity (S1 - S2)/(S1 + S2): +1 = {} only, -1 = {} only", self.regions.0, self.regions.1);
         let mut chart = ChartBuilder::on(root)
             .caption(title, font(16))
             .margin(10)
@@ -370,7 +404,10 @@ impl Plot for StimulusPlot {
         for (r, (name, f, w)) in self.waveforms.iter().enumerate() {
             let c = palette[r % palette.len()];
             chart
-                .draw_series(LineSeries::new(w.iter().enumerate().map(|(i, &v)| (i as f64 / self.fps, v as f64)), c.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    w.iter().enumerate().map(|(i, &v)| (i as f64 / self.fps, v as f64)),
+                    c.stroke_width(2),
+                ))?
                 .label(format!("{name}: {f} Hz"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
         }
@@ -401,7 +438,9 @@ pub fn chosen_filters(run: &RunData) -> Vec<(usize, usize)> {
         .enumerate()
         .filter_map(|(t, l)| {
             let filters = l["filters"].as_array()?;
-            let best = filters.iter().max_by(|a, b| a["mean_score"].as_f64().unwrap_or(f64::NAN).total_cmp(&b["mean_score"].as_f64().unwrap_or(f64::NAN)))?;
+            let best = filters.iter().max_by(|a, b| {
+                a["mean_score"].as_f64().unwrap_or(f64::NAN).total_cmp(&b["mean_score"].as_f64().unwrap_or(f64::NAN))
+            })?;
             Some((t, best["channel"].as_u64()? as usize))
         })
         .collect()
@@ -428,11 +467,21 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
     save(&dir, "layers", (1100, 500), &counts)?;
     let values: Vec<Vec<f64>> = layers
         .iter()
-        .map(|l| l["filters"].as_array().map_or(vec![], |f| f.iter().map(|x| x["mean_score"].as_f64().unwrap_or(f64::NAN)).collect()))
+        .map(|l| {
+            l["filters"]
+                .as_array()
+                .map_or(vec![], |f| f.iter().map(|x| x["mean_score"].as_f64().unwrap_or(f64::NAN)).collect())
+        })
         .collect();
     let h = (120 + 16 * names.len()).max(300) as u32;
-    save(&dir, "heatmap", (1100, h), &HeatmapPlot { rows: names.clone(), values, threshold, title: "mean score per filter".into() })?;
-    let region_names: Vec<String> = serde_json::from_value(run.summary["stimulus"]["region_names"].clone()).unwrap_or_default();
+    save(
+        &dir,
+        "heatmap",
+        (1100, h),
+        &HeatmapPlot { rows: names.clone(), values, threshold, title: "mean score per filter".into() },
+    )?;
+    let region_names: Vec<String> =
+        serde_json::from_value(run.summary["stimulus"]["region_names"].clone()).unwrap_or_default();
     if region_names.len() == 2 {
         let mut points = Vec::new();
         for (t, l) in layers.iter().enumerate() {
@@ -443,8 +492,18 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
                 points.push((t as f64, si, f["important"].as_bool().unwrap_or(false)));
             }
         }
-        save(&dir, "selectivity", (1100, 500), &SelectivityPlot { points, labels: names.clone(), regions: (region_names[0].clone(), region_names[1].clone()) })?;
+        save(
+            &dir,
+            "selectivity",
+            (1100, 500),
+            &SelectivityPlot {
+                points,
+                labels: names.clone(),
+                regions: (region_names[0].clone(), region_names[1].clone()),
+            },
+        )?;
     }
+    draw_sweeps(run, &dir)?;
     let snr: SnrConfig = serde_json::from_value(run.summary["snr"].clone())
         .map_err(|e| Error::Data { path: run.dir.join("summary.json"), reason: format!("snr: {e}") })?;
     let (fps, n) = run.fps_n();
@@ -453,11 +512,93 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
         let freqs: Vec<f64> = (0..amp.len()).map(|k| k as f64 * fps / n as f64).collect();
         let s = snr.snr(&amp);
         let off = usize::from(snr.drop_dc);
-        let snr_bins: Vec<f64> = (0..amp.len()).map(|k| k.checked_sub(off).and_then(|j| s.get(j)).copied().unwrap_or(f64::NAN)).collect();
+        let snr_bins: Vec<f64> =
+            (0..amp.len()).map(|k| k.checked_sub(off).and_then(|j| s.get(j)).copied().unwrap_or(f64::NAN)).collect();
         let title = format!("{} filter {ch}: mean over images", names[t]);
         let label = format!("SNR ({}{})", snr.preset, if snr.db { ", dB" } else { "" });
         let p = SpectrumPlot { title, freqs, amp, snr: snr_bins, snr_label: label, lines: &run.lines };
         save(&dir, &spectrum_name(&names[t], ch), (1000, 560), &p)?;
     }
     Ok(dir)
+}
+
+/// One layer's sweep: its name and rows `(value, count, mean Jaccard)`.
+pub type SweepLayer = (String, Vec<(f64, f64, f64)>);
+
+/// Threshold (or q) sweep: important-filter count and split-half stability per layer.
+pub struct SweepPlot {
+    /// `threshold` or `q`.
+    pub criterion: String,
+    /// Per layer: name and rows `(value, count, jaccard mean)`.
+    pub layers: Vec<SweepLayer>,
+}
+
+impl Plot for SweepPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let (left, right) = root.split_horizontally(root.dim_in_pixel().0 / 2);
+        let xs: Vec<f64> = self.layers.iter().flat_map(|l| l.1.iter().map(|r| r.0)).collect();
+        let (x0, x1) =
+            (xs.iter().cloned().fold(f64::INFINITY, f64::min), xs.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        let log = self.criterion == "q";
+        let tx = |x: f64| if log { x.max(1e-12).log10() } else { x };
+        let (x0, x1) = (tx(x0), tx(x1).max(tx(x0) + 1e-9));
+        let ymax = self.layers.iter().flat_map(|l| l.1.iter().map(|r| r.1)).fold(1.0, f64::max) * 1.05;
+        let n = self.layers.len().max(2) as f64;
+        let colour = |i: usize| HSLColor(0.66 * (1.0 - i as f64 / (n - 1.0)), 0.75, 0.45);
+        let xdesc = if log { "log10 q".to_string() } else { self.criterion.clone() };
+        let mut a = ChartBuilder::on(&left)
+            .caption(format!("important filters vs {}", self.criterion), font(16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(x0..x1, 0.0..ymax)?;
+        a.configure_mesh().x_desc(xdesc.clone()).y_desc("filters").draw()?;
+        let mut b = ChartBuilder::on(&right)
+            .caption("split-half stability (Jaccard)", font(16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(x0..x1, 0.0..1.02)?;
+        b.configure_mesh().x_desc(xdesc).y_desc("mean Jaccard").draw()?;
+        for (i, (name, rows)) in self.layers.iter().enumerate() {
+            let c = colour(i);
+            let s = a.draw_series(LineSeries::new(rows.iter().map(|r| (tx(r.0), r.1)), c.stroke_width(1)))?;
+            if i == 0 || i + 1 == self.layers.len() {
+                s.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c));
+            }
+            b.draw_series(LineSeries::new(
+                rows.iter().filter(|r| r.2.is_finite()).map(|r| (tx(r.0), r.2)),
+                c.stroke_width(1),
+            ))?;
+        }
+        a.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+        Ok(())
+    }
+}
+
+/// Draws `sweep_threshold` and `sweep_q` from the summary's statistics, if present.
+pub fn draw_sweeps(run: &RunData, dir: &Path) -> Result<()> {
+    let Some(rows) = run.summary["stats"]["sweep"].as_array() else { return Ok(()) };
+    for crit in ["threshold", "q"] {
+        let mut layers: Vec<SweepLayer> = Vec::new();
+        for r in rows.iter().filter(|r| r["criterion"] == crit) {
+            let tap = r["tap"].as_str().unwrap_or("?").to_string();
+            let row = (
+                r["value"].as_f64().unwrap_or(f64::NAN),
+                r["count"].as_f64().unwrap_or(0.0),
+                r["jaccard_mean"].as_f64().unwrap_or(f64::NAN),
+            );
+            match layers.iter_mut().find(|l| l.0 == tap) {
+                Some(l) => l.1.push(row),
+                None => layers.push((tap, vec![row])),
+            }
+        }
+        if !layers.is_empty() {
+            save(dir, &format!("sweep_{crit}"), (1200, 460), &SweepPlot { criterion: crit.into(), layers })?;
+        }
+    }
+    Ok(())
 }
