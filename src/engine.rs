@@ -89,6 +89,8 @@ pub struct Session {
     input: String,
     input_shape: [usize; 3],
     outputs: Vec<String>,
+    /// Extra inputs fed with every run (e.g. ablation masks): name, shape, values.
+    extra: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// Frames per call used by [`Session::run_all`].
     pub batch: usize,
 }
@@ -118,7 +120,7 @@ impl Session {
         }
         let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
         let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(Session { inner, input: input.to_string(), input_shape, outputs, batch: cfg.batch })
+        Ok(Session { inner, input: input.to_string(), input_shape, outputs, extra: Vec::new(), batch: cfg.batch })
     }
 
     /// A session over `model` whose outputs are its logits then, per tap, the
@@ -128,6 +130,12 @@ impl Session {
         let mut m = model.clone();
         m.proto = proto;
         Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)
+    }
+
+    /// Sets an extra float input that every later run feeds (replacing one of that name).
+    pub fn set_input(&mut self, name: &str, shape: &[usize], data: Vec<f32>) {
+        self.extra.retain(|(n, _, _)| n != name);
+        self.extra.push((name.to_string(), shape.to_vec(), data));
     }
 
     /// Output names, in the order [`Session::run`] returns them.
@@ -145,8 +153,12 @@ impl Session {
                 n * c * h * w
             )));
         }
-        let t = TensorRef::from_array_view(([n, c, h, w], frames))?;
-        let outs = self.inner.run(ort::inputs![self.input.as_str() => t])?;
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> =
+            vec![(self.input.as_str().into(), TensorRef::from_array_view(([n, c, h, w], frames))?.into())];
+        for (name, shape, data) in &self.extra {
+            inputs.push((name.as_str().into(), TensorRef::from_array_view((shape.clone(), data.as_slice()))?.into()));
+        }
+        let outs = self.inner.run(inputs)?;
         let mut v = Vec::with_capacity(outs.len());
         for name in &self.outputs {
             let val = &outs[name.as_str()];

@@ -20,7 +20,8 @@
 //! | importance | [`importance`] | [`importance::LayerImportance`] |
 //! | report | [`report`] | run folder writers (`summary.json`, CSV, NPY) |
 //!
-//! Beside them: [`data`] (CIFAR-10, image files), [`evaluate`] (accuracy), and
+//! Beside them: [`data`] (CIFAR-10, image files), [`evaluate`] (accuracy), [`prune`]
+//! (filter ablation, pruning criteria and curves), and
 //! [`analysis`], which runs the stages in order ([`analysis::analyze`]).
 //!
 //! # Example
@@ -53,6 +54,7 @@ pub mod evaluate;
 pub mod importance;
 pub mod lines;
 pub mod model;
+pub mod prune;
 pub mod report;
 pub mod snr;
 pub mod spectrum;

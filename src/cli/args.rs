@@ -60,6 +60,12 @@ pub enum Command {
     /// Run the paper's experiment end to end (ResNet-32, CIFAR-10) into a run folder.
     #[command(after_help = "Examples:\n  freqtag demo\n  freqtag demo --out runs/demo")]
     Demo(DemoArgs),
+    /// Do tagged filters matter? Accuracy while pruning by frequency-tagging scores,
+    /// weight L1, BatchNorm |γ|, activation magnitude and random.
+    #[command(
+        after_help = "Examples:\n  freqtag prune-eval --model resnet32\n  freqtag prune-eval --model resnet32 --n-images 2000 --random-seeds 5 --layers '#1,#4,#8,#31' --out runs/prune"
+    )]
+    PruneEval(Box<PruneArgs>),
     /// Draw the figures of a run folder and write its self-contained report.html.
     #[command(
         after_help = "Examples:\n  freqtag report runs/demo\n  freqtag analyze --out runs/r32 && freqtag report runs/r32"
@@ -345,4 +351,43 @@ pub struct DemoArgs {
     /// Data folder.
     #[arg(long)]
     pub data: Option<PathBuf>,
+}
+
+/// `prune-eval` flags.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Measure accuracy on a seeded subset of this many test images (default: all 10,000).
+    #[arg(long)]
+    pub n_images: Option<usize>,
+    /// Seed of the subset.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fractions removed per layer, network-wide.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.05,0.1,0.15,0.2,0.3,0.4,0.5")]
+    pub fractions: Vec<f64>,
+    /// Fractions for the per-layer curves.
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    pub layer_fractions: Vec<f64>,
+    /// Layers with their own curves (tap names or #conv-ordinals).
+    #[arg(long, value_delimiter = ',', default_value = "#1,#4,#8,#31")]
+    pub layers: Vec<String>,
+    /// Criteria: ft_authors, ft_bca, ft_t2, weight_l1, bn_gamma, activation (random is always included).
+    #[arg(long, value_delimiter = ',', default_value = "ft_authors,ft_bca,ft_t2,weight_l1,bn_gamma,activation")]
+    pub criteria: Vec<String>,
+    /// Random-pruning seeds (the yardstick).
+    #[arg(long, default_value_t = 5)]
+    pub random_seeds: u64,
+    /// Test images of the frequency-tagging analysis (default: the first of each class).
+    #[arg(long, value_delimiter = ',')]
+    pub analysis_images: Vec<usize>,
+    /// Training images for the activation-magnitude criterion (the first N).
+    #[arg(long, default_value_t = 1000)]
+    pub activation_images: usize,
+    /// Output folder.
+    #[arg(long, short, default_value = "runs/prune")]
+    pub out: PathBuf,
 }

@@ -21,6 +21,7 @@
 
 pub mod html;
 pub mod plots;
+pub mod prune;
 
 use std::fmt::Write as _;
 use std::fs::File;

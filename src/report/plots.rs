@@ -602,3 +602,73 @@ pub fn draw_sweeps(run: &RunData, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Accuracy against the fraction of filters removed, one panel per order; random seeds
+/// as thin grey lines.
+pub struct PrunePlot {
+    /// Title (the scope).
+    pub title: String,
+    /// Per order (`lowest-first`, `highest-first`): curves `(criterion, is_random, points)`.
+    pub panels: Vec<(String, Vec<PruneCurve>)>,
+}
+
+/// One curve of a [`PrunePlot`]: criterion, whether it is a random seed, `(fraction, accuracy)` points.
+pub type PruneCurve = (String, bool, Vec<(f64, f64)>);
+
+impl Plot for PrunePlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let root = root.titled(&self.title, font(18))?;
+        let areas = root.split_evenly((1, self.panels.len().max(1)));
+        let palette = [
+            RGBColor(214, 39, 40),
+            RGBColor(255, 127, 14),
+            RGBColor(148, 103, 189),
+            RGBColor(31, 119, 180),
+            RGBColor(44, 160, 44),
+            RGBColor(140, 86, 75),
+        ];
+        for (area, (order, curves)) in areas.iter().zip(&self.panels) {
+            let xmax = curves.iter().flat_map(|c| c.2.iter().map(|p| p.0)).fold(0.0, f64::max).max(1e-3);
+            let mut chart = ChartBuilder::on(area)
+                .caption(format!("removing {order}"), font(15))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(0.0..xmax, 0.0..100.0)?;
+            chart
+                .configure_mesh()
+                .x_desc("fraction of filters removed (per layer)")
+                .y_desc("top-1 accuracy (%)")
+                .draw()?;
+            let mut k = 0;
+            for (name, random, pts) in curves {
+                if *random {
+                    let s = chart
+                        .draw_series(LineSeries::new(pts.iter().copied(), RGBColor(150, 150, 150).stroke_width(1)))?;
+                    if name == "random#0" {
+                        s.label("random (seeds)")
+                            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RGBColor(150, 150, 150)));
+                    }
+                    continue;
+                }
+                let c = palette[k % palette.len()];
+                k += 1;
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
+                    .label(name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        Ok(())
+    }
+}

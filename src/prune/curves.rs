@@ -1,0 +1,278 @@
+//! Accuracy-versus-pruning curves for several criteria, their areas, and verdicts
+//! against random pruning.
+//!
+//! A criterion gives one score per filter (`[layer][channel]`). For a fraction f, in
+//! every layer of the scope, the `round(f · C)` filters with the highest scores
+//! (`highest-first`) or the lowest (`lowest-first`) are removed; ties go to the lower
+//! channel. Scope `network`: the same fraction in every conv layer at once (ranking
+//! within each layer, so that criteria whose scale differs between layers, like
+//! weight norms, are comparable). Scope `<tap>`: that layer alone.
+//!
+//! Verdict: random pruning (several seeds) is the yardstick. With `z = (AUC - mean of
+//! random AUCs) / their standard deviation`, a criterion beats random when removing
+//! its lowest-scoring filters first keeps more accuracy (z > 0 for `lowest-first`) and
+//! removing its highest-scoring first costs more (z < 0 for `highest-first`).
+
+use std::collections::HashMap;
+
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use super::Evaluator;
+use crate::error::Result;
+
+/// Removal order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Highest scores removed first.
+    HighestFirst,
+    /// Lowest scores removed first.
+    LowestFirst,
+}
+
+impl Order {
+    /// `highest-first` / `lowest-first`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Order::HighestFirst => "highest-first",
+            Order::LowestFirst => "lowest-first",
+        }
+    }
+}
+
+/// A pruning criterion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Criterion {
+    /// Name (`ft_authors`, `weight_l1`, `random`, ...).
+    pub name: String,
+    /// Random seed, for the random criterion.
+    pub seed: Option<u64>,
+    /// Scores `[layer][channel]`.
+    #[serde(skip)]
+    pub scores: Vec<Vec<f64>>,
+}
+
+/// Random scores (uniform, seeded) for layers of the given sizes.
+pub fn random_criterion(sizes: &[usize], seed: u64) -> Criterion {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    Criterion {
+        name: "random".into(),
+        seed: Some(seed),
+        scores: sizes.iter().map(|&c| (0..c).map(|_| rng.random()).collect()).collect(),
+    }
+}
+
+/// The filters to remove from one layer.
+pub fn removal(scores: &[f64], fraction: f64, order: Order) -> Vec<usize> {
+    let k = ((fraction * scores.len() as f64).round() as usize).min(scores.len());
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| {
+        let o = scores[a].total_cmp(&scores[b]);
+        let o = if order == Order::HighestFirst { o.reverse() } else { o };
+        o.then(a.cmp(&b))
+    });
+    idx.truncate(k);
+    idx.sort_unstable();
+    idx
+}
+
+/// One point of a curve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// `network` or a layer's tap name.
+    pub scope: String,
+    /// Criterion name.
+    pub criterion: String,
+    /// Seed (random criterion).
+    pub seed: Option<u64>,
+    /// Order.
+    pub order: Order,
+    /// Fraction removed per layer of the scope.
+    pub fraction: f64,
+    /// Filters removed in all.
+    pub removed: usize,
+    /// Top-1 accuracy, percent.
+    pub top1: f64,
+    /// Per-class accuracy, percent.
+    pub per_class: Vec<f64>,
+}
+
+/// Runs ablations, remembering the accuracy of every removal set already evaluated
+/// (fraction 0 and whole-layer removals are shared by all criteria).
+pub struct Runner<'a> {
+    eval: &'a mut Evaluator,
+    cache: HashMap<Vec<Vec<usize>>, (f64, Vec<f64>)>,
+    /// Evaluations actually run.
+    pub evaluations: usize,
+    /// Called after each point with the number of points done.
+    pub progress: Box<dyn FnMut(usize) + 'a>,
+    done: usize,
+}
+
+impl<'a> Runner<'a> {
+    /// A runner over an evaluator.
+    pub fn new(eval: &'a mut Evaluator) -> Self {
+        Runner { eval, cache: HashMap::new(), evaluations: 0, progress: Box::new(|_| {}), done: 0 }
+    }
+
+    fn measure(&mut self, removed: Vec<Vec<usize>>) -> Result<(usize, f64, Vec<f64>)> {
+        let n: usize = removed.iter().map(Vec::len).sum();
+        if let Some((t, p)) = self.cache.get(&removed) {
+            return Ok((n, *t, p.clone()));
+        }
+        let a = self.eval.accuracy(&removed)?;
+        self.evaluations += 1;
+        self.cache.insert(removed, (a.top1, a.per_class.clone()));
+        Ok((n, a.top1, a.per_class))
+    }
+
+    /// The curve of `crit` over `fractions` for `scope` (`None`: the whole network;
+    /// `Some(l)`: layer `l` alone).
+    pub fn curve(
+        &mut self,
+        crit: &Criterion,
+        scope: Option<usize>,
+        order: Order,
+        fractions: &[f64],
+    ) -> Result<Vec<CurvePoint>> {
+        let layers = self.eval.layers.clone();
+        let mut out = Vec::new();
+        for &f in fractions {
+            let removed: Vec<Vec<usize>> = (0..layers.len())
+                .map(|l| if scope.is_none() || scope == Some(l) { removal(&crit.scores[l], f, order) } else { vec![] })
+                .collect();
+            let (n, top1, per_class) = self.measure(removed)?;
+            out.push(CurvePoint {
+                scope: scope.map_or("network".to_string(), |l| layers[l].tap.clone()),
+                criterion: crit.name.clone(),
+                seed: crit.seed,
+                order,
+                fraction: f,
+                removed: n,
+                top1,
+                per_class,
+            });
+            self.done += 1;
+            (self.progress)(self.done);
+        }
+        Ok(out)
+    }
+}
+
+/// Area under accuracy (percent) against fraction, by the trapezoid rule, divided by
+/// the fraction range: the mean accuracy over the curve.
+pub fn auc(points: &[CurvePoint]) -> f64 {
+    let mut p: Vec<(f64, f64)> = points.iter().map(|x| (x.fraction, x.top1)).collect();
+    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let range = p.last().map_or(0.0, |l| l.0) - p.first().map_or(0.0, |f| f.0);
+    if range <= 0.0 {
+        return p.first().map_or(f64::NAN, |x| x.1);
+    }
+    p.windows(2).map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0).sum::<f64>() / range
+}
+
+/// A criterion's verdict in one scope and order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    /// Scope.
+    pub scope: String,
+    /// Criterion.
+    pub criterion: String,
+    /// Order.
+    pub order: Order,
+    /// Its AUC (mean accuracy over the curve, percent).
+    pub auc: f64,
+    /// Mean AUC of the random seeds.
+    pub random_mean: f64,
+    /// Their standard deviation.
+    pub random_sd: f64,
+    /// `(auc - random_mean) / random_sd`.
+    pub z: f64,
+    /// `better`, `worse` or `like random` (|z| < 2).
+    pub verdict: String,
+}
+
+/// Verdicts of every non-random criterion from the curves (grouped by scope, order).
+pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
+    let mut groups: Vec<(String, String, Option<u64>, Order)> = Vec::new();
+    for p in points {
+        let key = (p.scope.clone(), p.criterion.clone(), p.seed, p.order);
+        if !groups.contains(&key) {
+            groups.push(key);
+        }
+    }
+    let curve = |k: &(String, String, Option<u64>, Order)| -> Vec<CurvePoint> {
+        points
+            .iter()
+            .filter(|p| p.scope == k.0 && p.criterion == k.1 && p.seed == k.2 && p.order == k.3)
+            .cloned()
+            .collect()
+    };
+    let mut out = Vec::new();
+    for k in groups.iter().filter(|k| k.1 != "random") {
+        let rand: Vec<f64> =
+            groups.iter().filter(|r| r.1 == "random" && r.0 == k.0 && r.3 == k.3).map(|r| auc(&curve(r))).collect();
+        let m = rand.iter().sum::<f64>() / rand.len().max(1) as f64;
+        let sd = if rand.len() > 1 {
+            (rand.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (rand.len() - 1) as f64).sqrt()
+        } else {
+            f64::NAN
+        };
+        let a = auc(&curve(k));
+        let z = (a - m) / sd.max(1e-9);
+        let good = if k.3 == Order::LowestFirst { z } else { -z };
+        let verdict = if !z.is_finite() {
+            "no random baseline".to_string()
+        } else if good >= 2.0 {
+            "better than random".to_string()
+        } else if good <= -2.0 {
+            "worse than random".to_string()
+        } else {
+            "like random".to_string()
+        };
+        out.push(Verdict {
+            scope: k.0.clone(),
+            criterion: k.1.clone(),
+            order: k.3,
+            auc: a,
+            random_mean: m,
+            random_sd: sd,
+            z,
+            verdict,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removal_orders_and_ties() {
+        let s = [0.5, 0.1, 0.9, 0.5];
+        assert_eq!(removal(&s, 0.5, Order::HighestFirst), vec![0, 2]);
+        assert_eq!(removal(&s, 0.5, Order::LowestFirst), vec![0, 1]);
+        assert_eq!(removal(&s, 0.0, Order::LowestFirst), Vec::<usize>::new());
+        assert_eq!(removal(&s, 1.0, Order::LowestFirst), vec![0, 1, 2, 3]);
+    }
+
+    fn pt(f: f64, a: f64) -> CurvePoint {
+        CurvePoint {
+            scope: "network".into(),
+            criterion: "x".into(),
+            seed: None,
+            order: Order::LowestFirst,
+            fraction: f,
+            removed: 0,
+            top1: a,
+            per_class: vec![],
+        }
+    }
+
+    #[test]
+    fn auc_is_the_mean_accuracy_over_the_range() {
+        assert!((auc(&[pt(0.0, 90.0), pt(0.5, 70.0), pt(1.0, 10.0)]) - 60.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,197 @@
+//! The pruning experiment: criteria, curves network-wide and per layer, verdicts.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::curves::{random_criterion, verdicts, Criterion, CurvePoint, Order, Runner, Verdict};
+use super::{activation_magnitude, bn_gamma, weight_l1, Evaluator};
+use crate::analysis::{analyze, AnalysisConfig, ImageSpec};
+use crate::data::Cifar10;
+use crate::engine::EngineConfig;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// Criteria names accepted in [`PruneConfig::criteria`].
+pub const CRITERIA: [&str; 6] = ["ft_authors", "ft_bca", "ft_t2", "weight_l1", "bn_gamma", "activation"];
+
+/// Settings of a pruning experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneConfig {
+    /// Test-set images the accuracy is measured on.
+    pub images: Vec<usize>,
+    /// Fractions removed per layer for the network-wide curves.
+    pub fractions: Vec<f64>,
+    /// Fractions for the per-layer curves.
+    pub layer_fractions: Vec<f64>,
+    /// Layers (tap names or `#ordinal`) that get their own curves.
+    pub layers: Vec<String>,
+    /// Criteria (see [`CRITERIA`]); random is always added.
+    pub criteria: Vec<String>,
+    /// Random seeds.
+    pub random_seeds: u64,
+    /// The frequency-tagging analysis behind the `ft_*` scores.
+    pub analysis: AnalysisConfig,
+    /// Test images of that analysis.
+    pub analysis_images: Vec<usize>,
+    /// Training images for the activation-magnitude criterion.
+    pub activation_images: Vec<usize>,
+    /// Inference settings.
+    #[serde(skip)]
+    pub engine: EngineConfig,
+}
+
+/// The result.
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneResult {
+    /// The configuration.
+    pub config: PruneConfig,
+    /// Accuracy of the unpruned model on the images.
+    pub base_top1: f64,
+    /// Every point of every curve.
+    pub points: Vec<CurvePoint>,
+    /// Verdicts against random.
+    pub verdicts: Vec<Verdict>,
+    /// Ablations actually evaluated (after caching).
+    pub evaluations: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Computes the criteria's scores `[layer][channel]` for the prunable layers of `eval`.
+pub fn criteria(
+    model: &Model,
+    eval: &Evaluator,
+    test: &Cifar10,
+    train: Option<&Cifar10>,
+    cfg: &PruneConfig,
+) -> Result<Vec<Criterion>> {
+    let mut out = Vec::new();
+    let sizes: Vec<usize> = eval.layers.iter().map(|l| l.channels).collect();
+    let want = |n: &str| cfg.criteria.iter().any(|c| c == n);
+    if let Some(bad) = cfg.criteria.iter().find(|c| !CRITERIA.contains(&c.as_str())) {
+        return Err(Error::param("criteria", format!("any of {}", CRITERIA.join(", ")), bad));
+    }
+    if cfg.criteria.iter().any(|c| c.starts_with("ft_")) {
+        let specs: Vec<ImageSpec> = cfg
+            .analysis_images
+            .iter()
+            .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(test.label(i)) })
+            .collect();
+        let mut acfg = cfg.analysis.clone();
+        acfg.keep_per_image = false;
+        acfg.stats.enabled = want("ft_t2");
+        acfg.stats.splits = 0;
+        acfg.stats.q_values.clear();
+        acfg.stats.thresholds = vec![acfg.threshold];
+        let a = analyze(model, &acfg, &specs, &|s| Ok(test.image(s.index.unwrap_or(0))), &mut |_, _| {})?;
+        let by_tap = |f: &dyn Fn(usize, usize) -> f64| -> Result<Vec<Vec<f64>>> {
+            eval.layers
+                .iter()
+                .map(|l| {
+                    let t = a
+                        .layers
+                        .iter()
+                        .position(|x| x.tap == l.tap)
+                        .ok_or_else(|| Error::Model(format!("analysis lacks {}", l.tap)))?;
+                    Ok((0..l.channels).map(|c| f(t, c)).collect())
+                })
+                .collect()
+        };
+        if want("ft_authors") {
+            out.push(Criterion {
+                name: "ft_authors".into(),
+                seed: None,
+                scores: by_tap(&|t, c| a.layers[t].filters[c].mean_score)?,
+            });
+        }
+        if let Some(st) = &a.stats {
+            if want("ft_bca") {
+                let bca = |t: usize, c: usize| {
+                    let b = &st.layers[t].filters[c].bca;
+                    b.tags.iter().sum::<f64>() + b.intermod + b.shared
+                };
+                out.push(Criterion { name: "ft_bca".into(), seed: None, scores: by_tap(&bca)? });
+            }
+            if want("ft_t2") {
+                out.push(Criterion {
+                    name: "ft_t2".into(),
+                    seed: None,
+                    scores: by_tap(&|t, c| -st.layers[t].filters[c].p_value.max(1e-300).log10())?,
+                });
+            }
+        }
+    }
+    if want("weight_l1") {
+        out.push(Criterion {
+            name: "weight_l1".into(),
+            seed: None,
+            scores: eval.layers.iter().map(|l| weight_l1(model, l)).collect::<Result<_>>()?,
+        });
+    }
+    if want("bn_gamma") {
+        out.push(Criterion {
+            name: "bn_gamma".into(),
+            seed: None,
+            scores: eval.layers.iter().map(|l| bn_gamma(model, l)).collect::<Result<_>>()?,
+        });
+    }
+    if want("activation") {
+        let (data, idx) = match train {
+            Some(t) => (t, cfg.activation_images.clone()),
+            None => (test, cfg.analysis_images.clone()),
+        };
+        out.push(Criterion {
+            name: "activation".into(),
+            seed: None,
+            scores: activation_magnitude(model, data, &idx, &cfg.engine)?,
+        });
+    }
+    for s in 0..cfg.random_seeds {
+        out.push(random_criterion(&sizes, s));
+    }
+    Ok(out)
+}
+
+/// Runs the experiment. `progress(done, total)` counts curve points.
+pub fn run(
+    model: &Model,
+    test: &Cifar10,
+    train: Option<&Cifar10>,
+    cfg: &PruneConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PruneResult> {
+    let start = Instant::now();
+    let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
+    let crits = criteria(model, &eval, test, train, cfg)?;
+    let layer_idx: Vec<usize> = cfg
+        .layers
+        .iter()
+        .map(|key| {
+            let tap = model.tap(key)?;
+            eval.layers.iter().position(|l| l.tap == tap.name).ok_or_else(|| Error::param("layers", "conv layers", key))
+        })
+        .collect::<Result<_>>()?;
+    let total = crits.len() * 2 * (cfg.fractions.len() + layer_idx.len() * cfg.layer_fractions.len());
+    let base_top1 = eval.accuracy(&[])?.top1;
+    let mut runner = Runner::new(&mut eval);
+    runner.progress = Box::new(|d| progress(d, total));
+    let mut points = Vec::new();
+    for order in [Order::LowestFirst, Order::HighestFirst] {
+        for c in &crits {
+            points.extend(runner.curve(c, None, order, &cfg.fractions)?);
+            for &l in &layer_idx {
+                points.extend(runner.curve(c, Some(l), order, &cfg.layer_fractions)?);
+            }
+        }
+    }
+    let evaluations = runner.evaluations;
+    Ok(PruneResult {
+        config: cfg.clone(),
+        base_top1,
+        verdicts: verdicts(&points),
+        points,
+        evaluations,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

@@ -1,0 +1,220 @@
+//! Filter ablation and pruning criteria: does frequency-tagging importance predict
+//! what the network needs?
+//!
+//! # How a filter is removed
+//! Pruning filter `k` of a conv removes its output channel and, with it, channel `k`
+//! of the BatchNorm that follows; the next layers then receive nothing from it. freqtag
+//! computes exactly that network by multiplying the BatchNorm's output (the conv's
+//! output when no BatchNorm follows) by a per-channel 0/1 mask inserted into the ONNX
+//! graph (`Mul` with a graph input `freqtag.mask.<tap>` of shape `[1, C, 1, 1]`).
+//! Zeroing the conv's weights alone would not do: the BatchNorm would still add
+//! `β - γ·μ/σ` to the channel. The masks are inputs, not constants, so one ONNX Runtime
+//! session serves every ablation, and the normalized test images are kept in memory
+//! between evaluations.
+
+pub mod curves;
+pub mod experiment;
+
+use serde::Serialize;
+
+use crate::data::{Cifar10, CLASSES};
+use crate::engine::{EngineConfig, Session};
+use crate::error::{Error, Result};
+use crate::evaluate::{accuracy, Accuracy};
+use crate::model::graph::{node, read_f32, value_info};
+use crate::model::{Model, TapKind};
+
+/// A prunable layer: a conv, where its filters are removed, and their count.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrunableLayer {
+    /// The conv's tap name.
+    pub tap: String,
+    /// 1-based conv ordinal.
+    pub conv_ordinal: Option<usize>,
+    /// Filters.
+    pub channels: usize,
+    /// The tensor the mask multiplies (BatchNorm output, or the conv output).
+    pub point: String,
+    /// The graph input holding the mask.
+    pub mask_input: String,
+    /// The conv weight initializer.
+    pub weight: String,
+    /// The BatchNorm scale initializer, if a BatchNorm follows.
+    pub bn_scale: Option<String>,
+}
+
+/// A model with a mask input per conv layer.
+pub struct Ablatable {
+    /// The masked model.
+    pub model: Model,
+    /// Its prunable layers, in graph order.
+    pub layers: Vec<PrunableLayer>,
+}
+
+/// Inserts a mask after every conv (after its BatchNorm when one follows).
+pub fn ablatable(model: &Model) -> Result<Ablatable> {
+    let mut m = model.clone();
+    let g = m.proto.graph.as_mut().expect("checked at load");
+    let mut layers = Vec::new();
+    for tap in model.taps.iter().filter(|t| t.kind == TapKind::Conv) {
+        let conv = g.node.iter().find(|n| n.output.first() == Some(&tap.tensor)).expect("taps come from nodes");
+        let weight = conv.input.get(1).cloned().unwrap_or_default();
+        let channels = g
+            .initializer
+            .iter()
+            .find(|t| t.name == weight)
+            .and_then(|t| t.dims.first().copied())
+            .ok_or_else(|| Error::Model(format!("conv {} has no weight initializer", tap.name)))?
+            as usize;
+        let users: Vec<&onnx_protobuf::NodeProto> = g.node.iter().filter(|n| n.input.contains(&tap.tensor)).collect();
+        let (point, bn_scale) = match users.as_slice() {
+            [bn] if bn.op_type == "BatchNormalization" => (bn.output[0].clone(), bn.input.get(1).cloned()),
+            _ => (tap.tensor.clone(), None),
+        };
+        layers.push(PrunableLayer {
+            tap: tap.name.clone(),
+            conv_ordinal: tap.conv_ordinal,
+            channels,
+            mask_input: format!("freqtag.mask.{}", tap.name),
+            point,
+            weight,
+            bn_scale,
+        });
+    }
+    for l in &layers {
+        let masked = format!("{}.masked", l.point);
+        for n in g.node.iter_mut() {
+            for i in n.input.iter_mut().filter(|i| **i == l.point) {
+                *i = masked.clone();
+            }
+        }
+        for o in g.output.iter_mut().filter(|o| o.name == l.point) {
+            o.name = masked.clone();
+        }
+        let at = g.node.iter().position(|n| n.output.contains(&l.point)).expect("point is produced by a node");
+        g.node.insert(at + 1, node("Mul", &masked, &[&l.point, &l.mask_input], &[&masked], vec![]));
+        g.input.push(value_info(&l.mask_input, Some(&[Some(1), Some(l.channels as i64), Some(1), Some(1)])));
+    }
+    Ok(Ablatable { model: m, layers })
+}
+
+/// Evaluates ablations of one model on a fixed set of CIFAR-10 images, reusing one
+/// session and the normalized images.
+pub struct Evaluator {
+    session: Session,
+    /// The prunable layers.
+    pub layers: Vec<PrunableLayer>,
+    frames: Vec<f32>,
+    labels: Vec<u8>,
+}
+
+impl Evaluator {
+    /// Prepares `model` and the images `indices` of `data`.
+    pub fn new(model: &Model, data: &Cifar10, indices: &[usize], cfg: &EngineConfig) -> Result<Evaluator> {
+        if model.input_shape != [3, 32, 32] {
+            return Err(Error::Model(format!(
+                "{} takes {:?}, CIFAR-10 images are [3, 32, 32]",
+                model.name, model.input_shape
+            )));
+        }
+        let a = ablatable(model)?;
+        let session = Session::new(&a.model.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
+        let frames = indices.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let labels = indices.iter().map(|&i| data.label(i)).collect();
+        Ok(Evaluator { session, layers: a.layers, frames, labels })
+    }
+
+    /// Logits `[n, classes]` with `removed[l]` filters of layer `l` zeroed.
+    pub fn logits(&mut self, removed: &[Vec<usize>]) -> Result<Vec<f32>> {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let mut mask = vec![1.0f32; layer.channels];
+            for &c in removed.get(l).map_or(&[][..], Vec::as_slice) {
+                if c >= layer.channels {
+                    return Err(Error::param(
+                        "filter",
+                        format!("a channel of {} (0..{})", layer.tap, layer.channels),
+                        c,
+                    ));
+                }
+                mask[c] = 0.0;
+            }
+            self.session.set_input(&layer.mask_input, &[1, layer.channels, 1, 1], mask);
+        }
+        let per = 3 * 32 * 32;
+        let n = self.labels.len();
+        let mut out = Vec::with_capacity(n * CLASSES.len());
+        for start in (0..n).step_by(self.session.batch) {
+            let k = self.session.batch.min(n - start);
+            let o = self.session.run(&self.frames[start * per..(start + k) * per], k)?;
+            out.extend_from_slice(&o[0].data);
+        }
+        Ok(out)
+    }
+
+    /// Top-1 accuracy (overall and per class) with `removed[l]` filters of layer `l` zeroed.
+    pub fn accuracy(&mut self, removed: &[Vec<usize>]) -> Result<Accuracy> {
+        let l = self.logits(removed)?;
+        Ok(accuracy(&l, &self.labels))
+    }
+
+    /// Number of images.
+    pub fn n_images(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// Weight L1 norm of every filter of a layer (`[channels]`).
+pub fn weight_l1(model: &Model, layer: &PrunableLayer) -> Result<Vec<f64>> {
+    let t = initializer(model, &layer.weight)?;
+    let per = t.len() / layer.channels;
+    Ok(t.chunks(per).map(|w| w.iter().map(|x| x.abs() as f64).sum()).collect())
+}
+
+/// BatchNorm |γ| of every filter of a layer (an error when no BatchNorm follows).
+pub fn bn_gamma(model: &Model, layer: &PrunableLayer) -> Result<Vec<f64>> {
+    let name = layer.bn_scale.as_ref().ok_or_else(|| Error::Model(format!("{} has no BatchNorm", layer.tap)))?;
+    Ok(initializer(model, name)?.iter().map(|x| x.abs() as f64).collect())
+}
+
+fn initializer(model: &Model, name: &str) -> Result<Vec<f32>> {
+    let g = model.proto.graph.as_ref().expect("checked at load");
+    g.initializer
+        .iter()
+        .find(|t| t.name == name)
+        .and_then(read_f32)
+        .ok_or_else(|| Error::Model(format!("no float initializer `{name}`")))
+}
+
+/// Mean |activation| of every filter at its ablation point (BatchNorm output), over the
+/// images: `[layer][channel]`. Computed in the graph (`Abs`, `GlobalAveragePool`).
+pub fn activation_magnitude(
+    model: &Model,
+    data: &Cifar10,
+    indices: &[usize],
+    cfg: &EngineConfig,
+) -> Result<Vec<Vec<f64>>> {
+    let a = ablatable(model)?;
+    let mut m = model.clone();
+    let g = m.proto.graph.as_mut().expect("checked at load");
+    g.output.truncate(1);
+    for l in &a.layers {
+        let abs = format!("freqtag.abs.{}", l.point);
+        let mean = format!("freqtag.absmean.{}", l.point);
+        g.node.push(node("Abs", &abs, &[&l.point], &[&abs], vec![]));
+        g.node.push(node("GlobalAveragePool", &mean, &[&abs], &[&mean], vec![]));
+        g.output.push(value_info(&mean, None));
+    }
+    let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
+    let mut sums: Vec<Vec<f64>> = a.layers.iter().map(|l| vec![0.0; l.channels]).collect();
+    for chunk in indices.chunks(s.batch) {
+        let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let outs = s.run(&frames, chunk.len())?;
+        for (l, o) in outs.iter().skip(1).enumerate() {
+            let c = a.layers[l].channels;
+            for (i, v) in o.data.iter().enumerate() {
+                sums[l][i % c] += *v as f64 / indices.len() as f64;
+            }
+        }
+    }
+    Ok(sums)
+}

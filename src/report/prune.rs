@@ -1,0 +1,85 @@
+//! Outputs of `prune-eval`: `prune_curves.csv`, `prune_summary.csv`, `prune.json`, and
+//! plots `plots/prune_<scope>.png/.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::plots::{save, PruneCurve, PrunePlot};
+use crate::data::CLASSES;
+use crate::error::{Error, Result};
+use crate::prune::curves::Order;
+use crate::prune::experiment::PruneResult;
+
+/// File stem of a scope's plot.
+pub fn plot_name(scope: &str) -> String {
+    format!("prune_{}", scope.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_"))
+}
+
+/// Writes every output of a pruning experiment into `dir`.
+pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
+    let plots = dir.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    let mut s = String::from("scope,criterion,seed,order,fraction,removed,top1");
+    for c in CLASSES {
+        write!(s, ",top1_{c}").unwrap();
+    }
+    s.push('\n');
+    for p in &r.points {
+        let seed = p.seed.map(|x| x.to_string()).unwrap_or_default();
+        write!(s, "{},{},{seed},{},{},{},{:.2}", p.scope, p.criterion, p.order.name(), p.fraction, p.removed, p.top1)
+            .unwrap();
+        for a in &p.per_class {
+            write!(s, ",{a:.1}").unwrap();
+        }
+        s.push('\n');
+    }
+    write("prune_curves.csv", s)?;
+    let mut s = String::from("scope,criterion,order,auc,random_mean,random_sd,z,verdict\n");
+    for v in &r.verdicts {
+        writeln!(
+            s,
+            "{},{},{},{:.3},{:.3},{:.3},{:.2},{}",
+            v.scope,
+            v.criterion,
+            v.order.name(),
+            v.auc,
+            v.random_mean,
+            v.random_sd,
+            v.z,
+            v.verdict
+        )
+        .unwrap();
+    }
+    write("prune_summary.csv", s)?;
+    write("prune.json", serde_json::to_string_pretty(r).expect("serializable"))?;
+    let mut scopes: Vec<String> = Vec::new();
+    for p in &r.points {
+        if !scopes.contains(&p.scope) {
+            scopes.push(p.scope.clone());
+        }
+    }
+    for scope in scopes {
+        let mut panels = Vec::new();
+        for order in [Order::LowestFirst, Order::HighestFirst] {
+            let mut curves: Vec<PruneCurve> = Vec::new();
+            for p in r.points.iter().filter(|p| p.scope == scope && p.order == order) {
+                let name = match p.seed {
+                    Some(s) => format!("{}#{s}", p.criterion),
+                    None => p.criterion.clone(),
+                };
+                match curves.iter_mut().find(|c| c.0 == name) {
+                    Some(c) => c.2.push((p.fraction, p.top1)),
+                    None => curves.push((name, p.seed.is_some(), vec![(p.fraction, p.top1)])),
+                }
+            }
+            panels.push((order.name().to_string(), curves));
+        }
+        let title = format!("{scope}: accuracy on {} test images while pruning", r.config.images.len());
+        save(&plots, &plot_name(&scope), (1200, 500), &PrunePlot { title, panels })?;
+    }
+    Ok(())
+}
