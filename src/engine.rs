@@ -126,9 +126,18 @@ impl Session {
     /// A session over `model` whose outputs are its logits then, per tap, the
     /// per-channel mean `[N, C, 1, 1]` or (with `full`) the map `[N, C, H, W]`.
     pub fn for_model(model: &Model, taps: &[&TapPoint], full: bool, cfg: &EngineConfig) -> Result<Session> {
-        let proto = model.with_taps(taps, full);
+        if full {
+            Session::for_outputs(model, &[], taps, cfg)
+        } else {
+            Session::for_outputs(model, taps, &[], cfg)
+        }
+    }
+
+    /// A session whose outputs are the logits, the per-channel means of `means`, then
+    /// the full maps of `full` (see [`Model::with_outputs`]).
+    pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
         let mut m = model.clone();
-        m.proto = proto;
+        m.proto = model.with_outputs(means, full);
         Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)
     }
 

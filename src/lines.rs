@@ -41,15 +41,17 @@ pub struct Line {
     pub label: String,
 }
 
+/// Greatest common divisor (`gcd(0, b) = b`).
+pub fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Greatest common divisor of the tag bins (the response grid, in bins).
 pub fn grid_bins(tag_bins: &[usize]) -> usize {
-    fn gcd(a: usize, b: usize) -> usize {
-        if b == 0 {
-            a
-        } else {
-            gcd(b, a % b)
-        }
-    }
     tag_bins.iter().fold(0, |g, &k| gcd(g, k))
 }
 

@@ -120,6 +120,15 @@ impl SnrConfig {
         })
     }
 
+    /// The baseline used for baseline-corrected amplitudes and z-scores of a
+    /// deterministic response: the `grid` preset with every bin of the response grid
+    /// (`grid` bins apart) among `n_bins` left out of the noise.
+    pub fn grid_baseline(grid: usize, n_bins: usize) -> SnrConfig {
+        let mut c = SnrConfig::preset("grid").expect("built-in preset");
+        c.exclude_bins = (0..n_bins).step_by(grid.max(1)).collect();
+        c
+    }
+
     /// Index range of the window's two sides around bin `k` in a spectrum of `len`
     /// bins, or `None` where [`Edges::Nan`] applies.
     fn window(&self, k: usize, len: usize) -> Option<[std::ops::Range<usize>; 2]> {

@@ -223,14 +223,6 @@ impl StimulusConfig {
     }
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 impl TagPlan {
     /// The factor `s_r(i)` of region `r` at frame `i`.
     pub fn factor(&self, r: usize, i: usize) -> f32 {
@@ -252,7 +244,7 @@ impl TagPlan {
         if !exact || c.phases.iter().any(|p| !p.is_finite()) {
             return None;
         }
-        Some(c.n_frames / self.bins.iter().fold(c.n_frames, |g, &k| gcd(g, k)))
+        Some(c.n_frames / self.bins.iter().fold(c.n_frames, |g, &k| crate::lines::gcd(g, k)))
     }
 
     /// Frame `i` of `image` as the model input `[3, H, W]` (normalized).

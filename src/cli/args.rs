@@ -231,6 +231,9 @@ pub struct AnalyzeArgs {
     /// Skip the across-image statistics (on by default up to 1,000 images).
     #[arg(long)]
     pub no_stats: bool,
+    /// Per-neuron SNR maps of these taps (full maps recorded; e.g. conv1,layer1.0.relu1).
+    #[arg(long, value_delimiter = ',')]
+    pub maps: Vec<String>,
     /// Run all frames even when the stimulus is periodic.
     #[arg(long)]
     pub no_fold: bool,

@@ -222,6 +222,7 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         max_order: a.max_order,
         keep_per_image: false,
         noise: a.noise_sigma.filter(|&s| s > 0.0).map(|sigma| InputNoise { sigma, seed: a.noise_seed }),
+        maps: a.maps.clone(),
         stats: StatsConfig {
             enabled: !a.no_stats,
             q: a.q,
@@ -261,7 +262,9 @@ fn run_analysis(
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
     report::write_run(&result, model, out)?;
-    report::plots::stimulus(out, &result.plan, &load(&specs[0])?)?;
+    let first = load(&specs[0])?;
+    report::plots::stimulus(out, &result.plan, &first)?;
+    report::plots::maps(out, &result.maps, &first)?;
     let html = report::html::write_report(out)?;
     if !ui.quiet {
         eprint!("{}", report::terminal_summary(&result, model));

@@ -188,14 +188,6 @@ pub struct StatsResult {
     pub sweep: Vec<SweepRow>,
 }
 
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
 /// Per tap, per channel: the line p-values and the filter's p-value.
 type FilterP = Vec<Vec<(Vec<f64>, f64)>>;
 /// Per tap: a set of channels.
@@ -248,10 +240,8 @@ pub fn run(input: &StatsInput) -> StatsResult {
     let flat: Vec<f64> = p.iter().flatten().map(|x| x.1).collect();
     let qv = bh_adjust(&flat);
     // Baseline: the off-grid bins of the mean spectrum, 6 on each side.
-    let g = input.lines.iter().fold(0, |g, l| gcd(g, l.bin)).max(1);
-    let nb = input.n_frames / 2 + 1;
-    let mut base = SnrConfig::preset("grid").expect("built-in preset");
-    base.exclude_bins = (0..nb).step_by(g).collect();
+    let g = input.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
+    let base = SnrConfig::grid_baseline(g, crate::spectrum::n_bins(input.n_frames));
     let n_tags = input.lines.iter().map(|l| l.coefs.len()).max().unwrap_or(0);
     let perm = permutation_p(input);
     let mut k = 0;

@@ -254,17 +254,26 @@ impl Model {
     /// per-channel spatial mean `[N, C, 1, 1]` (`full = false`, computed in the graph by
     /// GlobalAveragePool) or the full map `[N, C, H, W]` (`full = true`).
     pub fn with_taps(&self, taps: &[&TapPoint], full: bool) -> ModelProto {
+        if full {
+            self.with_outputs(&[], taps)
+        } else {
+            self.with_outputs(taps, &[])
+        }
+    }
+
+    /// A copy of the graph whose outputs are the logits, then the per-channel spatial
+    /// means `[N, C, 1, 1]` of `means`, then the full maps `[N, C, H, W]` of `full`.
+    pub fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
         let g = p.graph.as_mut().expect("checked at load");
         g.output.truncate(1);
-        for t in taps {
-            if full {
-                g.output.push(graph::value_info(&t.tensor, None));
-            } else {
-                let out = format!("freqtag.mean.{}", t.tensor);
-                g.node.push(graph::node("GlobalAveragePool", &out, &[&t.tensor], &[&out], vec![]));
-                g.output.push(graph::value_info(&out, None));
-            }
+        for t in means {
+            let out = format!("freqtag.mean.{}", t.tensor);
+            g.node.push(graph::node("GlobalAveragePool", &out, &[&t.tensor], &[&out], vec![]));
+            g.output.push(graph::value_info(&out, None));
+        }
+        for t in full {
+            g.output.push(graph::value_info(&t.tensor, None));
         }
         p
     }

@@ -172,6 +172,14 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         figure(&mut h, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
         figure(&mut h, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
     }
+    if let Some(maps) = s["maps"].as_array().filter(|m| !m.is_empty()) {
+        h.push_str("<h2>Per-neuron maps</h2>");
+        for m in maps {
+            let tap = m["tap"].as_str().unwrap_or("?");
+            let name = format!("map_{}", tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_"));
+            figure(&mut h, &plots, &name, &format!("{tap}: SNR of every neuron (position) at each tag's fundamental and f1+f2, next to the first image"))?;
+        }
+    }
     h.push_str("<h2>Filters</h2><p>For each layer, the spectrum of its top-scoring filter (amplitude and SNR, mean over images) with every catalogued line marked, and the table of all its filters.</p>");
     let n_tags = stim["freqs"].as_array().map_or(0, Vec::len);
     for (t, ch) in chosen_filters(&run) {

@@ -6,10 +6,11 @@
 //! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important`, with statistics also `p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
 //! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
-//! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr` |
+//! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
 //! | `spectra_mean.npy` | float64 `[tap, channel, bin]`, mean amplitude over images (channels NaN-padded) |
 //! | `spectra.npy` | float32 `[image, tap, channel, bin]` amplitudes (when per-image spectra are kept) |
 //! | `coefficients.npy` | complex64 `[image, tap, channel, bin]`, `rfft/N` (when kept) |
+//! | `maps/<tap>.npy` | float64 `[channel, line, H, W]` per-neuron SNR at f1, f2, (f1+f2), with `--maps` |
 //! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
 //!
 //! `summary.json` schema (version 1): `{schema, freqtag_version, model{name, source,
@@ -64,6 +65,7 @@ pub fn summary_json(a: &Analysis, model: &Model) -> serde_json::Value {
         "taps": a.taps,
         "layers": a.layers,
         "stats": a.stats,
+        "maps": a.maps,
         "seconds": a.seconds,
     })
 }
@@ -165,16 +167,24 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
     std::fs::write(&p, s).map_err(io(&p))?;
 
     let p = dir.join("lines.csv");
-    let mut s = String::from("tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr\n");
+    let mut s = String::from("tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z\n");
+    // Baseline-corrected amplitude and z-score of each channel's mean spectrum, with the
+    // baseline from the off-grid bins only (6 each side).
+    let g = a.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
+    let grid = crate::snr::SnrConfig::grid_baseline(g, crate::spectrum::n_bins(a.plan.config.n_frames));
     for (t, tap) in a.taps.iter().enumerate() {
         let c = tap.shape[0] as f64;
+        let bca: Vec<Vec<f64>> = a.mean_amplitude[t].iter().map(|ch| grid.baseline_corrected(ch)).collect();
+        let z: Vec<Vec<f64>> = a.mean_amplitude[t].iter().map(|ch| grid.zscore(ch)).collect();
         for (li, line) in a.lines.iter().enumerate() {
             let amp = a.mean_amplitude[t].iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
             let snr = a.line_snr[t].iter().map(|ch| ch[li]).sum::<f64>() / c;
+            let b = bca.iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
+            let zz = z.iter().map(|ch| ch[line.bin]).filter(|v| v.is_finite()).sum::<f64>() / c;
             let kind = serde_json::to_value(line.kind).unwrap();
             writeln!(
                 s,
-                "{},{},{},{},{},{},{:.6e},{:.6}",
+                "{},{},{},{},{},{},{:.6e},{:.6},{:.6e},{:.4}",
                 tap.tap.name,
                 line.freq,
                 line.bin,
@@ -182,7 +192,9 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
                 kind.as_str().unwrap_or(""),
                 line.order,
                 amp,
-                snr
+                snr,
+                b,
+                zz
             )
             .unwrap();
         }
@@ -209,6 +221,13 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
         }
     }
     npy(&dir.join("scores.npy"), &[ni as u64, nt, max_c as u64], &sc)?;
+    for m in &a.maps {
+        let d = dir.join("maps");
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        let [c, h, w] = m.shape;
+        let flat: Vec<f64> = m.snr.iter().flatten().flatten().copied().collect();
+        npy(&d.join(format!("{}.npy", m.tap)), &[c as u64, m.lines.len() as u64, h as u64, w as u64], &flat)?;
+    }
     if let Some(per) = &a.per_image {
         let shape = [ni as u64, nt, per.max_channels as u64, nb as u64];
         npy(&dir.join("spectra.npy"), &shape, &per.amplitude)?;

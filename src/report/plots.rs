@@ -672,3 +672,68 @@ impl Plot for PrunePlot {
         Ok(())
     }
 }
+
+/// Per-neuron SNR maps of one tap next to the input image.
+pub struct MapPlot {
+    /// The input image (first analysed image).
+    pub image: image::RgbImage,
+    /// Rows: channel, then per line `(label, [H*W] values)`.
+    pub rows: Vec<(usize, Vec<(String, Vec<f64>)>)>,
+    /// Map height and width.
+    pub hw: (usize, usize),
+    /// Title.
+    pub title: String,
+}
+
+impl Plot for MapPlot {
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.draw(&Text::new(self.title.clone(), (10, 6), font(16)))?;
+        let cell = 150i32;
+        let (h, w) = self.hw;
+        let vmax = self.rows.iter().flat_map(|r| r.1.iter().flat_map(|m| m.1.iter().copied())).fold(1e-12, f64::max);
+        for (r, (ch, maps)) in self.rows.iter().enumerate() {
+            let y0 = 40 + r as i32 * (cell + 30);
+            let s = cell / self.image.height().max(1) as i32;
+            for (x, y, p) in self.image.enumerate_pixels() {
+                let (px, py) = (10 + x as i32 * s, y0 + y as i32 * s);
+                root.draw(&Rectangle::new([(px, py), (px + s, py + s)], RGBColor(p[0], p[1], p[2]).filled()))?;
+            }
+            root.draw(&Text::new(format!("input; channel {ch}"), (10, y0 + cell + 4), font(11)))?;
+            for (k, (label, v)) in maps.iter().enumerate() {
+                let x0 = 10 + (k as i32 + 1) * (cell + 20);
+                let sy = cell as f64 / h as f64;
+                let sx = cell as f64 / w as f64;
+                for (i, &val) in v.iter().enumerate() {
+                    let (yy, xx) = (i / w, i % w);
+                    let (px, py) = (x0 + (xx as f64 * sx) as i32, y0 + (yy as f64 * sy) as i32);
+                    let (qx, qy) = (x0 + ((xx + 1) as f64 * sx) as i32, y0 + ((yy + 1) as f64 * sy) as i32);
+                    root.draw(&Rectangle::new([(px, py), (qx, qy)], diverging(val, 0.0, 0.0, vmax).filled()))?;
+                }
+                root.draw(&Text::new(format!("SNR at {label}"), (x0, y0 + cell + 4), font(11)))?;
+            }
+        }
+        root.draw(&Text::new(format!("colour: 0 (white) to {vmax:.2} (red), shared scale"), (10, 40 + self.rows.len() as i32 * (cell + 30)), font(11)))?;
+        Ok(())
+    }
+}
+
+/// Draws `plots/map_<tap>.png/.svg` for every SNR map: the three channels with the
+/// highest mean SNR over positions and lines.
+pub fn maps(dir: &Path, maps: &[crate::analysis::maps::SnrMap], image: &Image) -> Result<()> {
+    let out = dir.join("plots");
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    for m in maps {
+        let [c, h, w] = m.shape;
+        let mut order: Vec<usize> = (0..c).collect();
+        let total = |ch: usize| m.snr[ch].iter().flatten().sum::<f64>();
+        order.sort_by(|&a, &b| total(b).total_cmp(&total(a)));
+        let rows = order.iter().take(3).map(|&ch| (ch, m.lines.iter().cloned().zip(m.snr[ch].iter().cloned()).collect())).collect();
+        let title = format!("{}: per-neuron SNR over the {}x{} map (mean over images)", m.tap, h, w);
+        let p = MapPlot { image: image.to_rgb8(), rows, hw: (h, w), title };
+        save(&out, &format!("map_{}", m.tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_")), (10 + 4 * 170 + 20, 40 + 3 * 180 + 30), &p)?;
+    }
+    Ok(())
+}

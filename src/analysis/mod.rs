@@ -7,6 +7,8 @@
 //! 120 fps), only the P unique frames are run and the series is their repetition
 //! ([`InferencePath::Folded`]); otherwise all N frames are run ([`InferencePath::Full`]).
 
+pub mod maps;
+
 use std::time::Instant;
 
 use num_complex::Complex;
@@ -69,6 +71,8 @@ pub struct AnalysisConfig {
     pub keep_per_image: bool,
     /// Seeded Gaussian noise added to every frame (normalized units): a real noise floor.
     pub noise: Option<InputNoise>,
+    /// Taps whose full maps are recorded for per-neuron SNR maps (names or `#ordinal`).
+    pub maps: Vec<String>,
     /// Across-image statistics.
     pub stats: StatsConfig,
 }
@@ -131,6 +135,7 @@ impl Default for AnalysisConfig {
             max_order: 20,
             keep_per_image: true,
             noise: None,
+            maps: vec![],
             stats: StatsConfig::default(),
         }
     }
@@ -197,6 +202,8 @@ pub struct Analysis {
     pub line_snr: Vec<Vec<Vec<f64>>>,
     /// Per-image spectra, if kept.
     pub per_image: Option<PerImage>,
+    /// Per-neuron SNR maps of the `maps` taps.
+    pub maps: Vec<maps::SnrMap>,
     /// Across-image statistics, if enabled.
     pub stats: Option<crate::importance::stats::StatsResult>,
     /// Frames run through the network per image.
@@ -255,7 +262,13 @@ pub fn analyze(
         return Err(Error::param("taps", "a selection that matches at least one tap", format!("{:?}", cfg.taps)));
     }
     let refs: Vec<_> = taps.iter().map(|t| &t.tap).collect();
-    let mut session = Session::for_model(model, &refs, false, &cfg.engine)?;
+    let map_taps = if cfg.maps.is_empty() {
+        vec![]
+    } else {
+        select_taps(model, &TapSelection { kinds: vec![], names: cfg.maps.clone() }, &cfg.engine)?
+    };
+    let map_refs: Vec<_> = map_taps.iter().map(|t| &t.tap).collect();
+    let mut session = Session::for_outputs(model, &refs, &map_refs, &cfg.engine)?;
     let tag_bins = plan.bins.clone();
     let lines = catalogue(&tag_bins, cfg.stimulus.fps, n, cfg.max_order);
     let mut cfg = cfg.clone();
@@ -265,6 +278,7 @@ pub fn analyze(
     }
     let cfg = &cfg;
     let mut acc = Accumulator::new(&taps, &lines, cfg, n, frames_per_image, images.len());
+    let mut map_acc = maps::MapAccumulator::new(&map_taps, &lines);
     // Inference (both cores, inside ONNX Runtime) on this thread; spectra, SNR and
     // accumulation of the previous image on a second thread meanwhile.
     std::thread::scope(|scope| -> Result<()> {
@@ -272,6 +286,7 @@ pub fn analyze(
         let worker = scope.spawn(|| {
             for outs in rx {
                 acc.add(&outs);
+                map_acc.add(&outs[1 + acc.taps.len()..], &lines, &cfg.snr, n, 1.0 / images.len() as f64);
             }
         });
         for (done, spec) in images.iter().enumerate() {
@@ -323,6 +338,7 @@ pub fn analyze(
         line_snr,
         per_image: per,
         stats,
+        maps: map_acc.maps,
         frames_per_image,
         seconds: start.elapsed().as_secs_f64(),
     })
@@ -411,7 +427,7 @@ impl<'a> Accumulator<'a> {
     /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per tap).
     fn add(&mut self, outs: &[crate::engine::Output]) {
         let (n, p, nb, max_c) = (self.n_frames, self.frames_per_image, n_bins(self.n_frames), self.max_c);
-        let snr_offset = usize::from(self.snr.drop_dc);
+        let snr_offset = score_offset(self.snr);
         let w = 1.0 / self.n_images as f64;
         for (t, (tap, out)) in self.taps.iter().zip(outs.iter().skip(1)).enumerate() {
             let c = tap.shape[0];
@@ -460,13 +476,18 @@ impl<'a> Accumulator<'a> {
     }
 }
 
+/// Index offset of SNR spectra: `snr[j]` is bin `j + score_offset(cfg)`.
+pub fn score_offset(cfg: &SnrConfig) -> usize {
+    usize::from(cfg.drop_dc)
+}
+
 /// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
 /// config's [`crate::snr::ScoreRule`].
 pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
     match cfg.score {
         crate::snr::ScoreRule::AllBins => mean_finite(snr),
         crate::snr::ScoreRule::Lines => {
-            let off = usize::from(cfg.drop_dc);
+            let off = score_offset(cfg);
             let v: Vec<f64> = test_lines
                 .iter()
                 .filter_map(|&l| lines[l].bin.checked_sub(off).and_then(|j| snr.get(j)).copied())
