@@ -214,3 +214,62 @@ fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
     let t: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!(s["layers"], t["layers"]);
 }
+
+#[test]
+fn per_neuron_maps_localise_each_tag_to_its_half() {
+    let Some(d) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, _, err) = run(freqtag()
+        .args(["analyze", "--images", "0,1", "--tap", "conv1", "--maps", "conv1", "--no-stats", "--quiet", "--out"])
+        .arg(&out)
+        .env("FREQTAG_DATA", &d));
+    assert_eq!(code, 0, "{err}");
+    let bytes = std::fs::read(out.join("maps/conv1.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[16, 3, 32, 32]);
+    let v: Vec<f64> = npy.into_vec().unwrap();
+    // The stem conv sees 3x3 neighbourhoods: columns 0-14 only the left half (6 Hz),
+    // columns 17-31 only the right half (7.5 Hz).
+    let at = |c: usize, line: usize, y: usize, x: usize| v[((c * 3 + line) * 32 + y) * 32 + x];
+    let mean = |line: usize, xs: std::ops::Range<usize>| {
+        let mut sum = 0.0;
+        let mut n = 0;
+        for c in 0..16 {
+            for y in 0..32 {
+                for x in xs.clone() {
+                    sum += at(c, line, y, x);
+                    n += 1;
+                }
+            }
+        }
+        sum / n as f64
+    };
+    assert!(mean(0, 0..15) > 5.0 && mean(0, 17..32) < 0.5, "f1: left {} right {}", mean(0, 0..15), mean(0, 17..32));
+    assert!(mean(1, 17..32) > 5.0 && mean(1, 0..15) < 0.5, "f2: right {} left {}", mean(1, 17..32), mean(1, 0..15));
+    assert!(out.join("plots/map_conv1.png").is_file());
+    assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Per-neuron maps"));
+}
+
+#[test]
+fn analysis_without_statistics_runs() {
+    // Regression: with statistics off, the per-image line coefficients were indexed anyway.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("img.png");
+    freqtag::data::synthetic_image(5, 32, 32).to_rgb8().save(&img).unwrap();
+    let onnx = dir.path().join("demo.onnx");
+    freqtag::model::resnet::demo_model(2).unwrap().save_onnx(&onnx).unwrap();
+    let (code, _, err) = run(freqtag()
+        .args([
+            "analyze",
+            "--model",
+            onnx.to_str().unwrap(),
+            "--image-file",
+            img.to_str().unwrap(),
+            "--no-stats",
+            "--quiet",
+            "--out",
+        ])
+        .arg(dir.path().join("run")));
+    assert_eq!(code, 0, "{err}");
+}

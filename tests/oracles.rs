@@ -104,3 +104,25 @@ fn folded_and_unfolded_spectra_agree() {
     }
     assert!(worst < 1e-6, "folded vs unfolded: worst relative difference {worst:e}");
 }
+
+#[test]
+fn batchnorm_means_derived_from_conv_means_match_the_network() {
+    let Some(d) = data_dir() else { return };
+    // With conv taps recorded, BatchNorm means are derived by the affine map; alone,
+    // the network computes them. The spectra must agree.
+    let both = run(&d, cfg(vec![TapKind::Conv, TapKind::Bn], Fold::Auto), 2);
+    let bn_only = run(&d, cfg(vec![TapKind::Bn], Fold::Auto), 2);
+    let mut worst: f64 = 0.0;
+    for (t, tap) in bn_only.taps.iter().enumerate() {
+        let u = both.taps.iter().position(|x| x.tap.name == tap.tap.name).unwrap();
+        for (a, b) in bn_only.mean_amplitude[t].iter().zip(&both.mean_amplitude[u]) {
+            let max = a.iter().cloned().fold(0.0, f64::max);
+            for (x, y) in a.iter().zip(b) {
+                worst = worst.max((x - y).abs() / max);
+            }
+        }
+    }
+    // Both are float32 results of different computations (ONNX Runtime folds the
+    // BatchNorm into the conv weights): they agree to rounding, 1.4e-5 measured.
+    assert!(worst < 1e-4, "derived vs computed BatchNorm spectra: worst relative difference {worst:e}");
+}

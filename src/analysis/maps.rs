@@ -29,7 +29,9 @@ pub struct SnrMap {
 pub fn map_lines(lines: &[Line]) -> Vec<usize> {
     let mut v: Vec<usize> = (0..lines.len()).filter(|&l| lines[l].kind == LineKind::Fundamental).collect();
     v.sort_by_key(|&l| lines[l].coefs.iter().position(|&c| c != 0));
-    if let Some(l) = (0..lines.len()).find(|&l| lines[l].kind == LineKind::Intermod && lines[l].order == 2 && lines[l].coefs.iter().all(|&c| c >= 0)) {
+    if let Some(l) = (0..lines.len())
+        .find(|&l| lines[l].kind == LineKind::Intermod && lines[l].order == 2 && lines[l].coefs.iter().all(|&c| c >= 0))
+    {
         v.push(l);
     }
     v
@@ -72,10 +74,20 @@ impl MapAccumulator {
             for ch in 0..c {
                 for pos in 0..hw {
                     let series: Vec<f64> = (0..p).map(|i| out.data[(i * c + ch) * hw + pos] as f64).collect();
-                    let coef = if p < n_frames { folded_rfft(&mut self.fft, &series, n_frames) } else { self.fft.rfft(&series) };
+                    let coef = if p < n_frames {
+                        folded_rfft(&mut self.fft, &series, n_frames)
+                    } else {
+                        self.fft.rfft(&series)
+                    };
                     let s = snr.snr(&amplitude(&coef, n_frames));
                     for (j, &l) in self.map_lines.iter().enumerate() {
-                        let v = lines[l].bin.checked_sub(off).and_then(|k| s.get(k)).copied().filter(|v| v.is_finite()).unwrap_or(0.0);
+                        let v = lines[l]
+                            .bin
+                            .checked_sub(off)
+                            .and_then(|k| s.get(k))
+                            .copied()
+                            .filter(|v| v.is_finite())
+                            .unwrap_or(0.0);
                         m.snr[ch][j][pos] += v * weight;
                     }
                 }

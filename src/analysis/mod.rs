@@ -7,6 +7,7 @@
 //! 120 fps), only the P unique frames are run and the series is their repetition
 //! ([`InferencePath::Folded`]); otherwise all N frames are run ([`InferencePath::Full`]).
 
+mod derived;
 pub mod maps;
 
 use std::time::Instant;
@@ -261,7 +262,9 @@ pub fn analyze(
     if taps.is_empty() {
         return Err(Error::param("taps", "a selection that matches at least one tap", format!("{:?}", cfg.taps)));
     }
-    let refs: Vec<_> = taps.iter().map(|t| &t.tap).collect();
+    // BatchNorm means whose conv is recorded follow from it; only the others run in the graph.
+    let derive_plan = derived::plan(model, &taps);
+    let refs: Vec<_> = taps.iter().zip(&derive_plan).filter(|(_, d)| d.is_none()).map(|(t, _)| &t.tap).collect();
     let map_taps = if cfg.maps.is_empty() {
         vec![]
     } else {
@@ -301,14 +304,14 @@ pub fn analyze(
             if let Some(noise) = cfg.noise {
                 add_noise(&mut frames, noise, done as u64);
             }
-            let outs = session.run_all(&frames, frames_per_image)?;
+            let outs = derived::expand(session.run_all(&frames, frames_per_image)?, &derive_plan);
             if tx.send(outs).is_err() {
                 break;
             }
             progress(done + 1, images.len());
         }
         drop(tx);
-        worker.join().map_err(|_| Error::Runtime("the spectrum worker panicked".into()))
+        worker.join().map_err(|_| Error::Model("internal error: the spectrum worker panicked".into()))
     })?;
     let Accumulator { scores, mean_amp, line_snr, per, coefs, series, test_lines, .. } = acc;
     let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
@@ -408,13 +411,12 @@ impl<'a> Accumulator<'a> {
             coefs: taps
                 .iter()
                 .map(|t| {
-                    vec![
-                        vec![
-                            Vec::new();
-                            if cfg.stats.enabled { lines.iter().filter(|l| l.order <= 2).count() } else { 0 }
-                        ];
-                        t.shape[0]
-                    ]
+                    let n_test = lines.iter().filter(|l| l.order <= 2).count();
+                    if cfg.stats.enabled {
+                        vec![vec![Vec::new(); n_test]; t.shape[0]]
+                    } else {
+                        vec![]
+                    }
                 })
                 .collect(),
             series: taps

@@ -673,12 +673,15 @@ impl Plot for PrunePlot {
     }
 }
 
+/// One row of a [`MapPlot`]: a channel and its maps `(line label, [H*W] values)`.
+pub type MapRow = (usize, Vec<(String, Vec<f64>)>);
+
 /// Per-neuron SNR maps of one tap next to the input image.
 pub struct MapPlot {
     /// The input image (first analysed image).
     pub image: image::RgbImage,
     /// Rows: channel, then per line `(label, [H*W] values)`.
-    pub rows: Vec<(usize, Vec<(String, Vec<f64>)>)>,
+    pub rows: Vec<MapRow>,
     /// Map height and width.
     pub hw: (usize, usize),
     /// Title.
@@ -715,7 +718,11 @@ impl Plot for MapPlot {
                 root.draw(&Text::new(format!("SNR at {label}"), (x0, y0 + cell + 4), font(11)))?;
             }
         }
-        root.draw(&Text::new(format!("colour: 0 (white) to {vmax:.2} (red), shared scale"), (10, 40 + self.rows.len() as i32 * (cell + 30)), font(11)))?;
+        root.draw(&Text::new(
+            format!("colour: 0 (white) to {vmax:.2} (red), shared scale"),
+            (10, 40 + self.rows.len() as i32 * (cell + 30)),
+            font(11),
+        ))?;
         Ok(())
     }
 }
@@ -730,10 +737,19 @@ pub fn maps(dir: &Path, maps: &[crate::analysis::maps::SnrMap], image: &Image) -
         let mut order: Vec<usize> = (0..c).collect();
         let total = |ch: usize| m.snr[ch].iter().flatten().sum::<f64>();
         order.sort_by(|&a, &b| total(b).total_cmp(&total(a)));
-        let rows = order.iter().take(3).map(|&ch| (ch, m.lines.iter().cloned().zip(m.snr[ch].iter().cloned()).collect())).collect();
+        let rows = order
+            .iter()
+            .take(3)
+            .map(|&ch| (ch, m.lines.iter().cloned().zip(m.snr[ch].iter().cloned()).collect()))
+            .collect();
         let title = format!("{}: per-neuron SNR over the {}x{} map (mean over images)", m.tap, h, w);
         let p = MapPlot { image: image.to_rgb8(), rows, hw: (h, w), title };
-        save(&out, &format!("map_{}", m.tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_")), (10 + 4 * 170 + 20, 40 + 3 * 180 + 30), &p)?;
+        save(
+            &out,
+            &format!("map_{}", m.tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_")),
+            (10 + 4 * 170 + 20, 40 + 3 * 180 + 30),
+            &p,
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,60 @@
+//! Taps computed from other taps instead of by the network: a BatchNormalization is a
+//! per-channel affine map `y = γ (x - μ) / sqrt(σ² + ε) + β`, so the spatial mean of its
+//! output is that map applied to the spatial mean of its input. When a BatchNorm's input
+//! conv is recorded too, its mean is derived in Rust and the graph gets one reduction
+//! fewer (each costs a pass over the activations).
+
+use crate::engine::{Output, TapInfo};
+use crate::model::graph::read_f32;
+use crate::model::{Model, TapKind};
+
+/// For each tap: `Some((source tap, a, b))` when its per-channel mean is `a·x + b` of
+/// the source tap's mean, `None` when the network computes it.
+pub type DerivePlan = Vec<Option<(usize, Vec<f64>, Vec<f64>)>>;
+
+/// Finds the BatchNorm taps whose input conv is among `taps`.
+pub fn plan(model: &Model, taps: &[TapInfo]) -> DerivePlan {
+    let g = model.proto.graph.as_ref().expect("checked at load");
+    let init = |name: &str| g.initializer.iter().find(|t| t.name == name).and_then(read_f32);
+    taps.iter()
+        .map(|t| {
+            if t.tap.kind != TapKind::Bn {
+                return None;
+            }
+            let bn =
+                g.node.iter().find(|n| n.op_type == "BatchNormalization" && n.output.first() == Some(&t.tap.tensor))?;
+            let src =
+                taps.iter().position(|s| s.tap.kind == TapKind::Conv && Some(&s.tap.tensor) == bn.input.first())?;
+            let p: Vec<Vec<f32>> = bn.input.get(1..5)?.iter().map(|n| init(n)).collect::<Option<_>>()?;
+            let eps = bn.attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
+            let c = t.shape[0];
+            if p.iter().any(|v| v.len() != c) {
+                return None;
+            }
+            let f = |v: f32| v as f64;
+            let a: Vec<f64> = (0..c).map(|k| f(p[0][k]) / (f(p[3][k]) + f(eps)).sqrt()).collect();
+            let b: Vec<f64> = (0..c).map(|k| f(p[1][k]) - a[k] * f(p[2][k])).collect();
+            Some((src, a, b))
+        })
+        .collect()
+}
+
+/// Expands session outputs `[logits, computed taps..., rest...]` into
+/// `[logits, every tap in order..., rest...]`.
+pub fn expand(outs: Vec<Output>, plan: &DerivePlan) -> Vec<Output> {
+    let mut it = outs.into_iter();
+    let mut full = vec![it.next().expect("logits come first")];
+    for p in plan {
+        match p {
+            None => full.push(it.next().expect("one output per computed tap")),
+            Some((src, a, b)) => {
+                let s = &full[1 + src];
+                let c = a.len();
+                let data = s.data.iter().enumerate().map(|(i, &x)| (a[i % c] * x as f64 + b[i % c]) as f32).collect();
+                full.push(Output { shape: s.shape.clone(), data });
+            }
+        }
+    }
+    full.extend(it);
+    full
+}
