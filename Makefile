@@ -23,6 +23,7 @@ lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
+	$(CARGO) check --features cuda
 
 test: setup lint
 	$(CARGO) test --release
