@@ -12,13 +12,7 @@ fn read_npy_shape(path: &std::path::Path) -> Vec<u64> {
 #[test]
 fn demo_without_data_runs_the_labelled_pipeline_demonstration() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let (code, _, err) = run(freqtag()
-        .args(["demo", "--out", out.to_str().unwrap()])
-        .env_remove("FREQTAG_DATA")
-        .env("HOME", dir.path())
-        .env("XDG_CACHE_HOME", dir.path()));
-    assert_eq!(code, 0, "{err}");
+    let (out, err) = common::demo_without_data(dir.path());
     assert!(err.contains("DEMONSTRATION OF THE PIPELINE") && err.contains("FREQTAG_DATA"), "{err}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["model"]["name"], "demo-resnet8-random");
@@ -148,31 +142,34 @@ fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
     let Some(d) = data_dir() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let (code, stdout, err) = run(freqtag()
-        .args([
-            "analyze",
-            "--images",
-            "0,1,2,3,4,5,6,7",
-            "--tap",
-            "conv1",
-            "--tap",
-            "layer3.4.conv2",
-            "--preset",
-            "grid",
-        ])
-        .args([
-            "--noise-sigma",
-            "0.05",
-            "--noise-seed",
-            "3",
-            "--permutations",
-            "5",
-            "--json",
-            "--no-per-image",
-            "--out",
-        ])
-        .arg(&out)
-        .env("FREQTAG_DATA", &d));
+    let analyze = |out: &std::path::Path| {
+        run(freqtag()
+            .args([
+                "analyze",
+                "--images",
+                "0,1,2,3,4,5,6,7",
+                "--tap",
+                "conv1",
+                "--tap",
+                "layer3.4.conv2",
+                "--preset",
+                "grid",
+            ])
+            .args([
+                "--noise-sigma",
+                "0.05",
+                "--noise-seed",
+                "3",
+                "--permutations",
+                "5",
+                "--json",
+                "--no-per-image",
+                "--out",
+            ])
+            .arg(out)
+            .env("FREQTAG_DATA", &d))
+    };
+    let (code, stdout, err) = analyze(&out);
     assert_eq!(code, 0, "{err}");
     let s: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(s["inference"]["path"]["path"], "full", "input noise disables folding");
@@ -186,31 +183,7 @@ fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
     let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();
     assert!(filters.lines().next().unwrap().ends_with("selectivity,integration"));
     // The same seed gives the same numbers.
-    let (_, again, _) = run(freqtag()
-        .args([
-            "analyze",
-            "--images",
-            "0,1,2,3,4,5,6,7",
-            "--tap",
-            "conv1",
-            "--tap",
-            "layer3.4.conv2",
-            "--preset",
-            "grid",
-        ])
-        .args([
-            "--noise-sigma",
-            "0.05",
-            "--noise-seed",
-            "3",
-            "--permutations",
-            "5",
-            "--json",
-            "--no-per-image",
-            "--out",
-        ])
-        .arg(dir.path().join("again"))
-        .env("FREQTAG_DATA", &d));
+    let (_, again, _) = analyze(&dir.path().join("again"));
     let t: serde_json::Value = serde_json::from_str(&again).unwrap();
     assert_eq!(s["layers"], t["layers"]);
 }

@@ -3,7 +3,6 @@
 //! (`.ci/run` installs Debian's `chromium`).
 
 mod common;
-use common::{freqtag, run};
 
 fn chromium() -> Option<std::path::PathBuf> {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
@@ -15,13 +14,7 @@ fn chromium() -> Option<std::path::PathBuf> {
 #[test]
 fn html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let (code, _, err) = run(freqtag()
-        .args(["demo", "--out", out.to_str().unwrap()])
-        .env_remove("FREQTAG_DATA")
-        .env("HOME", dir.path())
-        .env("XDG_CACHE_HOME", dir.path()));
-    assert_eq!(code, 0, "{err}");
+    let (out, _) = common::demo_without_data(dir.path());
     let html = out.join("report.html");
     let text = std::fs::read_to_string(&html).unwrap();
     assert!(text.contains("<h1>freqtag report") && text.contains("data:image/svg+xml;base64,"));

@@ -527,23 +527,7 @@ fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     report::prune::write_prune(&r, &a.out)?;
     if !ui.quiet {
         eprintln!("unpruned top-1 {:.2} %; {} ablations evaluated in {:.0} s", r.base_top1, r.evaluations, r.seconds);
-        eprintln!(
-            "{:<16} {:<12} {:<14} {:>7} {:>13} {:>7}  verdict",
-            "scope", "criterion", "order", "AUC", "random", "z"
-        );
-        for v in &r.verdicts {
-            eprintln!(
-                "{:<16} {:<12} {:<14} {:>7.2} {:>6.2}±{:<6.2} {:>7.1}  {}",
-                v.scope,
-                v.criterion,
-                v.order.name(),
-                v.auc,
-                v.random_mean,
-                v.random_sd,
-                v.z,
-                v.verdict
-            );
-        }
+        eprint!("{}", report::prune::terminal_summary(&r));
         eprintln!("results: {}", a.out.display());
     }
     ui.json(&serde_json::json!({"base_top1": r.base_top1, "verdicts": r.verdicts, "evaluations": r.evaluations, "seconds": r.seconds}));

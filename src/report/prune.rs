@@ -83,3 +83,27 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The verdict table printed at the end of `prune-eval`.
+pub fn terminal_summary(r: &PruneResult) -> String {
+    let mut s = format!(
+        "{:<16} {:<12} {:<14} {:>7} {:>13} {:>7}  verdict\n",
+        "scope", "criterion", "order", "AUC", "random", "z"
+    );
+    for v in &r.verdicts {
+        let random = format!("{:.2}±{:.2}", v.random_mean, v.random_sd);
+        writeln!(
+            s,
+            "{:<16} {:<12} {:<14} {:>7.2} {:>13} {:>7.1}  {}",
+            v.scope,
+            v.criterion,
+            v.order.name(),
+            v.auc,
+            random,
+            v.z,
+            v.verdict
+        )
+        .unwrap();
+    }
+    s
+}

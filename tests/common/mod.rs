@@ -39,3 +39,16 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// Runs `freqtag demo` into `dir/run` with no data folder, no user cache and no
+/// FREQTAG_DATA (the data-free path); returns the run folder and stderr.
+pub fn demo_without_data(dir: &std::path::Path) -> (PathBuf, String) {
+    let out = dir.join("run");
+    let (code, _, err) = run(freqtag()
+        .args(["demo", "--out", out.to_str().unwrap()])
+        .env_remove("FREQTAG_DATA")
+        .env("HOME", dir)
+        .env("XDG_CACHE_HOME", dir));
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}
