@@ -164,9 +164,16 @@ impl SnrConfig {
 
     /// The spectrum the SNR works on (DC dropped, squared for power) and, per index of
     /// it, whether the bin is excluded from noise windows.
-    fn prepared(&self, amp: &[f64]) -> (Vec<f64>, Vec<bool>) {
+    fn prepared<'a>(&self, amp: &'a [f64]) -> (std::borrow::Cow<'a, [f64]>, Vec<bool>) {
         let offset = usize::from(self.drop_dc).min(amp.len());
-        let s: Vec<f64> = amp[offset..].iter().map(|&a| if self.power { a * a } else { a }).collect();
+        let s: std::borrow::Cow<[f64]> = if self.power {
+            amp[offset..].iter().map(|&a| a * a).collect::<Vec<f64>>().into()
+        } else {
+            (&amp[offset..]).into()
+        };
+        if self.exclude_bins.is_empty() {
+            return (s, Vec::new());
+        }
         let mut excluded = vec![false; s.len()];
         for &b in &self.exclude_bins {
             if let Some(e) = b.checked_sub(offset).and_then(|j| excluded.get_mut(j)) {
@@ -181,8 +188,14 @@ impl SnrConfig {
     pub fn snr(&self, amp: &[f64]) -> Vec<f64> {
         let (s, excluded) = self.prepared(amp);
         let mut buf = Vec::with_capacity(2 * self.n_neighbors);
+        let floored_zero = self.db && self.floor_zero_db;
         (0..s.len())
             .map(|k| {
+                // With dB floored at 0, a signal at the floor gives 0 whatever the noise
+                // (the noise is floored too): skip the window (most bins of a folded series).
+                if floored_zero && s[k] <= self.floor && self.window(k, s.len()).is_some() {
+                    return 0.0;
+                }
                 let Some(noise) = self.noise(&s, k, &excluded, &mut buf) else { return f64::NAN };
                 let (sig, noise) = (s[k].max(self.floor), noise.max(self.floor));
                 let r = sig / noise;
