@@ -18,7 +18,7 @@ plain=$($bin bench --model resnet32 --threads 2 --taps none --frames 8000 --json
 echo "{\"plain_frames_per_s\": $plain, \"unique_frames_per_image\": 80}" > "$out/limit.json"
 echo "ONNX Runtime plain inference: $plain frames/s"
 start=$(date +%s.%N)
-$bin analyze --model resnet32 --images "$idx" --threads 2 --per-image --quiet --out "$out/freqtag"
+$bin analyze --model resnet32 --images "$idx" --threads 2 --per-image --no-stats --quiet --out "$out/freqtag"
 end=$(date +%s.%N)
 python3 -c "import json; s=$end-$start; json.dump({'seconds': s, 'images': $N, 'images_per_s': $N/s}, open('$out/freqtag/timing.json','w')); print(f'freqtag: $N images in {s:.1f} s = {$N/s:.2f} images/s')"
 $bin export --model resnet32 --taps conv -o "$out/resnet32-conv-means.onnx"
