@@ -313,6 +313,34 @@ mod tests {
     }
 
     #[test]
+    fn mask_image_regions_by_grey_level_and_empty_masks_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mask.png");
+        // Left column untagged (0), middle level 100, right level 200.
+        image::GrayImage::from_fn(3, 2, |x, _| image::Luma([[0u8, 100, 200][x as usize]])).save(&p).unwrap();
+        let c = StimulusConfig { layout: Layout::Mask(p.clone()), freqs: vec![6.0, 7.5], ..Default::default() };
+        let plan = c.plan(2, 3).unwrap();
+        assert_eq!(plan.region_of, vec![None, Some(0), Some(1), None, Some(0), Some(1)]);
+        assert_eq!(plan.region_names, vec!["level100", "level200"]);
+        let wrong = c.plan(4, 4).unwrap_err().to_string();
+        assert!(wrong.contains("mask is 3x2") && wrong.contains("4x4"), "{wrong}");
+        image::GrayImage::new(3, 2).save(&p).unwrap();
+        let none = StimulusConfig { layout: Layout::Mask(p), freqs: vec![], ..Default::default() };
+        assert!(none.plan(2, 3).unwrap_err().to_string().contains("at least one tagged region"));
+    }
+
+    #[test]
+    fn grid_larger_than_the_image_is_an_error() {
+        let c = StimulusConfig { layout: Layout::Grid { rows: 5, cols: 1 }, freqs: vec![6.0; 5], ..Default::default() };
+        let e = c.plan(4, 4).unwrap_err().to_string();
+        assert!(e.contains("grid") && e.contains("5x1"), "{e}");
+        let q = StimulusConfig { layout: Layout::Quadrants, freqs: vec![6.0, 7.5, 9.0, 10.5], ..Default::default() };
+        let plan = q.plan(4, 4).unwrap();
+        assert_eq!(plan.bins, vec![12, 15, 18, 21]);
+        assert_eq!(plan.period(), Some(80));
+    }
+
+    #[test]
     fn frames_repeat_with_the_period() {
         let p = StimulusConfig::default().plan(4, 4).unwrap();
         let img = Image { height: 4, width: 4, pixels: (0..48).map(|i| i as f32 / 48.0).collect(), label: None };
