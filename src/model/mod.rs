@@ -279,24 +279,43 @@ impl Model {
     }
 }
 
-/// Dotted module path from a node name (`/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`).
-fn dotted(node_name: &str) -> Option<String> {
+/// Whether `seg` names an op node of type `op` rather than a module (`Relu`, `Relu_1`).
+fn is_op_segment(seg: &str, op: &str) -> bool {
+    let base = seg.rsplit_once('_').filter(|(_, n)| n.parse::<u32>().is_ok()).map_or(seg, |(b, _)| b);
+    base == op
+}
+
+/// Dotted module path from a node name and its op type. Module calls export as
+/// `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`; functional ops inside a module as
+/// `/layer1/layer1.0/Relu_1` → `layer1.0.relu_1` (the op named in lower case).
+fn dotted(node_name: &str, op: &str) -> Option<String> {
     let segs: Vec<&str> = node_name.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    match segs.len() {
-        0 => None,
-        1 => Some(segs[0].to_string()),
-        n => {
-            let mut path = String::new();
-            for s in &segs[..n - 1] {
-                if path.is_empty() || s.starts_with(&format!("{path}.")) {
-                    path = s.to_string();
-                } else {
-                    path = format!("{path}.{s}");
-                }
-            }
-            Some(path)
+    let (last, parents) = segs.split_last()?;
+    let functional = is_op_segment(last, op);
+    let mut path = String::new();
+    // True when the last parent segment only refined the path (`layer1` → `layer1.0`):
+    // the parent is a container and the op was called functionally inside it.
+    let mut container = false;
+    for s in parents {
+        if !path.is_empty() && s.starts_with(&format!("{path}.")) {
+            path = s.to_string();
+            container = true;
+        } else {
+            path = if path.is_empty() { s.to_string() } else { format!("{path}.{s}") };
+            container = false;
         }
     }
+    Some(if parents.is_empty() {
+        if functional {
+            last.to_lowercase()
+        } else {
+            last.to_string()
+        }
+    } else if functional && container {
+        format!("{path}.{}", last.to_lowercase())
+    } else {
+        path
+    })
 }
 
 fn list_taps(nodes: &[NodeProto]) -> Vec<TapPoint> {
@@ -310,7 +329,7 @@ fn list_taps(nodes: &[NodeProto]) -> Vec<TapPoint> {
             convs += 1;
             convs
         });
-        let base = dotted(&n.name).unwrap_or_else(|| format!("{}{i}", n.op_type.to_lowercase()));
+        let base = dotted(&n.name, &n.op_type).unwrap_or_else(|| format!("{}{i}", n.op_type.to_lowercase()));
         let mut name = base.clone();
         let mut k = 1;
         while !seen.insert(name.clone()) {
@@ -328,10 +347,16 @@ mod tests {
 
     #[test]
     fn dotted_names_from_pytorch_exports() {
-        assert_eq!(dotted("/layer1/layer1.0/conv1/Conv").as_deref(), Some("layer1.0.conv1"));
-        assert_eq!(dotted("/conv1/Conv").as_deref(), Some("conv1"));
-        assert_eq!(dotted("/layer1/layer1.0/relu_1/Relu").as_deref(), Some("layer1.0.relu_1"));
-        assert_eq!(dotted("layer2.3.bn1").as_deref(), Some("layer2.3.bn1"));
-        assert_eq!(dotted(""), None);
+        assert_eq!(dotted("/layer1/layer1.0/conv1/Conv", "Conv").as_deref(), Some("layer1.0.conv1"));
+        assert_eq!(dotted("/conv1/Conv", "Conv").as_deref(), Some("conv1"));
+        assert_eq!(dotted("/layer1/layer1.0/relu_1/Relu", "Relu").as_deref(), Some("layer1.0.relu_1"));
+        // Functional ops (F.relu, out += shortcut) inside a block, and at the top level.
+        assert_eq!(dotted("/layer1/layer1.0/Relu_1", "Relu").as_deref(), Some("layer1.0.relu_1"));
+        assert_eq!(dotted("/layer1/layer1.0/Add", "Add").as_deref(), Some("layer1.0.add"));
+        assert_eq!(dotted("/Relu", "Relu").as_deref(), Some("relu"));
+        // freqtag's own graphs name nodes by their dotted path already.
+        assert_eq!(dotted("layer2.3.bn1", "BatchNormalization").as_deref(), Some("layer2.3.bn1"));
+        assert_eq!(dotted("relu", "Relu").as_deref(), Some("relu"));
+        assert_eq!(dotted("", "Relu"), None);
     }
 }
