@@ -90,37 +90,28 @@ fn stimulus_writes_frames_and_gif() {
     let img = dir.path().join("img.png");
     freqtag::data::synthetic_image(3, 32, 32).to_rgb8().save(&img).unwrap();
     let out = dir.path().join("stim");
-    let (code, _, err) = run(freqtag().args([
-        "stimulus",
-        "--image-file",
-        img.to_str().unwrap(),
-        "--n-frames",
-        "16",
-        "--freqs",
-        "15,30",
-        "--scale",
-        "2",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    let stimulus = |extra: &[&str]| {
+        let base = [
+            "stimulus",
+            "--image-file",
+            img.to_str().unwrap(),
+            "--n-frames",
+            "16",
+            "--freqs",
+            "15,30",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        run(freqtag().args(base).args(extra))
+    };
+    let (code, _, err) = stimulus(&["--scale", "2"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 16);
     let f0 = image::open(out.join("frame_0000.png")).unwrap().to_rgb8();
     let f2 = image::open(out.join("frame_0002.png")).unwrap().to_rgb8();
     assert_eq!(f0.dimensions(), (64, 64));
     assert_ne!(f0, f2, "frames flicker");
-    let (code, _, err) = run(freqtag().args([
-        "stimulus",
-        "--image-file",
-        img.to_str().unwrap(),
-        "--n-frames",
-        "16",
-        "--freqs",
-        "15,30",
-        "--gif",
-        "-o",
-        out.to_str().unwrap(),
-    ]));
+    let (code, _, err) = stimulus(&["--gif"]);
     assert_eq!(code, 0, "{err}");
     assert!(std::fs::read(out.join("stimulus.gif")).unwrap().starts_with(b"GIF89a"));
 }
