@@ -2,6 +2,7 @@
 //! the library, print.
 
 pub mod args;
+mod prune;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -41,7 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench(&ui, a),
         Command::FetchData(a) => fetch(&ui, a),
         Command::Demo(a) => demo(&ui, a),
-        Command::PruneEval(a) => prune_eval(&ui, *a),
+        Command::PruneEval(a) => prune::prune_eval(&ui, *a),
         Command::Report { run_dir } => {
             let p = report::html::write_report(&run_dir)?;
             ui.info(&format!("report: {}", p.display()));
@@ -461,75 +462,4 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
             run_analysis(ui, &model, &cfg, &specs, &load, &a.out)
         }
     }
-}
-
-fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
-    use freqtag::prune::experiment::{self, PruneConfig};
-    let model = load_model(&a.source)?;
-    let dir = need_data(&a.source.data)?;
-    let test = Cifar10::load(&dir, Split::Test)?;
-    let images: Vec<usize> = match a.n_images {
-        Some(n) if n == 0 || n > test.len() => bail!("invalid --n-images: 1..={} (got {n})", test.len()),
-        Some(n) => {
-            use rand::seq::index::sample;
-            use rand::SeedableRng;
-            let mut v = sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed), test.len(), n).into_vec();
-            v.sort_unstable();
-            v
-        }
-        None => (0..test.len()).collect(),
-    };
-    let train = if a.criteria.iter().any(|c| c == "activation") {
-        match Cifar10::load(&dir, Split::Train) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                ui.info(&format!("note: no training set ({e}); the activation criterion uses the analysis images"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(&bad) = a.fractions.iter().chain(&a.layer_fractions).find(|f| !(0.0..=1.0).contains(*f)) {
-        bail!("invalid --fractions: values in [0, 1] (got {bad})");
-    }
-    let mut analysis = AnalysisConfig { engine: engine_cfg(&a.engine), ..AnalysisConfig::default() };
-    analysis.taps = TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
-    let cfg = PruneConfig {
-        images,
-        fractions: a.fractions.clone(),
-        layer_fractions: a.layer_fractions.clone(),
-        layers: a.layers.clone(),
-        criteria: a.criteria.clone(),
-        random_seeds: a.random_seeds,
-        analysis,
-        analysis_images: if a.analysis_images.is_empty() {
-            test.first_of_each_class()
-        } else {
-            a.analysis_images.clone()
-        },
-        activation_images: (0..a.activation_images.min(train.as_ref().map_or(0, |t| t.len()))).collect(),
-        engine: engine_cfg(&a.engine),
-    };
-    ui.info(&format!(
-        "prune-eval: {} on {} test images; criteria {} + {} random seeds",
-        model.name,
-        cfg.images.len(),
-        cfg.criteria.join(", "),
-        cfg.random_seeds
-    ));
-    let pb = ui.bar(0, "ablations");
-    let r = experiment::run(&model, &test, train.as_ref(), &cfg, &mut |d, total| {
-        pb.set_length(total as u64);
-        pb.set_position(d as u64);
-    })?;
-    pb.finish_and_clear();
-    report::prune::write_prune(&r, &a.out)?;
-    if !ui.quiet {
-        eprintln!("unpruned top-1 {:.2} %; {} ablations evaluated in {:.0} s", r.base_top1, r.evaluations, r.seconds);
-        eprint!("{}", report::prune::terminal_summary(&r));
-        eprintln!("results: {}", a.out.display());
-    }
-    ui.json(&serde_json::json!({"base_top1": r.base_top1, "verdicts": r.verdicts, "evaluations": r.evaluations, "seconds": r.seconds}));
-    Ok(())
 }

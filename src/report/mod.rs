@@ -20,6 +20,7 @@
 //! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
 //! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
 
+pub mod figures;
 pub mod html;
 pub mod plots;
 pub mod prune;
