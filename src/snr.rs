@@ -267,6 +267,33 @@ mod tests {
         assert!((score - 10.0 * 8f64.log10() / 10.0).abs() < 1e-12);
     }
 
+    /// Two sinusoids on bins 12 and 15 of 240 samples (6 and 7.5 Hz at 120 fps), through
+    /// the real FFT: the SNRs follow by hand from A[12] = 1, A[15] = 0.25, all else 0.
+    #[test]
+    fn snr_of_synthetic_sinusoids_by_hand() {
+        let n = 240;
+        let x: Vec<f64> = (0..n)
+            .map(|i| {
+                let t = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+                1.0 + 2.0 * (12.0 * t).sin() + 0.5 * (15.0 * t).sin()
+            })
+            .collect();
+        let amp = crate::spectrum::amplitude(&crate::spectrum::Fft::new().rfft(&x), n);
+        let authors = SnrConfig::preset("authors").unwrap();
+        let snr = authors.snr(&amp);
+        // Bin 12: noise window 8-10 and 14-16 holds A[15] = 0.25 → mean 0.25/6.
+        assert!((snr[11] - 10.0 * 24f64.log10()).abs() < 1e-9, "{}", snr[11]);
+        // Bin 15: window 11-13 and 17-19 holds A[12] = 1 → mean 1/6; SNR = 0.25·6.
+        assert!((snr[14] - 10.0 * 1.5f64.log10()).abs() < 1e-9, "{}", snr[14]);
+        let others: f64 = snr.iter().enumerate().filter(|(j, _)| *j != 11 && *j != 14).map(|(_, v)| v).sum();
+        assert_eq!(others, 0.0);
+        let want = (10.0 * 24f64.log10() + 10.0 * 1.5f64.log10()) / 120.0;
+        assert!((authors_score(&authors, &amp) - want).abs() < 1e-9);
+        // MNE: power, linear: bin 12 over the mean power of its window, 0.25² / 6.
+        let mne = SnrConfig::preset("mne").unwrap().snr(&amp);
+        assert!((mne[12] - 96.0).abs() < 1e-6, "{}", mne[12]);
+    }
+
     #[test]
     fn mne_is_power_with_nan_edges() {
         let a: Vec<f64> = (0..20).map(|k| if k == 10 { 3.0 } else { 1.0 }).collect();
