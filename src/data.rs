@@ -140,6 +140,18 @@ impl Cifar10 {
     }
 }
 
+/// A seeded draw of `n` distinct indices out of `0..len`, sorted (the same seed gives
+/// the same images).
+pub fn seeded_sample(len: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
+    use rand::SeedableRng;
+    if n == 0 || n > len {
+        return Err(Error::param("n-images", format!("1..={len}"), n));
+    }
+    let mut v = rand::seq::index::sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed), len, n).into_vec();
+    v.sort_unstable();
+    Ok(v)
+}
+
 /// Checks a CIFAR-10 batch file's length and labels.
 pub fn check_batch(b: &[u8], path: &Path) -> Result<()> {
     if b.is_empty() || b.len() % RECORD != 0 {

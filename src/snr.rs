@@ -120,6 +120,12 @@ impl SnrConfig {
         })
     }
 
+    /// Spectrum bin of SNR index 0: `snr(amp)[j]` belongs to bin `j + bin_offset()`
+    /// (1 when DC is dropped).
+    pub fn bin_offset(&self) -> usize {
+        usize::from(self.drop_dc)
+    }
+
     /// The baseline used for baseline-corrected amplitudes and z-scores of a
     /// deterministic response: the `grid` preset with every bin of the response grid
     /// (`grid` bins apart) among `n_bins` left out of the noise.
@@ -165,7 +171,7 @@ impl SnrConfig {
     /// The spectrum the SNR works on (DC dropped, squared for power) and, per index of
     /// it, whether the bin is excluded from noise windows.
     fn prepared<'a>(&self, amp: &'a [f64]) -> (std::borrow::Cow<'a, [f64]>, Vec<bool>) {
-        let offset = usize::from(self.drop_dc).min(amp.len());
+        let offset = self.bin_offset().min(amp.len());
         let s: std::borrow::Cow<[f64]> = if self.power {
             amp[offset..].iter().map(|&a| a * a).collect::<Vec<f64>>().into()
         } else {

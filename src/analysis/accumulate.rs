@@ -3,7 +3,7 @@
 
 use num_complex::Complex;
 
-use super::{score, score_offset, AnalysisConfig, PerImage};
+use super::{score, AnalysisConfig, PerImage};
 use crate::engine::TapInfo;
 use crate::importance::LayerScores;
 use crate::lines::Line;
@@ -85,7 +85,7 @@ impl<'a> Accumulator<'a> {
     /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per tap).
     pub(super) fn add(&mut self, outs: &[crate::engine::Output]) {
         let (n, p, nb, max_c) = (self.n_frames, self.frames_per_image, n_bins(self.n_frames), self.max_c);
-        let snr_offset = score_offset(self.snr);
+        let snr_offset = self.snr.bin_offset();
         let w = 1.0 / self.n_images as f64;
         for (t, (tap, out)) in self.taps.iter().zip(outs.iter().skip(1)).enumerate() {
             let c = tap.shape[0];

@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 
-use crate::analysis::score_offset;
 use crate::engine::{Output, TapInfo};
 use crate::lines::{Line, LineKind};
 use crate::snr::SnrConfig;
@@ -66,7 +65,7 @@ impl MapAccumulator {
 
     /// Adds one image's full maps (`[P, C, H, W]` each); `weight` = 1 / number of images.
     pub fn add(&mut self, outs: &[Output], lines: &[Line], snr: &SnrConfig, n_frames: usize, weight: f64) {
-        let off = score_offset(snr);
+        let off = snr.bin_offset();
         for (m, out) in self.maps.iter_mut().zip(outs) {
             let [c, h, w] = m.shape;
             let hw = h * w;

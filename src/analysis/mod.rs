@@ -215,7 +215,11 @@ pub struct Analysis {
 
 /// Selects taps of the model per `sel`, with shapes from a probe run.
 pub fn select_taps(model: &Model, sel: &TapSelection, engine: &EngineConfig) -> Result<Vec<TapInfo>> {
-    let all = probe_taps(model, engine)?;
+    pick_taps(model, sel, &probe_taps(model, engine)?)
+}
+
+/// Picks taps per `sel` out of already probed ones.
+fn pick_taps(model: &Model, sel: &TapSelection, all: &[TapInfo]) -> Result<Vec<TapInfo>> {
     if !sel.names.is_empty() {
         return sel
             .names
@@ -229,7 +233,7 @@ pub fn select_taps(model: &Model, sel: &TapSelection, engine: &EngineConfig) -> 
             })
             .collect();
     }
-    Ok(all.into_iter().filter(|t| sel.kinds.contains(&t.tap.kind)).collect())
+    Ok(all.iter().filter(|t| sel.kinds.contains(&t.tap.kind)).cloned().collect())
 }
 
 /// Runs the analysis of `images` (loaded on demand by `load`). `progress(done, total)`
@@ -258,7 +262,9 @@ pub fn analyze(
         InferencePath::Full => n,
     };
     tracing::info!("inference path: {path:?} ({frames_per_image} frames per image)");
-    let taps = select_taps(model, &cfg.taps, &cfg.engine)?;
+    // One probe run gives the shapes of the recorded taps and of the mapped ones.
+    let probed = probe_taps(model, &cfg.engine)?;
+    let taps = pick_taps(model, &cfg.taps, &probed)?;
     if taps.is_empty() {
         return Err(Error::param("taps", "a selection that matches at least one tap", format!("{:?}", cfg.taps)));
     }
@@ -268,7 +274,7 @@ pub fn analyze(
     let map_taps = if cfg.maps.is_empty() {
         vec![]
     } else {
-        select_taps(model, &TapSelection { kinds: vec![], names: cfg.maps.clone() }, &cfg.engine)?
+        pick_taps(model, &TapSelection { kinds: vec![], names: cfg.maps.clone() }, &probed)?
     };
     let map_refs: Vec<_> = map_taps.iter().map(|t| &t.tap).collect();
     let mut session = Session::for_outputs(model, &refs, &map_refs, &cfg.engine)?;
@@ -354,18 +360,13 @@ impl Analysis {
     }
 }
 
-/// Index offset of SNR spectra: `snr[j]` is bin `j + score_offset(cfg)`.
-pub fn score_offset(cfg: &SnrConfig) -> usize {
-    usize::from(cfg.drop_dc)
-}
-
 /// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
 /// config's [`crate::snr::ScoreRule`].
 pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
     match cfg.score {
         crate::snr::ScoreRule::AllBins => mean_finite(snr),
         crate::snr::ScoreRule::Lines => {
-            let off = score_offset(cfg);
+            let off = cfg.bin_offset();
             let v: Vec<f64> = test_lines
                 .iter()
                 .filter_map(|&l| lines[l].bin.checked_sub(off).and_then(|j| snr.get(j)).copied())

@@ -161,15 +161,7 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
     let idx: Vec<usize> = if a.all_images {
         (0..c.len()).collect()
     } else if let Some(n) = a.n_images {
-        use rand::seq::index::sample;
-        use rand::SeedableRng;
-        if n == 0 || n > c.len() {
-            bail!("invalid --n-images: 1..={} (got {n})", c.len());
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
-        let mut v = sample(&mut rng, c.len(), n).into_vec();
-        v.sort_unstable();
-        v
+        data::seeded_sample(c.len(), n, a.seed)?
     } else if !a.images.is_empty() {
         if let Some(&bad) = a.images.iter().find(|&&i| i >= c.len()) {
             bail!("invalid --images: indices 0..{} (got {bad})", c.len());

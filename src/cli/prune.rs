@@ -17,14 +17,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     let dir = need_data(&a.source.data)?;
     let test = Cifar10::load(&dir, Split::Test)?;
     let images: Vec<usize> = match a.n_images {
-        Some(n) if n == 0 || n > test.len() => bail!("invalid --n-images: 1..={} (got {n})", test.len()),
-        Some(n) => {
-            use rand::seq::index::sample;
-            use rand::SeedableRng;
-            let mut v = sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(a.seed), test.len(), n).into_vec();
-            v.sort_unstable();
-            v
-        }
+        Some(n) => freqtag::data::seeded_sample(test.len(), n, a.seed)?,
         None => (0..test.len()).collect(),
     };
     let train = if a.criteria.iter().any(|c| c == "activation") {

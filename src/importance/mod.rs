@@ -56,6 +56,18 @@ pub struct LayerImportance {
     pub filters: Vec<FilterImportance>,
 }
 
+/// Mean and sample standard deviation (`n - 1`); the deviation is 0 for one value and
+/// both are NaN for none.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let sd =
+        if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt() } else { 0.0 };
+    (m, sd)
+}
+
 /// Aggregates a layer's scores over images against `threshold`.
 pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
     let n_img = layer.scores.len();
@@ -63,12 +75,7 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
     let filters: Vec<FilterImportance> = (0..n_ch)
         .map(|c| {
             let v: Vec<f64> = layer.scores.iter().map(|s| s[c]).collect();
-            let mean = v.iter().sum::<f64>() / n_img.max(1) as f64;
-            let sd = if n_img > 1 {
-                (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n_img - 1) as f64).sqrt()
-            } else {
-                0.0
-            };
+            let (mean, sd) = mean_sd(&v);
             let pass = v.iter().filter(|&&x| x > threshold).count() as f64 / n_img.max(1) as f64;
             FilterImportance {
                 channel: c,

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
-use super::{line_sums, LineSums};
+use super::{line_sums, mean_sd, LineSums};
 use crate::analysis::{score, StatsInput};
 use crate::snr::SnrConfig;
 use crate::spectrum::{amplitude, tile, Fft};
@@ -101,9 +101,7 @@ pub fn split_half_stability(scores: &[Vec<f64>], threshold: f64, splits: usize, 
             jaccard(&set(a), &set(b))
         })
         .collect();
-    let mean = js.iter().sum::<f64>() / js.len() as f64;
-    let sd = (js.iter().map(|j| (j - mean).powi(2)).sum::<f64>() / (js.len().max(2) - 1) as f64).sqrt();
-    (mean, sd)
+    mean_sd(&js)
 }
 
 /// Empirical p-value of `observed` against a null sample: `(1 + #{null ≥ observed}) / (1 + n)`.
@@ -350,16 +348,6 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
         }
     }
     rows
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    if v.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    let sd =
-        if v.len() > 1 { (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt() } else { 0.0 };
-    (m, sd)
 }
 
 /// Frame-shuffle permutation p-values of each filter's mean score, `[tap][channel]`.

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::Evaluator;
 use crate::error::Result;
+use crate::importance::mean_sd;
 
 /// Removal order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -213,12 +214,9 @@ pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
     for k in groups.iter().filter(|k| k.1 != "random") {
         let rand: Vec<f64> =
             groups.iter().filter(|r| r.1 == "random" && r.0 == k.0 && r.3 == k.3).map(|r| auc(&curve(r))).collect();
-        let m = rand.iter().sum::<f64>() / rand.len().max(1) as f64;
-        let sd = if rand.len() > 1 {
-            (rand.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (rand.len() - 1) as f64).sqrt()
-        } else {
-            f64::NAN
-        };
+        let (m, sd) = mean_sd(&rand);
+        // One seed gives no spread to measure against.
+        let sd = if rand.len() > 1 { sd } else { f64::NAN };
         let a = auc(&curve(k));
         let z = (a - m) / sd.max(1e-9);
         let good = if k.3 == Order::LowestFirst { z } else { -z };

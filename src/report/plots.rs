@@ -194,7 +194,7 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
         let amp = run.spectrum(t, ch).to_vec();
         let freqs: Vec<f64> = (0..amp.len()).map(|k| k as f64 * fps / n as f64).collect();
         let s = snr.snr(&amp);
-        let off = usize::from(snr.drop_dc);
+        let off = snr.bin_offset();
         let snr_bins: Vec<f64> =
             (0..amp.len()).map(|k| k.checked_sub(off).and_then(|j| s.get(j)).copied().unwrap_or(f64::NAN)).collect();
         let title = format!("{} filter {ch}: mean over images", names[t]);
