@@ -107,6 +107,16 @@ pub struct TagPlan {
     pub bins: Vec<usize>,
 }
 
+/// Which frames run through the network: identical frames run once
+/// ([`TagPlan::distinct_frames`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSchedule {
+    /// Frame indices to run, ascending: the first frame of each group of identical ones.
+    pub run: Vec<usize>,
+    /// For each frame `0..n`, its row in `run` (whose activations it shares).
+    pub row_of: Vec<usize>,
+}
+
 fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize>>, Vec<String>)> {
     let grid = |rows: usize, cols: usize| -> Vec<Option<usize>> {
         (0..h * w)
@@ -268,6 +278,30 @@ impl TagPlan {
         (0..n).flat_map(|i| self.frame(image, pre, i)).collect()
     }
 
+    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`.
+    pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
+        indices.iter().flat_map(|&i| self.frame(image, pre, i)).collect()
+    }
+
+    /// Groups frames `0..n` by identity. Frame `i` is a function of the region factors
+    /// `s_r(i)` alone (as float32 numbers), so frames whose factors are bit-for-bit
+    /// equal are identical inputs and give identical activations: only the first of
+    /// each group needs inference. The sine makes many such pairs: `sin(θ) = sin(π − θ)`,
+    /// so with the paper defaults 49 of the 80 frames of one period are distinct.
+    pub fn distinct_frames(&self, n: usize) -> FrameSchedule {
+        let mut first: std::collections::HashMap<Vec<u32>, usize> = std::collections::HashMap::new();
+        let mut schedule = FrameSchedule { run: Vec::new(), row_of: Vec::with_capacity(n) };
+        for i in 0..n {
+            let key: Vec<u32> = (0..self.region_names.len()).map(|r| self.factor(r, i).to_bits()).collect();
+            let row = *first.entry(key).or_insert_with(|| {
+                schedule.run.push(i);
+                schedule.run.len() - 1
+            });
+            schedule.row_of.push(row);
+        }
+        schedule
+    }
+
     /// Frame `i` as pixels in [0, 1] for viewing (the modulation shown in the raw domain).
     pub fn display_frame(&self, image: &Image, i: usize) -> Image {
         let hw = self.height * self.width;
@@ -338,6 +372,38 @@ mod tests {
         let plan = q.plan(4, 4).unwrap();
         assert_eq!(plan.bins, vec![12, 15, 18, 21]);
         assert_eq!(plan.period(), Some(80));
+    }
+
+    #[test]
+    fn distinct_frames_are_the_49_symmetric_ones_and_identical_within_groups() {
+        let p = StimulusConfig::default().plan(4, 4).unwrap();
+        let s = p.distinct_frames(80);
+        // 6 Hz at 120 fps: phases k/20 of a turn, sin equal for k and 10 - k (11 values);
+        // 7.5 Hz: k/16, equal for k and 8 - k (9 values); 49 of the 80 pairs occur.
+        assert_eq!(s.run.len(), 49);
+        assert_eq!(s.row_of.len(), 80);
+        assert_eq!(s.row_of[7], s.row_of[23]);
+        let img = Image { height: 4, width: 4, pixels: (0..48).map(|i| i as f32 / 48.0).collect(), label: None };
+        let pre = Preprocess::default();
+        for i in 0..80 {
+            let j = s.run[s.row_of[i]];
+            assert!(j <= i);
+            assert_eq!(p.frame(&img, &pre, i), p.frame(&img, &pre, j), "frame {i} vs {j}");
+        }
+        // Distinct groups really differ.
+        for (a, &i) in s.run.iter().enumerate() {
+            for &j in &s.run[a + 1..] {
+                assert_ne!(p.frame(&img, &pre, i), p.frame(&img, &pre, j));
+            }
+        }
+        let all = p.frames_at(&img, &pre, &s.run);
+        assert_eq!(all.len(), 49 * 48);
+        // A phase offset breaks the symmetry differently; still every group is exact.
+        let q = StimulusConfig { phases: vec![0.3, 1.1], ..Default::default() }.plan(4, 4).unwrap();
+        let s = q.distinct_frames(80);
+        for i in 0..80 {
+            assert_eq!(q.frame(&img, &pre, i), q.frame(&img, &pre, s.run[s.row_of[i]]));
+        }
     }
 
     #[test]

@@ -43,6 +43,8 @@ fn analyze_writes_a_complete_run_folder() {
     assert_eq!(s["schema"], 1);
     assert_eq!(s["images"].as_array().unwrap().len(), 3);
     assert_eq!(s["inference"]["path"]["path"], "folded");
+    assert_eq!(s["inference"]["path"]["distinct"], 49);
+    assert_eq!(s["inference"]["frames_per_image"], 49);
     assert_eq!(s["stimulus"]["bins"], serde_json::json!([12, 15]));
     let layers = s["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 31);

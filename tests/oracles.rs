@@ -91,7 +91,7 @@ fn folded_and_unfolded_spectra_agree() {
     let kinds = vec![TapKind::Conv, TapKind::Relu];
     let f = run(&d, cfg(kinds.clone(), Fold::Auto), 2);
     let u = run(&d, cfg(kinds, Fold::Never), 2);
-    assert_eq!(f.path, freqtag::analysis::InferencePath::Folded { period: 80 });
+    assert_eq!(f.path, freqtag::analysis::InferencePath::Folded { period: 80, distinct: 49 });
     assert_eq!(u.path, freqtag::analysis::InferencePath::Full);
     let mut worst: f64 = 0.0;
     for (ft, ut) in f.mean_amplitude.iter().zip(&u.mean_amplitude) {

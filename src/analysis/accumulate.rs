@@ -16,7 +16,8 @@ pub(super) struct Accumulator<'a> {
     pub(super) lines: &'a [Line],
     pub(super) snr: &'a SnrConfig,
     pub(super) n_frames: usize,
-    pub(super) frames_per_image: usize,
+    /// Length of the recorded series (one period when folded).
+    pub(super) period: usize,
     pub(super) n_images: usize,
     pub(super) max_c: usize,
     pub(super) fft: Fft,
@@ -38,7 +39,7 @@ impl<'a> Accumulator<'a> {
         lines: &'a [Line],
         cfg: &'a AnalysisConfig,
         n_frames: usize,
-        frames_per_image: usize,
+        period: usize,
         n_images: usize,
     ) -> Self {
         let nb = n_bins(n_frames);
@@ -48,7 +49,7 @@ impl<'a> Accumulator<'a> {
             lines,
             snr: &cfg.snr,
             n_frames,
-            frames_per_image,
+            period,
             n_images,
             max_c,
             fft: Fft::new(),
@@ -84,7 +85,7 @@ impl<'a> Accumulator<'a> {
 
     /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per tap).
     pub(super) fn add(&mut self, outs: &[crate::engine::Output]) {
-        let (n, p, nb, max_c) = (self.n_frames, self.frames_per_image, n_bins(self.n_frames), self.max_c);
+        let (n, p, nb, max_c) = (self.n_frames, self.period, n_bins(self.n_frames), self.max_c);
         let snr_offset = self.snr.bin_offset();
         let w = 1.0 / self.n_images as f64;
         for (t, (tap, out)) in self.taps.iter().zip(outs.iter().skip(1)).enumerate() {

@@ -2,7 +2,8 @@
 //! per-channel affine map `y = γ (x - μ) / sqrt(σ² + ε) + β`, so the spatial mean of its
 //! output is that map applied to the spatial mean of its input. When a BatchNorm's input
 //! conv is recorded too, its mean is derived in Rust and the graph gets one reduction
-//! fewer (each costs a pass over the activations).
+//! fewer (each costs a pass over the activations). Likewise the outputs of a frame
+//! identical to an earlier one are that frame's outputs ([`repeat_rows`]).
 
 use crate::engine::{Output, TapInfo};
 use crate::model::graph::read_f32;
@@ -57,4 +58,36 @@ pub fn expand(outs: Vec<Output>, plan: &DerivePlan) -> Vec<Output> {
     }
     full.extend(it);
     full
+}
+
+/// Rebuilds outputs for every frame from those of the distinct frames: row `i` of
+/// each result is row `row_of[i]` of the session output (`[distinct, ...]` →
+/// `[row_of.len(), ...]`). Outputs already one row per frame pass through.
+pub fn repeat_rows(outs: Vec<Output>, row_of: &[usize]) -> Vec<Output> {
+    if row_of.iter().enumerate().all(|(i, &r)| i == r) {
+        return outs;
+    }
+    outs.into_iter()
+        .map(|o| {
+            let per = o.data.len() / o.shape[0].max(1);
+            let data = row_of.iter().flat_map(|&r| &o.data[r * per..(r + 1) * per]).copied().collect();
+            let mut shape = o.shape;
+            shape[0] = row_of.len();
+            Output { shape, data }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeat_rows_copies_each_frame_from_its_distinct_row() {
+        let o = Output { shape: vec![2, 3], data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] };
+        let r = repeat_rows(vec![o.clone()], &[0, 1, 1, 0]);
+        assert_eq!(r[0].shape, vec![4, 3]);
+        assert_eq!(r[0].data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 4.0, 5.0, 6.0, 1.0, 2.0, 3.0]);
+        assert_eq!(repeat_rows(vec![o.clone()], &[0, 1]), vec![o]);
+    }
 }

@@ -4,8 +4,11 @@
 //! taps; each channel's time series (`n_frames` values) gives a spectrum, SNR and a
 //! score. A network sees each frame independently, so when the stimulus repeats with
 //! period P frames and N is a multiple of P (80 of 240 frames for 6/7.5 Hz at
-//! 120 fps), only the P unique frames are run and the series is their repetition
-//! ([`InferencePath::Folded`]); otherwise all N frames are run ([`InferencePath::Full`]).
+//! 120 fps), only one period is needed and the series is its repetition
+//! ([`InferencePath::Folded`]). Within the period, frames whose region factors are
+//! equal float32 numbers are identical inputs and run once (49 of the 80 with the
+//! paper defaults: `sin(θ) = sin(π − θ)`; [`crate::stimulus::TagPlan::distinct_frames`]).
+//! `--no-fold` and input noise run all N frames ([`InferencePath::Full`]).
 
 mod accumulate;
 mod derived;
@@ -23,7 +26,7 @@ use crate::importance::{aggregate, LayerImportance, LayerScores};
 use crate::lines::{catalogue, Line};
 use crate::model::{Model, TapKind};
 use crate::snr::{mean_finite, SnrConfig};
-use crate::stimulus::{StimulusConfig, TagPlan};
+use crate::stimulus::{FrameSchedule, StimulusConfig, TagPlan};
 
 /// Which taps to record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -157,13 +160,35 @@ pub struct ImageSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "path", rename_all = "lowercase")]
 pub enum InferencePath {
-    /// Only the unique frames of one period were run.
+    /// One period of P frames stands for all N; its distinct frames were run.
     Folded {
-        /// Period, frames.
+        /// Period P, frames.
         period: usize,
+        /// Distinct frames within the period (the ones run).
+        distinct: usize,
     },
-    /// All frames were run.
+    /// The N frames hold no whole period; their distinct frames were run.
+    Distinct {
+        /// Distinct frames among the N (the ones run).
+        distinct: usize,
+    },
+    /// All N frames were run (`Fold::Never`, or input noise).
     Full,
+}
+
+impl InferencePath {
+    /// One line for people: which path ran and how many frames per image.
+    pub fn describe(&self, n_frames: usize) -> String {
+        match *self {
+            InferencePath::Folded { period, distinct } => {
+                format!("folded: period {period} of {n_frames} frames, {distinct} distinct frames run per image")
+            }
+            InferencePath::Distinct { distinct } => {
+                format!("not periodic within {n_frames} frames; {distinct} distinct frames run per image")
+            }
+            InferencePath::Full => format!("full: all {n_frames} frames run per image"),
+        }
+    }
 }
 
 /// Per-image spectra, `[image][tap][channel][bin]` flattened with channels padded to
@@ -252,14 +277,20 @@ pub fn analyze(
     let [_, h, w] = model.input_shape;
     let plan = cfg.stimulus.plan(h, w)?;
     let n = cfg.stimulus.n_frames;
-    let path = match (cfg.fold, plan.period()) {
-        // Input noise differs in every frame: nothing repeats.
-        (Fold::Auto, Some(p)) if p < n && n % p == 0 && cfg.noise.is_none() => InferencePath::Folded { period: p },
-        _ => InferencePath::Full,
+    // Input noise differs in every frame: nothing repeats.
+    let reuse = cfg.fold == Fold::Auto && cfg.noise.is_none();
+    let period = plan.period().filter(|&p| reuse && p < n && n % p == 0);
+    let series_len = period.unwrap_or(n);
+    let schedule = if reuse {
+        plan.distinct_frames(series_len)
+    } else {
+        FrameSchedule { run: (0..n).collect(), row_of: (0..n).collect() }
     };
-    let frames_per_image = match path {
-        InferencePath::Folded { period } => period,
-        InferencePath::Full => n,
+    let frames_per_image = schedule.run.len();
+    let path = match period {
+        Some(period) => InferencePath::Folded { period, distinct: frames_per_image },
+        None if frames_per_image < n => InferencePath::Distinct { distinct: frames_per_image },
+        None => InferencePath::Full,
     };
     tracing::info!("inference path: {path:?} ({frames_per_image} frames per image)");
     // One probe run gives the shapes of the recorded taps and of the mapped ones.
@@ -286,7 +317,7 @@ pub fn analyze(
         cfg.snr.exclude_bins.extend((0..=n / 2).step_by(g));
     }
     let cfg = &cfg;
-    let mut acc = accumulate::Accumulator::new(&taps, &lines, cfg, n, frames_per_image, images.len());
+    let mut acc = accumulate::Accumulator::new(&taps, &lines, cfg, n, series_len, images.len());
     let mut map_acc = maps::MapAccumulator::new(&map_taps, &lines);
     // Inference (both cores, inside ONNX Runtime) on this thread; spectra, SNR and
     // accumulation of the previous image on a second thread meanwhile.
@@ -294,6 +325,8 @@ pub fn analyze(
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::engine::Output>>(2);
         let worker = scope.spawn(|| {
             for outs in rx {
+                let outs = derived::expand(outs, &derive_plan);
+                let outs = derived::repeat_rows(outs, &schedule.row_of);
                 acc.add(&outs);
                 map_acc.add(&outs[1 + acc.taps.len()..], &lines, &cfg.snr, n, 1.0 / images.len() as f64);
             }
@@ -306,12 +339,11 @@ pub fn analyze(
                     reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
                 });
             }
-            let mut frames = plan.frames(&img, &model.preprocess, frames_per_image);
+            let mut frames = plan.frames_at(&img, &model.preprocess, &schedule.run);
             if let Some(noise) = cfg.noise {
                 add_noise(&mut frames, noise, done as u64);
             }
-            let outs = derived::expand(session.run_all(&frames, frames_per_image)?, &derive_plan);
-            if tx.send(outs).is_err() {
+            if tx.send(session.run_all(&frames, frames_per_image)?).is_err() {
                 break;
             }
             progress(done + 1, images.len());

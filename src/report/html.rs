@@ -84,10 +84,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             })
             .collect()
     });
-    let path = match s["inference"]["path"]["path"].as_str() {
-        Some("folded") => format!("folded: {} unique frames per image", s["inference"]["frames_per_image"]),
-        _ => format!("full: {} frames per image", s["inference"]["frames_per_image"]),
-    };
+    let path = s["inference"]["description"].as_str().unwrap_or("?").to_string();
     h.push_str("<h2>Configuration</h2>");
     kv_table(
         &mut h,

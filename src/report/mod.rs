@@ -14,8 +14,8 @@
 //! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
 //!
 //! `summary.json` schema (version 1): `{schema, freqtag_version, model{name, source,
-//! input_shape, preprocess}, stimulus{..., bins, period, region_names}, inference{path,
-//! period?, frames_per_image}, snr{...}, threshold, images[{name,index,label,class}],
+//! input_shape, preprocess}, stimulus{..., bins, period, region_names}, inference{path{path:
+//! folded|distinct|full, period?, distinct?}, frames_per_image, description}, snr{...}, threshold, images[{name,index,label,class}],
 //! lines[{bin,freq,coefs,order,kind,label}], taps[{name,tensor,kind,conv_ordinal,shape}],
 //! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
 //! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
@@ -58,7 +58,7 @@ pub fn summary_json(a: &Analysis, model: &Model) -> serde_json::Value {
             "period": a.plan.period(),
             "region_names": a.plan.region_names,
         },
-        "inference": {"path": a.path, "frames_per_image": a.frames_per_image},
+        "inference": {"path": a.path, "frames_per_image": a.frames_per_image, "description": a.path.describe(a.config.stimulus.n_frames)},
         "snr": a.config.snr,
         "threshold": a.config.threshold,
         "images": images,
@@ -252,10 +252,7 @@ pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
         freqs.join(", ")
     )
     .unwrap();
-    let path = match a.path {
-        crate::analysis::InferencePath::Folded { period } => format!("folded: {period} unique frames per image"),
-        crate::analysis::InferencePath::Full => format!("full: {} frames per image", a.frames_per_image),
-    };
+    let path = a.path.describe(c.n_frames);
     writeln!(
         s,
         "inference {path}; SNR preset `{}`; threshold {} ; {:.2} s",
