@@ -165,6 +165,12 @@ impl SnrConfig {
 
     /// Mean noise of bin `k`.
     fn noise(&self, s: &[f64], k: usize, excluded: &[bool], buf: &mut Vec<f64>) -> Option<f64> {
+        if !self.drop_extremes && excluded.is_empty() {
+            // The common case without a buffer (same values, same summation order).
+            let [a, b] = self.window(k, s.len())?;
+            let n = a.len() + b.len();
+            return (n > 0).then(|| s[a].iter().chain(&s[b]).sum::<f64>() / n as f64);
+        }
         self.noise_values(s, k, excluded, buf).then(|| buf.iter().sum::<f64>() / buf.len() as f64)
     }
 

@@ -126,3 +126,35 @@ fn batchnorm_means_derived_from_conv_means_match_the_network() {
     // BatchNorm into the conv weights): they agree to rounding, 1.4e-5 measured.
     assert!(worst < 1e-4, "derived vs computed BatchNorm spectra: worst relative difference {worst:e}");
 }
+
+#[test]
+fn per_image_spectra_are_in_tap_order_and_average_to_the_mean_spectrum() {
+    let Some(d) = data_dir() else { return };
+    // Taps of different widths (16, 32, 64 channels) are processed on two threads and
+    // reassembled; each image's block must land in tap order, NaN-padded to 64.
+    let mut c = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Auto);
+    c.keep_per_image = true;
+    let a = run(&d, c, 3);
+    let per = a.per_image.as_ref().unwrap();
+    let (nt, mc, nb) = (a.taps.len(), per.max_channels, a.mean_amplitude[0][0].len());
+    assert_eq!(mc, 64);
+    assert_eq!(per.amplitude.len(), 3 * nt * mc * nb);
+    for (t, tap) in a.taps.iter().enumerate() {
+        for ch in 0..mc {
+            for k in 0..nb {
+                let v: Vec<f32> = (0..3).map(|i| per.amplitude[((i * nt + t) * mc + ch) * nb + k]).collect();
+                if ch >= tap.shape[0] {
+                    assert!(v.iter().all(|x| x.is_nan()), "{} channel {ch} is padding", tap.tap.name);
+                    continue;
+                }
+                let mean = v.iter().map(|&x| x as f64).sum::<f64>() / 3.0;
+                let want = a.mean_amplitude[t][ch][k];
+                assert!(
+                    (mean - want).abs() <= 1e-6 * (1.0 + want.abs()),
+                    "{} ch {ch} bin {k}: {mean} vs {want}",
+                    tap.tap.name
+                );
+            }
+        }
+    }
+}

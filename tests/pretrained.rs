@@ -10,7 +10,7 @@ use freqtag::evaluate;
 use freqtag::model::{load_checkpoint, Model};
 
 fn cfg() -> EngineConfig {
-    EngineConfig { threads: 2, batch: 100, cuda: false }
+    EngineConfig { threads: 2, batch: 100, ..Default::default() }
 }
 
 #[test]

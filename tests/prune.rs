@@ -11,7 +11,7 @@ use freqtag::model::Model;
 use freqtag::prune::Evaluator;
 
 fn cfg() -> EngineConfig {
-    EngineConfig { threads: 2, batch: 100, cuda: false }
+    EngineConfig { threads: 2, batch: 100, ..Default::default() }
 }
 
 #[test]

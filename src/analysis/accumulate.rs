@@ -1,42 +1,123 @@
-//! Per-image spectra, SNR, scores and statistics inputs, accumulated over images on the
-//! spectrum worker thread.
+//! Per-image spectra, SNR, scores and statistics inputs, accumulated over images.
+//!
+//! Each image's outputs are processed on both cores at once, between two inference
+//! calls: the taps are split in two halves of about equal channel counts, one per
+//! thread. (Running this on a thread beside ONNX Runtime instead preempts its two
+//! threads, which then wait on each other; measured slower.)
 
 use num_complex::Complex;
 
 use super::{score, AnalysisConfig, PerImage};
-use crate::engine::TapInfo;
+use crate::engine::{Output, TapInfo};
 use crate::importance::LayerScores;
 use crate::lines::Line;
 use crate::snr::SnrConfig;
-use crate::spectrum::{amplitude, folded_rfft, n_bins, Fft};
+use crate::spectrum::{amplitude_into, n_bins, Fft};
+
+/// What every tap's processing reads.
+struct Ctx<'a> {
+    lines: &'a [Line],
+    snr: &'a SnrConfig,
+    test_lines: &'a [usize],
+    n_frames: usize,
+    /// Length of the recorded series (one period when folded).
+    period: usize,
+    /// Weight of one image in the means: 1 / number of images.
+    weight: f64,
+    keep_per_image: bool,
+}
+
+/// One tap's running results.
+struct TapAcc {
+    scores: LayerScores,
+    /// `[channel][bin]` mean amplitude.
+    mean_amp: Vec<Vec<f64>>,
+    /// `[channel][line]` mean SNR.
+    line_snr: Vec<Vec<f64>>,
+    /// `[channel][test line][image]` coefficients `X/N` (stats only).
+    coefs: Vec<Vec<Vec<Complex<f32>>>>,
+    /// `[channel][image][frame]` series of one period (permutations only).
+    series: Vec<Vec<Vec<f32>>>,
+}
+
+/// This image's amplitudes and coefficients of one tap, `[channel][bin]` flattened.
+type PerImageTap = (Vec<f32>, Vec<Complex<f32>>);
+
+impl TapAcc {
+    /// Adds one image's `[P, C, 1, 1]` output of this tap.
+    fn add(&mut self, ctx: &Ctx, out: &Output, fft: &mut Fft) -> Option<PerImageTap> {
+        let (n, p, nb) = (ctx.n_frames, ctx.period, n_bins(ctx.n_frames));
+        let c = self.mean_amp.len();
+        let off = ctx.snr.bin_offset();
+        let (mut series, mut coef, mut amp) = (vec![0.0; p], Vec::new(), Vec::new());
+        let mut img_scores = Vec::with_capacity(c);
+        let mut per = ctx.keep_per_image.then(|| (Vec::with_capacity(c * nb), Vec::with_capacity(c * nb)));
+        for ch in 0..c {
+            for (i, x) in series.iter_mut().enumerate() {
+                *x = out.data[i * c + ch] as f64;
+            }
+            // P = N (unfolded) is the same call with one repetition.
+            fft.folded_rfft_into(&series, n, &mut coef);
+            amplitude_into(&coef, n, &mut amp);
+            let snr = ctx.snr.snr(&amp);
+            img_scores.push(score(ctx.snr, &snr, ctx.lines, ctx.test_lines));
+            if let Some(per_line) = self.coefs.get_mut(ch) {
+                for (j, &l) in ctx.test_lines.iter().enumerate() {
+                    let z = coef[ctx.lines[l].bin] / n as f64;
+                    per_line[j].push(Complex::new(z.re as f32, z.im as f32));
+                }
+            }
+            if let Some(s) = self.series.get_mut(ch) {
+                s.push(series.iter().map(|&x| x as f32).collect());
+            }
+            for (m, a) in self.mean_amp[ch].iter_mut().zip(&amp) {
+                *m += a * ctx.weight;
+            }
+            for (acc, line) in self.line_snr[ch].iter_mut().zip(ctx.lines) {
+                *acc += line.bin.checked_sub(off).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN) * ctx.weight;
+            }
+            if let Some((pa, pc)) = per.as_mut() {
+                pa.extend(amp.iter().map(|&a| a as f32));
+                pc.extend(coef.iter().map(|z| z / n as f64).map(|z| Complex::new(z.re as f32, z.im as f32)));
+            }
+        }
+        self.scores.scores.push(img_scores);
+        per
+    }
+}
 
 /// Per-image spectra, SNR and scores, accumulated over images.
 pub(super) struct Accumulator<'a> {
-    pub(super) taps: &'a [TapInfo],
-    pub(super) lines: &'a [Line],
-    pub(super) snr: &'a SnrConfig,
-    pub(super) n_frames: usize,
-    /// Length of the recorded series (one period when folded).
-    pub(super) period: usize,
-    pub(super) n_images: usize,
-    pub(super) max_c: usize,
-    pub(super) fft: Fft,
-    pub(super) scores: Vec<LayerScores>,
-    pub(super) mean_amp: Vec<Vec<Vec<f64>>>,
-    pub(super) line_snr: Vec<Vec<Vec<f64>>>,
-    pub(super) per: Option<PerImage>,
-    /// Indices into `lines` of the lines tested across images (order ≤ 2).
-    pub(super) test_lines: Vec<usize>,
-    /// `[tap][channel][test line][image]` coefficients `X/N` (stats only).
-    pub(super) coefs: Vec<Vec<Vec<Vec<Complex<f32>>>>>,
-    /// `[tap][channel][image][frame]` series of one period (permutations only).
-    pub(super) series: Vec<Vec<Vec<Vec<f32>>>>,
+    ctx: Ctx<'a>,
+    taps: Vec<TapAcc>,
+    /// Taps `..split` go to the second thread.
+    split: usize,
+    max_c: usize,
+    ffts: [Fft; 2],
+    per: Option<PerImage>,
+}
+
+/// The accumulated results.
+pub(super) struct Finished {
+    /// Scores per tap.
+    pub scores: Vec<LayerScores>,
+    /// `[tap][channel][bin]` mean amplitude.
+    pub mean_amp: Vec<Vec<Vec<f64>>>,
+    /// `[tap][channel][line]` mean SNR.
+    pub line_snr: Vec<Vec<Vec<f64>>>,
+    /// Per-image spectra, if kept.
+    pub per: Option<PerImage>,
+    /// `[tap][channel][test line][image]` coefficients (stats only).
+    pub coefs: Vec<Vec<Vec<Vec<Complex<f32>>>>>,
+    /// `[tap][channel][image][frame]` series (permutations only).
+    pub series: Vec<Vec<Vec<Vec<f32>>>>,
 }
 
 impl<'a> Accumulator<'a> {
     pub(super) fn new(
-        taps: &'a [TapInfo],
+        taps: &[TapInfo],
         lines: &'a [Line],
+        test_lines: &'a [usize],
         cfg: &'a AnalysisConfig,
         n_frames: usize,
         period: usize,
@@ -44,93 +125,100 @@ impl<'a> Accumulator<'a> {
     ) -> Self {
         let nb = n_bins(n_frames);
         let max_c = taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+        let accs: Vec<TapAcc> = taps
+            .iter()
+            .map(|t| {
+                let c = t.shape[0];
+                TapAcc {
+                    scores: LayerScores {
+                        tap: t.tap.name.clone(),
+                        conv_ordinal: t.tap.conv_ordinal,
+                        scores: Vec::new(),
+                    },
+                    mean_amp: vec![vec![0.0; nb]; c],
+                    line_snr: vec![vec![0.0; lines.len()]; c],
+                    coefs: if cfg.stats.enabled { vec![vec![Vec::new(); test_lines.len()]; c] } else { vec![] },
+                    series: vec![Vec::new(); if cfg.stats.permutations > 0 { c } else { 0 }],
+                }
+            })
+            .collect();
+        // The first taps whose channels make up about half of all go to one thread.
+        let total: usize = taps.iter().map(|t| t.shape[0]).sum();
+        let mut split = 0;
+        let mut sum = 0;
+        while split < taps.len() && 2 * (sum + taps[split].shape[0]) <= total {
+            sum += taps[split].shape[0];
+            split += 1;
+        }
         Accumulator {
-            taps,
-            lines,
-            snr: &cfg.snr,
-            n_frames,
-            period,
-            n_images,
+            ctx: Ctx {
+                lines,
+                snr: &cfg.snr,
+                test_lines,
+                n_frames,
+                period,
+                weight: 1.0 / n_images as f64,
+                keep_per_image: cfg.keep_per_image,
+            },
+            taps: accs,
+            split,
             max_c,
-            fft: Fft::new(),
-            scores: taps
-                .iter()
-                .map(|t| LayerScores { tap: t.tap.name.clone(), conv_ordinal: t.tap.conv_ordinal, scores: Vec::new() })
-                .collect(),
-            mean_amp: taps.iter().map(|t| vec![vec![0.0; nb]; t.shape[0]]).collect(),
-            line_snr: taps.iter().map(|t| vec![vec![0.0; lines.len()]; t.shape[0]]).collect(),
-            per: cfg.keep_per_image.then(|| PerImage {
-                max_channels: max_c,
-                amplitude: Vec::new(),
-                coefficients: Vec::new(),
-            }),
-            test_lines: (0..lines.len()).filter(|&l| lines[l].order <= 2).collect(),
-            coefs: taps
-                .iter()
-                .map(|t| {
-                    let n_test = lines.iter().filter(|l| l.order <= 2).count();
-                    if cfg.stats.enabled {
-                        vec![vec![Vec::new(); n_test]; t.shape[0]]
-                    } else {
-                        vec![]
-                    }
-                })
-                .collect(),
-            series: taps
-                .iter()
-                .map(|t| vec![Vec::new(); if cfg.stats.permutations > 0 { t.shape[0] } else { 0 }])
-                .collect(),
+            ffts: [Fft::new(), Fft::new()],
+            per: cfg.keep_per_image.then(|| PerImage { max_channels: max_c, amplitude: vec![], coefficients: vec![] }),
         }
     }
 
-    /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per tap).
-    pub(super) fn add(&mut self, outs: &[crate::engine::Output]) {
-        let (n, p, nb, max_c) = (self.n_frames, self.period, n_bins(self.n_frames), self.max_c);
-        let snr_offset = self.snr.bin_offset();
-        let w = 1.0 / self.n_images as f64;
-        for (t, (tap, out)) in self.taps.iter().zip(outs.iter().skip(1)).enumerate() {
-            let c = tap.shape[0];
-            let mut img_scores = Vec::with_capacity(c);
-            let mut pad = self
-                .per
-                .as_ref()
-                .map(|_| (vec![f32::NAN; max_c * nb], vec![Complex::new(f32::NAN, f32::NAN); max_c * nb]));
-            for ch in 0..c {
-                let series: Vec<f64> = (0..p).map(|i| out.data[i * c + ch] as f64).collect();
-                let coef = if p < n { folded_rfft(&mut self.fft, &series, n) } else { self.fft.rfft(&series) };
+    /// Number of taps.
+    pub(super) fn n_taps(&self) -> usize {
+        self.taps.len()
+    }
 
-                let amp = amplitude(&coef, n);
-                let snr = self.snr.snr(&amp);
-                img_scores.push(score(self.snr, &snr, self.lines, &self.test_lines));
-                if let Some(per_line) = self.coefs[t].get_mut(ch) {
-                    for (j, &l) in self.test_lines.iter().enumerate() {
-                        let z = coef[self.lines[l].bin] / n as f64;
-                        per_line[j].push(Complex::new(z.re as f32, z.im as f32));
-                    }
-                }
-                if let Some(s) = self.series[t].get_mut(ch) {
-                    s.push(series.iter().map(|&x| x as f32).collect());
-                }
-                for (m, a) in self.mean_amp[t][ch].iter_mut().zip(&amp) {
-                    *m += a * w;
-                }
-                for (l, line) in self.lines.iter().enumerate() {
-                    let v = line.bin.checked_sub(snr_offset).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN);
-                    self.line_snr[t][ch][l] += v * w;
-                }
-                if let Some((pa, pc)) = pad.as_mut() {
-                    for k in 0..nb {
-                        pa[ch * nb + k] = amp[k] as f32;
-                        let z = coef[k] / n as f64;
-                        pc[ch * nb + k] = Complex::new(z.re as f32, z.im as f32);
-                    }
-                }
-            }
-            self.scores[t].scores.push(img_scores);
-            if let (Some(per), Some((pa, pc))) = (self.per.as_mut(), pad) {
-                per.amplitude.extend(pa);
-                per.coefficients.extend(pc);
+    /// Adds one image: `outs` are the session outputs (logits, then one `[P, C, 1, 1]` per
+    /// tap, then anything else).
+    pub(super) fn add(&mut self, outs: &[Output]) {
+        let ctx = &self.ctx;
+        let outs = &outs[1..=self.taps.len()];
+        let (first, second) = self.taps.split_at_mut(self.split);
+        let (out_first, out_second) = outs.split_at(self.split);
+        let [fft_a, fft_b] = &mut self.ffts;
+        let run = |accs: &mut [TapAcc], outs: &[Output], fft: &mut Fft| -> Vec<Option<PerImageTap>> {
+            accs.iter_mut().zip(outs).map(|(a, o)| a.add(ctx, o, fft)).collect()
+        };
+        let (mut per, rest) = std::thread::scope(|s| {
+            let h = s.spawn(|| run(first, out_first, fft_a));
+            let rest = run(second, out_second, fft_b);
+            (h.join().expect("the spectrum thread does not panic"), rest)
+        });
+        per.extend(rest);
+        if let Some(all) = self.per.as_mut() {
+            let nb = n_bins(ctx.n_frames);
+            for (pa, pc) in per.into_iter().flatten() {
+                // Channels padded with NaN to the widest tap.
+                let pad = self.max_c * nb - pa.len();
+                all.amplitude.extend(pa.into_iter().chain(std::iter::repeat_n(f32::NAN, pad)));
+                all.coefficients
+                    .extend(pc.into_iter().chain(std::iter::repeat_n(Complex::new(f32::NAN, f32::NAN), pad)));
             }
         }
+    }
+
+    /// The accumulated results.
+    pub(super) fn finish(self) -> Finished {
+        let mut f = Finished {
+            scores: vec![],
+            mean_amp: vec![],
+            line_snr: vec![],
+            per: self.per,
+            coefs: vec![],
+            series: vec![],
+        };
+        for t in self.taps {
+            f.scores.push(t.scores);
+            f.mean_amp.push(t.mean_amp);
+            f.line_snr.push(t.line_snr);
+            f.coefs.push(t.coefs);
+            f.series.push(t.series);
+        }
+        f
     }
 }

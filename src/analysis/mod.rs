@@ -317,41 +317,30 @@ pub fn analyze(
         cfg.snr.exclude_bins.extend((0..=n / 2).step_by(g));
     }
     let cfg = &cfg;
-    let mut acc = accumulate::Accumulator::new(&taps, &lines, cfg, n, series_len, images.len());
+    let test_lines: Vec<usize> = (0..lines.len()).filter(|&l| lines[l].order <= 2).collect();
+    let mut acc = accumulate::Accumulator::new(&taps, &lines, &test_lines, cfg, n, series_len, images.len());
     let mut map_acc = maps::MapAccumulator::new(&map_taps, &lines);
-    // Inference (both cores, inside ONNX Runtime) on this thread; spectra, SNR and
-    // accumulation of the previous image on a second thread meanwhile.
-    std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<crate::engine::Output>>(2);
-        let worker = scope.spawn(|| {
-            for outs in rx {
-                let outs = derived::expand(outs, &derive_plan);
-                let outs = derived::repeat_rows(outs, &schedule.row_of);
-                acc.add(&outs);
-                map_acc.add(&outs[1 + acc.taps.len()..], &lines, &cfg.snr, n, 1.0 / images.len() as f64);
-            }
-        });
-        for (done, spec) in images.iter().enumerate() {
-            let img = load(spec)?;
-            if (img.height, img.width) != (h, w) {
-                return Err(Error::Data {
-                    path: spec.name.clone().into(),
-                    reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
-                });
-            }
-            let mut frames = plan.frames_at(&img, &model.preprocess, &schedule.run);
-            if let Some(noise) = cfg.noise {
-                add_noise(&mut frames, noise, done as u64);
-            }
-            if tx.send(session.run_all(&frames, frames_per_image)?).is_err() {
-                break;
-            }
-            progress(done + 1, images.len());
+    // Inference uses both cores inside ONNX Runtime; then spectra, SNR and
+    // accumulation use both cores too (see `accumulate`).
+    for (done, spec) in images.iter().enumerate() {
+        let img = load(spec)?;
+        if (img.height, img.width) != (h, w) {
+            return Err(Error::Data {
+                path: spec.name.clone().into(),
+                reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
+            });
         }
-        drop(tx);
-        worker.join().map_err(|_| Error::Model("internal error: the spectrum worker panicked".into()))
-    })?;
-    let accumulate::Accumulator { scores, mean_amp, line_snr, per, coefs, series, test_lines, .. } = acc;
+        let mut frames = plan.frames_at(&img, &model.preprocess, &schedule.run);
+        if let Some(noise) = cfg.noise {
+            add_noise(&mut frames, noise, done as u64);
+        }
+        let outs = session.run_all(&frames, frames_per_image)?;
+        let outs = derived::repeat_rows(derived::expand(outs, &derive_plan), &schedule.row_of);
+        acc.add(&outs);
+        map_acc.add(&outs[1 + acc.n_taps()..], &lines, &cfg.snr, n, 1.0 / images.len() as f64);
+        progress(done + 1, images.len());
+    }
+    let accumulate::Finished { scores, mean_amp, line_snr, per, coefs, series } = acc.finish();
     let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
     let stats = cfg.stats.enabled.then(|| {
         let input = StatsInput {

@@ -106,7 +106,7 @@ fn load_model(s: &Source) -> Result<Model> {
 }
 
 fn engine_cfg(e: &EngineArgs) -> EngineConfig {
-    EngineConfig { threads: e.threads, batch: e.batch, cuda: e.cuda }
+    EngineConfig { threads: e.threads, batch: e.batch, cuda: e.cuda, optimize: true }
 }
 
 fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
