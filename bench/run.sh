@@ -15,11 +15,11 @@ bin=./target/release/freqtag
 python3 -c "import json,random; r=random.Random(0); print(json.dumps(sorted(r.sample(range(10000), $N))))" > "$out/indices.json"
 idx=$(python3 -c "import json; print(','.join(map(str, json.load(open('$out/indices.json')))))")
 plain=$($bin bench --model resnet32 --threads 2 --taps none --frames 8000 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['frames_per_s'])")
-echo "{\"plain_frames_per_s\": $plain, \"unique_frames_per_image\": 80}" > "$out/limit.json"
 echo "ONNX Runtime plain inference: $plain frames/s"
 start=$(date +%s.%N)
 $bin analyze --model resnet32 --images "$idx" --threads 2 --per-image --no-stats --quiet --out "$out/freqtag"
 end=$(date +%s.%N)
+python3 -c "import json; d=json.load(open('$out/freqtag/summary.json'))['inference']; json.dump({'plain_frames_per_s': $plain, 'period_frames': d['path'].get('period', 240), 'distinct_frames': d['frames_per_image']}, open('$out/limit.json', 'w'))"
 python3 -c "import json; s=$end-$start; json.dump({'seconds': s, 'images': $N, 'images_per_s': $N/s}, open('$out/freqtag/timing.json','w')); print(f'freqtag: $N images in {s:.1f} s = {$N/s:.2f} images/s')"
 $bin export --model resnet32 --taps conv -o "$out/resnet32-conv-means.onnx"
 cifar="$data/cifar10/test_batch.bin"
