@@ -278,9 +278,26 @@ impl TagPlan {
         (0..n).flat_map(|i| self.frame(image, pre, i)).collect()
     }
 
-    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`.
+    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`. The
+    /// same numbers as [`TagPlan::frame`] for each index; the image is normalized once.
     pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
-        indices.iter().flat_map(|&i| self.frame(image, pre, i)).collect()
+        let hw = self.height * self.width;
+        let base = match self.config.domain {
+            Domain::Normalized => image.normalized(pre),
+            Domain::Raw => image.pixels.clone(),
+        };
+        let mut out = Vec::with_capacity(indices.len() * base.len());
+        for &i in indices {
+            let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
+            for (p, &x) in base.iter().enumerate() {
+                let scale = self.region_of[p % hw].map_or(1.0, |r| factors[r]);
+                out.push(match self.config.domain {
+                    Domain::Normalized => x * scale,
+                    Domain::Raw => (x * scale - pre.mean[p / hw]) / pre.std[p / hw],
+                });
+            }
+        }
+        out
     }
 
     /// Groups frames `0..n` by identity. Frame `i` is a function of the region factors
@@ -398,6 +415,11 @@ mod tests {
         }
         let all = p.frames_at(&img, &pre, &s.run);
         assert_eq!(all.len(), 49 * 48);
+        for (row, &i) in s.run.iter().enumerate() {
+            assert_eq!(&all[row * 48..(row + 1) * 48], &p.frame(&img, &pre, i)[..]);
+        }
+        let raw = StimulusConfig { domain: Domain::Raw, ..Default::default() }.plan(4, 4).unwrap();
+        assert_eq!(raw.frames_at(&img, &pre, &[3, 5]), [raw.frame(&img, &pre, 3), raw.frame(&img, &pre, 5)].concat());
         // A phase offset breaks the symmetry differently; still every group is exact.
         let q = StimulusConfig { phases: vec![0.3, 1.1], ..Default::default() }.plan(4, 4).unwrap();
         let s = q.distinct_frames(80);
