@@ -164,7 +164,11 @@ impl<'a> Accumulator<'a> {
             split,
             max_c,
             ffts: [Fft::new(), Fft::new()],
-            per: cfg.keep_per_image.then(|| PerImage { max_channels: max_c, amplitude: vec![], coefficients: vec![] }),
+            per: cfg.keep_per_image.then(|| {
+                // Reserved up front: growing by doubling would copy hundreds of MB.
+                let len = n_images * taps.len() * max_c * nb;
+                PerImage { max_channels: max_c, amplitude: Vec::with_capacity(len), coefficients: Vec::with_capacity(len) }
+            }),
         }
     }
 
