@@ -167,7 +167,11 @@ impl<'a> Accumulator<'a> {
             per: cfg.keep_per_image.then(|| {
                 // Reserved up front: growing by doubling would copy hundreds of MB.
                 let len = n_images * taps.len() * max_c * nb;
-                PerImage { max_channels: max_c, amplitude: Vec::with_capacity(len), coefficients: Vec::with_capacity(len) }
+                PerImage {
+                    max_channels: max_c,
+                    amplitude: Vec::with_capacity(len),
+                    coefficients: Vec::with_capacity(len),
+                }
             }),
         }
     }

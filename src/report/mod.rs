@@ -75,12 +75,49 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
 }
 
-fn npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
+/// An NPY element: its little-endian bytes, in npyz's default dtype for the type.
+trait NpyElem: npyz::AutoSerialize + Copy {
+    fn put(self, out: &mut Vec<u8>);
+}
+
+impl NpyElem for f32 {
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyElem for f64 {
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyElem for num_complex::Complex<f32> {
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.re.to_le_bytes());
+        out.extend_from_slice(&self.im.to_le_bytes());
+    }
+}
+
+/// Writes `data` (C order, `shape`) as NPY: npyz writes the header, the data goes out
+/// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
+/// 288 MB of per-image spectra of 100 images; this takes about 0.1 s).
+fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     let io = |e: std::io::Error| Error::io(path, e);
+    debug_assert_eq!(shape.iter().product::<u64>(), data.len() as u64);
     let mut f = create(path)?;
-    let mut w = npyz::WriteOptions::<T>::new().default_dtype().shape(shape).writer(&mut f).begin_nd().map_err(io)?;
-    w.extend(data.iter().copied()).map_err(io)?;
-    w.finish().map_err(io)?;
+    npyz::WriteOptions::new_header_only()
+        .dtype(T::default_dtype())
+        .shape(shape)
+        .writer(&mut f)
+        .write_header_only()
+        .map_err(io)?;
+    let mut buf = Vec::with_capacity(1 << 20);
+    for chunk in data.chunks(1 << 16) {
+        buf.clear();
+        chunk.iter().for_each(|x| x.put(&mut buf));
+        f.write_all(&buf).map_err(io)?;
+    }
     f.flush().map_err(io)
 }
 
@@ -284,4 +321,33 @@ pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
         .unwrap();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_block_writer_round_trips_through_npyz() {
+        let dir = tempfile::tempdir().unwrap();
+        // Over one 65,536-element block, so that block boundaries are crossed.
+        let f: Vec<f32> = (0..70_000).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let d: Vec<f64> = vec![f64::NAN, -0.0, 1e-300, 2.5, 7.0, -1.0];
+        let c: Vec<num_complex::Complex<f32>> =
+            (0..6).map(|i| num_complex::Complex::new(i as f32, -(i as f32))).collect();
+        npy(&dir.path().join("f.npy"), &[7, 10_000], &f).unwrap();
+        npy(&dir.path().join("d.npy"), &[2, 3], &d).unwrap();
+        npy(&dir.path().join("c.npy"), &[3, 2], &c).unwrap();
+        let read = |name: &str| npyz::NpyFile::new(std::fs::File::open(dir.path().join(name)).unwrap()).unwrap();
+        let r = read("f.npy");
+        assert_eq!(r.shape(), &[7, 10_000]);
+        assert_eq!(r.into_vec::<f32>().unwrap(), f);
+        let r = read("d.npy");
+        assert_eq!(r.shape(), &[2, 3]);
+        let back = r.into_vec::<f64>().unwrap();
+        assert!(back[0].is_nan() && back[1].to_bits() == (-0.0f64).to_bits() && back[2..] == d[2..]);
+        let r = read("c.npy");
+        assert_eq!(r.shape(), &[3, 2]);
+        assert_eq!(r.into_vec::<num_complex::Complex<f32>>().unwrap(), c);
+    }
 }
