@@ -88,7 +88,8 @@ pub fn amplitude(coef: &[Complex<f64>], n_frames: usize) -> Vec<f64> {
 /// it is several times faster.
 pub fn amplitude_into(coef: &[Complex<f64>], n_frames: usize, out: &mut Vec<f64>) {
     out.clear();
-    out.extend(coef.iter().map(|c| c.norm_sqr().sqrt() / n_frames as f64));
+    let inv = 1.0 / n_frames as f64;
+    out.extend(coef.iter().map(|c| c.norm_sqr().sqrt() * inv));
 }
 
 /// Extends one period (`P` samples) to `n` samples by repetition: `x[i] = y[i mod P]`.

@@ -24,7 +24,6 @@ struct Ctx<'a> {
     period: usize,
     /// Weight of one image in the means: 1 / number of images.
     weight: f64,
-    keep_per_image: bool,
 }
 
 /// One tap's running results.
@@ -40,18 +39,18 @@ struct TapAcc {
     series: Vec<Vec<Vec<f32>>>,
 }
 
-/// This image's amplitudes and coefficients of one tap, `[channel][bin]` flattened.
-type PerImageTap = (Vec<f32>, Vec<Complex<f32>>);
+/// Where this image's amplitudes and coefficients of one tap go, `[channel][bin]`
+/// flattened (a block of [`PerImage`], channels beyond the tap's left as NaN).
+type PerImageTap<'b> = (&'b mut [f32], &'b mut [Complex<f32>]);
 
 impl TapAcc {
     /// Adds one image's `[P, C, 1, 1]` output of this tap.
-    fn add(&mut self, ctx: &Ctx, out: &Output, fft: &mut Fft) -> Option<PerImageTap> {
+    fn add(&mut self, ctx: &Ctx, out: &Output, fft: &mut Fft, mut per: Option<PerImageTap>) {
         let (n, p, nb) = (ctx.n_frames, ctx.period, n_bins(ctx.n_frames));
         let c = self.mean_amp.len();
         let off = ctx.snr.bin_offset();
         let (mut series, mut coef, mut amp) = (vec![0.0; p], Vec::new(), Vec::new());
         let mut img_scores = Vec::with_capacity(c);
-        let mut per = ctx.keep_per_image.then(|| (Vec::with_capacity(c * nb), Vec::with_capacity(c * nb)));
         for ch in 0..c {
             for (i, x) in series.iter_mut().enumerate() {
                 *x = out.data[i * c + ch] as f64;
@@ -77,12 +76,16 @@ impl TapAcc {
                 *acc += line.bin.checked_sub(off).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN) * ctx.weight;
             }
             if let Some((pa, pc)) = per.as_mut() {
-                pa.extend(amp.iter().map(|&a| a as f32));
-                pc.extend(coef.iter().map(|z| z / n as f64).map(|z| Complex::new(z.re as f32, z.im as f32)));
+                for (d, &a) in pa[ch * nb..(ch + 1) * nb].iter_mut().zip(&amp) {
+                    *d = a as f32;
+                }
+                for (d, z) in pc[ch * nb..(ch + 1) * nb].iter_mut().zip(&coef) {
+                    let z = z / n as f64;
+                    *d = Complex::new(z.re as f32, z.im as f32);
+                }
             }
         }
         self.scores.scores.push(img_scores);
-        per
     }
 }
 
@@ -151,15 +154,7 @@ impl<'a> Accumulator<'a> {
             split += 1;
         }
         Accumulator {
-            ctx: Ctx {
-                lines,
-                snr: &cfg.snr,
-                test_lines,
-                n_frames,
-                period,
-                weight: 1.0 / n_images as f64,
-                keep_per_image: cfg.keep_per_image,
-            },
+            ctx: Ctx { lines, snr: &cfg.snr, test_lines, n_frames, period, weight: 1.0 / n_images as f64 },
             taps: accs,
             split,
             max_c,
@@ -185,29 +180,38 @@ impl<'a> Accumulator<'a> {
     /// tap, then anything else).
     pub(super) fn add(&mut self, outs: &[Output]) {
         let ctx = &self.ctx;
-        let outs = &outs[1..=self.taps.len()];
+        let nt = self.taps.len();
+        let outs = &outs[1..=nt];
+        // This image's block of the per-image arrays, `[tap][channel][bin]`, NaN first
+        // (padding channels stay NaN), one sub-block per tap written in place.
+        let block = self.max_c * n_bins(ctx.n_frames);
+        let mut per: Vec<Option<PerImageTap>> = match self.per.as_mut() {
+            Some(all) => {
+                let start = all.amplitude.len();
+                all.amplitude.resize(start + nt * block, f32::NAN);
+                all.coefficients.resize(start + nt * block, Complex::new(f32::NAN, f32::NAN));
+                all.amplitude[start..]
+                    .chunks_mut(block)
+                    .zip(all.coefficients[start..].chunks_mut(block))
+                    .map(Some)
+                    .collect()
+            }
+            None => (0..nt).map(|_| None).collect(),
+        };
         let (first, second) = self.taps.split_at_mut(self.split);
         let (out_first, out_second) = outs.split_at(self.split);
+        let per_second = per.split_off(self.split);
         let [fft_a, fft_b] = &mut self.ffts;
-        let run = |accs: &mut [TapAcc], outs: &[Output], fft: &mut Fft| -> Vec<Option<PerImageTap>> {
-            accs.iter_mut().zip(outs).map(|(a, o)| a.add(ctx, o, fft)).collect()
-        };
-        let (mut per, rest) = std::thread::scope(|s| {
-            let h = s.spawn(|| run(first, out_first, fft_a));
-            let rest = run(second, out_second, fft_b);
-            (h.join().expect("the spectrum thread does not panic"), rest)
-        });
-        per.extend(rest);
-        if let Some(all) = self.per.as_mut() {
-            let nb = n_bins(ctx.n_frames);
-            for (pa, pc) in per.into_iter().flatten() {
-                // Channels padded with NaN to the widest tap.
-                let pad = self.max_c * nb - pa.len();
-                all.amplitude.extend(pa.into_iter().chain(std::iter::repeat_n(f32::NAN, pad)));
-                all.coefficients
-                    .extend(pc.into_iter().chain(std::iter::repeat_n(Complex::new(f32::NAN, f32::NAN), pad)));
+        let run = |accs: &mut [TapAcc], outs: &[Output], per: Vec<Option<PerImageTap>>, fft: &mut Fft| {
+            for ((a, o), p) in accs.iter_mut().zip(outs).zip(per) {
+                a.add(ctx, o, fft, p);
             }
-        }
+        };
+        std::thread::scope(|s| {
+            let h = s.spawn(|| run(first, out_first, per, fft_a));
+            run(second, out_second, per_second, fft_b);
+            h.join().expect("the spectrum thread does not panic");
+        });
     }
 
     /// The accumulated results.
