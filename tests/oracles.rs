@@ -158,3 +158,35 @@ fn per_image_spectra_are_in_tap_order_and_average_to_the_mean_spectrum() {
         }
     }
 }
+
+#[test]
+fn identical_frames_without_a_whole_period_are_run_once_with_the_same_spectra() {
+    let Some(d) = data_dir() else { return };
+    // 6 Hz over 250 frames: 12.5 bins, no whole period in N, but the sine repeats every
+    // 20 frames and is symmetric, so only 11 distinct frames exist.
+    let stim = StimulusConfig {
+        layout: Layout::Whole,
+        freqs: vec![6.0],
+        n_frames: 250,
+        allow_leakage: true,
+        ..Default::default()
+    };
+    let mut auto = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Auto);
+    auto.stimulus = stim.clone();
+    let mut never = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Never);
+    never.stimulus = stim;
+    let (a, n) = (run(&d, auto, 2), run(&d, never, 2));
+    assert_eq!(a.path, freqtag::analysis::InferencePath::Distinct { distinct: 11 });
+    assert_eq!(a.frames_per_image, 11);
+    assert_eq!(n.path, freqtag::analysis::InferencePath::Full);
+    let mut worst: f64 = 0.0;
+    for (at, nt) in a.mean_amplitude.iter().zip(&n.mean_amplitude) {
+        for (x, y) in at.iter().zip(nt) {
+            let max = y.iter().cloned().fold(0.0, f64::max);
+            for (u, v) in x.iter().zip(y) {
+                worst = worst.max((u - v).abs() / max);
+            }
+        }
+    }
+    assert!(worst < 1e-6, "distinct vs all frames: worst relative difference {worst:e}");
+}
