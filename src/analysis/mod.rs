@@ -47,7 +47,8 @@ impl Default for TapSelection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fold {
-    /// Fold whenever exact (N a multiple of the period).
+    /// Fold whenever exact (N a multiple of the period), and run each distinct frame
+    /// once (frames with bit-identical inputs share their outputs).
     Auto,
     /// Always run all N frames.
     Never,

@@ -234,7 +234,8 @@ pub struct AnalyzeArgs {
     /// Per-neuron SNR maps of these taps (full maps recorded; e.g. conv1,layer1.0.relu1).
     #[arg(long, value_delimiter = ',')]
     pub maps: Vec<String>,
-    /// Run all frames even when the stimulus is periodic.
+    /// Run all N frames through the network, even those identical to another (by
+    /// default one period stands for all N and each distinct frame runs once).
     #[arg(long)]
     pub no_fold: bool,
     /// Highest order of catalogued lines.
