@@ -35,16 +35,11 @@ impl Fft {
 
     /// Complex coefficients `X[0..=N/2]` of `x` (unnormalized).
     pub fn rfft(&mut self, x: &[f64]) -> Vec<Complex<f64>> {
-        let n = x.len();
-        let plan = self.plans.entry(n).or_insert_with(|| self.planner.plan_fft_forward(n)).clone();
-        let mut input = x.to_vec();
-        let mut out = plan.make_output_vec();
-        plan.process(&mut input, &mut out).expect("buffer sizes come from the plan");
+        let mut out = Vec::new();
+        self.folded_rfft_into(x, x.len(), &mut out);
         out
     }
-}
 
-impl Fft {
     /// [`folded_rfft`] into `out` (resized to `N/2 + 1`), reusing the planner's
     /// buffers: the hot loop of an analysis runs this once per channel and image.
     pub fn folded_rfft_into(&mut self, period: &[f64], n: usize, out: &mut Vec<Complex<f64>>) {

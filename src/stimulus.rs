@@ -259,27 +259,11 @@ impl TagPlan {
 
     /// Frame `i` of `image` as the model input `[3, H, W]` (normalized).
     pub fn frame(&self, image: &Image, pre: &Preprocess, i: usize) -> Vec<f32> {
-        let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
-        let hw = self.height * self.width;
-        let scale = |p: usize| self.region_of[p % hw].map_or(1.0, |r| factors[r]);
-        match self.config.domain {
-            Domain::Normalized => image.normalized(pre).iter().enumerate().map(|(p, &x)| x * scale(p)).collect(),
-            Domain::Raw => image
-                .pixels
-                .iter()
-                .enumerate()
-                .map(|(p, &x)| (x * scale(p) - pre.mean[p / hw]) / pre.std[p / hw])
-                .collect(),
-        }
+        self.frames_at(image, pre, &[i])
     }
 
-    /// Frames `0..n` of `image`, concatenated: `[n, 3, H, W]`.
-    pub fn frames(&self, image: &Image, pre: &Preprocess, n: usize) -> Vec<f32> {
-        (0..n).flat_map(|i| self.frame(image, pre, i)).collect()
-    }
-
-    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`. The
-    /// same numbers as [`TagPlan::frame`] for each index; the image is normalized once.
+    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`; the
+    /// image is normalized once.
     pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
         let hw = self.height * self.width;
         let base = match self.config.domain {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::engine::{Output, TapInfo};
 use crate::lines::{Line, LineKind};
 use crate::snr::SnrConfig;
-use crate::spectrum::{amplitude, folded_rfft, Fft};
+use crate::spectrum::{amplitude_into, Fft};
 
 /// SNR maps of one tap, mean over images.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,16 +69,16 @@ impl MapAccumulator {
         for (m, out) in self.maps.iter_mut().zip(outs) {
             let [c, h, w] = m.shape;
             let hw = h * w;
-            let p = out.shape[0];
+            let (mut series, mut coef, mut amp) = (vec![0.0; out.shape[0]], Vec::new(), Vec::new());
             for ch in 0..c {
                 for pos in 0..hw {
-                    let series: Vec<f64> = (0..p).map(|i| out.data[(i * c + ch) * hw + pos] as f64).collect();
-                    let coef = if p < n_frames {
-                        folded_rfft(&mut self.fft, &series, n_frames)
-                    } else {
-                        self.fft.rfft(&series)
-                    };
-                    let s = snr.snr(&amplitude(&coef, n_frames));
+                    for (i, x) in series.iter_mut().enumerate() {
+                        *x = out.data[(i * c + ch) * hw + pos] as f64;
+                    }
+                    // One period when folded; P = N is the same call with one repetition.
+                    self.fft.folded_rfft_into(&series, n_frames, &mut coef);
+                    amplitude_into(&coef, n_frames, &mut amp);
+                    let s = snr.snr(&amp);
                     for (j, &l) in self.map_lines.iter().enumerate() {
                         let v = lines[l]
                             .bin
