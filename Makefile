@@ -4,6 +4,10 @@
 CARGO ?= cargo
 ORT_LIB := .cache/onnxruntime/1.31.1/libonnxruntime.so
 export ORT_DYLIB_PATH ?= $(CURDIR)/$(ORT_LIB)
+# Tests run in their crate's folder: a relative data folder is made absolute here.
+ifdef FREQTAG_DATA
+export FREQTAG_DATA := $(abspath $(FREQTAG_DATA))
+endif
 
 .PHONY: setup demo test lint bench build
 
@@ -21,9 +25,10 @@ demo: build
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps
-	$(CARGO) check --features cuda
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p freqtag -p freqtag-cli
+	$(CARGO) check -p freqtag-cli --features cuda
+	$(CARGO) tree -p freqtag -e normal --prefix none | scripts/check-lib-deps.sh
 
 test: setup lint
 	$(CARGO) test --release

@@ -2,6 +2,7 @@
 //! the library, print.
 
 pub mod args;
+mod fetch;
 mod prune;
 
 use std::io::IsTerminal;
@@ -417,7 +418,7 @@ fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
 fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
     let dest = a.dest.or_else(data::user_cache).context("no cache folder on this system: pass --dest")?;
     let pb = ui.bar(0, "download");
-    let out = data::download_cifar10(&dest, |n, total| {
+    let out = fetch::download_cifar10(&dest, |n, total| {
         if let Some(t) = total {
             pb.set_length(t);
         }

@@ -4,12 +4,9 @@
 //! CIFAR-10 (binary version): each record is one label byte then 3,072 pixel bytes
 //! (1,024 red, 1,024 green, 1,024 blue; 32x32 row-major); 10,000 records per file.
 //! The data folder is `FREQTAG_DATA` (with `cifar10/` and `models/` inside), else the
-//! user cache `~/.cache/freqtag`, where [`download_cifar10`] puts the official files.
+//! user cache `~/.cache/freqtag`, where `freqtag fetch-data` puts the official files.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::model::Preprocess;
@@ -189,52 +186,6 @@ pub fn data_dir() -> Result<Option<PathBuf>> {
 /// `~/.cache/freqtag`, where downloads go.
 pub fn user_cache() -> Option<PathBuf> {
     dirs::cache_dir().map(|c| c.join("freqtag"))
-}
-
-/// Downloads the official CIFAR-10 binary archive into `dest/cifar10/`, verifying its
-/// SHA-256. `progress` is called with (bytes so far, total bytes if known).
-pub fn download_cifar10(dest: &Path, mut progress: impl FnMut(u64, Option<u64>)) -> Result<PathBuf> {
-    let out = dest.join("cifar10");
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let offline = |e: String| Error::Data {
-        path: out.clone(),
-        reason: format!(
-            "could not download {CIFAR10_URL} ({e}). Offline? Put the CIFAR-10 binary files \
-             (test_batch.bin, data_batch_1..5.bin) into {} or point FREQTAG_DATA at a folder with cifar10/ in it",
-            out.display()
-        ),
-    };
-    let resp = ureq::get(CIFAR10_URL).call().map_err(|e| offline(e.to_string()))?;
-    let total = resp.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok());
-    let mut reader = resp.into_body().into_reader();
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 1 << 16];
-    loop {
-        let n = reader.read(&mut chunk).map_err(|e| offline(e.to_string()))?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        progress(buf.len() as u64, total);
-    }
-    let got = hex(&Sha256::digest(&buf));
-    if got != CIFAR10_SHA256 {
-        return Err(Error::Data {
-            path: out,
-            reason: format!("download has SHA-256 {got}, expected {CIFAR10_SHA256}"),
-        });
-    }
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(buf.as_slice()));
-    for entry in ar.entries().map_err(|e| Error::io(&out, e))? {
-        let mut entry = entry.map_err(|e| Error::io(&out, e))?;
-        let name = entry.path().ok().and_then(|p| p.file_name().map(|f| f.to_owned()));
-        if let Some(name) =
-            name.filter(|n| n.to_string_lossy().ends_with(".bin") || n.to_string_lossy().ends_with(".txt"))
-        {
-            entry.unpack(out.join(name)).map_err(|e| Error::io(&out, e))?;
-        }
-    }
-    Ok(out)
 }
 
 /// Lower-case hex of bytes.

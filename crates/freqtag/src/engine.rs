@@ -47,7 +47,8 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
         return v;
     }
     let rel = Path::new(".cache/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so");
-    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(&rel));
+    // The workspace root of this build (a checkout where `make` fetched the library).
+    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&rel));
     if let Ok(cwd) = std::env::current_dir() {
         v.push(cwd.join(&rel));
     }

@@ -20,8 +20,11 @@
 //! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
 //! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
 
+#[cfg(feature = "report")]
 pub mod figures;
+#[cfg(feature = "report")]
 pub mod html;
+#[cfg(feature = "report")]
 pub mod plots;
 pub mod prune;
 

@@ -1,12 +1,14 @@
 //! Outputs of `prune-eval`: `prune_curves.csv`, `prune_summary.csv`, `prune.json`, and
-//! plots `plots/prune_<scope>.png/.svg`.
+//! (with the `report` feature) plots `plots/prune_<scope>.png/.svg`.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+#[cfg(feature = "report")]
 use super::plots::{save, PruneCurve, PrunePlot};
 use crate::data::CLASSES;
 use crate::error::{Error, Result};
+#[cfg(feature = "report")]
 use crate::prune::curves::Order;
 use crate::prune::experiment::PruneResult;
 
@@ -15,10 +17,10 @@ pub fn plot_name(scope: &str) -> String {
     format!("prune_{}", scope.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_"))
 }
 
-/// Writes every output of a pruning experiment into `dir`.
+/// Writes every output of a pruning experiment into `dir` (the plots only with the
+/// `report` feature).
 pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
-    let plots = dir.join("plots");
-    std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let write = |name: &str, text: String| {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
@@ -56,6 +58,16 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
     }
     write("prune_summary.csv", s)?;
     write("prune.json", serde_json::to_string_pretty(r).expect("serializable"))?;
+    #[cfg(feature = "report")]
+    write_plots(r, dir)?;
+    Ok(())
+}
+
+/// Draws one accuracy-while-pruning figure per scope into `dir/plots/`.
+#[cfg(feature = "report")]
+fn write_plots(r: &PruneResult, dir: &Path) -> Result<()> {
+    let plots = dir.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
     let mut scopes: Vec<String> = Vec::new();
     for p in &r.points {
         if !scopes.contains(&p.scope) {
