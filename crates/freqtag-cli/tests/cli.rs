@@ -10,13 +10,46 @@ fn read_npy_shape(path: &std::path::Path) -> Vec<u64> {
 }
 
 #[test]
-fn demo_without_data_runs_the_labelled_pipeline_demonstration() {
+fn demo_random_runs_the_labelled_pipeline_demonstration() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, err) = common::demo_without_data(dir.path());
-    assert!(err.contains("DEMONSTRATION OF THE PIPELINE") && err.contains("FREQTAG_DATA"), "{err}");
+    let (out, err) = common::demo_without_data(dir.path(), &["--random"]);
+    assert!(err.contains("DEMONSTRATION OF THE PIPELINE"), "{err}");
     let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["model"]["name"], "demo-resnet8-random");
     assert_eq!(s["layers"].as_array().unwrap().len(), 7, "ResNet-8 has 7 convs");
+}
+
+#[test]
+fn demo_without_data_runs_the_papers_experiment_from_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = common::demo_without_data(dir.path(), &[]);
+    assert!(err.contains("paper's experiment") && !err.contains("DEMONSTRATION"), "{err}");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["model"]["name"], "resnet32");
+    assert_eq!(s["model"]["source"], "embedded:resnet32-cifar10.th");
+    assert_eq!(s["layers"].as_array().unwrap().len(), 31, "ResNet-32 has 31 convs");
+    let names: Vec<&str> = s["images"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "test[3]", "test[6]", "test[25]", "test[0]", "test[22]", "test[12]", "test[4]", "test[13]", "test[1]",
+            "test[11]"
+        ]
+    );
+    // The same experiment from the data folder's own files (weights and test batch)
+    // gives byte-identical scores and spectra.
+    let Some(d) = data_dir() else { return };
+    let ref_out = dir.path().join("from-data");
+    let (code, _, err) = run(freqtag()
+        .args(["analyze", "--model", "resnet32", "--quiet", "--out", ref_out.to_str().unwrap()])
+        .env("FREQTAG_DATA", &d));
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(ref_out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(r["images"], s["images"]);
+    assert!(r["model"]["source"].as_str().unwrap().ends_with("models/resnet32-cifar10.th"));
+    for f in ["scores.npy", "spectra_mean.npy", "spectra.npy", "filters.csv"] {
+        assert!(std::fs::read(out.join(f)).unwrap() == std::fs::read(ref_out.join(f)).unwrap(), "{f} differs");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn chromium() -> Option<std::path::PathBuf> {
 #[test]
 fn html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, _) = common::demo_without_data(dir.path());
+    let (out, _) = common::demo_without_data(dir.path(), &["--random"]);
     let html = out.join("report.html");
     let text = std::fs::read_to_string(&html).unwrap();
     assert!(text.contains("<h1>freqtag report") && text.contains("data:image/svg+xml;base64,"));

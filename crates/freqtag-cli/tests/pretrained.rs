@@ -126,3 +126,17 @@ fn taps_lists_every_conv_bn_relu_and_add_with_shapes() {
     assert_eq!(find("layer3.4.relu2")["shape"], serde_json::json!([64, 8, 8]));
     assert_eq!(find("layer1.0.add")["kind"], "add");
 }
+
+#[test]
+fn embedded_default_is_the_data_folders_resnet32_and_first_test_image_of_each_class() {
+    let Some(d) = data_dir() else { return };
+    let file = std::fs::read(d.join("models/resnet32-cifar10.th")).unwrap();
+    assert!(file == freqtag::embedded::RESNET32_TH, "embedded weights differ from the published file");
+    let c = freqtag::data::Cifar10::load(&d, freqtag::data::Split::Test).unwrap();
+    let first = c.first_of_each_class();
+    assert_eq!(first, freqtag::embedded::PAPER_INDICES);
+    let embedded = freqtag::embedded::paper_images();
+    for (k, &i) in first.iter().enumerate() {
+        assert_eq!(embedded[k], c.image(i), "image {i}");
+    }
+}

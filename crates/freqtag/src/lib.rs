@@ -48,6 +48,7 @@
 
 pub mod analysis;
 pub mod data;
+pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod evaluate;

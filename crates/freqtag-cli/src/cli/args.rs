@@ -142,7 +142,8 @@ pub struct StimArgs {
 /// Which images.
 #[derive(Debug, Args, Clone)]
 pub struct ImageArgs {
-    /// CIFAR-10 test indices (default: the first image of each class).
+    /// CIFAR-10 test indices (default: the first image of each class, which freqtag
+    /// carries with it, so the default needs no data folder).
     #[arg(long, value_delimiter = ',')]
     pub images: Vec<usize>,
     /// Draw this many test images at random (seeded).
@@ -352,6 +353,10 @@ pub struct DemoArgs {
     /// Run folder.
     #[arg(long, short, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Instead of the paper's experiment, demonstrate the pipeline on a randomly
+    /// initialised ResNet-8 and synthetic images (no trained model involved).
+    #[arg(long)]
+    pub random: bool,
     /// Data folder.
     #[arg(long)]
     pub data: Option<PathBuf>,

@@ -156,6 +156,13 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
             .collect();
         return Ok((specs, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name)))));
     }
+    let default_set = a.images.is_empty() && a.n_images.is_none() && !a.all_images;
+    let have_cifar =
+        data.is_some_and(|d| d.join("cifar10/test_batch.bin").is_file() || d.join("test_batch.bin").is_file());
+    if default_set && !have_cifar {
+        // The paper's ten images are embedded: identical to CIFAR-10's test records.
+        return Ok(embedded_images());
+    }
     let dir =
         data.context("CIFAR-10 images need a data folder: set FREQTAG_DATA or pass --data (or use --image-file)")?;
     let c = Cifar10::load(dir, Split::Test)?;
@@ -176,6 +183,21 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
         .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) })
         .collect();
     Ok((specs, Box::new(move |s: &ImageSpec| Ok(c.image(s.index.expect("CIFAR spec")))) as Loader))
+}
+
+/// The paper's ten test images as embedded in freqtag ([`freqtag::embedded`]).
+fn embedded_images() -> (Vec<ImageSpec>, Loader) {
+    let imgs = freqtag::embedded::paper_images();
+    let specs = freqtag::embedded::PAPER_INDICES
+        .iter()
+        .zip(&imgs)
+        .map(|(&i, img)| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: img.label })
+        .collect();
+    let load = move |s: &ImageSpec| {
+        let k = freqtag::embedded::PAPER_INDICES.iter().position(|&i| Some(i) == s.index).expect("embedded spec");
+        Ok(imgs[k].clone())
+    };
+    (specs, Box::new(load))
 }
 
 fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
@@ -431,28 +453,24 @@ fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
 
 fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
     let cfg = AnalysisConfig::default();
-    match data_dir(&a.data)? {
-        Some(dir) if dir.join("cifar10/test_batch.bin").is_file() && Model::load("resnet32", Some(&dir)).is_ok() => {
-            ui.info(&format!("demo: the paper's experiment, pretrained ResNet-32 on CIFAR-10 from {}", dir.display()));
-            let model = Model::load("resnet32", Some(&dir))?;
-            let (specs, loader) = images(
-                &ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] },
-                Some(&dir),
-            )?;
-            run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out)
-        }
-        _ => {
-            ui.info(
-                "demo: no CIFAR-10/pretrained weights found (FREQTAG_DATA, ~/.cache/freqtag).\n\
-                 Running a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\
-                 not of a trained model. For the real experiment set FREQTAG_DATA to a folder with cifar10/ and\n\
-                 models/resnet32-cifar10.th (or run `freqtag fetch-data` for CIFAR-10).",
-            );
-            let model = freqtag::model::resnet::demo_model(7)?;
-            let specs: Vec<ImageSpec> =
-                (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
-            let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-            run_analysis(ui, &model, &cfg, &specs, &load, &a.out)
-        }
+    if a.random {
+        ui.info(
+            "demo --random: a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\
+             not of a trained model. Without --random, `freqtag demo` runs the paper's experiment.",
+        );
+        let model = freqtag::model::resnet::demo_model(7)?;
+        let specs: Vec<ImageSpec> =
+            (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
+        let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
+        return run_analysis(ui, &model, &cfg, &specs, &load, &a.out);
     }
+    let dir = data_dir(&a.data)?;
+    let model = Model::load("resnet32", dir.as_deref())?;
+    let default_images = ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] };
+    let (specs, loader) = images(&default_images, dir.as_deref())?;
+    ui.info(&format!(
+        "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
+        model.source.display()
+    ));
+    run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out)
 }

@@ -42,10 +42,11 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
 
 /// Runs `freqtag demo` into `dir/run` with no data folder, no user cache and no
 /// FREQTAG_DATA (the data-free path); returns the run folder and stderr.
-pub fn demo_without_data(dir: &std::path::Path) -> (PathBuf, String) {
+pub fn demo_without_data(dir: &std::path::Path, extra: &[&str]) -> (PathBuf, String) {
     let out = dir.join("run");
     let (code, _, err) = run(freqtag()
         .args(["demo", "--out", out.to_str().unwrap()])
+        .args(extra)
         .env_remove("FREQTAG_DATA")
         .env("HOME", dir)
         .env("XDG_CACHE_HOME", dir));

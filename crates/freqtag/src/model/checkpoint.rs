@@ -48,6 +48,13 @@ impl StateDict {
 /// PyTorch, or safetensors.
 pub fn load_checkpoint(path: &Path) -> Result<StateDict> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    checkpoint_from_bytes(&bytes, path)
+}
+
+/// Reads a checkpoint held in memory (`path` names it in errors), choosing the format
+/// from its first bytes as [`load_checkpoint`] does.
+pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<StateDict> {
+    let bytes = bytes.to_vec();
     let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
     let raw = if bytes.starts_with(b"PK\x03\x04") {
         read_zip(&bytes).map_err(fail)?

@@ -22,7 +22,7 @@ use protobuf::Message;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-pub use checkpoint::{load_checkpoint, StateDict, Tensor};
+pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 
 /// The ImageNet channel means the pretrained CIFAR ResNets were trained with.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -122,7 +122,8 @@ pub fn pretrained_path(data_dir: &Path, name: &str) -> PathBuf {
 impl Model {
     /// Loads a model from a spec: a file (`.onnx`, `.th`, `.pth`, `.pt`, `.safetensors`)
     /// or a pretrained name (`resnet20`, `resnet32`, `resnet44`, `resnet56`) looked up
-    /// under `data_dir/models/`.
+    /// under `data_dir/models/`. `resnet32` falls back to the copy embedded in freqtag
+    /// ([`crate::embedded`]) when the data folder does not have it.
     pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Model> {
         let path = PathBuf::from(spec);
         if path.exists() {
@@ -130,6 +131,10 @@ impl Model {
         }
         const NAMES: [&str; 4] = ["resnet20", "resnet32", "resnet44", "resnet56"];
         if NAMES.contains(&spec) {
+            let local = data_dir.map(|d| pretrained_path(d, spec)).filter(|p| p.exists());
+            if spec == crate::embedded::RESNET32_NAME && local.is_none() {
+                return crate::embedded::resnet32();
+            }
             let dir = data_dir.ok_or_else(|| {
                 Error::param("model", "a pretrained name needs the data folder: set FREQTAG_DATA or pass --data", spec)
             })?;
@@ -157,12 +162,17 @@ impl Model {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
             return Model::from_onnx_bytes(&bytes, path, &stem);
         }
-        let sd = load_checkpoint(path)?;
-        let proto = resnet::build(&sd, &stem).map_err(|e| match e {
+        Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
+    }
+
+    /// Builds the CIFAR ResNet of a state dict (`path` names it in errors and in
+    /// [`Model::source`]).
+    pub fn from_checkpoint(sd: &StateDict, path: &Path, name: &str) -> Result<Model> {
+        let proto = resnet::build(sd, name).map_err(|e| match e {
             Error::Model(m) => Error::Checkpoint { path: path.to_path_buf(), reason: m },
             e => e,
         })?;
-        Model::from_proto(proto, path, &stem)
+        Model::from_proto(proto, path, name)
     }
 
     /// Parses ONNX bytes.
