@@ -137,5 +137,5 @@ fn bad_parameters_name_the_parameter_and_echo_the_value() {
     let (code, _, err) = run(freqtag().args(["lines", "--freqs", "6,70"]));
     assert_clean_failure(code, &err, &["Nyquist", "70"]);
     let (code, _, err) = run(freqtag().args(["lines", "--layout", "hexagons"]));
-    assert_clean_failure(code, &err, &["--layout", "hexagons", "quadrants"]);
+    assert_clean_failure(code, &err, &["invalid layout", "hexagons", "quadrants"]);
 }

@@ -57,6 +57,7 @@ pub mod lines;
 pub mod model;
 pub mod prune;
 pub mod report;
+pub mod run;
 pub mod snr;
 pub mod spectrum;
 pub mod stimulus;

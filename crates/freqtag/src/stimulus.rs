@@ -50,6 +50,62 @@ pub enum Layout {
     Mask(PathBuf),
 }
 
+impl std::str::FromStr for Domain {
+    type Err = Error;
+    /// Parses `normalized` or `raw`.
+    fn from_str(s: &str) -> Result<Domain> {
+        match s {
+            "normalized" => Ok(Domain::Normalized),
+            "raw" => Ok(Domain::Raw),
+            _ => Err(Error::param("domain", "one of normalized, raw", s)),
+        }
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Domain::Normalized => "normalized",
+            Domain::Raw => "raw",
+        })
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+    /// Parses `halves`, `left`, `whole`, `quadrants`, `grid:RxC` or `mask:PATH`.
+    fn from_str(s: &str) -> Result<Layout> {
+        const ALLOWED: &str = "one of halves, left, whole, quadrants, grid:RxC (e.g. grid:2x3), mask:PATH";
+        Ok(match s {
+            "halves" => Layout::Halves,
+            "left" => Layout::Left,
+            "whole" => Layout::Whole,
+            "quadrants" => Layout::Quadrants,
+            l if l.starts_with("grid:") => {
+                let bad = || Error::param("layout", ALLOWED, s);
+                let (r, c) = l[5..].split_once('x').ok_or_else(bad)?;
+                Layout::Grid { rows: r.parse().map_err(|_| bad())?, cols: c.parse().map_err(|_| bad())? }
+            }
+            l if l.starts_with("mask:") && l.len() > 5 => Layout::Mask(PathBuf::from(&l[5..])),
+            _ => return Err(Error::param("layout", ALLOWED, s)),
+        })
+    }
+}
+
+impl std::fmt::Display for Layout {
+    /// The form [`Layout::from_str`](std::str::FromStr) reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layout::Halves => f.write_str("halves"),
+            Layout::Left => f.write_str("left"),
+            Layout::Quadrants => f.write_str("quadrants"),
+            Layout::Whole => f.write_str("whole"),
+            Layout::Grid { rows, cols } => write!(f, "grid:{rows}x{cols}"),
+            Layout::Mask(p) => write!(f, "mask:{}", p.display()),
+        }
+    }
+}
+
 /// Everything that defines the stimulus.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StimulusConfig {

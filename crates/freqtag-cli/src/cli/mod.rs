@@ -14,12 +14,12 @@ use clap::CommandFactory;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
-use freqtag::analysis::{self, AnalysisConfig, Fold, ImageSpec, InputNoise, StatsConfig, TapSelection};
+use freqtag::analysis::{self, AnalysisConfig, ImageSpec};
 use freqtag::data::{self, Cifar10, Image, Split};
 use freqtag::engine::{self, EngineConfig, Session};
 use freqtag::model::{Model, TapKind};
-use freqtag::snr::SnrConfig;
-use freqtag::stimulus::{Domain, Layout, StimulusConfig};
+use freqtag::run::{select_images, AnalysisOptions, ImageSelection};
+use freqtag::stimulus::StimulusConfig;
 use freqtag::{evaluate, lines, report};
 
 /// Runs a parsed command line.
@@ -111,154 +111,92 @@ fn engine_cfg(e: &EngineArgs) -> EngineConfig {
 }
 
 fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
-    let layout = match s.layout.as_str() {
-        "halves" => Layout::Halves,
-        "left" => Layout::Left,
-        "whole" => Layout::Whole,
-        "quadrants" => Layout::Quadrants,
-        l if l.starts_with("grid:") => {
-            let (r, c) = l[5..].split_once('x').context("--layout grid:RxC, e.g. grid:2x3")?;
-            Layout::Grid {
-                rows: r.parse().context("--layout grid rows")?,
-                cols: c.parse().context("--layout grid cols")?,
-            }
-        }
-        l if l.starts_with("mask:") => Layout::Mask(PathBuf::from(&l[5..])),
-        l => bail!("invalid --layout: one of halves, left, whole, quadrants, grid:RxC, mask:PATH (got {l})"),
-    };
-    let domain = match s.domain.as_str() {
-        "normalized" => Domain::Normalized,
-        "raw" => Domain::Raw,
-        d => bail!("invalid --domain: one of normalized, raw (got {d})"),
-    };
-    Ok(StimulusConfig {
-        layout,
+    let opts = AnalysisOptions {
         freqs: s.freqs.clone(),
         phases: s.phases.clone(),
+        layout: s.layout.clone(),
         fps: s.fps,
         n_frames: s.n_frames,
         lo: s.lo,
         hi: s.hi,
-        domain,
+        domain: s.domain.clone(),
         allow_leakage: s.allow_leakage,
-    })
+        ..AnalysisOptions::default()
+    };
+    Ok(opts.stimulus()?)
 }
 
 /// Image specs and a loader for them.
-type Loader = Box<dyn Fn(&ImageSpec) -> freqtag::Result<Image>>;
+type Loader = freqtag::run::ImageLoader;
 
 fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)> {
-    if !a.image_file.is_empty() {
-        let specs = a
-            .image_file
-            .iter()
-            .map(|p| ImageSpec { name: p.display().to_string(), index: None, label: None })
-            .collect();
-        return Ok((specs, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name)))));
-    }
-    let default_set = a.images.is_empty() && a.n_images.is_none() && !a.all_images;
-    let have_cifar =
-        data.is_some_and(|d| d.join("cifar10/test_batch.bin").is_file() || d.join("test_batch.bin").is_file());
-    if default_set && !have_cifar {
-        // The paper's ten images are embedded: identical to CIFAR-10's test records.
-        return Ok(embedded_images());
-    }
-    let dir =
-        data.context("CIFAR-10 images need a data folder: set FREQTAG_DATA or pass --data (or use --image-file)")?;
-    let c = Cifar10::load(dir, Split::Test)?;
-    let idx: Vec<usize> = if a.all_images {
-        (0..c.len()).collect()
-    } else if let Some(n) = a.n_images {
-        data::seeded_sample(c.len(), n, a.seed)?
-    } else if !a.images.is_empty() {
-        if let Some(&bad) = a.images.iter().find(|&&i| i >= c.len()) {
-            bail!("invalid --images: indices 0..{} (got {bad})", c.len());
-        }
-        a.images.clone()
-    } else {
-        c.first_of_each_class()
+    let sel = ImageSelection {
+        images: a.images.clone(),
+        n_images: a.n_images,
+        seed: a.seed,
+        all_images: a.all_images,
+        image_file: a.image_file.clone(),
     };
-    let specs = idx
-        .iter()
-        .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) })
-        .collect();
-    Ok((specs, Box::new(move |s: &ImageSpec| Ok(c.image(s.index.expect("CIFAR spec")))) as Loader))
-}
-
-/// The paper's ten test images as embedded in freqtag ([`freqtag::embedded`]).
-fn embedded_images() -> (Vec<ImageSpec>, Loader) {
-    let imgs = freqtag::embedded::paper_images();
-    let specs = freqtag::embedded::PAPER_INDICES
-        .iter()
-        .zip(&imgs)
-        .map(|(&i, img)| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: img.label })
-        .collect();
-    let load = move |s: &ImageSpec| {
-        let k = freqtag::embedded::PAPER_INDICES.iter().position(|&i| Some(i) == s.index).expect("embedded spec");
-        Ok(imgs[k].clone())
-    };
-    (specs, Box::new(load))
+    Ok(select_images(&sel, data)?)
 }
 
 fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dd = data_dir(&a.source.data)?;
-    let mut snr = SnrConfig::preset(&a.preset)?;
-    if let Some(v) = a.noise_n_neighbor_freqs {
-        snr.n_neighbors = v;
-    }
-    if let Some(v) = a.noise_skip_neighbor_freqs {
-        snr.skip = v;
-    }
-    if let Some(v) = a.drop_extremes {
-        snr.drop_extremes = v;
-    }
-    if let Some(v) = a.power {
-        snr.power = v;
-    }
-    if let Some(v) = a.db {
-        snr.db = v;
-    }
-    snr.exclude_bins = a.exclude_bins.clone();
-    snr.exclude_grid |= a.exclude_grid;
-    if let Some(s) = a.noise_sigma.filter(|s| !(*s >= 0.0 && s.is_finite())) {
-        bail!("invalid --noise-sigma: a non-negative number (got {s})");
-    }
-    if !(a.q > 0.0 && a.q < 1.0) {
-        bail!("invalid --q: a false discovery rate in (0, 1) (got {})", a.q);
-    }
-    let kinds = a.taps.iter().map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
-    let cfg = AnalysisConfig {
-        stimulus: stim_cfg(&a.stim)?,
-        snr,
-        threshold: a.threshold,
-        taps: TapSelection { kinds, names: a.tap.clone() },
-        engine: engine_cfg(&a.engine),
-        fold: if a.no_fold { Fold::Never } else { Fold::Auto },
-        max_order: a.max_order,
-        keep_per_image: false,
-        noise: a.noise_sigma.filter(|&s| s > 0.0).map(|sigma| InputNoise { sigma, seed: a.noise_seed }),
-        maps: a.maps.clone(),
-        stats: StatsConfig {
-            enabled: !a.no_stats,
-            q: a.q,
-            permutations: a.permutations,
-            seed: a.stats_seed,
-            splits: a.splits,
-            thresholds: a.sweep_thresholds.clone(),
-            ..StatsConfig::default()
-        },
-    };
+    let opts = analysis_options(&a);
     let (specs, loader) = images(&a.images, dd.as_deref())?;
-    let stats = StatsConfig { enabled: cfg.stats.enabled && specs.len() <= 1000, ..cfg.stats };
-    if cfg.stats.enabled && !stats.enabled {
-        ui.info(
-            "note: across-image statistics are skipped above 1,000 images (they keep every image's line coefficients)",
-        );
-    }
-    let cfg = AnalysisConfig { keep_per_image: a.per_image || (!a.no_per_image && specs.len() <= 100), stats, ..cfg };
+    let (cfg, notes) = opts.resolve(specs.len())?;
+    notes.iter().for_each(|n| ui.info(n));
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
     run_analysis(ui, &model, &cfg, &specs, &*loader, &out)
+}
+
+/// The flags of `analyze` as the library's options (the names are the same).
+fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
+    let s = &a.stim;
+    AnalysisOptions {
+        freqs: s.freqs.clone(),
+        phases: s.phases.clone(),
+        layout: s.layout.clone(),
+        fps: s.fps,
+        n_frames: s.n_frames,
+        lo: s.lo,
+        hi: s.hi,
+        domain: s.domain.clone(),
+        allow_leakage: s.allow_leakage,
+        preset: a.preset.clone(),
+        threshold: a.threshold,
+        taps: a.taps.clone(),
+        tap: a.tap.clone(),
+        noise_n_neighbor_freqs: a.noise_n_neighbor_freqs,
+        noise_skip_neighbor_freqs: a.noise_skip_neighbor_freqs,
+        drop_extremes: a.drop_extremes,
+        power: a.power,
+        db: a.db,
+        exclude_bins: a.exclude_bins.clone(),
+        exclude_grid: a.exclude_grid,
+        noise_sigma: a.noise_sigma,
+        noise_seed: a.noise_seed,
+        stats: !a.no_stats,
+        q: a.q,
+        permutations: a.permutations,
+        stats_seed: a.stats_seed,
+        splits: a.splits,
+        sweep_thresholds: a.sweep_thresholds.clone(),
+        maps: a.maps.clone(),
+        fold: !a.no_fold,
+        max_order: a.max_order,
+        per_image: if a.per_image {
+            Some(true)
+        } else if a.no_per_image {
+            Some(false)
+        } else {
+            None
+        },
+        threads: a.engine.threads,
+        batch: a.engine.batch,
+        cuda: a.engine.cuda,
+    }
 }
 
 fn default_run_dir(name: &str) -> PathBuf {
@@ -277,11 +215,7 @@ fn run_analysis(
     let pb = ui.bar(specs.len() as u64, "images");
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    report::write_run(&result, model, out)?;
-    let first = load(&specs[0])?;
-    report::plots::stimulus(out, &result.plan, &first)?;
-    report::plots::maps(out, &result.maps, &first)?;
-    let html = report::html::write_report(out)?;
+    let html = freqtag::run::write_run_folder(&result, model, &load(&specs[0])?, out)?;
     if !ui.quiet {
         eprint!("{}", report::terminal_summary(&result, model));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());

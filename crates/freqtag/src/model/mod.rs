@@ -59,15 +59,22 @@ pub enum TapKind {
 }
 
 impl TapKind {
-    /// Parses `conv`, `bn`, `relu`, `add`.
+    /// Every kind, in the order listed to users.
+    pub const ALL: [TapKind; 4] = [TapKind::Conv, TapKind::Bn, TapKind::Relu, TapKind::Add];
+
+    /// Parses `conv`, `bn`, `relu`, `add` (the same as [`str::parse`]).
     pub fn parse(s: &str) -> Result<TapKind> {
-        Ok(match s {
-            "conv" => TapKind::Conv,
-            "bn" => TapKind::Bn,
-            "relu" => TapKind::Relu,
-            "add" => TapKind::Add,
-            _ => return Err(Error::param("tap kind", "one of conv, bn, relu, add", s)),
-        })
+        s.parse()
+    }
+
+    /// The name [`TapKind::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            TapKind::Conv => "conv",
+            TapKind::Bn => "bn",
+            TapKind::Relu => "relu",
+            TapKind::Add => "add",
+        }
     }
     fn of_op(op: &str) -> Option<TapKind> {
         Some(match op {
@@ -77,6 +84,22 @@ impl TapKind {
             "Add" => TapKind::Add,
             _ => return None,
         })
+    }
+}
+
+impl std::str::FromStr for TapKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TapKind> {
+        TapKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::param("taps", "tap kinds, each one of conv, bn, relu, add", s))
+    }
+}
+
+impl std::fmt::Display for TapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
