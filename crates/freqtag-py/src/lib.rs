@@ -1,1 +1,210 @@
-//! placeholder
+//! `freqtag._freqtag`: the Python extension. It parses Python arguments and calls the
+//! library, nothing more; the Python package (`python/freqtag/`) turns run folders into
+//! pandas and numpy objects.
+//!
+//! Every call that runs a network releases the GIL. Library errors become
+//! `freqtag.FreqtagError` (a `ValueError`) carrying the CLI's message.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use freqtag::analysis::{self, ImageSpec};
+use freqtag::data::{self, Cifar10, Image, Split};
+use freqtag::engine::{self, EngineConfig};
+use freqtag::model::Model;
+use freqtag::run::{select_images, AnalysisOptions, ImageLoader, ImageSelection};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+create_exception!(
+    _freqtag,
+    FreqtagError,
+    PyValueError,
+    "An error reported by freqtag (bad parameter, unreadable file, ...)."
+);
+
+fn err(e: freqtag::Error) -> PyErr {
+    FreqtagError::new_err(e.to_string())
+}
+
+/// The data folder: the one given, else `FREQTAG_DATA`, else the user cache.
+fn data_dir(data: Option<PathBuf>) -> freqtag::Result<Option<PathBuf>> {
+    match data {
+        Some(d) if !d.is_dir() => Err(freqtag::Error::param("data", "an existing folder", d.display())),
+        Some(d) => Ok(Some(d)),
+        None => data::data_dir(),
+    }
+}
+
+/// Uses the ONNX Runtime library at `path` (the `onnxruntime` wheel's); returns False
+/// when one was already chosen.
+#[pyfunction]
+fn set_ort_library(path: PathBuf) -> bool {
+    engine::set_library_path(path)
+}
+
+/// Images given as uint8 pixels `[N, H, W, 3]` (row-major bytes) as analysis inputs.
+fn array_images(pixels: &[u8], shape: (usize, usize, usize, usize)) -> freqtag::Result<(Vec<ImageSpec>, ImageLoader)> {
+    let (n, h, w, c) = shape;
+    if c != 3 || n == 0 || h == 0 || w == 0 || n.checked_mul(h * w * 3) != Some(pixels.len()) {
+        return Err(freqtag::Error::param(
+            "images",
+            "a uint8 array [N, H, W, 3] (or [H, W, 3]) with N, H, W > 0",
+            format!("shape {shape:?} with {} bytes", pixels.len()),
+        ));
+    }
+    let hw = h * w;
+    let imgs: Vec<Image> = pixels
+        .chunks_exact(hw * 3)
+        .map(|img| {
+            let mut px = vec![0.0f32; 3 * hw];
+            for (p, rgb) in img.chunks_exact(3).enumerate() {
+                for ch in 0..3 {
+                    px[ch * hw + p] = rgb[ch] as f32 / 255.0;
+                }
+            }
+            Image { height: h, width: w, pixels: px, label: None }
+        })
+        .collect();
+    let specs = (0..n).map(|i| ImageSpec { name: format!("array[{i}]"), index: Some(i), label: None }).collect();
+    let load = move |s: &ImageSpec| {
+        s.index
+            .and_then(|i| imgs.get(i).cloned())
+            .ok_or_else(|| freqtag::Error::param("images", "an index into the array", &s.name))
+    };
+    Ok((specs, Box::new(load)))
+}
+
+/// Runs an analysis and writes its run folder into `out` (exactly what `freqtag analyze
+/// --out` writes). `options` and `selection` are JSON objects of
+/// `freqtag::run::AnalysisOptions` and `ImageSelection`; `pixels` with `shape`
+/// (`[N, H, W, 3]` uint8) replace the selection. Returns the report's path.
+#[pyfunction]
+#[pyo3(signature = (model, out, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+fn analyze(
+    py: Python<'_>,
+    model: &str,
+    out: PathBuf,
+    options: &str,
+    selection: &str,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+    progress: bool,
+) -> PyResult<PathBuf> {
+    let opts = AnalysisOptions::from_json(options).map_err(err)?;
+    let sel: ImageSelection = serde_json::from_str(selection)
+        .map_err(|e| FreqtagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let model = Model::load(model, dd.as_deref())?;
+        let (specs, load) = match (pixels, shape) {
+            (Some(p), Some(s)) => array_images(p, s)?,
+            _ => select_images(&sel, dd.as_deref())?,
+        };
+        let (cfg, notes) = opts.resolve(specs.len())?;
+        if progress {
+            notes.iter().for_each(|n| eprintln!("{n}"));
+        }
+        let total = specs.len();
+        let mut report = |done: usize, _: usize| {
+            if progress {
+                eprint!("\rfreqtag: {done}/{total} images");
+                if done == total {
+                    eprintln!();
+                }
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let result = analysis::analyze(&model, &cfg, &specs, &*load, &mut report)?;
+        freqtag::run::write_run_folder(&result, &model, &load(&specs[0])?, &out)
+    })
+    .map_err(err)
+}
+
+/// Every tap of a model with its shape, as JSON (a list of objects: name, tensor,
+/// kind, conv_ordinal, shape).
+#[pyfunction]
+#[pyo3(signature = (model, data=None))]
+fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> {
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let m = Model::load(model, dd.as_deref())?;
+        let infos = engine::probe_taps(&m, &EngineConfig::default())?;
+        Ok(serde_json::to_string(&infos).expect("serializable"))
+    })
+    .map_err(err)
+}
+
+/// Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
+/// (`model, n, correct, top1, per_class`).
+#[pyfunction]
+#[pyo3(signature = (model, data=None, limit=None, threads=0, batch=100))]
+fn evaluate(
+    py: Python<'_>,
+    model: &str,
+    data: Option<PathBuf>,
+    limit: Option<usize>,
+    threads: usize,
+    batch: usize,
+) -> PyResult<String> {
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let m = Model::load(model, dd.as_deref())?;
+        let dir = dd.ok_or_else(|| {
+            freqtag::Error::param(
+                "data",
+                "the CIFAR-10 test set: set FREQTAG_DATA, pass data=, or run `freqtag fetch-data`",
+                "no data folder",
+            )
+        })?;
+        let c = Cifar10::load(&dir, Split::Test)?;
+        let n = match limit {
+            Some(0) => return Err(freqtag::Error::param("limit", format!("1..={}", c.len()), 0)),
+            Some(l) => l.min(c.len()),
+            None => c.len(),
+        };
+        let idx: Vec<usize> = (0..n).collect();
+        let cfg = EngineConfig { threads, batch, ..EngineConfig::default() };
+        let acc = freqtag::evaluate::evaluate(&m, &c, &idx, &cfg, |_| {})?;
+        let mut v = serde_json::to_value(&acc).expect("serializable");
+        v["model"] = m.name.clone().into();
+        Ok(v.to_string())
+    })
+    .map_err(err)
+}
+
+/// The licence notices of what freqtag embeds (the pretrained ResNet-32, the ten images).
+#[pyfunction]
+fn notice() -> &'static str {
+    freqtag::embedded::NOTICE
+}
+
+/// Where the embedded ResNet-32 comes from, as recorded in a run's `model.source`.
+#[pyfunction]
+fn embedded_source() -> &'static str {
+    freqtag::embedded::RESNET32_SOURCE
+}
+
+/// Whether `path` is a run folder freqtag can read back.
+#[pyfunction]
+fn is_run_folder(path: PathBuf) -> bool {
+    Path::new(&path).join("summary.json").is_file()
+}
+
+/// The extension module.
+#[pymodule]
+fn _freqtag(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("FreqtagError", m.py().get_type::<FreqtagError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(set_ort_library, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(taps, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(notice, m)?)?;
+    m.add_function(wrap_pyfunction!(embedded_source, m)?)?;
+    m.add_function(wrap_pyfunction!(is_run_folder, m)?)?;
+    Ok(())
+}

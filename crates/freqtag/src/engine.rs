@@ -1,6 +1,7 @@
 //! Inference with ONNX Runtime (through `ort`, loaded dynamically).
 //!
-//! The shared library is found, in order, at `ORT_DYLIB_PATH`, in the project's cache
+//! The shared library is found, in order, at the path given to [`set_library_path`]
+//! (the Python package gives its `onnxruntime` wheel's), at `ORT_DYLIB_PATH`, in the project's cache
 //! `.cache/onnxruntime/<version>/libonnxruntime.so` (written by `scripts/fetch-ort.sh`,
 //! which `make` runs), or in the user cache `~/.cache/freqtag/onnxruntime/<version>/`.
 //! [`Session`] runs batches of `[N, C, H, W]` float32 frames and returns every graph
@@ -39,9 +40,23 @@ impl Default for EngineConfig {
     }
 }
 
+static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
+
+/// Uses the ONNX Runtime shared library at `path` (before `ORT_DYLIB_PATH` and the
+/// caches). The Python package passes the library of the `onnxruntime` wheel it
+/// depends on. Must be called before the first session is built; returns false when
+/// a library was already chosen.
+pub fn set_library_path(path: PathBuf) -> bool {
+    LIBRARY.set(path).is_ok() && RUNTIME.get().is_none()
+}
+
 /// Where to look for `libonnxruntime.so`, in order.
 pub fn ort_library_candidates() -> Vec<PathBuf> {
     let mut v = Vec::new();
+    if let Some(p) = LIBRARY.get() {
+        v.push(p.clone());
+        return v;
+    }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
         v.push(PathBuf::from(p));
         return v;

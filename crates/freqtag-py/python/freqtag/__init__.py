@@ -1,0 +1,248 @@
+"""freqtag: frequency tagging (SSVEP) analysis of neural network filters.
+
+Parts of an image flicker at different frequencies (left half 6 Hz, right half 7.5 Hz),
+the network sees the frames one by one, and the spectrum of each filter's activation
+over time shows which parts drive it and whether it combines them. ::
+
+    import freqtag
+    a = freqtag.analyze("resnet32")      # the paper's experiment (embedded weights, 10 images)
+    a.layers                             # DataFrame: one row per layer
+    a.filters                            # DataFrame: one row per filter
+    a.spectra                            # numpy [image, tap, channel, bin]
+    a.save("runs/r32")                   # the same run folder as `freqtag analyze --out`
+
+Main entry points: :func:`analyze`, :func:`load`, :func:`taps`, :func:`evaluate`,
+:class:`Analysis`, :class:`FreqtagError`.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+from typing import Any, Optional
+
+from . import _freqtag
+from ._analysis import Analysis, load
+from ._freqtag import FreqtagError
+
+__version__ = _freqtag.__version__
+__all__ = ["analyze", "load", "taps", "evaluate", "Analysis", "FreqtagError", "notice", "__version__"]
+
+
+def _use_onnxruntime_wheel() -> None:
+    """Points the extension at the ONNX Runtime library of the `onnxruntime` package
+    (a dependency of this one), unless ORT_DYLIB_PATH says otherwise."""
+    if os.environ.get("ORT_DYLIB_PATH"):
+        return
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return  # the extension's own error then says how to get the library
+    for root in spec.submodule_search_locations:
+        libs = sorted(glob.glob(os.path.join(root, "capi", "libonnxruntime.so*")), key=len)
+        libs += sorted(glob.glob(os.path.join(root, "capi", "onnxruntime.dll")))
+        libs += sorted(glob.glob(os.path.join(root, "capi", "libonnxruntime*.dylib")), key=len)
+        if libs:
+            _freqtag.set_ort_library(libs[-1])
+            return
+
+
+_use_onnxruntime_wheel()
+
+def _model_arg(model: Any, input_shape: Optional[tuple], tmp: Optional[str]) -> str:
+    """A model spec the extension reads: a pretrained name or a file path. A
+    torch.nn.Module is exported to ONNX in `tmp` first."""
+    if isinstance(model, (str, os.PathLike)):
+        return os.fspath(model)
+    if type(model).__module__.startswith("torch") or hasattr(model, "named_modules"):
+        from ._torch import export_module
+
+        return export_module(model, input_shape, tmp)
+    raise FreqtagError(
+        "invalid model: a pretrained name (resnet20, resnet32, resnet44, resnet56), a path to a "
+        f".onnx/.th/.pth/.safetensors file, or a torch.nn.Module (got {type(model).__name__})"
+    )
+
+
+def _images_arg(images: Any) -> dict:
+    """Keyword arguments for the extension describing `images`."""
+    import numpy as np
+
+    if images is None:
+        return {}
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    if isinstance(images, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in images):
+        if not images:
+            raise FreqtagError("invalid images: at least one image (got an empty list)")
+        return {"selection": {"image_file": [os.fspath(p) for p in images]}}
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise FreqtagError(
+            "invalid images: a uint8 array [N, H, W, 3] or [H, W, 3] of 0-255 pixels "
+            f"(got dtype {arr.dtype}; convert with (x * 255).round().astype(np.uint8) if your "
+            "values are in [0, 1])"
+        )
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise FreqtagError(f"invalid images: a uint8 array [N, H, W, 3] or [H, W, 3] (got shape {list(arr.shape)})")
+    arr = np.ascontiguousarray(arr)
+    return {"pixels": arr.tobytes(), "shape": tuple(int(d) for d in arr.shape)}
+
+
+def analyze(
+    model: Any = "resnet32",
+    images: Any = None,
+    *,
+    freqs: tuple = (6.0, 7.5),
+    layout: str = "halves",
+    fps: float = 120.0,
+    n_frames: int = 240,
+    taps: Optional[Any] = None,
+    preset: str = "authors",
+    threshold: float = 1.5,
+    n_images: Optional[int] = None,
+    seed: Optional[int] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+    **options: Any,
+) -> Analysis:
+    """Runs a frequency-tagging analysis and returns it as an :class:`Analysis`.
+
+    Parameters
+    ----------
+    model : str, path or torch.nn.Module
+        A pretrained name (``"resnet32"``: embedded in freqtag; ``"resnet20"``,
+        ``"resnet44"``, ``"resnet56"``: from the data folder), a model file (``.onnx``,
+        ``.th``, ``.pth``, ``.safetensors``), or a ``torch.nn.Module`` (exported to ONNX
+        with torch; ``input_shape=(C, H, W)`` gives its input size, default
+        ``(3, 32, 32)``).
+    images : None, uint8 array [N, H, W, 3] or [H, W, 3], path or list of paths
+        None: the paper's ten images (the first CIFAR-10 test image of each class), or a
+        seeded draw of ``n_images`` test images with ``seed`` (needs the data folder).
+    freqs, layout, fps, n_frames : stimulus
+        One tag frequency (Hz) per region; regions ``halves``, ``left``, ``whole``,
+        ``quadrants``, ``grid:RxC`` or ``mask:PATH``; frames per second; frame count.
+    taps : None, str or list of str
+        Tap kinds to record (``conv``, ``bn``, ``relu``, ``add``; default ``conv``).
+        Single taps by name go in ``tap=["layer1.0.conv1", "#4"]``.
+    preset, threshold : SNR preset (``authors``, ``mne``, ``fpvs``, ``grid``) and the
+        importance threshold on a filter's mean score.
+    threads : ONNX Runtime intra-op threads (None: one per core).
+    progress : progress on stderr; False for silence.
+    **options : every other option of ``freqtag analyze``, named as its flag with
+        ``_`` for ``-`` (``phases``, ``lo``, ``hi``, ``domain``, ``noise_sigma``,
+        ``stats``, ``q``, ``per_image``, ``maps``, ``fold``, ``batch``, ``data``, ...).
+        An unknown name is a :class:`FreqtagError` listing the known ones.
+
+    Returns
+    -------
+    Analysis
+        Backed by the run folder freqtag wrote (a temporary one until :meth:`Analysis.save`).
+
+    Raises
+    ------
+    FreqtagError
+        A ``ValueError`` with the CLI's message: bad parameter, unreadable file, ...
+    """
+    import tempfile
+
+    data = options.pop("data", None)
+    input_shape = options.pop("input_shape", None)
+    tmp = tempfile.TemporaryDirectory(prefix="freqtag-")
+    opts: dict = {
+        "freqs": [float(f) for f in freqs],
+        "layout": str(layout),
+        "fps": float(fps),
+        "n_frames": int(n_frames),
+        "preset": str(preset),
+        "threshold": float(threshold),
+    }
+    if taps is not None:
+        opts["taps"] = [taps] if isinstance(taps, str) else list(taps)
+    if threads is not None:
+        opts["threads"] = int(threads)
+    for k in ("tap", "maps"):
+        if isinstance(options.get(k), str):
+            options[k] = [options[k]]
+    opts.update(options)
+    img = _images_arg(images)
+    selection = img.pop("selection", {})
+    if n_images is not None:
+        if images is not None:
+            raise FreqtagError("invalid n_images: a seeded draw of test images replaces `images`; pass one of them")
+        selection["n_images"] = int(n_images)
+    if seed is not None:
+        selection["seed"] = int(seed)
+    spec = _model_arg(model, input_shape, tmp.name)
+    out = os.path.join(tmp.name, "run")
+    try:
+        _freqtag.analyze(
+            spec,
+            out,
+            json.dumps(opts),
+            json.dumps(selection),
+            data=None if data is None else os.fspath(data),
+            progress=bool(progress),
+            **img,
+        )
+    except TypeError as e:  # a value JSON cannot hold, e.g. a numpy array as a list option
+        raise FreqtagError(f"invalid options: {e}") from None
+    a = load(out)
+    a._tmp = tmp  # the temporary folder lives as long as the Analysis
+    return a
+
+
+def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Optional[tuple] = None):
+    """Every tap point of a model as a DataFrame: ``name``, ``kind``, ``conv_ordinal``,
+    ``channels``, ``shape`` (per image, ``[C, H, W]``) and ``tensor`` (the ONNX name)."""
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="freqtag-") as tmp:
+        rows = json.loads(_freqtag.taps(_model_arg(model, input_shape, tmp), data=data))
+    df = pd.DataFrame(rows, columns=["name", "kind", "conv_ordinal", "shape", "tensor"])
+    df["conv_ordinal"] = df["conv_ordinal"].astype("Int64")
+    df.insert(3, "channels", [s[0] for s in df["shape"]])
+    return df
+
+
+def evaluate(
+    model: Any = "resnet32",
+    *,
+    data: Optional[str] = None,
+    limit: Optional[int] = None,
+    threads: Optional[int] = None,
+    input_shape: Optional[tuple] = None,
+) -> dict:
+    """Top-1 accuracy on the CIFAR-10 test set (needs the data folder: ``data=`` or
+    ``FREQTAG_DATA``): a dict with ``model``, ``n``, ``correct``, ``top1`` (percent) and
+    ``per_class`` (a pandas Series indexed by class name)."""
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory(prefix="freqtag-") as tmp:
+        r = json.loads(
+            _freqtag.evaluate(
+                _model_arg(model, input_shape, tmp),
+                data=data,
+                limit=limit,
+                threads=0 if threads is None else int(threads),
+            )
+        )
+    r["per_class"] = pd.Series(r["per_class"], index=list(CLASSES), name="top1")
+    return r
+
+
+#: CIFAR-10 class names in label order.
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def notice() -> str:
+    """Licences and attribution of what freqtag embeds (the pretrained ResNet-32 and
+    the paper's ten CIFAR-10 test images)."""
+    return _freqtag.notice()
