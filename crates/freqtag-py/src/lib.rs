@@ -44,6 +44,12 @@ fn set_ort_library(path: PathBuf) -> bool {
     engine::set_library_path(path)
 }
 
+/// The ONNX Runtime library freqtag loads (or would load first).
+#[pyfunction]
+fn ort_library() -> Option<PathBuf> {
+    engine::ort_library_candidates().into_iter().next()
+}
+
 /// Images given as uint8 pixels `[N, H, W, 3]` (row-major bytes) as analysis inputs.
 fn array_images(pixels: &[u8], shape: (usize, usize, usize, usize)) -> freqtag::Result<(Vec<ImageSpec>, ImageLoader)> {
     let (n, h, w, c) = shape;
@@ -200,6 +206,7 @@ fn _freqtag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FreqtagError", m.py().get_type::<FreqtagError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(set_ort_library, m)?)?;
+    m.add_function(wrap_pyfunction!(ort_library, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(taps, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;

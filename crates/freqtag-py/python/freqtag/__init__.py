@@ -73,6 +73,10 @@ def _images_arg(images: Any) -> dict:
         return {}
     if isinstance(images, (str, os.PathLike)):
         images = [images]
+    if isinstance(images, range):
+        images = list(images)
+    if isinstance(images, (list, tuple)) and images and all(isinstance(i, (int, np.integer)) for i in images):
+        return {"selection": {"images": [int(i) for i in images]}}
     if isinstance(images, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in images):
         if not images:
             raise FreqtagError("invalid images: at least one image (got an empty list)")
@@ -119,9 +123,11 @@ def analyze(
         ``.th``, ``.pth``, ``.safetensors``), or a ``torch.nn.Module`` (exported to ONNX
         with torch; ``input_shape=(C, H, W)`` gives its input size, default
         ``(3, 32, 32)``).
-    images : None, uint8 array [N, H, W, 3] or [H, W, 3], path or list of paths
-        None: the paper's ten images (the first CIFAR-10 test image of each class), or a
-        seeded draw of ``n_images`` test images with ``seed`` (needs the data folder).
+    images : None, uint8 array [N, H, W, 3] or [H, W, 3], path(s), or CIFAR-10 indices
+        A uint8 array of RGB pixels (0-255), image files (PNG, JPEG), or a list of
+        CIFAR-10 test indices (needs the data folder). None: the paper's ten images (the
+        first CIFAR-10 test image of each class, embedded in freqtag), or a seeded draw
+        of ``n_images`` test images with ``seed`` (needs the data folder).
     freqs, layout, fps, n_frames : stimulus
         One tag frequency (Hz) per region; regions ``halves``, ``left``, ``whole``,
         ``quadrants``, ``grid:RxC`` or ``mask:PATH``; frames per second; frame count.

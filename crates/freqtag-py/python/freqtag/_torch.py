@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional
 
 from ._freqtag import FreqtagError
@@ -30,18 +31,25 @@ def export_module(module: Any, input_shape: Optional[tuple], folder: str) -> str
     try:
         x = torch.zeros((1,) + shape)
         kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
-        torch.onnx.export(
-            module,
-            (x,),
-            path,
-            input_names=["input"],
-            output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-            opset_version=17,
-            **kwargs,
-        )
+        with warnings.catch_warnings():
+            # torch deprecates this exporter; its node scopes are what names the taps.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            _export(torch, module, x, path, kwargs)
     except Exception as e:  # torch's own message says what it could not trace
         raise FreqtagError(f"invalid model: torch.onnx.export failed: {e}") from None
     finally:
         module.train(was_training)
     return path
+
+
+def _export(torch: Any, module: Any, x: Any, path: str, kwargs: dict) -> None:
+    torch.onnx.export(
+        module,
+        (x,),
+        path,
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+        opset_version=17,
+        **kwargs,
+    )

@@ -325,18 +325,29 @@ fn dotted(node_name: &str, op: &str) -> Option<String> {
     let segs: Vec<&str> = node_name.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
     let (last, parents) = segs.split_last()?;
     let functional = is_op_segment(last, op);
+    // Conv and BatchNormalization come from modules (nn.Conv2d, nn.BatchNorm2d), never
+    // called functionally in the networks freqtag reads: `/features/features.0/Conv` is
+    // the module `features.0` of a Sequential, not an op inside a block.
+    let module_op = matches!(op, "Conv" | "BatchNormalization");
     let mut path = String::new();
     // True when the last parent segment only refined the path (`layer1` → `layer1.0`):
     // the parent is a container and the op was called functionally inside it.
     let mut container = false;
+    let mut prev = "";
     for s in parents {
         if !path.is_empty() && s.starts_with(&format!("{path}.")) {
             path = s.to_string();
+            container = true;
+        } else if !prev.is_empty() && s.starts_with(&format!("{prev}.")) && path.ends_with(prev) {
+            // The legacy exporter repeats a Sequential's name in its child's scope
+            // (`downsample/downsample.1`): the child refines the parent, not nests in it.
+            path = format!("{}{s}", &path[..path.len() - prev.len()]);
             container = true;
         } else {
             path = if path.is_empty() { s.to_string() } else { format!("{path}.{s}") };
             container = false;
         }
+        prev = s;
     }
     Some(if parents.is_empty() {
         if functional {
@@ -344,7 +355,7 @@ fn dotted(node_name: &str, op: &str) -> Option<String> {
         } else {
             last.to_string()
         }
-    } else if functional && container {
+    } else if functional && container && !module_op {
         format!("{path}.{}", last.to_lowercase())
     } else {
         path
@@ -387,6 +398,12 @@ mod tests {
         assert_eq!(dotted("/layer1/layer1.0/Relu_1", "Relu").as_deref(), Some("layer1.0.relu_1"));
         assert_eq!(dotted("/layer1/layer1.0/Add", "Add").as_deref(), Some("layer1.0.add"));
         assert_eq!(dotted("/Relu", "Relu").as_deref(), Some("relu"));
+        // A conv inside a Sequential is named after its module (named_modules()).
+        assert_eq!(dotted("/features/features.0/Conv", "Conv").as_deref(), Some("features.0"));
+        assert_eq!(
+            dotted("/layer2/layer2.0/downsample/downsample.1/BatchNormalization", "BatchNormalization").as_deref(),
+            Some("layer2.0.downsample.1")
+        );
         // freqtag's own graphs name nodes by their dotted path already.
         assert_eq!(dotted("layer2.3.bn1", "BatchNormalization").as_deref(), Some("layer2.3.bn1"));
         assert_eq!(dotted("relu", "Relu").as_deref(), Some("relu"));
