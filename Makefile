@@ -30,9 +30,10 @@ demo: build
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p freqtag -p freqtag-cli
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p freqtag --features report
 	$(CARGO) check -p freqtag-cli --features cuda
 	$(CARGO) tree -p freqtag -e normal --prefix none | scripts/check-lib-deps.sh
+	scripts/check-module-cycles.py
 
 test: setup lint
 	$(CARGO) test --release

@@ -139,3 +139,20 @@ fn bad_parameters_name_the_parameter_and_echo_the_value() {
     let (code, _, err) = run(freqtag().args(["lines", "--layout", "hexagons"]));
     assert_clean_failure(code, &err, &["invalid layout", "hexagons", "quadrants"]);
 }
+
+#[test]
+fn report_on_a_summary_with_a_missing_key_or_wrong_array_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = common::demo_without_data(dir.path(), &["--random"]);
+    let p = out.join("summary.json");
+    let good = std::fs::read_to_string(&p).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    v["stimulus"]["config"].as_object_mut().unwrap().remove("fps");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let (code, _, err) = run(freqtag().args(["report", out.to_str().unwrap()]));
+    assert_clean_failure(code, &err, &["summary.json", "missing field `fps`"]);
+    std::fs::write(&p, &good).unwrap();
+    std::fs::copy(out.join("scores.npy"), out.join("spectra_mean.npy")).unwrap();
+    let (code, _, err) = run(freqtag().args(["report", out.to_str().unwrap()]));
+    assert_clean_failure(code, &err, &["spectra_mean.npy", "the summary says"]);
+}

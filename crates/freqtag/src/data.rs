@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::model::Preprocess;
+use serde::{Deserialize, Serialize};
 
 /// Bytes per CIFAR-10 record.
 pub const RECORD: usize = 1 + 3 * 32 * 32;
@@ -22,6 +22,26 @@ pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.
 pub const CIFAR10_SHA256: &str = "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd";
 /// SHA-256 of the official `test_batch.bin`.
 pub const TEST_BATCH_SHA256: &str = "8e2eb146ae340b09e24670f29cabc6326dba54da8789dab6768acf480273f65b";
+
+/// The ImageNet channel means the pretrained CIFAR ResNets were trained with.
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// The ImageNet channel standard deviations the pretrained CIFAR ResNets were trained with.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Per-channel input normalization `(x/255 - mean) / std`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Channel means, in [0, 1] pixel units.
+    pub mean: [f32; 3],
+    /// Channel standard deviations, in [0, 1] pixel units.
+    pub std: [f32; 3],
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess { mean: IMAGENET_MEAN, std: IMAGENET_STD }
+    }
+}
 
 /// An RGB image, `[3, H, W]`, values in [0, 1].
 #[derive(Debug, Clone, PartialEq)]

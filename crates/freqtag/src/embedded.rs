@@ -12,11 +12,7 @@
 //! `scripts/make-default-assets.py`, which checks their published SHA-256. A data
 //! folder that holds the same files takes precedence; the two give identical runs.
 
-use std::path::Path;
-
 use crate::data::{Image, RECORD};
-use crate::error::Result;
-use crate::model::{checkpoint_from_bytes, Model};
 
 /// The pretrained name that is embedded.
 pub const RESNET32_NAME: &str = "resnet32";
@@ -28,15 +24,9 @@ pub static PAPER_IMAGES: &[u8] = include_bytes!("../assets/paper_images.bin");
 pub const PAPER_INDICES: [usize; 10] = [3, 6, 25, 0, 22, 12, 4, 13, 1, 11];
 /// Licence notices and attribution of the embedded files.
 pub const NOTICE: &str = include_str!("../assets/NOTICE.md");
-/// What [`Model::source`] says for the embedded ResNet-32.
+/// What `Model::source` says for the embedded ResNet-32
+/// ([`crate::model::Model::embedded_resnet32`]).
 pub const RESNET32_SOURCE: &str = "embedded:resnet32-cifar10.th";
-
-/// The embedded pretrained ResNet-32, named `resnet32`.
-pub fn resnet32() -> Result<Model> {
-    let path = Path::new(RESNET32_SOURCE);
-    let sd = checkpoint_from_bytes(RESNET32_TH, path)?;
-    Model::from_checkpoint(&sd, path, RESNET32_NAME)
-}
 
 /// The paper's ten test images with their labels, in class order (`[3, 32, 32]` each).
 pub fn paper_images() -> Vec<Image> {
@@ -67,7 +57,7 @@ mod tests {
 
     #[test]
     fn embedded_resnet32_builds_with_its_31_convolutions() {
-        let m = resnet32().unwrap();
+        let m = crate::model::Model::embedded_resnet32().unwrap();
         assert_eq!(m.name, "resnet32");
         assert_eq!(m.input_shape, [3, 32, 32]);
         let convs = m.taps.iter().filter(|t| t.conv_ordinal.is_some()).count();

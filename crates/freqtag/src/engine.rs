@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use crate::error::{Error, Result};
+use crate::error::{runtime, Error, Result};
 use crate::model::{Model, TapPoint};
 
 /// The ONNX Runtime version freqtag is built and tested against (the PyPI wheel).
@@ -76,7 +76,7 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
 static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
 
 /// Loads ONNX Runtime once per process. Errors say where it looked and how to get it.
-pub fn init_runtime() -> Result<&'static ort::environment::Environment> {
+pub(crate) fn init_runtime() -> Result<&'static ort::environment::Environment> {
     RUNTIME
         .get_or_init(|| {
             let cands = ort_library_candidates();
@@ -111,8 +111,8 @@ pub struct Session {
     outputs: Vec<String>,
     /// Extra inputs fed with every run (e.g. ablation masks): name, shape, values.
     extra: Vec<(String, Vec<usize>, Vec<f32>)>,
-    /// Frames per call used by [`Session::run_all`].
-    pub batch: usize,
+    /// Frames per call used by [`Session::run_all`] (at least 1, checked when built).
+    batch: usize,
 }
 
 impl Session {
@@ -122,7 +122,8 @@ impl Session {
         if cfg.batch == 0 {
             return Err(Error::param("batch", "at least 1", 0));
         }
-        let mut b = ort::session::Session::builder(env)?
+        let mut b = ort::session::Session::builder(env)
+            .map_err(runtime)?
             .with_optimization_level(if cfg.optimize {
                 GraphOptimizationLevel::All
             } else {
@@ -180,6 +181,11 @@ impl Session {
         &self.outputs
     }
 
+    /// Frames per inference call in [`Session::run_all`] (at least 1).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
     /// Runs one batch: `frames` holds `n` images of `[C, H, W]`. Returns every output.
     pub fn run(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
         let [c, h, w] = self.input_shape;
@@ -190,22 +196,27 @@ impl Session {
                 n * c * h * w
             )));
         }
-        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> =
-            vec![(self.input.as_str().into(), TensorRef::from_array_view(([n, c, h, w], frames))?.into())];
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = vec![(
+            self.input.as_str().into(),
+            TensorRef::from_array_view(([n, c, h, w], frames)).map_err(runtime)?.into(),
+        )];
         for (name, shape, data) in &self.extra {
-            inputs.push((name.as_str().into(), TensorRef::from_array_view((shape.clone(), data.as_slice()))?.into()));
+            inputs.push((
+                name.as_str().into(),
+                TensorRef::from_array_view((shape.clone(), data.as_slice())).map_err(runtime)?.into(),
+            ));
         }
-        let outs = self.inner.run(inputs)?;
+        let outs = self.inner.run(inputs).map_err(runtime)?;
         let mut v = Vec::with_capacity(outs.len());
         for name in &self.outputs {
             let val = &outs[name.as_str()];
-            let (shape, data) = val.try_extract_tensor::<f32>()?;
+            let (shape, data) = val.try_extract_tensor::<f32>().map_err(runtime)?;
             v.push(Output { shape: shape.iter().map(|&d| d as usize).collect(), data: data.to_vec() });
         }
         Ok(v)
     }
 
-    /// Runs `n` frames in batches of [`Session::batch`], concatenating outputs along
+    /// Runs `n` frames in batches of [`Session::batch()`], concatenating outputs along
     /// the batch axis.
     pub fn run_all(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
         let per = frames.len() / n.max(1);
@@ -229,7 +240,7 @@ impl Session {
 }
 
 /// A tap with the shape of its output for one image: `[C, H, W]`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TapInfo {
     /// The tap.
     #[serde(flatten)]

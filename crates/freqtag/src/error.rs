@@ -74,8 +74,8 @@ impl Error {
     }
 }
 
-impl From<ort::Error> for Error {
-    fn from(e: ort::Error) -> Self {
-        Error::Runtime(e.to_string())
-    }
+/// An ONNX Runtime error as freqtag's (a function rather than a `From` impl, so that
+/// `ort`'s types stay out of the public API).
+pub(crate) fn runtime(e: ort::Error) -> Error {
+    Error::Runtime(e.to_string())
 }

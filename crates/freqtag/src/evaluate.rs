@@ -1,6 +1,6 @@
 //! Classification accuracy of a model on CIFAR-10 (overall and per class).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Cifar10, CLASSES};
 use crate::engine::{EngineConfig, Session};
@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 
 /// Accuracy figures.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Accuracy {
     /// Images evaluated.
     pub n: usize,
@@ -36,7 +36,7 @@ pub fn logits(
         )));
     }
     let mut out = Vec::new();
-    for chunk in indices.chunks(session.batch) {
+    for chunk in indices.chunks(session.batch()) {
         let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
         let o = session.run(&frames, chunk.len())?;
         out.extend_from_slice(&o[0].data);

@@ -53,6 +53,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod importance;
+pub mod json;
 pub mod lines;
 pub mod model;
 pub mod prune;

@@ -63,10 +63,8 @@ pub struct SnrConfig {
     pub exclude_bins: Vec<usize>,
     /// Leave the whole response grid (multiples of the tags' gcd, set by the analysis)
     /// out of every noise window, so that noise bins hold only noise.
-    #[serde(default)]
     pub exclude_grid: bool,
     /// How a filter's score is made from its SNR spectrum.
-    #[serde(default)]
     pub score: ScoreRule,
 }
 

@@ -10,14 +10,14 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Image;
+use crate::data::Preprocess;
 use crate::error::{Error, Result};
-use crate::model::Preprocess;
 
 /// Where the modulation is applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Domain {
     /// Multiply the normalized tensor `(x - mean) / std` (the author's code; default).
@@ -27,7 +27,7 @@ pub enum Domain {
 }
 
 /// How the image is split into tagged regions.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// Left `[0, W/2)` and right `[W/2, W)` halves (odd W: the extra column goes right).
@@ -107,7 +107,7 @@ impl std::fmt::Display for Layout {
 }
 
 /// Everything that defines the stimulus.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StimulusConfig {
     /// Region layout.
     pub layout: Layout,
@@ -146,7 +146,7 @@ impl Default for StimulusConfig {
 }
 
 /// A validated plan: region masks, frequencies and FFT bins.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagPlan {
     /// The configuration it came from.
     pub config: StimulusConfig,

@@ -1,5 +1,5 @@
 //! Command-line flags (clap). Parsed here, resolved into library objects in
-//! [`super::resolve`]; the library never sees these types.
+//! `super`; the library never sees these types.
 
 use std::path::PathBuf;
 

@@ -220,7 +220,7 @@ fn run_analysis(
         eprint!("{}", report::terminal_summary(&result, model));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
     }
-    ui.json(&report::summary_json(&result, model));
+    ui.json(&serde_json::to_value(report::Summary::new(&result, model))?);
     Ok(())
 }
 

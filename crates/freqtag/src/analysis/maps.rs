@@ -3,7 +3,7 @@
 //! tag's fundamental and at f1+f2 is averaged over images. Maps are reduced as they
 //! come, one image at a time, never held for the whole run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Output, TapInfo};
 use crate::lines::{Line, LineKind};
@@ -11,7 +11,7 @@ use crate::snr::SnrConfig;
 use crate::spectrum::{amplitude_into, Fft};
 
 /// SNR maps of one tap, mean over images.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnrMap {
     /// Tap name.
     pub tap: String,

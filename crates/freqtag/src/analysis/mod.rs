@@ -17,19 +17,22 @@ pub mod maps;
 use std::time::Instant;
 
 use num_complex::Complex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Image;
 use crate::engine::{probe_taps, EngineConfig, Session, TapInfo};
 use crate::error::{Error, Result};
+pub use crate::importance::score;
+pub use crate::importance::stats::StatsConfig;
+use crate::importance::stats::StatsInput;
 use crate::importance::{aggregate, LayerImportance, LayerScores};
 use crate::lines::{catalogue, Line};
 use crate::model::{Model, TapKind};
-use crate::snr::{mean_finite, SnrConfig};
+use crate::snr::SnrConfig;
 use crate::stimulus::{FrameSchedule, StimulusConfig, TagPlan};
 
 /// Which taps to record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TapSelection {
     /// Kinds of node to record (default: conv).
     pub kinds: Vec<TapKind>,
@@ -44,7 +47,7 @@ impl Default for TapSelection {
 }
 
 /// Whether to fold the frames by the stimulus period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fold {
     /// Fold whenever exact (N a multiple of the period), and run each distinct frame
@@ -55,7 +58,7 @@ pub enum Fold {
 }
 
 /// Everything an analysis needs besides the model and the images.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisConfig {
     /// The stimulus.
     pub stimulus: StimulusConfig,
@@ -83,45 +86,12 @@ pub struct AnalysisConfig {
 }
 
 /// Per-frame input noise.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct InputNoise {
     /// Standard deviation, in normalized input units.
     pub sigma: f32,
     /// Seed; image `i`'s noise comes from `(seed, i)`, so runs repeat exactly.
     pub seed: u64,
-}
-
-/// Across-image statistics settings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StatsConfig {
-    /// Compute them (Hotelling's T², FDR, threshold sweep, stability).
-    pub enabled: bool,
-    /// False discovery rate for "significant".
-    pub q: f64,
-    /// Frame-shuffle permutations for the score's empirical p-value (0: none).
-    pub permutations: usize,
-    /// Seed of the permutations and of the random halves.
-    pub seed: u64,
-    /// Random half splits for stability.
-    pub splits: usize,
-    /// Thresholds of the sweep (empty: 25 evenly spaced over the observed scores).
-    pub thresholds: Vec<f64>,
-    /// q values of the sweep.
-    pub q_values: Vec<f64>,
-}
-
-impl Default for StatsConfig {
-    fn default() -> Self {
-        StatsConfig {
-            enabled: true,
-            q: 0.05,
-            permutations: 0,
-            seed: 0,
-            splits: 50,
-            thresholds: vec![],
-            q_values: vec![0.001, 0.01, 0.05, 0.1, 0.2],
-        }
-    }
 }
 
 /// The documented default threshold on the `authors` score, dB (see the README's
@@ -147,18 +117,20 @@ impl Default for AnalysisConfig {
 }
 
 /// An image to analyse.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageSpec {
     /// Display name (`test[3]`, a file name).
     pub name: String,
     /// CIFAR-10 index if from the data set.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub index: Option<usize>,
     /// Class label if known.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub label: Option<u8>,
 }
 
 /// How inference ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "path", rename_all = "lowercase")]
 pub enum InferencePath {
     /// One period of P frames stands for all N; its distinct frames were run.
@@ -345,7 +317,8 @@ pub fn analyze(
     let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
     let stats = cfg.stats.enabled.then(|| {
         let input = StatsInput {
-            cfg,
+            snr: &cfg.snr,
+            stats: &cfg.stats,
             lines: &lines,
             test_lines: &test_lines,
             scores: &scores,
@@ -382,22 +355,6 @@ impl Analysis {
     }
 }
 
-/// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
-/// config's [`crate::snr::ScoreRule`].
-pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
-    match cfg.score {
-        crate::snr::ScoreRule::AllBins => mean_finite(snr),
-        crate::snr::ScoreRule::Lines => {
-            let off = cfg.bin_offset();
-            let v: Vec<f64> = test_lines
-                .iter()
-                .filter_map(|&l| lines[l].bin.checked_sub(off).and_then(|j| snr.get(j)).copied())
-                .collect();
-            mean_finite(&v)
-        }
-    }
-}
-
 /// Adds seeded Gaussian noise to the frames of image number `image`.
 fn add_noise(frames: &mut [f32], noise: InputNoise, image: u64) {
     use rand::{Rng, SeedableRng};
@@ -407,24 +364,4 @@ fn add_noise(frames: &mut [f32], noise: InputNoise, image: u64) {
         let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
         *x += noise.sigma * (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos();
     }
-}
-
-/// What the statistics need from an analysis.
-pub struct StatsInput<'a> {
-    /// The (effective) configuration.
-    pub cfg: &'a AnalysisConfig,
-    /// The line catalogue.
-    pub lines: &'a [Line],
-    /// Indices of the tested lines.
-    pub test_lines: &'a [usize],
-    /// Per-image scores per layer.
-    pub scores: &'a [LayerScores],
-    /// Mean amplitude `[tap][channel][bin]`.
-    pub mean_amp: &'a [Vec<Vec<f64>>],
-    /// Coefficients `[tap][channel][test line][image]`.
-    pub coefs: &'a [Vec<Vec<Vec<Complex<f32>>>>],
-    /// Series `[tap][channel][image][frame]` (empty without permutations).
-    pub series: &'a [Vec<Vec<Vec<f32>>>],
-    /// N.
-    pub n_frames: usize,
 }

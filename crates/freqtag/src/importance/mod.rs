@@ -7,12 +7,13 @@
 
 pub mod stats;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lines::{Line, LineKind};
+use crate::snr::{mean_finite, SnrConfig};
 
 /// Scores of one layer (tap): `scores[image][channel]`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerScores {
     /// Tap name.
     pub tap: String,
@@ -23,26 +24,30 @@ pub struct LayerScores {
 }
 
 /// One filter's aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterImportance {
     /// Channel index within the layer.
     pub channel: usize,
     /// Mean score over images.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub mean_score: f64,
     /// Standard deviation over images.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub sd_score: f64,
     /// Fraction of images in which the score exceeds the threshold.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub pass_fraction: f64,
     /// `mean_score > threshold`.
     pub important: bool,
 }
 
 /// A layer's aggregate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerImportance {
     /// Tap name.
     pub tap: String,
     /// 1-based conv ordinal, for conv taps.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub conv_ordinal: Option<usize>,
     /// Number of filters.
     pub n_filters: usize,
@@ -51,6 +56,7 @@ pub struct LayerImportance {
     /// Channels of the important filters, by decreasing mean score.
     pub important: Vec<usize>,
     /// Mean score over filters and images.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub mean_score: f64,
     /// Per-filter aggregates.
     pub filters: Vec<FilterImportance>,
@@ -101,13 +107,16 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
 }
 
 /// Amplitude summed over catalogued lines, by kind.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineSums {
     /// Per tag: its fundamental and harmonics (not shared ones).
+    #[serde(deserialize_with = "crate::json::nan_vec")]
     pub tags: Vec<f64>,
     /// Intermodulation lines.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub intermod: f64,
     /// Harmonics shared by two or more tags.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub shared: f64,
 }
 
@@ -150,6 +159,22 @@ pub fn line_sums(values: &[f64], lines: &[Line], n_tags: usize) -> LineSums {
         }
     }
     s
+}
+
+/// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
+/// config's [`crate::snr::ScoreRule`].
+pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
+    match cfg.score {
+        crate::snr::ScoreRule::AllBins => mean_finite(snr),
+        crate::snr::ScoreRule::Lines => {
+            let off = cfg.bin_offset();
+            let v: Vec<f64> = test_lines
+                .iter()
+                .filter_map(|&l| lines[l].bin.checked_sub(off).and_then(|j| snr.get(j)).copied())
+                .collect();
+            mean_finite(&v)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@
 use num_complex::Complex;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
-use super::{line_sums, mean_sd, LineSums};
-use crate::analysis::{score, StatsInput};
+use super::score;
+use super::{line_sums, mean_sd, LayerScores, LineSums};
+use crate::lines::Line;
 use crate::snr::SnrConfig;
 use crate::spectrum::{amplitude, tile, Fft};
 
@@ -118,31 +119,37 @@ pub fn shuffled(series: &[f64], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f64> {
 }
 
 /// Statistics of one filter.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FilterStats {
     /// Channel.
     pub channel: usize,
     /// Hotelling T² p-value per tested line (same order as [`StatsResult::tested_lines`]).
+    #[serde(deserialize_with = "crate::json::nan_vec")]
     pub p_lines: Vec<f64>,
     /// The filter's p-value: the smallest line p-value times the number of lines (Bonferroni), at most 1.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub p_value: f64,
     /// Benjamini-Hochberg q-value over all filters of the run.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub q_value: f64,
     /// `q_value <= q`.
     pub significant: bool,
     /// Frame-shuffle permutation p-value of the mean score (if permutations ran).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub perm_p: Option<f64>,
     /// Baseline-corrected amplitude summed per tag's harmonics, intermodulation and
     /// shared lines (baseline: off-grid bins, 6 each side, of the mean spectrum).
     pub bca: LineSums,
     /// Left/right selectivity from `bca`.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub selectivity: f64,
     /// Integration (intermodulation share) from `bca`.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub integration: f64,
 }
 
 /// Statistics of one layer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerStats {
     /// Tap.
     pub tap: String,
@@ -154,27 +161,50 @@ pub struct LayerStats {
     pub filters: Vec<FilterStats>,
 }
 
+/// What a sweep varies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepCriterion {
+    /// The importance threshold on the score.
+    Threshold,
+    /// The FDR level of "significant".
+    Q,
+}
+
+impl std::fmt::Display for SweepCriterion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SweepCriterion::Threshold => "threshold",
+            SweepCriterion::Q => "q",
+        })
+    }
+}
+
 /// One row of a threshold or q sweep.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepRow {
     /// `threshold` (score) or `q` (FDR).
-    pub criterion: &'static str,
+    pub criterion: SweepCriterion,
     /// Its value.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub value: f64,
     /// Tap.
     pub tap: String,
     /// Important (or significant) filters with all images.
     pub count: usize,
     /// Mean Jaccard index of the sets from random halves of the images.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub jaccard_mean: f64,
     /// Its standard deviation.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub jaccard_sd: f64,
 }
 
 /// All across-image statistics of a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsResult {
     /// The FDR level.
+    #[serde(deserialize_with = "crate::json::nan")]
     pub q: f64,
     /// Labels of the tested lines.
     pub tested_lines: Vec<String>,
@@ -229,9 +259,64 @@ fn significant_sets(p: &[Vec<(Vec<f64>, f64)>], q: f64) -> Sets {
         .collect()
 }
 
+/// Across-image statistics settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsConfig {
+    /// Compute them (Hotelling's T², FDR, threshold sweep, stability).
+    pub enabled: bool,
+    /// False discovery rate for "significant".
+    pub q: f64,
+    /// Frame-shuffle permutations for the score's empirical p-value (0: none).
+    pub permutations: usize,
+    /// Seed of the permutations and of the random halves.
+    pub seed: u64,
+    /// Random half splits for stability.
+    pub splits: usize,
+    /// Thresholds of the sweep (empty: 25 evenly spaced over the observed scores).
+    pub thresholds: Vec<f64>,
+    /// q values of the sweep.
+    pub q_values: Vec<f64>,
+}
+
+impl Default for StatsConfig {
+    fn default() -> Self {
+        StatsConfig {
+            enabled: true,
+            q: 0.05,
+            permutations: 0,
+            seed: 0,
+            splits: 50,
+            thresholds: vec![],
+            q_values: vec![0.001, 0.01, 0.05, 0.1, 0.2],
+        }
+    }
+}
+
+/// What the statistics need from an analysis.
+pub struct StatsInput<'a> {
+    /// The SNR definition in effect.
+    pub snr: &'a SnrConfig,
+    /// The statistics settings.
+    pub stats: &'a StatsConfig,
+    /// The line catalogue.
+    pub lines: &'a [Line],
+    /// Indices of the tested lines.
+    pub test_lines: &'a [usize],
+    /// Per-image scores per layer.
+    pub scores: &'a [LayerScores],
+    /// Mean amplitude `[tap][channel][bin]`.
+    pub mean_amp: &'a [Vec<Vec<f64>>],
+    /// Coefficients `[tap][channel][test line][image]`.
+    pub coefs: &'a [Vec<Vec<Vec<Complex<f32>>>>],
+    /// Series `[tap][channel][image][frame]` (empty without permutations).
+    pub series: &'a [Vec<Vec<Vec<f32>>>],
+    /// N.
+    pub n_frames: usize,
+}
+
 /// Runs every statistic of a finished analysis.
 pub fn run(input: &StatsInput) -> StatsResult {
-    let cfg = &input.cfg.stats;
+    let cfg = &input.stats;
     let n_images = input.scores.first().map_or(0, |l| l.scores.len());
     let all: Vec<usize> = (0..n_images).collect();
     let p = filter_p(input.coefs, &all);
@@ -279,7 +364,7 @@ pub fn run(input: &StatsInput) -> StatsResult {
 }
 
 fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
-    let cfg = &input.cfg.stats;
+    let cfg = &input.stats;
     let mut rows = Vec::new();
     let n_images = input.scores.first().map_or(0, |l| l.scores.len());
     // Stability uses at most 1,000 images (the first ones) to bound the cost.
@@ -307,7 +392,7 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
                 .count();
             let (m, sd) = split_half_stability(s, thr, cfg.splits, cfg.seed);
             rows.push(SweepRow {
-                criterion: "threshold",
+                criterion: SweepCriterion::Threshold,
                 value: thr,
                 tap: layer.tap.clone(),
                 count,
@@ -338,7 +423,7 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
             let js: Vec<f64> = per_split.iter().map(|(a, b)| jaccard(&a[t], &b[t])).collect();
             let (m, sd) = mean_sd(&js);
             rows.push(SweepRow {
-                criterion: "q",
+                criterion: SweepCriterion::Q,
                 value: q,
                 tap: layer.tap.clone(),
                 count: full[t].len(),
@@ -352,14 +437,14 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
 
 /// Frame-shuffle permutation p-values of each filter's mean score, `[tap][channel]`.
 fn permutation_p(input: &StatsInput) -> Option<Vec<Vec<f64>>> {
-    let r = input.cfg.stats.permutations;
+    let r = input.stats.permutations;
     if r == 0 {
         return None;
     }
     let mut fft = Fft::new();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(input.cfg.stats.seed ^ 0xF7A6);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(input.stats.seed ^ 0xF7A6);
     let n = input.n_frames;
-    let snr = &input.cfg.snr;
+    let snr = input.snr;
     let score_of =
         |x: &[f64], fft: &mut Fft| score(snr, &snr.snr(&amplitude(&fft.rfft(x), n)), input.lines, input.test_lines);
     Some(

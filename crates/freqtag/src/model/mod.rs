@@ -19,33 +19,14 @@ use std::path::{Path, PathBuf};
 
 use onnx_protobuf::{ModelProto, NodeProto};
 use protobuf::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use crate::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 use crate::error::{Error, Result};
 pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 
-/// The ImageNet channel means the pretrained CIFAR ResNets were trained with.
-pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// The ImageNet channel standard deviations the pretrained CIFAR ResNets were trained with.
-pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// Per-channel input normalization `(x/255 - mean) / std`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Preprocess {
-    /// Channel means, in [0, 1] pixel units.
-    pub mean: [f32; 3],
-    /// Channel standard deviations, in [0, 1] pixel units.
-    pub std: [f32; 3],
-}
-
-impl Default for Preprocess {
-    fn default() -> Self {
-        Preprocess { mean: IMAGENET_MEAN, std: IMAGENET_STD }
-    }
-}
-
 /// The kind of operation a tap records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum TapKind {
     /// Output of a Conv node.
@@ -104,7 +85,7 @@ impl std::fmt::Display for TapKind {
 }
 
 /// A point in the graph whose output can be recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TapPoint {
     /// Dotted module path, e.g. `layer2.3.conv1`.
     pub name: String,
@@ -113,6 +94,7 @@ pub struct TapPoint {
     /// What the node computes.
     pub kind: TapKind,
     /// 1-based position among Conv nodes (conv taps only).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub conv_ordinal: Option<usize>,
 }
 
@@ -156,7 +138,7 @@ impl Model {
         if NAMES.contains(&spec) {
             let local = data_dir.map(|d| pretrained_path(d, spec)).filter(|p| p.exists());
             if spec == crate::embedded::RESNET32_NAME && local.is_none() {
-                return crate::embedded::resnet32();
+                return Model::embedded_resnet32();
             }
             let dir = data_dir.ok_or_else(|| {
                 Error::param("model", "a pretrained name needs the data folder: set FREQTAG_DATA or pass --data", spec)
@@ -186,6 +168,14 @@ impl Model {
             return Model::from_onnx_bytes(&bytes, path, &stem);
         }
         Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
+    }
+
+    /// The pretrained ResNet-32 embedded in freqtag ([`crate::embedded`]), named
+    /// `resnet32`, with [`Model::source`] `embedded:resnet32-cifar10.th`.
+    pub fn embedded_resnet32() -> Result<Model> {
+        let path = Path::new(crate::embedded::RESNET32_SOURCE);
+        let sd = checkpoint_from_bytes(crate::embedded::RESNET32_TH, path)?;
+        Model::from_checkpoint(&sd, path, crate::embedded::RESNET32_NAME)
     }
 
     /// Builds the CIFAR ResNet of a state dict (`path` names it in errors and in

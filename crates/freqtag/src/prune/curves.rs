@@ -16,14 +16,14 @@
 use std::collections::HashMap;
 
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Evaluator;
 use crate::error::Result;
 use crate::importance::mean_sd;
 
 /// Removal order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// Highest scores removed first.
@@ -43,7 +43,7 @@ impl Order {
 }
 
 /// A pruning criterion.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Criterion {
     /// Name (`ft_authors`, `weight_l1`, `random`, ...).
     pub name: String,
@@ -79,7 +79,7 @@ pub fn removal(scores: &[f64], fraction: f64, order: Order) -> Vec<usize> {
 }
 
 /// One point of a curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
     /// `network` or a layer's tap name.
     pub scope: String,
@@ -174,7 +174,7 @@ pub fn auc(points: &[CurvePoint]) -> f64 {
 }
 
 /// A criterion's verdict in one scope and order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Scope.
     pub scope: String,

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::curves::{random_criterion, verdicts, Criterion, CurvePoint, Order, Runner, Verdict};
 use super::{activation_magnitude, bn_gamma, weight_l1, Evaluator};
@@ -16,7 +16,7 @@ use crate::model::Model;
 pub const CRITERIA: [&str; 6] = ["ft_authors", "ft_bca", "ft_t2", "weight_l1", "bn_gamma", "activation"];
 
 /// Settings of a pruning experiment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneConfig {
     /// Test-set images the accuracy is measured on.
     pub images: Vec<usize>,
@@ -42,7 +42,7 @@ pub struct PruneConfig {
 }
 
 /// The result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneResult {
     /// The configuration.
     pub config: PruneConfig,

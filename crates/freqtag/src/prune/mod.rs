@@ -15,7 +15,7 @@
 pub mod curves;
 pub mod experiment;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Cifar10, CLASSES};
 use crate::engine::{EngineConfig, Session};
@@ -25,7 +25,7 @@ use crate::model::graph::{node, read_f32, value_info};
 use crate::model::{Model, TapKind};
 
 /// A prunable layer: a conv, where its filters are removed, and their count.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrunableLayer {
     /// The conv's tap name.
     pub tap: String,
@@ -143,8 +143,8 @@ impl Evaluator {
         let per = 3 * 32 * 32;
         let n = self.labels.len();
         let mut out = Vec::with_capacity(n * CLASSES.len());
-        for start in (0..n).step_by(self.session.batch) {
-            let k = self.session.batch.min(n - start);
+        for start in (0..n).step_by(self.session.batch()) {
+            let k = self.session.batch().min(n - start);
             let o = self.session.run(&self.frames[start * per..(start + k) * per], k)?;
             out.extend_from_slice(&o[0].data);
         }
@@ -206,7 +206,7 @@ pub fn activation_magnitude(
     }
     let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
     let mut sums: Vec<Vec<f64>> = a.layers.iter().map(|l| vec![0.0; l.channels]).collect();
-    for chunk in indices.chunks(s.batch) {
+    for chunk in indices.chunks(s.batch()) {
         let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
         let outs = s.run(&frames, chunk.len())?;
         for (l, o) in outs.iter().skip(1).enumerate() {

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde_json::Value;
 
 use super::plots::{chosen_filters, draw_run, spectrum_name, RunData};
 use crate::error::{Error, Result};
@@ -60,51 +59,34 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     let plots = draw_run(&run)?;
     let s = &run.summary;
     let mut h = String::new();
-    let model = s["model"]["name"].as_str().unwrap_or("?");
+    let model = s.model.name.as_str();
     writeln!(h, "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>freqtag: {}</title><style>{STYLE}</style></head><body>", esc(model)).unwrap();
     writeln!(h, "<h1>freqtag report: {}</h1>", esc(model)).unwrap();
-    let stim = &s["stimulus"]["config"];
-    let regions: Vec<String> = s["stimulus"]["region_names"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .zip(stim["freqs"].as_array().unwrap_or(&vec![]))
-                .map(|(n, f)| format!("{} {} Hz", n.as_str().unwrap_or("?"), f))
-                .collect()
-        })
-        .unwrap_or_default();
-    let images: Vec<String> = s["images"].as_array().map_or(vec![], |v| {
-        v.iter()
-            .map(|i| {
-                format!(
-                    "{}{}",
-                    i["name"].as_str().unwrap_or("?"),
-                    i["class"].as_str().map(|c| format!(" ({c})")).unwrap_or_default()
-                )
-            })
-            .collect()
-    });
-    let path = s["inference"]["description"].as_str().unwrap_or("?").to_string();
+    let stim = &s.stimulus.config;
+    let regions: Vec<String> =
+        s.stimulus.region_names.iter().zip(&stim.freqs).map(|(n, f)| format!("{n} {f} Hz")).collect();
+    let images: Vec<String> = s
+        .images
+        .iter()
+        .map(|i| format!("{}{}", i.name, i.class.as_ref().map(|c| format!(" ({c})")).unwrap_or_default()))
+        .collect();
     h.push_str("<h2>Configuration</h2>");
     kv_table(
         &mut h,
         &[
-            ("model", format!("{} ({})", model, s["model"]["source"].as_str().unwrap_or(""))),
+            ("model", format!("{} ({})", model, s.model.source.display())),
+            ("preprocessing", format!("mean {:?}, std {:?}", s.model.preprocess.mean, s.model.preprocess.std)),
             ("regions", regions.join(", ")),
             (
                 "frames",
                 format!(
                     "{} at {} fps, factor {}..{}, domain {}",
-                    stim["n_frames"],
-                    stim["fps"],
-                    stim["lo"],
-                    stim["hi"],
-                    stim["domain"].as_str().unwrap_or("?")
+                    stim.n_frames, stim.fps, stim.lo, stim.hi, stim.domain
                 ),
             ),
-            ("inference", path),
-            ("SNR", compact(&s["snr"])),
-            ("threshold", s["threshold"].to_string()),
+            ("inference", s.inference.description.clone()),
+            ("SNR", compact(&serde_json::to_value(&s.snr).unwrap_or_default())),
+            ("threshold", s.threshold.to_string()),
             (
                 "images",
                 format!(
@@ -114,7 +96,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
                         + if images.len() > 20 { ", ..." } else { "" }
                 ),
             ),
-            ("time", format!("{:.2} s", s["seconds"].as_f64().unwrap_or(0.0))),
+            ("time", format!("{:.2} s", s.seconds)),
         ],
     );
     figure(
@@ -127,16 +109,16 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     figure(&mut h, &plots, "layers", "Important filters per layer (red) out of all filters (outline)")?;
     h.push_str("<table><tr><th>tap</th><th>conv #</th><th>filters</th><th>important</th><th>mean score</th><th>important filters (by score)</th><th>spectrum</th></tr>");
     for l in run.layers() {
-        let tap = l["tap"].as_str().unwrap_or("?");
-        let imp: Vec<String> = l["important"].as_array().map_or(vec![], |v| v.iter().map(|x| x.to_string()).collect());
+        let tap = l.tap.as_str();
+        let imp: Vec<String> = l.important.iter().map(|x| x.to_string()).collect();
         writeln!(
             h,
             "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td style=\"text-align:left\">{}</td><td><a href=\"#{}\">spectra</a></td></tr>",
             esc(tap),
-            l["conv_ordinal"].as_u64().map(|o| format!("#{o}")).unwrap_or_default(),
-            l["n_filters"],
-            l["n_important"],
-            l["mean_score"].as_f64().unwrap_or(f64::NAN),
+            l.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default(),
+            l.n_filters,
+            l.n_important,
+            l.mean_score,
             imp.join(" "),
             anchor(tap)
         )
@@ -150,18 +132,17 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         "selectivity",
         "Left/right selectivity of every filter from its harmonic amplitudes (red: important)",
     )?;
-    if let Some(st) = s["stats"].as_object() {
+    if let Some(st) = &s.stats {
         writeln!(h, "<h2>Statistics across images</h2><p>Hotelling's T² on each filter's complex coefficient at the lines {} across the {} images, a filter's p-value the Bonferroni-corrected smallest, Benjamini-Hochberg over all filters at q = {}.</p>",
-            esc(&st["tested_lines"].as_array().map_or(String::new(), |v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))), st["n_images"], st["q"]).unwrap();
+            esc(&st.tested_lines.join(", ")), st.n_images, st.q).unwrap();
         h.push_str("<table><tr><th>tap</th><th>important (threshold)</th><th>significant (FDR)</th></tr>");
-        let sl = st["layers"].as_array().map_or(&[][..], Vec::as_slice);
-        for (l, x) in run.layers().iter().zip(sl) {
+        for (l, x) in run.layers().iter().zip(&st.layers) {
             writeln!(
                 h,
                 "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td></tr>",
-                esc(l["tap"].as_str().unwrap_or("?")),
-                l["n_important"],
-                x["n_significant"]
+                esc(&l.tap),
+                l.n_important,
+                x.n_significant
             )
             .unwrap();
         }
@@ -169,33 +150,33 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         figure(&mut h, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
         figure(&mut h, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
     }
-    if let Some(maps) = s["maps"].as_array().filter(|m| !m.is_empty()) {
+    if !s.maps.is_empty() {
         h.push_str("<h2>Per-neuron maps</h2>");
-        for m in maps {
-            let tap = m["tap"].as_str().unwrap_or("?");
+        for m in &s.maps {
+            let tap = m.tap.as_str();
             let name = format!("map_{}", tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_"));
             figure(&mut h, &plots, &name, &format!("{tap}: SNR of every neuron (position) at each tag's fundamental and f1+f2, next to the first image"))?;
         }
     }
     h.push_str("<h2>Filters</h2><p>For each layer, the spectrum of its top-scoring filter (amplitude and SNR, mean over images) with every catalogued line marked, and the table of all its filters.</p>");
-    let n_tags = stim["freqs"].as_array().map_or(0, Vec::len);
+    let n_tags = stim.freqs.len();
     for (t, ch) in chosen_filters(&run) {
         let l = &run.layers()[t];
-        let tap = l["tap"].as_str().unwrap_or("?");
+        let tap = l.tap.as_str();
         writeln!(h, "<h3 id=\"{}\">{} (filter {ch})</h3>", anchor(tap), esc(tap)).unwrap();
         let png = plots.join(format!("{}.png", spectrum_name(tap, ch)));
         writeln!(h, "<img alt=\"spectrum of {} filter {ch}\" src=\"{}\">", esc(tap), embed(&png)?).unwrap();
         h.push_str("<details><summary>all filters of this layer</summary><table><tr><th>filter</th><th>mean score</th><th>sd</th><th>pass fraction</th><th>selectivity</th><th>integration</th></tr>");
-        for f in l["filters"].as_array().map_or(&[][..], Vec::as_slice) {
-            let c = f["channel"].as_u64().unwrap_or(0) as usize;
+        for f in &l.filters {
+            let c = f.channel;
             let sums = line_sums(run.spectrum(t, c), &run.lines, n_tags);
-            let cls = if f["important"].as_bool() == Some(true) { " class=\"imp\"" } else { "" };
+            let cls = if f.important { " class=\"imp\"" } else { "" };
             writeln!(
                 h,
                 "<tr{cls}><td>{c}</td><td>{:.3}</td><td>{:.3}</td><td>{:.2}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                f["mean_score"].as_f64().unwrap_or(f64::NAN),
-                f["sd_score"].as_f64().unwrap_or(f64::NAN),
-                f["pass_fraction"].as_f64().unwrap_or(f64::NAN),
+                f.mean_score,
+                f.sd_score,
+                f.pass_fraction,
                 sums.selectivity(),
                 sums.integration()
             )
@@ -209,6 +190,6 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn compact(v: &Value) -> String {
+fn compact(v: &serde_json::Value) -> String {
     v.as_object().map_or(v.to_string(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
 }

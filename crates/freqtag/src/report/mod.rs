@@ -27,6 +27,7 @@ pub mod html;
 #[cfg(feature = "report")]
 pub mod plots;
 pub mod prune;
+pub mod summary;
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -34,45 +35,12 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use npyz::WriterBuilder;
-use serde_json::json;
 
 use crate::analysis::Analysis;
-use crate::data::CLASSES;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
-/// Version of the `summary.json` layout.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The `summary.json` document.
-pub fn summary_json(a: &Analysis, model: &Model) -> serde_json::Value {
-    let images: Vec<_> = a
-        .images
-        .iter()
-        .map(|i| json!({"name": i.name, "index": i.index, "label": i.label, "class": i.label.and_then(|l| CLASSES.get(l as usize))}))
-        .collect();
-    json!({
-        "schema": SCHEMA_VERSION,
-        "freqtag_version": env!("CARGO_PKG_VERSION"),
-        "model": {"name": model.name, "source": model.source, "input_shape": model.input_shape, "preprocess": model.preprocess},
-        "stimulus": {
-            "config": a.plan.config,
-            "bins": a.plan.bins,
-            "period": a.plan.period(),
-            "region_names": a.plan.region_names,
-        },
-        "inference": {"path": a.path, "frames_per_image": a.frames_per_image, "description": a.path.describe(a.config.stimulus.n_frames)},
-        "snr": a.config.snr,
-        "threshold": a.config.threshold,
-        "images": images,
-        "lines": a.lines,
-        "taps": a.taps,
-        "layers": a.layers,
-        "stats": a.stats,
-        "maps": a.maps,
-        "seconds": a.seconds,
-    })
-}
+pub use summary::{Summary, SCHEMA_VERSION};
 
 fn create(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
@@ -133,7 +101,7 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
     };
     let p = dir.join("summary.json");
     let mut f = create(&p)?;
-    serde_json::to_writer_pretty(&mut f, &summary_json(a, model)).map_err(|e| Error::io(&p, e.into()))?;
+    serde_json::to_writer_pretty(&mut f, &Summary::new(a, model)).map_err(|e| Error::io(&p, e.into()))?;
     f.flush().map_err(io(&p))?;
 
     let p = dir.join("filters.csv");

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde_json::Value;
 
 pub use super::figures::*;
+use super::summary::Summary;
 use crate::data::Image;
 use crate::error::{Error, Result};
-use crate::importance::line_sums;
+use crate::importance::stats::SweepCriterion;
+use crate::importance::{line_sums, LayerImportance};
 use crate::lines::Line;
-use crate::snr::SnrConfig;
 use crate::stimulus::TagPlan;
 
 /// What the figures need from a run folder.
@@ -24,7 +24,7 @@ pub struct RunData {
     /// The run folder.
     pub dir: PathBuf,
     /// `summary.json`.
-    pub summary: Value,
+    pub summary: Summary,
     /// The line catalogue from the summary.
     pub lines: Vec<Line>,
     /// `spectra_mean.npy`, `[tap][channel][bin]` flattened.
@@ -34,22 +34,25 @@ pub struct RunData {
 }
 
 impl RunData {
-    /// Reads `summary.json` and `spectra_mean.npy` from `dir`.
+    /// Reads `summary.json` and `spectra_mean.npy` from `dir`, checking that the array's
+    /// shape agrees with the summary (taps, widest tap, bins of N frames).
     pub fn load(dir: &Path) -> Result<RunData> {
-        let p = dir.join("summary.json");
-        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        let summary: Value = serde_json::from_slice(&text)
-            .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a freqtag summary: {e}") })?;
-        let lines: Vec<Line> = serde_json::from_value(summary["lines"].clone())
-            .map_err(|e| Error::Data { path: p.clone(), reason: format!("lines: {e}") })?;
+        let summary = Summary::read(dir)?;
+        let lines = summary.lines.clone();
         let p = dir.join("spectra_mean.npy");
         let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+        let max_c = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).max().unwrap_or(0);
+        let want = [summary.taps.len(), max_c, crate::spectrum::n_bins(summary.stimulus.config.n_frames)];
+        if shape != want {
+            return Err(Error::Data {
+                path: p,
+                reason: format!("shape {shape:?}, the summary says {want:?} (tap, channel, bin)"),
+            });
+        }
         let mean: Vec<f64> = npy.into_vec().map_err(|e| Error::io(&p, e))?;
-        let shape: [usize; 3] =
-            shape.try_into().map_err(|_| Error::Data { path: p, reason: "expected a 3-D array".into() })?;
-        Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape })
+        Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape: want })
     }
 
     /// Mean amplitude spectrum of `tap`, `channel`.
@@ -60,13 +63,8 @@ impl RunData {
     }
 
     /// Layers from the summary.
-    pub fn layers(&self) -> &[Value] {
-        self.summary["layers"].as_array().map_or(&[], Vec::as_slice)
-    }
-
-    fn fps_n(&self) -> (f64, usize) {
-        let c = &self.summary["stimulus"]["config"];
-        (c["fps"].as_f64().unwrap_or(120.0), c["n_frames"].as_u64().unwrap_or(240) as usize)
+    pub fn layers(&self) -> &[LayerImportance] {
+        &self.summary.layers
     }
 }
 
@@ -120,11 +118,8 @@ pub fn chosen_filters(run: &RunData) -> Vec<(usize, usize)> {
         .iter()
         .enumerate()
         .filter_map(|(t, l)| {
-            let filters = l["filters"].as_array()?;
-            let best = filters.iter().max_by(|a, b| {
-                a["mean_score"].as_f64().unwrap_or(f64::NAN).total_cmp(&b["mean_score"].as_f64().unwrap_or(f64::NAN))
-            })?;
-            Some((t, best["channel"].as_u64()? as usize))
+            let best = l.filters.iter().max_by(|a, b| a.mean_score.total_cmp(&b.mean_score))?;
+            Some((t, best.channel))
         })
         .collect()
 }
@@ -139,23 +134,16 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
     let dir = run.dir.join("plots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let layers = run.layers();
-    let names: Vec<String> = layers.iter().map(|l| l["tap"].as_str().unwrap_or("?").to_string()).collect();
-    let threshold = run.summary["threshold"].as_f64().unwrap_or(0.0);
+    let names: Vec<String> = layers.iter().map(|l| l.tap.clone()).collect();
+    let threshold = run.summary.threshold;
     let counts = CountsPlot {
         labels: names.clone(),
-        counts: layers.iter().map(|l| l["n_important"].as_u64().unwrap_or(0) as usize).collect(),
-        totals: layers.iter().map(|l| l["n_filters"].as_u64().unwrap_or(0) as usize).collect(),
+        counts: layers.iter().map(|l| l.n_important).collect(),
+        totals: layers.iter().map(|l| l.n_filters).collect(),
         title: format!("important filters per layer (mean score > {threshold})"),
     };
     save(&dir, "layers", (1100, 500), &counts)?;
-    let values: Vec<Vec<f64>> = layers
-        .iter()
-        .map(|l| {
-            l["filters"]
-                .as_array()
-                .map_or(vec![], |f| f.iter().map(|x| x["mean_score"].as_f64().unwrap_or(f64::NAN)).collect())
-        })
-        .collect();
+    let values: Vec<Vec<f64>> = layers.iter().map(|l| l.filters.iter().map(|f| f.mean_score).collect()).collect();
     let h = (120 + 16 * names.len()).max(300) as u32;
     save(
         &dir,
@@ -163,16 +151,14 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
         (1100, h),
         &HeatmapPlot { rows: names.clone(), values, threshold, title: "mean score per filter".into() },
     )?;
-    let region_names: Vec<String> =
-        serde_json::from_value(run.summary["stimulus"]["region_names"].clone()).unwrap_or_default();
+    let region_names = &run.summary.stimulus.region_names;
     if region_names.len() == 2 {
         let mut points = Vec::new();
         for (t, l) in layers.iter().enumerate() {
-            for f in l["filters"].as_array().map_or(&[][..], Vec::as_slice) {
-                let ch = f["channel"].as_u64().unwrap_or(0) as usize;
-                let s = line_sums(run.spectrum(t, ch), &run.lines, 2);
+            for f in &l.filters {
+                let s = line_sums(run.spectrum(t, f.channel), &run.lines, 2);
                 let si = (s.tags[0] - s.tags[1]) / (s.tags[0] + s.tags[1]).max(1e-30);
-                points.push((t as f64, si, f["important"].as_bool().unwrap_or(false)));
+                points.push((t as f64, si, f.important));
             }
         }
         save(
@@ -187,9 +173,8 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
         )?;
     }
     draw_sweeps(run, &dir)?;
-    let snr: SnrConfig = serde_json::from_value(run.summary["snr"].clone())
-        .map_err(|e| Error::Data { path: run.dir.join("summary.json"), reason: format!("snr: {e}") })?;
-    let (fps, n) = run.fps_n();
+    let snr = &run.summary.snr;
+    let (fps, n) = run.summary.fps_n();
     for (t, ch) in chosen_filters(run) {
         let amp = run.spectrum(t, ch).to_vec();
         let freqs: Vec<f64> = (0..amp.len()).map(|k| k as f64 * fps / n as f64).collect();
@@ -207,23 +192,19 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
 
 /// Draws `sweep_threshold` and `sweep_q` from the summary's statistics, if present.
 pub fn draw_sweeps(run: &RunData, dir: &Path) -> Result<()> {
-    let Some(rows) = run.summary["stats"]["sweep"].as_array() else { return Ok(()) };
-    for crit in ["threshold", "q"] {
+    let Some(stats) = &run.summary.stats else { return Ok(()) };
+    for crit in [SweepCriterion::Threshold, SweepCriterion::Q] {
         let mut layers: Vec<SweepLayer> = Vec::new();
-        for r in rows.iter().filter(|r| r["criterion"] == crit) {
-            let tap = r["tap"].as_str().unwrap_or("?").to_string();
-            let row = (
-                r["value"].as_f64().unwrap_or(f64::NAN),
-                r["count"].as_f64().unwrap_or(0.0),
-                r["jaccard_mean"].as_f64().unwrap_or(f64::NAN),
-            );
+        for r in stats.sweep.iter().filter(|r| r.criterion == crit) {
+            let tap = r.tap.clone();
+            let row = (r.value, r.count as f64, r.jaccard_mean);
             match layers.iter_mut().find(|l| l.0 == tap) {
                 Some(l) => l.1.push(row),
                 None => layers.push((tap, vec![row])),
             }
         }
         if !layers.is_empty() {
-            save(dir, &format!("sweep_{crit}"), (1200, 460), &SweepPlot { criterion: crit.into(), layers })?;
+            save(dir, &format!("sweep_{crit}"), (1200, 460), &SweepPlot { criterion: crit.to_string(), layers })?;
         }
     }
     Ok(())
