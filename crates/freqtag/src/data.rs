@@ -98,6 +98,27 @@ pub enum Split {
     Train,
 }
 
+impl std::str::FromStr for Split {
+    type Err = Error;
+    /// Parses `test` or `train`.
+    fn from_str(s: &str) -> Result<Split> {
+        match s {
+            "test" => Ok(Split::Test),
+            "train" => Ok(Split::Train),
+            _ => Err(Error::param("split", "one of test, train", s)),
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Test => "test",
+            Split::Train => "train",
+        })
+    }
+}
+
 /// CIFAR-10 loaded in memory: raw records.
 #[derive(Debug, Clone)]
 pub struct Cifar10 {

@@ -14,6 +14,27 @@ pub fn nan_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
     Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
+/// (De)serializes a value through its `Display` and `FromStr` (`"grid:2x3"` for a
+/// layout), so that options files and Python keyword arguments use the CLI's spelling.
+pub mod via_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `v.to_string()`.
+    pub fn serialize<T: std::fmt::Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    /// Reads a string and parses it; the parse error (naming the parameter) is the message.
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize, Debug)]

@@ -17,7 +17,7 @@ use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::model::TapKind;
 use crate::snr::SnrConfig;
-use crate::stimulus::StimulusConfig;
+use crate::stimulus::{Domain, Layout, StimulusConfig};
 
 /// Per-image spectra are kept by default up to this many images.
 pub const PER_IMAGE_DEFAULT_LIMIT: usize = 100;
@@ -35,7 +35,8 @@ pub struct AnalysisOptions {
     /// Phases, radians, one per region (empty: all zero).
     pub phases: Vec<f64>,
     /// Regions: `halves`, `left`, `whole`, `quadrants`, `grid:RxC`, `mask:PATH`.
-    pub layout: String,
+    #[serde(with = "crate::json::via_str")]
+    pub layout: Layout,
     /// Frames per second.
     pub fps: f64,
     /// Number of frames N.
@@ -45,7 +46,7 @@ pub struct AnalysisOptions {
     /// Highest modulation factor.
     pub hi: f32,
     /// Modulation domain: `normalized` or `raw`.
-    pub domain: String,
+    pub domain: Domain,
     /// Allow frequencies off the FFT bin grid.
     pub allow_leakage: bool,
     /// SNR preset: `authors`, `mne`, `fpvs`, `grid`.
@@ -53,7 +54,7 @@ pub struct AnalysisOptions {
     /// Importance threshold on the per-filter score.
     pub threshold: f64,
     /// Tap kinds to record: `conv`, `bn`, `relu`, `add`.
-    pub taps: Vec<String>,
+    pub taps: Vec<TapKind>,
     /// Explicit taps (dotted names, `#ordinal`, tensor names); override `taps`.
     pub tap: Vec<String>,
     /// SNR override: neighbour bins per side.
@@ -110,16 +111,16 @@ impl Default for AnalysisOptions {
         AnalysisOptions {
             freqs: stim.freqs,
             phases: vec![],
-            layout: stim.layout.to_string(),
+            layout: stim.layout,
             fps: stim.fps,
             n_frames: stim.n_frames,
             lo: stim.lo,
             hi: stim.hi,
-            domain: stim.domain.to_string(),
+            domain: stim.domain,
             allow_leakage: false,
             preset: "authors".into(),
             threshold: DEFAULT_THRESHOLD,
-            taps: vec!["conv".into()],
+            taps: vec![TapKind::Conv],
             tap: vec![],
             noise_n_neighbor_freqs: None,
             noise_skip_neighbor_freqs: None,
@@ -161,14 +162,14 @@ impl AnalysisOptions {
     /// The stimulus part, validated by [`StimulusConfig::plan`] later.
     pub fn stimulus(&self) -> Result<StimulusConfig> {
         Ok(StimulusConfig {
-            layout: self.layout.parse()?,
+            layout: self.layout.clone(),
             freqs: self.freqs.clone(),
             phases: self.phases.clone(),
             fps: self.fps,
             n_frames: self.n_frames,
             lo: self.lo,
             hi: self.hi,
-            domain: self.domain.parse()?,
+            domain: self.domain,
             allow_leakage: self.allow_leakage,
         })
     }
@@ -205,7 +206,7 @@ impl AnalysisOptions {
         if !(self.q > 0.0 && self.q < 1.0) {
             return Err(Error::param("q", "a false discovery rate in (0, 1)", self.q));
         }
-        let kinds = self.taps.iter().map(|k| k.parse()).collect::<Result<Vec<TapKind>>>()?;
+        let kinds = self.taps.clone();
         let mut notes = Vec::new();
         let stats_on = self.stats && n_images <= STATS_IMAGE_LIMIT;
         if self.stats && !stats_on {
@@ -382,12 +383,10 @@ mod tests {
 
     #[test]
     fn bad_layout_and_kind_name_the_parameter_and_echo_the_value() {
-        let o = AnalysisOptions { layout: "grid:2by3".into(), ..Default::default() };
-        let e = o.resolve(1).unwrap_err().to_string();
+        let e = AnalysisOptions::from_json(r#"{"layout": "grid:2by3"}"#).unwrap_err().to_string();
         assert!(e.contains("invalid layout") && e.contains("grid:2by3"), "{e}");
-        let o = AnalysisOptions { taps: vec!["gelu".into()], ..Default::default() };
-        let e = o.resolve(1).unwrap_err().to_string();
-        assert!(e.contains("invalid taps") && e.contains("gelu"), "{e}");
+        let e = AnalysisOptions::from_json(r#"{"taps": ["gelu"]}"#).unwrap_err().to_string();
+        assert!(e.contains("gelu") && e.contains("`conv`"), "{e}");
     }
 
     #[test]

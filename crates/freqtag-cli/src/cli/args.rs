@@ -4,6 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use freqtag::data::Split;
+use freqtag::model::TapKind;
+use freqtag::prune::curves::CriterionKind;
+use freqtag::stimulus::{Domain, Layout};
 
 /// Frequency tagging (SSVEP) analysis of neural network filters.
 #[derive(Debug, Parser)]
@@ -118,7 +122,7 @@ pub struct StimArgs {
     pub phases: Vec<f64>,
     /// Regions: halves, left, whole, quadrants, grid:RxC, or mask:PATH.
     #[arg(long, default_value = "halves")]
-    pub layout: String,
+    pub layout: Layout,
     /// Frames per second.
     #[arg(long, default_value_t = 120.0)]
     pub fps: f64,
@@ -133,7 +137,7 @@ pub struct StimArgs {
     pub hi: f32,
     /// Modulation domain: normalized or raw.
     #[arg(long, default_value = "normalized")]
-    pub domain: String,
+    pub domain: Domain,
     /// Allow frequencies off the FFT bin grid (leakage).
     #[arg(long)]
     pub allow_leakage: bool,
@@ -182,7 +186,7 @@ pub struct AnalyzeArgs {
     pub threshold: f64,
     /// Tap kinds to record: conv, bn, relu, add (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "conv")]
-    pub taps: Vec<String>,
+    pub taps: Vec<TapKind>,
     /// Explicit taps (dotted name, #ordinal or tensor name); overrides --taps.
     #[arg(long)]
     pub tap: Vec<String>,
@@ -260,7 +264,7 @@ pub struct EvalArgs {
     pub engine: EngineArgs,
     /// Split: test or train.
     #[arg(long, default_value = "test")]
-    pub split: String,
+    pub split: Split,
     /// Evaluate only the first N images.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -286,7 +290,7 @@ pub struct ExportArgs {
     pub output: PathBuf,
     /// Also output the per-channel spatial means of these tap kinds (conv, bn, relu, add).
     #[arg(long, value_delimiter = ',')]
-    pub taps: Vec<String>,
+    pub taps: Vec<TapKind>,
 }
 
 /// `lines` flags.
@@ -386,7 +390,7 @@ pub struct PruneArgs {
     pub layers: Vec<String>,
     /// Criteria: ft_authors, ft_bca, ft_t2, weight_l1, bn_gamma, activation (random is always included).
     #[arg(long, value_delimiter = ',', default_value = "ft_authors,ft_bca,ft_t2,weight_l1,bn_gamma,activation")]
-    pub criteria: Vec<String>,
+    pub criteria: Vec<CriterionKind>,
     /// Random-pruning seeds (the yardstick).
     #[arg(long, default_value_t = 5)]
     pub random_seeds: u64,

@@ -31,8 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Taps(a) => taps(&ui, a),
         Command::Export(a) => {
             let mut m = load_model(&a.source)?;
-            let kinds = a.taps.iter().map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
-            let tapped: Vec<_> = m.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
+            let tapped: Vec<_> = m.taps.iter().filter(|t| a.taps.contains(&t.kind)).collect();
             m.proto = m.with_taps(&tapped, false);
             m.save_onnx(&a.output)?;
             ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
@@ -119,7 +118,7 @@ fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
         n_frames: s.n_frames,
         lo: s.lo,
         hi: s.hi,
-        domain: s.domain.clone(),
+        domain: s.domain,
         allow_leakage: s.allow_leakage,
         ..AnalysisOptions::default()
     };
@@ -162,7 +161,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
         n_frames: s.n_frames,
         lo: s.lo,
         hi: s.hi,
-        domain: s.domain.clone(),
+        domain: s.domain,
         allow_leakage: s.allow_leakage,
         preset: a.preset.clone(),
         threshold: a.threshold,
@@ -227,12 +226,7 @@ fn run_analysis(
 fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
-    let split = match a.split.as_str() {
-        "test" => Split::Test,
-        "train" => Split::Train,
-        s => bail!("invalid --split: one of test, train (got {s})"),
-    };
-    let c = Cifar10::load(&dir, split)?;
+    let c = Cifar10::load(&dir, a.split)?;
     let n = a.limit.unwrap_or(c.len()).min(c.len());
     let idx: Vec<usize> = (0..n).collect();
     let pb = ui.bar(n as u64, "images");
@@ -252,7 +246,7 @@ fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
         let per: Vec<String> = data::CLASSES.iter().zip(&acc.per_class).map(|(c, p)| format!("{c} {p:.1}")).collect();
         println!("per class: {}", per.join(", "));
     }
-    ui.json(&serde_json::json!({"model": model.name, "split": a.split, "accuracy": acc}));
+    ui.json(&serde_json::json!({"model": model.name, "split": a.split.to_string(), "accuracy": acc}));
     Ok(())
 }
 

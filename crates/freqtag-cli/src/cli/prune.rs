@@ -8,6 +8,7 @@ use super::{engine_cfg, load_model, need_data, Ui};
 use freqtag::analysis::{AnalysisConfig, TapSelection};
 use freqtag::data::{Cifar10, Split};
 use freqtag::model::TapKind;
+use freqtag::prune::curves::CriterionKind;
 use freqtag::prune::experiment::{self, PruneConfig};
 use freqtag::report;
 
@@ -20,7 +21,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         Some(n) => freqtag::data::seeded_sample(test.len(), n, a.seed)?,
         None => (0..test.len()).collect(),
     };
-    let train = if a.criteria.iter().any(|c| c == "activation") {
+    let train = if a.criteria.contains(&CriterionKind::Activation) {
         match Cifar10::load(&dir, Split::Train) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -56,7 +57,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         "prune-eval: {} on {} test images; criteria {} + {} random seeds",
         model.name,
         cfg.images.len(),
-        cfg.criteria.join(", "),
+        cfg.criteria.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         cfg.random_seeds
     ));
     let pb = ui.bar(0, "ablations");

@@ -42,11 +42,106 @@ impl Order {
     }
 }
 
+/// What ranks the filters for pruning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriterionKind {
+    /// Frequency tagging: the mean `authors` score.
+    FtAuthors,
+    /// Frequency tagging: baseline-corrected amplitude summed over the lines.
+    FtBca,
+    /// Frequency tagging: `-log10` of the filter's T² p-value.
+    FtT2,
+    /// L1 norm of the conv weights.
+    WeightL1,
+    /// |γ| of the BatchNorm after the conv.
+    BnGamma,
+    /// Mean absolute activation on training images.
+    Activation,
+    /// Uniform random scores (seeded): the baseline.
+    Random,
+}
+
+impl CriterionKind {
+    /// The criteria a user can ask for (random is always added).
+    pub const CHOICES: [CriterionKind; 6] = [
+        CriterionKind::FtAuthors,
+        CriterionKind::FtBca,
+        CriterionKind::FtT2,
+        CriterionKind::WeightL1,
+        CriterionKind::BnGamma,
+        CriterionKind::Activation,
+    ];
+
+    /// Its name (`ft_authors`, `weight_l1`, `random`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CriterionKind::FtAuthors => "ft_authors",
+            CriterionKind::FtBca => "ft_bca",
+            CriterionKind::FtT2 => "ft_t2",
+            CriterionKind::WeightL1 => "weight_l1",
+            CriterionKind::BnGamma => "bn_gamma",
+            CriterionKind::Activation => "activation",
+            CriterionKind::Random => "random",
+        }
+    }
+
+    /// A frequency-tagging criterion (needs an analysis).
+    pub fn is_frequency_tagging(self) -> bool {
+        matches!(self, CriterionKind::FtAuthors | CriterionKind::FtBca | CriterionKind::FtT2)
+    }
+}
+
+impl std::fmt::Display for CriterionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CriterionKind {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<CriterionKind> {
+        let names: Vec<&str> = CriterionKind::CHOICES.iter().map(|c| c.name()).collect();
+        CriterionKind::CHOICES
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| crate::error::Error::param("criteria", format!("any of {}", names.join(", ")), s))
+    }
+}
+
+/// A criterion's verdict against the random baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VerdictKind {
+    /// Removing by the criterion hurts less than random (`z ≥ 2` in its order's sense).
+    #[serde(rename = "better than random")]
+    Better,
+    /// Removing by the criterion hurts more than random.
+    #[serde(rename = "worse than random")]
+    Worse,
+    /// Within two random standard deviations.
+    #[serde(rename = "like random")]
+    LikeRandom,
+    /// Fewer than two random seeds: no spread to compare against.
+    #[serde(rename = "no random baseline")]
+    NoBaseline,
+}
+
+impl std::fmt::Display for VerdictKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerdictKind::Better => "better than random",
+            VerdictKind::Worse => "worse than random",
+            VerdictKind::LikeRandom => "like random",
+            VerdictKind::NoBaseline => "no random baseline",
+        })
+    }
+}
+
 /// A pruning criterion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Criterion {
-    /// Name (`ft_authors`, `weight_l1`, `random`, ...).
-    pub name: String,
+    /// Which criterion.
+    pub name: CriterionKind,
     /// Random seed, for the random criterion.
     pub seed: Option<u64>,
     /// Scores `[layer][channel]`.
@@ -58,7 +153,7 @@ pub struct Criterion {
 pub fn random_criterion(sizes: &[usize], seed: u64) -> Criterion {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     Criterion {
-        name: "random".into(),
+        name: CriterionKind::Random,
         seed: Some(seed),
         scores: sizes.iter().map(|&c| (0..c).map(|_| rng.random()).collect()).collect(),
     }
@@ -84,7 +179,7 @@ pub struct CurvePoint {
     /// `network` or a layer's tap name.
     pub scope: String,
     /// Criterion name.
-    pub criterion: String,
+    pub criterion: CriterionKind,
     /// Seed (random criterion).
     pub seed: Option<u64>,
     /// Order.
@@ -146,7 +241,7 @@ impl<'a> Runner<'a> {
             let (n, top1, per_class) = self.measure(removed)?;
             out.push(CurvePoint {
                 scope: scope.map_or("network".to_string(), |l| layers[l].tap.clone()),
-                criterion: crit.name.clone(),
+                criterion: crit.name,
                 seed: crit.seed,
                 order,
                 fraction: f,
@@ -179,7 +274,7 @@ pub struct Verdict {
     /// Scope.
     pub scope: String,
     /// Criterion.
-    pub criterion: String,
+    pub criterion: CriterionKind,
     /// Order.
     pub order: Order,
     /// Its AUC (mean accuracy over the curve, percent).
@@ -190,20 +285,20 @@ pub struct Verdict {
     pub random_sd: f64,
     /// `(auc - random_mean) / random_sd`.
     pub z: f64,
-    /// `better`, `worse` or `like random` (|z| < 2).
-    pub verdict: String,
+    /// Better, worse or like random (|z| < 2).
+    pub verdict: VerdictKind,
 }
 
 /// Verdicts of every non-random criterion from the curves (grouped by scope, order).
 pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
-    let mut groups: Vec<(String, String, Option<u64>, Order)> = Vec::new();
+    let mut groups: Vec<(String, CriterionKind, Option<u64>, Order)> = Vec::new();
     for p in points {
-        let key = (p.scope.clone(), p.criterion.clone(), p.seed, p.order);
+        let key = (p.scope.clone(), p.criterion, p.seed, p.order);
         if !groups.contains(&key) {
             groups.push(key);
         }
     }
-    let curve = |k: &(String, String, Option<u64>, Order)| -> Vec<CurvePoint> {
+    let curve = |k: &(String, CriterionKind, Option<u64>, Order)| -> Vec<CurvePoint> {
         points
             .iter()
             .filter(|p| p.scope == k.0 && p.criterion == k.1 && p.seed == k.2 && p.order == k.3)
@@ -211,9 +306,12 @@ pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
             .collect()
     };
     let mut out = Vec::new();
-    for k in groups.iter().filter(|k| k.1 != "random") {
-        let rand: Vec<f64> =
-            groups.iter().filter(|r| r.1 == "random" && r.0 == k.0 && r.3 == k.3).map(|r| auc(&curve(r))).collect();
+    for k in groups.iter().filter(|k| k.1 != CriterionKind::Random) {
+        let rand: Vec<f64> = groups
+            .iter()
+            .filter(|r| r.1 == CriterionKind::Random && r.0 == k.0 && r.3 == k.3)
+            .map(|r| auc(&curve(r)))
+            .collect();
         let (m, sd) = mean_sd(&rand);
         // One seed gives no spread to measure against.
         let sd = if rand.len() > 1 { sd } else { f64::NAN };
@@ -221,17 +319,17 @@ pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
         let z = (a - m) / sd.max(1e-9);
         let good = if k.3 == Order::LowestFirst { z } else { -z };
         let verdict = if !z.is_finite() {
-            "no random baseline".to_string()
+            VerdictKind::NoBaseline
         } else if good >= 2.0 {
-            "better than random".to_string()
+            VerdictKind::Better
         } else if good <= -2.0 {
-            "worse than random".to_string()
+            VerdictKind::Worse
         } else {
-            "like random".to_string()
+            VerdictKind::LikeRandom
         };
         out.push(Verdict {
             scope: k.0.clone(),
-            criterion: k.1.clone(),
+            criterion: k.1,
             order: k.3,
             auc: a,
             random_mean: m,
@@ -259,7 +357,7 @@ mod tests {
     fn pt(f: f64, a: f64) -> CurvePoint {
         CurvePoint {
             scope: "network".into(),
-            criterion: "x".into(),
+            criterion: CriterionKind::WeightL1,
             seed: None,
             order: Order::LowestFirst,
             fraction: f,

@@ -4,16 +4,13 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::curves::{random_criterion, verdicts, Criterion, CurvePoint, Order, Runner, Verdict};
+use super::curves::{random_criterion, verdicts, Criterion, CriterionKind, CurvePoint, Order, Runner, Verdict};
 use super::{activation_magnitude, bn_gamma, weight_l1, Evaluator};
 use crate::analysis::{analyze, AnalysisConfig, ImageSpec};
 use crate::data::Cifar10;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::model::Model;
-
-/// Criteria names accepted in [`PruneConfig::criteria`].
-pub const CRITERIA: [&str; 6] = ["ft_authors", "ft_bca", "ft_t2", "weight_l1", "bn_gamma", "activation"];
 
 /// Settings of a pruning experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -26,8 +23,8 @@ pub struct PruneConfig {
     pub layer_fractions: Vec<f64>,
     /// Layers (tap names or `#ordinal`) that get their own curves.
     pub layers: Vec<String>,
-    /// Criteria (see [`CRITERIA`]); random is always added.
-    pub criteria: Vec<String>,
+    /// Criteria (see [`CriterionKind::CHOICES`]); random is always added.
+    pub criteria: Vec<CriterionKind>,
     /// Random seeds.
     pub random_seeds: u64,
     /// The frequency-tagging analysis behind the `ft_*` scores.
@@ -68,11 +65,11 @@ pub fn criteria(
 ) -> Result<Vec<Criterion>> {
     let mut out = Vec::new();
     let sizes: Vec<usize> = eval.layers.iter().map(|l| l.channels).collect();
-    let want = |n: &str| cfg.criteria.iter().any(|c| c == n);
-    if let Some(bad) = cfg.criteria.iter().find(|c| !CRITERIA.contains(&c.as_str())) {
-        return Err(Error::param("criteria", format!("any of {}", CRITERIA.join(", ")), bad));
+    let want = |n: CriterionKind| cfg.criteria.contains(&n);
+    if cfg.criteria.contains(&CriterionKind::Random) {
+        return Err(Error::param("criteria", "criteria other than random (random is always added)", "random"));
     }
-    if cfg.criteria.iter().any(|c| c.starts_with("ft_")) {
+    if cfg.criteria.iter().any(|c| c.is_frequency_tagging()) {
         let specs: Vec<ImageSpec> = cfg
             .analysis_images
             .iter()
@@ -80,7 +77,7 @@ pub fn criteria(
             .collect();
         let mut acfg = cfg.analysis.clone();
         acfg.keep_per_image = false;
-        acfg.stats.enabled = want("ft_t2");
+        acfg.stats.enabled = want(CriterionKind::FtT2);
         acfg.stats.splits = 0;
         acfg.stats.q_values.clear();
         acfg.stats.thresholds = vec![acfg.threshold];
@@ -98,51 +95,51 @@ pub fn criteria(
                 })
                 .collect()
         };
-        if want("ft_authors") {
+        if want(CriterionKind::FtAuthors) {
             out.push(Criterion {
-                name: "ft_authors".into(),
+                name: CriterionKind::FtAuthors,
                 seed: None,
                 scores: by_tap(&|t, c| a.layers[t].filters[c].mean_score)?,
             });
         }
         if let Some(st) = &a.stats {
-            if want("ft_bca") {
+            if want(CriterionKind::FtBca) {
                 let bca = |t: usize, c: usize| {
                     let b = &st.layers[t].filters[c].bca;
                     b.tags.iter().sum::<f64>() + b.intermod + b.shared
                 };
-                out.push(Criterion { name: "ft_bca".into(), seed: None, scores: by_tap(&bca)? });
+                out.push(Criterion { name: CriterionKind::FtBca, seed: None, scores: by_tap(&bca)? });
             }
-            if want("ft_t2") {
+            if want(CriterionKind::FtT2) {
                 out.push(Criterion {
-                    name: "ft_t2".into(),
+                    name: CriterionKind::FtT2,
                     seed: None,
                     scores: by_tap(&|t, c| -st.layers[t].filters[c].p_value.max(1e-300).log10())?,
                 });
             }
         }
     }
-    if want("weight_l1") {
+    if want(CriterionKind::WeightL1) {
         out.push(Criterion {
-            name: "weight_l1".into(),
+            name: CriterionKind::WeightL1,
             seed: None,
             scores: eval.layers.iter().map(|l| weight_l1(model, l)).collect::<Result<_>>()?,
         });
     }
-    if want("bn_gamma") {
+    if want(CriterionKind::BnGamma) {
         out.push(Criterion {
-            name: "bn_gamma".into(),
+            name: CriterionKind::BnGamma,
             seed: None,
             scores: eval.layers.iter().map(|l| bn_gamma(model, l)).collect::<Result<_>>()?,
         });
     }
-    if want("activation") {
+    if want(CriterionKind::Activation) {
         let (data, idx) = match train {
             Some(t) => (t, cfg.activation_images.clone()),
             None => (test, cfg.analysis_images.clone()),
         };
         out.push(Criterion {
-            name: "activation".into(),
+            name: CriterionKind::Activation,
             seed: None,
             scores: activation_magnitude(model, data, &idx, &cfg.engine)?,
         });

@@ -81,7 +81,7 @@ fn write_plots(r: &PruneResult, dir: &Path) -> Result<()> {
             for p in r.points.iter().filter(|p| p.scope == scope && p.order == order) {
                 let name = match p.seed {
                     Some(s) => format!("{}#{s}", p.criterion),
-                    None => p.criterion.clone(),
+                    None => p.criterion.to_string(),
                 };
                 match curves.iter_mut().find(|c| c.0 == name) {
                     Some(c) => c.2.push((p.fraction, p.top1)),
