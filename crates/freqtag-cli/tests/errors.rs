@@ -85,12 +85,20 @@ fn missing_onnx_runtime_library_says_how_to_get_it() {
 #[test]
 fn model_whose_input_does_not_fit_the_images_is_an_error() {
     // The demo ResNet re-declared to take 64x64 inputs: valid ONNX, wrong for CIFAR-10.
-    let mut m = freqtag::model::resnet::demo_model(1).unwrap();
-    let g = m.proto.graph.as_mut().unwrap();
-    g.input[0] = freqtag::model::graph::value_info("input", Some(&[None, Some(3), Some(64), Some(64)]));
+    // Edited with the protobuf crates directly: the library's API does not expose them.
+    use protobuf::Message;
+    let m = freqtag::model::resnet::demo_model(1).unwrap();
+    let mut proto = onnx_protobuf::ModelProto::parse_from_bytes(&m.to_onnx_bytes()).unwrap();
+    let g = proto.graph.as_mut().unwrap();
+    let dims = &mut g.input[0].type_.mut_or_insert_default().mut_tensor_type().shape.mut_or_insert_default().dim;
+    for (d, v) in dims.iter_mut().zip([None, Some(3), Some(64), Some(64)]) {
+        if let Some(v) = v {
+            d.set_dim_value(v);
+        }
+    }
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("big.onnx");
-    std::fs::write(&p, m.to_onnx_bytes()).unwrap();
+    std::fs::write(&p, proto.write_to_bytes().unwrap()).unwrap();
     let img = dir.path().join("img.png");
     freqtag::data::synthetic_image(1, 32, 32).to_rgb8().save(&img).unwrap();
     let (code, _, err) = run(freqtag().args([

@@ -6,8 +6,7 @@ use common::data_dir;
 use freqtag::data::{Cifar10, Split};
 use freqtag::engine::{EngineConfig, Session};
 use freqtag::evaluate;
-use freqtag::model::graph::{read_f32, tensor_f32};
-use freqtag::model::Model;
+use freqtag::model::{load_checkpoint, Model};
 use freqtag::prune::Evaluator;
 
 fn cfg() -> EngineConfig {
@@ -65,27 +64,22 @@ fn ablated_logits_equal_zeroed_weights() {
     }
     let ablated = e.logits(&removed).unwrap();
 
-    // Reference: the same network with those filters' conv weights and BatchNorm γ, β zeroed.
-    let mut r = m.clone();
-    let g = r.proto.graph.as_mut().unwrap();
+    // Reference: the same network built from a checkpoint whose filters' conv weights
+    // and BatchNorm γ, β are zeroed (the state dict as read, edited, built again).
+    let mut sd = load_checkpoint(&d.join("models/resnet32-cifar10.th")).unwrap();
     for (tap, ch) in &plan {
-        for (suffix, per) in [("weight", true), ("gamma", false), ("beta", false)] {
-            let bn = tap.replace("conv", "bn");
-            let name = match suffix {
-                "weight" => format!("{tap}.weight"),
-                "gamma" => format!("{bn}.weight"),
-                _ => format!("{bn}.bias"),
-            };
-            let t = g.initializer.iter_mut().find(|t| t.name == name).unwrap_or_else(|| panic!("{name}"));
-            let mut v = read_f32(t).unwrap();
-            let dims: Vec<usize> = t.dims.iter().map(|&x| x as usize).collect();
-            let stride = if per { v.len() / dims[0] } else { 1 };
+        let bn = tap.replace("conv", "bn");
+        for (name, per) in
+            [(format!("{tap}.weight"), true), (format!("{bn}.weight"), false), (format!("{bn}.bias"), false)]
+        {
+            let t = sd.tensors.get_mut(&name).unwrap_or_else(|| panic!("{name}"));
+            let stride = if per { t.data.len() / t.shape[0] } else { 1 };
             for &c in ch {
-                v[c * stride..(c + 1) * stride].iter_mut().for_each(|x| *x = 0.0);
+                t.data[c * stride..(c + 1) * stride].iter_mut().for_each(|x| *x = 0.0);
             }
-            *t = tensor_f32(&name, &dims, &v);
         }
     }
+    let r = Model::from_checkpoint(&sd, std::path::Path::new("zeroed.th"), "resnet32").unwrap();
     let mut s = Session::for_model(&r, &[], false, &cfg()).unwrap();
     let reference = evaluate::logits(&r, &mut s, &data, &idx, |_| {}).unwrap();
     let plain =

@@ -163,7 +163,7 @@ impl Session {
     }
 
     /// A session whose outputs are the logits, the per-channel means of `means`, then
-    /// the full maps of `full` (see [`Model::with_outputs`]).
+    /// the full maps of `full`.
     pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
         let mut m = model.clone();
         m.proto = model.with_outputs(means, full);

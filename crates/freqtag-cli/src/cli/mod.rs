@@ -30,9 +30,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval(&ui, a),
         Command::Taps(a) => taps(&ui, a),
         Command::Export(a) => {
-            let mut m = load_model(&a.source)?;
+            let m = load_model(&a.source)?;
             let tapped: Vec<_> = m.taps.iter().filter(|t| a.taps.contains(&t.kind)).collect();
-            m.proto = m.with_taps(&tapped, false);
+            let m = m.with_tap_means(&tapped);
             m.save_onnx(&a.output)?;
             ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
             Ok(())

@@ -112,7 +112,7 @@ pub fn empirical_p(observed: f64, null: &[f64]) -> f64 {
 
 /// A seeded frame shuffle of a series (the permutation null destroys the time structure
 /// while keeping the values).
-pub fn shuffled(series: &[f64], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f64> {
+pub(crate) fn shuffled(series: &[f64], rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f64> {
     let mut v = series.to_vec();
     v.shuffle(rng);
     v

@@ -10,7 +10,7 @@
 //! paper's "layer 1, 4, 8" count convolutions that way.
 
 pub mod checkpoint;
-pub mod graph;
+pub(crate) mod graph;
 pub mod pickle;
 pub mod resnet;
 
@@ -105,8 +105,8 @@ pub struct Model {
     pub name: String,
     /// Where it came from.
     pub source: PathBuf,
-    /// The graph.
-    pub proto: ModelProto,
+    /// The graph (kept inside the crate: the ONNX protobuf types are not part of the API).
+    pub(crate) proto: ModelProto,
     /// Name of the image input.
     pub input_name: String,
     /// Image input shape `[C, H, W]`.
@@ -196,7 +196,7 @@ impl Model {
     }
 
     /// Wraps an ONNX graph, checking it has one 4-D image input, and lists its taps.
-    pub fn from_proto(proto: ModelProto, path: &Path, name: &str) -> Result<Model> {
+    pub(crate) fn from_proto(proto: ModelProto, path: &Path, name: &str) -> Result<Model> {
         let bad = |reason: String| Error::Onnx { path: path.into(), reason };
         let g = proto.graph.as_ref().ok_or_else(|| bad("no graph (is this an ONNX file?)".into()))?;
         if g.node.is_empty() || g.output.is_empty() || proto.opset_import.is_empty() {
@@ -273,10 +273,16 @@ impl Model {
             })
     }
 
+    /// A copy of the model whose graph also outputs the per-channel spatial means
+    /// `[N, C, 1, 1]` of `taps` after the logits (what `freqtag export --taps` writes).
+    pub fn with_tap_means(&self, taps: &[&TapPoint]) -> Model {
+        Model { proto: self.with_taps(taps, false), ..self.clone() }
+    }
+
     /// A copy of the graph whose outputs are the logits followed by, for each tap, its
     /// per-channel spatial mean `[N, C, 1, 1]` (`full = false`, computed in the graph by
     /// GlobalAveragePool) or the full map `[N, C, H, W]` (`full = true`).
-    pub fn with_taps(&self, taps: &[&TapPoint], full: bool) -> ModelProto {
+    pub(crate) fn with_taps(&self, taps: &[&TapPoint], full: bool) -> ModelProto {
         if full {
             self.with_outputs(&[], taps)
         } else {
@@ -286,7 +292,7 @@ impl Model {
 
     /// A copy of the graph whose outputs are the logits, then the per-channel spatial
     /// means `[N, C, 1, 1]` of `means`, then the full maps `[N, C, H, W]` of `full`.
-    pub fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
+    pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
         let g = p.graph.as_mut().expect("checked at load");
         g.output.truncate(1);

@@ -106,7 +106,7 @@ impl Builder<'_> {
 
 /// Builds the ONNX graph of a CIFAR ResNet from its weights. Input `input`
 /// `[N, 3, 32, 32]` (normalized), output `logits` `[N, classes]`.
-pub fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
+pub(crate) fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
     let n = blocks_per_stage(sd)?;
     let classes = sd.tensors["linear.weight"].shape.first().copied().unwrap_or(0);
     let mut b = Builder { sd, nodes: Vec::new(), inits: Vec::new() };
