@@ -259,3 +259,14 @@ def _first_embedded_image():
     # there is one, else skip: the oracle must not come from freqtag itself.
     d = data_dir()
     return cifar_images(d, [3])[0].transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def test_paper_example_runs_and_draws_its_figure(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (make python installs it)")
+    example = os.path.join(os.path.dirname(__file__), "../../../examples/paper.py")
+    out = tmp_path / "paper.png"
+    r = subprocess.run([sys.executable, example, str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "layer3.4.conv2" in r.stdout and out.stat().st_size > 10_000
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
