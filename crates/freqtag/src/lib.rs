@@ -18,11 +18,19 @@
 //! | lines | [`lines`] | [`lines::Line`] (harmonic / intermodulation catalogue) |
 //! | snr | [`snr`] | [`snr::SnrConfig`] (presets `authors`, `mne`, `fpvs`) |
 //! | importance | [`importance`] | [`importance::LayerImportance`] |
-//! | report | [`report`] | run folder writers (`summary.json`, CSV, NPY) |
+//! | report | [`report`] | run folder writers, [`report::Summary`] (typed `summary.json`, both ways) |
 //!
-//! Beside them: [`data`] (CIFAR-10, image files), [`evaluate`] (accuracy), [`prune`]
-//! (filter ablation, pruning criteria and curves), and
-//! [`analysis`], which runs the stages in order ([`analysis::analyze`]).
+//! Beside them: [`data`] (CIFAR-10, image files), [`embedded`] (the pretrained ResNet-32
+//! and the paper's ten images, compiled in), [`evaluate`] (accuracy), [`prune`] (filter
+//! ablation, pruning criteria and curves), [`analysis`], which runs the stages in order
+//! ([`analysis::analyze`] → [`analysis::Analysis`], results keyed by tap name), and
+//! [`run`], a whole run as the CLI and Python make it ([`run::AnalysisOptions`],
+//! [`run::select_images`], and with the `report` feature `run::write_run_folder`).
+//!
+//! # Features
+//! - `report`: figures (plotters) and the self-contained `report.html`. Off by default:
+//!   the library alone compiles no CLI, plotting or HTTP crate.
+//! - `cuda`: ONNX Runtime's CUDA execution provider.
 //!
 //! # Example
 //! The whole analysis from the library, on the built-in demonstration network
@@ -33,15 +41,15 @@
 //! use freqtag::data::synthetic_image;
 //! use freqtag::model::resnet::demo_model;
 //!
-//! let model = demo_model(7)?; // or Model::load("resnet32", Some(data_dir))
+//! let model = demo_model(7)?; // or Model::load("resnet32", None): the embedded ResNet-32
 //! let cfg = AnalysisConfig::default(); // paper settings: 6 / 7.5 Hz, 120 fps, 240 frames, `authors` SNR
 //! let images = vec![ImageSpec { name: "synthetic".into(), index: None, label: None }];
 //! let result = analyze(&model, &cfg, &images, &|_| Ok(synthetic_image(1, 32, 32)), &mut |_, _| {})?;
-//! let stem = &result.layers[0];
-//! assert_eq!(stem.tap, "conv1");
+//! let stem = result.layer("conv1").expect("the stem conv is recorded");
+//! assert_eq!(result.layer("#1"), Some(stem));
 //! println!("{} of {} stem filters important", stem.n_important, stem.n_filters);
 //! // The stem conv is linear in the frame: its spectrum has lines at 6 and 7.5 Hz only.
-//! let spec = &result.mean_amplitude[0][0];
+//! let spec = result.mean_spectrum("conv1", 0).unwrap();
 //! assert!(spec[12] > 100.0 * spec[24]);
 //! # Ok::<(), freqtag::Error>(())
 //! ```

@@ -1,7 +1,7 @@
 //! A whole run as the command line and the Python package make it: options as a person
 //! gives them ([`AnalysisOptions`], validated into an [`AnalysisConfig`]), which images
 //! ([`ImageSelection`] → [`select_images`]), and the run folder
-//! ([`write_run_folder`]: files, figures and `report.html`).
+//! (`write_run_folder`, with the `report` feature: files, figures and `report.html`).
 //!
 //! The CLI fills [`AnalysisOptions`] from its flags and Python from its keyword
 //! arguments (as JSON, field names as below), so both validate and resolve a run the

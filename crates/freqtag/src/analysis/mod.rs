@@ -349,6 +349,25 @@ pub fn analyze(
 }
 
 impl Analysis {
+    /// Position of a tap (by name, or `#ordinal` for a conv tap) on the tap axis of the
+    /// per-tap results (`layers`, `scores`, `mean_amplitude`, `line_snr`).
+    pub fn tap_index(&self, tap: &str) -> Option<usize> {
+        match tap.strip_prefix('#').map(str::parse::<usize>) {
+            Some(Ok(o)) => self.taps.iter().position(|t| t.tap.conv_ordinal == Some(o)),
+            _ => self.taps.iter().position(|t| t.tap.name == tap),
+        }
+    }
+
+    /// A tap's importance, by name or `#ordinal`.
+    pub fn layer(&self, tap: &str) -> Option<&LayerImportance> {
+        self.tap_index(tap).map(|t| &self.layers[t])
+    }
+
+    /// A filter's mean amplitude spectrum over images, `[bin]`, by tap name and channel.
+    pub fn mean_spectrum(&self, tap: &str, channel: usize) -> Option<&[f64]> {
+        self.tap_index(tap).and_then(|t| self.mean_amplitude[t].get(channel)).map(Vec::as_slice)
+    }
+
     /// Re-aggregates the stored scores against another threshold.
     pub fn with_threshold(&self, threshold: f64) -> Vec<LayerImportance> {
         self.scores.iter().map(|s| aggregate(s, threshold)).collect()
