@@ -63,10 +63,40 @@ impl Image {
         self.pixels.iter().enumerate().map(|(i, &x)| (x - p.mean[i / hw]) / p.std[i / hw]).collect()
     }
 
-    /// Reads a PNG or JPEG file as RGB.
+    /// Reads a PNG, JPEG or GIF file as RGB. The file must be a regular file of at most
+    /// [`MAX_IMAGE_FILE_BYTES`]; its dimensions are read from the header and checked
+    /// ([`MAX_IMAGE_SIDE`]) before anything is decoded; a JPEG without its end-of-image
+    /// marker after its last scan (a truncated file, which decoders fill with grey) is an
+    /// error.
     pub fn from_file(path: &Path) -> Result<Image> {
-        let img = image::open(path)
-            .map_err(|e| Error::Data { path: path.into(), reason: format!("not a readable image: {e}") })?;
+        let bytes = read_regular_file(path, MAX_IMAGE_FILE_BYTES)?;
+        Image::from_bytes(&bytes, path)
+    }
+
+    /// Decodes an image held in memory (`path` names it in errors), as [`Image::from_file`].
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Image> {
+        use std::io::Cursor;
+        let bad = |reason: String| Error::Data { path: path.into(), reason };
+        let reader = || {
+            image::ImageReader::new(Cursor::new(bytes))
+                .with_guessed_format()
+                .map_err(|e| bad(format!("not a readable image: {e}")))
+        };
+        let format = reader()?.format().ok_or_else(|| bad("not a PNG, JPEG or GIF image".into()))?;
+        let (w, h) = reader()?.into_dimensions().map_err(|e| bad(format!("not a readable image: {e}")))?;
+        if w == 0 || h == 0 || w as usize > MAX_IMAGE_SIDE || h as usize > MAX_IMAGE_SIDE {
+            return Err(bad(format!("{w}x{h} pixels; freqtag reads images of 1 to {MAX_IMAGE_SIDE} pixels a side")));
+        }
+        if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+            return Err(bad("truncated JPEG: no end-of-image marker after the last scan".into()));
+        }
+        let mut r = reader()?;
+        let mut limits = image::Limits::default();
+        limits.max_image_width = Some(MAX_IMAGE_SIDE as u32);
+        limits.max_image_height = Some(MAX_IMAGE_SIDE as u32);
+        limits.max_alloc = Some(256 << 20);
+        r.limits(limits);
+        let img = r.decode().map_err(|e| bad(format!("not a readable image: {e}")))?;
         let rgb = img.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let mut pixels = vec![0.0; 3 * h * w];
@@ -87,6 +117,19 @@ impl Image {
             image::Rgb([at(0), at(1), at(2)])
         })
     }
+}
+
+/// Largest image file read.
+pub const MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+/// Largest image side, pixels (checked from the header, before decoding).
+pub const MAX_IMAGE_SIDE: usize = 8192;
+
+/// Whether a JPEG stream ends its last scan: the last end-of-image marker (`FF D9`)
+/// comes after the last start-of-scan (`FF DA`). Inside a scan `FF` is always followed
+/// by `00` or a restart marker, so neither pair appears in the coded data.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let last = |m: u8| b.windows(2).rposition(|w| w[0] == 0xFF && w[1] == m);
+    matches!((last(0xDA), last(0xD9)), (Some(sos), Some(eoi)) if eoi > sos)
 }
 
 /// Which CIFAR-10 split.
@@ -137,15 +180,18 @@ impl Cifar10 {
         let mut records = Vec::new();
         for f in files {
             let p = dir.join(&f);
-            let b = std::fs::read(&p).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Error::Data {
+            if !p.exists() {
+                return Err(Error::Data {
                     path: p.clone(),
                     reason: "missing; set FREQTAG_DATA to a folder with cifar10/*.bin, or run `freqtag fetch-data`"
                         .into(),
-                },
-                _ => Error::io(&p, e),
-            })?;
+                });
+            }
+            let b = read_regular_file(&p, BATCH_BYTES as u64)?;
             check_batch(&b, &p)?;
+            if split == Split::Test {
+                check_test_batch_digest(&b, &p)?;
+            }
             records.extend(b);
         }
         Ok(Cifar10 { records })
@@ -190,15 +236,56 @@ pub fn seeded_sample(len: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
     Ok(v)
 }
 
-/// Checks a CIFAR-10 batch file's length and labels.
-pub fn check_batch(b: &[u8], path: &Path) -> Result<()> {
-    if b.is_empty() || b.len() % RECORD != 0 {
+/// Bytes of one CIFAR-10 batch file: 10,000 records.
+pub const BATCH_BYTES: usize = 10_000 * RECORD;
+
+/// Checks the test batch against the SHA-256 of the official `test_batch.bin`: a
+/// different file (another version, a re-encoding, a few flipped bytes) is an error
+/// naming it, since every accuracy and every analysis of "test image i" depends on it.
+pub fn check_test_batch_digest(b: &[u8], path: &Path) -> Result<()> {
+    use sha2::{Digest, Sha256};
+    let got = hex(&Sha256::digest(b));
+    if got != TEST_BATCH_SHA256 {
         return Err(Error::Data {
             path: path.into(),
             reason: format!(
-                "{} bytes is not a whole number of {RECORD}-byte CIFAR-10 records (a full batch is {} bytes)",
-                b.len(),
-                10_000 * RECORD
+                "SHA-256 {got} is not that of the official CIFAR-10 test_batch.bin ({TEST_BATCH_SHA256}); \
+                 fetch it again (`freqtag fetch-data`) or analyse your own images with --image-file"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a whole regular file of at most `max` bytes. A FIFO, device or folder is
+/// refused before it is opened (so nothing blocks), a larger file before it is read.
+pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let bad = |reason: String| Error::Data { path: path.into(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file (a folder, FIFO or device)".into()));
+    }
+    if meta.len() > max {
+        return Err(bad(format!("{} bytes, more than the {max} freqtag reads from such a file", meta.len())));
+    }
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut v = Vec::with_capacity(meta.len() as usize);
+    f.take(max + 1).read_to_end(&mut v).map_err(|e| Error::io(path, e))?;
+    if v.len() as u64 > max {
+        return Err(bad(format!("grew past {max} bytes while being read")));
+    }
+    Ok(v)
+}
+
+/// Checks a CIFAR-10 batch file's length (exactly 10,000 records) and labels.
+pub fn check_batch(b: &[u8], path: &Path) -> Result<()> {
+    if b.len() != BATCH_BYTES {
+        return Err(Error::Data {
+            path: path.into(),
+            reason: format!(
+                "{} bytes is not a CIFAR-10 batch of 10,000 {RECORD}-byte records ({BATCH_BYTES} bytes)",
+                b.len()
             ),
         });
     }

@@ -211,7 +211,15 @@ impl Session {
         for name in &self.outputs {
             let val = &outs[name.as_str()];
             let (shape, data) = val.try_extract_tensor::<f32>().map_err(runtime)?;
-            v.push(Output { shape: shape.iter().map(|&d| d as usize).collect(), data: data.to_vec() });
+            let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            // Everything downstream splits outputs by frame: the batch must come first.
+            if shape.first() != Some(&n) {
+                return Err(Error::Model(format!(
+                    "output `{name}` has shape {shape:?} for a batch of {n} frames; freqtag needs every \
+                     output (logits first) batch-first, [N, ...]"
+                )));
+            }
+            v.push(Output { shape, data: data.to_vec() });
         }
         Ok(v)
     }

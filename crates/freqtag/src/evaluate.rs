@@ -35,10 +35,34 @@ pub fn logits(
             model.name, model.input_shape
         )));
     }
+    if indices.is_empty() {
+        return Err(Error::param("images", "at least one image to evaluate", 0));
+    }
+    if let Some(&bad) = indices.iter().find(|&&i| i >= data.len()) {
+        return Err(Error::param("images", format!("indices 0..{}", data.len()), bad));
+    }
     let mut out = Vec::new();
     for chunk in indices.chunks(session.batch()) {
         let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
         let o = session.run(&frames, chunk.len())?;
+        let shape = &o[0].shape;
+        if shape.len() != 2 || shape[1] != CLASSES.len() {
+            return Err(Error::Model(format!(
+                "{}: the first output has shape {shape:?}; CIFAR-10 accuracy needs {} logits per image, [N, {}]",
+                model.name,
+                CLASSES.len(),
+                CLASSES.len()
+            )));
+        }
+        if let Some(p) = o[0].data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Model(format!(
+                "{}: logit {} of test image {} is {} (not a number a prediction can use)",
+                model.name,
+                p % CLASSES.len(),
+                chunk[p / CLASSES.len()],
+                o[0].data[p]
+            )));
+        }
         out.extend_from_slice(&o[0].data);
         progress(chunk.len());
     }

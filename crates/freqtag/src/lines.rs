@@ -74,83 +74,143 @@ fn label(coefs: &[i64]) -> String {
     s
 }
 
+/// Highest line order catalogued.
+pub const MAX_ORDER: u32 = 100;
+/// Largest catalogue work allowed: tags × partial sums (`2 · max_order · largest tag
+/// bin + 1`). The paper's settings need 2 × 601; 16 tags on a 4 x 4 grid at 240 frames
+/// about 16 × 4,801.
+pub const MAX_CATALOGUE_WORK: u64 = 20_000_000;
+
+/// Checks that [`catalogue`] can run on these tags: `max_order` in `1..=`[`MAX_ORDER`]
+/// and at most [`MAX_CATALOGUE_WORK`] states; the error names the parameter.
+pub fn check_catalogue(tag_bins: &[usize], max_order: u32) -> crate::error::Result<()> {
+    if !(1..=MAX_ORDER).contains(&max_order) {
+        return Err(crate::error::Error::param("max-order", format!("1..={MAX_ORDER}"), max_order));
+    }
+    let work = catalogue_work(tag_bins, max_order);
+    if work > MAX_CATALOGUE_WORK {
+        return Err(crate::error::Error::param(
+            "max-order",
+            format!(
+                "a catalogue of at most {MAX_CATALOGUE_WORK} states (tags x (2 x max order x largest tag bin + 1)); \
+                 lower --max-order or --n-frames"
+            ),
+            format!("{max_order} ({work} states for {} tags)", tag_bins.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn catalogue_work(tag_bins: &[usize], max_order: u32) -> u64 {
+    let maxb = tag_bins.iter().copied().max().unwrap_or(0) as u64;
+    (tag_bins.len() as u64).saturating_mul((2 * max_order as u64).saturating_mul(maxb).saturating_add(1))
+}
+
 /// Catalogues every line of order ≤ `max_order` on bins `1..=n_frames/2`, given the
-/// tag bins (`f_r · N / fps`). Sorted by bin.
+/// tag bins (`f_r · N / fps`). Sorted by bin. Each bin is labelled with its lowest-order
+/// combination `Σ n_r f_r`; ties go to fewer tags, then to positive coefficients on the
+/// earlier tags.
+///
+/// A shortest-path dynamic programme over the partial sums of the tags taken in order:
+/// the cost `(order, tags used, signs)` is additive, so the best combination reaching a
+/// partial sum extends to the best overall. Each tag is added by two sweeps (one copy at
+/// a time, up and down), so the work is tags × partial sums × tags (for comparing the
+/// coefficient vectors), with `2 · max_order · largest bin + 1` partial sums: linear in
+/// the number of bins and the order, never the enumeration of every coefficient vector.
+/// Callers check the size first ([`check_catalogue`]); an empty catalogue results from
+/// tags and orders outside its limits.
 pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) -> Vec<Line> {
+    if check_catalogue(tag_bins, max_order).is_err() || tag_bins.iter().any(|&b| b == 0) {
+        return Vec::new();
+    }
     let nyq = n_frames / 2;
     let r = tag_bins.len();
-    // best[k] = (order, nonzero terms, coefs) of the lowest-order combination reaching bin k.
-    let mut best: Vec<Option<(u32, usize, Vec<i64>)>> = vec![None; nyq + 1];
-    let mut pure: Vec<Vec<usize>> = vec![Vec::new(); nyq + 1];
-    let mut coefs = vec![0i64; r];
-    fn walk(
-        t: usize,
-        left: u32,
-        coefs: &mut Vec<i64>,
-        tag_bins: &[usize],
-        nyq: usize,
-        best: &mut Vec<Option<(u32, usize, Vec<i64>)>>,
-        pure: &mut Vec<Vec<usize>>,
-    ) {
-        if t == coefs.len() {
-            let k: i64 = coefs.iter().zip(tag_bins).map(|(&n, &b)| n * b as i64).sum();
-            if k <= 0 || k as usize > nyq {
-                return;
-            }
-            let k = k as usize;
-            let order = coefs.iter().map(|n| n.unsigned_abs() as u32).sum();
-            let nz = coefs.iter().filter(|&&n| n != 0).count();
-            // Prefer lower order, then fewer terms, then positive leading coefficients.
-            let cand = (order, nz, coefs.clone());
-            let better = match &best[k] {
-                None => true,
-                Some((o, z, c)) => {
-                    (order, nz) < (*o, *z)
-                        || ((order, nz) == (*o, *z)
-                            && coefs.iter().map(|n| -n.signum()).lt(c.iter().map(|n| -n.signum())))
-                }
-            };
-            if better {
-                best[k] = Some(cand);
-            }
-            if nz == 1 {
-                let tag = coefs.iter().position(|&n| n != 0).unwrap();
-                if coefs[tag] > 0 && !pure[k].contains(&tag) {
-                    pure[k].push(tag);
-                }
-            }
-            return;
-        }
-        let l = left as i64;
-        for n in -l..=l {
-            coefs[t] = n;
-            walk(t + 1, left - n.unsigned_abs() as u32, coefs, tag_bins, nyq, best, pure);
-        }
-        coefs[t] = 0;
+    let maxb = tag_bins.iter().copied().max().unwrap_or(0);
+    let span = max_order as usize * maxb;
+    let states = 2 * span + 1;
+    // Per partial sum s (index s + span): (order, tags used, sign keys...) and coefficients.
+    #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
+    struct Cost {
+        order: u32,
+        nz: u32,
+        key: Vec<i8>,
     }
-    walk(0, max_order, &mut coefs, tag_bins, nyq, &mut best, &mut pure);
-    pure.iter_mut().for_each(|p| p.sort_unstable());
-    best.into_iter()
-        .enumerate()
-        .filter_map(|(k, b)| {
-            let (order, nz, coefs) = b?;
-            let kind = if pure[k].len() >= 2 {
-                LineKind::Shared
-            } else if nz >= 2 {
-                LineKind::Intermod
-            } else if order == 1 {
-                LineKind::Fundamental
-            } else {
-                LineKind::Harmonic
-            };
-            let label = if kind == LineKind::Shared {
-                pure[k].iter().map(|&t| label(&tag_vec(r, t, (k / tag_bins[t]) as i64))).collect::<Vec<_>>().join("=")
-            } else {
-                label(&coefs)
-            };
-            Some(Line { bin: k, freq: k as f64 * fps / n_frames as f64, coefs, order, kind, label })
-        })
-        .collect()
+    let mut cost: Vec<Option<Cost>> = vec![None; states];
+    let mut coefs: Vec<Vec<i32>> = vec![Vec::new(); states];
+    cost[span] = Some(Cost { order: 0, nz: 0, key: Vec::new() });
+    for (t, &b) in tag_bins.iter().enumerate() {
+        // Key of this tag's sign: positive first, then unused, then negative.
+        let with = |c: &Cost, n: i32, key: i8| Cost {
+            order: c.order + n.unsigned_abs(),
+            nz: c.nz + (n != 0) as u32,
+            key: c.key.iter().copied().chain([key]).collect(),
+        };
+        let mut next: Vec<Option<Cost>> = cost.iter().map(|c| c.as_ref().map(|c| with(c, 0, 0))).collect();
+        let mut next_coefs: Vec<Vec<i32>> = coefs.iter().map(|c| c.iter().copied().chain([0]).collect()).collect();
+        for dir in [1i64, -1] {
+            // run[s]: the best with at least one copy of this tag in direction `dir`.
+            let mut run: Vec<Option<(Cost, Vec<i32>)>> = vec![None; states];
+            let order: Box<dyn Iterator<Item = usize>> =
+                if dir > 0 { Box::new(0..states) } else { Box::new((0..states).rev()) };
+            for s in order {
+                let from = s as i64 - dir * b as i64;
+                if from < 0 || from >= states as i64 {
+                    continue;
+                }
+                let from = from as usize;
+                let key = if dir > 0 { -1 } else { 1 };
+                let mut best: Option<(Cost, Vec<i32>)> = None;
+                if let Some(c) = &cost[from] {
+                    let nc = with(c, 1, key);
+                    let mut v = coefs[from].clone();
+                    v.push(dir as i32);
+                    best = Some((nc, v));
+                }
+                if let Some((c, v)) = &run[from] {
+                    let nc = Cost { order: c.order + 1, nz: c.nz, key: c.key.clone() };
+                    if best.as_ref().is_none_or(|(b, _)| nc < *b) {
+                        let mut v = v.clone();
+                        *v.last_mut().expect("one coefficient per tag") += dir as i32;
+                        best = Some((nc, v));
+                    }
+                }
+                if let Some((c, v)) = best.filter(|(c, _)| c.order <= max_order) {
+                    if next[s].as_ref().is_none_or(|n| c < *n) {
+                        next[s] = Some(c.clone());
+                        next_coefs[s] = v.clone();
+                    }
+                    run[s] = Some((c, v));
+                }
+            }
+        }
+        debug_assert!(next_coefs.iter().zip(&next).all(|(v, c)| c.is_none() || v.len() == t + 1));
+        cost = next;
+        coefs = next_coefs;
+    }
+    let mut out = Vec::new();
+    for k in 1..=nyq.min(span) {
+        let Some(c) = &cost[span + k] else { continue };
+        let v: Vec<i64> = coefs[span + k].iter().map(|&n| n as i64).collect();
+        // Tags whose own harmonic (of order <= max_order) lands on k.
+        let pure: Vec<usize> =
+            (0..r).filter(|&t| k % tag_bins[t] == 0 && k / tag_bins[t] <= max_order as usize).collect();
+        let kind = if pure.len() >= 2 {
+            LineKind::Shared
+        } else if c.nz >= 2 {
+            LineKind::Intermod
+        } else if c.order == 1 {
+            LineKind::Fundamental
+        } else {
+            LineKind::Harmonic
+        };
+        let label = if kind == LineKind::Shared {
+            pure.iter().map(|&t| label(&tag_vec(r, t, (k / tag_bins[t]) as i64))).collect::<Vec<_>>().join("=")
+        } else {
+            label(&v)
+        };
+        out.push(Line { bin: k, freq: k as f64 * fps / n_frames as f64, coefs: v, order: c.order, kind, label });
+    }
+    out
 }
 
 fn tag_vec(r: usize, t: usize, n: i64) -> Vec<i64> {
@@ -184,6 +244,69 @@ mod tests {
         assert_eq!(at(&l, 13.5).order, 2);
         assert_eq!(at(&l, 30.0).kind, LineKind::Shared);
         assert_eq!(at(&l, 30.0).label, "5f1=4f2");
+    }
+
+    /// The previous catalogue: every coefficient vector enumerated (exponential in the
+    /// number of tags), kept as the oracle for the dynamic programme.
+    fn brute(tag_bins: &[usize], n_frames: usize, max_order: u32) -> Vec<(usize, u32, Vec<i64>)> {
+        let r = tag_bins.len();
+        let mut best: Vec<Option<(u32, usize, Vec<i64>)>> = vec![None; n_frames / 2 + 1];
+        let mut c = vec![0i64; r];
+        fn walk(t: usize, left: u32, c: &mut Vec<i64>, b: &[usize], best: &mut Vec<Option<(u32, usize, Vec<i64>)>>) {
+            if t == c.len() {
+                let k: i64 = c.iter().zip(b).map(|(&n, &x)| n * x as i64).sum();
+                if k <= 0 || k as usize >= best.len() {
+                    return;
+                }
+                let order = c.iter().map(|n| n.unsigned_abs() as u32).sum();
+                let nz = c.iter().filter(|&&n| n != 0).count();
+                let better = match &best[k as usize] {
+                    None => true,
+                    Some((o, z, p)) => {
+                        (order, nz) < (*o, *z)
+                            || ((order, nz) == (*o, *z)
+                                && c.iter().map(|n| -n.signum()).lt(p.iter().map(|n| -n.signum())))
+                    }
+                };
+                if better {
+                    best[k as usize] = Some((order, nz, c.clone()));
+                }
+                return;
+            }
+            for n in -(left as i64)..=left as i64 {
+                c[t] = n;
+                walk(t + 1, left - n.unsigned_abs() as u32, c, b, best);
+            }
+            c[t] = 0;
+        }
+        walk(0, max_order, &mut c, tag_bins, &mut best);
+        best.into_iter().enumerate().filter_map(|(k, b)| b.map(|(o, _, c)| (k, o, c))).collect()
+    }
+
+    #[test]
+    fn catalogue_equals_the_enumeration_of_every_coefficient_vector() {
+        for (bins, n, order) in [
+            (vec![12, 15], 240, 20),
+            (vec![12], 240, 20),
+            (vec![12, 15, 18, 21], 240, 6),
+            (vec![7, 11, 13], 200, 9),
+            (vec![5, 6], 64, 30),
+            (vec![40, 3], 120, 12),
+        ] {
+            let got: Vec<(usize, u32, Vec<i64>)> =
+                catalogue(&bins, 120.0, n, order).into_iter().map(|l| (l.bin, l.order, l.coefs)).collect();
+            assert_eq!(got, brute(&bins, n, order), "tags {bins:?}, N {n}, order {order}");
+        }
+    }
+
+    #[test]
+    fn sixteen_tags_catalogue_quickly_and_huge_orders_are_refused() {
+        let bins: Vec<usize> = (0..16).map(|i| 12 + i).collect();
+        let l = catalogue(&bins, 120.0, 240, 20);
+        assert_eq!(l.len(), 120, "every bin 1..=120 is some combination of 16 tags");
+        let e = check_catalogue(&bins, u32::MAX).unwrap_err().to_string();
+        assert!(e.contains("max-order") && e.contains("4294967295"), "{e}");
+        assert!(check_catalogue(&[300_000, 2], 100).unwrap_err().to_string().contains("states"));
     }
 
     #[test]

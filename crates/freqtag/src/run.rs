@@ -235,6 +235,7 @@ impl AnalysisOptions {
                 ..StatsConfig::default()
             },
         };
+        cfg.validate()?;
         Ok((cfg, notes))
     }
 }

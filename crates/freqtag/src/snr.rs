@@ -118,6 +118,29 @@ impl SnrConfig {
         })
     }
 
+    /// Checks the parameters against a spectrum of `n_bins` bins: at least one and at
+    /// most `n_bins` neighbours, a skip below `n_bins`, a finite non-negative floor,
+    /// excluded bins inside the spectrum.
+    pub fn validate(&self, n_bins: usize) -> Result<()> {
+        if !(1..=n_bins).contains(&self.n_neighbors) {
+            return Err(Error::param(
+                "noise-n-neighbor-freqs",
+                format!("1..={n_bins} neighbour bins per side (the spectrum has {n_bins} bins)"),
+                self.n_neighbors,
+            ));
+        }
+        if self.skip >= n_bins {
+            return Err(Error::param("noise-skip-neighbor-freqs", format!("0..{n_bins}"), self.skip));
+        }
+        if !(self.floor.is_finite() && self.floor >= 0.0) {
+            return Err(Error::param("floor", "a finite non-negative number", self.floor));
+        }
+        if let Some(b) = self.exclude_bins.iter().find(|&&b| b >= n_bins) {
+            return Err(Error::param("exclude-bins", format!("bins 0..{n_bins}"), b));
+        }
+        Ok(())
+    }
+
     /// Spectrum bin of SNR index 0: `snr(amp)[j]` belongs to bin `j + bin_offset()`
     /// (1 when DC is dropped).
     pub fn bin_offset(&self) -> usize {

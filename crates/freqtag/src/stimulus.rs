@@ -106,6 +106,11 @@ impl std::fmt::Display for Layout {
     }
 }
 
+/// Most frames in a stimulus (9 minutes at 120 fps).
+pub const MAX_N_FRAMES: usize = 1 << 16;
+/// Most tagged regions (one frequency each).
+pub const MAX_REGIONS: usize = 64;
+
 /// Everything that defines the stimulus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StimulusConfig {
@@ -204,19 +209,26 @@ fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize
             (grid(*rows, *cols), names)
         }
         Layout::Mask(path) => {
-            let img = image::open(path)
-                .map_err(|e| Error::Data { path: path.clone(), reason: format!("mask image: {e}") })?
-                .to_luma8();
-            if (img.width() as usize, img.height() as usize) != (w, h) {
+            // Read as any image (bounded: regular file, size and dimensions checked
+            // before decoding); the grey level is the mean of the channels.
+            let img = Image::from_file(path)?;
+            if (img.width, img.height) != (w, h) {
                 return Err(Error::Data {
                     path: path.clone(),
-                    reason: format!("mask is {}x{}, the model input is {w}x{h}", img.width(), img.height()),
+                    reason: format!(
+                        "mask is {}x{} (width x height), the model input is {w}x{h}",
+                        img.width, img.height
+                    ),
                 });
             }
-            let mut levels: Vec<u8> = img.pixels().map(|p| p[0]).filter(|&v| v > 0).collect();
+            let hw = h * w;
+            let grey: Vec<u8> = (0..hw)
+                .map(|p| ((img.pixels[p] + img.pixels[hw + p] + img.pixels[2 * hw + p]) / 3.0 * 255.0).round() as u8)
+                .collect();
+            let mut levels: Vec<u8> = grey.iter().copied().filter(|&v| v > 0).collect();
             levels.sort_unstable();
             levels.dedup();
-            let of = img.pixels().map(|p| levels.iter().position(|&l| l == p[0])).collect();
+            let of = grey.iter().map(|g| levels.iter().position(|l| l == g)).collect();
             (of, levels.iter().map(|l| format!("level{l}")).collect())
         }
     })
@@ -228,19 +240,27 @@ impl StimulusConfig {
     /// Nyquist, or not positive; a count of frequencies or phases that does not match
     /// the regions; an empty region; `lo > hi`.
     pub fn plan(&self, h: usize, w: usize) -> Result<TagPlan> {
-        if self.fps <= 0.0 || !self.fps.is_finite() {
-            return Err(Error::param("fps", "a positive number", self.fps));
-        }
-        if self.n_frames < 8 {
-            return Err(Error::param("n_frames", "at least 8", self.n_frames));
-        }
-        if self.lo > self.hi {
-            return Err(Error::param("lo/hi", "lo <= hi", format!("lo={} hi={}", self.lo, self.hi)));
+        let bins = self.check()?;
+        if let Layout::Grid { rows, cols } = self.layout {
+            if rows.saturating_mul(cols) > MAX_REGIONS {
+                return Err(Error::param(
+                    "layout",
+                    format!("at most {MAX_REGIONS} regions"),
+                    format!("grid:{rows}x{cols}"),
+                ));
+            }
         }
         let (region_of, region_names) = region_masks(&self.layout, h, w)?;
         let nr = region_names.len();
         if nr == 0 {
-            return Err(Error::param("layout", "at least one tagged region", format!("{:?}", self.layout)));
+            return Err(Error::param("layout", "at least one tagged region", &self.layout));
+        }
+        if nr > MAX_REGIONS {
+            return Err(Error::param(
+                "layout",
+                format!("at most {MAX_REGIONS} regions"),
+                format!("{} ({nr} regions)", self.layout),
+            ));
         }
         if self.freqs.len() != nr {
             return Err(Error::param(
@@ -261,10 +281,36 @@ impl StimulusConfig {
                 return Err(Error::param("layout", "regions that each cover at least one pixel", name));
             }
         }
+        Ok(TagPlan { config: self.clone(), height: h, width: w, region_of, region_names, bins })
+    }
+
+    /// Validates everything that does not depend on the image size and returns the FFT
+    /// bin of each tag: fps, frame count ([`MAX_N_FRAMES`]), `lo`/`hi`, phases (finite),
+    /// frequencies (finite, in `(0, Nyquist)`, on the bin grid unless `allow_leakage`,
+    /// on distinct bins), at most [`MAX_REGIONS`] of them.
+    pub fn check(&self) -> Result<Vec<usize>> {
+        if !(self.fps > 0.0 && self.fps.is_finite() && self.fps <= 1e6) {
+            return Err(Error::param("fps", "a positive number up to 1e6", self.fps));
+        }
+        if !(8..=MAX_N_FRAMES).contains(&self.n_frames) {
+            return Err(Error::param("n-frames", format!("8..={MAX_N_FRAMES}"), self.n_frames));
+        }
+        if !(self.lo.is_finite() && self.hi.is_finite()) {
+            return Err(Error::param("lo/hi", "finite numbers", format!("lo={} hi={}", self.lo, self.hi)));
+        }
+        if self.lo > self.hi {
+            return Err(Error::param("lo/hi", "lo <= hi", format!("lo={} hi={}", self.lo, self.hi)));
+        }
+        if let Some(p) = self.phases.iter().find(|p| !p.is_finite()) {
+            return Err(Error::param("phases", "finite phases in radians", p));
+        }
+        if self.freqs.is_empty() || self.freqs.len() > MAX_REGIONS {
+            return Err(Error::param("freqs", format!("1 to {MAX_REGIONS} frequencies"), format!("{:?}", self.freqs)));
+        }
         let nyquist = self.fps / 2.0;
         let mut bins = Vec::new();
         for &f in &self.freqs {
-            if f <= 0.0 || f >= nyquist || !f.is_finite() {
+            if !(f > 0.0 && f < nyquist && f.is_finite()) {
                 return Err(Error::param(
                     "freqs",
                     format!("frequencies in (0, {nyquist}) Hz (below Nyquist = fps/2)"),
@@ -283,9 +329,20 @@ impl StimulusConfig {
                 }
                 tracing::warn!("{f} Hz is off the FFT bin grid ({res} Hz): its energy leaks into neighbouring bins");
             }
-            bins.push(k.round() as usize);
+            let k = k.round() as usize;
+            if k == 0 {
+                return Err(Error::param("freqs", "frequencies of at least one bin width fps/n_frames", f));
+            }
+            if bins.contains(&k) {
+                return Err(Error::param(
+                    "freqs",
+                    "distinct frequencies, on distinct FFT bins (a shared frequency cannot tell the regions apart)",
+                    format!("{:?}", self.freqs),
+                ));
+            }
+            bins.push(k);
         }
-        Ok(TagPlan { config: self.clone(), height: h, width: w, region_of, region_names, bins })
+        Ok(bins)
     }
 }
 
@@ -404,6 +461,28 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_repeated_and_oversized_parameters_are_errors_naming_them() {
+        let ok = StimulusConfig::default();
+        let cases: Vec<(StimulusConfig, &str)> = vec![
+            (StimulusConfig { freqs: vec![6.0, 6.0], ..ok.clone() }, "distinct frequencies"),
+            (StimulusConfig { freqs: vec![6.0, f64::NAN], ..ok.clone() }, "invalid freqs"),
+            (StimulusConfig { lo: f32::NAN, ..ok.clone() }, "invalid lo/hi"),
+            (StimulusConfig { hi: f32::INFINITY, ..ok.clone() }, "invalid lo/hi"),
+            (StimulusConfig { phases: vec![f64::INFINITY, 0.0], ..ok.clone() }, "invalid phases"),
+            (StimulusConfig { n_frames: 1_000_000_000, ..ok.clone() }, "invalid n-frames"),
+            (StimulusConfig { fps: f64::INFINITY, ..ok.clone() }, "invalid fps"),
+            (
+                StimulusConfig { layout: Layout::Grid { rows: 9, cols: 9 }, freqs: vec![0.5; 81], ..ok.clone() },
+                "invalid freqs",
+            ),
+        ];
+        for (c, want) in cases {
+            let e = c.plan(32, 32).unwrap_err().to_string();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
     fn mask_image_regions_by_grey_level_and_empty_masks_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("mask.png");
@@ -416,13 +495,14 @@ mod tests {
         let wrong = c.plan(4, 4).unwrap_err().to_string();
         assert!(wrong.contains("mask is 3x2") && wrong.contains("4x4"), "{wrong}");
         image::GrayImage::new(3, 2).save(&p).unwrap();
-        let none = StimulusConfig { layout: Layout::Mask(p), freqs: vec![], ..Default::default() };
+        let none = StimulusConfig { layout: Layout::Mask(p), freqs: vec![6.0], ..Default::default() };
         assert!(none.plan(2, 3).unwrap_err().to_string().contains("at least one tagged region"));
     }
 
     #[test]
     fn grid_larger_than_the_image_is_an_error() {
-        let c = StimulusConfig { layout: Layout::Grid { rows: 5, cols: 1 }, freqs: vec![6.0; 5], ..Default::default() };
+        let freqs = vec![6.0, 7.5, 9.0, 10.5, 12.0];
+        let c = StimulusConfig { layout: Layout::Grid { rows: 5, cols: 1 }, freqs, ..Default::default() };
         let e = c.plan(4, 4).unwrap_err().to_string();
         assert!(e.contains("grid") && e.contains("5x1"), "{e}");
         let q = StimulusConfig { layout: Layout::Quadrants, freqs: vec![6.0, 7.5, 9.0, 10.5], ..Default::default() };

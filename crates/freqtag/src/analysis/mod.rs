@@ -98,6 +98,52 @@ pub struct InputNoise {
 /// reproduction section for how it was chosen).
 pub const DEFAULT_THRESHOLD: f64 = 1.5;
 
+/// Most frame-shuffle permutations per filter.
+pub const MAX_PERMUTATIONS: usize = 10_000;
+/// Most random half splits for stability.
+pub const MAX_SPLITS: usize = 10_000;
+/// Most bytes of frames built for one image (frames run × input size × 4).
+pub const MAX_FRAME_BYTES: u64 = 2 << 30;
+
+impl AnalysisConfig {
+    /// Checks every parameter that does not depend on the model, before any work;
+    /// errors name the parameter, say what is allowed and echo the value.
+    pub fn validate(&self) -> Result<()> {
+        let bins = self.stimulus.check()?;
+        if !self.threshold.is_finite() {
+            return Err(Error::param("threshold", "a finite number", self.threshold));
+        }
+        self.snr.validate(crate::spectrum::n_bins(self.stimulus.n_frames))?;
+        crate::lines::check_catalogue(&bins, self.max_order)?;
+        let st = &self.stats;
+        if !(st.q > 0.0 && st.q < 1.0) {
+            return Err(Error::param("q", "a false discovery rate in (0, 1)", st.q));
+        }
+        if let Some(q) = st.q_values.iter().find(|q| !(**q > 0.0 && **q < 1.0)) {
+            return Err(Error::param("q values", "false discovery rates in (0, 1)", q));
+        }
+        if st.permutations > MAX_PERMUTATIONS {
+            return Err(Error::param("permutations", format!("0..={MAX_PERMUTATIONS}"), st.permutations));
+        }
+        if st.splits > MAX_SPLITS {
+            return Err(Error::param("splits", format!("0..={MAX_SPLITS}"), st.splits));
+        }
+        if let Some(t) = st.thresholds.iter().find(|t| !t.is_finite()) {
+            return Err(Error::param("sweep-thresholds", "finite numbers", t));
+        }
+        if let Some(n) = self.noise.filter(|n| !(n.sigma.is_finite() && n.sigma >= 0.0)) {
+            return Err(Error::param("noise-sigma", "a finite non-negative number", n.sigma));
+        }
+        if !(1..=4096).contains(&self.engine.batch) {
+            return Err(Error::param("batch", "1..=4096 frames per inference call", self.engine.batch));
+        }
+        if self.engine.threads > 1024 {
+            return Err(Error::param("threads", "0 (one per core) to 1024", self.engine.threads));
+        }
+        Ok(())
+    }
+}
+
 impl Default for AnalysisConfig {
     fn default() -> Self {
         AnalysisConfig {
@@ -244,10 +290,11 @@ pub fn analyze(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Analysis> {
     let start = Instant::now();
+    cfg.validate()?;
     if images.is_empty() {
         return Err(Error::param("images", "at least one image", 0));
     }
-    let [_, h, w] = model.input_shape;
+    let [c, h, w] = model.input_shape;
     let plan = cfg.stimulus.plan(h, w)?;
     let n = cfg.stimulus.n_frames;
     // Input noise differs in every frame: nothing repeats.
@@ -260,6 +307,14 @@ pub fn analyze(
         FrameSchedule { run: (0..n).collect(), row_of: (0..n).collect() }
     };
     let frames_per_image = schedule.run.len();
+    let frame_bytes = (frames_per_image as u64).saturating_mul((c * h * w) as u64).saturating_mul(4);
+    if frame_bytes > MAX_FRAME_BYTES {
+        return Err(Error::param(
+            "n-frames",
+            format!("at most {MAX_FRAME_BYTES} bytes of frames per image for a {c}x{h}x{w} input"),
+            format!("{} ({frames_per_image} frames to run, {frame_bytes} bytes)", cfg.stimulus.n_frames),
+        ));
+    }
     let path = match period {
         Some(period) => InferencePath::Folded { period, distinct: frames_per_image },
         None if frames_per_image < n => InferencePath::Distinct { distinct: frames_per_image },

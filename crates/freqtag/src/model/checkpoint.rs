@@ -4,7 +4,11 @@
 //! Keys are normalised: the `module.` prefix of `nn.DataParallel` saves is stripped.
 //! A checkpoint that wraps its state dict (`{'state_dict': ..., 'best_prec1': ...}`,
 //! `{'model': ...}`) is unwrapped. Every storage size and tensor view is checked
-//! against the bytes in the file.
+//! against the bytes in the file, a view may not hold more elements than its storage,
+//! and all tensors together at most [`MAX_ELEMENTS_PER_STORED`] times the elements the
+//! file stores (plus 1M), so no input makes freqtag allocate more than a small multiple
+//! of its own size. Zip entries are read up to their declared size, all of them
+//! together up to [`zip_budget`].
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -12,6 +16,18 @@ use std::path::Path;
 
 use super::pickle::{self, StorageRef, TensorRef, Value};
 use crate::error::{Error, Result};
+
+/// Largest checkpoint file read.
+pub const MAX_CHECKPOINT_BYTES: u64 = 4 << 30;
+/// Tensors may hold at most this many elements per element stored in the file (views
+/// that share a storage, such as tied weights, count each time).
+pub const MAX_ELEMENTS_PER_STORED: u64 = 4;
+
+/// Bytes all entries of a zip checkpoint may decompress to: PyTorch stores its
+/// entries uncompressed, so eight times the file plus 64 MiB is generous.
+pub fn zip_budget(file_len: usize) -> u64 {
+    (file_len as u64).saturating_mul(8).saturating_add(64 << 20)
+}
 
 /// The magic number that opens a legacy PyTorch file.
 const LEGACY_MAGIC: &[u8] = &[0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
@@ -47,21 +63,20 @@ impl StateDict {
 /// Reads a checkpoint, choosing the format from its first bytes: legacy PyTorch, zip
 /// PyTorch, or safetensors.
 pub fn load_checkpoint(path: &Path) -> Result<StateDict> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::data::read_regular_file(path, MAX_CHECKPOINT_BYTES)?;
     checkpoint_from_bytes(&bytes, path)
 }
 
 /// Reads a checkpoint held in memory (`path` names it in errors), choosing the format
 /// from its first bytes as [`load_checkpoint`] does.
 pub fn checkpoint_from_bytes(bytes: &[u8], path: &Path) -> Result<StateDict> {
-    let bytes = bytes.to_vec();
     let fail = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
     let raw = if bytes.starts_with(b"PK\x03\x04") {
-        read_zip(&bytes).map_err(fail)?
+        read_zip(bytes).map_err(fail)?
     } else if bytes.starts_with(LEGACY_MAGIC) || bytes.starts_with(&[0x80, 0x02, 0x8a, 0x0a]) {
-        read_legacy(&bytes).map_err(fail)?
-    } else if bytes.len() >= 8 && looks_like_safetensors(&bytes) {
-        read_safetensors(&bytes).map_err(fail)?
+        read_legacy(bytes).map_err(fail)?
+    } else if bytes.len() >= 8 && looks_like_safetensors(bytes) {
+        read_safetensors(bytes).map_err(fail)?
     } else {
         return Err(fail("not a PyTorch checkpoint (legacy or zip) nor safetensors: unrecognised first bytes".into()));
     };
@@ -106,31 +121,28 @@ fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
 /// for each key an 8-byte element count and the raw little-endian elements.
 fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
     let (magic, p) = pickle::load(bytes, 0)?;
-    if !matches!(magic, Value::BigInt(ref b) if b.as_slice() == &LEGACY_MAGIC[2..]) {
+    if !matches!(&magic.root, Value::BigInt(b) if **b == LEGACY_MAGIC[2..]) {
         return Err("wrong magic number for a legacy PyTorch file".into());
     }
     let (proto, p) = pickle::load(bytes, p)?;
-    if !matches!(proto, Value::Int(1001)) {
-        return Err(format!("unsupported legacy protocol version {proto:?} (expected 1001)"));
+    match proto.root {
+        Value::Int(1001) => {}
+        Value::Int(v) => return Err(format!("unsupported legacy protocol version {v} (expected 1001)")),
+        ref v => return Err(format!("corrupt: legacy protocol version is a {} (expected the int 1001)", v.kind())),
     }
     let (_sys_info, p) = pickle::load(bytes, p)?;
     let (obj, p) = pickle::load(bytes, p)?;
     let (keys, mut p) = pickle::load(bytes, p)?;
-    let keys: Vec<String> = match keys {
-        Value::List(l) => l
-            .borrow()
-            .iter()
-            .map(|v| match v {
-                Value::Str(s) => Ok(s.clone()),
-                _ => Err("corrupt: storage key is not a string".to_string()),
-            })
-            .collect::<Result<_, _>>()?,
-        _ => return Err("corrupt: storage key list missing".into()),
-    };
+    let keys: Vec<String> = keys
+        .items(&keys.root)
+        .ok_or("corrupt: storage key list missing")?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| "corrupt: storage key is not a string".to_string()))
+        .collect::<Result<_, _>>()?;
     let tensors = find_state_dict(&obj)?;
     let mut storages: BTreeMap<String, &[u8]> = BTreeMap::new();
     for key in keys {
-        let header = bytes.get(p..p + 8).ok_or("truncated: storage header missing")?;
+        let header = bytes.get(p..p.saturating_add(8)).ok_or("truncated: storage header missing")?;
         let numel = u64::from_le_bytes(header.try_into().unwrap());
         p += 8;
         let elem = tensors
@@ -146,7 +158,7 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
         storages.insert(key, &bytes[p..end]);
         p = end;
     }
-    tensors.into_iter().map(|(name, t)| Ok((name.clone(), materialise(&name, &t, &storages)?))).collect()
+    materialise_all(tensors, &storages)
 }
 
 /// Zip format: `<root>/data.pkl` and one file per storage under `<root>/data/`.
@@ -158,10 +170,21 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
         .map(str::to_string)
         .ok_or("zip checkpoint without data.pkl")?;
     let root = pkl_name.trim_end_matches("data.pkl").to_string();
-    let read = |zip: &mut zip::ZipArchive<_>, name: &str| -> Result<Vec<u8>, String> {
-        let mut f = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
-        let mut v = Vec::with_capacity((f.size() as usize).min(1 << 30));
-        f.read_to_end(&mut v).map_err(|e| format!("{name}: {e}"))?;
+    let mut budget = zip_budget(bytes.len());
+    // Each entry is read up to its declared size (one byte more tells a lie) and all
+    // of them up to the budget: a deflate bomb stops at the first byte over.
+    let mut read = |zip: &mut zip::ZipArchive<_>, name: &str| -> Result<Vec<u8>, String> {
+        let f = zip.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+        let declared = f.size();
+        if declared > budget {
+            return Err(format!("{name}: declares {declared} bytes, over the {budget} bytes left for this file"));
+        }
+        let mut v = Vec::with_capacity(declared.min(1 << 26) as usize);
+        f.take(declared + 1).read_to_end(&mut v).map_err(|e| format!("{name}: {e}"))?;
+        if v.len() as u64 != declared {
+            return Err(format!("{name}: holds {} bytes, declares {declared}", v.len()));
+        }
+        budget -= declared;
         Ok(v)
     };
     let pkl = read(&mut zip, &pkl_name)?;
@@ -175,7 +198,29 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Tensor)>, String> {
         }
     }
     let storages: BTreeMap<String, &[u8]> = blobs.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
-    tensors.into_iter().map(|(name, t)| Ok((name.clone(), materialise(&name, &t, &storages)?))).collect()
+    materialise_all(tensors, &storages)
+}
+
+/// Materialises every tensor, within [`MAX_ELEMENTS_PER_STORED`] times the elements
+/// the storages hold (plus 1M).
+fn materialise_all(
+    tensors: Vec<(String, std::rc::Rc<TensorRef>)>,
+    storages: &BTreeMap<String, &[u8]>,
+) -> Result<Vec<(String, Tensor)>, String> {
+    let stored: u64 = tensors
+        .iter()
+        .filter_map(|(_, t)| Some((t.storage.key.as_str(), storages.get(&t.storage.key)?.len() as u64)))
+        .collect::<BTreeMap<_, _>>()
+        .values()
+        .sum();
+    let mut budget = stored.saturating_mul(MAX_ELEMENTS_PER_STORED).saturating_add(1 << 20);
+    let mut out = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let x = materialise(&name, &t, storages, budget)?;
+        budget -= x.data.len() as u64;
+        out.push((name, x));
+    }
+    Ok(out)
 }
 
 fn element_size(dtype: &str) -> Result<usize, String> {
@@ -189,27 +234,26 @@ fn element_size(dtype: &str) -> Result<usize, String> {
 }
 
 /// Finds the `name -> tensor` mapping in a checkpoint object: the object itself, or a
-/// dict value (`state_dict`, `model`, ...) that maps strings to tensors.
-fn find_state_dict(obj: &Value) -> Result<Vec<(String, TensorRef)>, String> {
-    fn tensors_of(v: &Value) -> Option<Vec<(String, TensorRef)>> {
-        let Value::Dict(d) = v else { return None };
-        let d = d.borrow();
+/// dict value (`state_dict`, `model`, ...) that maps strings to tensors. Only these two
+/// levels are looked at, so no self-referential or deep structure is walked.
+fn find_state_dict(obj: &pickle::Pickle) -> Result<Vec<(String, std::rc::Rc<TensorRef>)>, String> {
+    let tensors_of = |v: &Value| -> Option<Vec<(String, std::rc::Rc<TensorRef>)>> {
         let mut out = Vec::new();
-        for (k, v) in d.iter() {
+        for (k, v) in obj.pairs(v)? {
             match (k, v) {
-                (Value::Str(k), Value::Tensor(t)) => out.push((k.clone(), t.clone())),
+                (Value::Str(k), Value::Tensor(t)) => out.push((k.to_string(), t.clone())),
                 _ => return None,
             }
         }
         (!out.is_empty()).then_some(out)
-    }
-    if let Some(t) = tensors_of(obj) {
+    };
+    if let Some(t) = tensors_of(&obj.root) {
         return Ok(t);
     }
-    if let Value::Dict(d) = obj {
+    if let Some(pairs) = obj.pairs(&obj.root) {
         for key in ["state_dict", "model", "model_state_dict", "net"] {
-            for (k, v) in d.borrow().iter() {
-                if matches!(k, Value::Str(s) if s == key) {
+            for (k, v) in pairs {
+                if k.as_str() == Some(key) {
                     if let Some(t) = tensors_of(v) {
                         return Ok(t);
                     }
@@ -220,7 +264,7 @@ fn find_state_dict(obj: &Value) -> Result<Vec<(String, TensorRef)>, String> {
     Err("found no state_dict (a dict of name -> tensor) in the checkpoint".into())
 }
 
-fn materialise(name: &str, t: &TensorRef, storages: &BTreeMap<String, &[u8]>) -> Result<Tensor, String> {
+fn materialise(name: &str, t: &TensorRef, storages: &BTreeMap<String, &[u8]>, budget: u64) -> Result<Tensor, String> {
     let StorageRef { key, dtype, numel } = &t.storage;
     let raw = storages.get(key).ok_or_else(|| format!("tensor `{name}`: storage {key} missing from the file"))?;
     let elem = element_size(dtype)?;
@@ -229,6 +273,14 @@ fn materialise(name: &str, t: &TensorRef, storages: &BTreeMap<String, &[u8]>) ->
     }
     let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
     let count = t.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("corrupt: tensor size overflows")?;
+    if count > *numel {
+        return Err(format!("tensor `{name}`: a view of {count} elements over a {numel}-element storage"));
+    }
+    if count > budget {
+        return Err(format!(
+            "tensor `{name}`: {count} elements, over the {budget} left for this file (views share storages too often)"
+        ));
+    }
     // Largest element index the view touches must be inside the storage.
     if count > 0 {
         let last = t

@@ -119,6 +119,11 @@ pub struct Model {
     pub taps: Vec<TapPoint>,
 }
 
+/// Most values in one input frame (C x H x W): 256 MB of float32.
+pub const MAX_INPUT_ELEMENTS: u64 = 1 << 26;
+/// Largest ONNX file read (protobuf's own limit is 2 GB).
+pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+
 /// Where the pretrained CIFAR-10 ResNet weights live under a data folder.
 pub fn pretrained_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("models").join(format!("{name}-cifar10.th"))
@@ -164,7 +169,7 @@ impl Model {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
         let stem = stem.strip_suffix("-cifar10").unwrap_or(stem).to_string();
         if ext == "onnx" {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let bytes = crate::data::read_regular_file(path, MAX_ONNX_BYTES)?;
             return Model::from_onnx_bytes(&bytes, path, &stem);
         }
         Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
@@ -209,7 +214,20 @@ impl Model {
         }
         let dims = graph::dims_of(inputs[0]).unwrap_or_default();
         let input_shape = match dims.as_slice() {
-            [_, Some(c), Some(h), Some(w)] => [*c as usize, *h as usize, *w as usize],
+            [_, Some(c), Some(h), Some(w)]
+                if *c > 0
+                    && *h > 0
+                    && *w > 0
+                    && (*c as u64).saturating_mul(*h as u64).saturating_mul(*w as u64) <= MAX_INPUT_ELEMENTS =>
+            {
+                [*c as usize, *h as usize, *w as usize]
+            }
+            [_, Some(c), Some(h), Some(w)] => {
+                return Err(bad(format!(
+                    "input `{}` is [N, {c}, {h}, {w}]: C x H x W must be 1..={MAX_INPUT_ELEMENTS} values per frame",
+                    inputs[0].name
+                )))
+            }
             _ => {
                 return Err(bad(format!(
                     "input `{}` must be [N, C, H, W] with static C, H, W; got {dims:?}",

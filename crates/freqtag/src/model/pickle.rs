@@ -8,8 +8,17 @@
 //! global is an error that names it. Every length read from the stream is checked
 //! against the bytes that remain, so a truncated or corrupted file is an error, never
 //! a panic or a huge allocation.
+//!
+//! Bounded by construction: containers (lists, tuples, dicts) live in an arena and
+//! values refer to them by index, so a value is never recursive. Copying a value (a
+//! memo GET, DUP) is O(1) whatever it holds (no memo bomb), dropping is flat (no stack
+//! overflow on deep nesting), and a list that contains itself is just an index that
+//! points back (no infinite recursion: nothing formats or walks decoded values
+//! without a depth limit, [`MAX_DEPTH`]). The memo is a map, so a huge memo index costs
+//! nothing, and every opcode adds at most one value, so memory is linear in the
+//! stream's length.
 
-use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 /// The globals a checkpoint may name. Anything else is refused.
@@ -33,6 +42,9 @@ pub const ALLOWED_GLOBALS: &[&str] = &[
     "torch.float16",
     "torch.int64",
 ];
+
+/// Deepest container nesting a consumer follows ([`Pickle::get`] users stop there).
+pub const MAX_DEPTH: usize = 64;
 
 /// A reference to raw storage bytes, from a pickle persistent id.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +70,8 @@ pub struct TensorRef {
     pub stride: Vec<u64>,
 }
 
-/// A decoded pickle value.
+/// A decoded pickle value. Containers are indices into [`Pickle::containers`], so a
+/// value is small, cheap to copy and never recursive.
 #[derive(Debug, Clone)]
 pub enum Value {
     /// `None`.
@@ -68,57 +81,110 @@ pub enum Value {
     /// `int` that fits in 64 bits.
     Int(i64),
     /// `int` too large for 64 bits (little-endian two's complement bytes).
-    BigInt(Vec<u8>),
+    BigInt(Rc<[u8]>),
     /// `float`.
     Float(f64),
     /// `str`.
-    Str(String),
+    Str(Rc<str>),
     /// `bytes`.
-    Bytes(Vec<u8>),
-    /// `list` (shared, since pickles mutate memoized lists).
-    List(Rc<RefCell<Vec<Value>>>),
+    Bytes(Rc<[u8]>),
+    /// `list`, `tuple` or `dict`: index into [`Pickle::containers`].
+    Container(usize),
+    /// An allow-listed global, not yet called.
+    Global(&'static str),
+    /// A storage from a persistent id.
+    Storage(Rc<StorageRef>),
+    /// A rebuilt tensor.
+    Tensor(Rc<TensorRef>),
+}
+
+/// A list, tuple or dict of a pickle.
+#[derive(Debug, Clone)]
+pub enum Container {
+    /// `list` (mutable while decoding).
+    List(Vec<Value>),
     /// `tuple`.
     Tuple(Vec<Value>),
     /// `dict` or `OrderedDict`, in insertion order.
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
-    /// An allow-listed global, not yet called.
-    Global(String),
-    /// A storage from a persistent id.
-    Storage(StorageRef),
-    /// A rebuilt tensor.
-    Tensor(TensorRef),
+    Dict(Vec<(Value, Value)>),
+}
+
+/// A decoded pickle: its root value and the containers values refer to.
+#[derive(Debug, Clone)]
+pub struct Pickle {
+    /// The value the stream's STOP returned.
+    pub root: Value,
+    /// Every container built while decoding.
+    pub containers: Vec<Container>,
+}
+
+impl Pickle {
+    /// The container a value refers to, if it is one.
+    pub fn get(&self, v: &Value) -> Option<&Container> {
+        match v {
+            Value::Container(i) => self.containers.get(*i),
+            _ => None,
+        }
+    }
+
+    /// The items of a list or tuple.
+    pub fn items(&self, v: &Value) -> Option<&[Value]> {
+        match self.get(v)? {
+            Container::List(x) | Container::Tuple(x) => Some(x),
+            Container::Dict(_) => None,
+        }
+    }
+
+    /// The pairs of a dict.
+    pub fn pairs(&self, v: &Value) -> Option<&[(Value, Value)]> {
+        match self.get(v)? {
+            Container::Dict(x) => Some(x),
+            _ => None,
+        }
+    }
 }
 
 impl Value {
-    fn as_int(&self) -> Option<i64> {
+    /// The integer of an `int` or `bool`.
+    pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
             Value::Bool(b) => Some(*b as i64),
             _ => None,
         }
     }
-    fn as_str(&self) -> Option<&str> {
+
+    /// The text of a `str`.
+    pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
         }
     }
-    fn int_list(&self) -> Option<Vec<u64>> {
-        let items: Vec<Value> = match self {
-            Value::Tuple(v) => v.clone(),
-            Value::List(v) => v.borrow().clone(),
-            _ => return None,
-        };
-        items.iter().map(|v| v.as_int().and_then(|i| u64::try_from(i).ok())).collect()
+
+    /// A short description for error messages: the kind only, never the contents.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::BigInt(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::Container(_) => "container",
+            Value::Global(_) => "global",
+            Value::Storage(_) => "storage",
+            Value::Tensor(_) => "tensor",
+        }
     }
 }
 
-/// Decodes one pickle from `data`, starting at `pos`. Returns the value and the
-/// position just after its STOP opcode.
-pub fn load(data: &[u8], pos: usize) -> Result<(Value, usize), String> {
-    let mut m = Machine { data, pos, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() };
+/// Decodes one pickle from `data`, starting at `pos`. Returns it and the position
+/// just after its STOP opcode.
+pub fn load(data: &[u8], pos: usize) -> Result<(Pickle, usize), String> {
+    let mut m = Machine { data, pos, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), arena: Vec::new() };
     let v = m.run()?;
-    Ok((v, m.pos))
+    Ok((Pickle { root: v, containers: m.arena }, m.pos))
 }
 
 struct Machine<'a> {
@@ -126,7 +192,8 @@ struct Machine<'a> {
     pos: usize,
     stack: Vec<Value>,
     marks: Vec<usize>,
-    memo: Vec<Option<Value>>,
+    memo: HashMap<usize, Value>,
+    arena: Vec<Container>,
 }
 
 impl Machine<'_> {
@@ -152,7 +219,7 @@ impl Machine<'_> {
     }
     fn line(&mut self) -> Result<String, String> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|&b| b == b'\n').ok_or("truncated: unterminated text line")?;
+        let n = rest.iter().take(1 << 16).position(|&b| b == b'\n').ok_or("corrupt: unterminated text line")?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
@@ -167,28 +234,36 @@ impl Machine<'_> {
         }
         Ok(self.stack.split_off(m))
     }
-    fn top(&mut self) -> Result<&mut Value, String> {
-        self.stack.last_mut().ok_or_else(|| "corrupt: empty stack".to_string())
+    fn top(&mut self) -> Result<&Value, String> {
+        self.stack.last().ok_or_else(|| "corrupt: empty stack".to_string())
+    }
+    fn new_container(&mut self, c: Container) -> Value {
+        self.arena.push(c);
+        Value::Container(self.arena.len() - 1)
+    }
+    /// The container under the top of the stack, for in-place updates.
+    fn top_container(&mut self) -> Result<&mut Container, String> {
+        match self.top()? {
+            Value::Container(i) => {
+                let i = *i;
+                Ok(&mut self.arena[i])
+            }
+            v => Err(format!("corrupt: update of a {}", v.kind())),
+        }
     }
     fn put(&mut self, idx: usize) -> Result<(), String> {
-        if idx > 1 << 24 {
-            return Err(format!("corrupt: memo index {idx}"));
-        }
-        let v = self.stack.last().cloned().ok_or("corrupt: PUT on empty stack")?;
-        if self.memo.len() <= idx {
-            self.memo.resize(idx + 1, None);
-        }
-        self.memo[idx] = Some(v);
+        let v = self.top().map_err(|_| "corrupt: PUT on empty stack".to_string())?.clone();
+        self.memo.insert(idx, v);
         Ok(())
     }
     fn get(&mut self, idx: usize) -> Result<(), String> {
-        let v = self.memo.get(idx).cloned().flatten().ok_or_else(|| format!("corrupt: memo {idx} unset"))?;
+        let v = self.memo.get(&idx).cloned().ok_or_else(|| format!("corrupt: memo {idx} unset"))?;
         self.stack.push(v);
         Ok(())
     }
     fn text(&mut self, n: usize) -> Result<Value, String> {
         let b = self.take(n)?;
-        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| "corrupt: invalid UTF-8 string")?))
+        Ok(Value::Str(std::str::from_utf8(b).map_err(|_| "corrupt: invalid UTF-8 string")?.into()))
     }
 
     fn run(&mut self) -> Result<Value, String> {
@@ -206,21 +281,33 @@ impl Machine<'_> {
                 } // FRAME: framing is transparent
                 b'.' => return self.pop(),
                 b'(' => self.marks.push(self.stack.len()),
-                b'}' => self.stack.push(Value::Dict(Default::default())),
-                b']' => self.stack.push(Value::List(Default::default())),
-                b')' => self.stack.push(Value::Tuple(vec![])),
+                b'}' => {
+                    let v = self.new_container(Container::Dict(Vec::new()));
+                    self.stack.push(v);
+                }
+                b']' => {
+                    let v = self.new_container(Container::List(Vec::new()));
+                    self.stack.push(v);
+                }
+                b')' => {
+                    let v = self.new_container(Container::Tuple(Vec::new()));
+                    self.stack.push(v);
+                }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    let v = self.new_container(Container::Tuple(items));
+                    self.stack.push(v);
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                    let v = self.new_container(Container::List(items));
+                    self.stack.push(v);
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
                     let pairs = pairs(items)?;
-                    self.stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
+                    let v = self.new_container(Container::Dict(pairs));
+                    self.stack.push(v);
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -228,7 +315,8 @@ impl Machine<'_> {
                         return Err("corrupt: TUPLE on short stack".into());
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    let v = self.new_container(Container::Tuple(items));
+                    self.stack.push(v);
                 }
                 b'J' => {
                     let v = self.u32()? as i32;
@@ -283,12 +371,12 @@ impl Machine<'_> {
                 b'U' | b'C' => {
                     let n = self.u8()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.stack.push(if op == b'U' { bytes_or_str(b) } else { Value::Bytes(b) });
+                    self.stack.push(if op == b'U' { bytes_or_str(b) } else { Value::Bytes(b.into()) });
                 }
                 b'T' | b'B' => {
                     let n = self.u32()? as usize;
                     let b = self.take(n)?.to_vec();
-                    self.stack.push(if op == b'T' { bytes_or_str(b) } else { Value::Bytes(b) });
+                    self.stack.push(if op == b'T' { bytes_or_str(b) } else { Value::Bytes(b.into()) });
                 }
                 b'N' => self.stack.push(Value::None),
                 0x88 => self.stack.push(Value::Bool(true)),
@@ -342,7 +430,7 @@ impl Machine<'_> {
                 b'R' | 0x81 => {
                     let args = self.pop()?;
                     let func = self.pop()?;
-                    let v = call(func, args)?;
+                    let v = self.call(func, args)?;
                     self.stack.push(v);
                 }
                 b'b' => {
@@ -355,36 +443,37 @@ impl Machine<'_> {
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    match self.top()? {
-                        Value::Dict(d) => d.borrow_mut().push((k, v)),
+                    match self.top_container()? {
+                        Container::Dict(d) => d.push((k, v)),
                         _ => return Err("corrupt: SETITEM on a non-dict".into()),
                     }
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
                     let p = pairs(items)?;
-                    match self.top()? {
-                        Value::Dict(d) => d.borrow_mut().extend(p),
+                    match self.top_container()? {
+                        Container::Dict(d) => d.extend(p),
                         _ => return Err("corrupt: SETITEMS on a non-dict".into()),
                     }
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    match self.top()? {
-                        Value::List(l) => l.borrow_mut().push(v),
+                    match self.top_container()? {
+                        Container::List(l) => l.push(v),
                         _ => return Err("corrupt: APPEND on a non-list".into()),
                     }
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(l) => l.borrow_mut().extend(items),
+                    match self.top_container()? {
+                        Container::List(l) => l.extend(items),
                         _ => return Err("corrupt: APPENDS on a non-list".into()),
                     }
                 }
                 b'Q' => {
                     let pid = self.pop()?;
-                    self.stack.push(persistent(pid)?);
+                    let v = self.persistent(pid)?;
+                    self.stack.push(v);
                 }
                 b'0' => {
                     self.pop()?;
@@ -423,21 +512,21 @@ fn long(b: Vec<u8>) -> Value {
         buf[..b.len()].copy_from_slice(&b);
         Value::Int(i64::from_le_bytes(buf))
     } else {
-        Value::BigInt(b)
+        Value::BigInt(b.into())
     }
 }
 
 fn bytes_or_str(b: Vec<u8>) -> Value {
     match String::from_utf8(b) {
-        Ok(s) => Value::Str(s),
-        Err(e) => Value::Bytes(e.into_bytes()),
+        Ok(s) => Value::Str(s.into()),
+        Err(e) => Value::Bytes(e.into_bytes().into()),
     }
 }
 
 fn global(module: &str, name: &str) -> Result<Value, String> {
     let full = format!("{module}.{name}");
-    if ALLOWED_GLOBALS.contains(&full.as_str()) {
-        Ok(Value::Global(full))
+    if let Some(g) = ALLOWED_GLOBALS.iter().find(|g| **g == full) {
+        Ok(Value::Global(g))
     } else {
         Err(format!(
             "refusing pickle global `{full}`: a state_dict needs only {}; this file may try to run code",
@@ -446,49 +535,81 @@ fn global(module: &str, name: &str) -> Result<Value, String> {
     }
 }
 
-fn persistent(pid: Value) -> Result<Value, String> {
-    let Value::Tuple(t) = pid else { return Err("corrupt: persistent id is not a tuple".into()) };
-    if t.first().and_then(Value::as_str) != Some("storage") || t.len() < 5 {
-        return Err("unsupported persistent id (expected a ('storage', ...) tuple)".into());
-    }
-    let dtype = match &t[1] {
-        Value::Global(g) => g.rsplit('.').next().unwrap_or(g).to_string(),
-        _ => return Err("corrupt: storage type is not a global".into()),
-    };
-    let key = match &t[2] {
-        Value::Str(s) => s.clone(),
-        Value::Int(i) => i.to_string(),
-        _ => return Err("corrupt: storage key".into()),
-    };
-    let numel = t[4].as_int().and_then(|i| u64::try_from(i).ok()).ok_or("corrupt: storage size")?;
-    Ok(Value::Storage(StorageRef { key, dtype, numel }))
-}
-
-fn call(func: Value, args: Value) -> Result<Value, String> {
-    let Value::Global(name) = func else { return Err("corrupt: REDUCE on a non-callable".into()) };
-    let Value::Tuple(args) = args else { return Err("corrupt: REDUCE arguments are not a tuple".into()) };
-    match name.as_str() {
-        "collections.OrderedDict" => Ok(Value::Dict(Default::default())),
-        "torch._utils._rebuild_tensor" | "torch._utils._rebuild_tensor_v2" => {
-            if args.len() < 4 {
-                return Err(format!("corrupt: {name} needs 4 arguments, got {}", args.len()));
-            }
-            let Value::Storage(storage) = args[0].clone() else {
-                return Err("corrupt: tensor without storage".into());
-            };
-            let offset = args[1].as_int().and_then(|i| u64::try_from(i).ok()).ok_or("corrupt: storage offset")?;
-            let shape = args[2].int_list().ok_or("corrupt: tensor shape")?;
-            let stride = args[3].int_list().ok_or("corrupt: tensor stride")?;
-            if shape.len() != stride.len() {
-                return Err("corrupt: shape and stride differ in length".into());
-            }
-            Ok(Value::Tensor(TensorRef { storage, offset, shape, stride }))
+impl Machine<'_> {
+    fn items(&self, v: &Value) -> Option<&[Value]> {
+        match v {
+            Value::Container(i) => match &self.arena[*i] {
+                Container::Tuple(x) | Container::List(x) => Some(x),
+                Container::Dict(_) => None,
+            },
+            _ => None,
         }
-        "torch._utils._rebuild_parameter" => match args.into_iter().next() {
-            Some(t @ Value::Tensor(_)) => Ok(t),
-            _ => Err("corrupt: parameter without tensor".into()),
-        },
-        other => Err(format!("global `{other}` cannot be called")),
+    }
+
+    fn int_list(&self, v: &Value) -> Option<Vec<u64>> {
+        let items = self.items(v)?;
+        if items.len() > 64 {
+            return None; // no tensor has more dimensions
+        }
+        items.iter().map(|v| v.as_int().and_then(|i| u64::try_from(i).ok())).collect()
+    }
+
+    fn persistent(&mut self, pid: Value) -> Result<Value, String> {
+        let t = match &pid {
+            Value::Container(i) => match &self.arena[*i] {
+                Container::Tuple(t) => t,
+                _ => return Err("corrupt: persistent id is not a tuple".into()),
+            },
+            _ => return Err("corrupt: persistent id is not a tuple".into()),
+        };
+        if t.first().and_then(Value::as_str) != Some("storage") || t.len() < 5 {
+            return Err("unsupported persistent id (expected a ('storage', ...) tuple)".into());
+        }
+        let dtype = match &t[1] {
+            Value::Global(g) => g.rsplit('.').next().unwrap_or(g).to_string(),
+            _ => return Err("corrupt: storage type is not a global".into()),
+        };
+        let key = match &t[2] {
+            Value::Str(s) => s.to_string(),
+            Value::Int(i) => i.to_string(),
+            _ => return Err("corrupt: storage key".into()),
+        };
+        let numel = t[4].as_int().and_then(|i| u64::try_from(i).ok()).ok_or("corrupt: storage size")?;
+        Ok(Value::Storage(Rc::new(StorageRef { key, dtype, numel })))
+    }
+
+    fn call(&mut self, func: Value, args: Value) -> Result<Value, String> {
+        let Value::Global(name) = func else { return Err("corrupt: REDUCE on a non-callable".into()) };
+        let args: Vec<Value> = match &args {
+            Value::Container(i) => match &self.arena[*i] {
+                Container::Tuple(t) => t.iter().take(8).cloned().collect(),
+                _ => return Err("corrupt: REDUCE arguments are not a tuple".into()),
+            },
+            _ => return Err("corrupt: REDUCE arguments are not a tuple".into()),
+        };
+        match name {
+            "collections.OrderedDict" => Ok(self.new_container(Container::Dict(Vec::new()))),
+            "torch._utils._rebuild_tensor" | "torch._utils._rebuild_tensor_v2" => {
+                if args.len() < 4 {
+                    return Err(format!("corrupt: {name} needs 4 arguments, got {}", args.len()));
+                }
+                let Value::Storage(storage) = &args[0] else {
+                    return Err("corrupt: tensor without storage".into());
+                };
+                let offset = args[1].as_int().and_then(|i| u64::try_from(i).ok()).ok_or("corrupt: storage offset")?;
+                let shape = self.int_list(&args[2]).ok_or("corrupt: tensor shape")?;
+                let stride = self.int_list(&args[3]).ok_or("corrupt: tensor stride")?;
+                if shape.len() != stride.len() {
+                    return Err("corrupt: shape and stride differ in length".into());
+                }
+                Ok(Value::Tensor(Rc::new(TensorRef { storage: (**storage).clone(), offset, shape, stride })))
+            }
+            "torch._utils._rebuild_parameter" => match args.into_iter().next() {
+                Some(t @ Value::Tensor(_)) => Ok(t),
+                _ => Err("corrupt: parameter without tensor".into()),
+            },
+            other => Err(format!("global `{other}` cannot be called")),
+        }
     }
 }
 
@@ -502,11 +623,11 @@ mod tests {
         let p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02]q\x03(K\x02M,\x01eu.";
         let (v, end) = load(p, 0).unwrap();
         assert_eq!(end, p.len());
-        let Value::Dict(d) = v else { panic!() };
-        let d = d.borrow();
+        let d = v.pairs(&v.root).unwrap();
         assert_eq!(d[0].0.as_str(), Some("a"));
         assert_eq!(d[0].1.as_int(), Some(1));
-        assert_eq!(d[1].1.int_list(), Some(vec![2, 300]));
+        let l: Vec<i64> = v.items(&d[1].1).unwrap().iter().map(|x| x.as_int().unwrap()).collect();
+        assert_eq!(l, vec![2, 300]);
     }
 
     #[test]
