@@ -120,7 +120,7 @@ fn catalogue_work(tag_bins: &[usize], max_order: u32) -> u64 {
 /// Callers check the size first ([`check_catalogue`]); an empty catalogue results from
 /// tags and orders outside its limits.
 pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) -> Vec<Line> {
-    if check_catalogue(tag_bins, max_order).is_err() || tag_bins.iter().any(|&b| b == 0) {
+    if check_catalogue(tag_bins, max_order).is_err() || tag_bins.contains(&0) {
         return Vec::new();
     }
     let nyq = n_frames / 2;
