@@ -140,9 +140,11 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
 }
 
 fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
+    // Every flag is checked before a model or an image is read.
+    let opts = analysis_options(&a);
+    opts.resolve(1)?;
     let model = load_model(&a.source)?;
     let dd = data_dir(&a.source.data)?;
-    let opts = analysis_options(&a);
     let (specs, loader) = images(&a.images, dd.as_deref())?;
     let (cfg, notes) = opts.resolve(specs.len())?;
     notes.iter().for_each(|n| ui.info(n));
@@ -224,6 +226,9 @@ fn run_analysis(
 }
 
 fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
+    if a.limit == Some(0) {
+        return Err(freqtag::Error::param("limit", "at least 1 image", 0).into());
+    }
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let c = Cifar10::load(&dir, a.split)?;
@@ -276,6 +281,7 @@ fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
 fn lines_cmd(ui: &Ui, a: args::LinesArgs) -> Result<()> {
     let cfg = stim_cfg(&a.stim)?;
     let plan = cfg.plan(32, 32)?;
+    lines::check_catalogue(&plan.bins, a.max_order)?;
     let l = lines::catalogue(&plan.bins, cfg.fps, cfg.n_frames, a.max_order);
     if ui.json {
         ui.json(&serde_json::to_value(&l)?);
@@ -297,14 +303,23 @@ fn lines_cmd(ui: &Ui, a: args::LinesArgs) -> Result<()> {
 }
 
 fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
+    // Flags first, before any data is read.
+    if !(1..=64).contains(&a.scale) {
+        return Err(freqtag::Error::param("scale", "an upscale factor in 1..=64", a.scale).into());
+    }
+    if a.image >= 10_000 {
+        return Err(freqtag::Error::param("image", "a CIFAR-10 test index in 0..10000", a.image).into());
+    }
+    let stim = stim_cfg(&a.stim)?;
+    stim.check()?;
     let img = match &a.image_file {
         Some(p) => Image::from_file(p)?,
         None => Cifar10::load(&need_data(&a.data)?, Split::Test)?.image(a.image),
     };
-    let plan = stim_cfg(&a.stim)?.plan(img.height, img.width)?;
+    let plan = stim.plan(img.height, img.width)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let n = plan.config.n_frames;
-    let scale = a.scale.max(1);
+    let scale = a.scale;
     let frame = |i: usize| {
         let rgb = plan.display_frame(&img, i).to_rgb8();
         image::imageops::resize(&rgb, rgb.width() * scale, rgb.height() * scale, image::imageops::FilterType::Nearest)

@@ -1,7 +1,7 @@
 //! `freqtag prune-eval`: flags resolved into a [`PruneConfig`], the experiment run, its
 //! outputs written.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use super::args;
 use super::{engine_cfg, load_model, need_data, Ui};
@@ -17,6 +17,9 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let test = Cifar10::load(&dir, Split::Test)?;
+    if let Some(n) = a.n_images.filter(|&n| n == 0 || n > test.len()) {
+        return Err(freqtag::Error::param("n-images", format!("1..={}", test.len()), n).into());
+    }
     let images: Vec<usize> = match a.n_images {
         Some(n) => freqtag::data::seeded_sample(test.len(), n, a.seed)?,
         None => (0..test.len()).collect(),
@@ -32,9 +35,6 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     } else {
         None
     };
-    if let Some(&bad) = a.fractions.iter().chain(&a.layer_fractions).find(|f| !(0.0..=1.0).contains(*f)) {
-        bail!("invalid --fractions: values in [0, 1] (got {bad})");
-    }
     let mut analysis = AnalysisConfig { engine: engine_cfg(&a.engine), ..AnalysisConfig::default() };
     analysis.taps = TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
     let cfg = PruneConfig {

@@ -22,26 +22,50 @@ use crate::error::{Error, Result};
 /// ONNX opset the built graphs use.
 pub const OPSET: i64 = 13;
 
-/// Blocks per stage in the state dict (`layer1.K.*` keys), i.e. n in depth 6n+2.
+/// Blocks per stage in the state dict, i.e. n in depth 6n+2: every stage must have
+/// the same number, counted from all of its `layerS.K.*` keys (a gap or a stage with
+/// another count is an error naming them, never a smaller network).
 pub fn blocks_per_stage(sd: &StateDict) -> Result<usize> {
-    let n = (0..).take_while(|k| sd.tensors.contains_key(&format!("layer1.{k}.conv1.weight"))).count();
-    if n == 0 || !sd.tensors.contains_key("conv1.weight") || !sd.tensors.contains_key("linear.weight") {
+    if !sd.tensors.contains_key("conv1.weight") || !sd.tensors.contains_key("linear.weight") {
         return Err(Error::Model(
             "weights are not a CIFAR ResNet (need conv1.weight, layer1.0.conv1.weight, ..., linear.weight)".into(),
         ));
     }
-    Ok(n)
+    let mut counts = Vec::new();
+    for stage in 1..=3 {
+        let prefix = format!("layer{stage}.");
+        let mut blocks: Vec<usize> = sd
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse().ok())
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        let n = blocks.len();
+        if blocks.iter().enumerate().any(|(i, &b)| i != b) {
+            return Err(Error::Model(format!("layer{stage} has blocks {blocks:?}: not numbered 0..{n}")));
+        }
+        counts.push(n);
+    }
+    if counts[0] == 0 || counts.iter().any(|&c| c != counts[0]) {
+        return Err(Error::Model(format!(
+            "blocks per stage are {counts:?} (layer1, layer2, layer3): a CIFAR ResNet has the same n >= 1 in each"
+        )));
+    }
+    Ok(counts[0])
 }
 
 struct Builder<'a> {
     sd: &'a StateDict,
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
+    used: std::collections::BTreeSet<String>,
 }
 
 impl Builder<'_> {
     fn weight(&mut self, name: &str, shape: &[usize]) -> Result<String> {
         let t = self.sd.get(name, shape)?;
+        self.used.insert(name.to_string());
         self.inits.push(tensor_f32(name, shape, &t.data));
         Ok(name.to_string())
     }
@@ -109,7 +133,7 @@ impl Builder<'_> {
 pub(crate) fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
     let n = blocks_per_stage(sd)?;
     let classes = sd.tensors["linear.weight"].shape.first().copied().unwrap_or(0);
-    let mut b = Builder { sd, nodes: Vec::new(), inits: Vec::new() };
+    let mut b = Builder { sd, nodes: Vec::new(), inits: Vec::new(), used: Default::default() };
     let c = b.conv("input", "conv1", 3, 16, 1)?;
     let c = b.bn(&c, "bn1", 16)?;
     let mut x = b.relu(&c, "relu");
@@ -126,6 +150,20 @@ pub(crate) fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
     let w = b.weight("linear.weight", &[classes, 64])?;
     let bias = b.weight("linear.bias", &[classes])?;
     b.nodes.push(node("Gemm", "linear", &["flatten", &w, &bias], &["logits"], vec![attr_int("transB", 1)]));
+    // Every tensor must have found its place (BatchNorm's step counter carries no weights).
+    let unused: Vec<&String> =
+        sd.tensors.keys().filter(|k| !b.used.contains(*k) && !k.ends_with("num_batches_tracked")).collect();
+    if !unused.is_empty() {
+        let shown: Vec<&str> = unused.iter().take(8).map(|s| s.as_str()).collect();
+        return Err(Error::Model(format!(
+            "{} tensor(s) the ResNet-{} built from these weights does not use: {}{}; the checkpoint is not this \
+             architecture, or its keys were renamed",
+            unused.len(),
+            6 * n + 2,
+            shown.join(", "),
+            if unused.len() > 8 { ", ..." } else { "" }
+        )));
+    }
     let graph = GraphProto {
         name: name.into(),
         node: b.nodes,

@@ -38,6 +38,44 @@ pub struct PruneConfig {
     pub engine: EngineConfig,
 }
 
+/// Most random seeds of the baseline.
+pub const MAX_RANDOM_SEEDS: u64 = 10_000;
+
+impl PruneConfig {
+    /// Checks the settings before any work: image indices inside the data sets
+    /// (`test_len` test images, `train_len` training images), fractions in [0, 1], at
+    /// least one criterion and fraction, seeds bounded, the analysis settings.
+    pub fn validate(&self, test_len: usize, train_len: usize) -> Result<()> {
+        let check = |name: &'static str, idx: &[usize], len: usize| -> Result<()> {
+            match idx.iter().find(|&&i| i >= len) {
+                Some(&bad) => Err(Error::param(name, format!("indices 0..{len}"), bad)),
+                None => Ok(()),
+            }
+        };
+        if self.images.is_empty() {
+            return Err(Error::param("n-images", "at least one test image", 0));
+        }
+        check("images", &self.images, test_len)?;
+        check("analysis-images", &self.analysis_images, test_len)?;
+        if self.analysis_images.is_empty() && self.criteria.iter().any(|c| c.is_frequency_tagging()) {
+            return Err(Error::param("analysis-images", "at least one image for the frequency-tagging criteria", 0));
+        }
+        if train_len > 0 {
+            check("activation-images", &self.activation_images, train_len)?;
+        }
+        if let Some(f) = self.fractions.iter().chain(&self.layer_fractions).find(|f| !(0.0..=1.0).contains(*f)) {
+            return Err(Error::param("fractions", "values in [0, 1]", f));
+        }
+        if self.fractions.is_empty() {
+            return Err(Error::param("fractions", "at least one fraction", "none"));
+        }
+        if !(1..=MAX_RANDOM_SEEDS).contains(&self.random_seeds) {
+            return Err(Error::param("random-seeds", format!("1..={MAX_RANDOM_SEEDS}"), self.random_seeds));
+        }
+        self.analysis.validate()
+    }
+}
+
 /// The result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PruneResult {
@@ -159,6 +197,7 @@ pub fn run(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PruneResult> {
     let start = Instant::now();
+    cfg.validate(test.len(), train.map_or(0, |t| t.len()))?;
     let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
     let crits = criteria(model, &eval, test, train, cfg)?;
     let layer_idx: Vec<usize> = cfg

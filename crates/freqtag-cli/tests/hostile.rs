@@ -1,0 +1,282 @@
+//! Hostile and broken inputs, one regression test per class of the attack report: each
+//! input is built here, run through the `freqtag` binary under an address-space limit
+//! (so an attempt to allocate gigabytes aborts the process and fails the test), and
+//! must end in a clean error (exit 1) naming the problem, never a signal, a panic or a
+//! hang.
+
+mod common;
+use common::freqtag;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Address space the binary may use on a rejected input: 768 MiB of virtual memory
+/// (resident memory stays far below; this catches any multi-gigabyte allocation).
+const AS_LIMIT: u64 = 768 << 20;
+
+/// Runs `cmd` with [`AS_LIMIT`] and a 60 s CPU limit; returns (exit code, stderr).
+/// A signal (crash, abort on allocation failure, CPU limit) is code -1.
+fn limited(cmd: &mut Command) -> (i32, String) {
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let as_lim = libc::rlimit { rlim_cur: AS_LIMIT, rlim_max: AS_LIMIT };
+            let cpu = libc::rlimit { rlim_cur: 60, rlim_max: 60 };
+            libc::setrlimit(libc::RLIMIT_AS, &as_lim);
+            libc::setrlimit(libc::RLIMIT_CPU, &cpu);
+            Ok(())
+        });
+    }
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn freqtag");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn clean_error(code: i32, err: &str, needles: &[&str]) {
+    assert_eq!(code, 1, "expected a clean error (exit 1), got {code}: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+}
+
+/// `freqtag export` of a checkpoint: reads and builds it, no ONNX Runtime involved.
+fn export(p: &Path) -> (i32, String) {
+    let out = p.with_extension("onnx");
+    limited(freqtag().args(["export", "--model", p.to_str().unwrap(), "-o", out.to_str().unwrap()]))
+}
+
+/// A legacy PyTorch file: magic, protocol 1001, sys_info, then `rest` (object pickle,
+/// keys pickle, storages).
+fn legacy(protocol: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut v = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
+    v.extend_from_slice(protocol);
+    v.extend_from_slice(b"\x80\x02}q\x00.");
+    v.extend_from_slice(rest);
+    v
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn regression_self_referential_list_is_an_error_not_a_stack_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    // A list that contains itself, where the protocol number belongs and as the object.
+    let selfref = b"\x80\x02]q\x00h\x00a.";
+    let p = write(dir.path(), "selfref_proto.th", &legacy(selfref, b""));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["selfref_proto.th", "protocol version is a container"]);
+    let p = write(dir.path(), "selfref_obj.th", &legacy(b"\x80\x02M\xe9\x03.", selfref));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["selfref_obj.th"]);
+}
+
+#[test]
+fn regression_a_million_nested_tuples_do_not_overflow_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut obj = b"\x80\x02)".to_vec();
+    obj.extend(std::iter::repeat_n(0x85u8, 1_000_000)); // TUPLE1, a million times
+    obj.extend_from_slice(b".\x80\x02].");
+    let p = write(dir.path(), "nested.th", &legacy(b"\x80\x02M\xe9\x03.", &obj));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["nested.th", "no state_dict"]);
+}
+
+#[test]
+fn regression_memo_refetch_pairs_cost_linear_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // memo[0] = (); then 40 times memo[0] = (memo[0], memo[0]): 2^40 leaves if copied.
+    let mut obj = b"\x80\x02)q\x00".to_vec();
+    for _ in 0..40 {
+        obj.extend_from_slice(b"h\x00h\x00\x86q\x00");
+    }
+    obj.extend_from_slice(b".\x80\x02].");
+    let p = write(dir.path(), "pairs.th", &legacy(b"\x80\x02M\xe9\x03.", &obj));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["pairs.th", "no state_dict"]);
+    // A memo index of 2^31 (LONG_BINPUT) costs one entry, not 2^31.
+    let p = write(dir.path(), "memo.th", &legacy(b"\x80\x02M\xe9\x03.", b"\x80\x02]r\xff\xff\xff\x7f."));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["memo.th"]);
+}
+
+/// A legacy checkpoint `{"w": tensor}` whose tensor views a 4-element float storage
+/// with `shape` and `stride` (each a pickled 2-tuple).
+fn one_view(shape: &[u8], stride: &[u8]) -> Vec<u8> {
+    let mut obj = b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+    obj.extend_from_slice(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ");
+    obj.extend_from_slice(b"K\x00");
+    obj.extend_from_slice(shape);
+    obj.extend_from_slice(stride);
+    obj.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtRs.");
+    let mut rest = obj;
+    rest.extend_from_slice(b"\x80\x02]q\x00X\x01\x00\x00\x000a.");
+    rest.extend_from_slice(&4u64.to_le_bytes());
+    rest.extend_from_slice(&[0u8; 16]);
+    legacy(b"\x80\x02M\xe9\x03.", &rest)
+}
+
+#[test]
+fn regression_stride_zero_view_larger_than_its_storage_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // shape (60000, 60000), stride (0, 0) over 4 elements: 3.6e9 values if materialised.
+    let p = write(dir.path(), "stride0.th", &one_view(b"M\x60\xeaM\x60\xea\x86", b"K\x00K\x00\x86"));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["stride0.th", "3600000000 elements over a 4-element storage"]);
+    // A view past the storage's end.
+    let p = write(dir.path(), "past.th", &one_view(b"K\x02K\x02\x86", b"K\x03K\x01\x86"));
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["past.th", "view reaches element"]);
+}
+
+#[test]
+fn regression_zip_entry_over_its_budget_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bomb.pth");
+    // 300 MB of zeros deflate to a few hundred KB; the budget for that file is 64 MiB + 8x.
+    {
+        use std::io::Write;
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&p).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(false);
+        z.start_file("archive/data.pkl", opts).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            z.write_all(&zeros).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    assert!(std::fs::metadata(&p).unwrap().len() < 2 << 20);
+    let (code, err) = export(&p);
+    clean_error(code, &err, &["bomb.pth", "archive/data.pkl: declares 314572800 bytes"]);
+}
+
+#[test]
+fn regression_renamed_key_is_an_error_naming_it_not_a_smaller_network() {
+    // A ResNet-20 whose layer1.1.conv1.weight was renamed: before, it loaded as ResNet-8.
+    let mut sd = freqtag::model::resnet::random_weights(3, 1);
+    let t = sd.tensors.remove("layer1.1.conv1.weight").unwrap();
+    sd.tensors.insert("layer1.1.conv1.weigth".into(), t);
+    let e = freqtag::model::Model::from_checkpoint(&sd, Path::new("renamed.th"), "r20").unwrap_err().to_string();
+    assert!(e.contains("renamed.th") && e.contains("layer1.1.conv1.weight"), "{e}");
+    // A stage with another block count.
+    let mut sd = freqtag::model::resnet::random_weights(3, 1);
+    sd.tensors.retain(|k, _| !k.starts_with("layer3.2."));
+    let e = freqtag::model::Model::from_checkpoint(&sd, Path::new("short.th"), "r20").unwrap_err().to_string();
+    assert!(e.contains("[3, 3, 2]"), "{e}");
+    // An extra tensor nobody uses.
+    let mut sd = freqtag::model::resnet::random_weights(3, 1);
+    sd.tensors.insert("head.weight".into(), freqtag::model::Tensor { shape: vec![1], data: vec![0.0] });
+    let e = freqtag::model::Model::from_checkpoint(&sd, Path::new("extra.th"), "r20").unwrap_err().to_string();
+    assert!(e.contains("does not use: head.weight"), "{e}");
+}
+
+#[test]
+fn regression_fifo_in_place_of_a_data_file_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cifar10")).unwrap();
+    let fifo = dir.path().join("cifar10/test_batch.bin");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (code, err) = limited(freqtag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    clean_error(code, &err, &["test_batch.bin", "not a regular file"]);
+}
+
+#[test]
+fn regression_short_or_altered_test_batch_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("cifar10")).unwrap();
+    let p = dir.path().join("cifar10/test_batch.bin");
+    std::fs::write(&p, vec![0u8; 9_999 * 3073]).unwrap();
+    let (code, err) = limited(freqtag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    clean_error(code, &err, &["test_batch.bin", "not a CIFAR-10 batch of 10,000"]);
+    std::fs::write(&p, vec![0u8; 10_000 * 3073]).unwrap();
+    let (code, err) = limited(freqtag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    clean_error(code, &err, &["test_batch.bin", "SHA-256", "official"]);
+}
+
+#[test]
+fn regression_images_bounded_before_decoding_and_truncated_jpeg_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // A PNG that declares 40000 x 40000 pixels (its header is valid; the data is not).
+    let big = dir.path().join("big.png");
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&40_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&40_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    for chunk in [&b"IDAT"[..], &b"IEND"[..]] {
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(chunk);
+        png.extend_from_slice(&crc32(chunk).to_be_bytes());
+    }
+    std::fs::write(&big, &png).unwrap();
+    let e = freqtag::data::Image::from_file(&big).unwrap_err().to_string();
+    assert!(e.contains("40000x40000") && e.contains("8192"), "{e}");
+    // A JPEG cut in its scan data.
+    let jpg = dir.path().join("cut.jpg");
+    freqtag::data::synthetic_image(3, 64, 64).to_rgb8().save(&jpg).unwrap();
+    let bytes = std::fs::read(&jpg).unwrap();
+    assert!(freqtag::data::Image::from_file(&jpg).is_ok());
+    std::fs::write(&jpg, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let e = freqtag::data::Image::from_file(&jpg).unwrap_err().to_string();
+    assert!(e.contains("truncated JPEG"), "{e}");
+}
+
+fn crc32(b: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &x in b {
+        c ^= x as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+#[test]
+fn regression_huge_parameters_are_errors_before_any_work() {
+    for (args, want) in [
+        (vec!["lines", "--n-frames", "1000000000"], "invalid n-frames"),
+        (vec!["lines", "--max-order", "4294967295"], "invalid max-order"),
+        (vec!["lines", "--layout", "grid:3x3", "--freqs", "6,7.5,9,10.5,12,13.5,15,16.5,18"], ""),
+        (vec!["analyze", "--noise-n-neighbor-freqs", "1000000000000"], "invalid noise-n-neighbor-freqs"),
+        (vec!["analyze", "--noise-skip-neighbor-freqs", "18446744073709551615"], "invalid noise-skip-neighbor-freqs"),
+        (vec!["analyze", "--threshold", "nan"], "invalid threshold"),
+        (vec!["analyze", "--threshold", "inf"], "invalid threshold"),
+        (vec!["analyze", "--lo", "nan"], "invalid lo/hi"),
+        (vec!["analyze", "--phases", "inf,0"], "invalid phases"),
+        (vec!["analyze", "--freqs", "6,6"], "distinct frequencies"),
+        (vec!["analyze", "--permutations", "1000000"], "invalid permutations"),
+        (vec!["eval", "--limit", "0"], "invalid limit"),
+        (vec!["stimulus", "--image", "10000"], "invalid image"),
+        (vec!["stimulus", "--scale", "5000"], "invalid scale"),
+    ] {
+        let (code, err) = limited(freqtag().args(&args).env_remove("FREQTAG_DATA").env("HOME", "/nonexistent"));
+        if want.is_empty() {
+            assert_eq!(code, 0, "{args:?}: {err}");
+        } else {
+            clean_error(code, &err, &[want]);
+        }
+    }
+}
+
+#[test]
+fn regression_out_of_range_prune_images_are_errors_not_panics() {
+    let Some(d) = common::data_dir() else { return };
+    let (code, err) = limited(
+        freqtag().args(["prune-eval", "--n-images", "10", "--analysis-images", "99999"]).env("FREQTAG_DATA", &d),
+    );
+    clean_error(code, &err, &["invalid analysis-images", "99999"]);
+    let (code, err) = limited(freqtag().args(["prune-eval", "--n-images", "0"]).env("FREQTAG_DATA", &d));
+    clean_error(code, &err, &["invalid n-images"]);
+}
