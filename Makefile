@@ -25,7 +25,7 @@ build: setup
 
 # The main job: the paper's experiment end to end (or a labelled pipeline demo without data).
 demo: build
-	./target/release/freqtag demo --out runs/demo
+	./target/release/freqtag demo --out runs/demo --force
 
 lint:
 	$(CARGO) fmt --check

@@ -106,7 +106,57 @@ fn seeded_image_draw_is_reproducible() {
         serde_json::from_str::<serde_json::Value>(&out).unwrap()["images"].clone()
     };
     assert_eq!(images("7", "a"), images("7", "b"));
-    assert_ne!(images("7", "a"), images("8", "c"));
+    assert_ne!(images("7", "c"), images("8", "d"));
+}
+
+#[test]
+fn run_folder_holds_a_complete_run_or_the_previous_one_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let analyze = |extra: &[&str]| {
+        let mut c = freqtag();
+        c.args(["analyze", "--quiet", "--threads", "1", "--out", out.to_str().unwrap()]).args(extra);
+        c.env_remove("FREQTAG_DATA").env("HOME", home.path()).env("XDG_CACHE_HOME", home.path());
+        c
+    };
+    let (code, _, err) = run(&mut analyze(&[]));
+    assert_eq!(code, 0, "{err}");
+    let first = std::fs::read(out.join("summary.json")).unwrap();
+    // A rerun is refused without --force, before any work, and leaves the run alone.
+    let (code, _, err) = run(&mut analyze(&["--threshold", "2"]));
+    assert!(code == 1 && err.contains("--force"), "{err}");
+    // Killed at several moments while it works and writes: the folder always holds
+    // one complete run (every file present, summary readable), the first or a new one.
+    for ms in [30u64, 150, 300, 500, 700, 900, 1200] {
+        let mut child = analyze(&["--threshold", "2", "--force"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert!(out.join(".freqtag-run").is_file(), "after a kill at {ms} ms the run folder is incomplete");
+        let s = std::fs::read(out.join("summary.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s).unwrap();
+        assert!(v["threshold"] == 1.5 || v["threshold"] == 2.0);
+        for f in ["layers.csv", "filters.csv", "lines.csv", "spectra_mean.npy", "scores.npy", "report.html"] {
+            assert!(out.join(f).is_file(), "{f} missing after a kill at {ms} ms");
+        }
+    }
+    // The next run cleans what the killed ones left and ends with only the run and its lock.
+    let (code, _, err) = run(&mut analyze(&["--force"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(out.join("summary.json")).unwrap().len(), first.len());
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, [".run.freqtag-lock", "run"], "leftovers: {names:?}");
+}
+
+#[test]
+fn unwritable_out_is_an_error_before_any_work() {
+    let (code, _, err) = run(freqtag().args(["analyze", "--out", "/proc/freqtag-run"]).env_remove("FREQTAG_DATA"));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("/proc") && !err.contains("important"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count() + err.matches("Permission denied").count(), 1, "{err}");
 }
 
 #[test]

@@ -108,7 +108,9 @@ fn regression_memo_refetch_pairs_cost_linear_memory() {
 /// with `shape` and `stride` (each a pickled 2-tuple).
 fn one_view(shape: &[u8], stride: &[u8]) -> Vec<u8> {
     let mut obj = b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
-    obj.extend_from_slice(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ");
+    obj.extend_from_slice(
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ",
+    );
     obj.extend_from_slice(b"K\x00");
     obj.extend_from_slice(shape);
     obj.extend_from_slice(stride);

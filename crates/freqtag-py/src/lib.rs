@@ -6,7 +6,7 @@
 //! `freqtag.FreqtagError` (a `ValueError`) carrying the CLI's message.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use freqtag::analysis::{self, ImageSpec};
 use freqtag::data::{self, Cifar10, Image, Split};
@@ -124,8 +124,10 @@ fn analyze(
                 let _ = std::io::stderr().flush();
             }
         };
+        let folder = freqtag::report::folder::RunFolder::create(&out, false, "analyze")?;
         let result = analysis::analyze(&model, &cfg, &specs, &*load, &mut report)?;
-        freqtag::run::write_run_folder(&result, &model, &load(&specs[0])?, &out)
+        freqtag::run::write_run_folder(&result, &model, &load(&specs[0])?, folder.path())?;
+        Ok(folder.commit()?.join("report.html"))
     })
     .map_err(err)
 }
@@ -194,10 +196,12 @@ fn embedded_source() -> &'static str {
     freqtag::embedded::RESNET32_SOURCE
 }
 
-/// Whether `path` is a run folder freqtag can read back.
+/// Copies a run folder to `dest` atomically (it appears complete or not at all); an
+/// earlier run there is replaced only with `force`, other files never.
 #[pyfunction]
-fn is_run_folder(path: PathBuf) -> bool {
-    Path::new(&path).join("summary.json").is_file()
+#[pyo3(signature = (src, dest, force=false))]
+fn copy_run_folder(py: Python<'_>, src: PathBuf, dest: PathBuf, force: bool) -> PyResult<PathBuf> {
+    py.detach(|| freqtag::run::copy_run_folder(&src, &dest, force)).map_err(err)
 }
 
 /// The extension module.
@@ -212,6 +216,6 @@ fn _freqtag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(notice, m)?)?;
     m.add_function(wrap_pyfunction!(embedded_source, m)?)?;
-    m.add_function(wrap_pyfunction!(is_run_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_run_folder, m)?)?;
     Ok(())
 }

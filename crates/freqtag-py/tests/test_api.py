@@ -129,8 +129,13 @@ def test_save_writes_the_run_folder_and_load_reads_it_back(tmp_path):
     b = freqtag.load(str(dest))
     np.testing.assert_array_equal(a.mean_spectra, b.mean_spectra)
     assert b.summary == a.summary
-    with pytest.raises(freqtag.FreqtagError, match="not empty"):
+    with pytest.raises(freqtag.FreqtagError, match="--force"):
         a.save(str(dest))
+    a.save(str(dest), overwrite=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(freqtag.FreqtagError, match="other files"):
+        a.save(str(tmp_path / "mine"), overwrite=True)
     rep = a.report(str(tmp_path / "r.html"))
     assert open(rep).read().startswith("<!DOCTYPE html>")
     with pytest.raises(freqtag.FreqtagError, match="not a complete freqtag run folder"):

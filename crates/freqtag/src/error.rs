@@ -10,14 +10,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in freqtag.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file failed. The message holds the I/O error's text, so it
+    /// is not also chained as a `source` (which would print it twice).
+    #[error("{path}: {cause}")]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A PyTorch/safetensors checkpoint could not be read.
     #[error("checkpoint {path}: {reason}")]
@@ -64,7 +64,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io { path: path.into(), cause: source }
     }
 
     /// A parameter error: `name` is the parameter, `reason` says what is allowed,

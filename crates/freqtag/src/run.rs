@@ -357,6 +357,59 @@ pub fn write_run_folder(
     crate::report::html::write_report(out)
 }
 
+/// Redraws the figures and `report.html` of an existing run folder (`freqtag report`),
+/// atomically: the summary and arrays are validated first, the run is copied into a
+/// temporary sibling, redrawn there and swapped into place. Returns the report's path.
+#[cfg(feature = "report")]
+pub fn redraw_run_folder(dir: &Path) -> Result<PathBuf> {
+    use crate::report::folder::{is_run_folder, RunFolder, MARKER};
+    if !is_run_folder(dir) {
+        return Err(Error::param("run folder", "a folder written by freqtag analyze or demo", dir.display()));
+    }
+    crate::report::plots::RunData::load(dir)?;
+    let folder = RunFolder::create(dir, true, "analyze")?;
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|err| Error::io(dir, err))?;
+        let name = e.file_name();
+        let kind = e.file_type().map_err(|err| Error::io(e.path(), err))?;
+        // Figures and the report are drawn again; the marker is written at commit.
+        if name == "plots" || name == "report.html" || name == MARKER {
+            continue;
+        }
+        if kind.is_dir() {
+            copy_dir(&e.path(), &folder.path().join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), folder.path().join(&name)).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    crate::report::html::write_report(folder.path())?;
+    Ok(folder.commit()?.join("report.html"))
+}
+
+/// Copies an existing run folder to `dest` atomically (Python's `Analysis.save`):
+/// `dest` appears complete or not at all; an earlier run there is replaced only with
+/// `force`.
+pub fn copy_run_folder(src: &Path, dest: &Path, force: bool) -> Result<PathBuf> {
+    let folder = crate::report::folder::RunFolder::create(dest, force, "analyze")?;
+    copy_dir(src, folder.path())?;
+    folder.commit()
+}
+
+fn copy_dir(src: &Path, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    for e in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+        let e = e.map_err(|err| Error::io(src, err))?;
+        let to = dest.join(e.file_name());
+        let kind = e.file_type().map_err(|err| Error::io(e.path(), err))?;
+        if kind.is_dir() {
+            copy_dir(&e.path(), &to)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &to).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,7 +44,7 @@ impl Fft {
     /// buffers: the hot loop of an analysis runs this once per channel and image.
     pub fn folded_rfft_into(&mut self, period: &[f64], n: usize, out: &mut Vec<Complex<f64>>) {
         let p = period.len();
-        assert!(p > 0 && n % p == 0, "n = {n} must be a multiple of the period {p}");
+        assert!(p > 0 && n.is_multiple_of(p), "n = {n} must be a multiple of the period {p}");
         let r = n / p;
         let plan = self.plans.entry(p).or_insert_with(|| self.planner.plan_fft_forward(p)).clone();
         let (input, y, scratch) = &mut self.work;

@@ -178,6 +178,10 @@ pub struct AnalyzeArgs {
     /// Run folder (default runs/<model>-<timestamp>).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Replace the run already in the output folder (by default it is kept and this
+    /// run refused). A folder with files that are not freqtag's is never replaced.
+    #[arg(long)]
+    pub force: bool,
     /// SNR preset: authors, mne, fpvs.
     #[arg(long, default_value = "authors")]
     pub preset: String,
@@ -357,6 +361,10 @@ pub struct DemoArgs {
     /// Run folder.
     #[arg(long, short, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Replace the run already in the output folder (by default it is kept and this
+    /// run refused). A folder with files that are not freqtag's is never replaced.
+    #[arg(long)]
+    pub force: bool,
     /// Instead of the paper's experiment, demonstrate the pipeline on a randomly
     /// initialised ResNet-8 and synthetic images (no trained model involved).
     #[arg(long)]
@@ -403,4 +411,8 @@ pub struct PruneArgs {
     /// Output folder.
     #[arg(long, short, default_value = "runs/prune")]
     pub out: PathBuf,
+    /// Replace the run already in the output folder (by default it is kept and this
+    /// run refused). A folder with files that are not freqtag's is never replaced.
+    #[arg(long)]
+    pub force: bool,
 }

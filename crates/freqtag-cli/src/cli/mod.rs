@@ -18,6 +18,7 @@ use freqtag::analysis::{self, AnalysisConfig, ImageSpec};
 use freqtag::data::{self, Cifar10, Image, Split};
 use freqtag::engine::{self, EngineConfig, Session};
 use freqtag::model::{Model, TapKind};
+use freqtag::report::folder::RunFolder;
 use freqtag::run::{select_images, AnalysisOptions, ImageSelection};
 use freqtag::stimulus::StimulusConfig;
 use freqtag::{evaluate, lines, report};
@@ -44,7 +45,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo(&ui, a),
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
         Command::Report { run_dir } => {
-            let p = report::html::write_report(&run_dir)?;
+            let p = freqtag::run::redraw_run_folder(&run_dir)?;
             ui.info(&format!("report: {}", p.display()));
             Ok(())
         }
@@ -149,7 +150,7 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     let (cfg, notes) = opts.resolve(specs.len())?;
     notes.iter().for_each(|n| ui.info(n));
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
-    run_analysis(ui, &model, &cfg, &specs, &*loader, &out)
+    run_analysis(ui, &model, &cfg, &specs, &*loader, &out, a.force)
 }
 
 /// The flags of `analyze` as the library's options (the names are the same).
@@ -205,6 +206,7 @@ fn default_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_analysis(
     ui: &Ui,
     model: &Model,
@@ -212,11 +214,16 @@ fn run_analysis(
     specs: &[ImageSpec],
     load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
     out: &Path,
+    force: bool,
 ) -> Result<()> {
+    // The folder is claimed (locked, checked writable and replaceable) before the work.
+    let folder = RunFolder::create(out, force, "analyze")?;
     let pb = ui.bar(specs.len() as u64, "images");
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    let html = freqtag::run::write_run_folder(&result, model, &load(&specs[0])?, out)?;
+    freqtag::run::write_run_folder(&result, model, &load(&specs[0])?, folder.path())?;
+    let out = folder.commit()?;
+    let html = out.join("report.html");
     if !ui.quiet {
         eprint!("{}", report::terminal_summary(&result, model));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
@@ -405,7 +412,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         let specs: Vec<ImageSpec> =
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-        return run_analysis(ui, &model, &cfg, &specs, &load, &a.out);
+        return run_analysis(ui, &model, &cfg, &specs, &load, &a.out, a.force);
     }
     let dir = data_dir(&a.data)?;
     let model = Model::load("resnet32", dir.as_deref())?;
@@ -415,5 +422,5 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out)
+    run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out, a.force)
 }

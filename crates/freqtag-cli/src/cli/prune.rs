@@ -60,13 +60,15 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         cfg.criteria.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
         cfg.random_seeds
     ));
+    let folder = freqtag::report::folder::RunFolder::create(&a.out, a.force, "prune-eval")?;
     let pb = ui.bar(0, "ablations");
     let r = experiment::run(&model, &test, train.as_ref(), &cfg, &mut |d, total| {
         pb.set_length(total as u64);
         pb.set_position(d as u64);
     })?;
     pb.finish_and_clear();
-    report::prune::write_prune(&r, &a.out)?;
+    report::prune::write_prune(&r, folder.path())?;
+    folder.commit()?;
     if !ui.quiet {
         eprintln!("unpruned top-1 {:.2} %; {} ablations evaluated in {:.0} s", r.base_top1, r.evaluations, r.seconds);
         eprint!("{}", report::prune::terminal_summary(&r));

@@ -117,16 +117,14 @@ class Analysis:
 
     def save(self, path: str, *, overwrite: bool = False) -> str:
         """Writes the run folder (exactly the files ``freqtag analyze --out`` writes) to
-        ``path``; an existing non-empty folder is refused unless ``overwrite=True``."""
+        ``path``, atomically: it appears complete or not at all. A folder holding another
+        run is replaced only with ``overwrite=True``; one holding other files never."""
+        from ._freqtag import copy_run_folder
+
         path = os.fspath(path)
         if os.path.abspath(path) == os.path.abspath(self.path):
             return path
-        if os.path.exists(path) and os.listdir(path):
-            if not overwrite:
-                raise FreqtagError(f"{path}: folder exists and is not empty (pass overwrite=True to replace it)")
-            shutil.rmtree(path)
-        shutil.copytree(self.path, path, dirs_exist_ok=True)
-        return path
+        return os.fspath(copy_run_folder(self.path, path, force=overwrite))
 
     def report(self, path: Optional[str] = None) -> str:
         """The self-contained HTML report; copied to ``path`` when given. Returns its path."""

@@ -299,7 +299,7 @@ pub fn analyze(
     let n = cfg.stimulus.n_frames;
     // Input noise differs in every frame: nothing repeats.
     let reuse = cfg.fold == Fold::Auto && cfg.noise.is_none();
-    let period = plan.period().filter(|&p| reuse && p < n && n % p == 0);
+    let period = plan.period().filter(|&p| reuse && p < n && n.is_multiple_of(p));
     let series_len = period.unwrap_or(n);
     let schedule = if reuse {
         plan.distinct_frames(series_len)

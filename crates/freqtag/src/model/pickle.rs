@@ -494,7 +494,7 @@ impl Machine<'_> {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("corrupt: odd number of dict items".into());
     }
     let mut it = items.into_iter();

@@ -34,11 +34,8 @@ pub fn blocks_per_stage(sd: &StateDict) -> Result<usize> {
     let mut counts = Vec::new();
     for stage in 1..=3 {
         let prefix = format!("layer{stage}.");
-        let mut blocks: Vec<usize> = sd
-            .tensors
-            .keys()
-            .filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse().ok())
-            .collect();
+        let mut blocks: Vec<usize> =
+            sd.tensors.keys().filter_map(|k| k.strip_prefix(&prefix)?.split('.').next()?.parse().ok()).collect();
         blocks.sort_unstable();
         blocks.dedup();
         let n = blocks.len();

@@ -22,6 +22,8 @@
 
 #[cfg(feature = "report")]
 pub mod figures;
+pub mod folder;
+
 #[cfg(feature = "report")]
 pub mod html;
 #[cfg(feature = "report")]
