@@ -178,6 +178,27 @@ pub struct FrameSchedule {
     pub row_of: Vec<usize>,
 }
 
+/// Regions of a mask image: each distinct non-zero grey level (the mean of the
+/// channels, 0-255), ascending, is a region; black is untagged. The mask must be
+/// `w x h`; at most [`MAX_REGIONS`] levels.
+pub fn mask_regions(img: &Image, h: usize, w: usize) -> std::result::Result<(Vec<Option<usize>>, Vec<String>), String> {
+    if (img.width, img.height) != (w, h) {
+        return Err(format!("mask is {}x{} (width x height), the model input is {w}x{h}", img.width, img.height));
+    }
+    let hw = h * w;
+    let grey: Vec<u8> = (0..hw)
+        .map(|p| ((img.pixels[p] + img.pixels[hw + p] + img.pixels[2 * hw + p]) / 3.0 * 255.0).round() as u8)
+        .collect();
+    let mut levels: Vec<u8> = grey.iter().copied().filter(|&v| v > 0).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    if levels.len() > MAX_REGIONS {
+        return Err(format!("{} grey levels: at most {MAX_REGIONS} regions", levels.len()));
+    }
+    let of = grey.iter().map(|g| levels.iter().position(|l| l == g)).collect();
+    Ok((of, levels.iter().map(|l| format!("level{l}")).collect()))
+}
+
 fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize>>, Vec<String>)> {
     let grid = |rows: usize, cols: usize| -> Vec<Option<usize>> {
         (0..h * w)
@@ -210,26 +231,9 @@ fn region_masks(layout: &Layout, h: usize, w: usize) -> Result<(Vec<Option<usize
         }
         Layout::Mask(path) => {
             // Read as any image (bounded: regular file, size and dimensions checked
-            // before decoding); the grey level is the mean of the channels.
+            // before decoding).
             let img = Image::from_file(path)?;
-            if (img.width, img.height) != (w, h) {
-                return Err(Error::Data {
-                    path: path.clone(),
-                    reason: format!(
-                        "mask is {}x{} (width x height), the model input is {w}x{h}",
-                        img.width, img.height
-                    ),
-                });
-            }
-            let hw = h * w;
-            let grey: Vec<u8> = (0..hw)
-                .map(|p| ((img.pixels[p] + img.pixels[hw + p] + img.pixels[2 * hw + p]) / 3.0 * 255.0).round() as u8)
-                .collect();
-            let mut levels: Vec<u8> = grey.iter().copied().filter(|&v| v > 0).collect();
-            levels.sort_unstable();
-            levels.dedup();
-            let of = grey.iter().map(|g| levels.iter().position(|l| l == g)).collect();
-            (of, levels.iter().map(|l| format!("level{l}")).collect())
+            mask_regions(&img, h, w).map_err(|reason| Error::Data { path: path.clone(), reason })?
         }
     })
 }

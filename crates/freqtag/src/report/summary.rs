@@ -172,8 +172,15 @@ impl Summary {
             return Err(bad(format!("{len} bytes, more than the {MAX_SUMMARY_BYTES} a summary may have")));
         }
         let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        Summary::from_slice(&text, &p)
+    }
+
+    /// Parses and checks a summary held in memory (`p` names it in errors), as
+    /// [`Summary::read`] does.
+    pub fn from_slice(text: &[u8], p: &Path) -> Result<Summary> {
+        let bad = |reason: String| Error::Data { path: p.to_path_buf(), reason };
         let v: serde_json::Value =
-            serde_json::from_slice(&text).map_err(|e| bad(format!("not JSON ({e}); the run did not finish?")))?;
+            serde_json::from_slice(text).map_err(|e| bad(format!("not JSON ({e}); the run did not finish?")))?;
         match v.get("schema").and_then(|s| s.as_u64()) {
             Some(s) if s == SCHEMA_VERSION as u64 => {}
             s => return Err(bad(format!("schema version {s:?}, this freqtag reads version {SCHEMA_VERSION}"))),
