@@ -56,9 +56,15 @@ fn legacy(protocol: &[u8], rest: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Writes a hostile input; with `FREQTAG_KEEP_HOSTILE=DIR` also keeps a copy there
+/// (`scripts/reliability.sh` measures each one's peak memory).
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
+    if let Some(keep) = std::env::var_os("FREQTAG_KEEP_HOSTILE") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::write(Path::new(&keep).join(name), bytes).unwrap();
+    }
     p
 }
 
@@ -262,6 +268,7 @@ fn regression_huge_parameters_are_errors_before_any_work() {
         (vec!["eval", "--limit", "0"], "invalid limit"),
         (vec!["stimulus", "--image", "10000"], "invalid image"),
         (vec!["stimulus", "--scale", "5000"], "invalid scale"),
+        (vec!["analyze", "--images", "1", "--image-file", "x.png"], "one of images, n-images, all-images, image-file"),
     ] {
         let (code, err) = limited(freqtag().args(&args).env_remove("FREQTAG_DATA").env("HOME", "/nonexistent"));
         if want.is_empty() {
@@ -281,4 +288,218 @@ fn regression_out_of_range_prune_images_are_errors_not_panics() {
     clean_error(code, &err, &["invalid analysis-images", "99999"]);
     let (code, err) = limited(freqtag().args(["prune-eval", "--n-images", "0"]).env("FREQTAG_DATA", &d));
     clean_error(code, &err, &["invalid n-images"]);
+}
+
+/// An ONNX model (opset 17) `input [N, C, H, W] -> nodes -> output`, built with the
+/// protobuf crates; `inits` are float initializers (name, dims, one value repeated).
+fn onnx(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str, &[i64], f32)]) -> Vec<u8> {
+    use onnx_protobuf::{GraphProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto};
+    use protobuf::Message;
+    let mut v = ValueInfoProto::new();
+    v.name = "input".into();
+    let t = v.type_.mut_or_insert_default().mut_tensor_type();
+    t.elem_type = 1;
+    for &d in input {
+        let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
+        if d > 0 {
+            dim.set_dim_value(d);
+        } else {
+            dim.set_dim_param("N".into());
+        }
+        t.shape.mut_or_insert_default().dim.push(dim);
+    }
+    let mut out = ValueInfoProto::new();
+    out.name = "output".into();
+    out.type_.mut_or_insert_default().mut_tensor_type().elem_type = 1;
+    let mut g = GraphProto::new();
+    g.node = nodes;
+    g.input = vec![v];
+    g.output = vec![out];
+    for (name, dims, value) in inits {
+        let mut w = TensorProto::new();
+        w.name = name.to_string();
+        w.dims = dims.to_vec();
+        w.data_type = 1;
+        w.float_data = vec![*value; dims.iter().product::<i64>() as usize];
+        g.initializer.push(w);
+    }
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut op = OperatorSetIdProto::new();
+    op.version = 17;
+    m.opset_import = vec![op];
+    m.graph = protobuf::MessageField::some(g);
+    m.write_to_bytes().unwrap()
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> onnx_protobuf::NodeProto {
+    let mut n = onnx_protobuf::NodeProto::new();
+    n.op_type = op.into();
+    n.name = name.into();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.into()];
+    n
+}
+
+#[test]
+fn regression_huge_onnx_input_is_refused_before_the_shape_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = onnx(&[1, 3, 100_000, 100_000], vec![node("Relu", "/relu/Relu", &["input"], "output")], &[]);
+    let p = write(dir.path(), "huge_input.onnx", &m);
+    let (code, err) = limited(freqtag().args(["taps", p.to_str().unwrap()]));
+    clean_error(code, &err, &["huge_input.onnx", "[N, 3, 100000, 100000]", "must be 1..="]);
+}
+
+#[test]
+fn regression_output_not_batch_first_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // Conv to 2 channels, then the batch moved to the second axis: [2, N, 32, 32].
+    let mut t = node("Transpose", "/t/Transpose", &["y"], "output");
+    let mut perm = onnx_protobuf::AttributeProto::new();
+    perm.name = "perm".into();
+    perm.type_ = protobuf::EnumOrUnknown::new(onnx_protobuf::attribute_proto::AttributeType::INTS);
+    perm.ints = vec![1, 0, 2, 3];
+    t.attribute.push(perm);
+    let m =
+        onnx(&[0, 3, 32, 32], vec![node("Conv", "/conv/Conv", &["input", "w"], "y"), t], &[("w", &[2, 3, 1, 1], 0.5)]);
+    let p = write(dir.path(), "transposed.onnx", &m);
+    let img = dir.path().join("img.png");
+    freqtag::data::synthetic_image(1, 32, 32).to_rgb8().save(&img).unwrap();
+    let (code, err) = run_analysis(&p, &img, dir.path());
+    clean_error(code, &err, &["output", "batch-first"]);
+}
+
+fn run_analysis(model: &Path, img: &Path, dir: &Path) -> (i32, String) {
+    let out = dir.join("run");
+    let args = ["analyze", "--model", model.to_str().unwrap(), "--image-file", img.to_str().unwrap(), "--out"];
+    let mut c = freqtag();
+    c.args(args).arg(&out).env_remove("FREQTAG_DATA");
+    let o = c.output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn regression_nan_logits_are_an_error_not_class_zero() {
+    let Some(d) = common::data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A 32x32 convolution with NaN weights to 10 channels, flattened: [N, 10] of NaN.
+    let nodes = vec![node("Conv", "/conv/Conv", &["input", "w"], "y"), node("Flatten", "/f/Flatten", &["y"], "output")];
+    let m = onnx(&[0, 3, 32, 32], nodes, &[("w", &[10, 3, 32, 32], f32::NAN)]);
+    let p = write(dir.path(), "nan.onnx", &m);
+    let (code, _, err) =
+        common::run(freqtag().args(["eval", "--model", p.to_str().unwrap(), "--limit", "100"]).env("FREQTAG_DATA", &d));
+    clean_error(code, &err, &["nan: logit 0 of test image 0 is NaN"]);
+}
+
+#[test]
+fn regression_full_disk_leaves_no_run_folder_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut c = freqtag();
+    c.args(["demo", "--random", "--quiet", "--out", out.to_str().unwrap()]).env("HOME", dir.path());
+    // Files may not grow past 200 KB: writes fail with EFBIG, as on a full disk.
+    // SAFETY: setrlimit and signal are async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            let l = libc::rlimit { rlim_cur: 200_000, rlim_max: 200_000 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &l);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    clean_error(o.status.code().unwrap_or(-1), &err, &["File too large"]);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!out.exists(), "a half-written run folder: {names:?}");
+    assert!(names.iter().all(|n| !n.to_string_lossy().contains("freqtag-tmp")), "{names:?}");
+}
+
+#[test]
+fn regression_report_escapes_tampered_summary_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let (code, _, err) = common::run(
+        freqtag().args(["demo", "--random", "--quiet", "--out", out.to_str().unwrap()]).env("HOME", dir.path()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let p = out.join("summary.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let evil = "<script>alert(1)</script>";
+    v["model"]["name"] = evil.into();
+    v["model"]["source"] = evil.into();
+    v["images"][0]["name"] = evil.into();
+    v["stimulus"]["region_names"][0] = evil.into();
+    v["taps"][0]["name"] = format!("conv1{evil}").into();
+    v["layers"][0]["tap"] = format!("conv1{evil}").into();
+    std::fs::write(&p, v.to_string()).unwrap();
+    let (code, err) = limited(freqtag().args(["report", out.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<script"), "unescaped markup in the report");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[test]
+fn regression_tampered_run_folders_are_errors_in_report_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good");
+    let (code, _, err) = common::run(
+        freqtag().args(["demo", "--random", "--quiet", "--out", good.to_str().unwrap()]).env("HOME", dir.path()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let summary = std::fs::read_to_string(good.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let mut cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+        ("no summary", Box::new(|d: &Path| std::fs::remove_file(d.join("summary.json")).unwrap())),
+        ("empty summary", Box::new(|d: &Path| std::fs::write(d.join("summary.json"), "").unwrap())),
+        (
+            "cut summary",
+            Box::new(move |d: &Path| std::fs::write(d.join("summary.json"), &summary[..summary.len() / 2]).unwrap()),
+        ),
+        ("no spectra", Box::new(|d: &Path| std::fs::remove_file(d.join("spectra_mean.npy")).unwrap())),
+        (
+            "garbage spectra",
+            Box::new(|d: &Path| std::fs::write(d.join("spectra_mean.npy"), b"\x93NUMPY garbage").unwrap()),
+        ),
+        (
+            "float32 spectra",
+            Box::new(|d: &Path| std::fs::copy(d.join("spectra.npy"), d.join("spectra_mean.npy")).map(|_| ()).unwrap()),
+        ),
+    ];
+    for (key, value) in [
+        ("layers", serde_json::json!([])),
+        ("taps", serde_json::json!([])),
+        ("lines", serde_json::json!("x")),
+        ("threshold", serde_json::json!("high")),
+        ("stimulus", serde_json::json!({"config": {}})),
+        ("snr", serde_json::json!({"n_neighbors": -1})),
+    ] {
+        let mut w = v.clone();
+        w[key] = value;
+        let text = w.to_string();
+        cases.push((key, Box::new(move |d: &Path| std::fs::write(d.join("summary.json"), &text).unwrap())));
+    }
+    let mut w = v.clone();
+    w["layers"][0]["filters"][0]["channel"] = 99.into();
+    let text = w.to_string();
+    cases.push(("channel", Box::new(move |d: &Path| std::fs::write(d.join("summary.json"), &text).unwrap())));
+    let mut w = v.clone();
+    w["stimulus"]["config"]["n_frames"] = 100000.into();
+    let text = w.to_string();
+    cases.push(("n_frames", Box::new(move |d: &Path| std::fs::write(d.join("summary.json"), &text).unwrap())));
+    for (i, (what, tamper)) in cases.iter().enumerate() {
+        let d = dir.path().join(format!("t{i}"));
+        std::fs::create_dir(&d).unwrap();
+        for e in std::fs::read_dir(&good).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() {
+                std::fs::copy(e.path(), d.join(e.file_name())).unwrap();
+            }
+        }
+        tamper(&d);
+        let (code, err) = limited(freqtag().args(["report", d.to_str().unwrap()]));
+        clean_error(code, &err, &[]);
+        assert!(err.lines().count() == 1, "{what}: {err}");
+    }
 }
