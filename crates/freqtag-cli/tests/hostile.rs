@@ -450,7 +450,8 @@ fn regression_tampered_run_folders_are_errors_in_report_not_panics() {
     assert_eq!(code, 0, "{err}");
     let summary = std::fs::read_to_string(good.join("summary.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
-    let mut cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Tamper = Box<dyn Fn(&Path)>;
+    let mut cases: Vec<(&str, Tamper)> = vec![
         ("no summary", Box::new(|d: &Path| std::fs::remove_file(d.join("summary.json")).unwrap())),
         ("empty summary", Box::new(|d: &Path| std::fs::write(d.join("summary.json"), "").unwrap())),
         (
