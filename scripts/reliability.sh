@@ -19,7 +19,7 @@ row() { # row LABEL SIZE CMD...
   local rss wall msg
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$work/err")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/err")
-  msg=$(grep -m1 -E '^error' "$work/err" | cut -c1-110 | sed 's/|/\\|/g')
+  msg=$(grep -m1 -E '^error' "$work/err" | sed "s#$keep/##g; s#$work/##g" | cut -c1-120 | sed 's/|/\\|/g')
   [ "$code" -gt 128 ] && msg="SIGNAL $((code - 128))"
   echo "| $label | $size | $code | ${rss} MB | $wall | ${msg:-ok} |"
 }
