@@ -40,7 +40,7 @@ impl RunData {
         let summary = Summary::read(dir)?;
         let lines = summary.lines.clone();
         let p = dir.join("spectra_mean.npy");
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let bytes = crate::data::read_regular_file(&p, 4 << 30)?;
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
         let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let max_c = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).max().unwrap_or(0);

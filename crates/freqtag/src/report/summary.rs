@@ -166,12 +166,7 @@ impl Summary {
     /// agree with each other.
     pub fn read(dir: &Path) -> Result<Summary> {
         let p = dir.join("summary.json");
-        let bad = |reason: String| Error::Data { path: p.clone(), reason };
-        let len = std::fs::metadata(&p).map_err(|e| Error::io(&p, e))?.len();
-        if len > MAX_SUMMARY_BYTES {
-            return Err(bad(format!("{len} bytes, more than the {MAX_SUMMARY_BYTES} a summary may have")));
-        }
-        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let text = crate::data::read_regular_file(&p, MAX_SUMMARY_BYTES)?;
         Summary::from_slice(&text, &p)
     }
 
