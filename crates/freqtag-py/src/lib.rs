@@ -126,7 +126,7 @@ fn analyze(
         };
         let folder = freqtag::report::folder::RunFolder::create(&out, false, "analyze")?;
         let result = analysis::analyze(&model, &cfg, &specs, &*load, &mut report)?;
-        freqtag::run::write_run_folder(&result, &model, &load(&specs[0])?, folder.path())?;
+        freqtag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
         Ok(folder.commit()?.join("report.html"))
     })
     .map_err(err)

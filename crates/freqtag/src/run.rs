@@ -345,13 +345,8 @@ pub fn embedded_images() -> (Vec<ImageSpec>, ImageLoader) {
 /// [`crate::report::write_run`], the stimulus and map figures (drawn on `first`, the
 /// first image), and `report.html`. Returns the report's path.
 #[cfg(feature = "report")]
-pub fn write_run_folder(
-    a: &crate::analysis::Analysis,
-    model: &crate::model::Model,
-    first: &Image,
-    out: &Path,
-) -> Result<PathBuf> {
-    crate::report::write_run(a, model, out)?;
+pub fn write_run_folder(a: &crate::analysis::Analysis, first: &Image, out: &Path) -> Result<PathBuf> {
+    crate::report::write_run(a, out)?;
     crate::report::plots::stimulus(out, &a.plan, first)?;
     crate::report::plots::maps(out, &a.maps, first)?;
     crate::report::html::write_report(out)

@@ -221,14 +221,14 @@ fn run_analysis(
     let pb = ui.bar(specs.len() as u64, "images");
     let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
     pb.finish_and_clear();
-    freqtag::run::write_run_folder(&result, model, &load(&specs[0])?, folder.path())?;
+    freqtag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
     let out = folder.commit()?;
     let html = out.join("report.html");
     if !ui.quiet {
-        eprint!("{}", report::terminal_summary(&result, model));
+        eprint!("{}", report::terminal_summary(&result));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
     }
-    ui.json(&serde_json::to_value(report::Summary::new(&result, model))?);
+    ui.json(&serde_json::to_value(report::Summary::new(&result))?);
     Ok(())
 }
 

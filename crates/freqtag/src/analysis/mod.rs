@@ -225,6 +225,8 @@ pub struct PerImage {
 /// The result of an analysis.
 #[derive(Debug, Clone)]
 pub struct Analysis {
+    /// The model analysed.
+    pub model: crate::model::ModelInfo,
     /// The configuration used.
     pub config: AnalysisConfig,
     /// The validated stimulus plan.
@@ -385,6 +387,7 @@ pub fn analyze(
         crate::importance::stats::run(&input)
     });
     Ok(Analysis {
+        model: model.info(),
         config: cfg.clone(),
         plan,
         taps,

@@ -119,6 +119,20 @@ pub struct Model {
     pub taps: Vec<TapPoint>,
 }
 
+/// The model of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Short name.
+    pub name: String,
+    /// File it came from (`embedded:...` for the embedded ResNet-32).
+    pub source: PathBuf,
+    /// Input `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Normalization applied to the images.
+    pub preprocess: Preprocess,
+}
+
 /// Most values in one input frame (C x H x W): 256 MB of float32.
 pub const MAX_INPUT_ELEMENTS: u64 = 1 << 26;
 /// Largest ONNX file read (protobuf's own limit is 2 GB).
@@ -173,6 +187,16 @@ impl Model {
             return Model::from_onnx_bytes(&bytes, path, &stem);
         }
         Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
+    }
+
+    /// What a run records of the model: name, source, input shape, preprocessing.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            input_shape: self.input_shape,
+            preprocess: self.preprocess,
+        }
     }
 
     /// The pretrained ResNet-32 embedded in freqtag ([`crate::embedded`]), named

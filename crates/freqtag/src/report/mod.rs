@@ -40,7 +40,6 @@ use npyz::WriterBuilder;
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
-use crate::model::Model;
 
 pub use summary::{Summary, SCHEMA_VERSION};
 
@@ -95,7 +94,7 @@ fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
 }
 
 /// Writes every output file into `dir` (created if needed).
-pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
+pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let io = |p: &Path| {
         let p = p.to_path_buf();
@@ -103,7 +102,7 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
     };
     let p = dir.join("summary.json");
     let mut f = create(&p)?;
-    serde_json::to_writer_pretty(&mut f, &Summary::new(a, model)).map_err(|e| Error::io(&p, e.into()))?;
+    serde_json::to_writer_pretty(&mut f, &Summary::new(a)).map_err(|e| Error::io(&p, e.into()))?;
     f.flush().map_err(io(&p))?;
 
     let p = dir.join("filters.csv");
@@ -248,14 +247,14 @@ pub fn write_run(a: &Analysis, model: &Model, dir: &Path) -> Result<()> {
 }
 
 /// The human summary printed at the end of `analyze`.
-pub fn terminal_summary(a: &Analysis, model: &Model) -> String {
+pub fn terminal_summary(a: &Analysis) -> String {
     let mut s = String::new();
     let c = &a.plan.config;
     let freqs: Vec<String> = a.plan.region_names.iter().zip(&c.freqs).map(|(r, f)| format!("{r} {f} Hz")).collect();
     writeln!(
         s,
         "freqtag analyze: {} on {} image(s), {} frames at {} fps ({})",
-        model.name,
+        a.model.name,
         a.images.len(),
         c.n_frames,
         c.fps,

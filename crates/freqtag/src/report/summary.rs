@@ -3,19 +3,19 @@
 //! key, a wrong type or another schema version is an error naming the file; NaN values
 //! are stored as `null` ([`crate::json`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::maps::SnrMap;
 use crate::analysis::{Analysis, InferencePath};
-use crate::data::{Preprocess, CLASSES};
+use crate::data::CLASSES;
 use crate::engine::TapInfo;
 use crate::error::{Error, Result};
 use crate::importance::stats::StatsResult;
 use crate::importance::LayerImportance;
 use crate::lines::Line;
-use crate::model::Model;
+pub use crate::model::ModelInfo;
 use crate::snr::SnrConfig;
 use crate::stimulus::StimulusConfig;
 
@@ -58,20 +58,6 @@ pub struct Summary {
     pub maps: Vec<SnrMap>,
     /// Wall time of the analysis, seconds.
     pub seconds: f64,
-}
-
-/// The model of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelInfo {
-    /// Short name.
-    pub name: String,
-    /// File it came from (`embedded:...` for the embedded ResNet-32).
-    pub source: PathBuf,
-    /// Input `[C, H, W]`.
-    pub input_shape: [usize; 3],
-    /// Normalization applied to the images.
-    pub preprocess: Preprocess,
 }
 
 /// The stimulus of a run.
@@ -119,17 +105,12 @@ pub struct ImageInfo {
 }
 
 impl Summary {
-    /// The summary of an analysis of `model`.
-    pub fn new(a: &Analysis, model: &Model) -> Summary {
+    /// The summary of an analysis.
+    pub fn new(a: &Analysis) -> Summary {
         Summary {
             schema: SCHEMA_VERSION,
             freqtag_version: env!("CARGO_PKG_VERSION").to_string(),
-            model: ModelInfo {
-                name: model.name.clone(),
-                source: model.source.clone(),
-                input_shape: model.input_shape,
-                preprocess: model.preprocess,
-            },
+            model: a.model.clone(),
             stimulus: StimulusInfo {
                 config: a.plan.config.clone(),
                 bins: a.plan.bins.clone(),
