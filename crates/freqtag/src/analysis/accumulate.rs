@@ -7,7 +7,8 @@
 
 use num_complex::Complex;
 
-use super::{score, AnalysisConfig, PerImage};
+use super::state::AnalysisState;
+use super::{score, AnalysisConfig, ImageSpec, PerImage};
 use crate::engine::{Output, TapInfo};
 use crate::importance::LayerScores;
 use crate::lines::Line;
@@ -22,16 +23,14 @@ struct Ctx<'a> {
     n_frames: usize,
     /// Length of the recorded series (one period when folded).
     period: usize,
-    /// Weight of one image in the means: 1 / number of images.
-    weight: f64,
 }
 
 /// One tap's running results.
 struct TapAcc {
     scores: LayerScores,
-    /// `[channel][bin]` mean amplitude.
+    /// `[channel][bin]` sum of amplitudes.
     mean_amp: Vec<Vec<f64>>,
-    /// `[channel][line]` mean SNR.
+    /// `[channel][line]` sum of SNR.
     line_snr: Vec<Vec<f64>>,
     /// `[channel][test line][image]` coefficients `X/N` (stats only).
     coefs: Vec<Vec<Vec<Complex<f32>>>>,
@@ -70,10 +69,10 @@ impl TapAcc {
                 s.push(series.iter().map(|&x| x as f32).collect());
             }
             for (m, a) in self.mean_amp[ch].iter_mut().zip(&amp) {
-                *m += a * ctx.weight;
+                *m += a;
             }
             for (acc, line) in self.line_snr[ch].iter_mut().zip(ctx.lines) {
-                *acc += line.bin.checked_sub(off).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN) * ctx.weight;
+                *acc += line.bin.checked_sub(off).and_then(|j| snr.get(j)).copied().unwrap_or(f64::NAN);
             }
             if let Some((pa, pc)) = per.as_mut() {
                 for (d, &a) in pa[ch * nb..(ch + 1) * nb].iter_mut().zip(&amp) {
@@ -98,22 +97,6 @@ pub(super) struct Accumulator<'a> {
     max_c: usize,
     ffts: [Fft; 2],
     per: Option<PerImage>,
-}
-
-/// The accumulated results.
-pub(super) struct Finished {
-    /// Scores per tap.
-    pub scores: Vec<LayerScores>,
-    /// `[tap][channel][bin]` mean amplitude.
-    pub mean_amp: Vec<Vec<Vec<f64>>>,
-    /// `[tap][channel][line]` mean SNR.
-    pub line_snr: Vec<Vec<Vec<f64>>>,
-    /// Per-image spectra, if kept.
-    pub per: Option<PerImage>,
-    /// `[tap][channel][test line][image]` coefficients (stats only).
-    pub coefs: Vec<Vec<Vec<Vec<Complex<f32>>>>>,
-    /// `[tap][channel][image][frame]` series (permutations only).
-    pub series: Vec<Vec<Vec<Vec<f32>>>>,
 }
 
 impl<'a> Accumulator<'a> {
@@ -154,7 +137,7 @@ impl<'a> Accumulator<'a> {
             split += 1;
         }
         Accumulator {
-            ctx: Ctx { lines, snr: &cfg.snr, test_lines, n_frames, period, weight: 1.0 / n_images as f64 },
+            ctx: Ctx { lines, snr: &cfg.snr, test_lines, n_frames, period },
             taps: accs,
             split,
             max_c,
@@ -214,23 +197,50 @@ impl<'a> Accumulator<'a> {
         });
     }
 
-    /// The accumulated results.
-    pub(super) fn finish(self) -> Finished {
-        let mut f = Finished {
-            scores: vec![],
-            mean_amp: vec![],
-            line_snr: vec![],
-            per: self.per,
-            coefs: vec![],
-            series: vec![],
-        };
-        for t in self.taps {
-            f.scores.push(t.scores);
-            f.mean_amp.push(t.mean_amp);
-            f.line_snr.push(t.line_snr);
-            f.coefs.push(t.coefs);
-            f.series.push(t.series);
+    /// Continues from `state` (a checkpoint): its rows and sums become this
+    /// accumulator's, so the next image is added exactly as in an uninterrupted run.
+    pub(super) fn resume(&mut self, state: AnalysisState) {
+        for (t, acc) in self.taps.iter_mut().enumerate() {
+            acc.scores.scores = state.scores[t].clone();
+            acc.mean_amp = state.sum_amp[t].clone();
+            acc.line_snr = state.sum_line_snr[t].clone();
+            if !acc.coefs.is_empty() {
+                acc.coefs = state.coefs[t].clone();
+            }
+            if !acc.series.is_empty() {
+                acc.series = state.series[t].clone();
+            }
         }
-        f
+        if let (Some(p), Some(s)) = (self.per.as_mut(), state.per) {
+            p.amplitude.extend(s.amplitude);
+            p.coefficients.extend(s.coefficients);
+        }
+    }
+
+    /// The state so far, for the images `images` (those added, in order).
+    pub(super) fn state(&self, images: &[ImageSpec], map_sums: Vec<Vec<Vec<Vec<f64>>>>) -> AnalysisState {
+        AnalysisState {
+            images: images.to_vec(),
+            scores: self.taps.iter().map(|t| t.scores.scores.clone()).collect(),
+            sum_amp: self.taps.iter().map(|t| t.mean_amp.clone()).collect(),
+            sum_line_snr: self.taps.iter().map(|t| t.line_snr.clone()).collect(),
+            coefs: self.taps.iter().map(|t| t.coefs.clone()).collect(),
+            series: self.taps.iter().map(|t| t.series.clone()).collect(),
+            per: self.per.clone(),
+            map_sums,
+        }
+    }
+
+    /// The accumulated state (moved out, without copies).
+    pub(super) fn finish(self, images: &[ImageSpec], map_sums: Vec<Vec<Vec<Vec<f64>>>>) -> AnalysisState {
+        let mut st = AnalysisState { images: images.to_vec(), per: self.per, map_sums, ..Default::default() };
+        for t in self.taps {
+            st.scores.push(t.scores.scores);
+            st.sum_amp.push(t.mean_amp);
+            st.sum_line_snr.push(t.line_snr);
+            st.coefs.push(t.coefs);
+            st.series.push(t.series);
+        }
+        st
     }
 }

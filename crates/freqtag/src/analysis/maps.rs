@@ -36,6 +36,21 @@ pub fn map_lines(lines: &[Line]) -> Vec<usize> {
     v
 }
 
+/// The maps of `sums` (`[map][channel][line][position]`, sums over `n` images) as
+/// means, named per `taps` and `lines`.
+pub fn means(taps: &[TapInfo], lines: &[Line], sums: &[Vec<Vec<Vec<f64>>>], n: usize) -> Vec<SnrMap> {
+    let ml = map_lines(lines);
+    taps.iter()
+        .zip(sums)
+        .map(|(t, s)| SnrMap {
+            tap: t.tap.name.clone(),
+            shape: [t.shape[0], t.shape[1], t.shape[2]],
+            lines: ml.iter().map(|&l| lines[l].label.clone()).collect(),
+            snr: s.iter().map(|c| c.iter().map(|l| l.iter().map(|v| v / n as f64).collect()).collect()).collect(),
+        })
+        .collect()
+}
+
 /// Accumulates [`SnrMap`]s.
 pub struct MapAccumulator {
     /// Maps so far.
@@ -63,8 +78,9 @@ impl MapAccumulator {
         MapAccumulator { maps, map_lines, fft: Fft::new() }
     }
 
-    /// Adds one image's full maps (`[P, C, H, W]` each); `weight` = 1 / number of images.
-    pub fn add(&mut self, outs: &[Output], lines: &[Line], snr: &SnrConfig, n_frames: usize, weight: f64) {
+    /// Adds one image's full maps (`[P, C, H, W]` each): `snr` holds sums over images
+    /// until [`MapAccumulator::means`].
+    pub fn add(&mut self, outs: &[Output], lines: &[Line], snr: &SnrConfig, n_frames: usize) {
         let off = snr.bin_offset();
         for (m, out) in self.maps.iter_mut().zip(outs) {
             let [c, h, w] = m.shape;
@@ -87,7 +103,7 @@ impl MapAccumulator {
                             .copied()
                             .filter(|v| v.is_finite())
                             .unwrap_or(0.0);
-                        m.snr[ch][j][pos] += v * weight;
+                        m.snr[ch][j][pos] += v;
                     }
                 }
             }

@@ -13,8 +13,9 @@
 mod accumulate;
 mod derived;
 pub mod maps;
+pub mod state;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use num_complex::Complex;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 pub use crate::importance::score;
 pub use crate::importance::stats::StatsConfig;
 use crate::importance::stats::StatsInput;
+pub use state::{AnalysisState, RunContext};
 use crate::importance::{aggregate, LayerImportance, LayerScores};
 use crate::lines::{catalogue, Line};
 use crate::model::{Model, TapKind};
@@ -292,6 +294,38 @@ pub fn analyze(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Analysis> {
     let start = Instant::now();
+    let (ctx, state) = run_state(model, cfg, images, load, progress, RunControl::default())?;
+    finish(&ctx, state, start.elapsed().as_secs_f64())
+}
+
+/// A checkpoint callback: called with the run's context and its state so far.
+pub type CheckpointFn<'a> = &'a mut dyn FnMut(&RunContext, &AnalysisState) -> Result<()>;
+
+/// How a run proceeds beyond its images.
+#[derive(Default)]
+pub struct RunControl<'a> {
+    /// The state of a checkpoint to continue from: its images must be the first of
+    /// `images`, which are then skipped.
+    pub resume: Option<AnalysisState>,
+    /// Called with the state so far whenever this much time has passed since the last
+    /// call (not after the last image).
+    pub checkpoint: Option<(CheckpointFn<'a>, Duration)>,
+    /// Position of `images[0]` in the whole image list (a shard's offset): image `i`'s
+    /// input noise is seeded by its position in the whole list.
+    pub first_index: usize,
+}
+
+/// The fold over images without its final step: the run's context and the state of
+/// `images` ([`state::AnalysisState`]), which [`finish`] turns into an [`Analysis`],
+/// and which merges with the states of other images.
+pub fn run_state(
+    model: &Model,
+    cfg: &AnalysisConfig,
+    images: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> Result<Image>,
+    progress: &mut dyn FnMut(usize, usize),
+    mut control: RunControl,
+) -> Result<(RunContext, AnalysisState)> {
     cfg.validate()?;
     if images.is_empty() {
         return Err(Error::param("images", "at least one image", 0));
@@ -348,11 +382,34 @@ pub fn analyze(
     }
     let cfg = &cfg;
     let test_lines: Vec<usize> = (0..lines.len()).filter(|&l| lines[l].order <= 2).collect();
+    let ctx = RunContext {
+        model: model.info(),
+        config: cfg.clone(),
+        taps: taps.clone(),
+        map_taps: map_taps.clone(),
+        lines: lines.clone(),
+        test_lines: test_lines.clone(),
+        path,
+        frames_per_image,
+    };
     let mut acc = accumulate::Accumulator::new(&taps, &lines, &test_lines, cfg, n, series_len, images.len());
     let mut map_acc = maps::MapAccumulator::new(&map_taps, &lines);
+    let mut done = 0;
+    if let Some(st) = control.resume.take() {
+        if st.images.len() > images.len() || st.images[..] != images[..st.images.len()] {
+            return Err(Error::param("resume", "a checkpoint of the same images", "a checkpoint of other images"));
+        }
+        done = st.images.len();
+        for (m, s) in map_acc.maps.iter_mut().zip(&st.map_sums) {
+            m.snr = s.clone();
+        }
+        acc.resume(st);
+        progress(done, images.len());
+    }
+    let mut last = Instant::now();
     // Inference uses both cores inside ONNX Runtime; then spectra, SNR and
     // accumulation use both cores too (see `accumulate`).
-    for (done, spec) in images.iter().enumerate() {
+    for (i, spec) in images.iter().enumerate().skip(done) {
         let img = load(spec)?;
         if (img.height, img.width) != (h, w) {
             return Err(Error::Data {
@@ -362,47 +419,79 @@ pub fn analyze(
         }
         let mut frames = plan.frames_at(&img, &model.preprocess, &schedule.run);
         if let Some(noise) = cfg.noise {
-            add_noise(&mut frames, noise, done as u64);
+            add_noise(&mut frames, noise, (control.first_index + i) as u64);
         }
         let outs = session.run_all(&frames, frames_per_image)?;
         let outs = derived::repeat_rows(derived::expand(outs, &derive_plan), &schedule.row_of);
         acc.add(&outs);
-        map_acc.add(&outs[1 + acc.n_taps()..], &lines, &cfg.snr, n, 1.0 / images.len() as f64);
-        progress(done + 1, images.len());
+        map_acc.add(&outs[1 + acc.n_taps()..], &lines, &cfg.snr, n);
+        progress(i + 1, images.len());
+        if let Some((f, every)) = control.checkpoint.as_mut() {
+            if last.elapsed() >= *every && i + 1 < images.len() {
+                let sums = map_acc.maps.iter().map(|m| m.snr.clone()).collect();
+                f(&ctx, &acc.state(&images[..=i], sums))?;
+                last = Instant::now();
+            }
+        }
     }
-    let accumulate::Finished { scores, mean_amp, line_snr, per, coefs, series } = acc.finish();
+    let sums = map_acc.maps.into_iter().map(|m| m.snr).collect();
+    Ok((ctx, acc.finish(images, sums)))
+}
+
+/// Turns the state of a run (one run, a resumed one, or merged shards) into its
+/// [`Analysis`]: means, importance, statistics. `seconds` is recorded as its time.
+pub fn finish(ctx: &RunContext, state: AnalysisState, seconds: f64) -> Result<Analysis> {
+    let ni = state.images.len();
+    if ni == 0 {
+        return Err(Error::param("images", "at least one image", 0));
+    }
+    let cfg = &ctx.config;
+    let [_, h, w] = ctx.model.input_shape;
+    let plan = cfg.stimulus.plan(h, w)?;
+    let n = cfg.stimulus.n_frames;
+    let scores: Vec<LayerScores> = ctx
+        .taps
+        .iter()
+        .zip(state.scores)
+        .map(|(t, s)| LayerScores { tap: t.tap.name.clone(), conv_ordinal: t.tap.conv_ordinal, scores: s })
+        .collect();
+    let mean = |v: Vec<Vec<Vec<f64>>>| -> Vec<Vec<Vec<f64>>> {
+        v.into_iter().map(|t| t.into_iter().map(|c| c.into_iter().map(|x| x / ni as f64).collect()).collect()).collect()
+    };
+    let mean_amp = mean(state.sum_amp);
+    let line_snr = mean(state.sum_line_snr);
     let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
     let stats = cfg.stats.enabled.then(|| {
         let input = StatsInput {
             snr: &cfg.snr,
             stats: &cfg.stats,
-            lines: &lines,
-            test_lines: &test_lines,
+            lines: &ctx.lines,
+            test_lines: &ctx.test_lines,
             scores: &scores,
             mean_amp: &mean_amp,
-            coefs: &coefs,
-            series: &series,
+            coefs: &state.coefs,
+            series: &state.series,
             n_frames: n,
         };
         crate::importance::stats::run(&input)
     });
     Ok(Analysis {
-        model: model.info(),
+        model: ctx.model.clone(),
         config: cfg.clone(),
         plan,
-        taps,
-        images: images.to_vec(),
-        lines,
-        path,
+        taps: ctx.taps.clone(),
+        images: state.images,
+        lines: ctx.lines.clone(),
+        path: ctx.path,
         scores,
         layers,
         mean_amplitude: mean_amp,
         line_snr,
-        per_image: per,
+        per_image: state.per,
         stats,
-        maps: map_acc.maps,
-        frames_per_image,
-        seconds: start.elapsed().as_secs_f64(),
+        maps: maps::means(&ctx.map_taps, &ctx.lines, &state.map_sums, ni),
+        frames_per_image: ctx.frames_per_image,
+        seconds,
     })
 }
 

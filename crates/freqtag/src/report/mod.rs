@@ -48,7 +48,7 @@ fn create(path: &Path) -> Result<BufWriter<File>> {
 }
 
 /// An NPY element: its little-endian bytes, in npyz's default dtype for the type.
-trait NpyElem: npyz::AutoSerialize + Copy {
+pub(crate) trait NpyElem: npyz::AutoSerialize + Copy {
     fn put(self, out: &mut Vec<u8>);
 }
 
@@ -74,7 +74,7 @@ impl NpyElem for num_complex::Complex<f32> {
 /// Writes `data` (C order, `shape`) as NPY: npyz writes the header, the data goes out
 /// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
 /// 288 MB of per-image spectra of 100 images; this takes about 0.1 s).
-fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
+pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     let io = |e: std::io::Error| Error::io(path, e);
     debug_assert_eq!(shape.iter().product::<u64>(), data.len() as u64);
     let mut f = create(path)?;

@@ -1,0 +1,280 @@
+//! The state of an analysis as a fold over images: per-image rows (in image order) and
+//! plain sums, so that two states over consecutive image ranges merge by concatenation
+//! and addition ([`AnalysisState::merge`]), a checkpoint is the state written to disk,
+//! and a shard is a state over part of the image list. [`super::finish`] is the one
+//! place that turns a state into means, importance and statistics, whether it came
+//! from one run, a resumed one, or merged shards.
+//!
+//! Exactness: counts and per-image arrays are identical however the images were split;
+//! the sums (mean spectra, mean line SNR, SNR maps) are added shard by shard, which
+//! changes only the floating-point summation order (a relative difference of about
+//! 1e-15 per image summed, far below anything reported). A resumed run continues the
+//! same sums in the same order and ends bit for bit as an uninterrupted one.
+
+use std::path::Path;
+
+use num_complex::Complex;
+use serde::{Deserialize, Serialize};
+
+use super::{AnalysisConfig, ImageSpec, InferencePath, PerImage};
+use crate::engine::TapInfo;
+use crate::error::{Error, Result};
+use crate::lines::Line;
+use crate::model::ModelInfo;
+
+/// What a state is a state of: everything but the images' contributions. Two states
+/// merge only when their contexts agree (the images aside).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    /// The model.
+    pub model: ModelInfo,
+    /// The effective configuration.
+    pub config: AnalysisConfig,
+    /// The recorded taps, with shapes.
+    pub taps: Vec<TapInfo>,
+    /// The taps whose SNR maps are recorded.
+    pub map_taps: Vec<TapInfo>,
+    /// The line catalogue.
+    pub lines: Vec<Line>,
+    /// Lines tested by the statistics.
+    pub test_lines: Vec<usize>,
+    /// How inference ran.
+    pub path: InferencePath,
+    /// Frames run per image.
+    pub frames_per_image: usize,
+}
+
+/// The images' contributions to an analysis; see the module docs.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnalysisState {
+    /// The images added, in order.
+    pub images: Vec<ImageSpec>,
+    /// `[tap][image][channel]` scores.
+    pub scores: Vec<Vec<Vec<f64>>>,
+    /// `[tap][channel][bin]` sum of amplitudes over images.
+    pub sum_amp: Vec<Vec<Vec<f64>>>,
+    /// `[tap][channel][line]` sum of the SNR at each catalogued line.
+    pub sum_line_snr: Vec<Vec<Vec<f64>>>,
+    /// `[tap][channel][test line][image]` coefficients `X/N` (statistics only).
+    pub coefs: Vec<Vec<Vec<Vec<Complex<f32>>>>>,
+    /// `[tap][channel][image][frame]` series of one period (permutations only).
+    pub series: Vec<Vec<Vec<Vec<f32>>>>,
+    /// Per-image spectra, if kept.
+    pub per: Option<PerImage>,
+    /// `[map][channel][line][position]` sum of per-neuron SNR.
+    pub map_sums: Vec<Vec<Vec<Vec<f64>>>>,
+}
+
+fn add_into(a: &mut [Vec<f64>], b: &[Vec<f64>]) {
+    for (x, y) in a.iter_mut().zip(b) {
+        for (u, v) in x.iter_mut().zip(y) {
+            *u += v;
+        }
+    }
+}
+
+impl AnalysisState {
+    /// Appends `other`, the state of the images that follow this one's.
+    pub fn merge(&mut self, other: AnalysisState) -> Result<()> {
+        let shape = |s: &AnalysisState| {
+            (
+                s.scores.len(),
+                s.sum_amp.iter().map(|t| (t.len(), t.first().map_or(0, Vec::len))).collect::<Vec<_>>(),
+                s.sum_line_snr.iter().map(Vec::len).collect::<Vec<_>>(),
+                s.coefs.len(),
+                s.series.len(),
+                s.per.as_ref().map(|p| p.max_channels),
+                s.map_sums.len(),
+            )
+        };
+        if shape(self) != shape(&other) {
+            return Err(Error::Model("states of different analyses cannot be merged (their shapes differ)".into()));
+        }
+        self.images.extend(other.images);
+        for (a, b) in self.scores.iter_mut().zip(other.scores) {
+            a.extend(b);
+        }
+        for (a, b) in self.sum_amp.iter_mut().zip(&other.sum_amp) {
+            add_into(a, b);
+        }
+        for (a, b) in self.sum_line_snr.iter_mut().zip(&other.sum_line_snr) {
+            add_into(a, b);
+        }
+        for (a, b) in self.coefs.iter_mut().zip(other.coefs) {
+            for (x, y) in a.iter_mut().zip(b) {
+                for (u, v) in x.iter_mut().zip(y) {
+                    u.extend(v);
+                }
+            }
+        }
+        for (a, b) in self.series.iter_mut().zip(other.series) {
+            for (x, y) in a.iter_mut().zip(b) {
+                x.extend(y);
+            }
+        }
+        if let (Some(a), Some(b)) = (self.per.as_mut(), other.per) {
+            a.amplitude.extend(b.amplitude);
+            a.coefficients.extend(b.coefficients);
+        }
+        for (a, b) in self.map_sums.iter_mut().zip(&other.map_sums) {
+            for (x, y) in a.iter_mut().zip(b) {
+                add_into(x, y);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the state as NPY files into `dir` (created): `scores.npy`, `sum_amp.npy`,
+    /// `sum_line_snr.npy`, and where present `coefs.npy`, `series.npy`,
+    /// `per_amplitude.npy`, `per_coefficients.npy`, `map_sums_<k>.npy`; the images go
+    /// into `images.json`.
+    pub fn write(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
+        use crate::report::npy;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let ni = self.images.len();
+        let nt = ctx.taps.len();
+        let max_c = ctx.taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+        let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
+        let nl = ctx.lines.len();
+        let mut sc = vec![f64::NAN; ni * nt * max_c];
+        for (t, tap) in self.scores.iter().enumerate() {
+            for (i, row) in tap.iter().enumerate() {
+                sc[(i * nt + t) * max_c..][..row.len()].copy_from_slice(row);
+            }
+        }
+        npy(&dir.join("scores.npy"), &[ni as u64, nt as u64, max_c as u64], &sc)?;
+        let flat3 = |v: &[Vec<Vec<f64>>], inner: usize| {
+            let mut out = vec![f64::NAN; nt * max_c * inner];
+            for (t, tap) in v.iter().enumerate() {
+                for (c, row) in tap.iter().enumerate() {
+                    out[(t * max_c + c) * inner..][..row.len()].copy_from_slice(row);
+                }
+            }
+            out
+        };
+        npy(&dir.join("sum_amp.npy"), &[nt as u64, max_c as u64, nb as u64], &flat3(&self.sum_amp, nb))?;
+        npy(&dir.join("sum_line_snr.npy"), &[nt as u64, max_c as u64, nl as u64], &flat3(&self.sum_line_snr, nl))?;
+        if self.coefs.iter().any(|t| !t.is_empty()) {
+            let ntl = ctx.test_lines.len();
+            let mut out = vec![Complex::new(f32::NAN, f32::NAN); nt * max_c * ntl * ni];
+            for (t, tap) in self.coefs.iter().enumerate() {
+                for (c, ch) in tap.iter().enumerate() {
+                    for (l, line) in ch.iter().enumerate() {
+                        out[((t * max_c + c) * ntl + l) * ni..][..line.len()].copy_from_slice(line);
+                    }
+                }
+            }
+            npy(&dir.join("coefs.npy"), &[nt as u64, max_c as u64, ntl as u64, ni as u64], &out)?;
+        }
+        if self.series.iter().any(|t| !t.is_empty()) {
+            let p = self.series.iter().flatten().flatten().map(Vec::len).next().unwrap_or(0);
+            let mut out = vec![f32::NAN; nt * max_c * ni * p];
+            for (t, tap) in self.series.iter().enumerate() {
+                for (c, ch) in tap.iter().enumerate() {
+                    for (i, s) in ch.iter().enumerate() {
+                        out[((t * max_c + c) * ni + i) * p..][..s.len()].copy_from_slice(s);
+                    }
+                }
+            }
+            npy(&dir.join("series.npy"), &[nt as u64, max_c as u64, ni as u64, p as u64], &out)?;
+        }
+        if let Some(per) = &self.per {
+            let shape = [ni as u64, nt as u64, per.max_channels as u64, nb as u64];
+            npy(&dir.join("per_amplitude.npy"), &shape, &per.amplitude)?;
+            npy(&dir.join("per_coefficients.npy"), &shape, &per.coefficients)?;
+        }
+        for (k, m) in self.map_sums.iter().enumerate() {
+            let (c, l, hw) = (m.len(), m.first().map_or(0, Vec::len), m.first().and_then(|x| x.first()).map_or(0, Vec::len));
+            let flat: Vec<f64> = m.iter().flatten().flatten().copied().collect();
+            npy(&dir.join(format!("map_sums_{k}.npy")), &[c as u64, l as u64, hw as u64], &flat)?;
+        }
+        let p = dir.join("images.json");
+        std::fs::write(&p, serde_json::to_vec(&self.images).expect("serializable")).map_err(|e| Error::io(&p, e))
+    }
+
+    /// Reads a state written by [`AnalysisState::write`] for `ctx`, checking every
+    /// array's shape against it.
+    pub fn read(dir: &Path, ctx: &RunContext) -> Result<AnalysisState> {
+        let p = dir.join("images.json");
+        let text = crate::data::read_regular_file(&p, 1 << 30)?;
+        let images: Vec<ImageSpec> =
+            serde_json::from_slice(&text).map_err(|e| Error::Data { path: p.clone(), reason: e.to_string() })?;
+        let ni = images.len();
+        let nt = ctx.taps.len();
+        let chans: Vec<usize> = ctx.taps.iter().map(|t| t.shape[0]).collect();
+        let max_c = chans.iter().copied().max().unwrap_or(0);
+        let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
+        let nl = ctx.lines.len();
+        let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, nt, max_c])?;
+        let scores = (0..nt)
+            .map(|t| (0..ni).map(|i| sc[(i * nt + t) * max_c..][..chans[t]].to_vec()).collect())
+            .collect();
+        let unflat3 = |v: Vec<f64>, inner: usize| -> Vec<Vec<Vec<f64>>> {
+            (0..nt).map(|t| (0..chans[t]).map(|c| v[(t * max_c + c) * inner..][..inner].to_vec()).collect()).collect()
+        };
+        let sum_amp = unflat3(read_npy(dir, "sum_amp.npy", &[nt, max_c, nb])?, nb);
+        let sum_line_snr = unflat3(read_npy(dir, "sum_line_snr.npy", &[nt, max_c, nl])?, nl);
+        let ntl = ctx.test_lines.len();
+        let coefs = if ctx.config.stats.enabled {
+            let v: Vec<Complex<f32>> = read_npy(dir, "coefs.npy", &[nt, max_c, ntl, ni])?;
+            (0..nt)
+                .map(|t| {
+                    (0..chans[t])
+                        .map(|c| (0..ntl).map(|l| v[((t * max_c + c) * ntl + l) * ni..][..ni].to_vec()).collect())
+                        .collect()
+                })
+                .collect()
+        } else {
+            vec![Vec::new(); nt]
+        };
+        let series = if ctx.config.stats.enabled && ctx.config.stats.permutations > 0 {
+            let p = match ctx.path {
+                InferencePath::Folded { period, .. } => period,
+                _ => ctx.config.stimulus.n_frames,
+            };
+            let v: Vec<f32> = read_npy(dir, "series.npy", &[nt, max_c, ni, p])?;
+            (0..nt)
+                .map(|t| {
+                    (0..chans[t])
+                        .map(|c| (0..ni).map(|i| v[((t * max_c + c) * ni + i) * p..][..p].to_vec()).collect())
+                        .collect()
+                })
+                .collect()
+        } else {
+            vec![Vec::new(); nt]
+        };
+        let per = if ctx.config.keep_per_image {
+            let shape = [ni, nt, max_c, nb];
+            Some(PerImage {
+                max_channels: max_c,
+                amplitude: read_npy(dir, "per_amplitude.npy", &shape)?,
+                coefficients: read_npy(dir, "per_coefficients.npy", &shape)?,
+            })
+        } else {
+            None
+        };
+        let n_map_lines = super::maps::map_lines(&ctx.lines).len();
+        let map_sums = ctx
+            .map_taps
+            .iter()
+            .enumerate()
+            .map(|(k, t)| {
+                let (c, hw) = (t.shape[0], t.shape[1] * t.shape[2]);
+                let v: Vec<f64> = read_npy(dir, &format!("map_sums_{k}.npy"), &[c, n_map_lines, hw])?;
+                Ok((0..c).map(|ch| (0..n_map_lines).map(|l| v[(ch * n_map_lines + l) * hw..][..hw].to_vec()).collect()).collect())
+            })
+            .collect::<Result<_>>()?;
+        Ok(AnalysisState { images, scores, sum_amp, sum_line_snr, coefs, series, per, map_sums })
+    }
+}
+
+fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<T>> {
+    let p = dir.join(name);
+    let bytes = crate::data::read_regular_file(&p, 64 << 30)?;
+    let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
+    let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
+    if got != shape {
+        return Err(Error::Data { path: p, reason: format!("shape {got:?}, expected {shape:?}") });
+    }
+    f.into_vec().map_err(|e| Error::io(&p, e))
+}
