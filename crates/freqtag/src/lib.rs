@@ -67,6 +67,7 @@ pub mod model;
 pub mod prune;
 pub mod report;
 pub mod run;
+pub mod shard;
 pub mod snr;
 pub mod spectrum;
 pub mod stimulus;

@@ -70,6 +70,21 @@ pub enum Command {
         after_help = "Examples:\n  freqtag prune-eval --model resnet32\n  freqtag prune-eval --model resnet32 --n-images 2000 --random-seeds 5 --layers '#1,#4,#8,#31' --out runs/prune"
     )]
     PruneEval(Box<PruneArgs>),
+    /// Merge the partial runs of `analyze --shard i/n` into one run folder.
+    #[command(
+        after_help = "Examples:\n  freqtag analyze --all-images --shard 0/4 --out parts/0   (and 1/4, 2/4, 3/4)\n  freqtag merge parts/0 parts/1 parts/2 parts/3 --out runs/full"
+    )]
+    Merge {
+        /// The partial runs (each shard of one run once, any order).
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// The run folder to write.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Replace the run already in the output folder.
+        #[arg(long)]
+        force: bool,
+    },
     /// Draw the figures of a run folder and write its self-contained report.html.
     #[command(
         after_help = "Examples:\n  freqtag report runs/demo\n  freqtag analyze --out runs/r32 && freqtag report runs/r32"
@@ -257,6 +272,17 @@ pub struct AnalyzeArgs {
     /// Write per-image spectra whatever the image count.
     #[arg(long)]
     pub per_image: bool,
+    /// Run only shard i of n (0-based) of the image list (consecutive blocks) and write a
+    /// partial run for `freqtag merge`.
+    #[arg(long)]
+    pub shard: Option<freqtag::shard::Shard>,
+    /// Continue from the checkpoint a killed run left beside --out (same options, model
+    /// and images); without one, start from the first image.
+    #[arg(long)]
+    pub resume: bool,
+    /// Seconds of work between checkpoints (0: none).
+    #[arg(long, default_value_t = 30.0)]
+    pub checkpoint_every: f64,
 }
 
 /// `eval` flags.

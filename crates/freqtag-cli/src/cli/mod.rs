@@ -15,11 +15,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
 use freqtag::analysis::{self, AnalysisConfig, ImageSpec};
+use freqtag::analysis::{AnalysisState, CheckpointFn, RunContext, RunControl};
 use freqtag::data::{self, Cifar10, Image, Split};
 use freqtag::engine::{self, EngineConfig, Session};
 use freqtag::model::{Model, TapKind};
 use freqtag::report::folder::RunFolder;
 use freqtag::run::{select_images, AnalysisOptions, ImageSelection};
+use freqtag::shard::{Checkpoint, PartialInfo, Shard};
 use freqtag::stimulus::StimulusConfig;
 use freqtag::{evaluate, lines, report};
 
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::FetchData(a) => fetch(&ui, a),
         Command::Demo(a) => demo(&ui, a),
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
+        Command::Merge { parts, out, force } => merge(&ui, &parts, &out, force),
         Command::Report { run_dir } => {
             let p = freqtag::run::redraw_run_folder(&run_dir)?;
             ui.info(&format!("report: {}", p.display()));
@@ -147,10 +150,152 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dd = data_dir(&a.source.data)?;
     let (specs, loader) = images(&a.images, dd.as_deref())?;
+    // Options resolve on the whole image list, so that every shard runs the same ones.
     let (cfg, notes) = opts.resolve(specs.len())?;
     notes.iter().for_each(|n| ui.info(n));
+    if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
+        return Err(freqtag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
+    }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
-    run_analysis(ui, &model, &cfg, &specs, &*loader, &out, a.force)
+    if let Some(shard) = a.shard {
+        return run_shard(ui, &model, &cfg, &specs, &*loader, &out, a.force, shard);
+    }
+    let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
+    run_analysis_resumable(ui, &model, &cfg, &specs, &*loader, &out, a.force, a.resume, every)
+}
+
+/// One shard of the image list, written as a partial run.
+#[allow(clippy::too_many_arguments)]
+fn run_shard(
+    ui: &Ui,
+    model: &Model,
+    cfg: &AnalysisConfig,
+    specs: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
+    out: &Path,
+    force: bool,
+    shard: Shard,
+) -> Result<()> {
+    let range = shard.range(specs.len());
+    if range.is_empty() {
+        return Err(freqtag::Error::param(
+            "shard",
+            format!("a shard with images: {} images make at most {} shards", specs.len(), specs.len()),
+            shard,
+        )
+        .into());
+    }
+    let folder = RunFolder::create(out, force, "partial")?;
+    let first = load(&specs[0])?;
+    let part = &specs[range.clone()];
+    let pb = ui.bar(part.len() as u64, &format!("shard {shard}"));
+    let control = RunControl { first_index: range.start, ..Default::default() };
+    let (ctx, state) =
+        analysis::run_state(model, cfg, part, load, &mut |done, _| pb.set_position(done as u64), control)?;
+    pb.finish_and_clear();
+    let info = PartialInfo {
+        schema: freqtag::shard::PARTIAL_SCHEMA,
+        freqtag_version: env!("CARGO_PKG_VERSION").into(),
+        shard,
+        total_images: specs.len(),
+        images_digest: freqtag::shard::images_digest(specs),
+        first_index: range.start,
+        context: ctx,
+    };
+    freqtag::shard::write_partial(folder.path(), &info, &state, &first)?;
+    let out = folder.commit()?;
+    ui.info(&format!(
+        "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `freqtag merge`",
+        range.start,
+        range.end,
+        specs.len(),
+        out.display(),
+        shard.count
+    ));
+    Ok(())
+}
+
+/// An analysis that checkpoints as it goes and can resume.
+#[allow(clippy::too_many_arguments)]
+fn run_analysis_resumable(
+    ui: &Ui,
+    model: &Model,
+    cfg: &AnalysisConfig,
+    specs: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
+    out: &Path,
+    force: bool,
+    resume: bool,
+    every: Option<std::time::Duration>,
+) -> Result<()> {
+    let folder = RunFolder::create(out, force, "analyze")?;
+    let ck = Checkpoint::of(out)?;
+    let digest = freqtag::shard::images_digest(specs);
+    let start = Instant::now();
+    let resumed = match (resume, ck.load()?) {
+        (true, Some((info, state, _))) => {
+            if info.images_digest != digest || info.context.model != model.info() {
+                return Err(freqtag::Error::param(
+                    "resume",
+                    format!(
+                        "a checkpoint of the same model and images (remove {} to start afresh)",
+                        ck.path().display()
+                    ),
+                    "a checkpoint of another run",
+                )
+                .into());
+            }
+            ui.info(&format!("resuming after {} of {} images", state.images.len(), specs.len()));
+            Some((info.context, state))
+        }
+        (true, None) => {
+            ui.info("no checkpoint to resume: starting from the first image");
+            None
+        }
+        (false, _) => {
+            ck.remove()?;
+            None
+        }
+    };
+    let first = load(&specs[0])?;
+    let mut save = |ctx: &RunContext, st: &AnalysisState| {
+        let info = PartialInfo {
+            schema: freqtag::shard::PARTIAL_SCHEMA,
+            freqtag_version: env!("CARGO_PKG_VERSION").into(),
+            shard: Shard { index: 0, count: 1 },
+            total_images: specs.len(),
+            images_digest: digest.clone(),
+            first_index: 0,
+            context: ctx.clone(),
+        };
+        ck.save(&info, st, &first)
+    };
+    let control =
+        RunControl { resume: resumed, checkpoint: every.map(|e| (&mut save as CheckpointFn, e)), first_index: 0 };
+    let pb = ui.bar(specs.len() as u64, "images");
+    let (ctx, state) = analysis::run_state(model, cfg, specs, load, &mut |d, _| pb.set_position(d as u64), control)?;
+    pb.finish_and_clear();
+    let result = analysis::finish(&ctx, state, start.elapsed().as_secs_f64())?;
+    freqtag::run::write_run_folder(&result, &first, folder.path())?;
+    let out = folder.commit()?;
+    ck.remove()?;
+    report_done(ui, &result, &out)
+}
+
+fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
+    let start = Instant::now();
+    let folder = RunFolder::create(out, force, "analyze")?;
+    let (ctx, state, first) = freqtag::shard::merge(parts)?;
+    let result = analysis::finish(&ctx, state, start.elapsed().as_secs_f64())?;
+    freqtag::run::write_run_folder(&result, &first, folder.path())?;
+    let out = folder.commit()?;
+    ui.info(&format!(
+        "merged {} shards ({} images) in {:.2} s",
+        parts.len(),
+        result.images.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    report_done(ui, &result, &out)
 }
 
 /// The flags of `analyze` as the library's options (the names are the same).
@@ -223,12 +368,16 @@ fn run_analysis(
     pb.finish_and_clear();
     freqtag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
     let out = folder.commit()?;
+    report_done(ui, &result, &out)
+}
+
+fn report_done(ui: &Ui, result: &analysis::Analysis, out: &Path) -> Result<()> {
     let html = out.join("report.html");
     if !ui.quiet {
-        eprint!("{}", report::terminal_summary(&result));
+        eprint!("{}", report::terminal_summary(result));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
     }
-    ui.json(&serde_json::to_value(report::Summary::new(&result))?);
+    ui.json(&serde_json::to_value(report::Summary::new(result))?);
     Ok(())
 }
 

@@ -26,12 +26,12 @@ use crate::error::{Error, Result};
 pub use crate::importance::score;
 pub use crate::importance::stats::StatsConfig;
 use crate::importance::stats::StatsInput;
-pub use state::{AnalysisState, RunContext};
 use crate::importance::{aggregate, LayerImportance, LayerScores};
 use crate::lines::{catalogue, Line};
 use crate::model::{Model, TapKind};
 use crate::snr::SnrConfig;
 use crate::stimulus::{FrameSchedule, StimulusConfig, TagPlan};
+pub use state::{AnalysisState, RunContext};
 
 /// Which taps to record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,9 +304,9 @@ pub type CheckpointFn<'a> = &'a mut dyn FnMut(&RunContext, &AnalysisState) -> Re
 /// How a run proceeds beyond its images.
 #[derive(Default)]
 pub struct RunControl<'a> {
-    /// The state of a checkpoint to continue from: its images must be the first of
-    /// `images`, which are then skipped.
-    pub resume: Option<AnalysisState>,
+    /// A checkpoint to continue from: its context must be this run's (model, effective
+    /// options, taps, lines) and its images the first of `images`, which are skipped.
+    pub resume: Option<(RunContext, AnalysisState)>,
     /// Called with the state so far whenever this much time has passed since the last
     /// call (not after the last image).
     pub checkpoint: Option<(CheckpointFn<'a>, Duration)>,
@@ -384,7 +384,8 @@ pub fn run_state(
     let test_lines: Vec<usize> = (0..lines.len()).filter(|&l| lines[l].order <= 2).collect();
     let ctx = RunContext {
         model: model.info(),
-        config: cfg.clone(),
+        // Threads and batch size do not change a result: parts run with other settings merge.
+        config: AnalysisConfig { engine: EngineConfig::default(), ..cfg.clone() },
         taps: taps.clone(),
         map_taps: map_taps.clone(),
         lines: lines.clone(),
@@ -395,7 +396,14 @@ pub fn run_state(
     let mut acc = accumulate::Accumulator::new(&taps, &lines, &test_lines, cfg, n, series_len, images.len());
     let mut map_acc = maps::MapAccumulator::new(&map_taps, &lines);
     let mut done = 0;
-    if let Some(st) = control.resume.take() {
+    if let Some((rctx, st)) = control.resume.take() {
+        if rctx != ctx {
+            return Err(Error::param(
+                "resume",
+                "a checkpoint of a run with the same model, options and taps",
+                "a checkpoint of another run",
+            ));
+        }
         if st.images.len() > images.len() || st.images[..] != images[..st.images.len()] {
             return Err(Error::param("resume", "a checkpoint of the same images", "a checkpoint of other images"));
         }

@@ -184,7 +184,8 @@ impl AnalysisState {
             npy(&dir.join("per_coefficients.npy"), &shape, &per.coefficients)?;
         }
         for (k, m) in self.map_sums.iter().enumerate() {
-            let (c, l, hw) = (m.len(), m.first().map_or(0, Vec::len), m.first().and_then(|x| x.first()).map_or(0, Vec::len));
+            let (c, l, hw) =
+                (m.len(), m.first().map_or(0, Vec::len), m.first().and_then(|x| x.first()).map_or(0, Vec::len));
             let flat: Vec<f64> = m.iter().flatten().flatten().copied().collect();
             npy(&dir.join(format!("map_sums_{k}.npy")), &[c as u64, l as u64, hw as u64], &flat)?;
         }
@@ -206,9 +207,8 @@ impl AnalysisState {
         let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
         let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, nt, max_c])?;
-        let scores = (0..nt)
-            .map(|t| (0..ni).map(|i| sc[(i * nt + t) * max_c..][..chans[t]].to_vec()).collect())
-            .collect();
+        let scores =
+            (0..nt).map(|t| (0..ni).map(|i| sc[(i * nt + t) * max_c..][..chans[t]].to_vec()).collect()).collect();
         let unflat3 = |v: Vec<f64>, inner: usize| -> Vec<Vec<Vec<f64>>> {
             (0..nt).map(|t| (0..chans[t]).map(|c| v[(t * max_c + c) * inner..][..inner].to_vec()).collect()).collect()
         };
@@ -261,7 +261,9 @@ impl AnalysisState {
             .map(|(k, t)| {
                 let (c, hw) = (t.shape[0], t.shape[1] * t.shape[2]);
                 let v: Vec<f64> = read_npy(dir, &format!("map_sums_{k}.npy"), &[c, n_map_lines, hw])?;
-                Ok((0..c).map(|ch| (0..n_map_lines).map(|l| v[(ch * n_map_lines + l) * hw..][..hw].to_vec()).collect()).collect())
+                Ok((0..c)
+                    .map(|ch| (0..n_map_lines).map(|l| v[(ch * n_map_lines + l) * hw..][..hw].to_vec()).collect())
+                    .collect())
             })
             .collect::<Result<_>>()?;
         Ok(AnalysisState { images, scores, sum_amp, sum_line_snr, coefs, series, per, map_sums })

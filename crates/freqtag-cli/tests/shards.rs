@@ -1,0 +1,141 @@
+//! Runs split across processes and sittings: shards merged, and kills resumed, give the
+//! run one uninterrupted process writes.
+
+mod common;
+use common::{data_dir, freqtag, run};
+
+use std::path::Path;
+
+fn npy_f64(p: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(p).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
+fn same(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+}
+
+/// Per-image arrays and everything derived from them (scores, statistics, sweeps).
+const IDENTICAL: [&str; 7] =
+    ["scores.npy", "spectra.npy", "coefficients.npy", "filters.csv", "layers.csv", "sweep.csv", "lines.csv"];
+
+fn no_data<'a>(c: &'a mut std::process::Command, home: &Path) -> &'a mut std::process::Command {
+    c.env_remove("FREQTAG_DATA").env("HOME", home).env("XDG_CACHE_HOME", home)
+}
+
+#[test]
+fn four_shards_merged_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..4 {
+        let (code, _, err) = run(no_data(
+            freqtag().args(["analyze", "--quiet", "--shard", &format!("{i}/4"), "--out"]).arg(d.join(format!("p{i}"))),
+            d,
+        ));
+        assert_eq!(code, 0, "{err}");
+    }
+    // Parts in any order.
+    let (code, _, err) = run(no_data(
+        freqtag().arg("merge").args(["p2", "p0", "p3", "p1"].map(|p| d.join(p))).arg("--out").arg(d.join("merged")),
+        d,
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(no_data(freqtag().args(["analyze", "--quiet", "--out"]).arg(d.join("single")), d));
+    assert_eq!(code, 0, "{err}");
+    same(&d.join("merged"), &d.join("single"), &IDENTICAL);
+    // Mean spectra: the same sums in another order (documented tolerance 1e-12 relative).
+    let (a, b) = (npy_f64(&d.join("merged/spectra_mean.npy")), npy_f64(&d.join("single/spectra_mean.npy")));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, _)| x.is_finite())
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1e-30))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "mean spectra differ by {worst:e}");
+    let s = |p: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(p).join("summary.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(s("merged")["images"], s("single")["images"]);
+    assert_eq!(s("merged")["layers"], s("single")["layers"]);
+    // Statistics: the tests come from the per-image coefficients (identical); the
+    // baseline-corrected amplitudes from the mean spectra (summation order).
+    for (a, b) in s("merged")["stats"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(s("single")["stats"]["layers"].as_array().unwrap())
+    {
+        assert_eq!(a["significant"], b["significant"]);
+        for (x, y) in a["filters"].as_array().unwrap().iter().zip(b["filters"].as_array().unwrap()) {
+            assert_eq!((&x["p_lines"], &x["p_value"], &x["q_value"]), (&y["p_lines"], &y["p_value"], &y["q_value"]));
+            let (u, v) = (x["selectivity"].as_f64().unwrap(), y["selectivity"].as_f64().unwrap());
+            assert!((u - v).abs() <= 1e-9 * u.abs().max(1e-12), "{u} {v}");
+        }
+    }
+}
+
+#[test]
+fn merge_names_missing_repeated_and_foreign_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (i, extra) in [(0, vec![]), (1, vec![]), (1, vec!["--threshold", "2"])] {
+        let out = d.join(format!("p{i}{}", extra.len()));
+        let (code, _, err) = run(no_data(
+            freqtag().args(["analyze", "--quiet", "--shard", &format!("{i}/3"), "--out"]).arg(&out).args(extra),
+            d,
+        ));
+        assert_eq!(code, 0, "{err}");
+    }
+    let m = |parts: &[&str]| {
+        run(no_data(freqtag().arg("merge").args(parts.iter().map(|p| d.join(p))).arg("--out").arg(d.join("m")), d))
+    };
+    let (code, _, err) = m(&["p00", "p10"]);
+    assert!(code == 1 && err.contains("missing: 2/3"), "{err}");
+    let (code, _, err) = m(&["p00", "p10", "p10"]);
+    assert!(code == 1 && err.contains("given more than once: 1/3"), "{err}");
+    let (code, _, err) = m(&["p00", "p12"]);
+    assert!(code == 1 && err.contains("another model, options or taps"), "{err}");
+    assert!(!d.join("m").exists(), "a refused merge writes nothing");
+}
+
+#[test]
+fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let analyze = |out: &str, extra: &[&str]| {
+        let mut c = freqtag();
+        c.args(["analyze", "--n-images", "40", "--seed", "3", "--threads", "1", "--checkpoint-every", "0.05"])
+            .arg("--out")
+            .arg(d.join(out))
+            .args(extra)
+            .env("FREQTAG_DATA", &data);
+        c
+    };
+    let t = std::time::Instant::now();
+    let (code, _, err) = run(&mut analyze("whole", &[]));
+    assert_eq!(code, 0, "{err}");
+    let whole = t.elapsed();
+    // Killed (SIGKILL) at several moments within the time a whole run takes, resumed
+    // each time from the checkpoint the previous one left; then finished.
+    for frac in [0.35, 0.3, 0.25, 0.3] {
+        let mut child = analyze("resumed", &["--resume"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(whole.mul_f64(frac));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(d.join(".resumed.freqtag-checkpoint").is_dir(), "the killed runs left a checkpoint");
+    assert!(!d.join("resumed").exists(), "no run folder before the run completes");
+    let (code, _, err) = run(&mut analyze("resumed", &["--resume"]));
+    assert_eq!(code, 0, "{err}");
+    let after: usize = err.split("resuming after ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(after > 0 && after < 40, "resumed after {after} images: {err}");
+    same(&d.join("resumed"), &d.join("whole"), &IDENTICAL);
+    same(&d.join("resumed"), &d.join("whole"), &["spectra_mean.npy"]);
+    assert!(!d.join(".resumed.freqtag-checkpoint").exists(), "the checkpoint is removed with the finished run");
+}
