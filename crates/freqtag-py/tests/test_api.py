@@ -275,3 +275,53 @@ def test_paper_example_runs_and_draws_its_figure(tmp_path):
     assert "layer3.4.conv2" in r.stdout and out.stat().st_size > 10_000
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shards_merged_equal_the_single_process_run(tmp_path):
+    whole = freqtag.analyze("resnet32", threads=2, progress=False)
+    parts = [
+        freqtag.analyze_shard("resnet32", shard=(i, 3), out=str(tmp_path / f"p{i}"), threads=2, progress=False)
+        for i in (2, 0, 1)
+    ]
+    m = freqtag.merge(parts, str(tmp_path / "merged"))
+    np.testing.assert_array_equal(m.scores, whole.scores)
+    np.testing.assert_array_equal(m.spectra, whole.spectra)
+    np.testing.assert_array_equal(m.coefficients, whole.coefficients)
+    np.testing.assert_allclose(m.mean_spectra, whole.mean_spectra, rtol=1e-12)
+    pd.testing.assert_frame_equal(m.filters, whole.filters)
+    with pytest.raises(freqtag.FreqtagError, match="missing: 1/3"):
+        freqtag.merge(parts[:2])
+
+
+def test_ray_tasks_give_the_single_process_run():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (make python installs it)")
+    import freqtag.ray as fray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        a = fray.analyze("resnet32", shards=3, num_cpus=1, progress=False)
+    finally:
+        ray.shutdown()
+    whole = freqtag.analyze("resnet32", threads=2, progress=False)
+    np.testing.assert_array_equal(a.scores, whole.scores)
+    np.testing.assert_array_equal(a.spectra, whole.spectra)
+    np.testing.assert_allclose(a.mean_spectra, whole.mean_spectra, rtol=1e-12)
+    assert list(a.images["name"]) == list(whole.images["name"])
+
+
+def test_slurm_recipe_commands_are_the_tested_ones(tmp_path):
+    """Runs the commands of examples/slurm/*.sbatch as SLURM would, shard by shard."""
+    root = os.path.join(os.path.dirname(__file__), "../../..")
+    array = open(os.path.join(root, "examples/slurm/analyze-array.sbatch")).read()
+    merge = open(os.path.join(root, "examples/slurm/merge.sbatch")).read()
+    n = 3
+    env = {k: v for k, v in os.environ.items() if k != "FREQTAG_DATA"}
+    env.update(FREQTAG=BIN, N=str(n), RUN=str(tmp_path / "run"), PARTS=str(tmp_path / "parts"), HOME=str(tmp_path))
+    for i in range(n):
+        r = subprocess.run(["bash", "-c", array], env={**env, "SLURM_ARRAY_TASK_ID": str(i)}, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(["bash", "-c", merge], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = freqtag.load(str(tmp_path / "run"))
+    whole = freqtag.analyze("resnet32", threads=2, progress=False)
+    np.testing.assert_array_equal(m.scores, whole.scores)

@@ -187,6 +187,58 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image)> {
     Ok((info.context, state, first))
 }
 
+/// Runs shard `shard` of the image list `specs` and writes it as a partial run into
+/// `out` (atomically, [`crate::report::folder::RunFolder`]). `cfg` must be resolved for
+/// the whole list (so that every shard runs the same options). Returns the folder.
+#[allow(clippy::too_many_arguments)]
+pub fn run_shard(
+    model: &crate::model::Model,
+    cfg: &crate::analysis::AnalysisConfig,
+    specs: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> Result<Image>,
+    out: &Path,
+    force: bool,
+    shard: Shard,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PathBuf> {
+    let range = shard.range(specs.len());
+    if range.is_empty() {
+        return Err(Error::param(
+            "shard",
+            format!("a shard with images: {} images make at most {} shards", specs.len(), specs.len()),
+            shard,
+        ));
+    }
+    let folder = crate::report::folder::RunFolder::create(out, force, "partial")?;
+    let first = load(&specs[0])?;
+    let control = crate::analysis::RunControl { first_index: range.start, ..Default::default() };
+    let (ctx, state) = crate::analysis::run_state(model, cfg, &specs[range.clone()], load, progress, control)?;
+    let info = PartialInfo {
+        schema: PARTIAL_SCHEMA,
+        freqtag_version: env!("CARGO_PKG_VERSION").into(),
+        shard,
+        total_images: specs.len(),
+        images_digest: images_digest(specs),
+        first_index: range.start,
+        context: ctx,
+    };
+    write_partial(folder.path(), &info, &state, &first)?;
+    folder.commit()
+}
+
+/// Merges partial runs ([`merge`]) and writes the whole run folder into `out`
+/// (atomically; an earlier run there is replaced only with `force`). Returns the
+/// analysis and the folder.
+#[cfg(feature = "report")]
+pub fn merge_into(parts: &[PathBuf], out: &Path, force: bool) -> Result<(crate::analysis::Analysis, PathBuf)> {
+    let start = std::time::Instant::now();
+    let folder = crate::report::folder::RunFolder::create(out, force, "analyze")?;
+    let (ctx, state, first) = merge(parts)?;
+    let result = crate::analysis::finish(&ctx, state, start.elapsed().as_secs_f64())?;
+    crate::run::write_run_folder(&result, &first, folder.path())?;
+    Ok((result, folder.commit()?))
+}
+
 /// The checkpoint of a run folder: a partial run kept beside it
 /// (`.NAME.freqtag-checkpoint`), replaced atomically each time.
 #[derive(Debug, Clone)]

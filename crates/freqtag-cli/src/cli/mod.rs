@@ -177,33 +177,10 @@ fn run_shard(
     shard: Shard,
 ) -> Result<()> {
     let range = shard.range(specs.len());
-    if range.is_empty() {
-        return Err(freqtag::Error::param(
-            "shard",
-            format!("a shard with images: {} images make at most {} shards", specs.len(), specs.len()),
-            shard,
-        )
-        .into());
-    }
-    let folder = RunFolder::create(out, force, "partial")?;
-    let first = load(&specs[0])?;
-    let part = &specs[range.clone()];
-    let pb = ui.bar(part.len() as u64, &format!("shard {shard}"));
-    let control = RunControl { first_index: range.start, ..Default::default() };
-    let (ctx, state) =
-        analysis::run_state(model, cfg, part, load, &mut |done, _| pb.set_position(done as u64), control)?;
+    let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
+    let out =
+        freqtag::shard::run_shard(model, cfg, specs, load, out, force, shard, &mut |d, _| pb.set_position(d as u64))?;
     pb.finish_and_clear();
-    let info = PartialInfo {
-        schema: freqtag::shard::PARTIAL_SCHEMA,
-        freqtag_version: env!("CARGO_PKG_VERSION").into(),
-        shard,
-        total_images: specs.len(),
-        images_digest: freqtag::shard::images_digest(specs),
-        first_index: range.start,
-        context: ctx,
-    };
-    freqtag::shard::write_partial(folder.path(), &info, &state, &first)?;
-    let out = folder.commit()?;
     ui.info(&format!(
         "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `freqtag merge`",
         range.start,
@@ -284,11 +261,7 @@ fn run_analysis_resumable(
 
 fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
     let start = Instant::now();
-    let folder = RunFolder::create(out, force, "analyze")?;
-    let (ctx, state, first) = freqtag::shard::merge(parts)?;
-    let result = analysis::finish(&ctx, state, start.elapsed().as_secs_f64())?;
-    freqtag::run::write_run_folder(&result, &first, folder.path())?;
-    let out = folder.commit()?;
+    let (result, out) = freqtag::shard::merge_into(parts, out, force)?;
     ui.info(&format!(
         "merged {} shards ({} images) in {:.2} s",
         parts.len(),

@@ -28,7 +28,18 @@ from ._analysis import Analysis, load
 from ._freqtag import FreqtagError
 
 __version__ = _freqtag.__version__
-__all__ = ["analyze", "load", "taps", "evaluate", "Analysis", "FreqtagError", "notice", "__version__"]
+__all__ = [
+    "analyze",
+    "analyze_shard",
+    "merge",
+    "load",
+    "taps",
+    "evaluate",
+    "Analysis",
+    "FreqtagError",
+    "notice",
+    "__version__",
+]
 
 
 def _use_onnxruntime_wheel() -> None:
@@ -155,9 +166,34 @@ def analyze(
     """
     import tempfile
 
+    tmp = tempfile.TemporaryDirectory(prefix="freqtag-")
+    spec, opts, selection, img, data = _prepare(
+        model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp.name
+    )
+    out = os.path.join(tmp.name, "run")
+    try:
+        _freqtag.analyze(
+            spec,
+            out,
+            json.dumps(opts),
+            json.dumps(selection),
+            data=data,
+            progress=bool(progress),
+            **img,
+        )
+    except TypeError as e:  # a value JSON cannot hold, e.g. a numpy array as a list option
+        raise FreqtagError(f"invalid options: {e}") from None
+    a = load(out)
+    a._tmp = tmp  # the temporary folder lives as long as the Analysis
+    return a
+
+
+def _prepare(model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp):
+    """The extension's arguments for an analysis: model spec, options, image selection,
+    pixel arguments and data folder."""
+    options = dict(options)
     data = options.pop("data", None)
     input_shape = options.pop("input_shape", None)
-    tmp = tempfile.TemporaryDirectory(prefix="freqtag-")
     opts: dict = {
         "freqs": [float(f) for f in freqs],
         "layout": str(layout),
@@ -182,22 +218,63 @@ def analyze(
         selection["n_images"] = int(n_images)
     if seed is not None:
         selection["seed"] = int(seed)
-    spec = _model_arg(model, input_shape, tmp.name)
-    out = os.path.join(tmp.name, "run")
-    try:
-        _freqtag.analyze(
-            spec,
-            out,
-            json.dumps(opts),
-            json.dumps(selection),
-            data=None if data is None else os.fspath(data),
-            progress=bool(progress),
-            **img,
+    spec = _model_arg(model, input_shape, tmp)
+    return spec, opts, selection, img, None if data is None else os.fspath(data)
+
+
+def analyze_shard(
+    model: Any = "resnet32",
+    images: Any = None,
+    *,
+    shard: tuple,
+    out: str,
+    freqs: tuple = (6.0, 7.5),
+    layout: str = "halves",
+    fps: float = 120.0,
+    n_frames: int = 240,
+    taps: Optional[Any] = None,
+    preset: str = "authors",
+    threshold: float = 1.5,
+    n_images: Optional[int] = None,
+    seed: Optional[int] = None,
+    threads: Optional[int] = None,
+    progress: bool = True,
+    **options: Any,
+) -> str:
+    """Runs shard ``shard = (i, n)`` of the analysis :func:`analyze` would run (the i-th
+    of n consecutive blocks of the image list) and writes it as a partial run into
+    ``out`` (the same as ``freqtag analyze --shard i/n --out OUT``). Returns ``out``.
+    :func:`merge` turns the n partial runs into the whole :class:`Analysis`."""
+    import tempfile
+
+    i, n = (int(x) for x in shard)
+    with tempfile.TemporaryDirectory(prefix="freqtag-") as tmp:
+        spec, opts, selection, img, data = _prepare(
+            model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp
         )
-    except TypeError as e:  # a value JSON cannot hold, e.g. a numpy array as a list option
-        raise FreqtagError(f"invalid options: {e}") from None
+        try:
+            path = _freqtag.analyze_shard(
+                spec, os.fspath(out), i, n, json.dumps(opts), json.dumps(selection), data=data,
+                progress=bool(progress), **img
+            )
+        except TypeError as e:
+            raise FreqtagError(f"invalid options: {e}") from None
+    return os.fspath(path)
+
+
+def merge(parts: Any, out: Optional[str] = None, *, overwrite: bool = False) -> Analysis:
+    """Merges the partial runs ``parts`` (paths, any order: each shard of one run once)
+    into the whole run's :class:`Analysis`, written to ``out`` (a temporary folder when
+    None). Missing, repeated or foreign shards are a :class:`FreqtagError` naming them."""
+    import tempfile
+
+    tmp = None
+    if out is None:
+        tmp = tempfile.TemporaryDirectory(prefix="freqtag-")
+        out = os.path.join(tmp.name, "run")
+    _freqtag.merge([os.fspath(p) for p in parts], os.fspath(out), force=overwrite)
     a = load(out)
-    a._tmp = tmp  # the temporary folder lives as long as the Analysis
+    a._tmp = tmp
     return a
 
 
