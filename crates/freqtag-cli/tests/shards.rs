@@ -139,3 +139,45 @@ fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
     same(&d.join("resumed"), &d.join("whole"), &["spectra_mean.npy"]);
     assert!(!d.join(".resumed.freqtag-checkpoint").exists(), "the checkpoint is removed with the finished run");
 }
+
+#[test]
+fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prune = |out: &str, extra: &[&str]| {
+        let mut c = freqtag();
+        c.args(["prune-eval", "--n-images", "300", "--seed", "1", "--random-seeds", "3", "--layers", "#1"])
+            .args(["--criteria", "weight_l1,bn_gamma", "--fractions", "0,0.2,0.4,0.6", "--layer-fractions", "0,0.5"])
+            .args(["--threads", "1", "--checkpoint-every", "0.05", "--out"])
+            .arg(d.join(out))
+            .args(extra)
+            .env("FREQTAG_DATA", &data);
+        c
+    };
+    let t = std::time::Instant::now();
+    let (code, _, err) = run(&mut prune("whole", &["--quiet"]));
+    assert_eq!(code, 0, "{err}");
+    let whole = t.elapsed();
+    // Killed once mid-way, then once more early in the resumed run.
+    for frac in [0.6, 0.15] {
+        let mut child = prune("resumed", &["--resume", "--quiet"]).spawn().unwrap();
+        std::thread::sleep(whole.mul_f64(frac));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(d.join(".resumed.freqtag-checkpoint.json").is_file(), "the killed runs left a checkpoint");
+    assert!(!d.join("resumed").exists());
+    let (code, _, err) = run(&mut prune("resumed", &["--resume"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming with"), "{err}");
+    same(&d.join("resumed"), &d.join("whole"), &["prune_curves.csv", "prune_summary.csv"]);
+    let j = |p: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(p).join("prune.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(j("resumed"), j("whole"));
+    assert!(!d.join(".resumed.freqtag-checkpoint.json").exists());
+}

@@ -434,6 +434,13 @@ pub struct PruneArgs {
     /// Training images for the activation-magnitude criterion (the first N).
     #[arg(long, default_value_t = 1000)]
     pub activation_images: usize,
+    /// Continue from the checkpoint a killed prune-eval left beside --out (the same
+    /// settings and model): ablations it measured are not run again.
+    #[arg(long)]
+    pub resume: bool,
+    /// Seconds of work between checkpoints (0: none).
+    #[arg(long, default_value_t = 30.0)]
+    pub checkpoint_every: f64,
     /// Output folder.
     #[arg(long, short, default_value = "runs/prune")]
     pub out: PathBuf,

@@ -1,6 +1,9 @@
 //! `freqtag prune-eval`: flags resolved into a [`PruneConfig`], the experiment run, its
 //! outputs written.
 
+use std::path::Path;
+use std::time::Duration;
+
 use anyhow::Result;
 
 use super::args;
@@ -61,14 +64,71 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         cfg.random_seeds
     ));
     let folder = freqtag::report::folder::RunFolder::create(&a.out, a.force, "prune-eval")?;
+    // The checkpoint: every ablation measured so far, for exactly these settings.
+    let ck = {
+        let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let parent = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        parent.join(format!(".{name}.freqtag-checkpoint.json"))
+    };
+    let fingerprint = freqtag::data::hex(&{
+        use sha2::Digest;
+        sha2::Sha256::digest(serde_json::to_vec(&(&cfg, model.info())).expect("serializable"))
+    });
+    let resume = if a.resume && ck.is_file() {
+        let text = freqtag::data::read_regular_file(&ck, 1 << 30)?;
+        let (fp, measured): (String, freqtag::prune::curves::Measured) =
+            serde_json::from_slice(&text).map_err(|e| freqtag::Error::Data {
+                path: ck.clone(),
+                reason: format!("not a prune-eval checkpoint: {e}"),
+            })?;
+        if fp != fingerprint {
+            return Err(freqtag::Error::param(
+                "resume",
+                format!("a checkpoint of the same settings and model (remove {} to start afresh)", ck.display()),
+                "a checkpoint of another experiment",
+            )
+            .into());
+        }
+        ui.info(&format!("resuming with {} ablations already measured", measured.len()));
+        Some(measured)
+    } else {
+        if a.resume {
+            ui.info("no checkpoint to resume: starting afresh");
+        }
+        let _ = std::fs::remove_file(&ck);
+        None
+    };
+    if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
+        return Err(freqtag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
+    }
+    let save = {
+        let (ck, fp) = (ck.clone(), fingerprint.clone());
+        move |m: &freqtag::prune::curves::Measured| -> freqtag::Result<()> {
+            let tmp = ck.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec(&(&fp, m)).expect("serializable"))
+                .map_err(|e| freqtag::Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &ck).map_err(|e| freqtag::Error::io(&ck, e))
+        }
+    };
+    let checkpoint = (a.checkpoint_every > 0.0)
+        .then(|| (Box::new(save) as freqtag::prune::curves::CacheFn, Duration::from_secs_f64(a.checkpoint_every)));
     let pb = ui.bar(0, "ablations");
-    let r = experiment::run(&model, &test, train.as_ref(), &cfg, &mut |d, total| {
-        pb.set_length(total as u64);
-        pb.set_position(d as u64);
-    })?;
+    let r = experiment::run_resumable(
+        &model,
+        &test,
+        train.as_ref(),
+        &cfg,
+        &mut |d, total| {
+            pb.set_length(total as u64);
+            pb.set_position(d as u64);
+        },
+        resume,
+        checkpoint,
+    )?;
     pb.finish_and_clear();
     report::prune::write_prune(&r, folder.path())?;
     folder.commit()?;
+    let _ = std::fs::remove_file(&ck);
     if !ui.quiet {
         eprintln!("unpruned top-1 {:.2} %; {} ablations evaluated in {:.0} s", r.base_top1, r.evaluations, r.seconds);
         eprint!("{}", report::prune::terminal_summary(&r));

@@ -203,13 +203,51 @@ pub struct Runner<'a> {
     pub evaluations: usize,
     /// Called after each point with the number of points done.
     pub progress: Box<dyn FnMut(usize) + 'a>,
+    /// Called with every measured ablation so far whenever this much time has passed
+    /// since the last call (a checkpoint of the experiment).
+    pub checkpoint: Option<(CacheFn<'a>, std::time::Duration)>,
+    last: std::time::Instant,
     done: usize,
 }
+
+/// Measured ablations: the filters removed per layer, the top-1 accuracy and the
+/// per-class accuracies.
+pub type Measured = Vec<(Vec<Vec<usize>>, f64, Vec<f64>)>;
+
+/// A checkpoint callback of a [`Runner`].
+pub type CacheFn<'a> = Box<dyn FnMut(&Measured) -> Result<()> + 'a>;
 
 impl<'a> Runner<'a> {
     /// A runner over an evaluator.
     pub fn new(eval: &'a mut Evaluator) -> Self {
-        Runner { eval, cache: HashMap::new(), evaluations: 0, progress: Box::new(|_| {}), done: 0 }
+        Runner {
+            eval,
+            cache: HashMap::new(),
+            evaluations: 0,
+            progress: Box::new(|_| {}),
+            checkpoint: None,
+            last: std::time::Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// Ablations measured before (a checkpoint): they are not run again.
+    pub fn preload(&mut self, measured: Measured) {
+        for (k, t, p) in measured {
+            self.cache.insert(k, (t, p));
+        }
+    }
+
+    /// Every ablation measured so far, in a stable order.
+    pub fn measured(&self) -> Measured {
+        let mut v: Measured = self.cache.iter().map(|(k, (t, p))| (k.clone(), *t, p.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Ablations measured, including those of a checkpoint.
+    pub fn distinct_ablations(&self) -> usize {
+        self.cache.len()
     }
 
     fn measure(&mut self, removed: Vec<Vec<usize>>) -> Result<(usize, f64, Vec<f64>)> {
@@ -220,6 +258,13 @@ impl<'a> Runner<'a> {
         let a = self.eval.accuracy(&removed)?;
         self.evaluations += 1;
         self.cache.insert(removed, (a.top1, a.per_class.clone()));
+        if self.checkpoint.as_ref().is_some_and(|(_, every)| self.last.elapsed() >= *every) {
+            let m = self.measured();
+            if let Some((f, _)) = self.checkpoint.as_mut() {
+                f(&m)?;
+            }
+            self.last = std::time::Instant::now();
+        }
         Ok((n, a.top1, a.per_class))
     }
 

@@ -196,6 +196,22 @@ pub fn run(
     cfg: &PruneConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PruneResult> {
+    run_resumable(model, test, train, cfg, progress, None, None)
+}
+
+/// [`run`] that starts from the ablations a checkpoint measured (`resume`) and calls
+/// `checkpoint` with every ablation measured so far at the given interval. The result
+/// is the one an uninterrupted run gives: the ablations are deterministic, and
+/// `evaluations` counts distinct ablations whoever measured them.
+pub fn run_resumable<'a>(
+    model: &Model,
+    test: &Cifar10,
+    train: Option<&Cifar10>,
+    cfg: &PruneConfig,
+    progress: &mut dyn FnMut(usize, usize),
+    resume: Option<super::curves::Measured>,
+    checkpoint: Option<(super::curves::CacheFn<'a>, std::time::Duration)>,
+) -> Result<PruneResult> {
     let start = Instant::now();
     cfg.validate(test.len(), train.map_or(0, |t| t.len()))?;
     let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
@@ -212,6 +228,10 @@ pub fn run(
     let base_top1 = eval.accuracy(&[])?.top1;
     let mut runner = Runner::new(&mut eval);
     runner.progress = Box::new(|d| progress(d, total));
+    runner.checkpoint = checkpoint;
+    if let Some(m) = resume {
+        runner.preload(m);
+    }
     let mut points = Vec::new();
     for order in [Order::LowestFirst, Order::HighestFirst] {
         for c in &crits {
@@ -221,7 +241,7 @@ pub fn run(
             }
         }
     }
-    let evaluations = runner.evaluations;
+    let evaluations = runner.distinct_ablations();
     Ok(PruneResult {
         config: cfg.clone(),
         base_top1,
