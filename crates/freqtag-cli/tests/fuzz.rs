@@ -103,7 +103,8 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], reader: &dyn Fn(&[u8]) -> bool) -> Stats 
 
 /// As [`fuzz`], with `1/divisor` of the inputs (for readers whose inputs are large).
 fn fuzz_scaled(name: &str, seeds: &[Vec<u8>], divisor: u64, reader: &dyn Fn(&[u8]) -> bool) -> Stats {
-    let iters: u64 = (std::env::var("FREQTAG_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000) / divisor).max(30);
+    let iters: u64 =
+        (std::env::var("FREQTAG_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000) / divisor).max(30);
     let mut rng = Rng(0x0F4E_E7A6 ^ name.len() as u64);
     let mut st = Stats { tried: 0, accepted: 0, slowest_us: 0 };
     // The seeds themselves must be accepted: the fuzzer starts from valid inputs.

@@ -64,6 +64,7 @@ pub mod importance;
 pub mod json;
 pub mod lines;
 pub mod model;
+mod npy;
 pub mod prune;
 pub mod report;
 pub mod run;

@@ -94,7 +94,7 @@ pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, firs
     let p = dir.join("partial.json");
     std::fs::write(&p, serde_json::to_vec_pretty(info).expect("serializable")).map_err(|e| Error::io(&p, e))?;
     state.write(&dir.join("state"), &info.context)?;
-    crate::report::npy(&dir.join("first_image.npy"), &[3, first.height as u64, first.width as u64], &first.pixels)
+    crate::npy::npy(&dir.join("first_image.npy"), &[3, first.height as u64, first.width as u64], &first.pixels)
 }
 
 /// Reads a partial run: its info, state and first image, every array checked against

@@ -79,7 +79,7 @@ impl MapAccumulator {
     }
 
     /// Adds one image's full maps (`[P, C, H, W]` each): `snr` holds sums over images
-    /// until [`MapAccumulator::means`].
+    /// until [`means`] divides them.
     pub fn add(&mut self, outs: &[Output], lines: &[Line], snr: &SnrConfig, n_frames: usize) {
         let off = snr.bin_offset();
         for (m, out) in self.maps.iter_mut().zip(outs) {

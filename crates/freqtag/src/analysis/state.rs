@@ -129,7 +129,7 @@ impl AnalysisState {
     /// `per_amplitude.npy`, `per_coefficients.npy`, `map_sums_<k>.npy`; the images go
     /// into `images.json`.
     pub fn write(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
-        use crate::report::npy;
+        use crate::npy::npy;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let ni = self.images.len();
         let nt = ctx.taps.len();

@@ -36,61 +36,14 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use npyz::WriterBuilder;
-
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
 
+pub(crate) use crate::npy::npy;
 pub use summary::{Summary, SCHEMA_VERSION};
 
 fn create(path: &Path) -> Result<BufWriter<File>> {
     Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
-}
-
-/// An NPY element: its little-endian bytes, in npyz's default dtype for the type.
-pub(crate) trait NpyElem: npyz::AutoSerialize + Copy {
-    fn put(self, out: &mut Vec<u8>);
-}
-
-impl NpyElem for f32 {
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl NpyElem for f64 {
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
-
-impl NpyElem for num_complex::Complex<f32> {
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.re.to_le_bytes());
-        out.extend_from_slice(&self.im.to_le_bytes());
-    }
-}
-
-/// Writes `data` (C order, `shape`) as NPY: npyz writes the header, the data goes out
-/// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
-/// 288 MB of per-image spectra of 100 images; this takes about 0.1 s).
-pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
-    let io = |e: std::io::Error| Error::io(path, e);
-    debug_assert_eq!(shape.iter().product::<u64>(), data.len() as u64);
-    let mut f = create(path)?;
-    npyz::WriteOptions::new_header_only()
-        .dtype(T::default_dtype())
-        .shape(shape)
-        .writer(&mut f)
-        .write_header_only()
-        .map_err(io)?;
-    let mut buf = Vec::with_capacity(1 << 20);
-    for chunk in data.chunks(1 << 16) {
-        buf.clear();
-        chunk.iter().for_each(|x| x.put(&mut buf));
-        f.write_all(&buf).map_err(io)?;
-    }
-    f.flush().map_err(io)
 }
 
 /// Writes every output file into `dir` (created if needed).
