@@ -131,21 +131,20 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image)> {
     if parts.is_empty() {
         return Err(Error::param("parts", "at least one partial run", "none"));
     }
-    let mut read: Vec<(PathBuf, PartialInfo, AnalysisState, Image)> = Vec::new();
+    // First every part's description (small), so that nothing is read in bulk before
+    // the parts are known to fit together; then the states one at a time, in order.
+    let mut read: Vec<(PathBuf, PartialInfo)> = Vec::new();
     for p in parts {
-        let (info, state, first) = read_partial(p)?;
-        read.push((p.clone(), info, state, first));
+        read.push((p.clone(), read_info(p)?));
     }
     let (p0, i0) = (&read[0].0, read[0].1.clone());
-    for (p, info, state, _) in &read {
+    for (p, info) in &read {
         let what = if info.context != i0.context {
             Some("another model, options or taps")
         } else if info.images_digest != i0.images_digest || info.total_images != i0.total_images {
             Some("another image list")
         } else if info.shard.count != i0.shard.count {
             Some("another number of shards")
-        } else if state.images.len() != info.shard.range(info.total_images).len() {
-            Some("an incomplete shard (a checkpoint?)")
         } else {
             None
         };
@@ -159,7 +158,7 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image)> {
     }
     let n = i0.shard.count;
     let mut seen = vec![0usize; n];
-    for (_, info, _, _) in &read {
+    for (_, info) in &read {
         seen[info.shard.index] += 1;
     }
     let missing: Vec<String> = (0..n).filter(|&i| seen[i] == 0).map(|i| format!("{i}/{n}")).collect();
@@ -176,15 +175,41 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image)> {
         ));
     }
     read.sort_by_key(|r| r.1.shard.index);
-    let mut it = read.into_iter();
-    let (_, info, mut state, first) = it.next().expect("at least one part");
-    for (_, _, s, _) in it {
-        state.merge(s)?;
+    let mut merged: Option<(AnalysisState, Image)> = None;
+    for (p, info) in read {
+        let (_, state, first) = read_partial(&p)?;
+        if state.images.len() != info.shard.range(info.total_images).len() {
+            return Err(Error::param(
+                "parts",
+                format!("complete shards; {} holds {} of its images (a checkpoint?)", p.display(), state.images.len()),
+                p.display(),
+            ));
+        }
+        match merged.as_mut() {
+            None => merged = Some((state, first)),
+            Some((m, _)) => m.merge(state)?,
+        }
     }
-    if images_digest(&state.images) != info.images_digest {
+    let (state, first) = merged.expect("at least one part");
+    if images_digest(&state.images) != i0.images_digest {
         return Err(Error::param("parts", "shards whose images make up the run's image list", "a mismatch"));
     }
-    Ok((info.context, state, first))
+    Ok((i0.context, state, first))
+}
+
+/// Reads only `partial.json` of a partial run.
+fn read_info(dir: &Path) -> Result<PartialInfo> {
+    let p = dir.join("partial.json");
+    let text = crate::data::read_regular_file(&p, 256 << 20)?;
+    let info: PartialInfo = serde_json::from_slice(&text)
+        .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a freqtag partial run: {e}") })?;
+    if info.schema != PARTIAL_SCHEMA {
+        return Err(Error::Data {
+            path: p,
+            reason: format!("schema {}, this freqtag reads {PARTIAL_SCHEMA}", info.schema),
+        });
+    }
+    Ok(info)
 }
 
 /// Runs shard `shard` of the image list `specs` and writes it as a partial run into
