@@ -21,7 +21,7 @@ for i in $(seq 0 99); do
 done
 echo "shards: $(( $(date +%s) - start )) s in all"
 echo "merge of 100 shards (10,000 images): $(t "$bin" merge "$out"/parts/* --out "$out/merged" --quiet)"
-echo "merge of 10 shards (1,000 images): $(t "$bin" merge "$out"/parts/{0..9} --out "$out/merged10" --quiet 2>&1 || true)"
+
 echo "## checkpointing, 1,000 seeded images, --threads 1"
 for every in 0 30 1; do
   echo "--checkpoint-every $every: $(t "$bin" analyze --n-images 1000 --seed 1 --no-stats --no-per-image --threads 1 --checkpoint-every "$every" --quiet --out "$out/ck$every")"
