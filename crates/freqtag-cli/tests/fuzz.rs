@@ -12,6 +12,8 @@
 //! inputs tried, how many were accepted or refused, and the slowest input: see the
 //! README's reliability table.
 
+mod common;
+
 use std::io::Write as _;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -184,46 +186,11 @@ fn safetensors_seed() -> Vec<u8> {
 
 /// A one-conv ONNX model, input [N, 3, 4, 4], built with the protobuf crates.
 fn onnx_seed() -> Vec<u8> {
-    use onnx_protobuf::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto};
-    use protobuf::Message;
-    let vi = |name: &str, dims: &[i64]| {
-        let mut v = ValueInfoProto::new();
-        v.name = name.into();
-        let t = v.type_.mut_or_insert_default().mut_tensor_type();
-        t.elem_type = 1;
-        for &d in dims {
-            let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
-            if d > 0 {
-                dim.set_dim_value(d);
-            } else {
-                dim.set_dim_param("N".into());
-            }
-            t.shape.mut_or_insert_default().dim.push(dim);
-        }
-        v
-    };
-    let mut w = TensorProto::new();
-    w.name = "w".into();
-    w.dims = vec![2, 3, 1, 1];
-    w.data_type = 1;
-    w.float_data = vec![0.5; 6];
-    let mut conv = NodeProto::new();
-    conv.op_type = "Conv".into();
-    conv.name = "/conv/Conv".into();
-    conv.input = vec!["input".into(), "w".into()];
-    conv.output = vec!["y".into()];
-    let mut g = GraphProto::new();
-    g.node = vec![conv];
-    g.initializer = vec![w];
-    g.input = vec![vi("input", &[0, 3, 4, 4])];
-    g.output = vec![vi("y", &[0, 2, 4, 4])];
-    let mut m = ModelProto::new();
-    m.ir_version = 8;
-    let mut op = OperatorSetIdProto::new();
-    op.version = 17;
-    m.opset_import = vec![op];
-    m.graph = protobuf::MessageField::some(g);
-    m.write_to_bytes().unwrap()
+    common::onnx(
+        &[0, 3, 4, 4],
+        vec![common::node("Conv", "/conv/Conv", &["input", "w"], "output")],
+        &[("w", &[2, 3, 1, 1], 0.5)],
+    )
 }
 
 fn image_seeds() -> Vec<Vec<u8>> {

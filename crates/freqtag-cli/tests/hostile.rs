@@ -5,7 +5,7 @@
 //! hang.
 
 mod common;
-use common::freqtag;
+use common::{freqtag, node, onnx};
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -289,57 +289,6 @@ fn regression_out_of_range_prune_images_are_errors_not_panics() {
     clean_error(code, &err, &["invalid analysis-images", "99999"]);
     let (code, err) = limited(freqtag().args(["prune-eval", "--n-images", "0"]).env("FREQTAG_DATA", &d));
     clean_error(code, &err, &["invalid n-images"]);
-}
-
-/// An ONNX model (opset 17) `input [N, C, H, W] -> nodes -> output`, built with the
-/// protobuf crates; `inits` are float initializers (name, dims, one value repeated).
-fn onnx(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str, &[i64], f32)]) -> Vec<u8> {
-    use onnx_protobuf::{GraphProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto};
-    use protobuf::Message;
-    let mut v = ValueInfoProto::new();
-    v.name = "input".into();
-    let t = v.type_.mut_or_insert_default().mut_tensor_type();
-    t.elem_type = 1;
-    for &d in input {
-        let mut dim = onnx_protobuf::tensor_shape_proto::Dimension::new();
-        if d > 0 {
-            dim.set_dim_value(d);
-        } else {
-            dim.set_dim_param("N".into());
-        }
-        t.shape.mut_or_insert_default().dim.push(dim);
-    }
-    let mut out = ValueInfoProto::new();
-    out.name = "output".into();
-    out.type_.mut_or_insert_default().mut_tensor_type().elem_type = 1;
-    let mut g = GraphProto::new();
-    g.node = nodes;
-    g.input = vec![v];
-    g.output = vec![out];
-    for (name, dims, value) in inits {
-        let mut w = TensorProto::new();
-        w.name = name.to_string();
-        w.dims = dims.to_vec();
-        w.data_type = 1;
-        w.float_data = vec![*value; dims.iter().product::<i64>() as usize];
-        g.initializer.push(w);
-    }
-    let mut m = ModelProto::new();
-    m.ir_version = 8;
-    let mut op = OperatorSetIdProto::new();
-    op.version = 17;
-    m.opset_import = vec![op];
-    m.graph = protobuf::MessageField::some(g);
-    m.write_to_bytes().unwrap()
-}
-
-fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> onnx_protobuf::NodeProto {
-    let mut n = onnx_protobuf::NodeProto::new();
-    n.op_type = op.into();
-    n.name = name.into();
-    n.input = inputs.iter().map(|s| s.to_string()).collect();
-    n.output = vec![output.into()];
-    n
 }
 
 #[test]

@@ -82,6 +82,35 @@ fn array_images(pixels: &[u8], shape: (usize, usize, usize, usize)) -> freqtag::
     Ok((specs, Box::new(load)))
 }
 
+/// The extension's common arguments resolved: the model, the image specs with their
+/// loader, and the configuration resolved on the whole image list.
+type Prepared = (Model, Vec<ImageSpec>, ImageLoader, freqtag::analysis::AnalysisConfig, Vec<String>);
+
+fn prepare(
+    model: &str,
+    opts: &AnalysisOptions,
+    sel: &ImageSelection,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+) -> freqtag::Result<Prepared> {
+    let dd = data_dir(data)?;
+    let model = Model::load(model, dd.as_deref())?;
+    let (specs, load) = match (pixels, shape) {
+        (Some(p), Some(s)) => array_images(p, s)?,
+        _ => select_images(sel, dd.as_deref())?,
+    };
+    let (cfg, notes) = opts.resolve(specs.len())?;
+    Ok((model, specs, load, cfg, notes))
+}
+
+fn parse_args(options: &str, selection: &str) -> PyResult<(AnalysisOptions, ImageSelection)> {
+    let opts = AnalysisOptions::from_json(options).map_err(err)?;
+    let sel: ImageSelection = serde_json::from_str(selection)
+        .map_err(|e| FreqtagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    Ok((opts, sel))
+}
+
 /// Runs an analysis and writes its run folder into `out` (exactly what `freqtag analyze
 /// --out` writes). `options` and `selection` are JSON objects of
 /// `freqtag::run::AnalysisOptions` and `ImageSelection`; `pixels` with `shape`
@@ -100,17 +129,9 @@ fn analyze(
     shape: Option<(usize, usize, usize, usize)>,
     progress: bool,
 ) -> PyResult<PathBuf> {
-    let opts = AnalysisOptions::from_json(options).map_err(err)?;
-    let sel: ImageSelection = serde_json::from_str(selection)
-        .map_err(|e| FreqtagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    let (opts, sel) = parse_args(options, selection)?;
     py.detach(|| {
-        let dd = data_dir(data)?;
-        let model = Model::load(model, dd.as_deref())?;
-        let (specs, load) = match (pixels, shape) {
-            (Some(p), Some(s)) => array_images(p, s)?,
-            _ => select_images(&sel, dd.as_deref())?,
-        };
-        let (cfg, notes) = opts.resolve(specs.len())?;
+        let (model, specs, load, cfg, notes) = prepare(model, &opts, &sel, data, pixels, shape)?;
         if progress {
             notes.iter().for_each(|n| eprintln!("{n}"));
         }
@@ -150,18 +171,10 @@ fn analyze_shard(
     shape: Option<(usize, usize, usize, usize)>,
     progress: bool,
 ) -> PyResult<PathBuf> {
-    let opts = AnalysisOptions::from_json(options).map_err(err)?;
-    let sel: ImageSelection = serde_json::from_str(selection)
-        .map_err(|e| FreqtagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    let (opts, sel) = parse_args(options, selection)?;
     let shard: freqtag::shard::Shard = format!("{index}/{count}").parse().map_err(err)?;
     py.detach(|| {
-        let dd = data_dir(data)?;
-        let model = Model::load(model, dd.as_deref())?;
-        let (specs, load) = match (pixels, shape) {
-            (Some(p), Some(s)) => array_images(p, s)?,
-            _ => select_images(&sel, dd.as_deref())?,
-        };
-        let (cfg, _) = opts.resolve(specs.len())?;
+        let (model, specs, load, cfg, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
         let total = shard.range(specs.len()).len();
         let mut report = |done: usize, _: usize| {
             if progress {

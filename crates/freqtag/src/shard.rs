@@ -100,16 +100,7 @@ pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, firs
 /// Reads a partial run: its info, state and first image, every array checked against
 /// the info.
 pub fn read_partial(dir: &Path) -> Result<(PartialInfo, AnalysisState, Image)> {
-    let p = dir.join("partial.json");
-    let text = crate::data::read_regular_file(&p, 256 << 20)?;
-    let info: PartialInfo = serde_json::from_slice(&text)
-        .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a freqtag partial run: {e}") })?;
-    if info.schema != PARTIAL_SCHEMA {
-        return Err(Error::Data {
-            path: p,
-            reason: format!("schema {}, this freqtag reads {PARTIAL_SCHEMA}", info.schema),
-        });
-    }
+    let info = read_info(dir)?;
     let state = AnalysisState::read(&dir.join("state"), &info.context)?;
     let fp = dir.join("first_image.npy");
     let bytes = crate::data::read_regular_file(&fp, 1 << 30)?;

@@ -113,8 +113,9 @@ fn engine_cfg(e: &EngineArgs) -> EngineConfig {
     EngineConfig { threads: e.threads, batch: e.batch, cuda: e.cuda, optimize: true }
 }
 
-fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
-    let opts = AnalysisOptions {
+/// The stimulus flags as options (the rest at their defaults).
+fn stim_options(s: &StimArgs) -> AnalysisOptions {
+    AnalysisOptions {
         freqs: s.freqs.clone(),
         phases: s.phases.clone(),
         layout: s.layout.clone(),
@@ -125,8 +126,11 @@ fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
         domain: s.domain,
         allow_leakage: s.allow_leakage,
         ..AnalysisOptions::default()
-    };
-    Ok(opts.stimulus()?)
+    }
+}
+
+fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
+    Ok(stim_options(s).stimulus()?)
 }
 
 /// Image specs and a loader for them.
@@ -273,17 +277,7 @@ fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
 
 /// The flags of `analyze` as the library's options (the names are the same).
 fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
-    let s = &a.stim;
     AnalysisOptions {
-        freqs: s.freqs.clone(),
-        phases: s.phases.clone(),
-        layout: s.layout.clone(),
-        fps: s.fps,
-        n_frames: s.n_frames,
-        lo: s.lo,
-        hi: s.hi,
-        domain: s.domain,
-        allow_leakage: s.allow_leakage,
         preset: a.preset.clone(),
         threshold: a.threshold,
         taps: a.taps.clone(),
@@ -316,6 +310,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
         threads: a.engine.threads,
         batch: a.engine.batch,
         cuda: a.engine.cuda,
+        ..stim_options(&a.stim)
     }
 }
 
