@@ -161,25 +161,28 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         return Err(freqtag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
     }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
+    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &out, force: a.force };
     if let Some(shard) = a.shard {
-        return run_shard(ui, &model, &cfg, &specs, &*loader, &out, a.force, shard);
+        return run_shard(ui, &job, shard);
     }
     let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
-    run_analysis_resumable(ui, &model, &cfg, &specs, &*loader, &out, a.force, a.resume, every)
+    run_analysis_resumable(ui, &job, a.resume, every)
+}
+
+/// An analysis to run: the model, the resolved options, the images, and where the
+/// run folder goes.
+struct Job<'a> {
+    model: &'a Model,
+    cfg: &'a AnalysisConfig,
+    specs: &'a [ImageSpec],
+    load: &'a dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
+    out: &'a Path,
+    force: bool,
 }
 
 /// One shard of the image list, written as a partial run.
-#[allow(clippy::too_many_arguments)]
-fn run_shard(
-    ui: &Ui,
-    model: &Model,
-    cfg: &AnalysisConfig,
-    specs: &[ImageSpec],
-    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
-    out: &Path,
-    force: bool,
-    shard: Shard,
-) -> Result<()> {
+fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
+    let Job { model, cfg, specs, load, out, force } = *job;
     let range = shard.range(specs.len());
     let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
     let out =
@@ -197,18 +200,8 @@ fn run_shard(
 }
 
 /// An analysis that checkpoints as it goes and can resume.
-#[allow(clippy::too_many_arguments)]
-fn run_analysis_resumable(
-    ui: &Ui,
-    model: &Model,
-    cfg: &AnalysisConfig,
-    specs: &[ImageSpec],
-    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
-    out: &Path,
-    force: bool,
-    resume: bool,
-    every: Option<std::time::Duration>,
-) -> Result<()> {
+fn run_analysis_resumable(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
+    let Job { model, cfg, specs, load, out, force } = *job;
     let folder = RunFolder::create(out, force, "analyze")?;
     let ck = Checkpoint::of(out)?;
     let digest = freqtag::shard::images_digest(specs);
@@ -319,16 +312,8 @@ fn default_run_dir(name: &str) -> PathBuf {
     PathBuf::from("runs").join(format!("{name}-{secs}"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_analysis(
-    ui: &Ui,
-    model: &Model,
-    cfg: &AnalysisConfig,
-    specs: &[ImageSpec],
-    load: &dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
-    out: &Path,
-    force: bool,
-) -> Result<()> {
+fn run_analysis(ui: &Ui, job: &Job) -> Result<()> {
+    let Job { model, cfg, specs, load, out, force } = *job;
     // The folder is claimed (locked, checked writable and replaceable) before the work.
     let folder = RunFolder::create(out, force, "analyze")?;
     let pb = ui.bar(specs.len() as u64, "images");
@@ -529,7 +514,8 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         let specs: Vec<ImageSpec> =
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-        return run_analysis(ui, &model, &cfg, &specs, &load, &a.out, a.force);
+        let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &load, out: &a.out, force: a.force };
+        return run_analysis(ui, &job);
     }
     let dir = data_dir(&a.data)?;
     let model = Model::load("resnet32", dir.as_deref())?;
@@ -539,5 +525,5 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    run_analysis(ui, &model, &cfg, &specs, &*loader, &a.out, a.force)
+    run_analysis(ui, &Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force })
 }
