@@ -12,22 +12,19 @@ fn assert_clean_failure(code: i32, stderr: &str, needles: &[&str]) {
     }
 }
 
-/// A legacy-format header (magic, protocol 1001, sys_info) followed by `body`.
-fn legacy_with(body: &[u8]) -> Vec<u8> {
-    let mut v = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
-    v.extend_from_slice(b"\x80\x02M\xe9\x03.");
-    v.extend_from_slice(b"\x80\x02}q\x00.");
-    v.extend_from_slice(body);
-    v
-}
-
 #[test]
 fn pickle_asking_for_arbitrary_global_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("evil.th");
     // os.system('touch pwned') as a pickle REDUCE.
-    std::fs::write(&p, legacy_with(b"\x80\x02cos\nsystem\nq\x00X\x0b\x00\x00\x00touch pwnedq\x01\x85q\x02Rq\x03."))
-        .unwrap();
+    std::fs::write(
+        &p,
+        common::legacy(
+            common::PROTOCOL_1001,
+            b"\x80\x02cos\nsystem\nq\x00X\x0b\x00\x00\x00touch pwnedq\x01\x85q\x02Rq\x03.",
+        ),
+    )
+    .unwrap();
     let (code, _, err) =
         run(freqtag().args(["export", "--model", p.to_str().unwrap(), "-o"]).arg(dir.path().join("x.onnx")));
     assert_clean_failure(code, &err, &["evil.th", "refusing pickle global `os.system`"]);

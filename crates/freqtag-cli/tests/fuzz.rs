@@ -145,18 +145,7 @@ fn fuzz_scaled(name: &str, seeds: &[Vec<u8>], divisor: u64, reader: &dyn Fn(&[u8
 
 /// A legacy checkpoint `{"w": tensor [2, 2]}` over a 4-element float storage.
 fn legacy_seed() -> Vec<u8> {
-    let mut v = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x02M\xe9\x03.\x80\x02}q\x00.".to_vec();
-    v.extend_from_slice(b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(");
-    v.extend_from_slice(
-        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ",
-    );
-    v.extend_from_slice(b"K\x00K\x02K\x02\x86K\x02K\x01\x86\x89ccollections\nOrderedDict\n)RtRs.");
-    v.extend_from_slice(b"\x80\x02]q\x00X\x01\x00\x00\x000a.");
-    v.extend_from_slice(&4u64.to_le_bytes());
-    for x in [1.0f32, 2.0, 3.0, 4.0] {
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v
+    common::one_view(b"K\x02K\x02\x86", b"K\x02K\x01\x86", [1.0, 2.0, 3.0, 4.0])
 }
 
 /// The same state dict as a zip checkpoint (data.pkl plus one storage file).

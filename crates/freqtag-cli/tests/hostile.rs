@@ -5,7 +5,7 @@
 //! hang.
 
 mod common;
-use common::{freqtag, node, onnx};
+use common::{freqtag, legacy, node, one_view, onnx, PROTOCOL_1001};
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -46,16 +46,6 @@ fn export(p: &Path) -> (i32, String) {
     limited(freqtag().args(["export", "--model", p.to_str().unwrap(), "-o", out.to_str().unwrap()]))
 }
 
-/// A legacy PyTorch file: magic, protocol 1001, sys_info, then `rest` (object pickle,
-/// keys pickle, storages).
-fn legacy(protocol: &[u8], rest: &[u8]) -> Vec<u8> {
-    let mut v = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
-    v.extend_from_slice(protocol);
-    v.extend_from_slice(b"\x80\x02}q\x00.");
-    v.extend_from_slice(rest);
-    v
-}
-
 /// Writes a hostile input; with `FREQTAG_KEEP_HOSTILE=DIR` also keeps a copy there
 /// (`scripts/reliability.sh` measures each one's peak memory).
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -76,7 +66,7 @@ fn regression_self_referential_list_is_an_error_not_a_stack_overflow() {
     let p = write(dir.path(), "selfref_proto.th", &legacy(selfref, b""));
     let (code, err) = export(&p);
     clean_error(code, &err, &["selfref_proto.th", "protocol version is a container"]);
-    let p = write(dir.path(), "selfref_obj.th", &legacy(b"\x80\x02M\xe9\x03.", selfref));
+    let p = write(dir.path(), "selfref_obj.th", &legacy(PROTOCOL_1001, selfref));
     let (code, err) = export(&p);
     clean_error(code, &err, &["selfref_obj.th"]);
 }
@@ -87,7 +77,7 @@ fn regression_a_million_nested_tuples_do_not_overflow_on_drop() {
     let mut obj = b"\x80\x02)".to_vec();
     obj.extend(std::iter::repeat_n(0x85u8, 1_000_000)); // TUPLE1, a million times
     obj.extend_from_slice(b".\x80\x02].");
-    let p = write(dir.path(), "nested.th", &legacy(b"\x80\x02M\xe9\x03.", &obj));
+    let p = write(dir.path(), "nested.th", &legacy(PROTOCOL_1001, &obj));
     let (code, err) = export(&p);
     clean_error(code, &err, &["nested.th", "no state_dict"]);
 }
@@ -101,42 +91,24 @@ fn regression_memo_refetch_pairs_cost_linear_memory() {
         obj.extend_from_slice(b"h\x00h\x00\x86q\x00");
     }
     obj.extend_from_slice(b".\x80\x02].");
-    let p = write(dir.path(), "pairs.th", &legacy(b"\x80\x02M\xe9\x03.", &obj));
+    let p = write(dir.path(), "pairs.th", &legacy(PROTOCOL_1001, &obj));
     let (code, err) = export(&p);
     clean_error(code, &err, &["pairs.th", "no state_dict"]);
     // A memo index of 2^31 (LONG_BINPUT) costs one entry, not 2^31.
-    let p = write(dir.path(), "memo.th", &legacy(b"\x80\x02M\xe9\x03.", b"\x80\x02]r\xff\xff\xff\x7f."));
+    let p = write(dir.path(), "memo.th", &legacy(PROTOCOL_1001, b"\x80\x02]r\xff\xff\xff\x7f."));
     let (code, err) = export(&p);
     clean_error(code, &err, &["memo.th"]);
-}
-
-/// A legacy checkpoint `{"w": tensor}` whose tensor views a 4-element float storage
-/// with `shape` and `stride` (each a pickled 2-tuple).
-fn one_view(shape: &[u8], stride: &[u8]) -> Vec<u8> {
-    let mut obj = b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
-    obj.extend_from_slice(
-        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ",
-    );
-    obj.extend_from_slice(b"K\x00");
-    obj.extend_from_slice(shape);
-    obj.extend_from_slice(stride);
-    obj.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtRs.");
-    let mut rest = obj;
-    rest.extend_from_slice(b"\x80\x02]q\x00X\x01\x00\x00\x000a.");
-    rest.extend_from_slice(&4u64.to_le_bytes());
-    rest.extend_from_slice(&[0u8; 16]);
-    legacy(b"\x80\x02M\xe9\x03.", &rest)
 }
 
 #[test]
 fn regression_stride_zero_view_larger_than_its_storage_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // shape (60000, 60000), stride (0, 0) over 4 elements: 3.6e9 values if materialised.
-    let p = write(dir.path(), "stride0.th", &one_view(b"M\x60\xeaM\x60\xea\x86", b"K\x00K\x00\x86"));
+    let p = write(dir.path(), "stride0.th", &one_view(b"M\x60\xeaM\x60\xea\x86", b"K\x00K\x00\x86", [0.0; 4]));
     let (code, err) = export(&p);
     clean_error(code, &err, &["stride0.th", "3600000000 elements over a 4-element storage"]);
     // A view past the storage's end.
-    let p = write(dir.path(), "past.th", &one_view(b"K\x02K\x02\x86", b"K\x03K\x01\x86"));
+    let p = write(dir.path(), "past.th", &one_view(b"K\x02K\x02\x86", b"K\x03K\x01\x86", [0.0; 4]));
     let (code, err) = export(&p);
     clean_error(code, &err, &["past.th", "view reaches element"]);
 }

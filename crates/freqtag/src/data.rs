@@ -82,8 +82,9 @@ impl Image {
                 .with_guessed_format()
                 .map_err(|e| bad(format!("not a readable image: {e}")))
         };
-        let format = reader()?.format().ok_or_else(|| bad("not a PNG, JPEG or GIF image".into()))?;
-        let (w, h) = reader()?.into_dimensions().map_err(|e| bad(format!("not a readable image: {e}")))?;
+        let header = reader()?;
+        let format = header.format().ok_or_else(|| bad("not a PNG, JPEG or GIF image".into()))?;
+        let (w, h) = header.into_dimensions().map_err(|e| bad(format!("not a readable image: {e}")))?;
         if w == 0 || h == 0 || w as usize > MAX_IMAGE_SIDE || h as usize > MAX_IMAGE_SIDE {
             return Err(bad(format!("{w}x{h} pixels; freqtag reads images of 1 to {MAX_IMAGE_SIDE} pixels a side")));
         }

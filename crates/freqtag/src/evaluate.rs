@@ -45,28 +45,32 @@ pub fn logits(
     for chunk in indices.chunks(session.batch()) {
         let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
         let o = session.run(&frames, chunk.len())?;
-        let shape = &o[0].shape;
-        if shape.len() != 2 || shape[1] != CLASSES.len() {
-            return Err(Error::Model(format!(
-                "{}: the first output has shape {shape:?}; CIFAR-10 accuracy needs {} logits per image, [N, {}]",
-                model.name,
-                CLASSES.len(),
-                CLASSES.len()
-            )));
-        }
-        if let Some(p) = o[0].data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Model(format!(
-                "{}: logit {} of test image {} is {} (not a number a prediction can use)",
-                model.name,
-                p % CLASSES.len(),
-                chunk[p / CLASSES.len()],
-                o[0].data[p]
-            )));
-        }
+        check_logits(&model.name, &o[0], chunk)?;
         out.extend_from_slice(&o[0].data);
         progress(chunk.len());
     }
     Ok(out)
+}
+
+/// Checks a batch's first output as CIFAR-10 logits: `[N, 10]`, every value finite
+/// (`images[i]` is the test index of row `i`, for the error).
+pub(crate) fn check_logits(model: &str, out: &crate::engine::Output, images: &[usize]) -> Result<()> {
+    let k = CLASSES.len();
+    if out.shape.len() != 2 || out.shape[1] != k {
+        return Err(Error::Model(format!(
+            "{model}: the first output has shape {:?}; CIFAR-10 accuracy needs {k} logits per image, [N, {k}]",
+            out.shape
+        )));
+    }
+    if let Some(p) = out.data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Model(format!(
+            "{model}: logit {} of test image {} is {} (not a number a prediction can use)",
+            p % k,
+            images[p / k],
+            out.data[p]
+        )));
+    }
+    Ok(())
 }
 
 /// Top-1 accuracy from logits `[n, classes]` and labels.

@@ -1,5 +1,6 @@
 //! NPY files as freqtag writes them: npyz writes the header (its default dtype for the
-//! element type), the data follows in large blocks of raw little-endian bytes.
+//! element type), the data follows in large blocks of raw little-endian bytes. Reading
+//! checks the shape against what the caller expects.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -53,4 +54,18 @@ pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<
         f.write_all(&buf).map_err(io)?;
     }
     f.flush().map_err(io)
+}
+
+/// Largest NPY file read back.
+const MAX_NPY_BYTES: u64 = 64 << 30;
+
+/// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
+pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
+    let bytes = crate::data::read_regular_file(path, MAX_NPY_BYTES)?;
+    let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path, e))?;
+    let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
+    if got != shape {
+        return Err(Error::Data { path: path.into(), reason: format!("shape {got:?}, expected {shape:?}") });
+    }
+    f.into_vec().map_err(|e| Error::io(path, e))
 }

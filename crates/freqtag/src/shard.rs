@@ -102,15 +102,8 @@ pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, firs
 pub fn read_partial(dir: &Path) -> Result<(PartialInfo, AnalysisState, Image)> {
     let info = read_info(dir)?;
     let state = AnalysisState::read(&dir.join("state"), &info.context)?;
-    let fp = dir.join("first_image.npy");
-    let bytes = crate::data::read_regular_file(&fp, 1 << 30)?;
-    let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&fp, e))?;
-    let shape: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
     let [_, h, w] = info.context.model.input_shape;
-    if shape != [3, h, w] {
-        return Err(Error::Data { path: fp, reason: format!("shape {shape:?}, expected [3, {h}, {w}]") });
-    }
-    let pixels: Vec<f32> = f.into_vec().map_err(|e| Error::io(&fp, e))?;
+    let pixels: Vec<f32> = crate::npy::read(&dir.join("first_image.npy"), &[3, h, w])?;
     Ok((info, state, Image { height: h, width: w, pixels, label: None }))
 }
 

@@ -166,7 +166,7 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         return run_shard(ui, &job, shard);
     }
     let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
-    run_analysis_resumable(ui, &job, a.resume, every)
+    run_analysis(ui, &job, a.resume, every)
 }
 
 /// An analysis to run: the model, the resolved options, the images, and where the
@@ -199,14 +199,16 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
     Ok(())
 }
 
-/// An analysis that checkpoints as it goes and can resume.
-fn run_analysis_resumable(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
+/// An analysis into its run folder, which is claimed (locked, checked writable and
+/// replaceable) before the work; with `every`, it checkpoints as it goes, and with
+/// `resume` it continues from the checkpoint a killed run left.
+fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
     let Job { model, cfg, specs, load, out, force } = *job;
     let folder = RunFolder::create(out, force, "analyze")?;
     let ck = Checkpoint::of(out)?;
     let digest = freqtag::shard::images_digest(specs);
     let start = Instant::now();
-    let resumed = match (resume, ck.load()?) {
+    let resumed = match (resume, if resume { ck.load()? } else { None }) {
         (true, Some((info, state, _))) => {
             if info.images_digest != digest || info.context.model != model.info() {
                 return Err(freqtag::Error::param(
@@ -310,18 +312,6 @@ fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
 fn default_run_dir(name: &str) -> PathBuf {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     PathBuf::from("runs").join(format!("{name}-{secs}"))
-}
-
-fn run_analysis(ui: &Ui, job: &Job) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force } = *job;
-    // The folder is claimed (locked, checked writable and replaceable) before the work.
-    let folder = RunFolder::create(out, force, "analyze")?;
-    let pb = ui.bar(specs.len() as u64, "images");
-    let result = analysis::analyze(model, cfg, specs, load, &mut |done, _| pb.set_position(done as u64))?;
-    pb.finish_and_clear();
-    freqtag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
-    let out = folder.commit()?;
-    report_done(ui, &result, &out)
 }
 
 fn report_done(ui: &Ui, result: &analysis::Analysis, out: &Path) -> Result<()> {
@@ -515,7 +505,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
         let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &load, out: &a.out, force: a.force };
-        return run_analysis(ui, &job);
+        return run_analysis(ui, &job, false, None);
     }
     let dir = data_dir(&a.data)?;
     let model = Model::load("resnet32", dir.as_deref())?;
@@ -525,5 +515,6 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    run_analysis(ui, &Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force })
+    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force };
+    run_analysis(ui, &job, false, None)
 }

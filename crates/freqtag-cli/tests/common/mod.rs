@@ -104,3 +104,35 @@ pub fn node(op: &str, name: &str, inputs: &[&str], output: &str) -> onnx_protobu
     n.output = vec![output.into()];
     n
 }
+
+/// The pickle of the legacy protocol number 1001.
+pub const PROTOCOL_1001: &[u8] = b"\x80\x02M\xe9\x03.";
+
+/// A legacy PyTorch file: magic, `protocol` (normally [`PROTOCOL_1001`]), sys_info, then
+/// `rest` (object pickle, keys pickle, storages).
+pub fn legacy(protocol: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut v = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.".to_vec();
+    v.extend_from_slice(protocol);
+    v.extend_from_slice(b"\x80\x02}q\x00.");
+    v.extend_from_slice(rest);
+    v
+}
+
+/// A legacy checkpoint `{"w": tensor}` whose tensor views a 4-element float storage
+/// holding `values`, with `shape` and `stride` (each a pickled 2-tuple).
+pub fn one_view(shape: &[u8], stride: &[u8], values: [f32; 4]) -> Vec<u8> {
+    let mut rest = b"\x80\x02}q\x00X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+    rest.extend_from_slice(
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQ",
+    );
+    rest.extend_from_slice(b"K\x00");
+    rest.extend_from_slice(shape);
+    rest.extend_from_slice(stride);
+    rest.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtRs.");
+    rest.extend_from_slice(b"\x80\x02]q\x00X\x01\x00\x00\x000a.");
+    rest.extend_from_slice(&4u64.to_le_bytes());
+    for x in values {
+        rest.extend_from_slice(&x.to_le_bytes());
+    }
+    legacy(PROTOCOL_1001, &rest)
+}

@@ -168,7 +168,20 @@ def analyze(
 
     tmp = tempfile.TemporaryDirectory(prefix="freqtag-")
     spec, opts, selection, img, data = _prepare(
-        model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp.name
+        model,
+        images,
+        tmp.name,
+        freqs=freqs,
+        layout=layout,
+        fps=fps,
+        n_frames=n_frames,
+        taps=taps,
+        preset=preset,
+        threshold=threshold,
+        n_images=n_images,
+        seed=seed,
+        threads=threads,
+        **options,
     )
     out = os.path.join(tmp.name, "run")
     try:
@@ -188,10 +201,26 @@ def analyze(
     return a
 
 
-def _prepare(model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp):
-    """The extension's arguments for an analysis: model spec, options, image selection,
-    pixel arguments and data folder."""
-    options = dict(options)
+def _prepare(
+    model: Any,
+    images: Any,
+    tmp: str,
+    *,
+    freqs: tuple = (6.0, 7.5),
+    layout: str = "halves",
+    fps: float = 120.0,
+    n_frames: int = 240,
+    taps: Optional[Any] = None,
+    preset: str = "authors",
+    threshold: float = 1.5,
+    n_images: Optional[int] = None,
+    seed: Optional[int] = None,
+    threads: Optional[int] = None,
+    **options: Any,
+):
+    """The extension's arguments for an analysis (keyword arguments and defaults as
+    :func:`analyze`'s): model spec, options, image selection, pixel arguments and data
+    folder."""
     data = options.pop("data", None)
     input_shape = options.pop("input_shape", None)
     opts: dict = {
@@ -228,34 +257,30 @@ def analyze_shard(
     *,
     shard: tuple,
     out: str,
-    freqs: tuple = (6.0, 7.5),
-    layout: str = "halves",
-    fps: float = 120.0,
-    n_frames: int = 240,
-    taps: Optional[Any] = None,
-    preset: str = "authors",
-    threshold: float = 1.5,
-    n_images: Optional[int] = None,
-    seed: Optional[int] = None,
-    threads: Optional[int] = None,
     progress: bool = True,
     **options: Any,
 ) -> str:
-    """Runs shard ``shard = (i, n)`` of the analysis :func:`analyze` would run (the i-th
-    of n consecutive blocks of the image list) and writes it as a partial run into
-    ``out`` (the same as ``freqtag analyze --shard i/n --out OUT``). Returns ``out``.
-    :func:`merge` turns the n partial runs into the whole :class:`Analysis`."""
+    """Runs shard ``shard = (i, n)`` of the analysis :func:`analyze` would run with the
+    same arguments (the i-th of n consecutive blocks of the image list) and writes it as
+    a partial run into ``out`` (the same as ``freqtag analyze --shard i/n --out OUT``).
+    Every other keyword argument, and its default, is :func:`analyze`'s. Returns
+    ``out``. :func:`merge` turns the n partial runs into the whole :class:`Analysis`."""
     import tempfile
 
     i, n = (int(x) for x in shard)
     with tempfile.TemporaryDirectory(prefix="freqtag-") as tmp:
-        spec, opts, selection, img, data = _prepare(
-            model, images, freqs, layout, fps, n_frames, taps, preset, threshold, n_images, seed, threads, options, tmp
-        )
+        spec, opts, selection, img, data = _prepare(model, images, tmp, **options)
         try:
             path = _freqtag.analyze_shard(
-                spec, os.fspath(out), i, n, json.dumps(opts), json.dumps(selection), data=data,
-                progress=bool(progress), **img
+                spec,
+                os.fspath(out),
+                i,
+                n,
+                json.dumps(opts),
+                json.dumps(selection),
+                data=data,
+                progress=bool(progress),
+                **img,
             )
         except TypeError as e:
             raise FreqtagError(f"invalid options: {e}") from None

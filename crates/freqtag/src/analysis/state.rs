@@ -271,12 +271,5 @@ impl AnalysisState {
 }
 
 fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<T>> {
-    let p = dir.join(name);
-    let bytes = crate::data::read_regular_file(&p, 64 << 30)?;
-    let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
-    let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
-    if got != shape {
-        return Err(Error::Data { path: p, reason: format!("shape {got:?}, expected {shape:?}") });
-    }
-    f.into_vec().map_err(|e| Error::io(&p, e))
+    crate::npy::read(&dir.join(name), shape)
 }

@@ -102,6 +102,8 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
 /// session and the normalized images.
 pub struct Evaluator {
     session: Session,
+    name: String,
+    indices: Vec<usize>,
     /// The prunable layers.
     pub layers: Vec<PrunableLayer>,
     frames: Vec<f32>,
@@ -121,7 +123,7 @@ impl Evaluator {
         let session = Session::new(&a.model.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
         let frames = indices.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
         let labels = indices.iter().map(|&i| data.label(i)).collect();
-        Ok(Evaluator { session, layers: a.layers, frames, labels })
+        Ok(Evaluator { session, name: model.name.clone(), indices: indices.to_vec(), layers: a.layers, frames, labels })
     }
 
     /// Logits `[n, classes]` with `removed[l]` filters of layer `l` zeroed.
@@ -146,6 +148,7 @@ impl Evaluator {
         for start in (0..n).step_by(self.session.batch()) {
             let k = self.session.batch().min(n - start);
             let o = self.session.run(&self.frames[start * per..(start + k) * per], k)?;
+            crate::evaluate::check_logits(&self.name, &o[0], &self.indices[start..start + k])?;
             out.extend_from_slice(&o[0].data);
         }
         Ok(out)

@@ -39,19 +39,15 @@ impl RunData {
     pub fn load(dir: &Path) -> Result<RunData> {
         let summary = Summary::read(dir)?;
         let lines = summary.lines.clone();
-        let p = dir.join("spectra_mean.npy");
-        let bytes = crate::data::read_regular_file(&p, 4 << 30)?;
-        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(&p, e))?;
-        let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
         let max_c = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).max().unwrap_or(0);
         let want = [summary.taps.len(), max_c, crate::spectrum::n_bins(summary.stimulus.config.n_frames)];
-        if shape != want {
-            return Err(Error::Data {
-                path: p,
-                reason: format!("shape {shape:?}, the summary says {want:?} (tap, channel, bin)"),
-            });
-        }
-        let mean: Vec<f64> = npy.into_vec().map_err(|e| Error::io(&p, e))?;
+        let p = dir.join("spectra_mean.npy");
+        let mean: Vec<f64> = crate::npy::read(&p, &want).map_err(|e| match e {
+            Error::Data { path, reason } => {
+                Error::Data { path, reason: format!("{reason} (tap, channel, bin), as the summary says") }
+            }
+            e => e,
+        })?;
         Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape: want })
     }
 
