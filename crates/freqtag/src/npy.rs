@@ -38,8 +38,18 @@ impl NpyElem for num_complex::Complex<f32> {
 /// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
 /// 288 MB of per-image spectra of 100 images; this takes about 0.1 s).
 pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
-    let io = |e: std::io::Error| Error::io(path, e);
     debug_assert_eq!(shape.iter().product::<u64>(), data.len() as u64);
+    npy_blocks(path, shape, data.chunks(1 << 16))
+}
+
+/// Writes an NPY file whose data comes in consecutive blocks (C order), so that a
+/// large array need not be assembled in memory first.
+pub(crate) fn npy_blocks<T: NpyElem, B: AsRef<[T]>>(
+    path: &Path,
+    shape: &[u64],
+    blocks: impl IntoIterator<Item = B>,
+) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(path, e);
     let mut f = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
     npyz::WriteOptions::new_header_only()
         .dtype(T::default_dtype())
@@ -48,12 +58,26 @@ pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<
         .write_header_only()
         .map_err(io)?;
     let mut buf = Vec::with_capacity(1 << 20);
-    for chunk in data.chunks(1 << 16) {
+    for block in blocks {
         buf.clear();
-        chunk.iter().for_each(|x| x.put(&mut buf));
+        block.as_ref().iter().for_each(|x| x.put(&mut buf));
         f.write_all(&buf).map_err(io)?;
     }
     f.flush().map_err(io)
+}
+
+/// Writes per-image scores, `scores[tap][image][channel]`, as float64
+/// `[image, tap, widest tap]` (NaN-padded), one row at a time.
+pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize, max_c: usize) -> Result<()> {
+    let nt = scores.len();
+    let rows = (0..n_images).flat_map(|i| {
+        scores.iter().map(move |tap| {
+            let mut row = vec![f64::NAN; max_c];
+            row[..tap[i].len()].copy_from_slice(&tap[i]);
+            row
+        })
+    });
+    npy_blocks(path, &[n_images as u64, nt as u64, max_c as u64], rows)
 }
 
 /// Largest NPY file read back.

@@ -197,38 +197,42 @@ impl<'a> Accumulator<'a> {
         });
     }
 
-    /// Continues from `state` (a checkpoint): its rows and sums become this
-    /// accumulator's, so the next image is added exactly as in an uninterrupted run.
+    /// Continues from `state` (a checkpoint, or the state lent by
+    /// [`Accumulator::take_state`]): its rows and sums become this accumulator's, so the
+    /// next image is added exactly as in an uninterrupted run.
     pub(super) fn resume(&mut self, state: AnalysisState) {
-        for (t, acc) in self.taps.iter_mut().enumerate() {
-            acc.scores.scores = state.scores[t].clone();
-            acc.mean_amp = state.sum_amp[t].clone();
-            acc.line_snr = state.sum_line_snr[t].clone();
-            if !acc.coefs.is_empty() {
-                acc.coefs = state.coefs[t].clone();
-            }
-            if !acc.series.is_empty() {
-                acc.series = state.series[t].clone();
-            }
+        let parts =
+            state.scores.into_iter().zip(state.sum_amp).zip(state.sum_line_snr).zip(state.coefs).zip(state.series);
+        for (acc, ((((scores, amp), snr), coefs), series)) in self.taps.iter_mut().zip(parts) {
+            acc.scores.scores = scores;
+            acc.mean_amp = amp;
+            acc.line_snr = snr;
+            acc.coefs = coefs;
+            acc.series = series;
         }
-        if let (Some(p), Some(s)) = (self.per.as_mut(), state.per) {
-            p.amplitude.extend(s.amplitude);
-            p.coefficients.extend(s.coefficients);
+        if let Some(s) = state.per {
+            match self.per.as_mut() {
+                Some(p) => {
+                    p.amplitude.extend(s.amplitude);
+                    p.coefficients.extend(s.coefficients);
+                }
+                None => self.per = Some(s),
+            }
         }
     }
 
-    /// The state so far, for the images `images` (those added, in order).
-    pub(super) fn state(&self, images: &[ImageSpec], map_sums: Vec<Vec<Vec<Vec<f64>>>>) -> AnalysisState {
-        AnalysisState {
-            images: images.to_vec(),
-            scores: self.taps.iter().map(|t| t.scores.scores.clone()).collect(),
-            sum_amp: self.taps.iter().map(|t| t.mean_amp.clone()).collect(),
-            sum_line_snr: self.taps.iter().map(|t| t.line_snr.clone()).collect(),
-            coefs: self.taps.iter().map(|t| t.coefs.clone()).collect(),
-            series: self.taps.iter().map(|t| t.series.clone()).collect(),
-            per: self.per.clone(),
-            map_sums,
+    /// The state so far, moved out (no copies) for a checkpoint; give it back with
+    /// [`Accumulator::resume`] before adding more images.
+    pub(super) fn take_state(&mut self, images: &[ImageSpec], map_sums: Vec<Vec<Vec<Vec<f64>>>>) -> AnalysisState {
+        let mut st = AnalysisState { images: images.to_vec(), per: self.per.take(), map_sums, ..Default::default() };
+        for t in &mut self.taps {
+            st.scores.push(std::mem::take(&mut t.scores.scores));
+            st.sum_amp.push(std::mem::take(&mut t.mean_amp));
+            st.sum_line_snr.push(std::mem::take(&mut t.line_snr));
+            st.coefs.push(std::mem::take(&mut t.coefs));
+            st.series.push(std::mem::take(&mut t.series));
         }
+        st
     }
 
     /// The accumulated state (moved out, without copies).

@@ -436,8 +436,15 @@ pub fn run_state(
         progress(i + 1, images.len());
         if let Some((f, every)) = control.checkpoint.as_mut() {
             if last.elapsed() >= *every && i + 1 < images.len() {
-                let sums = map_acc.maps.iter().map(|m| m.snr.clone()).collect();
-                f(&ctx, &acc.state(&images[..=i], sums))?;
+                // The state is lent to the checkpoint and given back: no copy of it.
+                let sums = map_acc.maps.iter_mut().map(|m| std::mem::take(&mut m.snr)).collect();
+                let mut st = acc.take_state(&images[..=i], sums);
+                let saved = f(&ctx, &st);
+                for (m, s) in map_acc.maps.iter_mut().zip(std::mem::take(&mut st.map_sums)) {
+                    m.snr = s;
+                }
+                acc.resume(st);
+                saved?;
                 last = Instant::now();
             }
         }

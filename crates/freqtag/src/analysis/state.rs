@@ -136,13 +136,8 @@ impl AnalysisState {
         let max_c = ctx.taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
         let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
-        let mut sc = vec![f64::NAN; ni * nt * max_c];
-        for (t, tap) in self.scores.iter().enumerate() {
-            for (i, row) in tap.iter().enumerate() {
-                sc[(i * nt + t) * max_c..][..row.len()].copy_from_slice(row);
-            }
-        }
-        npy(&dir.join("scores.npy"), &[ni as u64, nt as u64, max_c as u64], &sc)?;
+        let scores: Vec<&[Vec<f64>]> = self.scores.iter().map(Vec::as_slice).collect();
+        crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, max_c)?;
         let flat3 = |v: &[Vec<Vec<f64>>], inner: usize| {
             let mut out = vec![f64::NAN; nt * max_c * inner];
             for (t, tap) in v.iter().enumerate() {

@@ -175,15 +175,8 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     }
     npy(&dir.join("spectra_mean.npy"), &[nt, max_c as u64, nb as u64], &mean)?;
     let ni = a.images.len();
-    let mut sc = vec![f64::NAN; ni * a.taps.len() * max_c];
-    for (t, l) in a.scores.iter().enumerate() {
-        for (i, row) in l.scores.iter().enumerate() {
-            for (c, v) in row.iter().enumerate() {
-                sc[(i * a.taps.len() + t) * max_c + c] = *v;
-            }
-        }
-    }
-    npy(&dir.join("scores.npy"), &[ni as u64, nt, max_c as u64], &sc)?;
+    let scores: Vec<&[Vec<f64>]> = a.scores.iter().map(|l| l.scores.as_slice()).collect();
+    crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, max_c)?;
     for m in &a.maps {
         let d = dir.join("maps");
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;

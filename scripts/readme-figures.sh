@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Reruns the commands of the README's "Other figures" table and prints each result with
+# its command. About 6 minutes on 2 cores (the whole-test-set analysis is 4 of them).
+# Usage: FREQTAG_DATA=../shared/data scripts/readme-figures.sh   (after make build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${FREQTAG_DATA:?set FREQTAG_DATA}"
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.cache/onnxruntime/1.31.1/libonnxruntime.so}"
+f=$PWD/target/release/freqtag
+out=$(mktemp -d)
+run() { echo "\$ freqtag $*"; "$f" "$@"; }
+timed() { # timed LABEL ARGS...: wall time, peak memory, and the analysis time from the summary
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$out/time" "$f" "$@" --quiet --force --out "$out/run" >/dev/null
+  read -r wall kb <"$out/time"
+  secs=$(python3 -c "import json; print(round(json.load(open('$out/run/summary.json'))['seconds'], 2))")
+  echo "$label: freqtag $* -> ${secs} s analysis, ${wall} s wall, $((kb / 1024)) MB peak"
+}
+run bench --model resnet32 --batch 80 --threads 2 --frames 8000 --taps relu
+run bench --taps none --threads 2 --frames 8000
+run bench --taps conv --batch 49 --threads 2 --frames 9800
+echo "\$ freqtag eval --model resnet32"; /usr/bin/time -f "%e s wall" "$f" eval --model resnet32
+timed "10 images" analyze --model resnet32
+timed "10 images, all frames" analyze --model resnet32 --no-fold
+timed "100 images" analyze --n-images 100 --seed 1 --no-per-image --no-stats --threads 2
+timed "conv + BN, 100 images" analyze --n-images 100 --seed 1 --taps conv,bn --no-stats --no-per-image
+timed "10 images, memory" analyze --n-images 10 --seed 1 --no-per-image --no-stats
+timed "1,000 images, memory" analyze --n-images 1000 --seed 1 --no-per-image --no-stats
+timed "whole test set" analyze --all-images --threads 2
+rm -rf "$out"
