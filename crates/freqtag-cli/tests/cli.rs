@@ -41,7 +41,7 @@ fn demo_without_data_runs_the_papers_experiment_from_the_embedded_default() {
     let Some(d) = data_dir() else { return };
     let ref_out = dir.path().join("from-data");
     let (code, _, err) = run(freqtag()
-        .args(["analyze", "--model", "resnet32", "--quiet", "--out", ref_out.to_str().unwrap()])
+        .args(["analyze", "--model", "resnet32", "--taps", "conv", "--quiet", "--out", ref_out.to_str().unwrap()])
         .env("FREQTAG_DATA", &d));
     assert_eq!(code, 0, "{err}");
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(ref_out.join("summary.json")).unwrap()).unwrap();
@@ -79,15 +79,17 @@ fn analyze_writes_a_complete_run_folder() {
     assert_eq!(s["inference"]["path"]["distinct"], 49);
     assert_eq!(s["inference"]["frames_per_image"], 49);
     assert_eq!(s["stimulus"]["bins"], serde_json::json!([12, 15]));
+    // The default selection is the weighted layers: 31 convs and the Linear classifier.
     let layers = s["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 31);
+    assert_eq!(layers.len(), 32);
     assert_eq!(layers[3]["conv_ordinal"], 4);
+    assert_eq!(layers[31]["tap"], "linear");
     for f in ["summary.json", "filters.csv", "layers.csv", "lines.csv"] {
         assert!(out.join(f).is_file(), "{f}");
     }
     let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();
-    assert_eq!(filters.lines().count(), 1 + 16 * 11 + 32 * 10 + 64 * 10);
-    assert_eq!(read_npy_shape(&out.join("spectra.npy")), vec![3, 31, 64, 121]);
+    assert_eq!(filters.lines().count(), 1 + 16 * 11 + 32 * 10 + 64 * 10 + 10);
+    assert_eq!(read_npy_shape(&out.join("spectra.npy")), vec![3, 32, 64, 121]);
     assert_eq!(read_npy_shape(&out.join("coefficients.npy")), vec![3, 31, 64, 121]);
     assert_eq!(read_npy_shape(&out.join("spectra_mean.npy")), vec![31, 64, 121]);
     assert_eq!(read_npy_shape(&out.join("scores.npy")), vec![3, 31, 64]);

@@ -265,7 +265,8 @@ fn fuzz_summary_reader() {
         "images": [{"name": "test[3]", "index": 3, "label": 3, "class": "cat"}],
         "lines": [{"bin": 12, "freq": 6.0, "coefs": [1, 0], "order": 1, "kind": "fundamental", "label": "f1"},
                   {"bin": 3, "freq": 1.5, "coefs": [-1, 1], "order": 2, "kind": "intermod", "label": "f2-f1"}],
-        "taps": [{"name": "c", "tensor": "c", "kind": "conv", "conv_ordinal": 1, "shape": [1, 2, 2]}],
+        "taps": [{"name": "c", "tensor": "c", "kind": "conv", "conv_ordinal": 1, "layout": {"type": "channels_first"},
+            "dims": [1, 2, 2], "chw": [1, 2, 2], "shape": [1, 2, 2]}],
         "layers": [{"tap": "c", "conv_ordinal": 1, "n_filters": 1, "n_important": 1, "important": [0], "mean_score": 2.0,
           "filters": [{"channel": 0, "mean_score": 2.0, "sd_score": 0.0, "pass_fraction": 1.0, "important": true}]}],
         "stats": null, "maps": [], "seconds": 0.1

@@ -71,7 +71,7 @@ fn stem_conv_responds_only_at_the_tag_frequencies() {
 #[test]
 fn relu_creates_harmonics_and_both_tags_create_intermodulation() {
     let Some(d) = data_dir() else { return };
-    let a = run(&d, cfg(vec![TapKind::Relu], Fold::Never), 3);
+    let a = run(&d, cfg(vec![TapKind::Act], Fold::Never), 3);
     let mean_rel = |tap: usize, bin: usize| -> f64 {
         let chans = &a.mean_amplitude[tap];
         chans.iter().map(|s| s[bin] / s[1..].iter().cloned().fold(1e-30, f64::max)).sum::<f64>() / chans.len() as f64
@@ -87,7 +87,7 @@ fn relu_creates_harmonics_and_both_tags_create_intermodulation() {
 #[test]
 fn single_tagged_region_gives_no_intermodulation_anywhere() {
     let Some(d) = data_dir() else { return };
-    let mut c = cfg(vec![TapKind::Conv, TapKind::Bn, TapKind::Relu, TapKind::Add], Fold::Never);
+    let mut c = cfg(vec![TapKind::Conv, TapKind::Norm, TapKind::Act, TapKind::Add], Fold::Never);
     c.stimulus = StimulusConfig { layout: Layout::Left, freqs: vec![6.0], ..Default::default() };
     let a = run(&d, c, 2);
     for (t, tap) in a.taps.iter().enumerate() {
@@ -101,7 +101,7 @@ fn single_tagged_region_gives_no_intermodulation_anywhere() {
 #[test]
 fn folded_and_unfolded_spectra_agree() {
     let Some(d) = data_dir() else { return };
-    let kinds = vec![TapKind::Conv, TapKind::Relu];
+    let kinds = vec![TapKind::Conv, TapKind::Act];
     let f = run(&d, cfg(kinds.clone(), Fold::Auto), 2);
     let u = run(&d, cfg(kinds, Fold::Never), 2);
     assert_eq!(f.path, freqtag::analysis::InferencePath::Folded { period: 80, distinct: 49 });
@@ -115,8 +115,8 @@ fn batchnorm_means_derived_from_conv_means_match_the_network() {
     let Some(d) = data_dir() else { return };
     // With conv taps recorded, BatchNorm means are derived by the affine map; alone,
     // the network computes them. The spectra must agree.
-    let both = run(&d, cfg(vec![TapKind::Conv, TapKind::Bn], Fold::Auto), 2);
-    let bn_only = run(&d, cfg(vec![TapKind::Bn], Fold::Auto), 2);
+    let both = run(&d, cfg(vec![TapKind::Conv, TapKind::Norm], Fold::Auto), 2);
+    let bn_only = run(&d, cfg(vec![TapKind::Norm], Fold::Auto), 2);
     let mut worst: f64 = 0.0;
     for (t, tap) in bn_only.taps.iter().enumerate() {
         let u = both.taps.iter().position(|x| x.tap.name == tap.tap.name).unwrap();
@@ -132,7 +132,7 @@ fn per_image_spectra_are_in_tap_order_and_average_to_the_mean_spectrum() {
     let Some(d) = data_dir() else { return };
     // Taps of different widths (16, 32, 64 channels) are processed on two threads and
     // reassembled; each image's block must land in tap order, NaN-padded to 64.
-    let mut c = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Auto);
+    let mut c = cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto);
     c.keep_per_image = true;
     let a = run(&d, c, 3);
     let per = a.per_image.as_ref().unwrap();
@@ -171,9 +171,9 @@ fn identical_frames_without_a_whole_period_are_run_once_with_the_same_spectra() 
         allow_leakage: true,
         ..Default::default()
     };
-    let mut auto = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Auto);
+    let mut auto = cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto);
     auto.stimulus = stim.clone();
-    let mut never = cfg(vec![TapKind::Conv, TapKind::Relu], Fold::Never);
+    let mut never = cfg(vec![TapKind::Conv, TapKind::Act], Fold::Never);
     never.stimulus = stim;
     let (a, n) = (run(&d, auto, 2), run(&d, never, 2));
     assert_eq!(a.path, freqtag::analysis::InferencePath::Distinct { distinct: 11 });

@@ -111,19 +111,21 @@ fn bytemuck_cast(v: &[f32]) -> &[u8] {
 }
 
 #[test]
-fn taps_lists_every_conv_bn_relu_and_add_with_shapes() {
+fn taps_lists_every_conv_norm_act_and_add_with_shapes_and_layouts() {
     let Some(d) = data_dir() else { return };
     let (code, out, err) = run(freqtag().args(["taps", "resnet32", "--json"]).env("FREQTAG_DATA", &d));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let taps = v.as_array().unwrap();
+    let taps = v["taps"].as_array().unwrap();
     let count = |k: &str| taps.iter().filter(|t| t["kind"] == k).count();
-    assert_eq!((count("conv"), count("bn"), count("relu"), count("add")), (31, 31, 31, 15));
+    assert_eq!((count("conv"), count("norm"), count("act"), count("add")), (31, 31, 31, 15));
+    assert_eq!((count("linear"), count("pool")), (1, 1));
+    assert!(taps.iter().all(|t| t["layout"]["type"] == "channels_first" || t["layout"]["type"] == "flat"));
     let find = |n: &str| taps.iter().find(|t| t["name"] == n).unwrap_or_else(|| panic!("no tap {n}"));
-    assert_eq!(find("layer2.3.conv1")["shape"], serde_json::json!([32, 16, 16]));
+    assert_eq!(find("layer2.3.conv1")["chw"], serde_json::json!([32, 16, 16]));
     assert_eq!(find("layer2.3.conv1")["conv_ordinal"], 18);
     assert_eq!(find("conv1")["conv_ordinal"], 1);
-    assert_eq!(find("layer3.4.relu2")["shape"], serde_json::json!([64, 8, 8]));
+    assert_eq!(find("layer3.4.relu2")["chw"], serde_json::json!([64, 8, 8]));
     assert_eq!(find("layer1.0.add")["kind"], "add");
 }
 

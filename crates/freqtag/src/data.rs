@@ -28,18 +28,111 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// The ImageNet channel standard deviations the pretrained CIFAR ResNets were trained with.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Per-channel input normalization `(x/255 - mean) / std`.
+/// How an image becomes a model input: resized and centre-cropped to the model's size
+/// (optional), converted to luminance for a 1-channel model, then normalized per
+/// channel `(x - mean) / std` with `x` in [0, 1] (torchvision's `Normalize`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
-    /// Channel means, in [0, 1] pixel units.
+    /// Channel means, in [0, 1] pixel units (a 1-channel model uses the first).
     pub mean: [f32; 3],
-    /// Channel standard deviations, in [0, 1] pixel units.
+    /// Channel standard deviations, in [0, 1] pixel units (a 1-channel model uses the first).
     pub std: [f32; 3],
+    /// Resize so that the shorter side has this many pixels (bilinear), before `crop`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<usize>,
+    /// Centre-crop to `crop x crop` pixels, after `resize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<usize>,
+    /// Convert RGB to luminance (ITU-R BT.601: 0.299 R + 0.587 G + 0.114 B) for a
+    /// 1-channel model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grayscale: bool,
 }
 
 impl Default for Preprocess {
     fn default() -> Self {
-        Preprocess { mean: IMAGENET_MEAN, std: IMAGENET_STD }
+        Preprocess { mean: IMAGENET_MEAN, std: IMAGENET_STD, resize: None, crop: None, grayscale: false }
+    }
+}
+
+impl Preprocess {
+    /// Checks a mean or std list (`what` names it in errors): one value (for every
+    /// channel) or three, finite, means in [0, 1], stds in (0, 1].
+    pub fn triple(what: &'static str, xs: &[f32]) -> Result<[f32; 3]> {
+        let v: [f32; 3] = match xs {
+            [x] => [*x; 3],
+            [a, b, c] => [*a, *b, *c],
+            _ => return Err(Error::param(what, "1 or 3 comma-separated values", format!("{xs:?}"))),
+        };
+        let is_std = what.ends_with("std");
+        let ok = |x: f32| x.is_finite() && if is_std { x > 0.0 && x <= 1.0 } else { (0.0..=1.0).contains(&x) };
+        if !v.iter().all(|&x| ok(x)) {
+            let range = if is_std { "in (0, 1]" } else { "in [0, 1]" };
+            return Err(Error::param(
+                what,
+                format!("values {range}, in [0, 1] pixel units as torchvision's Normalize (a model fed 0-255 pixels: mean 0, std 0.00392156862745098)"),
+                format!("{xs:?}"),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Resizes and centre-crops `img` per [`Preprocess::resize`] and [`Preprocess::crop`].
+    pub fn fit(&self, img: Image) -> Image {
+        let mut img = img;
+        if let Some(s) = self.resize {
+            let short = img.height.min(img.width).max(1);
+            let (h, w) = ((img.height * s).div_ceil(short).max(1), (img.width * s).div_ceil(short).max(1));
+            let (h, w) = if img.height <= img.width { (s, w) } else { (h, s) };
+            if (h, w) != (img.height, img.width) {
+                let hw = img.height * img.width;
+                let buf = image::Rgb32FImage::from_fn(img.width as u32, img.height as u32, |x, y| {
+                    let i = y as usize * img.width + x as usize;
+                    image::Rgb([img.pixels[i], img.pixels[hw + i], img.pixels[2 * hw + i]])
+                });
+                let r = image::imageops::resize(&buf, w as u32, h as u32, image::imageops::FilterType::Triangle);
+                let mut px = vec![0.0; 3 * h * w];
+                for (x, y, p) in r.enumerate_pixels() {
+                    for c in 0..3 {
+                        px[c * h * w + y as usize * w + x as usize] = p.0[c].clamp(0.0, 1.0);
+                    }
+                }
+                img = Image { height: h, width: w, pixels: px, label: img.label };
+            }
+        }
+        if let Some(s) = self.crop {
+            if s <= img.height && s <= img.width && (s, s) != (img.height, img.width) {
+                let (top, left) = ((img.height - s) / 2, (img.width - s) / 2);
+                let hw = img.height * img.width;
+                let mut px = Vec::with_capacity(3 * s * s);
+                for c in 0..3 {
+                    for y in top..top + s {
+                        let row = c * hw + y * img.width;
+                        px.extend_from_slice(&img.pixels[row + left..row + left + s]);
+                    }
+                }
+                img = Image { height: s, width: s, pixels: px, label: img.label };
+            }
+        }
+        img
+    }
+
+    /// Says what is applied, e.g. `resize 224, mean [0.485, ...], std [...]`.
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        if let Some(r) = self.resize {
+            v.push(format!("resize {r}"));
+        }
+        if let Some(c) = self.crop {
+            v.push(format!("centre crop {c}"));
+        }
+        if self.grayscale {
+            v.push("luminance".into());
+            v.push(format!("mean {}, std {}", self.mean[0], self.std[0]));
+        } else {
+            v.push(format!("mean {:?}, std {:?}", self.mean, self.std));
+        }
+        v.join(", ")
     }
 }
 
@@ -57,10 +150,21 @@ pub struct Image {
 }
 
 impl Image {
-    /// `(x - mean) / std` per channel, `[3, H, W]`.
+    /// The pixels in the model's channels: `[3, H, W]`, or `[1, H, W]` luminance when
+    /// `p.grayscale`.
+    pub fn channels(&self, p: &Preprocess) -> Vec<f32> {
+        let hw = self.height * self.width;
+        if p.grayscale {
+            (0..hw).map(|i| 0.299 * self.pixels[i] + 0.587 * self.pixels[hw + i] + 0.114 * self.pixels[2 * hw + i]).collect()
+        } else {
+            self.pixels.clone()
+        }
+    }
+
+    /// `(x - mean) / std` per channel, `[C, H, W]` ([`Image::channels`]).
     pub fn normalized(&self, p: &Preprocess) -> Vec<f32> {
         let hw = self.height * self.width;
-        self.pixels.iter().enumerate().map(|(i, &x)| (x - p.mean[i / hw]) / p.std[i / hw]).collect()
+        self.channels(p).iter().enumerate().map(|(i, &x)| (x - p.mean[i / hw]) / p.std[i / hw]).collect()
     }
 
     /// Reads a PNG, JPEG or GIF file as RGB. The file must be a regular file of at most
@@ -359,7 +463,7 @@ mod tests {
     #[test]
     fn normalization_is_per_channel() {
         let img = Image { height: 1, width: 2, pixels: vec![0.5, 0.5, 0.25, 0.25, 1.0, 0.0], label: None };
-        let p = Preprocess { mean: [0.5, 0.0, 0.5], std: [1.0, 0.5, 0.5] };
+        let p = Preprocess { mean: [0.5, 0.0, 0.5], std: [1.0, 0.5, 0.5], ..Preprocess::default() };
         assert_eq!(img.normalized(&p), vec![0.0, 0.0, 0.5, 0.5, 1.0, -1.0]);
     }
 }

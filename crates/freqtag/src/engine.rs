@@ -113,6 +113,8 @@ pub struct Session {
     extra: Vec<(String, Vec<usize>, Vec<f32>)>,
     /// Frames per call used by [`Session::run_all`] (at least 1, checked when built).
     batch: usize,
+    /// The only batch size the graph runs at (smaller batches are padded).
+    fixed: Option<usize>,
 }
 
 impl Session {
@@ -137,6 +139,9 @@ impl Session {
         // works on the spectra between runs, so they would take its cores. Stopping
         // the spin: analysis 3 % faster, plain inference unchanged (measured).
         b = b.with_config_entry("session.force_spinning_stop", "1").map_err(|e| Error::Runtime(e.to_string()))?;
+        // Failures come back as errors with their message; ONNX Runtime's own log
+        // would print them a second time (and a failed probe is expected).
+        b = b.with_log_level(ort::logging::LogLevel::Fatal).map_err(|e| Error::Runtime(e.to_string()))?;
         if cfg.cuda {
             #[cfg(feature = "cuda")]
             {
@@ -149,7 +154,7 @@ impl Session {
         }
         let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
         let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(Session { inner, input: input.to_string(), input_shape, outputs, extra: Vec::new(), batch: cfg.batch })
+        Ok(Session { inner, input: input.to_string(), input_shape, outputs, extra: Vec::new(), batch: cfg.batch, fixed: None })
     }
 
     /// A session over `model` whose outputs are its logits then, per tap, the
@@ -167,7 +172,10 @@ impl Session {
     pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
         let mut m = model.clone();
         m.proto = model.with_outputs(means, full);
-        Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)
+        let cfg = EngineConfig { batch: model.fixed_batch.unwrap_or(cfg.batch), ..cfg.clone() };
+        let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, &cfg)?;
+        s.fixed = model.fixed_batch;
+        Ok(s)
     }
 
     /// Sets an extra float input that every later run feeds (replacing one of that name).
@@ -188,6 +196,24 @@ impl Session {
 
     /// Runs one batch: `frames` holds `n` images of `[C, H, W]`. Returns every output.
     pub fn run(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        if let Some(b) = self.fixed.filter(|&b| b != n) {
+            // A graph with a fixed batch: pad to it, keep the first n rows.
+            if n > b {
+                return Err(Error::param("batch", format!("at most {b} frames (the graph's fixed batch)"), n));
+            }
+            let mut padded = frames.to_vec();
+            padded.resize(frames.len() / n.max(1) * b, 0.0);
+            let mut outs = self.run_exact(&padded, b)?;
+            for o in &mut outs {
+                o.data.truncate(o.data.len() / b * n);
+                o.shape[0] = n;
+            }
+            return Ok(outs);
+        }
+        self.run_exact(frames, n)
+    }
+
+    fn run_exact(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
         let [c, h, w] = self.input_shape;
         if frames.len() != n * c * h * w {
             return Err(Error::Model(format!(
@@ -257,17 +283,53 @@ pub struct TapInfo {
     pub shape: Vec<usize>,
 }
 
-/// Finds the output shape of every tap by running one blank image through the graph
-/// with all taps exposed. Taps whose output is not 4-D `[N, C, H, W]` are dropped.
-pub fn probe_taps(model: &Model, cfg: &EngineConfig) -> Result<Vec<TapInfo>> {
-    let taps: Vec<&TapPoint> = model.taps.iter().collect();
-    let mut s = Session::for_model(model, &taps, true, &EngineConfig { batch: 1, optimize: false, ..cfg.clone() })?;
-    let [c, h, w] = model.input_shape;
-    let outs = s.run(&vec![0.0; c * h * w], 1)?;
-    Ok(taps
-        .into_iter()
-        .zip(outs.into_iter().skip(1))
-        .filter(|(_, o)| o.shape.len() == 4)
-        .map(|(t, o)| TapInfo { tap: t.clone(), shape: o.shape[1..].to_vec() })
-        .collect())
+/// The taps of `model` with their per-frame shapes `[C, H, W]` (found when the model
+/// was loaded, from a probe run).
+pub fn probe_taps(model: &Model, _cfg: &EngineConfig) -> Result<Vec<TapInfo>> {
+    Ok(model.taps.iter().map(|t| TapInfo { tap: t.clone(), shape: t.chw.to_vec() }).collect())
+}
+
+/// One probed tensor: whether it holds float32 values, and its full shape (batch included).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Probed {
+    /// Float32 values.
+    pub float: bool,
+    /// Shape as run, batch axis first when the tensor has one.
+    pub shape: Vec<usize>,
+}
+
+/// Runs `n` blank frames of `[C, H, W]` through `proto` (unoptimized) with `names`
+/// added as untyped outputs, and returns what ONNX Runtime computed for each.
+pub(crate) fn probe_tensors(
+    proto: &onnx_protobuf::ModelProto,
+    input: &str,
+    chw: [usize; 3],
+    names: &[String],
+    n: usize,
+) -> Result<std::collections::HashMap<String, Probed>> {
+    use protobuf::Message;
+    let mut p = proto.clone();
+    let g = p.graph.as_mut().expect("checked at load");
+    g.output.truncate(1);
+    let first = g.output[0].name.clone();
+    for name in names.iter().filter(|x| **x != first) {
+        g.output.push(onnx_protobuf::ValueInfoProto { name: name.clone(), ..Default::default() });
+    }
+    let bytes = p.write_to_bytes().map_err(|e| Error::Model(format!("serializing the probe graph: {e}")))?;
+    let cfg = EngineConfig { batch: n, optimize: false, threads: 1, cuda: false };
+    let session = Session::new(&bytes, input, chw, &cfg)?;
+    let [c, h, w] = chw;
+    let frames = vec![0.0f32; n * c * h * w];
+    let mut inner = session.inner;
+    let input_value = TensorRef::from_array_view(([n, c, h, w], frames.as_slice())).map_err(runtime)?;
+    let outs = inner.run(ort::inputs![input => input_value]).map_err(runtime)?;
+    let mut m = std::collections::HashMap::new();
+    for name in names {
+        let Some(v) = outs.get(name.as_str()) else { continue };
+        if let ort::value::ValueType::Tensor { ty, shape, .. } = v.dtype() {
+            let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+            m.insert(name.clone(), Probed { float: *ty == ort::value::TensorElementType::Float32, shape });
+        }
+    }
+    Ok(m)
 }

@@ -43,7 +43,7 @@ pub fn logits(
     }
     let mut out = Vec::new();
     for chunk in indices.chunks(session.batch()) {
-        let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let frames: Vec<f32> = crate::evaluate::input_frames(model, data, chunk)?;
         let o = session.run(&frames, chunk.len())?;
         check_logits(&model.name, &o[0], chunk)?;
         out.extend_from_slice(&o[0].data);
@@ -108,4 +108,15 @@ pub fn evaluate(
     let l = logits(model, &mut s, data, indices, progress)?;
     let labels: Vec<u8> = indices.iter().map(|&i| data.label(i)).collect();
     Ok(accuracy(&l, &labels))
+}
+
+/// The model inputs `[n, C, H, W]` of CIFAR-10 images `indices`: fitted and normalized
+/// per the model's preprocessing ([`Model::input_preprocess`]).
+pub fn input_frames(model: &Model, data: &crate::data::Cifar10, indices: &[usize]) -> Result<Vec<f32>> {
+    let pre = model.input_preprocess()?;
+    let mut v = Vec::new();
+    for &i in indices {
+        v.extend(model.fit_image(data.image(i), "CIFAR-10")?.normalized(pre));
+    }
+    Ok(v)
 }

@@ -120,7 +120,7 @@ impl Default for AnalysisOptions {
             allow_leakage: false,
             preset: "authors".into(),
             threshold: DEFAULT_THRESHOLD,
-            taps: vec![TapKind::Conv],
+            taps: vec![TapKind::Conv, TapKind::Linear],
             tap: vec![],
             noise_n_neighbor_freqs: None,
             noise_skip_neighbor_freqs: None,

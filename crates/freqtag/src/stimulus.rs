@@ -385,7 +385,7 @@ impl TagPlan {
         let hw = self.height * self.width;
         let base = match self.config.domain {
             Domain::Normalized => image.normalized(pre),
-            Domain::Raw => image.pixels.clone(),
+            Domain::Raw => image.channels(pre),
         };
         let mut out = Vec::with_capacity(indices.len() * base.len());
         for &i in indices {

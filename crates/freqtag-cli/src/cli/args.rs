@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use freqtag::data::Split;
-use freqtag::model::TapKind;
 use freqtag::prune::curves::CriterionKind;
 use freqtag::stimulus::{Domain, Layout};
 
@@ -110,6 +109,20 @@ pub struct Source {
     /// Data folder (with cifar10/ and models/); default $FREQTAG_DATA, then ~/.cache/freqtag.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Input channel means in [0, 1] pixel units, as torchvision's Normalize (1 or 3
+    /// values; needed when the model does not record them).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Input channel standard deviations in [0, 1] pixel units (1 or 3 values).
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+    /// Resize images so that the shorter side has this many pixels (bilinear), e.g. 224
+    /// to run CIFAR images on an ImageNet-size model.
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Centre-crop images to this many pixels square, after --resize.
+    #[arg(long)]
+    pub crop: Option<usize>,
 }
 
 /// Inference settings.
@@ -203,10 +216,12 @@ pub struct AnalyzeArgs {
     /// Importance threshold on the per-filter score (dB for authors).
     #[arg(long, default_value_t = freqtag::analysis::DEFAULT_THRESHOLD)]
     pub threshold: f64,
-    /// Tap kinds to record: conv, bn, relu, add (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "conv")]
-    pub taps: Vec<TapKind>,
-    /// Explicit taps (dotted name, #ordinal or tensor name); overrides --taps.
+    /// Tap kinds to record: conv, linear, norm, act, add, concat, pool, other, all
+    /// (comma-separated; bn and relu are older names of norm and act).
+    #[arg(long, value_delimiter = ',', default_value = "conv,linear")]
+    pub taps: Vec<String>,
+    /// Explicit taps: module path (layer1.0.conv1), glob pattern ('blocks.*.mlp.fc1'),
+    /// #<conv ordinal> or any float tensor name; repeatable; overrides --taps.
     #[arg(long)]
     pub tap: Vec<String>,
     /// SNR: neighbour bins per side.
@@ -318,9 +333,10 @@ pub struct ExportArgs {
     /// Output ONNX file.
     #[arg(long, short)]
     pub output: PathBuf,
-    /// Also output the per-channel spatial means of these tap kinds (conv, bn, relu, add).
+    /// Also output the per-channel means of these tap kinds (conv, linear, norm, act,
+    /// add, concat, pool, other, all).
     #[arg(long, value_delimiter = ',')]
-    pub taps: Vec<TapKind>,
+    pub taps: Vec<String>,
 }
 
 /// `lines` flags.

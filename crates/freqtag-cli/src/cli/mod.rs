@@ -17,7 +17,7 @@ use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
 use freqtag::analysis::{self, AnalysisConfig, ImageSpec};
 use freqtag::analysis::{AnalysisState, CheckpointFn, RunContext, RunControl};
 use freqtag::data::{self, Cifar10, Image, Split};
-use freqtag::engine::{self, EngineConfig, Session};
+use freqtag::engine::{EngineConfig, Session};
 use freqtag::model::{Model, TapKind};
 use freqtag::report::folder::RunFolder;
 use freqtag::run::{select_images, AnalysisOptions, ImageSelection};
@@ -34,7 +34,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Taps(a) => taps(&ui, a),
         Command::Export(a) => {
             let m = load_model(&a.source)?;
-            let tapped: Vec<_> = m.taps.iter().filter(|t| a.taps.contains(&t.kind)).collect();
+            let kinds = parse_kinds(&a.taps)?;
+            let tapped: Vec<_> = m.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
             let m = m.with_tap_means(&tapped);
             m.save_onnx(&a.output)?;
             ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
@@ -106,7 +107,25 @@ fn need_data(explicit: &Option<PathBuf>) -> Result<PathBuf> {
 
 fn load_model(s: &Source) -> Result<Model> {
     let dd = data_dir(&s.data)?;
-    Ok(Model::load(&s.model, dd.as_deref())?)
+    let mut m = Model::load(&s.model, dd.as_deref())?;
+    m.set_preprocess(s.mean.as_deref(), s.std.as_deref(), s.resize, s.crop)?;
+    for n in &m.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(m)
+}
+
+/// `--taps` entries as kinds (`all` is every kind).
+fn parse_kinds(v: &[String]) -> freqtag::Result<Vec<TapKind>> {
+    let mut out = Vec::new();
+    for k in v.iter().filter(|k| *k != "none") {
+        for x in TapKind::parse_list(k)? {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn engine_cfg(e: &EngineArgs) -> EngineConfig {
@@ -149,7 +168,7 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
 
 fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     // Every flag is checked before a model or an image is read.
-    let opts = analysis_options(&a);
+    let opts = analysis_options(&a)?;
     opts.resolve(1)?;
     let model = load_model(&a.source)?;
     let dd = data_dir(&a.source.data)?;
@@ -271,11 +290,11 @@ fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
 }
 
 /// The flags of `analyze` as the library's options (the names are the same).
-fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
-    AnalysisOptions {
+fn analysis_options(a: &args::AnalyzeArgs) -> freqtag::Result<AnalysisOptions> {
+    Ok(AnalysisOptions {
         preset: a.preset.clone(),
         threshold: a.threshold,
-        taps: a.taps.clone(),
+        taps: parse_kinds(&a.taps)?,
         tap: a.tap.clone(),
         noise_n_neighbor_freqs: a.noise_n_neighbor_freqs,
         noise_skip_neighbor_freqs: a.noise_skip_neighbor_freqs,
@@ -306,7 +325,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> AnalysisOptions {
         batch: a.engine.batch,
         cuda: a.engine.cuda,
         ..stim_options(&a.stim)
-    }
+    })
 }
 
 fn default_run_dir(name: &str) -> PathBuf {
@@ -355,24 +374,31 @@ fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
 }
 
 fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
-    let model = load_model(&Source { model: a.model, data: a.data })?;
-    let infos = engine::probe_taps(&model, &EngineConfig::default())?;
+    let source = Source { model: a.model, data: a.data, mean: None, std: None, resize: None, crop: None };
+    let model = load_model(&source)?;
     if ui.json {
-        ui.json(&serde_json::to_value(&infos)?);
+        ui.json(&serde_json::json!({"taps": model.taps, "skipped": model.skipped, "notes": model.notes}));
         return Ok(());
     }
-    println!("{:<24} {:<6} {:>5}  {:<16} tensor", "tap", "kind", "conv#", "shape [C,H,W]");
-    for t in &infos {
-        let ord = t.tap.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
-        let kind = serde_json::to_value(t.tap.kind)?;
+    let width = model.taps.iter().map(|t| t.name.len()).max().unwrap_or(3).clamp(3, 60);
+    println!("{:<width$} {:<7} {:>5}  {:<16} {:<18} tensor", "tap", "kind", "conv#", "shape [C,H,W]", "layout");
+    for t in &model.taps {
+        let ord = t.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
         println!(
-            "{:<24} {:<6} {:>5}  {:<16} {}",
-            t.tap.name,
-            kind.as_str().unwrap_or(""),
+            "{:<width$} {:<7} {:>5}  {:<16} {:<18} {}",
+            t.name,
+            t.kind.name(),
             ord,
-            format!("{:?}", t.shape),
-            t.tap.tensor
+            format!("{:?}", t.chw),
+            t.layout.describe(),
+            t.tensor
         );
+    }
+    if !model.skipped.is_empty() {
+        println!("\nnot taps:");
+        for s in &model.skipped {
+            println!("  {}: {}", s.name, s.reason);
+        }
     }
     Ok(())
 }
@@ -450,8 +476,7 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
 fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let cfg = engine_cfg(&a.engine);
-    let kinds =
-        a.taps.iter().filter(|k| *k != "none").map(|k| TapKind::parse(k)).collect::<freqtag::Result<Vec<_>>>()?;
+    let kinds = parse_kinds(&a.taps)?;
     let tapped: Vec<_> = model.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
     let mut s = Session::for_model(&model, &tapped, false, &cfg)?;
     let [c, h, w] = model.input_shape;

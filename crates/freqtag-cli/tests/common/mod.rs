@@ -92,6 +92,13 @@ pub fn onnx(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str,
     let mut op = OperatorSetIdProto::new();
     op.version = 17;
     m.opset_import = vec![op];
+    // The normalization freqtag must be told (it never assumes one).
+    for (k, v) in [("freqtag.mean", "0,0,0"), ("freqtag.std", "1,1,1")] {
+        let mut e = onnx_protobuf::StringStringEntryProto::new();
+        e.key = k.into();
+        e.value = v.into();
+        m.metadata_props.push(e);
+    }
     m.graph = protobuf::MessageField::some(g);
     m.write_to_bytes().unwrap()
 }

@@ -19,13 +19,13 @@ pub fn plan(model: &Model, taps: &[TapInfo]) -> DerivePlan {
     let init = |name: &str| g.initializer.iter().find(|t| t.name == name).and_then(read_f32);
     taps.iter()
         .map(|t| {
-            if t.tap.kind != TapKind::Bn {
+            if t.tap.kind != TapKind::Norm || t.tap.layout != crate::model::Layout::ChannelsFirst {
                 return None;
             }
             let bn =
                 g.node.iter().find(|n| n.op_type == "BatchNormalization" && n.output.first() == Some(&t.tap.tensor))?;
             let src =
-                taps.iter().position(|s| s.tap.kind == TapKind::Conv && Some(&s.tap.tensor) == bn.input.first())?;
+                taps.iter().position(|s| s.tap.kind == TapKind::Conv && s.tap.layout == t.tap.layout && Some(&s.tap.tensor) == bn.input.first())?;
             let p: Vec<Vec<f32>> = bn.input.get(1..5)?.iter().map(|n| init(n)).collect::<Option<_>>()?;
             let eps = bn.attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
             let c = t.shape[0];

@@ -36,7 +36,7 @@ pub use state::{AnalysisState, RunContext};
 /// Which taps to record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TapSelection {
-    /// Kinds of node to record (default: conv).
+    /// Kinds of node to record (default: conv and linear, the weighted layers).
     pub kinds: Vec<TapKind>,
     /// Explicit taps (dotted names, `#ordinal`, or tensor names); overrides `kinds` when non-empty.
     pub names: Vec<String>,
@@ -44,7 +44,7 @@ pub struct TapSelection {
 
 impl Default for TapSelection {
     fn default() -> Self {
-        TapSelection { kinds: vec![TapKind::Conv], names: vec![] }
+        TapSelection { kinds: vec![TapKind::Conv, TapKind::Linear], names: vec![] }
     }
 }
 
@@ -266,22 +266,13 @@ pub fn select_taps(model: &Model, sel: &TapSelection, engine: &EngineConfig) -> 
     pick_taps(model, sel, &probe_taps(model, engine)?)
 }
 
-/// Picks taps per `sel` out of already probed ones.
-fn pick_taps(model: &Model, sel: &TapSelection, all: &[TapInfo]) -> Result<Vec<TapInfo>> {
-    if !sel.names.is_empty() {
-        return sel
-            .names
-            .iter()
-            .map(|n| {
-                let t = model.tap(n)?;
-                all.iter()
-                    .find(|i| i.tap.tensor == t.tensor)
-                    .cloned()
-                    .ok_or_else(|| Error::param("tap", "a tap with a 4-D [N, C, H, W] output", n))
-            })
-            .collect();
-    }
-    Ok(all.iter().filter(|t| sel.kinds.contains(&t.tap.kind)).cloned().collect())
+/// Picks taps per `sel` ([`Model::select_taps`]) out of already probed ones.
+fn pick_taps(model: &Model, sel: &TapSelection, _all: &[TapInfo]) -> Result<Vec<TapInfo>> {
+    Ok(model
+        .select_taps(&sel.kinds, &sel.names)?
+        .into_iter()
+        .map(|t| TapInfo { shape: t.chw.to_vec(), tap: t })
+        .collect())
 }
 
 /// Runs the analysis of `images` (loaded on demand by `load`). `progress(done, total)`
@@ -330,6 +321,7 @@ pub fn run_state(
     if images.is_empty() {
         return Err(Error::param("images", "at least one image", 0));
     }
+    let pre = model.input_preprocess()?;
     let [c, h, w] = model.input_shape;
     let plan = cfg.stimulus.plan(h, w)?;
     let n = cfg.stimulus.n_frames;
@@ -418,14 +410,8 @@ pub fn run_state(
     // Inference uses both cores inside ONNX Runtime; then spectra, SNR and
     // accumulation use both cores too (see `accumulate`).
     for (i, spec) in images.iter().enumerate().skip(done) {
-        let img = load(spec)?;
-        if (img.height, img.width) != (h, w) {
-            return Err(Error::Data {
-                path: spec.name.clone().into(),
-                reason: format!("image is {}x{}, the model takes {h}x{w}", img.width, img.height),
-            });
-        }
-        let mut frames = plan.frames_at(&img, &model.preprocess, &schedule.run);
+        let img = model.fit_image(load(spec)?, &spec.name)?;
+        let mut frames = plan.frames_at(&img, pre, &schedule.run);
         if let Some(noise) = cfg.noise {
             add_noise(&mut frames, noise, (control.first_index + i) as u64);
         }

@@ -11,70 +11,105 @@
 
 pub mod checkpoint;
 pub(crate) mod graph;
+pub mod layout;
+mod load;
 pub mod pickle;
 pub mod resnet;
+pub(crate) mod scan;
+mod select;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use onnx_protobuf::{ModelProto, NodeProto};
+use onnx_protobuf::ModelProto;
 use protobuf::Message;
 use serde::{Deserialize, Serialize};
 
 pub use crate::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 use crate::error::{Error, Result};
 pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
+pub use layout::Layout;
+pub use scan::Skipped;
 
-/// The kind of operation a tap records.
+/// What a tap computes, read from the graph's nodes (see [`scan`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum TapKind {
-    /// Output of a Conv node.
+    /// A convolution (Conv, with its bias).
     Conv,
-    /// Output of a BatchNormalization node.
-    Bn,
-    /// Output of a Relu node.
-    Relu,
-    /// Output of a residual Add node.
+    /// A Linear layer: Gemm, or MatMul with a constant weight, with its bias Add.
+    Linear,
+    /// A normalization: BatchNorm, LayerNorm, GroupNorm, InstanceNorm, also decomposed.
+    #[serde(alias = "bn")]
+    Norm,
+    /// An activation: the output of Relu, GELU (any decomposition), SiLU/Swish,
+    /// Hardswish, Sigmoid, Tanh, Softmax, ...; never an inner step of one.
+    #[serde(alias = "relu")]
+    Act,
+    /// A residual sum (two image-dependent tensors; a bias Add is not one).
     Add,
+    /// A concatenation.
+    Concat,
+    /// A pooling (max, average, global).
+    Pool,
+    /// A module output of none of these kinds (a block, a reshape): only by name or `all`.
+    Other,
 }
 
 impl TapKind {
     /// Every kind, in the order listed to users.
-    pub const ALL: [TapKind; 4] = [TapKind::Conv, TapKind::Bn, TapKind::Relu, TapKind::Add];
+    pub const ALL: [TapKind; 8] = [
+        TapKind::Conv,
+        TapKind::Linear,
+        TapKind::Norm,
+        TapKind::Act,
+        TapKind::Add,
+        TapKind::Concat,
+        TapKind::Pool,
+        TapKind::Other,
+    ];
 
-    /// Parses `conv`, `bn`, `relu`, `add` (the same as [`str::parse`]).
+    /// Parses one kind: `conv`, `linear`, `norm`, `act`, `add`, `concat`, `pool`,
+    /// `other` (`bn` and `relu` are older names of `norm` and `act`).
     pub fn parse(s: &str) -> Result<TapKind> {
         s.parse()
+    }
+
+    /// Parses a kind list entry, where `all` stands for every kind.
+    pub fn parse_list(s: &str) -> Result<Vec<TapKind>> {
+        if s == "all" {
+            Ok(TapKind::ALL.to_vec())
+        } else {
+            Ok(vec![s.parse()?])
+        }
     }
 
     /// The name [`TapKind::parse`] reads.
     pub fn name(self) -> &'static str {
         match self {
             TapKind::Conv => "conv",
-            TapKind::Bn => "bn",
-            TapKind::Relu => "relu",
+            TapKind::Linear => "linear",
+            TapKind::Norm => "norm",
+            TapKind::Act => "act",
             TapKind::Add => "add",
+            TapKind::Concat => "concat",
+            TapKind::Pool => "pool",
+            TapKind::Other => "other",
         }
-    }
-    fn of_op(op: &str) -> Option<TapKind> {
-        Some(match op {
-            "Conv" => TapKind::Conv,
-            "BatchNormalization" => TapKind::Bn,
-            "Relu" => TapKind::Relu,
-            "Add" => TapKind::Add,
-            _ => return None,
-        })
     }
 }
 
 impl std::str::FromStr for TapKind {
     type Err = Error;
     fn from_str(s: &str) -> Result<TapKind> {
-        TapKind::ALL
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| Error::param("taps", "tap kinds, each one of conv, bn, relu, add", s))
+        let s = match s {
+            "bn" => "norm",
+            "relu" => "act",
+            s => s,
+        };
+        TapKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            Error::param("taps", "tap kinds, each one of conv, linear, norm, act, add, concat, pool, other, all", s)
+        })
     }
 }
 
@@ -87,15 +122,34 @@ impl std::fmt::Display for TapKind {
 /// A point in the graph whose output can be recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TapPoint {
-    /// Dotted module path, e.g. `layer2.3.conv1`.
+    /// Module path as PyTorch's `named_modules()` gives it (`layer2.3.conv1`,
+    /// `blocks.0.mlp.fc1`), or `<module>.<op>` for a functional op (`layer1.0.add`);
+    /// a prefix token of a token tap adds `:cls` (or `:tok<i>`).
     pub name: String,
-    /// The ONNX tensor the node writes.
+    /// The ONNX tensor it records.
     pub tensor: String,
     /// What the node computes.
     pub kind: TapKind,
-    /// 1-based position among Conv nodes (conv taps only).
+    /// 1-based position among conv taps in graph order (conv taps only).
     #[serde(deserialize_with = "Option::deserialize")]
     pub conv_ordinal: Option<usize>,
+    /// How the tensor is laid out.
+    #[serde(default = "default_layout")]
+    pub layout: Layout,
+    /// The tensor's shape per frame as the network computes it (without the batch axis).
+    #[serde(default)]
+    pub dims: Vec<usize>,
+    /// The shape freqtag analyses, `[C, H, W]` (channels, then the spatial grid).
+    #[serde(default)]
+    pub chw: [usize; 3],
+    /// Other names that find this tap: enclosing modules with the same output, the
+    /// functional name, the ONNX tensor name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+fn default_layout() -> Layout {
+    Layout::ChannelsFirst
 }
 
 /// A loaded model: its ONNX graph, the input it takes, and its tap points.
@@ -107,16 +161,27 @@ pub struct Model {
     pub source: PathBuf,
     /// The graph (kept inside the crate: the ONNX protobuf types are not part of the API).
     pub(crate) proto: ModelProto,
-    /// Name of the image input.
+    /// Name of the image input (`[N, C, H, W]`; an NHWC model gets a transposing input).
     pub input_name: String,
     /// Image input shape `[C, H, W]`.
     pub input_shape: [usize; 3],
     /// Name of the first graph output (logits for classifiers).
     pub output_name: String,
-    /// Normalization the model expects.
+    /// Normalization the model expects (see [`Model::preprocess_known`]).
     pub preprocess: Preprocess,
-    /// Every Conv, BatchNormalization, Relu and Add output, in graph order.
+    /// Whether [`Model::preprocess`] was recorded by the model (checkpoint, ONNX
+    /// metadata) or set by the user; when false, [`Model::input_preprocess`] refuses.
+    pub preprocess_known: bool,
+    /// A batch size the graph cannot run without (a fixed batch axis in a reshape).
+    pub fixed_batch: Option<usize>,
+    /// Every tap: module outputs and typed tensors, in graph order.
     pub taps: Vec<TapPoint>,
+    /// What is not a tap, and why.
+    pub skipped: Vec<Skipped>,
+    /// What freqtag changed or assumed while loading (printed once, stored in runs).
+    pub notes: Vec<String>,
+    /// Layout and per-frame shape of every image-dependent float tensor with a known layout.
+    pub(crate) tensors: HashMap<String, (Layout, Vec<usize>)>,
 }
 
 /// The model of a run.
@@ -131,6 +196,9 @@ pub struct ModelInfo {
     pub input_shape: [usize; 3],
     /// Normalization applied to the images.
     pub preprocess: Preprocess,
+    /// What freqtag changed or assumed while loading the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Most values in one input frame (C x H x W): 256 MB of float32.
@@ -196,6 +264,7 @@ impl Model {
             source: self.source.clone(),
             input_shape: self.input_shape,
             preprocess: self.preprocess,
+            notes: self.notes.clone(),
         }
     }
 
@@ -224,63 +293,6 @@ impl Model {
         Model::from_proto(proto, path, name)
     }
 
-    /// Wraps an ONNX graph, checking it has one 4-D image input, and lists its taps.
-    pub(crate) fn from_proto(proto: ModelProto, path: &Path, name: &str) -> Result<Model> {
-        let bad = |reason: String| Error::Onnx { path: path.into(), reason };
-        let g = proto.graph.as_ref().ok_or_else(|| bad("no graph (is this an ONNX file?)".into()))?;
-        if g.node.is_empty() || g.output.is_empty() || proto.opset_import.is_empty() {
-            return Err(bad("empty graph: no nodes, outputs or opset (is this an ONNX file?)".into()));
-        }
-        let inits: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
-        let inputs: Vec<_> = g.input.iter().filter(|i| !inits.contains(i.name.as_str())).collect();
-        if inputs.len() != 1 {
-            return Err(bad(format!("expected one image input, found {}", inputs.len())));
-        }
-        let dims = graph::dims_of(inputs[0]).unwrap_or_default();
-        let input_shape = match dims.as_slice() {
-            [_, Some(c), Some(h), Some(w)]
-                if *c > 0
-                    && *h > 0
-                    && *w > 0
-                    && (*c as u64).saturating_mul(*h as u64).saturating_mul(*w as u64) <= MAX_INPUT_ELEMENTS =>
-            {
-                [*c as usize, *h as usize, *w as usize]
-            }
-            [_, Some(c), Some(h), Some(w)] => {
-                return Err(bad(format!(
-                    "input `{}` is [N, {c}, {h}, {w}]: C x H x W must be 1..={MAX_INPUT_ELEMENTS} values per frame",
-                    inputs[0].name
-                )))
-            }
-            _ => {
-                return Err(bad(format!(
-                    "input `{}` must be [N, C, H, W] with static C, H, W; got {dims:?}",
-                    inputs[0].name
-                )))
-            }
-        };
-        let meta = |k: &str| proto.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.clone());
-        let triple = |s: Option<String>| -> Option<[f32; 3]> {
-            let v: Vec<f32> = s?.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-            v.try_into().ok()
-        };
-        let preprocess = match (triple(meta("freqtag.mean")), triple(meta("freqtag.std"))) {
-            (Some(mean), Some(std)) => Preprocess { mean, std },
-            _ => Preprocess::default(),
-        };
-        let taps = list_taps(&g.node);
-        Ok(Model {
-            name: name.to_string(),
-            source: path.to_path_buf(),
-            input_name: inputs[0].name.clone(),
-            input_shape,
-            output_name: g.output[0].name.clone(),
-            preprocess,
-            taps,
-            proto,
-        })
-    }
-
     /// The serialized ONNX graph (with the preprocessing recorded in its metadata).
     pub fn to_onnx_bytes(&self) -> Vec<u8> {
         let mut p = self.proto.clone();
@@ -296,155 +308,26 @@ impl Model {
         std::fs::write(path, self.to_onnx_bytes()).map_err(|e| Error::io(path, e))
     }
 
-    /// Finds a tap by dotted name, by conv ordinal (`#4`), or by ONNX tensor name.
-    pub fn tap(&self, key: &str) -> Result<&TapPoint> {
-        let by_ord = key.strip_prefix('#').and_then(|n| n.parse::<usize>().ok());
-        self.taps
-            .iter()
-            .find(|t| match by_ord {
-                Some(o) => t.conv_ordinal == Some(o),
-                None => t.name == key || t.tensor == key,
-            })
-            .ok_or_else(|| {
-                let some: Vec<&str> = self.taps.iter().take(6).map(|t| t.name.as_str()).collect();
-                Error::param(
-                    "tap",
-                    format!("a tap of {} such as {} ... or #<conv ordinal>", self.name, some.join(", ")),
-                    key,
-                )
-            })
-    }
-
-    /// A copy of the model whose graph also outputs the per-channel spatial means
-    /// `[N, C, 1, 1]` of `taps` after the logits (what `freqtag export --taps` writes).
+    /// A copy of the model whose graph also outputs the per-channel means `[N, C]`
+    /// (`[N, C, 1, 1]` for 4-D maps) of `taps` after the logits (what
+    /// `freqtag export --taps` writes).
     pub fn with_tap_means(&self, taps: &[&TapPoint]) -> Model {
-        Model { proto: self.with_taps(taps, false), ..self.clone() }
+        Model { proto: self.with_outputs(taps, &[]), ..self.clone() }
     }
 
-    /// A copy of the graph whose outputs are the logits followed by, for each tap, its
-    /// per-channel spatial mean `[N, C, 1, 1]` (`full = false`, computed in the graph by
-    /// GlobalAveragePool) or the full map `[N, C, H, W]` (`full = true`).
-    pub(crate) fn with_taps(&self, taps: &[&TapPoint], full: bool) -> ModelProto {
-        if full {
-            self.with_outputs(&[], taps)
-        } else {
-            self.with_outputs(taps, &[])
-        }
-    }
-
-    /// A copy of the graph whose outputs are the logits, then the per-channel spatial
-    /// means `[N, C, 1, 1]` of `means`, then the full maps `[N, C, H, W]` of `full`.
+    /// A copy of the graph whose outputs are the logits, then the per-channel means of
+    /// `means` (`[N, C]`, or `[N, C, 1, 1]` for 4-D maps), then the maps
+    /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        let g = p.graph.as_mut().expect("checked at load");
-        g.output.truncate(1);
+        p.graph.as_mut().expect("checked at load").output.truncate(1);
+        let mut e = layout::Editor::new(&mut p);
         for t in means {
-            let out = format!("freqtag.mean.{}", t.tensor);
-            g.node.push(graph::node("GlobalAveragePool", &out, &[&t.tensor], &[&out], vec![]));
-            g.output.push(graph::value_info(&out, None));
+            e.mean(&format!("freqtag.mean.{}", t.name), &t.tensor, t.layout, &t.dims);
         }
         for t in full {
-            g.output.push(graph::value_info(&t.tensor, None));
+            e.map(&format!("freqtag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
         }
         p
-    }
-}
-
-/// Whether `seg` names an op node of type `op` rather than a module (`Relu`, `Relu_1`).
-fn is_op_segment(seg: &str, op: &str) -> bool {
-    let base = seg.rsplit_once('_').filter(|(_, n)| n.parse::<u32>().is_ok()).map_or(seg, |(b, _)| b);
-    base == op
-}
-
-/// Dotted module path from a node name and its op type. Module calls export as
-/// `/layer1/layer1.0/conv1/Conv` → `layer1.0.conv1`; functional ops inside a module as
-/// `/layer1/layer1.0/Relu_1` → `layer1.0.relu_1` (the op named in lower case).
-fn dotted(node_name: &str, op: &str) -> Option<String> {
-    let segs: Vec<&str> = node_name.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let (last, parents) = segs.split_last()?;
-    let functional = is_op_segment(last, op);
-    // Conv and BatchNormalization come from modules (nn.Conv2d, nn.BatchNorm2d), never
-    // called functionally in the networks freqtag reads: `/features/features.0/Conv` is
-    // the module `features.0` of a Sequential, not an op inside a block.
-    let module_op = matches!(op, "Conv" | "BatchNormalization");
-    let mut path = String::new();
-    // True when the last parent segment only refined the path (`layer1` → `layer1.0`):
-    // the parent is a container and the op was called functionally inside it.
-    let mut container = false;
-    let mut prev = "";
-    for s in parents {
-        if !path.is_empty() && s.starts_with(&format!("{path}.")) {
-            path = s.to_string();
-            container = true;
-        } else if !prev.is_empty() && s.starts_with(&format!("{prev}.")) && path.ends_with(prev) {
-            // The legacy exporter repeats a Sequential's name in its child's scope
-            // (`downsample/downsample.1`): the child refines the parent, not nests in it.
-            path = format!("{}{s}", &path[..path.len() - prev.len()]);
-            container = true;
-        } else {
-            path = if path.is_empty() { s.to_string() } else { format!("{path}.{s}") };
-            container = false;
-        }
-        prev = s;
-    }
-    Some(if parents.is_empty() {
-        if functional {
-            last.to_lowercase()
-        } else {
-            last.to_string()
-        }
-    } else if functional && container && !module_op {
-        format!("{path}.{}", last.to_lowercase())
-    } else {
-        path
-    })
-}
-
-fn list_taps(nodes: &[NodeProto]) -> Vec<TapPoint> {
-    let mut seen = HashSet::new();
-    let mut convs = 0;
-    let mut out = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let Some(kind) = TapKind::of_op(&n.op_type) else { continue };
-        let Some(tensor) = n.output.first().cloned() else { continue };
-        let conv_ordinal = (kind == TapKind::Conv).then(|| {
-            convs += 1;
-            convs
-        });
-        let base = dotted(&n.name, &n.op_type).unwrap_or_else(|| format!("{}{i}", n.op_type.to_lowercase()));
-        let mut name = base.clone();
-        let mut k = 1;
-        while !seen.insert(name.clone()) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        out.push(TapPoint { name, tensor, kind, conv_ordinal });
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dotted_names_from_pytorch_exports() {
-        assert_eq!(dotted("/layer1/layer1.0/conv1/Conv", "Conv").as_deref(), Some("layer1.0.conv1"));
-        assert_eq!(dotted("/conv1/Conv", "Conv").as_deref(), Some("conv1"));
-        assert_eq!(dotted("/layer1/layer1.0/relu_1/Relu", "Relu").as_deref(), Some("layer1.0.relu_1"));
-        // Functional ops (F.relu, out += shortcut) inside a block, and at the top level.
-        assert_eq!(dotted("/layer1/layer1.0/Relu_1", "Relu").as_deref(), Some("layer1.0.relu_1"));
-        assert_eq!(dotted("/layer1/layer1.0/Add", "Add").as_deref(), Some("layer1.0.add"));
-        assert_eq!(dotted("/Relu", "Relu").as_deref(), Some("relu"));
-        // A conv inside a Sequential is named after its module (named_modules()).
-        assert_eq!(dotted("/features/features.0/Conv", "Conv").as_deref(), Some("features.0"));
-        assert_eq!(
-            dotted("/layer2/layer2.0/downsample/downsample.1/BatchNormalization", "BatchNormalization").as_deref(),
-            Some("layer2.0.downsample.1")
-        );
-        // freqtag's own graphs name nodes by their dotted path already.
-        assert_eq!(dotted("layer2.3.bn1", "BatchNormalization").as_deref(), Some("layer2.3.bn1"));
-        assert_eq!(dotted("relu", "Relu").as_deref(), Some("relu"));
-        assert_eq!(dotted("", "Relu"), None);
     }
 }

@@ -121,7 +121,7 @@ impl Evaluator {
         }
         let a = ablatable(model)?;
         let session = Session::new(&a.model.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
-        let frames = indices.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let frames = crate::evaluate::input_frames(model, data, indices)?;
         let labels = indices.iter().map(|&i| data.label(i)).collect();
         Ok(Evaluator { session, name: model.name.clone(), indices: indices.to_vec(), layers: a.layers, frames, labels })
     }
@@ -210,7 +210,7 @@ pub fn activation_magnitude(
     let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
     let mut sums: Vec<Vec<f64>> = a.layers.iter().map(|l| vec![0.0; l.channels]).collect();
     for chunk in indices.chunks(s.batch()) {
-        let frames: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).normalized(&model.preprocess)).collect();
+        let frames: Vec<f32> = crate::evaluate::input_frames(model, data, chunk)?;
         let outs = s.run(&frames, chunk.len())?;
         for (l, o) in outs.iter().skip(1).enumerate() {
             let c = a.layers[l].channels;

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Writes the model zoo the tests read (crates/freqtag-cli/tests/zoo/): small networks
+of the families users bring (torchvision, timm, a channels-last "Keras-style" CNN, a
+1-channel CNN), random weights, exported with both PyTorch exporters where they work,
+and for each, from PyTorch itself, the oracle the tests compare freqtag with:
+
+- `<model>.json`: `named_modules()` (every module path), the modules checked, and for
+  each its amplitude spectrum file;
+- `<model>.npz`: for each checked module, the per-channel amplitude spectrum |rfft|/N
+  of the per-channel mean that a forward hook records on the 240 frames of the
+  paper's stimulus (6 / 7.5 Hz, 120 fps) of `image.png`, `[C, 121]` float32.
+
+Frames are built here, in numpy, from the stimulus definition (method.md), not by
+freqtag. Needs torch, torchvision, timm, onnx, onnxscript (`.venv`). Usage:
+    .venv/bin/python scripts/make-model-zoo.py [OUT_DIR]
+"""
+import json
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+warnings.filterwarnings("ignore")
+torch.manual_seed(0)
+torch.set_num_threads(2)
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/freqtag-cli/tests/zoo"
+FPS, N, F_L, F_R = 120.0, 240, 6.0, 7.5
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def test_image():
+    """A 32x32 RGB test pattern with structure in both halves, as uint8."""
+    y, x = np.mgrid[0:32, 0:32]
+    r = 128 + 100 * np.sin(x / 3.0) * np.cos(y / 5.0)
+    g = 128 + 90 * np.cos((x + y) / 4.0)
+    b = 40 + 6 * ((x * 7 + y * 3) % 32)
+    return np.stack([r, g, b]).clip(0, 255).astype(np.uint8)
+
+
+def write_png(path, rgb):
+    from PIL import Image
+
+    Image.fromarray(np.transpose(rgb, (1, 2, 0))).save(path)
+
+
+def frames(rgb, channels):
+    """[N, C, 32, 32]: normalized image (luminance for 1 channel), left half x s_L(i),
+    right half x s_R(i), s(i) = 0.75 + 0.25 sin(2 pi f i / fps)."""
+    x = rgb.astype(np.float32) / 255.0
+    if channels == 1:
+        x = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2])[None].astype(np.float32)
+        x = (x - MEAN[0]) / STD[0]
+    else:
+        x = (x - MEAN[:, None, None]) / STD[:, None, None]
+    t = np.arange(N) / FPS
+    s_l = (0.75 + 0.25 * np.sin(2 * np.pi * F_L * t)).astype(np.float32)
+    s_r = (0.75 + 0.25 * np.sin(2 * np.pi * F_R * t)).astype(np.float32)
+    out = np.repeat(x[None], N, axis=0)
+    out[:, :, :, :16] *= s_l[:, None, None, None]
+    out[:, :, :, 16:] *= s_r[:, None, None, None]
+    return out
+
+
+def channel_mean(out, layout):
+    """[frames, C] from a hooked output with a known layout."""
+    if layout == "nchw":
+        return out.flatten(2).mean(2) if out.dim() > 2 else out
+    if layout == "nhwc":
+        return out.mean(dim=(1, 2))
+    if layout.startswith("tokens"):
+        prefix = int(layout.split(":")[1])
+        return out[:, prefix:].mean(1)
+    raise ValueError(layout)
+
+
+def oracle(model, x, checks):
+    """Amplitude spectra [C, N/2 + 1] of the hooked per-channel means."""
+    mods = dict(model.named_modules())
+    rec = {}
+    hooks = []
+    for name, layout in checks.items():
+        def hook(m, i, o, name=name, layout=layout):
+            rec.setdefault(name, []).append(channel_mean(o.detach(), layout))
+        hooks.append(mods[name].register_forward_hook(hook))
+    with torch.inference_mode():
+        for b in range(0, N, 80):
+            model(torch.from_numpy(x[b:b + 80]))
+    for h in hooks:
+        h.remove()
+    spectra = {}
+    for name, parts in rec.items():
+        series = torch.cat(parts).double()  # [N, C]
+        spectra[name] = (torch.fft.rfft(series, dim=0).abs() / N).T.float().numpy()
+    return spectra
+
+
+class KerasStyleCNN(nn.Module):
+    """A channels-last model as tf2onnx exports Keras ones: input [N, H, W, C]."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.act2 = nn.ReLU()
+        self.dense = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2)
+        x = self.act2(self.conv2(self.act1(self.conv1(x))))
+        return self.dense(x.mean(dim=(2, 3)))
+
+
+class GrayCNN(nn.Module):
+    """A 1-channel model (MNIST-style)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.act1 = nn.SiLU()
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.act2 = nn.Hardswish()
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.act2(self.conv2(self.act1(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def small_resnet18():
+    import torchvision
+
+    class R(torchvision.models.ResNet):
+        def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+            return super()._make_layer(block, max(planes // 8, 8), blocks, stride, dilate)
+
+    m = R(torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], num_classes=10)
+    m.fc = nn.Linear(64, 10)
+    return m
+
+
+def zoo():
+    import timm
+    import torchvision
+    from torchvision.models import efficientnet as tv_eff
+    from torchvision.models import mobilenetv3 as tv_mnv3
+    from torchvision.models import regnet as tv_regnet
+
+    eff_setting, eff_last = tv_eff._efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
+    mnv3_setting, mnv3_last = tv_mnv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25)
+    regnet_params = tv_regnet.BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
+    # name: (constructor, input channels, layout of input, checks {module: layout})
+    return {
+        "resnet18": (small_resnet18, 3, "nchw", {
+            "conv1": "nchw", "bn1": "nchw", "layer1.0.conv1": "nchw", "layer2.0.downsample.0": "nchw",
+            "layer3.1": "nchw", "layer4.1.bn2": "nchw", "fc": "nchw"}),
+        "mobilenet_v3_small": (lambda: tv_mnv3.MobileNetV3(mnv3_setting, mnv3_last, num_classes=10), 3, "nchw", {
+            "features.0.0": "nchw", "features.0.2": "nchw", "features.1.block.1.fc1": "nchw",
+            "features.4.block.0.2": "nchw", "features.4": "nchw", "classifier.0": "nchw"}),
+        "efficientnet_b0": (lambda: tv_eff.EfficientNet(eff_setting, 0.2, last_channel=eff_last, num_classes=10), 3,
+                            "nchw", {"features.0.0": "nchw", "features.0.2": "nchw", "features.2.0.block.1.0": "nchw",
+                                     "features.8": "nchw", "classifier.1": "nchw"}),
+        "densenet121": (lambda: torchvision.models.DenseNet(8, (2, 2, 2, 2), 16, num_classes=10), 3, "nchw", {
+            "features.conv0": "nchw", "features.denseblock1.denselayer1.conv2": "nchw",
+            "features.transition1.conv": "nchw", "classifier": "nchw"}),
+        "regnet_y_400mf": (lambda: torchvision.models.RegNet(regnet_params, num_classes=10), 3, "nchw", {
+            "stem.0": "nchw", "trunk_output.block1.block1-0.f.a.0": "nchw", "trunk_output.block2": "nchw",
+            "fc": "nchw"}),
+        "vit_b_16": (lambda: torchvision.models.VisionTransformer(32, 8, 2, 2, 32, 64, num_classes=10), 3, "nchw", {
+            "conv_proj": "nchw", "encoder.layers.encoder_layer_0.ln_1": "tokens:1",
+            "encoder.layers.encoder_layer_0.mlp.0": "tokens:1", "encoder.layers.encoder_layer_0.mlp.1": "tokens:1",
+            "encoder.layers.encoder_layer_1": "tokens:1"}),
+        "convnext_atto": (lambda: timm.create_model("convnext_atto", num_classes=10, dims=(8, 16, 32, 64),
+                                                    depths=(1, 1, 1, 1)), 3, "nchw", {
+            "stem.0": "nchw", "stages.0.blocks.0.conv_dw": "nchw", "stages.0.blocks.0.norm": "nhwc",
+            "stages.0.blocks.0.mlp.fc1": "nhwc", "stages.0.blocks.0.mlp.act": "nhwc", "stages.1.blocks.0": "nchw"}),
+        "convnext_atto_conv_mlp": (lambda: timm.create_model("convnext_atto", num_classes=10, dims=(8, 16, 32, 64),
+                                                             depths=(1, 1, 1, 1), conv_mlp=True), 3, "nchw", {
+            "stem.0": "nchw", "stages.0.blocks.0.mlp.fc1": "nchw", "stages.0.blocks.0.mlp.act": "nchw",
+            "stages.2.blocks.0": "nchw"}),
+        "vit_tiny": (lambda: timm.create_model("vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=8,
+                                               depth=2, embed_dim=32, num_heads=2), 3, "nchw", {
+            "patch_embed.proj": "nchw", "blocks.0.norm1": "tokens:1", "blocks.0.attn.qkv": "tokens:1",
+            "blocks.0.mlp.fc1": "tokens:1", "blocks.0.mlp.act": "tokens:1", "blocks.1": "tokens:1"}),
+        "gray_cnn": (GrayCNN, 1, "nchw", {"conv1": "nchw", "act1": "nchw", "act2": "nchw", "fc": "nchw"}),
+        "keras_style_nhwc": (KerasStyleCNN, 3, "nhwc", {"conv1": "nchw", "act2": "nchw", "dense": "nchw"}),
+    }
+
+
+def batchnorm_after(model, checks):
+    """For each checked Conv2d followed (in module order, same parent) by a BatchNorm2d
+    of its output channels: that BatchNorm's name."""
+    names = [n for n, _ in model.named_modules()]
+    mods = dict(model.named_modules())
+    out = {}
+    for c in checks:
+        if not isinstance(mods[c], nn.Conv2d) or c not in names:
+            continue
+        parent = c.rsplit(".", 1)[0] if "." in c else ""
+        for n in names[names.index(c) + 1:]:
+            if (n.rsplit(".", 1)[0] if "." in n else "") != parent:
+                continue
+            m = mods[n]
+            if isinstance(m, nn.BatchNorm2d) and m.num_features == mods[c].out_channels:
+                out[c] = n
+            break
+    return out
+
+
+def export(model, x, path, dynamo):
+    kw = dict(input_names=["image"], output_names=["logits"])
+    if dynamo:
+        torch.onnx.export(model, (x,), path, dynamo=True, external_data=False,
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}}, **kw)
+    else:
+        torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17,
+                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **kw)
+
+
+def main():
+    import onnx
+
+    os.makedirs(OUT, exist_ok=True)
+    rgb = test_image()
+    write_png(f"{OUT}/image.png", rgb)
+    index = {}
+    for name, (make, channels, in_layout, checks) in zoo().items():
+        model = make().eval()
+        x = frames(rgb, channels)
+        fed = np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))) if in_layout == "nhwc" else x
+        # An exporter may fold a BatchNorm into the conv before it: that conv's output
+        # is then the BatchNorm's, so the BatchNorm is hooked too.
+        bn_of = batchnorm_after(model, checks)
+        hooked = dict(checks, **{bn: "nchw" for bn in bn_of.values()})
+        spectra = oracle(model, fed, hooked)
+        order = list(hooked)
+        np.save(f"{OUT}/{name}.npy", np.concatenate([spectra[k] for k in order]).astype(np.float32))
+        offsets, at = {}, 0
+        for k in order:
+            offsets[k] = [at, spectra[k].shape[0]]
+            at += spectra[k].shape[0]
+        files, folded = {}, {}
+        example = torch.from_numpy(fed[:2])
+        for exporter, dynamo in (("legacy", False), ("dynamo", True)):
+            path = f"{OUT}/{name}.{exporter}.onnx"
+            try:
+                export(model, example, path, dynamo)
+                m = onnx.load(path)
+                m.metadata_props.add(key="freqtag.mean", value=",".join(str(v) for v in MEAN))
+                m.metadata_props.add(key="freqtag.std", value=",".join(str(v) for v in STD))
+                onnx.save(m, path)
+                files[exporter] = os.path.basename(path)
+                folded[exporter] = not any(n.op_type == "BatchNormalization" for n in m.graph.node)
+            except Exception as e:  # an exporter that cannot export this model
+                print(f"{name}: {exporter} export failed: {type(e).__name__}: {str(e)[:200]}")
+                if os.path.exists(path):
+                    os.remove(path)
+        index[name] = {
+            "files": files,
+            "channels": channels,
+            "input_layout": in_layout,
+            "named_modules": [n for n, _ in model.named_modules() if n],
+            "checks": list(checks),
+            "bn_of": bn_of,
+            "folded": folded,
+            "spectra": offsets,
+        }
+        print(name, files, {k: v.shape for k, v in spectra.items()})
+    # A plain default export: weights in a .data file beside the model, batch fixed at 1.
+    m = GrayCNN().eval()
+    os.makedirs(f"{OUT}/external", exist_ok=True)
+    torch.onnx.export(m, (torch.zeros(1, 1, 32, 32),), f"{OUT}/external/default.onnx", external_data=True)
+    index["default_export"] = {"files": {"dynamo": "external/default.onnx"}, "channels": 1,
+                               "named_modules": [n for n, _ in m.named_modules() if n]}
+    with open(f"{OUT}/zoo.json", "w") as f:
+        json.dump(index, f, indent=1)
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)
+    print(f"zoo: {total / 1e6:.1f} MB in {OUT}")
+
+
+if __name__ == "__main__":
+    main()
