@@ -175,7 +175,7 @@ def zoo():
             "conv_proj": "nchw", "encoder.layers.encoder_layer_0.ln_1": "tokens:1",
             "encoder.layers.encoder_layer_0.mlp.0": "tokens:1", "encoder.layers.encoder_layer_0.mlp.1": "tokens:1",
             "encoder.layers.encoder_layer_1": "tokens:1"}),
-        "convnext_atto": (lambda: timm.create_model("convnext_atto", num_classes=10, dims=(8, 16, 32, 64),
+        "convnext_atto": (lambda: timm.create_model("convnext_atto", num_classes=10, dims=(8, 16, 32, 64), conv_mlp=False,
                                                     depths=(1, 1, 1, 1)), 3, "nchw", {
             "stem.0": "nchw", "stages.0.blocks.0.conv_dw": "nchw", "stages.0.blocks.0.norm": "nhwc",
             "stages.0.blocks.0.mlp.fc1": "nhwc", "stages.0.blocks.0.mlp.act": "nhwc", "stages.1.blocks.0": "nchw"}),
@@ -244,7 +244,7 @@ def main():
         for k in order:
             offsets[k] = [at, spectra[k].shape[0]]
             at += spectra[k].shape[0]
-        files, folded = {}, {}
+        files = {}
         example = torch.from_numpy(fed[:2])
         for exporter, dynamo in (("legacy", False), ("dynamo", True)):
             path = f"{OUT}/{name}.{exporter}.onnx"
@@ -255,7 +255,6 @@ def main():
                 m.metadata_props.add(key="freqtag.std", value=",".join(str(v) for v in STD))
                 onnx.save(m, path)
                 files[exporter] = os.path.basename(path)
-                folded[exporter] = not any(n.op_type == "BatchNormalization" for n in m.graph.node)
             except Exception as e:  # an exporter that cannot export this model
                 print(f"{name}: {exporter} export failed: {type(e).__name__}: {str(e)[:200]}")
                 if os.path.exists(path):
@@ -267,7 +266,9 @@ def main():
             "named_modules": [n for n, _ in model.named_modules() if n],
             "checks": list(checks),
             "bn_of": bn_of,
-            "folded": folded,
+            # BatchNorms right after a conv: an exporter may fold them away.
+            "foldable_bns": sorted(batchnorm_after(model, [n for n, m in model.named_modules()
+                                                           if isinstance(m, nn.Conv2d)]).values()),
             "spectra": offsets,
         }
         print(name, files, {k: v.shape for k, v in spectra.items()})
