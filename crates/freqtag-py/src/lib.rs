@@ -95,7 +95,8 @@ fn prepare(
     shape: Option<(usize, usize, usize, usize)>,
 ) -> freqtag::Result<Prepared> {
     let dd = data_dir(data)?;
-    let model = Model::load(model, dd.as_deref())?;
+    let mut model = Model::load(model, dd.as_deref())?;
+    model.set_preprocess(opts.mean.as_deref(), opts.std.as_deref(), opts.resize, opts.crop)?;
     let (specs, load) = match (pixels, shape) {
         (Some(p), Some(s)) => array_images(p, s)?,
         _ => select_images(sel, dd.as_deref())?,
@@ -197,16 +198,16 @@ fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyRe
     py.detach(|| freqtag::shard::merge_into(&parts, &out, force).map(|(_, p)| p)).map_err(err)
 }
 
-/// Every tap of a model with its shape, as JSON (a list of objects: name, tensor,
-/// kind, conv_ordinal, shape).
+/// Every tap of a model, as JSON: `{"taps": [{name, tensor, kind, conv_ordinal,
+/// layout, dims, chw, aliases}], "skipped": [{name, reason}], "notes": [...]}`.
 #[pyfunction]
 #[pyo3(signature = (model, data=None))]
 fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> {
     py.detach(|| {
         let dd = data_dir(data)?;
         let m = Model::load(model, dd.as_deref())?;
-        let infos = engine::probe_taps(&m, &EngineConfig::default())?;
-        Ok(serde_json::to_string(&infos).expect("serializable"))
+        let v = serde_json::json!({"taps": m.taps, "skipped": m.skipped, "notes": m.notes});
+        Ok(v.to_string())
     })
     .map_err(err)
 }
@@ -214,7 +215,8 @@ fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> 
 /// Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
 /// (`model, n, correct, top1, per_class`).
 #[pyfunction]
-#[pyo3(signature = (model, data=None, limit=None, threads=0, batch=100))]
+#[pyo3(signature = (model, data=None, limit=None, threads=0, batch=100, mean=None, std=None, resize=None, crop=None))]
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     py: Python<'_>,
     model: &str,
@@ -222,10 +224,15 @@ fn evaluate(
     limit: Option<usize>,
     threads: usize,
     batch: usize,
+    mean: Option<Vec<f32>>,
+    std: Option<Vec<f32>>,
+    resize: Option<usize>,
+    crop: Option<usize>,
 ) -> PyResult<String> {
     py.detach(|| {
         let dd = data_dir(data)?;
-        let m = Model::load(model, dd.as_deref())?;
+        let mut m = Model::load(model, dd.as_deref())?;
+        m.set_preprocess(mean.as_deref(), std.as_deref(), resize, crop)?;
         let dir = dd.ok_or_else(|| {
             freqtag::Error::param(
                 "data",

@@ -62,7 +62,7 @@ def test_default_is_the_papers_experiment_without_any_data(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("FREQTAG_DATA", "ORT_DYLIB_PATH")}
     env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path))
     code = (
-        "import freqtag, json; a = freqtag.analyze('resnet32', threads=2, progress=False); "
+        "import freqtag, json; a = freqtag.analyze('resnet32', taps='conv', threads=2, progress=False); "
         "print(json.dumps([a.summary['model']['name'], a.summary['model']['source'], len(a.layers), "
         "list(a.images['name']), str(freqtag._freqtag.ort_library())]))"
     )
@@ -104,15 +104,19 @@ def test_uint8_array_in_hwc_order_gives_the_cifar_run(tmp_path):
 
 def test_arrays_and_tables_have_the_documented_shapes():
     a = freqtag.analyze("resnet32", threads=2, progress=False)
-    n_img, n_tap = 10, 31
-    assert a.spectra.shape == (n_img, n_tap, 64, 121) and a.spectra.dtype == np.float32
+    # Default taps: the 31 convs and the Linear classifier; one row per filter, unpadded.
+    n_img, rows = 10, 16 * 11 + 32 * 10 + 64 * 10 + 10
+    assert a.taps[-1] == "linear" and len(a.taps) == 32
+    assert a.spectra.shape == (n_img, rows, 121) and a.spectra.dtype == np.float32
     assert a.coefficients.shape == a.spectra.shape and a.coefficients.dtype == np.complex64
     np.testing.assert_allclose(np.abs(a.coefficients), a.spectra, rtol=1e-5, atol=1e-7)
-    assert a.mean_spectra.shape == (n_tap, 64, 121)
-    assert a.scores.shape == (n_img, n_tap, 64)
+    assert a.mean_spectra.shape == (rows, 121)
+    assert a.scores.shape == (n_img, rows)
+    r = a.rows("layer2.0.conv1")
+    assert r.stop - r.start == 32 and a.filters["tap"].iloc[r.start] == "layer2.0.conv1"
     np.testing.assert_allclose(a.freqs_hz[[12, 15]], [6.0, 7.5])
     assert list(a.layers.columns) == ["tap", "kind", "conv_ordinal", "n_filters", "n_important", "mean_score", "important"]
-    assert len(a.filters) == a.layers["n_filters"].sum() == 1136
+    assert len(a.filters) == a.layers["n_filters"].sum() == rows
     assert a.layers["n_important"].tolist() == [len(x) for x in a.layers["important"]]
     s = a.spectrum("#1", 0)
     assert s.index.name == "freq_hz" and s.loc[6.0] > 100 * s.loc[12.0]  # a linear conv: no harmonics
@@ -197,7 +201,9 @@ def test_taps_lists_every_tap_with_its_shape():
     conv = t[t["kind"] == "conv"]
     assert len(conv) == 31 and conv["conv_ordinal"].tolist() == list(range(1, 32))
     assert t.loc[t["name"] == "layer3.4.conv2", "shape"].item() == [64, 8, 8]
-    assert set(t["kind"]) == {"conv", "bn", "relu", "add"}
+    assert set(t["kind"]) == {"conv", "norm", "act", "add", "pool", "linear", "other"}
+    assert set(t["layout"]) == {"channels_first", "flat"}
+    assert {s["name"] for s in t.attrs["skipped"]} == set()
 
 
 def test_evaluate_reproduces_the_published_accuracy_on_the_first_1000_images():
@@ -226,7 +232,13 @@ def test_torch_module_is_exported_and_tapped_by_its_module_names():
 
     torch.manual_seed(0)
     net = Net()
-    a = freqtag.analyze(net, input_shape=(3, 32, 32), threads=1, progress=False, stats=False)
+    # A module records no normalization: freqtag stops and asks for it.
+    with pytest.raises(freqtag.FreqtagError, match="mean"):
+        freqtag.analyze(net, input_shape=(3, 32, 32), threads=1, progress=False, stats=False)
+    a = freqtag.analyze(
+        net, input_shape=(3, 32, 32), threads=1, progress=False, stats=False, taps="conv",
+        mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+    )
     names = {n for n, _ in net.named_modules()}
     assert a.taps == ["features.0", "features.2"] and set(a.taps) <= names
     # The per-channel spatial means freqtag recorded equal forward hooks' on the same frames.
@@ -238,7 +250,7 @@ def test_torch_module_is_exported_and_tapped_by_its_module_names():
     h.remove()
     series = rec[0].numpy()  # [frames, channels]
     amp = np.abs(np.fft.rfft(series, axis=0)) / series.shape[0]
-    np.testing.assert_allclose(a.spectra[0, 0, :8].T, amp, rtol=1e-4, atol=1e-6 * amp.max())
+    np.testing.assert_allclose(a.spectra[0, a.rows("features.0")].T, amp, rtol=1e-4, atol=1e-6 * amp.max())
 
 
 def stim_frames(a):

@@ -155,7 +155,9 @@ impl Image {
     pub fn channels(&self, p: &Preprocess) -> Vec<f32> {
         let hw = self.height * self.width;
         if p.grayscale {
-            (0..hw).map(|i| 0.299 * self.pixels[i] + 0.587 * self.pixels[hw + i] + 0.114 * self.pixels[2 * hw + i]).collect()
+            (0..hw)
+                .map(|i| 0.299 * self.pixels[i] + 0.587 * self.pixels[hw + i] + 0.114 * self.pixels[2 * hw + i])
+                .collect()
         } else {
             self.pixels.clone()
         }

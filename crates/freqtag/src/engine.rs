@@ -7,17 +7,13 @@
 //! [`Session`] runs batches of `[N, C, H, W]` float32 frames and returns every graph
 //! output as a flat row-major buffer with its shape.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use crate::error::{runtime, Error, Result};
 use crate::model::{Model, TapPoint};
 
-/// The ONNX Runtime version freqtag is built and tested against (the PyPI wheel).
-pub const ORT_VERSION: &str = "1.31.1";
+use crate::runtime::session_builder;
+pub use crate::runtime::{ort_library_candidates, set_library_path, ORT_VERSION};
 
 /// Execution settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,60 +34,6 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig { threads: 0, batch: 80, cuda: false, optimize: true }
     }
-}
-
-static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-
-/// Uses the ONNX Runtime shared library at `path` (before `ORT_DYLIB_PATH` and the
-/// caches). The Python package passes the library of the `onnxruntime` wheel it
-/// depends on. Must be called before the first session is built; returns false when
-/// a library was already chosen.
-pub fn set_library_path(path: PathBuf) -> bool {
-    LIBRARY.set(path).is_ok() && RUNTIME.get().is_none()
-}
-
-/// Where to look for `libonnxruntime.so`, in order.
-pub fn ort_library_candidates() -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(p) = LIBRARY.get() {
-        v.push(p.clone());
-        return v;
-    }
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
-        v.push(PathBuf::from(p));
-        return v;
-    }
-    let rel = Path::new(".cache/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so");
-    // The workspace root of this build (a checkout where `make` fetched the library).
-    v.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&rel));
-    if let Ok(cwd) = std::env::current_dir() {
-        v.push(cwd.join(&rel));
-    }
-    if let Some(c) = dirs::cache_dir() {
-        v.push(c.join("freqtag/onnxruntime").join(ORT_VERSION).join("libonnxruntime.so"));
-    }
-    v
-}
-
-static RUNTIME: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
-
-/// Loads ONNX Runtime once per process. Errors say where it looked and how to get it.
-pub(crate) fn init_runtime() -> Result<&'static ort::environment::Environment> {
-    RUNTIME
-        .get_or_init(|| {
-            let cands = ort_library_candidates();
-            let Some(lib) = cands.iter().find(|p| p.is_file()) else {
-                return Err(format!(
-                    "libonnxruntime.so not found (looked at {}). Run `make setup` or `scripts/fetch-ort.sh` \
-                     (downloads the onnxruntime {ORT_VERSION} wheel from PyPI), or set ORT_DYLIB_PATH",
-                    cands.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-                ));
-            };
-            let builder = ort::init_from(lib).map_err(|e| format!("loading {}: {e}", lib.display()))?;
-            builder.with_name("freqtag").build().map_err(|e| format!("starting {}: {e}", lib.display()))
-        })
-        .as_ref()
-        .map_err(|e| Error::Runtime(e.clone()))
 }
 
 /// One output of a run: shape and row-major values.
@@ -120,28 +62,10 @@ pub struct Session {
 impl Session {
     /// Builds a session from serialized ONNX.
     pub fn new(onnx: &[u8], input: &str, input_shape: [usize; 3], cfg: &EngineConfig) -> Result<Session> {
-        let env = init_runtime()?;
         if cfg.batch == 0 {
             return Err(Error::param("batch", "at least 1", 0));
         }
-        let mut b = ort::session::Session::builder(env)
-            .map_err(runtime)?
-            .with_optimization_level(if cfg.optimize {
-                GraphOptimizationLevel::All
-            } else {
-                GraphOptimizationLevel::Disable
-            })
-            .map_err(|e| Error::Runtime(e.to_string()))?;
-        if cfg.threads > 0 {
-            b = b.with_intra_threads(cfg.threads).map_err(|e| Error::Runtime(e.to_string()))?;
-        }
-        // ONNX Runtime's threads spin after a run, waiting for the next one; freqtag
-        // works on the spectra between runs, so they would take its cores. Stopping
-        // the spin: analysis 3 % faster, plain inference unchanged (measured).
-        b = b.with_config_entry("session.force_spinning_stop", "1").map_err(|e| Error::Runtime(e.to_string()))?;
-        // Failures come back as errors with their message; ONNX Runtime's own log
-        // would print them a second time (and a failed probe is expected).
-        b = b.with_log_level(ort::logging::LogLevel::Fatal).map_err(|e| Error::Runtime(e.to_string()))?;
+        let mut b = session_builder(cfg.threads, cfg.optimize)?;
         if cfg.cuda {
             #[cfg(feature = "cuda")]
             {
@@ -154,7 +78,15 @@ impl Session {
         }
         let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
         let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(Session { inner, input: input.to_string(), input_shape, outputs, extra: Vec::new(), batch: cfg.batch, fixed: None })
+        Ok(Session {
+            inner,
+            input: input.to_string(),
+            input_shape,
+            outputs,
+            extra: Vec::new(),
+            batch: cfg.batch,
+            fixed: None,
+        })
     }
 
     /// A session over `model` whose outputs are its logits then, per tap, the
@@ -287,49 +219,4 @@ pub struct TapInfo {
 /// was loaded, from a probe run).
 pub fn probe_taps(model: &Model, _cfg: &EngineConfig) -> Result<Vec<TapInfo>> {
     Ok(model.taps.iter().map(|t| TapInfo { tap: t.clone(), shape: t.chw.to_vec() }).collect())
-}
-
-/// One probed tensor: whether it holds float32 values, and its full shape (batch included).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Probed {
-    /// Float32 values.
-    pub float: bool,
-    /// Shape as run, batch axis first when the tensor has one.
-    pub shape: Vec<usize>,
-}
-
-/// Runs `n` blank frames of `[C, H, W]` through `proto` (unoptimized) with `names`
-/// added as untyped outputs, and returns what ONNX Runtime computed for each.
-pub(crate) fn probe_tensors(
-    proto: &onnx_protobuf::ModelProto,
-    input: &str,
-    chw: [usize; 3],
-    names: &[String],
-    n: usize,
-) -> Result<std::collections::HashMap<String, Probed>> {
-    use protobuf::Message;
-    let mut p = proto.clone();
-    let g = p.graph.as_mut().expect("checked at load");
-    g.output.truncate(1);
-    let first = g.output[0].name.clone();
-    for name in names.iter().filter(|x| **x != first) {
-        g.output.push(onnx_protobuf::ValueInfoProto { name: name.clone(), ..Default::default() });
-    }
-    let bytes = p.write_to_bytes().map_err(|e| Error::Model(format!("serializing the probe graph: {e}")))?;
-    let cfg = EngineConfig { batch: n, optimize: false, threads: 1, cuda: false };
-    let session = Session::new(&bytes, input, chw, &cfg)?;
-    let [c, h, w] = chw;
-    let frames = vec![0.0f32; n * c * h * w];
-    let mut inner = session.inner;
-    let input_value = TensorRef::from_array_view(([n, c, h, w], frames.as_slice())).map_err(runtime)?;
-    let outs = inner.run(ort::inputs![input => input_value]).map_err(runtime)?;
-    let mut m = std::collections::HashMap::new();
-    for name in names {
-        let Some(v) = outs.get(name.as_str()) else { continue };
-        if let ort::value::ValueType::Tensor { ty, shape, .. } = v.dtype() {
-            let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
-            m.insert(name.clone(), Probed { float: *ty == ort::value::TensorElementType::Float32, shape });
-        }
-    }
-    Ok(m)
 }

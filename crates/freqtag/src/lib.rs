@@ -68,6 +68,7 @@ mod npy;
 pub mod prune;
 pub mod report;
 pub mod run;
+pub(crate) mod runtime;
 pub mod shard;
 pub mod snr;
 pub mod spectrum;

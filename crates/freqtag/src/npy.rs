@@ -66,18 +66,11 @@ pub(crate) fn npy_blocks<T: NpyElem, B: AsRef<[T]>>(
     f.flush().map_err(io)
 }
 
-/// Writes per-image scores, `scores[tap][image][channel]`, as float64
-/// `[image, tap, widest tap]` (NaN-padded), one row at a time.
-pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize, max_c: usize) -> Result<()> {
-    let nt = scores.len();
-    let rows = (0..n_images).flat_map(|i| {
-        scores.iter().map(move |tap| {
-            let mut row = vec![f64::NAN; max_c];
-            row[..tap[i].len()].copy_from_slice(&tap[i]);
-            row
-        })
-    });
-    npy_blocks(path, &[n_images as u64, nt as u64, max_c as u64], rows)
+/// Writes per-image scores, `scores[tap][image][channel]`, as float64 `[image, row]`
+/// (rows: every tap's channels in turn, unpadded), one image at a time.
+pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize, rows: usize) -> Result<()> {
+    let blocks = (0..n_images).map(|i| scores.iter().flat_map(|tap| tap[i].iter().copied()).collect::<Vec<f64>>());
+    npy_blocks(path, &[n_images as u64, rows as u64], blocks)
 }
 
 /// Largest NPY file read back.

@@ -53,7 +53,8 @@ pub struct AnalysisOptions {
     pub preset: String,
     /// Importance threshold on the per-filter score.
     pub threshold: f64,
-    /// Tap kinds to record: `conv`, `bn`, `relu`, `add`.
+    /// Tap kinds to record: `conv`, `linear`, `norm`, `act`, `add`, `concat`, `pool`,
+    /// `other` (`bn`, `relu`: older names of `norm`, `act`).
     pub taps: Vec<TapKind>,
     /// Explicit taps (dotted names, `#ordinal`, tensor names); override `taps`.
     pub tap: Vec<String>,
@@ -101,6 +102,15 @@ pub struct AnalysisOptions {
     pub batch: usize,
     /// Use the CUDA execution provider.
     pub cuda: bool,
+    /// Input channel means in [0, 1] pixel units (1 or 3; with `std`): needed when the
+    /// model does not record them ([`crate::model::Model::set_preprocess`]).
+    pub mean: Option<Vec<f32>>,
+    /// Input channel standard deviations in [0, 1] pixel units (1 or 3; with `mean`).
+    pub std: Option<Vec<f32>>,
+    /// Resize images so that the shorter side has this many pixels.
+    pub resize: Option<usize>,
+    /// Centre-crop images to this many pixels square (after `resize`).
+    pub crop: Option<usize>,
 }
 
 impl Default for AnalysisOptions {
@@ -122,6 +132,10 @@ impl Default for AnalysisOptions {
             threshold: DEFAULT_THRESHOLD,
             taps: vec![TapKind::Conv, TapKind::Linear],
             tap: vec![],
+            mean: None,
+            std: None,
+            resize: None,
+            crop: None,
             noise_n_neighbor_freqs: None,
             noise_skip_neighbor_freqs: None,
             drop_extremes: None,

@@ -519,7 +519,9 @@ fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
 }
 
 fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
-    let cfg = AnalysisConfig::default();
+    // The paper's experiment: its conv layers.
+    let taps = analysis::TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
+    let cfg = AnalysisConfig { taps, ..AnalysisConfig::default() };
     if a.random {
         ui.info(
             "demo --random: a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\

@@ -143,8 +143,18 @@ def analyze(
         One tag frequency (Hz) per region; regions ``halves``, ``left``, ``whole``,
         ``quadrants``, ``grid:RxC`` or ``mask:PATH``; frames per second; frame count.
     taps : None, str or list of str
-        Tap kinds to record (``conv``, ``bn``, ``relu``, ``add``; default ``conv``).
-        Single taps by name go in ``tap=["layer1.0.conv1", "#4"]``.
+        Tap kinds to record: ``conv``, ``linear``, ``norm``, ``act``, ``add``,
+        ``concat``, ``pool``, ``other``, ``all`` (default ``conv`` and ``linear``).
+        Single taps go in ``tap=``: module paths as ``named_modules()`` gives them
+        (``"layer1.0.conv1"``), glob patterns (``"blocks.*.mlp.fc1"``), ``"#4"`` (the
+        4th conv) or any float tensor name of the ONNX graph.
+    mean, std : float or sequence of 1 or 3 floats, optional
+        The input normalization in [0, 1] pixel units, as torchvision's ``Normalize``.
+        Needed when the model does not record it (a ``torch.nn.Module``, an ONNX file
+        without ``freqtag.mean``/``freqtag.std`` metadata): freqtag never assumes one.
+    resize, crop : int, optional
+        Resize images so that the shorter side has ``resize`` pixels, then centre-crop
+        ``crop`` x ``crop`` (to run CIFAR images on a 224 x 224 model: ``resize=224``).
     preset, threshold : SNR preset (``authors``, ``mne``, ``fpvs``, ``grid``) and the
         importance threshold on a filter's mean score.
     threads : ONNX Runtime intra-op threads (None: one per core).
@@ -232,7 +242,14 @@ def _prepare(
         "threshold": float(threshold),
     }
     if taps is not None:
-        opts["taps"] = [taps] if isinstance(taps, str) else list(taps)
+        kinds = [taps] if isinstance(taps, str) else list(taps)
+        every = ["conv", "linear", "norm", "act", "add", "concat", "pool", "other"]
+        opts["taps"] = [k for t in kinds for k in (every if t == "all" else [t])]
+    for k in ("mean", "std"):
+        if k in options and options[k] is not None and not isinstance(options[k], (list, tuple)):
+            options[k] = [float(options[k])]
+        elif options.get(k) is not None:
+            options[k] = [float(v) for v in options[k]]
     if threads is not None:
         opts["threads"] = int(threads)
     for k in ("tap", "maps"):
@@ -304,18 +321,46 @@ def merge(parts: Any, out: Optional[str] = None, *, overwrite: bool = False) -> 
 
 
 def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Optional[tuple] = None):
-    """Every tap point of a model as a DataFrame: ``name``, ``kind``, ``conv_ordinal``,
-    ``channels``, ``shape`` (per image, ``[C, H, W]``) and ``tensor`` (the ONNX name)."""
+    """Every tap point of a model as a DataFrame: ``name`` (its ``named_modules()``
+    path), ``kind``, ``conv_ordinal``, ``channels``, ``shape`` (what freqtag analyses,
+    ``[C, H, W]``), ``layout`` (``channels_first``, ``channels_last``, ``tokens(1+14x14)``,
+    ``flat``, ...), ``tensor`` (the ONNX name) and ``aliases``. What is not a tap, and
+    why, is in the DataFrame's ``attrs["skipped"]``."""
     import tempfile
 
     import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="freqtag-") as tmp:
-        rows = json.loads(_freqtag.taps(_model_arg(model, input_shape, tmp), data=data))
-    df = pd.DataFrame(rows, columns=["name", "kind", "conv_ordinal", "shape", "tensor"])
+        got = json.loads(_freqtag.taps(_model_arg(model, input_shape, tmp), data=data))
+    rows = [
+        {
+            "name": t["name"],
+            "kind": t["kind"],
+            "conv_ordinal": t["conv_ordinal"],
+            "channels": t["chw"][0],
+            "shape": t["chw"],
+            "layout": _layout_name(t["layout"]),
+            "tensor": t["tensor"],
+            "aliases": t.get("aliases", []),
+        }
+        for t in got["taps"]
+    ]
+    cols = ["name", "kind", "conv_ordinal", "channels", "shape", "layout", "tensor", "aliases"]
+    df = pd.DataFrame(rows, columns=cols)
     df["conv_ordinal"] = df["conv_ordinal"].astype("Int64")
-    df.insert(3, "channels", [s[0] for s in df["shape"]])
+    df.attrs["skipped"] = got["skipped"]
+    df.attrs["notes"] = got["notes"]
     return df
+
+
+def _layout_name(layout: dict) -> str:
+    kind = layout["type"]
+    if kind == "tokens":
+        grid = layout.get("grid")
+        return f"tokens({layout['prefix']}+{grid[0]}x{grid[1]})" if grid else f"tokens({layout['prefix']}+T)"
+    if kind == "token":
+        return f"token({layout['index']})"
+    return kind
 
 
 def evaluate(
@@ -325,10 +370,17 @@ def evaluate(
     limit: Optional[int] = None,
     threads: Optional[int] = None,
     input_shape: Optional[tuple] = None,
+    mean: Any = None,
+    std: Any = None,
+    resize: Optional[int] = None,
+    crop: Optional[int] = None,
 ) -> dict:
     """Top-1 accuracy on the CIFAR-10 test set (needs the data folder: ``data=`` or
     ``FREQTAG_DATA``): a dict with ``model``, ``n``, ``correct``, ``top1`` (percent) and
-    ``per_class`` (a pandas Series indexed by class name)."""
+    ``per_class`` (a pandas Series indexed by class name). ``mean``, ``std``,
+    ``resize``, ``crop``: the preprocessing, as in :func:`analyze`. A model without 10
+    finite logits is a :class:`FreqtagError`."""
+    listed = lambda v: None if v is None else [float(v)] if not isinstance(v, (list, tuple)) else [float(x) for x in v]
     import tempfile
 
     import pandas as pd
@@ -340,6 +392,10 @@ def evaluate(
                 data=data,
                 limit=limit,
                 threads=0 if threads is None else int(threads),
+                mean=listed(mean),
+                std=listed(std),
+                resize=resize,
+                crop=crop,
             )
         )
     r["per_class"] = pd.Series(r["per_class"], index=list(CLASSES), name="top1")

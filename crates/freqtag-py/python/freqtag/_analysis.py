@@ -40,14 +40,16 @@ class Analysis:
     sweep : DataFrame or None
         ``sweep.csv`` (with statistics).
     spectra : ndarray or None
-        float32 ``[image, tap, channel, bin]`` amplitudes ``|rfft(x)|/N`` (None when
-        per-image spectra were not kept: ``per_image=False`` or over 100 images).
+        float32 ``[image, row, bin]`` amplitudes ``|rfft(x)|/N`` (None when per-image
+        spectra were not kept: ``per_image=False`` or over 100 images). A row is one
+        filter: the rows of ``filters`` in order, each tap's channels in turn, nothing
+        padded; :meth:`rows` gives a tap's.
     coefficients : ndarray or None
-        complex64 ``[image, tap, channel, bin]``, ``rfft(x)/N``.
+        complex64 ``[image, row, bin]``, ``rfft(x)/N``.
     mean_spectra : ndarray
-        float64 ``[tap, channel, bin]``, mean amplitude over images.
+        float64 ``[row, bin]``, mean amplitude over images.
     scores : ndarray
-        float64 ``[image, tap, channel]`` per-image scores.
+        float64 ``[image, row]`` per-image scores.
     freqs_hz : ndarray
         Frequency of each bin, ``k * fps / n_frames``.
     taps : list of str
@@ -84,6 +86,8 @@ class Analysis:
         cfg = self.summary["stimulus"]["config"]
         self.freqs_hz: np.ndarray = np.arange(self.mean_spectra.shape[-1]) * cfg["fps"] / cfg["n_frames"]
         self.taps: list = [t["name"] for t in self.summary["taps"]]
+        counts = [int(t["shape"][0]) for t in self.summary["taps"]]
+        self._first_row = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         self.images = pd.DataFrame(self.summary["images"], columns=["name", "index", "label", "class"])
 
     def __repr__(self) -> str:
@@ -105,13 +109,20 @@ class Analysis:
             return self.taps.index(tap)
         raise FreqtagError(f"invalid tap: one of {', '.join(self.taps)} (got {tap})")
 
+    def rows(self, tap: str) -> slice:
+        """The rows of ``tap`` on the row axis of ``mean_spectra``, ``spectra``,
+        ``coefficients`` and ``scores``: ``a.mean_spectra[a.rows("layer1.0.conv1")]``
+        is that tap's ``[channel, bin]``."""
+        t = self.tap_index(tap)
+        return slice(int(self._first_row[t]), int(self._first_row[t + 1]))
+
     def spectrum(self, tap: str, channel: int) -> pd.Series:
         """One filter's mean amplitude spectrum over images, indexed by frequency (Hz)."""
         t = self.tap_index(tap)
         n = int(self.layers["n_filters"].iloc[t])
         if not 0 <= channel < n:
             raise FreqtagError(f"invalid channel: 0..{n - 1} for tap {tap} (got {channel})")
-        s = pd.Series(self.mean_spectra[t, channel], index=pd.Index(self.freqs_hz, name="freq_hz"))
+        s = pd.Series(self.mean_spectra[self._first_row[t] + channel], index=pd.Index(self.freqs_hz, name="freq_hz"))
         s.name = f"{self.taps[t]}[{channel}]"
         return s
 

@@ -94,7 +94,8 @@ pub(super) struct Accumulator<'a> {
     taps: Vec<TapAcc>,
     /// Taps `..split` go to the second thread.
     split: usize,
-    max_c: usize,
+    /// Channels of each tap (its block of rows).
+    chans: Vec<usize>,
     ffts: [Fft; 2],
     per: Option<PerImage>,
 }
@@ -110,7 +111,8 @@ impl<'a> Accumulator<'a> {
         n_images: usize,
     ) -> Self {
         let nb = n_bins(n_frames);
-        let max_c = taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+        let chans: Vec<usize> = taps.iter().map(|t| t.shape[0]).collect();
+        let rows: usize = chans.iter().sum();
         let accs: Vec<TapAcc> = taps
             .iter()
             .map(|t| {
@@ -140,16 +142,12 @@ impl<'a> Accumulator<'a> {
             ctx: Ctx { lines, snr: &cfg.snr, test_lines, n_frames, period },
             taps: accs,
             split,
-            max_c,
+            chans,
             ffts: [Fft::new(), Fft::new()],
             per: cfg.keep_per_image.then(|| {
                 // Reserved up front: growing by doubling would copy hundreds of MB.
-                let len = n_images * taps.len() * max_c * nb;
-                PerImage {
-                    max_channels: max_c,
-                    amplitude: Vec::with_capacity(len),
-                    coefficients: Vec::with_capacity(len),
-                }
+                let len = n_images * rows * nb;
+                PerImage { rows, amplitude: Vec::with_capacity(len), coefficients: Vec::with_capacity(len) }
             }),
         }
     }
@@ -165,19 +163,25 @@ impl<'a> Accumulator<'a> {
         let ctx = &self.ctx;
         let nt = self.taps.len();
         let outs = &outs[1..=nt];
-        // This image's block of the per-image arrays, `[tap][channel][bin]`, NaN first
-        // (padding channels stay NaN), one sub-block per tap written in place.
-        let block = self.max_c * n_bins(ctx.n_frames);
+        // This image's block of the per-image arrays, `[row][bin]` (each tap's channels
+        // in turn), one sub-block per tap written in place.
+        let nb = n_bins(ctx.n_frames);
         let mut per: Vec<Option<PerImageTap>> = match self.per.as_mut() {
             Some(all) => {
                 let start = all.amplitude.len();
-                all.amplitude.resize(start + nt * block, f32::NAN);
-                all.coefficients.resize(start + nt * block, Complex::new(f32::NAN, f32::NAN));
-                all.amplitude[start..]
-                    .chunks_mut(block)
-                    .zip(all.coefficients[start..].chunks_mut(block))
-                    .map(Some)
-                    .collect()
+                let block = all.rows * nb;
+                all.amplitude.resize(start + block, f32::NAN);
+                all.coefficients.resize(start + block, Complex::new(f32::NAN, f32::NAN));
+                let (mut amp, mut coef) = (&mut all.amplitude[start..], &mut all.coefficients[start..]);
+                let mut v = Vec::with_capacity(nt);
+                for &c in &self.chans {
+                    let (a, ra) = std::mem::take(&mut amp).split_at_mut(c * nb);
+                    let (k, rk) = std::mem::take(&mut coef).split_at_mut(c * nb);
+                    v.push(Some((a, k)));
+                    amp = ra;
+                    coef = rk;
+                }
+                v
             }
             None => (0..nt).map(|_| None).collect(),
         };

@@ -24,8 +24,9 @@ pub fn plan(model: &Model, taps: &[TapInfo]) -> DerivePlan {
             }
             let bn =
                 g.node.iter().find(|n| n.op_type == "BatchNormalization" && n.output.first() == Some(&t.tap.tensor))?;
-            let src =
-                taps.iter().position(|s| s.tap.kind == TapKind::Conv && s.tap.layout == t.tap.layout && Some(&s.tap.tensor) == bn.input.first())?;
+            let src = taps.iter().position(|s| {
+                s.tap.kind == TapKind::Conv && s.tap.layout == t.tap.layout && Some(&s.tap.tensor) == bn.input.first()
+            })?;
             let p: Vec<Vec<f32>> = bn.input.get(1..5)?.iter().map(|n| init(n)).collect::<Option<_>>()?;
             let eps = bn.attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
             let c = t.shape[0];

@@ -212,12 +212,12 @@ impl InferencePath {
     }
 }
 
-/// Per-image spectra, `[image][tap][channel][bin]` flattened with channels padded to
-/// the widest tap (padding is NaN).
+/// Per-image spectra, `[image][row][bin]` flattened, where the rows are every tap's
+/// channels one after another (tap order, then channel; [`state::row_offsets`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerImage {
-    /// Widest tap's channel count (the padded axis).
-    pub max_channels: usize,
+    /// Rows per image: the channels of all taps.
+    pub rows: usize,
     /// Amplitudes `|X|/N`.
     pub amplitude: Vec<f32>,
     /// Complex coefficients `X/N`.

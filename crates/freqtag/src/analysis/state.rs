@@ -83,7 +83,7 @@ impl AnalysisState {
                 s.sum_line_snr.iter().map(Vec::len).collect::<Vec<_>>(),
                 s.coefs.len(),
                 s.series.len(),
-                s.per.as_ref().map(|p| p.max_channels),
+                s.per.as_ref().map(|p| p.rows),
                 s.map_sums.len(),
             )
         };
@@ -132,49 +132,48 @@ impl AnalysisState {
         use crate::npy::npy;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let ni = self.images.len();
-        let nt = ctx.taps.len();
-        let max_c = ctx.taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
+        let (off, rows) = row_offsets(&ctx.taps);
         let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
         let scores: Vec<&[Vec<f64>]> = self.scores.iter().map(Vec::as_slice).collect();
-        crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, max_c)?;
+        crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
         let flat3 = |v: &[Vec<Vec<f64>>], inner: usize| {
-            let mut out = vec![f64::NAN; nt * max_c * inner];
+            let mut out = vec![f64::NAN; rows * inner];
             for (t, tap) in v.iter().enumerate() {
                 for (c, row) in tap.iter().enumerate() {
-                    out[(t * max_c + c) * inner..][..row.len()].copy_from_slice(row);
+                    out[(off[t] + c) * inner..][..row.len()].copy_from_slice(row);
                 }
             }
             out
         };
-        npy(&dir.join("sum_amp.npy"), &[nt as u64, max_c as u64, nb as u64], &flat3(&self.sum_amp, nb))?;
-        npy(&dir.join("sum_line_snr.npy"), &[nt as u64, max_c as u64, nl as u64], &flat3(&self.sum_line_snr, nl))?;
+        npy(&dir.join("sum_amp.npy"), &[rows as u64, nb as u64], &flat3(&self.sum_amp, nb))?;
+        npy(&dir.join("sum_line_snr.npy"), &[rows as u64, nl as u64], &flat3(&self.sum_line_snr, nl))?;
         if self.coefs.iter().any(|t| !t.is_empty()) {
             let ntl = ctx.test_lines.len();
-            let mut out = vec![Complex::new(f32::NAN, f32::NAN); nt * max_c * ntl * ni];
+            let mut out = vec![Complex::new(f32::NAN, f32::NAN); rows * ntl * ni];
             for (t, tap) in self.coefs.iter().enumerate() {
                 for (c, ch) in tap.iter().enumerate() {
                     for (l, line) in ch.iter().enumerate() {
-                        out[((t * max_c + c) * ntl + l) * ni..][..line.len()].copy_from_slice(line);
+                        out[((off[t] + c) * ntl + l) * ni..][..line.len()].copy_from_slice(line);
                     }
                 }
             }
-            npy(&dir.join("coefs.npy"), &[nt as u64, max_c as u64, ntl as u64, ni as u64], &out)?;
+            npy(&dir.join("coefs.npy"), &[rows as u64, ntl as u64, ni as u64], &out)?;
         }
         if self.series.iter().any(|t| !t.is_empty()) {
             let p = self.series.iter().flatten().flatten().map(Vec::len).next().unwrap_or(0);
-            let mut out = vec![f32::NAN; nt * max_c * ni * p];
+            let mut out = vec![f32::NAN; rows * ni * p];
             for (t, tap) in self.series.iter().enumerate() {
                 for (c, ch) in tap.iter().enumerate() {
                     for (i, s) in ch.iter().enumerate() {
-                        out[((t * max_c + c) * ni + i) * p..][..s.len()].copy_from_slice(s);
+                        out[((off[t] + c) * ni + i) * p..][..s.len()].copy_from_slice(s);
                     }
                 }
             }
-            npy(&dir.join("series.npy"), &[nt as u64, max_c as u64, ni as u64, p as u64], &out)?;
+            npy(&dir.join("series.npy"), &[rows as u64, ni as u64, p as u64], &out)?;
         }
         if let Some(per) = &self.per {
-            let shape = [ni as u64, nt as u64, per.max_channels as u64, nb as u64];
+            let shape = [ni as u64, per.rows as u64, nb as u64];
             npy(&dir.join("per_amplitude.npy"), &shape, &per.amplitude)?;
             npy(&dir.join("per_coefficients.npy"), &shape, &per.coefficients)?;
         }
@@ -198,24 +197,23 @@ impl AnalysisState {
         let ni = images.len();
         let nt = ctx.taps.len();
         let chans: Vec<usize> = ctx.taps.iter().map(|t| t.shape[0]).collect();
-        let max_c = chans.iter().copied().max().unwrap_or(0);
+        let (off, rows) = row_offsets(&ctx.taps);
         let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
-        let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, nt, max_c])?;
-        let scores =
-            (0..nt).map(|t| (0..ni).map(|i| sc[(i * nt + t) * max_c..][..chans[t]].to_vec()).collect()).collect();
+        let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, rows])?;
+        let scores = (0..nt).map(|t| (0..ni).map(|i| sc[i * rows + off[t]..][..chans[t]].to_vec()).collect()).collect();
         let unflat3 = |v: Vec<f64>, inner: usize| -> Vec<Vec<Vec<f64>>> {
-            (0..nt).map(|t| (0..chans[t]).map(|c| v[(t * max_c + c) * inner..][..inner].to_vec()).collect()).collect()
+            (0..nt).map(|t| (0..chans[t]).map(|c| v[(off[t] + c) * inner..][..inner].to_vec()).collect()).collect()
         };
-        let sum_amp = unflat3(read_npy(dir, "sum_amp.npy", &[nt, max_c, nb])?, nb);
-        let sum_line_snr = unflat3(read_npy(dir, "sum_line_snr.npy", &[nt, max_c, nl])?, nl);
+        let sum_amp = unflat3(read_npy(dir, "sum_amp.npy", &[rows, nb])?, nb);
+        let sum_line_snr = unflat3(read_npy(dir, "sum_line_snr.npy", &[rows, nl])?, nl);
         let ntl = ctx.test_lines.len();
         let coefs = if ctx.config.stats.enabled {
-            let v: Vec<Complex<f32>> = read_npy(dir, "coefs.npy", &[nt, max_c, ntl, ni])?;
+            let v: Vec<Complex<f32>> = read_npy(dir, "coefs.npy", &[rows, ntl, ni])?;
             (0..nt)
                 .map(|t| {
                     (0..chans[t])
-                        .map(|c| (0..ntl).map(|l| v[((t * max_c + c) * ntl + l) * ni..][..ni].to_vec()).collect())
+                        .map(|c| (0..ntl).map(|l| v[((off[t] + c) * ntl + l) * ni..][..ni].to_vec()).collect())
                         .collect()
                 })
                 .collect()
@@ -227,11 +225,11 @@ impl AnalysisState {
                 InferencePath::Folded { period, .. } => period,
                 _ => ctx.config.stimulus.n_frames,
             };
-            let v: Vec<f32> = read_npy(dir, "series.npy", &[nt, max_c, ni, p])?;
+            let v: Vec<f32> = read_npy(dir, "series.npy", &[rows, ni, p])?;
             (0..nt)
                 .map(|t| {
                     (0..chans[t])
-                        .map(|c| (0..ni).map(|i| v[((t * max_c + c) * ni + i) * p..][..p].to_vec()).collect())
+                        .map(|c| (0..ni).map(|i| v[((off[t] + c) * ni + i) * p..][..p].to_vec()).collect())
                         .collect()
                 })
                 .collect()
@@ -239,9 +237,9 @@ impl AnalysisState {
             vec![Vec::new(); nt]
         };
         let per = if ctx.config.keep_per_image {
-            let shape = [ni, nt, max_c, nb];
+            let shape = [ni, rows, nb];
             Some(PerImage {
-                max_channels: max_c,
+                rows,
                 amplitude: read_npy(dir, "per_amplitude.npy", &shape)?,
                 coefficients: read_npy(dir, "per_coefficients.npy", &shape)?,
             })
@@ -267,4 +265,16 @@ impl AnalysisState {
 
 fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<T>> {
     crate::npy::read(&dir.join(name), shape)
+}
+
+/// Where each tap's channels start in the channel-row arrays, and the number of rows
+/// (all taps' channels, one after another, unpadded).
+pub fn row_offsets(taps: &[crate::engine::TapInfo]) -> (Vec<usize>, usize) {
+    let mut off = Vec::with_capacity(taps.len());
+    let mut rows = 0;
+    for t in taps {
+        off.push(rows);
+        rows += t.shape[0];
+    }
+    (off, rows)
 }

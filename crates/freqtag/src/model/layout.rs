@@ -138,10 +138,20 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
         let op = n.op_type.as_str();
         let r = so.len();
         let res: Option<L> = match op {
-            "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "GlobalAveragePool" | "GlobalMaxPool"
-            | "Pad" | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" | "InstanceNormalization" => {
-                (r >= 2).then_some(L::Cf)
-            }
+            "Conv"
+            | "ConvTranspose"
+            | "MaxPool"
+            | "AveragePool"
+            | "LpPool"
+            | "GlobalAveragePool"
+            | "GlobalMaxPool"
+            | "Pad"
+            | "Resize"
+            | "Upsample"
+            | "DepthToSpace"
+            | "SpaceToDepth"
+            | "LRN"
+            | "InstanceNormalization" => (r >= 2).then_some(L::Cf),
             "BatchNormalization" | "GroupNormalization" => Some(if r == 1 { L::Flat } else { L::Cf }),
             "Gemm" => Some(L::Flat),
             "MatMul" if dyn_in.len() == 1 => match (l0, r) {
@@ -212,11 +222,15 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
             "ReduceMean" | "ReduceMax" | "ReduceSum" | "ReduceMin" => {
                 let rank_in = s0.map_or(0, |s| s.len() + 1);
                 let axes = reduce_axes(g, n, rank_in);
-                let keep = attr_ints(n, "keepdims").map_or(true, |v| v.first() != Some(&0));
+                let keep = attr_ints(n, "keepdims").is_none_or(|v| v.first() != Some(&0));
                 match (l0, axes) {
-                    (Some(L::Cf), Some(a)) if !a.is_empty() && a.iter().all(|&x| x >= 2) => {
-                        Some(if keep { L::Cf } else if r == 1 { L::Flat } else { L::Cf })
-                    }
+                    (Some(L::Cf), Some(a)) if !a.is_empty() && a.iter().all(|&x| x >= 2) => Some(if keep {
+                        L::Cf
+                    } else if r == 1 {
+                        L::Flat
+                    } else {
+                        L::Cf
+                    }),
                     (Some(L::Cl), Some(a)) if a == [1, 2] && !keep => Some(L::Flat),
                     (Some(L::Tok(..)), Some(a)) if a == [1] && !keep => Some(L::Flat),
                     _ => None,
@@ -258,7 +272,8 @@ pub(crate) struct Editor<'a> {
 impl<'a> Editor<'a> {
     /// An editor of `proto`.
     pub fn new(proto: &'a mut ModelProto) -> Self {
-        let opset = proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(13, |o| o.version);
+        let opset =
+            proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(13, |o| o.version);
         Editor { proto, opset }
     }
 

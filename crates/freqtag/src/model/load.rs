@@ -8,9 +8,9 @@ use std::path::{Component, Path};
 use onnx_protobuf::{tensor_proto::DataLocation, tensor_shape_proto::dimension::Value as Dim, ModelProto};
 
 use super::layout::{self, Layout};
+use super::probe::probe_tensors;
 use super::scan::{self, Skipped};
 use super::{graph, Model, Preprocess, TapKind, TapPoint, MAX_INPUT_ELEMENTS, MAX_ONNX_BYTES};
-use crate::engine::probe_tensors;
 use crate::error::{Error, Result};
 
 /// The name of the NCHW input freqtag puts in front of an NHWC model.
@@ -34,10 +34,14 @@ fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()>
         let loc = get("location").ok_or_else(|| bad(format!("weight `{}` is external but names no file", t.name)))?;
         let rel = Path::new(&loc);
         if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
-            return Err(bad(format!("weight `{}` names `{loc}`: external data must be a file beside the model", t.name)));
+            return Err(bad(format!(
+                "weight `{}` names `{loc}`: external data must be a file beside the model",
+                t.name
+            )));
         }
         let num = |k: &str| -> Result<Option<u64>> {
-            get(k).map(|v| v.parse::<u64>().map_err(|_| bad(format!("weight `{}`: {k} `{v}` is not a number", t.name))))
+            get(k)
+                .map(|v| v.parse::<u64>().map_err(|_| bad(format!("weight `{}`: {k} `{v}` is not a number", t.name))))
                 .transpose()
         };
         let (offset, length) = (num("offset")?.unwrap_or(0), num("length")?);
@@ -59,7 +63,9 @@ fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()>
             None => Some(bytes.len() as u64),
         }
         .filter(|&e| e <= bytes.len() as u64 && offset <= e)
-        .ok_or_else(|| bad(format!("weight `{}`: bytes {offset}.. lie outside `{loc}` ({} bytes)", t.name, bytes.len())))?;
+        .ok_or_else(|| {
+            bad(format!("weight `{}`: bytes {offset}.. lie outside `{loc}` ({} bytes)", t.name, bytes.len()))
+        })?;
         total += end - offset;
         if total > MAX_ONNX_BYTES {
             return Err(bad(format!("external weights exceed {MAX_ONNX_BYTES} bytes")));
@@ -78,9 +84,10 @@ fn meta_triple(proto: &ModelProto, key: &'static str) -> Result<Option<[f32; 3]>
         return Ok(None);
     };
     let inner = v.trim_start_matches('[').trim_end_matches(']');
-    let xs: Vec<f32> = inner.split(',').map(|x| x.trim().parse::<f32>()).collect::<std::result::Result<_, _>>().map_err(
-        |_| Error::Model(format!("metadata `{key}` is `{v}`: expected numbers such as 0.5,0.5,0.5 or [0.5, 0.5, 0.5]")),
-    )?;
+    let xs: Vec<f32> =
+        inner.split(',').map(|x| x.trim().parse::<f32>()).collect::<std::result::Result<_, _>>().map_err(|_| {
+            Error::Model(format!("metadata `{key}` is `{v}`: expected numbers such as 0.5,0.5,0.5 or [0.5, 0.5, 0.5]"))
+        })?;
     Preprocess::triple(key, &xs).map(Some)
 }
 
@@ -106,7 +113,9 @@ impl Model {
         let input_name = g.input[inp].name.clone();
         let dims = graph::dims_of(&g.input[inp]).unwrap_or_default();
         let dims4 = match dims.as_slice() {
-            [b, Some(x), Some(y), Some(z)] if *x > 0 && *y > 0 && *z > 0 => (*b, [*x as usize, *y as usize, *z as usize]),
+            [b, Some(x), Some(y), Some(z)] if *x > 0 && *y > 0 && *z > 0 => {
+                (*b, [*x as usize, *y as usize, *z as usize])
+            }
             _ => {
                 return Err(bad(format!(
                     "input `{input_name}` must be an image batch [N, C, H, W] or [N, H, W, C] with static C, H, W; \
@@ -160,7 +169,13 @@ impl Model {
             g.input[inp] = v;
             g.node.insert(
                 0,
-                graph::node("Transpose", NCHW_INPUT, &[NCHW_INPUT], &[&input_name], vec![graph::attr_ints("perm", &[0, 2, 3, 1])]),
+                graph::node(
+                    "Transpose",
+                    NCHW_INPUT,
+                    &[NCHW_INPUT],
+                    &[&input_name],
+                    vec![graph::attr_ints("perm", &[0, 2, 3, 1])],
+                ),
             );
             notes.push(format!(
                 "input `{input_name}` is channels-last [N, {a}, {b}, {c}]: frames are transposed to it in the graph"
@@ -181,7 +196,9 @@ impl Model {
                 }
                 proto = original;
                 if nhwc {
-                    return Err(bad("a channels-last model with a fixed batch: export it with a dynamic batch axis".into()));
+                    return Err(bad(
+                        "a channels-last model with a fixed batch: export it with a dynamic batch axis".into()
+                    ));
                 }
                 notes.push(format!(
                     "the graph's batch axis is fixed at {b} and cannot be freed (a reshape holds it): runs use \
@@ -224,7 +241,10 @@ impl Model {
                 continue;
             };
             let Some(chw) = lay.canonical(dims) else {
-                skipped.push(Skipped { name: cand.name.clone(), reason: format!("layout {} does not fit {dims:?}", lay.describe()) });
+                skipped.push(Skipped {
+                    name: cand.name.clone(),
+                    reason: format!("layout {} does not fit {dims:?}", lay.describe()),
+                });
                 continue;
             };
             let conv_ordinal = (cand.kind == TapKind::Conv).then(|| {
@@ -259,10 +279,7 @@ impl Model {
                 taps.push(tap);
             }
         }
-        let tensors = layouts
-            .into_iter()
-            .filter_map(|(k, l)| shapes.get(&k).map(|s| (k, (l, s.clone()))))
-            .collect();
+        let tensors = layouts.into_iter().filter_map(|(k, l)| shapes.get(&k).map(|s| (k, (l, s.clone())))).collect();
         let meta = |k: &str| proto.metadata_props.iter().any(|p| p.key == k);
         let preprocess_known = meta("freqtag.mean") && meta("freqtag.std");
         let mut preprocess = match (meta_triple(&proto, "freqtag.mean")?, meta_triple(&proto, "freqtag.std")?) {

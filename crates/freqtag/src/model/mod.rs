@@ -14,6 +14,7 @@ pub(crate) mod graph;
 pub mod layout;
 mod load;
 pub mod pickle;
+mod probe;
 pub mod resnet;
 pub(crate) mod scan;
 mod select;
@@ -31,7 +32,7 @@ pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 pub use layout::Layout;
 pub use scan::Skipped;
 
-/// What a tap computes, read from the graph's nodes (see [`scan`]).
+/// What a tap computes, read from the graph's nodes as patterns (GELU is several nodes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum TapKind {

@@ -36,9 +36,37 @@ const BOOL: i32 = DataType::BOOL as i32;
 
 /// Elementwise ops of one tensor.
 const UNARY: &[&str] = &[
-    "Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Gelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softplus",
-    "Softsign", "Mish", "Erf", "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Clip", "Identity", "Dropout",
-    "ThresholdedRelu", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "Cast",
+    "Relu",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Celu",
+    "Gelu",
+    "Sigmoid",
+    "HardSigmoid",
+    "HardSwish",
+    "Tanh",
+    "Softplus",
+    "Softsign",
+    "Mish",
+    "Erf",
+    "Exp",
+    "Log",
+    "Abs",
+    "Neg",
+    "Sqrt",
+    "Reciprocal",
+    "Clip",
+    "Identity",
+    "Dropout",
+    "ThresholdedRelu",
+    "Sin",
+    "Cos",
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Cast",
 ];
 /// Unary ops that do not bend the input (a chain of only these and affine constants is linear).
 const LINEAR_UNARY: &[&str] = &["Identity", "Dropout", "Neg", "Cast"];
@@ -161,7 +189,8 @@ pub(crate) fn module_chain(n: &NodeProto) -> (Vec<String>, String) {
 fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
     let mut t: HashMap<String, i32> = HashMap::new();
     for v in g.input.iter().chain(&g.value_info).chain(&g.output) {
-        if let Some(onnx_protobuf::type_proto::Value::TensorType(tt)) = v.type_.as_ref().and_then(|x| x.value.as_ref()) {
+        if let Some(onnx_protobuf::type_proto::Value::TensorType(tt)) = v.type_.as_ref().and_then(|x| x.value.as_ref())
+        {
             if tt.elem_type != 0 {
                 t.insert(v.name.clone(), tt.elem_type);
             }
@@ -179,9 +208,9 @@ fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
             | "IsNaN" | "IsInf" => Some(BOOL),
             "Cast" => attr("to").map(|a| a.i as i32),
             "CastLike" => n.input.get(1).and_then(|i| t.get(i).copied()),
-            "Constant" => attr("value").map(|a| a.t.data_type).or_else(|| {
-                n.attribute.first().map(|a| if a.name.starts_with("value_float") { FLOAT } else { INT64 })
-            }),
+            "Constant" => attr("value")
+                .map(|a| a.t.data_type)
+                .or_else(|| n.attribute.first().map(|a| if a.name.starts_with("value_float") { FLOAT } else { INT64 })),
             "ConstantOfShape" => Some(attr("value").map_or(FLOAT, |a| a.t.data_type)),
             "Where" => n.input.get(1).and_then(|i| t.get(i).copied()),
             _ => first_known(),
@@ -246,9 +275,9 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             }
             let pointwise_src = if k > 0 || !is_dynamic {
                 None
-            } else if UNARY.contains(&op) && dyn_in.len() == 1 && n.input.first() == Some(dyn_in[0]) {
-                Some(src_of(dyn_in[0], &facts))
-            } else if BINARY.contains(&op) && dyn_in.len() == 1 {
+            } else if (UNARY.contains(&op) && n.input.first() == dyn_in.first().copied() || BINARY.contains(&op))
+                && dyn_in.len() == 1
+            {
                 Some(src_of(dyn_in[0], &facts))
             } else if BINARY.contains(&op) && dyn_in.len() == 2 {
                 let (a, b) = (src_of(dyn_in[0], &facts), src_of(dyn_in[1], &facts));
@@ -336,7 +365,8 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
         let src = f.source.clone();
         let exits = graph_outputs.contains(o.as_str())
             || consumers.get(o.as_str()).is_some_and(|cs| {
-                cs.iter().any(|&c| g.node[c].output.first().and_then(|x| facts.get(x)).map_or(true, |cf| cf.source != src))
+                cs.iter()
+                    .any(|&c| g.node[c].output.first().and_then(|x| facts.get(x)).is_none_or(|cf| cf.source != src))
             });
         let f = facts.get_mut(&o).unwrap();
         if exits {
@@ -487,13 +517,8 @@ fn module_kind(g: &GraphProto, chains: &[(Vec<String>, String)], i: usize, n: &N
         }
     }
     let Some(m) = chains[i].0.last() else { return TapKind::Other };
-    let ops: HashSet<&str> = g
-        .node
-        .iter()
-        .zip(chains)
-        .filter(|(_, c)| c.0.last() == Some(m))
-        .map(|(n, _)| n.op_type.as_str())
-        .collect();
+    let ops: HashSet<&str> =
+        g.node.iter().zip(chains).filter(|(_, c)| c.0.last() == Some(m)).map(|(n, _)| n.op_type.as_str()).collect();
     let weighted = ops.iter().any(|o| matches!(*o, "Conv" | "MatMul" | "Gemm"));
     if ops.contains("ReduceMean") && (ops.contains("Sqrt") || ops.contains("Pow")) && !weighted {
         return TapKind::Norm;

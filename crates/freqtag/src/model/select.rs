@@ -97,9 +97,13 @@ impl Model {
         if let Some(n) = key.strip_prefix('#') {
             let o: usize = n.parse().map_err(|_| Error::param("tap", "#<conv ordinal>, e.g. #4", key))?;
             let convs = self.taps.iter().filter(|t| t.conv_ordinal.is_some()).count();
-            return self.taps.iter().find(|t| t.conv_ordinal == Some(o)).cloned().map(|t| vec![t]).ok_or_else(|| {
-                Error::param("tap", format!("a conv ordinal of {} in 1..={convs}", self.name), key)
-            });
+            return self
+                .taps
+                .iter()
+                .find(|t| t.conv_ordinal == Some(o))
+                .cloned()
+                .map(|t| vec![t])
+                .ok_or_else(|| Error::param("tap", format!("a conv ordinal of {} in 1..={convs}", self.name), key));
         }
         if is_glob(key) {
             let pat = glob::Pattern::new(key).map_err(|e| Error::param("tap", format!("a glob pattern ({e})"), key))?;
@@ -109,18 +113,21 @@ impl Model {
             }
             return Ok(v);
         }
-        if let Some(t) = self.taps.iter().find(|t| t.name == key).or_else(|| {
-            self.taps.iter().find(|t| t.aliases.iter().any(|a| a == key) || t.tensor == key)
-        }) {
+        if let Some(t) = self
+            .taps
+            .iter()
+            .find(|t| t.name == key)
+            .or_else(|| self.taps.iter().find(|t| t.aliases.iter().any(|a| a == key) || t.tensor == key))
+        {
             return Ok(vec![t.clone()]);
         }
         if let Some(s) = self.skipped.iter().find(|s| s.name == key) {
             return Err(Error::param("tap", format!("a tap ({key} is not one: {})", s.reason), key));
         }
         if let Some((layout, dims)) = self.tensors.get(key) {
-            let chw = layout.canonical(dims).ok_or_else(|| {
-                Error::param("tap", format!("a tensor whose layout fits its shape ({dims:?})"), key)
-            })?;
+            let chw = layout
+                .canonical(dims)
+                .ok_or_else(|| Error::param("tap", format!("a tensor whose layout fits its shape ({dims:?})"), key))?;
             return Ok(vec![TapPoint {
                 name: key.to_string(),
                 tensor: key.to_string(),
@@ -182,11 +189,8 @@ impl Model {
     }
 
     fn unknown(&self, key: &str, expected: &str) -> Error {
-        let mut near: Vec<(f64, &str)> = self
-            .taps
-            .iter()
-            .map(|t| (strsim::normalized_levenshtein(&t.name, key), t.name.as_str()))
-            .collect();
+        let mut near: Vec<(f64, &str)> =
+            self.taps.iter().map(|t| (strsim::normalized_levenshtein(&t.name, key), t.name.as_str())).collect();
         near.sort_by(|a, b| b.0.total_cmp(&a.0));
         let close: Vec<&str> = near.iter().take(5).map(|x| x.1).collect();
         Error::param(

@@ -7,9 +7,9 @@
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
 //! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
 //! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
-//! | `spectra_mean.npy` | float64 `[tap, channel, bin]`, mean amplitude over images (channels NaN-padded) |
-//! | `spectra.npy` | float32 `[image, tap, channel, bin]` amplitudes (when per-image spectra are kept) |
-//! | `coefficients.npy` | complex64 `[image, tap, channel, bin]`, `rfft/N` (when kept) |
+//! | `spectra_mean.npy` | float64 `[row, bin]`, mean amplitude over images; a row is one channel of one tap, in the order of `filters.csv` (each tap's channels in turn, nothing padded) |
+//! | `spectra.npy` | float32 `[image, row, bin]` amplitudes (when per-image spectra are kept) |
+//! | `coefficients.npy` | complex64 `[image, row, bin]`, `rfft/N` (when kept) |
 //! | `maps/<tap>.npy` | float64 `[channel, line, H, W]` per-neuron SNR at f1, f2, (f1+f2), with `--maps` |
 //! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
 //!
@@ -164,19 +164,13 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     }
     std::fs::write(&p, s).map_err(io(&p))?;
 
-    let nt = a.taps.len() as u64;
-    let max_c = a.taps.iter().map(|t| t.shape[0]).max().unwrap_or(0);
-    let nb = a.mean_amplitude.first().and_then(|t| t.first()).map_or(0, Vec::len);
-    let mut mean = vec![f64::NAN; a.taps.len() * max_c * nb];
-    for (t, tap) in a.mean_amplitude.iter().enumerate() {
-        for (c, spec) in tap.iter().enumerate() {
-            mean[(t * max_c + c) * nb..(t * max_c + c + 1) * nb].copy_from_slice(spec);
-        }
-    }
-    npy(&dir.join("spectra_mean.npy"), &[nt, max_c as u64, nb as u64], &mean)?;
+    let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
+    let nb = crate::spectrum::n_bins(a.config.stimulus.n_frames);
+    let mean: Vec<f64> = a.mean_amplitude.iter().flatten().flatten().copied().collect();
+    npy(&dir.join("spectra_mean.npy"), &[rows as u64, nb as u64], &mean)?;
     let ni = a.images.len();
     let scores: Vec<&[Vec<f64>]> = a.scores.iter().map(|l| l.scores.as_slice()).collect();
-    crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, max_c)?;
+    crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
     for m in &a.maps {
         let d = dir.join("maps");
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -185,7 +179,7 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
         npy(&d.join(format!("{}.npy", m.tap)), &[c as u64, m.lines.len() as u64, h as u64, w as u64], &flat)?;
     }
     if let Some(per) = &a.per_image {
-        let shape = [ni as u64, nt, per.max_channels as u64, nb as u64];
+        let shape = [ni as u64, per.rows as u64, nb as u64];
         npy(&dir.join("spectra.npy"), &shape, &per.amplitude)?;
         npy(&dir.join("coefficients.npy"), &shape, &per.coefficients)?;
     }

@@ -27,10 +27,12 @@ pub struct RunData {
     pub summary: Summary,
     /// The line catalogue from the summary.
     pub lines: Vec<Line>,
-    /// `spectra_mean.npy`, `[tap][channel][bin]` flattened.
+    /// `spectra_mean.npy`, `[row][bin]` flattened (rows: each tap's channels in turn).
     pub mean: Vec<f64>,
-    /// Its shape.
-    pub shape: [usize; 3],
+    /// Its shape `[rows, bins]`.
+    pub shape: [usize; 2],
+    /// First row of each tap.
+    pub offsets: Vec<usize>,
 }
 
 impl RunData {
@@ -39,22 +41,28 @@ impl RunData {
     pub fn load(dir: &Path) -> Result<RunData> {
         let summary = Summary::read(dir)?;
         let lines = summary.lines.clone();
-        let max_c = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).max().unwrap_or(0);
-        let want = [summary.taps.len(), max_c, crate::spectrum::n_bins(summary.stimulus.config.n_frames)];
+        let rows: usize = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
+        let want = [rows, crate::spectrum::n_bins(summary.stimulus.config.n_frames)];
         let p = dir.join("spectra_mean.npy");
         let mean: Vec<f64> = crate::npy::read(&p, &want).map_err(|e| match e {
             Error::Data { path, reason } => {
-                Error::Data { path, reason: format!("{reason} (tap, channel, bin), as the summary says") }
+                Error::Data { path, reason: format!("{reason} (channel row, bin), as the summary says") }
             }
             e => e,
         })?;
-        Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape: want })
+        let mut offsets = Vec::new();
+        let mut at = 0;
+        for t in &summary.taps {
+            offsets.push(at);
+            at += t.shape.first().copied().unwrap_or(0);
+        }
+        Ok(RunData { dir: dir.to_path_buf(), summary, lines, mean, shape: want, offsets })
     }
 
     /// Mean amplitude spectrum of `tap`, `channel`.
     pub fn spectrum(&self, tap: usize, channel: usize) -> &[f64] {
-        let nb = self.shape[2];
-        let o = (tap * self.shape[1] + channel) * nb;
+        let nb = self.shape[1];
+        let o = (self.offsets[tap] + channel) * nb;
         &self.mean[o..o + nb]
     }
 
