@@ -17,7 +17,7 @@ fn html_report_renders_in_headless_chromium() {
     let (out, _) = common::demo_without_data(dir.path(), &["--random"]);
     let html = out.join("report.html");
     let text = std::fs::read_to_string(&html).unwrap();
-    assert!(text.contains("<h1>freqtag report") && text.contains("data:image/svg+xml;base64,"));
+    assert!(text.contains("<h1>freqtag report") && text.contains("data:image/png;base64,"));
     assert!(!text.contains("http://") && !text.contains("https://"), "the report must not need the network");
     assert!(
         text.contains("href=\"#spec-layer1-0-conv1\"") && text.contains("id=\"spec-layer1-0-conv1\""),

@@ -235,3 +235,31 @@ fn glob_patterns_select_module_paths_and_unknown_names_list_close_ones() {
     assert_ne!(code, 0);
     assert!(err.contains("closest") && err.contains("blocks.0.mlp.fc1"), "{err}");
 }
+
+#[test]
+fn report_html_stays_under_5_mb_with_every_tap_of_a_large_model() {
+    // EfficientNet with every tap kind: 82 taps, 7,858 filters; figures past the
+    // budget are linked from plots/, tables show each layer's top 64 filters.
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(freqtag().args([
+        "analyze",
+        "--model",
+        zoo().join("efficientnet_b0.legacy.onnx").to_str().unwrap(),
+        "--image-file",
+        zoo().join("image.png").to_str().unwrap(),
+        "--taps",
+        "all",
+        "--no-stats",
+        "--quiet",
+        "--force",
+        "--out",
+        out.path().to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.len() <= 5_000_000, "report.html is {} bytes", html.len());
+    assert!(html.contains("src=\"plots/spectrum_"), "figures past the budget are linked");
+    assert!(!out.path().join("stimulus.svg").exists(), "the stimulus is a PNG only");
+    let s: Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert!(s["taps"].as_array().unwrap().len() >= 80);
+}

@@ -25,14 +25,32 @@ fn anchor(tap: &str) -> String {
     format!("spec-{}", tap.replace(|c: char| !c.is_ascii_alphanumeric(), "-"))
 }
 
-fn figure(out: &mut String, dir: &Path, name: &str, caption: &str) -> Result<()> {
-    let svg = dir.join(format!("{name}.svg"));
-    if svg.is_file() {
+/// The most a report may weigh: figures past it are linked (`plots/...`), not embedded.
+pub const MAX_REPORT_BYTES: usize = 5_000_000;
+/// Room kept for the text after the last figure.
+const TEXT_RESERVE: usize = 600_000;
+/// Rows of a layer's filter table shown (the top-scoring ones; all are in filters.csv).
+const MAX_TABLE_ROWS: usize = 64;
+
+/// An `<img>` source for `path` (relative to the run folder `run`): embedded as a data
+/// URI while the report stays under its budget, else a relative link.
+fn source(out: &str, run: &Path, path: &Path) -> Result<String> {
+    let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len() as usize;
+    if out.len() + size * 4 / 3 + TEXT_RESERVE < MAX_REPORT_BYTES {
+        return embed(path);
+    }
+    Ok(path.strip_prefix(run).unwrap_or(path).display().to_string())
+}
+
+fn figure(out: &mut String, run: &Path, dir: &Path, name: &str, caption: &str) -> Result<()> {
+    let png = dir.join(format!("{name}.png"));
+    if png.is_file() {
+        let src = source(out, run, &png)?;
         writeln!(
             out,
             "<figure><img alt=\"{}\" src=\"{}\"><figcaption>{}</figcaption></figure>",
             esc(caption),
-            embed(&svg)?,
+            src,
             esc(caption)
         )
         .unwrap();
@@ -75,7 +93,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         &mut h,
         &[
             ("model", format!("{} ({})", model, s.model.source.display())),
-            ("preprocessing", format!("mean {:?}, std {:?}", s.model.preprocess.mean, s.model.preprocess.std)),
+            ("preprocessing", s.model.preprocess.describe()),
             ("regions", regions.join(", ")),
             (
                 "frames",
@@ -102,11 +120,12 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     figure(
         &mut h,
         &run.dir,
+        &run.dir,
         "stimulus",
         "Stimulus: frames of the first image over one period, and each region's modulation factor",
     )?;
     h.push_str("<h2>Layers</h2>");
-    figure(&mut h, &plots, "layers", "Important filters per layer (red) out of all filters (outline)")?;
+    figure(&mut h, &run.dir, &plots, "layers", "Important filters per layer (red) out of all filters (outline)")?;
     h.push_str("<table><tr><th>tap</th><th>conv #</th><th>filters</th><th>important</th><th>mean score</th><th>important filters (by score)</th><th>spectrum</th></tr>");
     for l in run.layers() {
         let tap = l.tap.as_str();
@@ -125,9 +144,10 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         .unwrap();
     }
     h.push_str("</table>");
-    figure(&mut h, &plots, "heatmap", "Mean score of every filter; white at the threshold, red above, blue below")?;
+    figure(&mut h, &run.dir, &plots, "heatmap", "Mean score of every filter; white at the threshold, red above, blue below")?;
     figure(
         &mut h,
+        &run.dir,
         &plots,
         "selectivity",
         "Left/right selectivity of every filter from its harmonic amplitudes (red: important)",
@@ -147,15 +167,15 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             .unwrap();
         }
         h.push_str("</table>");
-        figure(&mut h, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
-        figure(&mut h, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
+        figure(&mut h, &run.dir, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
+        figure(&mut h, &run.dir, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
     }
     if !s.maps.is_empty() {
         h.push_str("<h2>Per-neuron maps</h2>");
         for m in &s.maps {
             let tap = m.tap.as_str();
             let name = format!("map_{}", tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_"));
-            figure(&mut h, &plots, &name, &format!("{tap}: SNR of every neuron (position) at each tag's fundamental and f1+f2, next to the first image"))?;
+            figure(&mut h, &run.dir, &plots, &name, &format!("{tap}: SNR of every neuron (position) at each tag's fundamental and f1+f2, next to the first image"))?;
         }
     }
     h.push_str("<h2>Filters</h2><p>For each layer, the spectrum of its top-scoring filter (amplitude and SNR, mean over images) with every catalogued line marked, and the table of all its filters.</p>");
@@ -165,9 +185,22 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         let tap = l.tap.as_str();
         writeln!(h, "<h3 id=\"{}\">{} (filter {ch})</h3>", anchor(tap), esc(tap)).unwrap();
         let png = plots.join(format!("{}.png", spectrum_name(tap, ch)));
-        writeln!(h, "<img alt=\"spectrum of {} filter {ch}\" src=\"{}\">", esc(tap), embed(&png)?).unwrap();
-        h.push_str("<details><summary>all filters of this layer</summary><table><tr><th>filter</th><th>mean score</th><th>sd</th><th>pass fraction</th><th>selectivity</th><th>integration</th></tr>");
-        for f in &l.filters {
+        let src = source(&h, &run.dir, &png)?;
+        writeln!(h, "<img alt=\"spectrum of {} filter {ch}\" src=\"{}\">", esc(tap), src).unwrap();
+        let mut shown: Vec<_> = l.filters.iter().collect();
+        if shown.len() > MAX_TABLE_ROWS {
+            shown.sort_by(|a, b| b.mean_score.total_cmp(&a.mean_score));
+            shown.truncate(MAX_TABLE_ROWS);
+            shown.sort_by_key(|f| f.channel);
+        }
+        let more = l.filters.len() - shown.len();
+        let what = if more > 0 {
+            format!("the {} top-scoring of {} filters (all in filters.csv)", shown.len(), l.filters.len())
+        } else {
+            "all filters of this layer".into()
+        };
+        writeln!(h, "<details><summary>{what}</summary><table><tr><th>filter</th><th>mean score</th><th>sd</th><th>pass fraction</th><th>selectivity</th><th>integration</th></tr>").unwrap();
+        for f in shown {
             let c = f.channel;
             let sums = line_sums(run.spectrum(t, c), &run.lines, n_tags);
             let cls = if f.important { " class=\"imp\"" } else { "" };

@@ -83,16 +83,11 @@ pub trait Plot {
         DB::ErrorType: 'static;
 }
 
-/// Draws `p` into `<dir>/<name>.png` and `<dir>/<name>.svg`.
+/// Draws `p` into `<dir>/<name>.png` and `<dir>/<name>.svg` (line plots, whose SVG
+/// stays small whatever the model).
 pub fn save<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {
+    save_png(dir, name, size, p)?;
     let fail = |e: Box<dyn std::error::Error>| Error::Data { path: dir.join(name), reason: format!("plotting: {e}") };
-    let png = dir.join(format!("{name}.png"));
-    {
-        let root = BitMapBackend::new(&png, size).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(e.into()))?;
-        p.plot(&root).map_err(fail)?;
-        root.present().map_err(|e| fail(e.into()))?;
-    }
     let svg = dir.join(format!("{name}.svg"));
     let root = SVGBackend::new(&svg, size).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(e.into()))?;
@@ -101,7 +96,20 @@ pub fn save<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<
     Ok(())
 }
 
-/// Draws the stimulus figure (`stimulus.png/.svg`) for `image` into `dir`.
+/// Draws `p` into `<dir>/<name>.png` only: figures made of pixels, cells or one mark
+/// per filter (stimulus frames, heatmaps, maps, scatter plots), whose SVG grows with
+/// the image or the model (35 MB for one 224 x 224 stimulus).
+pub fn save_png<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {
+    let fail = |e: Box<dyn std::error::Error>| Error::Data { path: dir.join(name), reason: format!("plotting: {e}") };
+    let png = dir.join(format!("{name}.png"));
+    let root = BitMapBackend::new(&png, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(e.into()))?;
+    p.plot(&root).map_err(fail)?;
+    root.present().map_err(|e| fail(e.into()))?;
+    Ok(())
+}
+
+/// Draws the stimulus figure (`stimulus.png`) for `image` into `dir`.
 pub fn stimulus(dir: &Path, plan: &TagPlan, image: &Image) -> Result<()> {
     let n = plan.config.n_frames;
     let span = plan.period().unwrap_or(n).min(n);
@@ -113,7 +121,7 @@ pub fn stimulus(dir: &Path, plan: &TagPlan, image: &Image) -> Result<()> {
         .enumerate()
         .map(|(r, name)| (name.clone(), plan.config.freqs[r], (0..shown).map(|i| plan.factor(r, i)).collect()))
         .collect();
-    save(dir, "stimulus", (1200, 480), &StimulusPlot { frames, waveforms, fps: plan.config.fps })
+    save_png(dir, "stimulus", (1200, 480), &StimulusPlot { frames, waveforms, fps: plan.config.fps })
 }
 
 /// The filters whose spectra are drawn: the top-scoring filter of every layer.
@@ -148,8 +156,9 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
     };
     save(&dir, "layers", (1100, 500), &counts)?;
     let values: Vec<Vec<f64>> = layers.iter().map(|l| l.filters.iter().map(|f| f.mean_score).collect()).collect();
-    let h = (120 + 16 * names.len()).max(300) as u32;
-    save(
+    // One row per tap, at most 4000 pixels high.
+    let h = (120 + 16 * names.len()).clamp(300, 4000) as u32;
+    save_png(
         &dir,
         "heatmap",
         (1100, h),
@@ -165,7 +174,7 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
                 points.push((t as f64, si, f.important));
             }
         }
-        save(
+        save_png(
             &dir,
             "selectivity",
             (1100, 500),
@@ -214,7 +223,7 @@ pub fn draw_sweeps(run: &RunData, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Draws `plots/map_<tap>.png/.svg` for every SNR map: the three channels with the
+/// Draws `plots/map_<tap>.png` for every SNR map: the three channels with the
 /// highest mean SNR over positions and lines.
 pub fn maps(dir: &Path, maps: &[crate::analysis::maps::SnrMap], image: &Image) -> Result<()> {
     let out = dir.join("plots");
@@ -231,7 +240,7 @@ pub fn maps(dir: &Path, maps: &[crate::analysis::maps::SnrMap], image: &Image) -
             .collect();
         let title = format!("{}: per-neuron SNR over the {}x{} map (mean over images)", m.tap, h, w);
         let p = MapPlot { image: image.to_rgb8(), rows, hw: (h, w), title };
-        save(
+        save_png(
             &out,
             &format!("map_{}", m.tap.replace(|ch: char| !ch.is_ascii_alphanumeric() && ch != '.', "_")),
             (10 + 4 * 170 + 20, 40 + 3 * 180 + 30),
