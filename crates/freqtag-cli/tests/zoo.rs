@@ -263,3 +263,157 @@ fn report_html_stays_under_5_mb_with_every_tap_of_a_large_model() {
     let s: Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
     assert!(s["taps"].as_array().unwrap().len() >= 80);
 }
+
+#[test]
+fn regression_filters_below_the_snr_floor_are_reported_dead_not_scored_zero() {
+    use common::{node, onnx};
+    // Two convs: one with weights 1e-12 (its spectrum lies wholly below the 1e-8 floor),
+    // one with weights 0.5.
+    let nodes = vec![
+        node("Conv", "/tiny/Conv", &["input", "wt"], "t"),
+        node("Conv", "/big/Conv", &["input", "wb"], "b"),
+        node("Add", "/Add", &["t", "b"], "output"),
+    ];
+    let m = onnx(&[0, 3, 32, 32], nodes, &[("wt", &[2, 3, 3, 3], 1e-12), ("wb", &[2, 3, 3, 3], 0.5)]);
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.onnx");
+    std::fs::write(&model, m).unwrap();
+    let run_with = |extra: &[&str]| {
+        let out = d.path().join(format!("r{}", extra.len()));
+        let mut cmd = freqtag();
+        cmd.args(["analyze", "--model", model.to_str().unwrap(), "--image-file"]);
+        cmd.args([zoo().join("image.png").to_str().unwrap(), "--no-stats", "--out", out.to_str().unwrap()]);
+        let (code, _, err) = run(cmd.args(extra));
+        assert_eq!(code, 0, "{err}");
+        let s: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (s, err)
+    };
+    let (s, err) = run_with(&[]);
+    let tiny = &s["layers"][0];
+    assert_eq!(tiny["tap"], "tiny");
+    assert!(tiny["filters"].as_array().unwrap().iter().all(|f| f["dead"] == true && f["mean_score"].is_null()));
+    assert!(s["layers"][1]["filters"].as_array().unwrap().iter().all(|f| f["dead"] == false));
+    assert!(err.contains("2 filter(s) dead"), "{err}");
+    // With no floor they are measured, and the preset is recorded as changed.
+    let (s, _) = run_with(&["--floor", "0"]);
+    assert!(s["layers"][0]["filters"].as_array().unwrap().iter().all(|f| f["dead"] == false));
+    assert_eq!(s["snr"]["preset"], "custom");
+    assert_eq!(s["snr"]["floor"], 0.0);
+}
+
+#[test]
+fn images_of_another_size_stop_with_the_flag_to_pass_and_run_resized() {
+    use common::{node, onnx};
+    let m = onnx(
+        &[0, 3, 64, 64],
+        vec![node("Conv", "/conv/Conv", &["input", "w"], "output")],
+        &[("w", &[4, 3, 3, 3], 0.1)],
+    );
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m64.onnx");
+    std::fs::write(&model, m).unwrap();
+    let img = zoo().join("image.png");
+    let args = |out: &str| {
+        vec![
+            "analyze".to_string(),
+            "--model".into(),
+            model.to_str().unwrap().into(),
+            "--image-file".into(),
+            img.to_str().unwrap().into(),
+            "--no-stats".into(),
+            "--out".into(),
+            d.path().join(out).to_str().unwrap().into(),
+        ]
+    };
+    let (code, _, err) = run(freqtag().args(args("a")));
+    assert_ne!(code, 0);
+    assert!(err.contains("32x32") && err.contains("64x64") && err.contains("--resize 64"), "{err}");
+    let (code, _, err) = run(freqtag().args(args("b")).args(["--resize", "80", "--crop", "64"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("preprocessing: resize 80, centre crop 64"), "{err}");
+    let s: Value = serde_json::from_slice(&std::fs::read(d.path().join("b/summary.json")).unwrap()).unwrap();
+    assert_eq!(s["model"]["preprocess"]["resize"], 80);
+    assert_eq!(s["model"]["preprocess"]["crop"], 64);
+    assert_eq!(s["model"]["input_shape"], serde_json::json!([3, 64, 64]));
+}
+
+#[test]
+fn mean_and_std_are_checked_before_any_work() {
+    let model = zoo().join("gray_cnn.legacy.onnx");
+    for (flags, want) in [
+        (vec!["--mean", "0.5,0.5", "--std", "0.5"], "1 or 3"),
+        (vec!["--mean", "120", "--std", "60"], "[0, 1] pixel units"),
+        (vec!["--mean", "0.5"], "--std together with --mean"),
+        (vec!["--mean", "0.5", "--std", "0"], "in (0, 1]"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(freqtag()
+            .args(["analyze", "--model", model.to_str().unwrap(), "--image-file"])
+            .args([zoo().join("image.png").to_str().unwrap(), "--out", out.path().join("r").to_str().unwrap()])
+            .args(&flags));
+        assert_ne!(code, 0, "{flags:?}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+}
+
+/// Reads `maps/<tap>.npy` (`[channel, line, h, w]`) of a run with `--maps`.
+fn map_of(run: &Path, tap: &str) -> (Vec<usize>, Vec<f64>) {
+    read_npy(&run.join("maps").join(format!("{tap}.npy")))
+}
+
+#[test]
+fn maps_lay_tokens_and_channels_last_tensors_out_on_the_image_grid() {
+    // Known answer: before any mixing across the image, a position whose receptive
+    // field lies in the left half responds at 6 Hz only, one in the right half at
+    // 7.5 Hz only. The ViT's patch tokens (tokens layout, 4 x 4 grid of 8-pixel patches)
+    // and ConvNeXt's first MLP on channels-last [N, 8, 8, C] (4-pixel stem, 7 x 7
+    // depthwise conv: columns 0 and 7 see one half each) must be laid out so.
+    for (model, tap, left_cols, right_cols, w) in [
+        ("vit_tiny.dynamo.onnx", "patch_embed", vec![0, 1], vec![2, 3], 4),
+        ("vit_tiny.legacy.onnx", "patch_embed", vec![0, 1], vec![2, 3], 4),
+        ("convnext_atto.legacy.onnx", "stages.0.blocks.0.mlp.fc1", vec![0], vec![7], 8),
+        ("convnext_atto.dynamo.onnx", "stages.0.blocks.0.mlp.fc1", vec![0], vec![7], 8),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(freqtag().args([
+            "analyze",
+            "--model",
+            zoo().join(model).to_str().unwrap(),
+            "--image-file",
+            zoo().join("image.png").to_str().unwrap(),
+            "--tap",
+            tap,
+            "--maps",
+            tap,
+            "--no-stats",
+            "--quiet",
+            "--force",
+            "--out",
+            out.path().to_str().unwrap(),
+        ]));
+        assert_eq!(code, 0, "{model}: {err}");
+        let (shape, m) = map_of(out.path(), tap);
+        let (c, nl, h) = (shape[0], shape[1], shape[2]);
+        assert_eq!((nl, shape[3]), (3, w), "{model}: lines f1, f2, f1+f2 on a {w}-wide grid");
+        let at = |ch: usize, line: usize, y: usize, x: usize| m[((ch * nl + line) * h + y) * w + x];
+        let (mut left6, mut right75) = (0, 0);
+        for ch in 0..c {
+            for y in 0..h {
+                for &x in &left_cols {
+                    assert_eq!(at(ch, 1, y, x), 0.0, "{model} {tap}: left position ({y},{x}) ch {ch} has 7.5 Hz");
+                    left6 += (at(ch, 0, y, x) > 3.0) as usize;
+                }
+                for &x in &right_cols {
+                    assert_eq!(at(ch, 0, y, x), 0.0, "{model} {tap}: right position ({y},{x}) ch {ch} has 6 Hz");
+                    right75 += (at(ch, 1, y, x) > 3.0) as usize;
+                }
+            }
+        }
+        // Most positions carry their own half's line well above the noise.
+        let n = c * h;
+        assert!(
+            left6 * 2 > n * left_cols.len() && right75 * 2 > n * right_cols.len(),
+            "{model}: {left6} {right75} of {n}"
+        );
+    }
+}

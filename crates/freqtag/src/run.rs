@@ -60,6 +60,9 @@ pub struct AnalysisOptions {
     pub tap: Vec<String>,
     /// SNR override: neighbour bins per side.
     pub noise_n_neighbor_freqs: Option<usize>,
+    /// SNR override: the amplitude floor (signal and noise; a spectrum wholly below it
+    /// is a dead filter).
+    pub floor: Option<f64>,
     /// SNR override: adjacent bins skipped per side.
     pub noise_skip_neighbor_freqs: Option<usize>,
     /// SNR override: drop the window's min and max.
@@ -137,6 +140,7 @@ impl Default for AnalysisOptions {
             resize: None,
             crop: None,
             noise_n_neighbor_freqs: None,
+            floor: None,
             noise_skip_neighbor_freqs: None,
             drop_extremes: None,
             power: None,
@@ -212,8 +216,15 @@ impl AnalysisOptions {
         if let Some(v) = self.db {
             snr.db = v;
         }
+        if let Some(v) = self.floor {
+            snr.floor = v;
+        }
         snr.exclude_bins = self.exclude_bins.clone();
         snr.exclude_grid |= self.exclude_grid;
+        // The summary names the preset that was used: an override makes it another.
+        if snr != SnrConfig::preset(&self.preset)? {
+            snr.preset = "custom".into();
+        }
         if let Some(s) = self.noise_sigma.filter(|s| !(*s >= 0.0 && s.is_finite())) {
             return Err(Error::param("noise-sigma", "a non-negative number", s));
         }

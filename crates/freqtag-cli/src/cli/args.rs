@@ -230,6 +230,10 @@ pub struct AnalyzeArgs {
     /// SNR: adjacent bins skipped per side.
     #[arg(long)]
     pub noise_skip_neighbor_freqs: Option<usize>,
+    /// SNR: amplitude floor for signal and noise (authors: 1e-8); a filter whose whole
+    /// spectrum lies below it is reported dead. 0 measures any non-zero activation.
+    #[arg(long)]
+    pub floor: Option<f64>,
     /// SNR: drop the window's min and max (true/false).
     #[arg(long)]
     pub drop_extremes: Option<bool>,

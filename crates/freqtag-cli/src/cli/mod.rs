@@ -105,6 +105,13 @@ fn need_data(explicit: &Option<PathBuf>) -> Result<PathBuf> {
     )
 }
 
+/// Says the preprocessing in effect (when the model records it or the user set it).
+fn say_preprocess(ui: &Ui, m: &Model) {
+    if m.preprocess_known {
+        ui.info(&format!("preprocessing: {}", m.preprocess.describe()));
+    }
+}
+
 fn load_model(s: &Source) -> Result<Model> {
     let dd = data_dir(&s.data)?;
     let mut m = Model::load(&s.model, dd.as_deref())?;
@@ -171,6 +178,7 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     let opts = analysis_options(&a)?;
     opts.resolve(1)?;
     let model = load_model(&a.source)?;
+    say_preprocess(ui, &model);
     let dd = data_dir(&a.source.data)?;
     let (specs, loader) = images(&a.images, dd.as_deref())?;
     // Options resolve on the whole image list, so that every shard runs the same ones.
@@ -297,6 +305,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> freqtag::Result<AnalysisOptions> {
         taps: parse_kinds(&a.taps)?,
         tap: a.tap.clone(),
         noise_n_neighbor_freqs: a.noise_n_neighbor_freqs,
+        floor: a.floor,
         noise_skip_neighbor_freqs: a.noise_skip_neighbor_freqs,
         drop_extremes: a.drop_extremes,
         power: a.power,
@@ -348,6 +357,7 @@ fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
         return Err(freqtag::Error::param("limit", "at least 1 image", 0).into());
     }
     let model = load_model(&a.source)?;
+    say_preprocess(ui, &model);
     let dir = need_data(&a.source.data)?;
     let c = Cifar10::load(&dir, a.split)?;
     let n = a.limit.unwrap_or(c.len()).min(c.len());

@@ -58,7 +58,9 @@ impl TapAcc {
             fft.folded_rfft_into(&series, n, &mut coef);
             amplitude_into(&coef, n, &mut amp);
             let snr = ctx.snr.snr(&amp);
-            img_scores.push(score(ctx.snr, &snr, ctx.lines, ctx.test_lines));
+            // A spectrum wholly below the floor (DC included) measures only the floor.
+            let dead = ctx.snr.floor > 0.0 && amp.iter().all(|&a| a < ctx.snr.floor);
+            img_scores.push(if dead { f64::NAN } else { score(ctx.snr, &snr, ctx.lines, ctx.test_lines) });
             if let Some(per_line) = self.coefs.get_mut(ch) {
                 for (j, &l) in ctx.test_lines.iter().enumerate() {
                     let z = coef[ctx.lines[l].bin] / n as f64;

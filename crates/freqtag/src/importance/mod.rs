@@ -39,6 +39,11 @@ pub struct FilterImportance {
     pub pass_fraction: f64,
     /// `mean_score > threshold`.
     pub important: bool,
+    /// Every amplitude of its spectrum, DC included, lies below the SNR floor in every
+    /// image: nothing can be measured (its score is NaN, not 0). Deep layers of some
+    /// networks (MobileNetV3) are this small; `--floor 0` measures them.
+    #[serde(default)]
+    pub dead: bool,
 }
 
 /// A layer's aggregate.
@@ -80,7 +85,8 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
     let n_ch = layer.scores.first().map_or(0, Vec::len);
     let filters: Vec<FilterImportance> = (0..n_ch)
         .map(|c| {
-            let v: Vec<f64> = layer.scores.iter().map(|s| s[c]).collect();
+            // A NaN score is an image where the filter was below the SNR floor.
+            let v: Vec<f64> = layer.scores.iter().map(|s| s[c]).filter(|x| x.is_finite()).collect();
             let (mean, sd) = mean_sd(&v);
             let pass = v.iter().filter(|&&x| x > threshold).count() as f64 / n_img.max(1) as f64;
             FilterImportance {
@@ -89,12 +95,14 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
                 sd_score: sd,
                 pass_fraction: pass,
                 important: mean > threshold,
+                dead: v.is_empty() && n_img > 0,
             }
         })
         .collect();
     let mut important: Vec<usize> = filters.iter().filter(|f| f.important).map(|f| f.channel).collect();
     important.sort_by(|&a, &b| filters[b].mean_score.total_cmp(&filters[a].mean_score));
-    let mean_score = filters.iter().map(|f| f.mean_score).sum::<f64>() / n_ch.max(1) as f64;
+    let live: Vec<f64> = filters.iter().map(|f| f.mean_score).filter(|x| x.is_finite()).collect();
+    let mean_score = mean_sd(&live).0;
     LayerImportance {
         tap: layer.tap.clone(),
         conv_ordinal: layer.conv_ordinal,

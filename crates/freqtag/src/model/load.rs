@@ -305,3 +305,28 @@ impl Model {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_meta(kv: &[(&str, &str)]) -> ModelProto {
+        let mut p = ModelProto::default();
+        p.metadata_props = kv.iter().map(|(k, v)| graph::meta(k, v)).collect();
+        p
+    }
+
+    #[test]
+    fn preprocessing_metadata_reads_comma_and_json_lists() {
+        let p = with_meta(&[("freqtag.mean", "0.5,0.25,0"), ("freqtag.std", "[0.5, 0.5, 0.5]")]);
+        assert_eq!(meta_triple(&p, "freqtag.mean").unwrap(), Some([0.5, 0.25, 0.0]));
+        assert_eq!(meta_triple(&p, "freqtag.std").unwrap(), Some([0.5; 3]));
+        let one = with_meta(&[("freqtag.mean", "[0.1307]")]);
+        assert_eq!(meta_triple(&one, "freqtag.mean").unwrap(), Some([0.1307; 3]));
+        assert_eq!(meta_triple(&one, "freqtag.std").unwrap(), None);
+        let bad = with_meta(&[("freqtag.mean", "0.5;0.5;0.5")]);
+        assert!(meta_triple(&bad, "freqtag.mean").unwrap_err().to_string().contains("freqtag.mean"));
+        let pixels = with_meta(&[("freqtag.mean", "123.7,116.3,103.5")]);
+        assert!(meta_triple(&pixels, "freqtag.mean").unwrap_err().to_string().contains("[0, 1] pixel units"));
+    }
+}

@@ -144,7 +144,13 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         .unwrap();
     }
     h.push_str("</table>");
-    figure(&mut h, &run.dir, &plots, "heatmap", "Mean score of every filter; white at the threshold, red above, blue below")?;
+    figure(
+        &mut h,
+        &run.dir,
+        &plots,
+        "heatmap",
+        "Mean score of every filter; white at the threshold, red above, blue below",
+    )?;
     figure(
         &mut h,
         &run.dir,
@@ -168,7 +174,13 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         }
         h.push_str("</table>");
         figure(&mut h, &run.dir, &plots, "sweep_threshold", "Threshold sweep: important filters per layer (left) and the Jaccard index of the sets from random halves of the images (right); blue = first layer, red = last")?;
-        figure(&mut h, &run.dir, &plots, "sweep_q", "FDR sweep: significant filters per layer and their split-half stability")?;
+        figure(
+            &mut h,
+            &run.dir,
+            &plots,
+            "sweep_q",
+            "FDR sweep: significant filters per layer and their split-half stability",
+        )?;
     }
     if !s.maps.is_empty() {
         h.push_str("<h2>Per-neuron maps</h2>");

@@ -3,7 +3,7 @@
 //! | file | content |
 //! |---|---|
 //! | `summary.json` | configuration, model, images, lines, per-layer counts, per-filter scores (schema below) |
-//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important`, with statistics also `p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
+//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead` (`dead`: below the SNR floor in every image, score NaN), with statistics also `p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
 //! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
 //! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
@@ -59,7 +59,7 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     f.flush().map_err(io(&p))?;
 
     let p = dir.join("filters.csv");
-    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important");
+    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead");
     if a.stats.is_some() {
         s.push_str(",p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration");
     }
@@ -69,8 +69,8 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
             write!(
                 s,
-                "{},{ord},{},{:.6},{:.6},{:.4},{}",
-                l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important
+                "{},{ord},{},{:.6},{:.6},{:.4},{},{}",
+                l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important, f.dead
             )
             .unwrap();
             if let Some(st) = &a.stats {
@@ -229,6 +229,16 @@ pub fn terminal_summary(a: &Analysis) -> String {
             l.mean_score,
             n_sig,
             top.join(",")
+        )
+        .unwrap();
+    }
+    let dead: usize = a.layers.iter().map(|l| l.filters.iter().filter(|f| f.dead).count()).sum();
+    if dead > 0 {
+        writeln!(
+            s,
+            "{dead} filter(s) dead: every amplitude below the SNR floor ({}) in every image, so not scored \
+             (`dead` in filters.csv; --floor 0 measures them)",
+            a.config.snr.floor
         )
         .unwrap();
     }
