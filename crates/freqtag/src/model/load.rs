@@ -311,9 +311,7 @@ mod tests {
     use super::*;
 
     fn with_meta(kv: &[(&str, &str)]) -> ModelProto {
-        let mut p = ModelProto::default();
-        p.metadata_props = kv.iter().map(|(k, v)| graph::meta(k, v)).collect();
-        p
+        ModelProto { metadata_props: kv.iter().map(|(k, v)| graph::meta(k, v)).collect(), ..Default::default() }
     }
 
     #[test]
