@@ -47,12 +47,18 @@ fn taps_of(model: &Path) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
-fn has_tap(taps: &Value, name: &str) -> bool {
+/// The name of the tap found by `name` (its own or an alias).
+fn tap_of(taps: &Value, name: &str) -> Option<String> {
     taps["taps"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|t| t["name"] == name || t["aliases"].as_array().is_some_and(|a| a.iter().any(|x| x == name)))
+        .find(|t| t["name"] == name || t["aliases"].as_array().is_some_and(|a| a.iter().any(|x| x == name)))
+        .map(|t| t["name"].as_str().unwrap().to_string())
+}
+
+fn has_tap(taps: &Value, name: &str) -> bool {
+    tap_of(taps, name).is_some()
 }
 
 /// Checks one exported file against its PyTorch oracle; returns the taps compared.
@@ -67,22 +73,30 @@ fn check_file(name: &str, exporter: &str, entry: &Value) -> usize {
     for c in entry["checks"].as_array().unwrap() {
         let c = c.as_str().unwrap();
         let bn = bn_of[c].as_str();
-        if has_tap(&taps, c) {
-            // A conv whose BatchNorm is no tap had it folded in: it outputs the BatchNorm's values.
+        if let Some(t) = tap_of(&taps, c) {
+            // A conv whose BatchNorm was folded into it (the BatchNorm is no tap of its
+            // own: absent, or an alias of the conv) outputs the BatchNorm's values.
             let oracle = match bn {
-                Some(bn) if !has_tap(&taps, bn) => bn,
+                Some(bn) if tap_of(&taps, bn).is_none_or(|b| b == t) => bn,
                 _ => c,
             };
-            pairs.push((c.to_string(), oracle.to_string()));
-        } else if let Some(bn) = bn.filter(|bn| has_tap(&taps, bn)) {
-            // The dynamo exporter names a folded conv after its BatchNorm.
-            pairs.push((bn.to_string(), bn.to_string()));
+            if bn.is_some() {
+                // Both exporters name a conv, folded or not, after the conv.
+                assert_eq!(t, c, "{name}.{exporter}: {c} is found as {t}");
+            }
+            pairs.push((t, oracle.to_string()));
         } else if !foldable.contains(&c) {
-            // (The legacy exporter names a folded BatchNorm after its conv.)
             panic!("{name}.{exporter}: module {c} is not a tap; taps: {}", taps["taps"]);
         }
     }
-    // A tap asked for twice (a folded conv and its BatchNorm) is recorded once.
+    // Every conv tap is named as a module of named_modules() (convs are modules).
+    let modules: Vec<&str> = entry["named_modules"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for t in taps["taps"].as_array().unwrap().iter().filter(|t| t["kind"] == "conv") {
+        let n = t["name"].as_str().unwrap();
+        assert!(modules.contains(&n), "{name}.{exporter}: conv tap {n} is not in named_modules()");
+    }
+    // A tap found twice (a folded conv and its BatchNorm, a block and its last
+    // module) is recorded once.
     let mut seen = std::collections::HashSet::new();
     pairs.retain(|(t, _)| seen.insert(t.clone()));
     let out = tempfile::tempdir().unwrap();

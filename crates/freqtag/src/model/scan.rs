@@ -464,6 +464,16 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             if !func.is_empty() {
                 all.push(func.clone());
             }
+            // A conv with a BatchNorm folded into it (the dynamo exporter's optimizer)
+            // sits in the BatchNorm's scope, but its weight keeps the conv's parameter
+            // name: the tap is named after the conv, the BatchNorm is an alias.
+            if kind == TapKind::Conv && n.output.first() == Some(o) {
+                let conv =
+                    n.input.get(1).filter(|w| consts.contains(w.as_str())).and_then(|w| w.strip_suffix(".weight"));
+                if let Some(c) = conv.filter(|c| !all.iter().any(|a| a == c)) {
+                    all.insert(0, c.to_string());
+                }
+            }
             if all.is_empty() {
                 all.push(format!("{}{i}", n.op_type.to_lowercase()));
             }
