@@ -8,6 +8,13 @@ warnings.filterwarnings("ignore", "All-NaN slice")  # channels are NaN-padded to
 run = sys.argv[1]
 res = {k: {"amp": np.load(f"{run}/{k}/spectra.npy"), "scores": np.load(f"{run}/{k}/scores.npy")} for k in ["freqtag", "torch", "ort"]}
 timing = {k: json.load(open(f"{run}/{k}/timing.json")) for k in res}
+# freqtag writes one row per filter ([image, row, bin], each tap's channels in turn);
+# the references pad channels to the widest tap ([image, tap, channel, bin]).
+counts = [t["shape"][0] for t in json.load(open(f"{run}/freqtag/summary.json"))["taps"]]
+for k in ["torch", "ort"]:
+    amp, sc = res[k]["amp"], res[k]["scores"]
+    res[k]["amp"] = np.concatenate([amp[:, t, :c] for t, c in enumerate(counts)], axis=1)
+    res[k]["scores"] = np.concatenate([sc[:, t, :c] for t, c in enumerate(counts)], axis=1)
 limit = json.load(open(f"{run}/limit.json"))
 ok = True
 ref = res["freqtag"]

@@ -17,7 +17,7 @@ idx=$(python3 -c "import json; print(','.join(map(str, json.load(open('$out/indi
 plain=$($bin bench --model resnet32 --threads 2 --taps none --frames 8000 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['frames_per_s'])")
 echo "ONNX Runtime plain inference: $plain frames/s"
 start=$(date +%s.%N)
-$bin analyze --model resnet32 --images "$idx" --threads 2 --per-image --no-stats --quiet --out "$out/freqtag"
+$bin analyze --model resnet32 --taps conv --images "$idx" --threads 2 --per-image --no-stats --quiet --out "$out/freqtag"
 end=$(date +%s.%N)
 python3 -c "import json; d=json.load(open('$out/freqtag/summary.json'))['inference']; json.dump({'plain_frames_per_s': $plain, 'period_frames': d['path'].get('period', 240), 'distinct_frames': d['frames_per_image']}, open('$out/limit.json', 'w'))"
 python3 -c "import json; s=$end-$start; json.dump({'seconds': s, 'images': $N, 'images_per_s': $N/s}, open('$out/freqtag/timing.json','w')); print(f'freqtag: $N images in {s:.1f} s = {$N/s:.2f} images/s')"
@@ -26,3 +26,6 @@ cifar="$data/cifar10/test_batch.bin"
 (cd bench && ../.venv/bin/python reference_ort.py "../$out/resnet32-conv-means.onnx" "$cifar" "../$out/indices.json" "../$out/ort")
 (cd bench && ../.venv/bin/python reference_torch.py "$data/models/resnet32-cifar10.th" "$cifar" "../$out/indices.json" "../$out/torch")
 .venv/bin/python bench/compare.py "$out" | tee "$out/report.txt"
+# Networks users bring, at 224 x 224 (ResNet-50, ViT-S/16): needs timm, torchvision, onnx.
+.venv/bin/pip install --quiet timm torchvision onnx onnxscript pillow
+.venv/bin/python bench/byo.py runs/bench/byo "$bin" "$cifar" "${BYO_IMAGES:-4}" | tee -a "$out/report.txt"

@@ -337,3 +337,28 @@ def test_slurm_recipe_commands_are_the_tested_ones(tmp_path):
     m = freqtag.load(str(tmp_path / "run"))
     whole = freqtag.analyze("resnet32", threads=2, progress=False)
     np.testing.assert_array_equal(m.scores, whole.scores)
+
+
+ZOO = os.path.join(os.path.dirname(__file__), "..", "..", "freqtag-cli", "tests", "zoo")
+
+
+def test_taps_of_a_vit_name_modules_and_lay_tokens_out():
+    t = freqtag.taps(os.path.join(ZOO, "vit_tiny.dynamo.onnx"))
+    fc1 = t[t["name"] == "blocks.0.mlp.fc1"].iloc[0]
+    assert fc1["kind"] == "linear" and fc1["layout"] == "tokens(1+4x4)" and fc1["shape"] == [128, 4, 4]
+    assert t[t["name"] == "blocks.0.mlp.fc1:cls"].iloc[0]["layout"] == "token(0)"
+    assert t[t["name"] == "blocks.0.mlp.act"].iloc[0]["kind"] == "act"
+    assert any("not determined" in s["reason"] for s in t.attrs["skipped"])
+
+
+def test_a_model_without_normalization_needs_mean_and_std_and_rows_index_its_filters():
+    model = os.path.join(ZOO, "external", "default.onnx")
+    img = os.path.join(ZOO, "image.png")
+    with pytest.raises(freqtag.FreqtagError, match="mean"):
+        freqtag.analyze(model, [img], progress=False, stats=False)
+    a = freqtag.analyze(model, [img], progress=False, stats=False, mean=0.5, std=0.25, taps="all")
+    assert a.summary["model"]["preprocess"]["grayscale"] is True
+    assert a.mean_spectra.shape == (len(a.filters), 121)
+    for tap in a.taps:
+        r = a.rows(tap)
+        assert (a.filters["tap"].iloc[r] == tap).all()

@@ -104,7 +104,7 @@ impl Session {
     pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
         let mut m = model.clone();
         m.proto = model.with_outputs(means, full);
-        let cfg = EngineConfig { batch: model.fixed_batch.unwrap_or(cfg.batch), ..cfg.clone() };
+        let cfg = EngineConfig { batch: model.batch_for(cfg.batch), ..cfg.clone() };
         let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, &cfg)?;
         s.fixed = model.fixed_batch;
         Ok(s)

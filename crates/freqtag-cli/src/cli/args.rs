@@ -187,8 +187,8 @@ pub struct ImageArgs {
     /// All 10,000 test images.
     #[arg(long)]
     pub all_images: bool,
-    /// PNG/JPEG files instead of CIFAR-10.
-    #[arg(long)]
+    /// PNG/JPEG files instead of CIFAR-10 (`--image-file a.png b.png`, or repeated).
+    #[arg(long, num_args = 1..)]
     pub image_file: Vec<PathBuf>,
 }
 

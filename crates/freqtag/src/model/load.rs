@@ -219,6 +219,7 @@ impl Model {
             .filter(|(_, p)| p.float && p.shape.first() == Some(&n))
             .map(|(k, p)| (k.clone(), p.shape[1..].to_vec()))
             .collect();
+        let frame_bytes: u64 = shapes.values().map(|s| 4 * s.iter().product::<usize>() as u64).sum();
         let mut shapes = shapes;
         shapes.insert(run_input.clone(), input_shape.to_vec());
         if nhwc {
@@ -300,6 +301,7 @@ impl Model {
             taps,
             skipped,
             notes,
+            frame_bytes,
             tensors,
             proto,
         })

@@ -1,0 +1,181 @@
+"""make bench, part 2: networks users bring, at 224 x 224. ResNet-50 (torchvision) and
+ViT-S/16 (timm), random weights (seed 0), exported here with torch.onnx (legacy
+exporter, dynamic batch). The same images (CIFAR-10 test images upscaled 7x by pixel
+repetition to 224 x 224, written as PNG) go through freqtag (every Conv and Linear
+tap) and through PyTorch with forward hooks on every Conv2d and Linear module,
+recording per-channel means (conv maps: over H x W; ViT tokens: over the patch
+tokens, the class token left out, as freqtag does), 240 frames of the paper's
+stimulus, torch.fft.rfft. Prints images/s, the speed-up, freqtag's peak memory with
+N and 3N images (per-image spectra off), and the agreement of the spectra.
+Usage: byo.py OUT_DIR FREQTAG_BIN TEST_BATCH N_IMAGES"""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+warnings.filterwarnings("ignore")
+torch.set_num_threads(2)
+torch.manual_seed(0)
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+FPS, N_FRAMES, F_L, F_R = 120.0, 240, 6.0, 7.5
+
+
+def models():
+    import timm
+    import torchvision
+
+    return {
+        "resnet50": torchvision.models.resnet50(weights=None).eval(),
+        "vit_small_patch16_224": timm.create_model("vit_small_patch16_224", pretrained=False).eval(),
+    }
+
+
+def images(batch_path, n, out):
+    raw = np.fromfile(batch_path, dtype=np.uint8).reshape(10000, 3073)[:n, 1:].reshape(n, 3, 32, 32)
+    from PIL import Image
+
+    paths = []
+    for i, img in enumerate(raw):
+        big = img.repeat(7, axis=1).repeat(7, axis=2)  # 224 x 224, pixel repetition
+        p = os.path.join(out, f"img{i}.png")
+        Image.fromarray(np.transpose(big, (1, 2, 0))).save(p)
+        paths.append(p)
+    return paths
+
+
+def frames(png):
+    from PIL import Image
+
+    x = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    x = (x - MEAN[:, None, None]) / STD[:, None, None]
+    t = np.arange(N_FRAMES) / FPS
+    s_l = (0.75 + 0.25 * np.sin(2 * np.pi * F_L * t)).astype(np.float32)
+    s_r = (0.75 + 0.25 * np.sin(2 * np.pi * F_R * t)).astype(np.float32)
+    out = np.repeat(x[None], N_FRAMES, axis=0)
+    w = x.shape[-1]
+    out[:, :, :, : w // 2] *= s_l[:, None, None, None]
+    out[:, :, :, w // 2 :] *= s_r[:, None, None, None]
+    return out
+
+
+def export(name, model, path):
+    import onnx
+
+    x = torch.zeros(1, 3, 224, 224)
+    torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
+    m = onnx.load(path)
+    m.metadata_props.add(key="freqtag.mean", value=",".join(map(str, MEAN)))
+    m.metadata_props.add(key="freqtag.std", value=",".join(map(str, STD)))
+    onnx.save(m, path)
+
+
+def torch_reference(model, pngs, batch=16):
+    """Per image, [module][channel, bin] amplitudes of every Conv2d/Linear's per-channel mean."""
+    mods = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    rec = {}
+
+    def mean(o):
+        if o.dim() == 4:
+            return o.mean(dim=(2, 3))
+        if o.dim() == 3:  # ViT tokens [N, T, D]: the patch tokens, class token left out
+            return o[:, 1:].mean(1)
+        return o
+
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: rec.setdefault(n, []).append(mean(o))) for n, m in mods]
+    t0 = time.time()
+    spectra = []
+    with torch.inference_mode():
+        for p in pngs:
+            rec.clear()
+            x = torch.from_numpy(frames(p))
+            for b in range(0, N_FRAMES, batch):
+                model(x[b : b + batch])
+            spectra.append({n: (torch.fft.rfft(torch.cat(rec[n]).double(), dim=0).abs() / N_FRAMES).T.numpy()
+                            for n, _ in mods})
+    secs = time.time() - t0
+    for h in hooks:
+        h.remove()
+    return spectra, secs, [n for n, _ in mods]
+
+
+def run_freqtag(bin_, onnx_path, pngs, out, per_image=True):
+    keep = "--per-image" if per_image else "--no-per-image"
+    cmd = ["/usr/bin/time", "-v", bin_, "analyze", "--model", onnx_path, "--taps", "conv,linear", "--threads", "2",
+           "--no-stats", keep, "--quiet", "--force", "--out", out, "--image-file", *pngs]
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.time() - t0
+    if r.returncode != 0:
+        raise SystemExit(r.stderr)
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
+    return secs, peak_kb / 1024
+
+
+def main(out, bin_, batch_path, n):
+    n = int(n)
+    os.makedirs(out, exist_ok=True)
+    pngs = images(batch_path, 3 * n, out)
+    report = {}
+    for name, model in models().items():
+        path = os.path.join(out, f"{name}.onnx")
+        export(name, model, path)
+        fdir = os.path.join(out, f"{name}-freqtag")
+        secs, _ = run_freqtag(bin_, path, pngs[:n], fdir)
+        # Memory with N and 3N images (per-image spectra off: they grow by design).
+        secs_np, peak = run_freqtag(bin_, path, pngs[:n], os.path.join(out, f"{name}-freqtag-mem"), per_image=False)
+        _, peak3 = run_freqtag(bin_, path, pngs, os.path.join(out, f"{name}-freqtag-mem-3n"), per_image=False)
+        ref, tsecs, names = torch_reference(model, pngs[:n])
+        summary = json.load(open(os.path.join(fdir, "summary.json")))
+        amp = np.load(os.path.join(fdir, "spectra.npy"))  # [image, row, bin]
+        taps = [t["name"] for t in summary["taps"]]
+        rows = np.concatenate([[0], np.cumsum([t["shape"][0] for t in summary["taps"]])])
+        worst, compared = 0.0, 0
+        for i in range(n):
+            for j, t in enumerate(taps):
+                if t not in ref[i]:
+                    continue
+                a, b = amp[i, rows[j] : rows[j + 1]], ref[i][t]
+                scale = np.maximum(b.max(axis=1, keepdims=True), 1e-3 * b.max())
+                worst = max(worst, float(np.max(np.abs(a - b) / scale)))
+                compared += 1
+        missing = sorted(set(names) - set(taps))
+        report[name] = {
+            "images": n,
+            "freqtag_s": secs,
+            "freqtag_images_per_s": n / secs,
+            "freqtag_analysis_s": summary["seconds"],
+            "torch_s": tsecs,
+            "torch_images_per_s": n / tsecs,
+            "speedup": tsecs / secs,
+            "speedup_analysis": tsecs / summary["seconds"],
+            "freqtag_no_per_image_s": secs_np,
+            "speedup_no_per_image": tsecs / secs_np,
+            "peak_mb": peak,
+            "peak_mb_3n": peak3,
+            "taps": len(taps),
+            "hooked_modules": len(names),
+            "modules_not_tapped": missing,
+            "worst_rel_diff": worst,
+            "compared": compared,
+        }
+        print(f"{name}: freqtag {n / secs:.3f} images/s ({secs:.1f} s whole command, {summary['seconds']:.1f} s "
+              f"analysis; peak {peak:.0f} MB, {3 * n} images: {peak3:.0f} MB), PyTorch hooks {n / tsecs:.3f} "
+              f"images/s ({tsecs:.1f} s): {tsecs / secs:.2f}x whole command, {tsecs / secs_np:.2f}x without writing "
+              f"per-image spectra ({secs_np:.1f} s), {tsecs / summary['seconds']:.2f}x analysis; "
+              f"{len(taps)} taps, {len(names)} hooked modules, spectra within {worst:.1e} of each channel's "
+              f"largest amplitude; not tapped: {missing}")
+    json.dump(report, open(os.path.join(out, "byo.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
