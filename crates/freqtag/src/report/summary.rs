@@ -204,7 +204,8 @@ mod tests {
             "lines": [], "taps": [{"name": "c", "tensor": "c", "kind": "conv", "conv_ordinal": 1, "layout": {"type": "channels_first"},
             "dims": [1, 2, 2], "chw": [1, 2, 2], "shape": [1, 2, 2]}],
             "layers": [{"tap": "c", "conv_ordinal": 1, "n_filters": 1, "n_important": 0, "important": [], "mean_score": null,
-              "filters": [{"channel": 0, "mean_score": null, "sd_score": 0.0, "pass_fraction": 0.0, "important": false}]}],
+              "filters": [{"channel": 0, "mean_score": null, "sd_score": 0.0, "pass_fraction": 0.0, "important": false,
+                "dead": false}]}],
             "stats": null, "maps": [], "seconds": 0.1
         })
     }
