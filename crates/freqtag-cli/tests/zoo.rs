@@ -170,33 +170,16 @@ fn default_export_with_external_data_and_batch_1_loads_from_any_folder() {
     assert!(has_tap(&v, "conv1") && has_tap(&v, "act2") && has_tap(&v, "fc"), "{v}");
     // It records no normalization: analysis stops and says what to pass...
     let img = zoo().join("image.png");
-    let (code, _, err) = run(freqtag().current_dir(elsewhere.path()).args([
-        "analyze",
-        "--model",
-        model.to_str().unwrap(),
-        "--image-file",
-        img.to_str().unwrap(),
-        "--no-stats",
-        "--out",
-        "r",
-    ]));
+    let analyze = |extra: &[&str]| {
+        let mut cmd = freqtag();
+        cmd.current_dir(elsewhere.path()).args(["analyze", "--model", model.to_str().unwrap(), "--image-file"]);
+        run(cmd.args([img.to_str().unwrap(), "--no-stats", "--out", "r"]).args(extra))
+    };
+    let (code, _, err) = analyze(&[]);
     assert_ne!(code, 0);
     assert!(err.contains("--mean") && err.contains("--std"), "{err}");
     // ... and runs when told.
-    let (code, _, err) = run(freqtag().current_dir(elsewhere.path()).args([
-        "analyze",
-        "--model",
-        model.to_str().unwrap(),
-        "--image-file",
-        img.to_str().unwrap(),
-        "--no-stats",
-        "--mean",
-        "0.5",
-        "--std",
-        "0.25",
-        "--out",
-        "r",
-    ]));
+    let (code, _, err) = analyze(&["--mean", "0.5", "--std", "0.25"]);
     assert_eq!(code, 0, "{err}");
     let s: Value = serde_json::from_slice(&std::fs::read(elsewhere.path().join("r/summary.json")).unwrap()).unwrap();
     assert_eq!(s["model"]["preprocess"]["mean"], serde_json::json!([0.5, 0.5, 0.5]));

@@ -87,22 +87,24 @@ pub trait Plot {
 /// stays small whatever the model).
 pub fn save<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {
     save_png(dir, name, size, p)?;
-    let fail = |e: Box<dyn std::error::Error>| Error::Data { path: dir.join(name), reason: format!("plotting: {e}") };
     let svg = dir.join(format!("{name}.svg"));
-    let root = SVGBackend::new(&svg, size).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(e.into()))?;
-    p.plot(&root).map_err(fail)?;
-    root.present().map_err(|e| fail(e.into()))?;
-    Ok(())
+    draw_on(SVGBackend::new(&svg, size).into_drawing_area(), p, &svg)
 }
 
 /// Draws `p` into `<dir>/<name>.png` only: figures made of pixels, cells or one mark
 /// per filter (stimulus frames, heatmaps, maps, scatter plots), whose SVG grows with
 /// the image or the model (35 MB for one 224 x 224 stimulus).
 pub fn save_png<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {
-    let fail = |e: Box<dyn std::error::Error>| Error::Data { path: dir.join(name), reason: format!("plotting: {e}") };
     let png = dir.join(format!("{name}.png"));
-    let root = BitMapBackend::new(&png, size).into_drawing_area();
+    draw_on(BitMapBackend::new(&png, size).into_drawing_area(), p, &png)
+}
+
+/// Fills `root` white, draws `p` and writes it out (`path` names it in errors).
+fn draw_on<DB: DrawingBackend, P: Plot>(root: DrawingArea<DB, Shift>, p: &P, path: &Path) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let fail = |e: Box<dyn std::error::Error>| Error::Data { path: path.into(), reason: format!("plotting: {e}") };
     root.fill(&WHITE).map_err(|e| fail(e.into()))?;
     p.plot(&root).map_err(fail)?;
     root.present().map_err(|e| fail(e.into()))?;
