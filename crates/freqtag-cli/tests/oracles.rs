@@ -181,3 +181,22 @@ fn identical_frames_without_a_whole_period_are_run_once_with_the_same_spectra() 
     let worst = a.mean_amplitude.iter().zip(&n.mean_amplitude).map(|(x, r)| worst_rel(x, r)).fold(0.0, f64::max);
     assert!(worst < 1e-6, "distinct vs all frames: worst relative difference {worst:e}");
 }
+
+#[test]
+fn responses_are_read_against_the_rounding_floor_with_known_answers() {
+    // Whether a filter responds is deterministic: the stem conv is linear (fundamentals
+    // only, no harmonic, no intermodulation: what float32 rounding leaves there stays
+    // under the floor); its ReLU rectifies (harmonics); the last block mixes both halves
+    // (intermodulation).
+    let Some(d) = data_dir() else { return };
+    let a = run(&d, cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto), 3);
+    let layer = |name: &str| a.layers.iter().find(|l| l.tap == name).unwrap();
+    for f in &layer("conv1").filters {
+        let r = &f.response;
+        assert_eq!((&r.harmonics[..], r.intermod), (&[false, false][..], false), "conv1 filter {}", f.channel);
+        assert!(r.fundamental.iter().any(|&x| x), "conv1 filter {} responds to neither tag", f.channel);
+    }
+    assert!(layer("relu").filters.iter().any(|f| f.response.harmonics.iter().any(|&x| x)));
+    let deep = layer("layer3.4.relu2");
+    assert!(deep.filters.iter().filter(|f| f.response.intermod).count() * 2 > deep.filters.len());
+}

@@ -159,14 +159,20 @@ fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
     let (code, _, err) = run(&mut prune("whole", &["--quiet"]));
     assert_eq!(code, 0, "{err}");
     let whole = t.elapsed();
-    // Killed once mid-way, then once more early in the resumed run.
+    // Killed once mid-way (once a checkpoint exists: on a loaded machine the run is
+    // slower than `whole`), then once more early in the resumed run.
+    let ck = d.join(".resumed.freqtag-checkpoint.json");
     for frac in [0.6, 0.15] {
         let mut child = prune("resumed", &["--resume", "--quiet"]).spawn().unwrap();
         std::thread::sleep(whole.mul_f64(frac));
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !ck.is_file() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(d.join(".resumed.freqtag-checkpoint.json").is_file(), "the killed runs left a checkpoint");
+    assert!(ck.is_file(), "the killed runs left a checkpoint");
     assert!(!d.join("resumed").exists());
     let (code, _, err) = run(&mut prune("resumed", &["--resume"]));
     assert_eq!(code, 0, "{err}");

@@ -59,11 +59,15 @@ pub struct SnrConfig {
     pub edges: Edges,
     /// Drop DC before computing (bins `1..=N/2` only).
     pub drop_dc: bool,
-    /// Bins never used as noise (e.g. the response grid).
+    /// Bins the user left out of every noise window.
     pub exclude_bins: Vec<usize>,
-    /// Leave the whole response grid (multiples of the tags' gcd, set by the analysis)
-    /// out of every noise window, so that noise bins hold only noise.
+    /// Leave the whole response grid (multiples of the tags' gcd) out of every noise
+    /// window, so that noise bins hold only noise.
     pub exclude_grid: bool,
+    /// The response-grid bins `exclude_grid` leaves out, set by the analysis (kept apart
+    /// from the user's `exclude_bins`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid_bins: Vec<usize>,
     /// How a filter's score is made from its SNR spectrum.
     pub score: ScoreRule,
 }
@@ -100,6 +104,7 @@ impl SnrConfig {
             drop_dc: false,
             exclude_bins: vec![],
             exclude_grid: false,
+            grid_bins: vec![],
             score: ScoreRule::Lines,
         };
         Ok(match name {
@@ -152,7 +157,7 @@ impl SnrConfig {
     /// (`grid` bins apart) among `n_bins` left out of the noise.
     pub fn grid_baseline(grid: usize, n_bins: usize) -> SnrConfig {
         let mut c = SnrConfig::preset("grid").expect("built-in preset");
-        c.exclude_bins = (0..n_bins).step_by(grid.max(1)).collect();
+        c.grid_bins = (0..n_bins).step_by(grid.max(1)).collect();
         c
     }
 
@@ -204,11 +209,11 @@ impl SnrConfig {
         } else {
             (&amp[offset..]).into()
         };
-        if self.exclude_bins.is_empty() {
+        if self.exclude_bins.is_empty() && self.grid_bins.is_empty() {
             return (s, Vec::new());
         }
         let mut excluded = vec![false; s.len()];
-        for &b in &self.exclude_bins {
+        for &b in self.exclude_bins.iter().chain(&self.grid_bins) {
             if let Some(e) = b.checked_sub(offset).and_then(|j| excluded.get_mut(j)) {
                 *e = true;
             }

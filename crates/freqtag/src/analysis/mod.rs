@@ -370,7 +370,7 @@ pub fn run_state(
     let mut cfg = cfg.clone();
     if cfg.snr.exclude_grid {
         let g = crate::lines::grid_bins(&tag_bins).max(1);
-        cfg.snr.exclude_bins.extend((0..=n / 2).step_by(g));
+        cfg.snr.grid_bins = (0..=n / 2).step_by(g).collect();
     }
     let cfg = &cfg;
     let test_lines: Vec<usize> = (0..lines.len()).filter(|&l| lines[l].order <= 2).collect();
@@ -461,7 +461,13 @@ pub fn finish(ctx: &RunContext, state: AnalysisState, seconds: f64) -> Result<An
     };
     let mean_amp = mean(state.sum_amp);
     let line_snr = mean(state.sum_line_snr);
-    let layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
+    let mut layers: Vec<LayerImportance> = scores.iter().map(|s| aggregate(s, cfg.threshold)).collect();
+    let n_tags = cfg.stimulus.freqs.len();
+    for (l, amp) in layers.iter_mut().zip(&mean_amp) {
+        for (f, a) in l.filters.iter_mut().zip(amp) {
+            f.response = crate::importance::response::response(a, &ctx.lines, n_tags);
+        }
+    }
     let stats = cfg.stats.enabled.then(|| {
         let input = StatsInput {
             snr: &cfg.snr,

@@ -5,6 +5,7 @@
 //! its score exceeds the threshold. A filter is *important* when its mean score
 //! exceeds the threshold (the paper's rule: rank by the score averaged over images).
 
+pub mod response;
 pub mod stats;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct FilterImportance {
     /// networks (MobileNetV3) are this small; `--floor 0` measures them.
     #[serde(default)]
     pub dead: bool,
+    /// Which line groups of its mean spectrum exceed the float32 rounding floor
+    /// ([`response::response`]): a deterministic fact, not a test.
+    #[serde(default)]
+    pub response: response::Response,
 }
 
 /// A layer's aggregate.
@@ -96,6 +101,7 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
                 pass_fraction: pass,
                 important: mean > threshold,
                 dead: v.is_empty() && n_img > 0,
+                response: response::Response::default(),
             }
         })
         .collect();

@@ -152,7 +152,15 @@ pub fn criteria(
                 out.push(Criterion {
                     name: CriterionKind::FtT2,
                     seed: None,
-                    scores: by_tap(&|t, c| -st.layers[t].filters[c].p_value.max(1e-300).log10())?,
+                    // A NaN p-value (a singular covariance) is no evidence: it ranks last.
+                    scores: by_tap(&|t, c| {
+                        let p = st.layers[t].filters[c].p_value;
+                        if p.is_finite() {
+                            -p.max(1e-300).log10()
+                        } else {
+                            f64::NEG_INFINITY
+                        }
+                    })?,
                 });
             }
         }

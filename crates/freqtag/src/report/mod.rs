@@ -60,6 +60,14 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
 
     let p = dir.join("filters.csv");
     let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead");
+    let n_tags = a.plan.config.freqs.len();
+    for r in 1..=n_tags {
+        write!(s, ",resp_f{r}").unwrap();
+    }
+    for r in 1..=n_tags {
+        write!(s, ",resp_harm{r}").unwrap();
+    }
+    s.push_str(",resp_intermod");
     if a.stats.is_some() {
         s.push_str(",p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration");
     }
@@ -73,6 +81,10 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
                 l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important, f.dead
             )
             .unwrap();
+            let r = &f.response;
+            for on in r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]) {
+                write!(s, ",{on}").unwrap();
+            }
             if let Some(st) = &a.stats {
                 let x = &st.layers[t].filters[f.channel];
                 let perm = x.perm_p.map(|p| format!("{p:.4}")).unwrap_or_default();
@@ -143,7 +155,9 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             let amp = a.mean_amplitude[t].iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
             let snr = a.line_snr[t].iter().map(|ch| ch[li]).sum::<f64>() / c;
             let b = bca.iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
-            let zz = z.iter().map(|ch| ch[line.bin]).filter(|v| v.is_finite()).sum::<f64>() / c;
+            // The mean of the finite z-scores (a channel whose noise bins are all equal has none).
+            let finite: Vec<f64> = z.iter().map(|ch| ch[line.bin]).filter(|v| v.is_finite()).collect();
+            let zz = if finite.is_empty() { f64::NAN } else { finite.iter().sum::<f64>() / finite.len() as f64 };
             let kind = serde_json::to_value(line.kind).unwrap();
             writeln!(
                 s,
