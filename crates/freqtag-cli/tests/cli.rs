@@ -257,7 +257,7 @@ fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
     let st = &s["stats"];
     assert_eq!(st["tested_lines"].as_array().unwrap().len(), 6);
     let f = &st["layers"][0]["filters"][0];
-    assert!(f["p_value"].as_f64().unwrap() <= 1.0 && f["perm_p"].as_f64().unwrap() > 0.0);
+    assert!(f["phase_p"].as_f64().unwrap() <= 1.0 && f["whiteness_p"].as_f64().unwrap() > 0.0);
     let sweep = std::fs::read_to_string(out.join("sweep.csv")).unwrap();
     assert!(sweep.starts_with("criterion,value,tap,count,jaccard_mean,jaccard_sd") && sweep.contains("\nq,0.05"));
     let filters = std::fs::read_to_string(out.join("filters.csv")).unwrap();

@@ -471,6 +471,7 @@ pub fn finish(ctx: &RunContext, state: AnalysisState, seconds: f64) -> Result<An
     let stats = cfg.stats.enabled.then(|| {
         let input = StatsInput {
             snr: &cfg.snr,
+            threshold: cfg.threshold,
             stats: &cfg.stats,
             lines: &ctx.lines,
             test_lines: &ctx.test_lines,

@@ -1,11 +1,18 @@
-//! Statistics across images: Hotelling's T² on complex coefficients, Benjamini-Hochberg
-//! false discovery rate control, frame-shuffle permutation p-values, and the stability
-//! of important-filter sets across random halves of the images.
+//! Statistics across images: the phase consistency of a response (Hotelling's T² on
+//! complex coefficients) with Benjamini-Hochberg control, a frame-shuffle whiteness
+//! test, and the stability of important-filter sets across random halves of the images.
 //!
-//! Images are trials. For one filter and one line, image `i` gives the complex
-//! coefficient `z_i = X_i[k] / N`. A response phase-locked to the stimulus has a
-//! non-zero mean; Hotelling's one-sample T² tests `E[z] = 0` on `(Re z, Im z)`:
-//! `T² = n m' S⁻¹ m`, and `(n - 2) / (2 (n - 1)) · T² ~ F(2, n - 2)` under the null.
+//! What they answer. Whether a filter responds at a line is not among them: a network
+//! is deterministic, so that is read off the spectrum against the float32 rounding
+//! floor ([`super::response`]). Images are trials: for one filter and one line, image
+//! `i` gives the complex coefficient `z_i = X_i[k] / N`. Hotelling's one-sample T² tests
+//! `E[z] = 0` on `(Re z, Im z)` (`T² = n m' S⁻¹ m`, `(n - 2) / (2 (n - 1)) · T² ~
+//! F(2, n - 2)` under the null): whether the response keeps its phase and sign from
+//! image to image. A network shown the same flicker phase is close to phase-locked by
+//! construction, so the count of "phase-consistent" filters grows with the number of
+//! images (it measures n as much as the filters): it is reported under that name
+//! (`phase_p`, `phase_q`, `phase_consistent`), never as "the filter responds". The
+//! frame-shuffle test asks whether a filter's series is white noise (`whiteness_p`).
 
 use num_complex::Complex;
 use rand::seq::SliceRandom;
@@ -69,40 +76,78 @@ pub fn ks_uniform(values: &[f64]) -> f64 {
     v.iter().enumerate().map(|(i, &x)| ((i as f64 + 1.0) / n - x).max(x - i as f64 / n)).fold(0.0, f64::max)
 }
 
-/// Jaccard index `|A ∩ B| / |A ∪ B|` of two sets of indices (1 when both are empty).
-pub fn jaccard(a: &[usize], b: &[usize]) -> f64 {
+/// `(|A ∩ B|, |A ∪ B|)` of two sets of indices.
+fn overlap(a: &[usize], b: &[usize]) -> (usize, usize) {
     let inter = a.iter().filter(|x| b.contains(x)).count();
-    let union = a.len() + b.len() - inter;
+    (inter, a.len() + b.len() - inter)
+}
+
+/// Jaccard index `|A ∩ B| / |A ∪ B|` of two sets of indices; NaN when both are empty
+/// (two empty sets agree on nothing: counting them as 1 inflates a mean).
+pub fn jaccard(a: &[usize], b: &[usize]) -> f64 {
+    let (inter, union) = overlap(a, b);
     if union == 0 {
-        1.0
+        f64::NAN
     } else {
         inter as f64 / union as f64
     }
 }
 
+/// Mean and standard deviation of the finite values (NaN, NaN when there are none).
+fn finite_mean_sd(v: &[f64]) -> (f64, f64) {
+    let f: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    mean_sd(&f)
+}
+
 /// Stability of the important set of one layer under a threshold: `splits` times, the
 /// images are shuffled (seeded) and cut into two halves; in each half a filter is
 /// important when its mean score exceeds `threshold`; returns the mean and standard
-/// deviation of the Jaccard index between the halves' sets. `scores[image][filter]`.
+/// deviation of the Jaccard index between the halves' sets over the splits where
+/// either half has a set. `scores[image][filter]`.
 pub fn split_half_stability(scores: &[Vec<f64>], threshold: f64, splits: usize, seed: u64) -> (f64, f64) {
-    let n = scores.len();
-    if n < 2 || splits == 0 {
-        return (f64::NAN, f64::NAN);
+    let s = split_half_overlaps(&[scores], threshold, splits, seed);
+    finite_mean_sd(&s.iter().map(|o| ratio(o[0])).collect::<Vec<_>>())
+}
+
+/// The split-half Jaccard index pooled over `layers` (count-weighted: every filter of the
+/// network counts once, `Σ |A_l ∩ B_l| / Σ |A_l ∪ B_l|` per split), mean and standard
+/// deviation over the splits. Each layer's `scores[image][filter]`; the same image
+/// halves for every layer.
+pub fn pooled_split_half(layers: &[&[Vec<f64>]], threshold: f64, splits: usize, seed: u64) -> (f64, f64) {
+    let s = split_half_overlaps(layers, threshold, splits, seed);
+    let pooled: Vec<f64> =
+        s.iter().map(|per_layer| ratio(per_layer.iter().fold((0, 0), |(i, u), o| (i + o.0, u + o.1)))).collect();
+    finite_mean_sd(&pooled)
+}
+
+fn ratio((inter, union): (usize, usize)) -> f64 {
+    if union == 0 {
+        f64::NAN
+    } else {
+        inter as f64 / union as f64
     }
-    let nf = scores[0].len();
+}
+
+/// Per split, per layer: `(|A ∩ B|, |A ∪ B|)` of the important sets of two image halves.
+fn split_half_overlaps(layers: &[&[Vec<f64>]], threshold: f64, splits: usize, seed: u64) -> Vec<Vec<(usize, usize)>> {
+    let n = layers.first().map_or(0, |l| l.len());
+    if n < 2 || splits == 0 {
+        return vec![];
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..n).collect();
-    let set = |imgs: &[usize]| -> Vec<usize> {
-        (0..nf).filter(|&f| imgs.iter().map(|&i| scores[i][f]).sum::<f64>() / imgs.len() as f64 > threshold).collect()
+    let set = |scores: &[Vec<f64>], imgs: &[usize]| -> Vec<usize> {
+        (0..scores[0].len())
+            .filter(|&f| imgs.iter().map(|&i| scores[i][f]).sum::<f64>() / imgs.len() as f64 > threshold)
+            .collect()
     };
-    let js: Vec<f64> = (0..splits)
+    (0..splits)
         .map(|_| {
             order.shuffle(&mut rng);
             let (a, b) = order.split_at(n / 2);
-            jaccard(&set(a), &set(b))
+            layers.iter().map(|s| overlap(&set(s, a), &set(s, b))).collect()
         })
-        .collect();
-    mean_sd(&js)
+        .collect()
 }
 
 /// Empirical p-value of `observed` against a null sample: `(1 + #{null ≥ observed}) / (1 + n)`.
@@ -123,19 +168,24 @@ pub(crate) fn shuffled(series: &[f64], rng: &mut rand_chacha::ChaCha8Rng) -> Vec
 pub struct FilterStats {
     /// Channel.
     pub channel: usize,
-    /// Hotelling T² p-value per tested line (same order as [`StatsResult::tested_lines`]).
-    #[serde(deserialize_with = "crate::json::nan_vec")]
+    /// Phase-consistency (Hotelling T²) p-value per tested line (same order as
+    /// [`StatsResult::tested_lines`]).
+    #[serde(rename = "phase_p_lines", deserialize_with = "crate::json::nan_vec")]
     pub p_lines: Vec<f64>,
-    /// The filter's p-value: the smallest line p-value times the number of lines (Bonferroni), at most 1.
-    #[serde(deserialize_with = "crate::json::nan")]
+    /// The filter's phase-consistency p-value: the smallest line p-value times the
+    /// number of lines (Bonferroni), at most 1.
+    #[serde(rename = "phase_p", deserialize_with = "crate::json::nan")]
     pub p_value: f64,
-    /// Benjamini-Hochberg q-value over all filters of the run.
-    #[serde(deserialize_with = "crate::json::nan")]
+    /// Benjamini-Hochberg q-value of `phase_p` over all filters of the run.
+    #[serde(rename = "phase_q", deserialize_with = "crate::json::nan")]
     pub q_value: f64,
-    /// `q_value <= q`.
+    /// `phase_q <= q`: the response keeps its phase and sign across the images (a NaN
+    /// p-value never counts).
+    #[serde(rename = "phase_consistent")]
     pub significant: bool,
-    /// Frame-shuffle permutation p-value of the mean score (if permutations ran).
-    #[serde(deserialize_with = "Option::deserialize")]
+    /// Frame-shuffle p-value of the mean score against the filter's own series with its
+    /// frames shuffled: small when the series is not white noise (if permutations ran).
+    #[serde(rename = "whiteness_p", deserialize_with = "Option::deserialize")]
     pub perm_p: Option<f64>,
     /// Baseline-corrected amplitude summed per tag's harmonics, intermodulation and
     /// shared lines (baseline: off-grid bins, 6 each side, of the mean spectrum).
@@ -153,9 +203,11 @@ pub struct FilterStats {
 pub struct LayerStats {
     /// Tap.
     pub tap: String,
-    /// Number of filters significant at FDR q.
+    /// Number of phase-consistent filters at FDR q.
+    #[serde(rename = "n_phase_consistent")]
     pub n_significant: usize,
     /// Their channels.
+    #[serde(rename = "phase_consistent")]
     pub significant: Vec<usize>,
     /// Per filter.
     pub filters: Vec<FilterStats>,
@@ -214,6 +266,17 @@ pub struct StatsResult {
     pub layers: Vec<LayerStats>,
     /// Threshold and q sweeps with stability.
     pub sweep: Vec<SweepRow>,
+    /// The headline stability: the split-half Jaccard index of the operating set (mean
+    /// score above the threshold), pooled over the network, mean over the splits.
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub operating_jaccard: f64,
+    /// Its standard deviation over the splits.
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub operating_jaccard_sd: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Per tap, per channel: the line p-values and the filter's p-value.
@@ -272,7 +335,8 @@ pub struct StatsConfig {
     pub seed: u64,
     /// Random half splits for stability.
     pub splits: usize,
-    /// Thresholds of the sweep (empty: 25 evenly spaced over the observed scores).
+    /// Thresholds of the sweep (empty: quantiles 0.05..0.95 of the scores after the
+    /// first tap); the operating threshold is always added.
     pub thresholds: Vec<f64>,
     /// q values of the sweep.
     pub q_values: Vec<f64>,
@@ -296,6 +360,8 @@ impl Default for StatsConfig {
 pub struct StatsInput<'a> {
     /// The SNR definition in effect.
     pub snr: &'a SnrConfig,
+    /// The operating importance threshold.
+    pub threshold: f64,
     /// The statistics settings.
     pub stats: &'a StatsConfig,
     /// The line catalogue.
@@ -354,12 +420,18 @@ pub fn run(input: &StatsInput) -> StatsResult {
             LayerStats { tap: layer.tap.clone(), n_significant: significant.len(), significant, filters }
         })
         .collect();
+    let sweep = sweeps(input, &p);
+    let head = sweep
+        .iter()
+        .find(|r| r.criterion == SweepCriterion::Threshold && r.tap == NETWORK && r.value == input.threshold);
     StatsResult {
         q: cfg.q,
         tested_lines: input.test_lines.iter().map(|&l| input.lines[l].label.clone()).collect(),
         n_images,
         layers,
-        sweep: sweeps(input, &p),
+        operating_jaccard: head.map_or(f64::NAN, |r| r.jaccard_mean),
+        operating_jaccard_sd: head.map_or(f64::NAN, |r| r.jaccard_sd),
+        sweep,
     }
 }
 
@@ -377,13 +449,7 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
                 .map(move |c| l.scores.iter().map(|s| s[c]).sum::<f64>() / l.scores.len() as f64)
         })
         .collect();
-    let thresholds = if cfg.thresholds.is_empty() {
-        let lo = means.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = means.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (0..25).map(|i| lo + (hi - lo) * i as f64 / 24.0).collect()
-    } else {
-        cfg.thresholds.clone()
-    };
+    let thresholds = sweep_thresholds(input, &means);
     for &thr in &thresholds {
         for layer in input.scores {
             let s = &layer.scores[..used];
@@ -400,6 +466,18 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
                 jaccard_sd: sd,
             });
         }
+        // The whole network, every filter counted once.
+        let all: Vec<&[Vec<f64>]> = input.scores.iter().map(|l| &l.scores[..used]).collect();
+        let (m, sd) = pooled_split_half(&all, thr, cfg.splits, cfg.seed);
+        let count = rows.iter().rev().take(input.scores.len()).map(|r| r.count).sum();
+        rows.push(SweepRow {
+            criterion: SweepCriterion::Threshold,
+            value: thr,
+            tap: NETWORK.into(),
+            count,
+            jaccard_mean: m,
+            jaccard_sd: sd,
+        });
     }
     let mut order: Vec<usize> = (0..used).collect();
     let splits = cfg.splits.min(20);
@@ -421,7 +499,7 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
             split_p.iter().map(|(a, b)| (significant_sets(a, q), significant_sets(b, q))).collect();
         for (t, layer) in input.scores.iter().enumerate() {
             let js: Vec<f64> = per_split.iter().map(|(a, b)| jaccard(&a[t], &b[t])).collect();
-            let (m, sd) = mean_sd(&js);
+            let (m, sd) = finite_mean_sd(&js);
             rows.push(SweepRow {
                 criterion: SweepCriterion::Q,
                 value: q,
@@ -433,6 +511,32 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
         }
     }
     rows
+}
+
+/// The `tap` of sweep rows over the whole network.
+pub const NETWORK: &str = "(network)";
+
+/// Thresholds of the sweep: the configured ones, else quantiles 0.05, 0.10, ..., 0.95 of
+/// the filters' mean scores after the first tap (the stem's scores lie apart: a linear
+/// stem conv scores low), always with the operating threshold; sorted, without repeats.
+fn sweep_thresholds(input: &StatsInput, means: &[f64]) -> Vec<f64> {
+    let cfg = &input.stats;
+    let mut v = if cfg.thresholds.is_empty() {
+        let stem = input.scores.first().and_then(|l| l.scores.first()).map_or(0, Vec::len);
+        let mut post: Vec<f64> = means.iter().skip(stem).copied().filter(|x| x.is_finite()).collect();
+        if post.is_empty() {
+            post = means.iter().copied().filter(|x| x.is_finite()).collect();
+        }
+        post.sort_by(f64::total_cmp);
+        let q = |p: f64| post.get(((post.len() - 1) as f64 * p).round() as usize).copied();
+        (1..20).filter_map(|i| if post.is_empty() { None } else { q(i as f64 / 20.0) }).collect()
+    } else {
+        cfg.thresholds.clone()
+    };
+    v.push(input.threshold);
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
 }
 
 /// Frame-shuffle permutation p-values of each filter's mean score, `[tap][channel]`.
@@ -570,11 +674,29 @@ mod tests {
     #[test]
     fn jaccard_and_stability_edges() {
         assert_eq!(jaccard(&[1, 2, 3], &[2, 3, 4]), 0.5);
-        assert_eq!(jaccard(&[], &[]), 1.0);
+        assert!(jaccard(&[], &[]).is_nan(), "two empty sets are no agreement");
         // A filter far above the threshold in every image: perfectly stable.
         let scores: Vec<Vec<f64>> = (0..10).map(|i| vec![5.0, 0.1 * i as f64, 0.0]).collect();
         let (m, _) = split_half_stability(&scores, 2.0, 20, 3);
         assert_eq!(m, 1.0);
+        // A layer with nothing above the threshold in any half has no stability to report.
+        assert!(split_half_stability(&scores, 9.0, 20, 3).0.is_nan());
+    }
+
+    #[test]
+    fn pooled_jaccard_weights_layers_by_their_counts() {
+        // Layer a: 10 filters, always the same 8 important (J = 1). Layer b: one filter
+        // that is important in exactly half of the images, so in the halves it is in
+        // or out at random (J per split 0 or 1 or undefined). Pooled, the 8 stable
+        // filters dominate: J >= 8/9 in every split; the per-layer mean of the two
+        // layers would weigh b's single filter as much as a's eight.
+        let a: Vec<Vec<f64>> = (0..20).map(|_| (0..10).map(|f| if f < 8 { 5.0 } else { 0.0 }).collect()).collect();
+        let b: Vec<Vec<f64>> = (0..20).map(|i| vec![if i % 2 == 0 { 4.0 } else { 0.0 }]).collect();
+        let (m, _) = pooled_split_half(&[&a, &b], 1.5, 50, 7);
+        assert!((8.0 / 9.0..=1.0).contains(&m), "{m}");
+        // Exact: sets {0..8} ∪ maybe {b0} in each half.
+        let (ma, _) = split_half_stability(&a, 1.5, 50, 7);
+        assert_eq!(ma, 1.0);
     }
 
     #[test]

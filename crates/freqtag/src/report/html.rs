@@ -159,9 +159,9 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         "Left/right selectivity of every filter from its harmonic amplitudes (red: important)",
     )?;
     if let Some(st) = &s.stats {
-        writeln!(h, "<h2>Statistics across images</h2><p>Hotelling's T² on each filter's complex coefficient at the lines {} across the {} images, a filter's p-value the Bonferroni-corrected smallest, Benjamini-Hochberg over all filters at q = {}.</p>",
-            esc(&st.tested_lines.join(", ")), st.n_images, st.q).unwrap();
-        h.push_str("<table><tr><th>tap</th><th>important (threshold)</th><th>significant (FDR)</th></tr>");
+        writeln!(h, "<h2>Statistics across images</h2><p>Whether a filter responds at a line is read off its spectrum against the float32 rounding floor (filters.csv: resp_*). Across images: phase consistency, Hotelling's T² on each filter's complex coefficient at the lines {} across the {} images (does the response keep its phase and sign from image to image; the count grows with the number of images), a filter's p-value the Bonferroni-corrected smallest, Benjamini-Hochberg over all filters at q = {}. Split-half stability of the operating set (Jaccard, pooled over the network): {:.3} ± {:.3}.</p>",
+            esc(&st.tested_lines.join(", ")), st.n_images, st.q, st.operating_jaccard, st.operating_jaccard_sd).unwrap();
+        h.push_str("<table><tr><th>tap</th><th>important (threshold)</th><th>phase-consistent (FDR)</th></tr>");
         for (l, x) in run.layers().iter().zip(&st.layers) {
             writeln!(
                 h,
@@ -179,7 +179,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             &run.dir,
             &plots,
             "sweep_q",
-            "FDR sweep: significant filters per layer and their split-half stability",
+            "FDR sweep: phase-consistent filters per layer and their split-half stability",
         )?;
     }
     if !s.maps.is_empty() {

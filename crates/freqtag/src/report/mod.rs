@@ -3,7 +3,7 @@
 //! | file | content |
 //! |---|---|
 //! | `summary.json` | configuration, model, images, lines, per-layer counts, per-filter scores (schema below) |
-//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead` (`dead`: below the SNR floor in every image, score NaN), with statistics also `p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
+//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead` (`dead`: below the SNR floor in every image, score NaN), with statistics also `phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
 //! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
 //! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
@@ -69,7 +69,9 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     }
     s.push_str(",resp_intermod");
     if a.stats.is_some() {
-        s.push_str(",p_value,q_value,significant,perm_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration");
+        s.push_str(
+            ",phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration",
+        );
     }
     s.push('\n');
     for (t, l) in a.layers.iter().enumerate() {
@@ -222,7 +224,7 @@ pub fn terminal_summary(a: &Analysis) -> String {
         a.config.snr.preset, a.config.threshold, a.seconds
     )
     .unwrap();
-    let sig = a.stats.as_ref().map(|st| format!("signif q<{}", st.q)).unwrap_or_default();
+    let sig = a.stats.as_ref().map(|st| format!("phase q<{}", st.q)).unwrap_or_default();
     writeln!(
         s,
         "{:<18} {:>5} {:>8} {:>10} {:>11} {:>13}  top filters",
@@ -243,6 +245,14 @@ pub fn terminal_summary(a: &Analysis) -> String {
             l.mean_score,
             n_sig,
             top.join(",")
+        )
+        .unwrap();
+    }
+    if let Some(st) = a.stats.as_ref().filter(|st| st.operating_jaccard.is_finite()) {
+        writeln!(
+            s,
+            "stability of the important set: split-half Jaccard {:.3} ± {:.3} (pooled over the network, {} images)",
+            st.operating_jaccard, st.operating_jaccard_sd, st.n_images
         )
         .unwrap();
     }

@@ -210,7 +210,9 @@ pub fn draw_sweeps(run: &RunData, dir: &Path) -> Result<()> {
     let Some(stats) = &run.summary.stats else { return Ok(()) };
     for crit in [SweepCriterion::Threshold, SweepCriterion::Q] {
         let mut layers: Vec<SweepLayer> = Vec::new();
-        for r in stats.sweep.iter().filter(|r| r.criterion == crit) {
+        // Per layer (the pooled network row has its own scale; it is in sweep.csv).
+        let network = crate::importance::stats::NETWORK;
+        for r in stats.sweep.iter().filter(|r| r.criterion == crit && r.tap != network) {
             let tap = r.tap.clone();
             let row = (r.value, r.count as f64, r.jaccard_mean);
             match layers.iter_mut().find(|l| l.0 == tap) {

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Reruns the commands behind the README's statistics table (ResNet-32, conv taps) and
+prints every figure with the command that produced it. About 30 s on 2 cores.
+Usage: FREQTAG_DATA=../shared/data python3 scripts/readme-statistics.py   (after make build)
+Standard library only: it reads the run folders freqtag writes."""
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "freqtag")
+os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
+if "FREQTAG_DATA" not in os.environ:
+    sys.exit("set FREQTAG_DATA")
+
+
+def analyze(out, *args):
+    cmd = ["analyze", "--model", "resnet32", "--taps", "conv", "--seed", "1", "--threads", "2", "--quiet",
+           "--force", "--no-per-image", "--out", out, *args]
+    subprocess.run([BIN, *cmd], check=True)
+    print(f"$ freqtag {' '.join(a for a in cmd if a != out)}")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    rows = list(csv.DictReader(open(os.path.join(out, "filters.csv"))))
+    return summary, rows
+
+
+def quantile(v, p):
+    v = sorted(v)
+    return v[round((len(v) - 1) * p)]
+
+
+def main():
+    tmp = tempfile.mkdtemp()
+    s, rows = analyze(os.path.join(tmp, "r100"), "--n-images", "100")
+    stem = s["layers"][0]["tap"]
+    post = [r for r in rows if r["tap"] != stem]
+    means = [float(r["mean_score"]) for r in post]
+    sds = [float(r["sd_score"]) for r in post]
+    imp = sum(r["important"] == "true" for r in rows)
+    st = s["stats"]
+    print(f"- filters: {len(rows)} in {len(s['layers'])} conv layers; important (mean authors score > "
+          f"{s['threshold']} dB): {imp}")
+    print(f"- split-half stability of that set (Jaccard pooled over the network, {st['n_images']} images, "
+          f"{s['config']['stats']['splits'] if 'config' in s else 50} splits): "
+          f"{st['operating_jaccard']:.3f} ± {st['operating_jaccard_sd']:.3f}")
+    print(f"- scores after the stem: {min(means):.3f} to {max(means):.3f} dB; 90 % of filters within "
+          f"{quantile(means, 0.05):.3f}-{quantile(means, 0.95):.3f} dB; SD of the filter means "
+          f"{statistics.stdev(means):.3f} dB; median image-to-image SD of a filter {statistics.median(sds):.3f} dB")
+    resp = lambda r, k: r[k] == "true"
+    for label, pick in [("stem conv", [r for r in rows if r["tap"] == stem]), ("after the stem", post)]:
+        n = len(pick)
+        f = sum(resp(r, "resp_f1") or resp(r, "resp_f2") for r in pick)
+        h = sum(resp(r, "resp_harm1") or resp(r, "resp_harm2") for r in pick)
+        i = sum(resp(r, "resp_intermod") for r in pick)
+        print(f"- responses above the float32 rounding floor, {label} ({n} filters): a fundamental {f}, "
+              f"a harmonic {h}, intermodulation {i}")
+    stem_pc = sum(r["phase_consistent"] == "true" for r in rows if r["tap"] == stem)
+    print(f"- phase-consistent (T², BH q = 0.05) in the stem conv: {stem_pc} of "
+          f"{sum(r['tap'] == stem for r in rows)}")
+    counts = []
+    for n in (5, 10, 20):
+        sn, rn = analyze(os.path.join(tmp, f"r{n}"), "--n-images", str(n))
+        counts.append((n, sum(r["phase_consistent"] == "true" for r in rn)))
+    counts.append((100, sum(r["phase_consistent"] == "true" for r in rows)))
+    print("- phase-consistent filters by number of images: " + ", ".join(f"n = {n}: {c}" for n, c in counts))
+    sweep = [r for r in csv.DictReader(open(os.path.join(tmp, "r100", "sweep.csv")))
+             if r["criterion"] == "threshold" and r["tap"] == "(network)"]
+    print("- threshold sweep (quantiles of the post-stem scores and the operating threshold), whole network:")
+    for r in sweep:
+        print(f"  {float(r['value']):.3f} dB: {r['count']} important, Jaccard {float(r['jaccard_mean']):.3f}"
+              f" ± {float(r['jaccard_sd']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
