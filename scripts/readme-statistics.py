@@ -22,7 +22,8 @@ def analyze(out, *args):
     cmd = ["analyze", "--model", "resnet32", "--taps", "conv", "--seed", "1", "--threads", "2", "--quiet",
            "--force", "--no-per-image", "--out", out, *args]
     subprocess.run([BIN, *cmd], check=True)
-    print(f"$ freqtag {' '.join(a for a in cmd if a != out)}")
+    shown = [a for a in cmd if a not in (out, "--out")]
+    print(f"$ freqtag {' '.join(shown)} --out DIR")
     summary = json.load(open(os.path.join(out, "summary.json")))
     rows = list(csv.DictReader(open(os.path.join(out, "filters.csv"))))
     return summary, rows
