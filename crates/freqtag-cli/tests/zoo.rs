@@ -415,3 +415,41 @@ fn maps_lay_tokens_and_channels_last_tensors_out_on_the_image_grid() {
         );
     }
 }
+
+#[test]
+fn control_networks_are_compared_layer_by_layer() {
+    use common::{node, onnx};
+    let d = tempfile::tempdir().unwrap();
+    // Known answer: shuffling a constant weight tensor changes nothing (delta 0); a zoo
+    // network's permuted control differs.
+    let m = onnx(
+        &[0, 3, 32, 32],
+        vec![node("Conv", "/conv/Conv", &["input", "w"], "output")],
+        &[("w", &[4, 3, 3, 3], 0.5)],
+    );
+    std::fs::write(d.path().join("const.onnx"), m).unwrap();
+    for (model, out) in [(d.path().join("const.onnx"), "c"), (zoo().join("resnet18.legacy.onnx"), "r")] {
+        let (code, _, err) = run(freqtag()
+            .args(["analyze", "--model", model.to_str().unwrap(), "--image-file"])
+            .args([zoo().join("image.png").to_str().unwrap(), "--no-stats", "--control", "permuted", "--out"])
+            .arg(d.path().join(out)));
+        assert_eq!(code, 0, "{err}");
+    }
+    let rows = |out: &str| -> Vec<Value> {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(d.path().join(out).join("control.json")).unwrap()).unwrap();
+        v["layers"].as_array().unwrap().clone()
+    };
+    let c = rows("c");
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0]["cliffs_delta"], 0.0);
+    assert_eq!(c[0]["trained_mean"], c[0]["control_mean"]);
+    let r = rows("r");
+    assert!(r.len() > 10 && r.iter().any(|x| x["cliffs_delta"].as_f64().unwrap() != 0.0));
+    assert!(std::fs::read_to_string(d.path().join("r/control.csv")).unwrap().starts_with("tap,n_filters,trained_mean"));
+    // A shard cannot carry a control.
+    let (code, _, err) =
+        run(freqtag().args(["analyze", "--control", "permuted", "--shard", "0/2", "--out"]).arg(d.path().join("s")));
+    assert_ne!(code, 0);
+    assert!(err.contains("--shard"), "{err}");
+}

@@ -292,6 +292,15 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub per_image: bool,
     /// Run only shard i of n (0-based) of the image list (consecutive blocks) and write a
+    /// Also analyse a control network of the same architecture (`permuted`: each
+    /// weight tensor's values shuffled; `random-weights`: redrawn from a Gaussian of
+    /// its mean and SD) on the same images, and compare layer by layer
+    /// (`control.csv`: Cliff's delta and Mann-Whitney p of the filters' scores).
+    #[arg(long)]
+    pub control: Option<freqtag::model::control::Control>,
+    /// Seed of the control network.
+    #[arg(long, default_value_t = 0)]
+    pub control_seed: u64,
     /// partial run for `freqtag merge`.
     #[arg(long)]
     pub shard: Option<freqtag::shard::Shard>,

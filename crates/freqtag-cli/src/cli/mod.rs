@@ -188,8 +188,12 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         return Err(freqtag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
     }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
-    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &out, force: a.force };
+    let control = a.control.map(|k| (k, a.control_seed));
+    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &out, force: a.force, control };
     if let Some(shard) = a.shard {
+        if control.is_some() {
+            return Err(freqtag::Error::param("control", "a whole run (not with --shard)", "--shard").into());
+        }
         return run_shard(ui, &job, shard);
     }
     let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
@@ -205,11 +209,13 @@ struct Job<'a> {
     load: &'a dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
     out: &'a Path,
     force: bool,
+    /// A control network to analyse beside the model, and its seed.
+    control: Option<(freqtag::model::control::Control, u64)>,
 }
 
 /// One shard of the image list, written as a partial run.
 fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force } = *job;
+    let Job { model, cfg, specs, load, out, force, .. } = *job;
     let range = shard.range(specs.len());
     let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
     let out =
@@ -230,7 +236,10 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
 /// replaceable) before the work; with `every`, it checkpoints as it goes, and with
 /// `resume` it continues from the checkpoint a killed run left.
 fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force } = *job;
+    let Job { model, cfg, specs, load, out, force, control: control_net } = *job;
+    // The control network is built before any work: a model without weights to change
+    // is refused first.
+    let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
     let folder = RunFolder::create(out, force, "analyze")?;
     let ck = Checkpoint::of(out)?;
     let digest = freqtag::shard::images_digest(specs);
@@ -280,6 +289,26 @@ fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Durat
     pb.finish_and_clear();
     let result = analysis::finish(&ctx, state, start.elapsed().as_secs_f64())?;
     freqtag::run::write_run_folder(&result, &first, folder.path())?;
+    if let Some(cm) = &control_model {
+        let pb = ui.bar(specs.len() as u64, "control images");
+        let c = analysis::analyze(cm, cfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+        pb.finish_and_clear();
+        let rows = freqtag::importance::control::compare(&result.layers, &c.layers);
+        let p = folder.path().join("control.csv");
+        std::fs::write(&p, freqtag::importance::control::to_csv(&rows)).with_context(|| p.display().to_string())?;
+        let p = folder.path().join("control.json");
+        let v = serde_json::json!({"control": cm.name, "seed": control_net.map(|c| c.1), "layers": rows});
+        std::fs::write(&p, serde_json::to_vec_pretty(&v)?).with_context(|| p.display().to_string())?;
+        if !ui.quiet {
+            eprintln!("trained against control ({}): layer, mean score, Cliff's delta, Mann-Whitney p", cm.name);
+            for r in &rows {
+                eprintln!(
+                    "  {:<18} {:>8.3} vs {:>8.3}  delta {:>6.3}  p {:.2e}",
+                    r.tap, r.trained_mean, r.control_mean, r.cliffs_delta, r.p_value
+                );
+            }
+        }
+    }
     let out = folder.commit()?;
     ck.remove()?;
     report_done(ui, &result, &out)
@@ -541,7 +570,8 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         let specs: Vec<ImageSpec> =
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-        let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &load, out: &a.out, force: a.force };
+        let job =
+            Job { model: &model, cfg: &cfg, specs: &specs, load: &load, out: &a.out, force: a.force, control: None };
         return run_analysis(ui, &job, false, None);
     }
     let dir = data_dir(&a.data)?;
@@ -552,6 +582,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force };
+    let job =
+        Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force, control: None };
     run_analysis(ui, &job, false, None)
 }

@@ -5,6 +5,7 @@
 //! its score exceeds the threshold. A filter is *important* when its mean score
 //! exceeds the threshold (the paper's rule: rank by the score averaged over images).
 
+pub mod control;
 pub mod response;
 pub mod stats;
 

@@ -10,6 +10,7 @@
 //! paper's "layer 1, 4, 8" count convolutions that way.
 
 pub mod checkpoint;
+pub mod control;
 pub(crate) mod graph;
 pub mod layout;
 mod load;
