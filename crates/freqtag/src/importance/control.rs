@@ -1,4 +1,4 @@
-//! Trained against control, layer by layer ([`crate::model::Control`]): does training
+//! Trained against control, layer by layer ([`crate::model::control::Control`]): does training
 //! shape the response? Per layer, the filters' mean scores of the two networks are
 //! compared with an effect size (Cliff's delta: the probability that a trained filter
 //! scores above a control filter, minus the reverse, in [-1, 1]) and a test across
