@@ -36,7 +36,7 @@ def quantile(v, p):
 
 def main():
     tmp = tempfile.mkdtemp()
-    s, rows = analyze(os.path.join(tmp, "r100"), "--n-images", "100", "--control", "permuted")
+    s, rows = analyze(os.path.join(tmp, "r100"), "--n-images", "100", "--control", "permuted", "--region-swap")
     stem = s["layers"][0]["tap"]
     post = [r for r in rows if r["tap"] != stem]
     means = [float(r["mean_score"]) for r in post]
@@ -72,6 +72,11 @@ def main():
           f"{min(ps):.1e} to {max(ps):.1e}); important filters {ti} trained, {ci} control; share of filters "
           f"after the stem responding at intermodulation: {mean_share('trained_intermod'):.2f} trained, "
           f"{mean_share('control_intermod'):.2f} control (mean over layers)")
+    sw = list(csv.DictReader(open(os.path.join(tmp, "r100", "region_swap.csv"))))
+    reg = sum(r["follows_region"] == "true" for r in sw)
+    frq = sum(r["follows_frequency"] == "true" for r in sw)
+    print(f"- region swap (frequencies exchanged between the halves, paired t across images, BH q = 0.05): "
+          f"{reg} of {len(sw)} filters follow the region, {frq} the frequency")
     stem_pc = sum(r["phase_consistent"] == "true" for r in rows if r["tap"] == stem)
     print(f"- phase-consistent (T², BH q = 0.05) in the stem conv: {stem_pc} of "
           f"{sum(r['tap'] == stem for r in rows)}")

@@ -453,3 +453,24 @@ fn control_networks_are_compared_layer_by_layer() {
     assert_ne!(code, 0);
     assert!(err.contains("--shard"), "{err}");
 }
+
+#[test]
+fn region_swap_finds_the_linear_stem_bound_to_its_regions() {
+    // Known answer: the stem conv is linear and sees each frame alone, so a filter's
+    // left/right balance is the image content's, whatever frequency flickers where:
+    // every filter follows the region, and the selectivity is the same in both runs.
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(freqtag()
+        .args(["analyze", "--model", "resnet32", "--tap", "conv1", "--region-swap", "--no-stats", "--out"])
+        .arg(out.path().join("r"))
+        .env_remove("FREQTAG_DATA"));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("conv1              16 / 0 of 16"), "{err}");
+    let csv = std::fs::read_to_string(out.path().join("r/region_swap.csv")).unwrap();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (a, b): (f64, f64) = (f[2].parse().unwrap(), f[3].parse().unwrap());
+        assert!((a - b).abs() <= 1e-4, "{line}");
+        assert_eq!((f[7], f[8]), ("true", "false"), "{line}");
+    }
+}

@@ -301,6 +301,11 @@ pub struct AnalyzeArgs {
     /// Seed of the control network.
     #[arg(long, default_value_t = 0)]
     pub control_seed: u64,
+    /// Also run the analysis with the two tag frequencies exchanged between the
+    /// regions, and test per filter whether its preference follows the region
+    /// (`region_swap.csv`; keeps per-image spectra).
+    #[arg(long)]
+    pub region_swap: bool,
     /// partial run for `freqtag merge`.
     #[arg(long)]
     pub shard: Option<freqtag::shard::Shard>,

@@ -182,17 +182,34 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     let dd = data_dir(&a.source.data)?;
     let (specs, loader) = images(&a.images, dd.as_deref())?;
     // Options resolve on the whole image list, so that every shard runs the same ones.
-    let (cfg, notes) = opts.resolve(specs.len())?;
+    let (mut cfg, notes) = opts.resolve(specs.len())?;
     notes.iter().for_each(|n| ui.info(n));
+    if a.region_swap {
+        if cfg.stimulus.freqs.len() != 2 {
+            return Err(freqtag::Error::param("region-swap", "two tag frequencies", cfg.stimulus.freqs.len()).into());
+        }
+        // The swap compares per-image selectivities.
+        cfg.keep_per_image = true;
+    }
     if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
         return Err(freqtag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
     }
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
     let control = a.control.map(|k| (k, a.control_seed));
-    let job = Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &out, force: a.force, control };
+    let job = Job {
+        model: &model,
+        cfg: &cfg,
+        specs: &specs,
+        load: &*loader,
+        out: &out,
+        force: a.force,
+        control,
+        swap: a.region_swap,
+    };
     if let Some(shard) = a.shard {
-        if control.is_some() {
-            return Err(freqtag::Error::param("control", "a whole run (not with --shard)", "--shard").into());
+        if control.is_some() || a.region_swap {
+            let what = if a.region_swap { "region-swap" } else { "control" };
+            return Err(freqtag::Error::param(what, "a whole run (not with --shard)", "--shard").into());
         }
         return run_shard(ui, &job, shard);
     }
@@ -211,6 +228,8 @@ struct Job<'a> {
     force: bool,
     /// A control network to analyse beside the model, and its seed.
     control: Option<(freqtag::model::control::Control, u64)>,
+    /// Also run the region-swapped stimulus.
+    swap: bool,
 }
 
 /// One shard of the image list, written as a partial run.
@@ -236,7 +255,7 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
 /// replaceable) before the work; with `every`, it checkpoints as it goes, and with
 /// `resume` it continues from the checkpoint a killed run left.
 fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, control: control_net } = *job;
+    let Job { model, cfg, specs, load, out, force, control: control_net, swap } = *job;
     // The control network is built before any work: a model without weights to change
     // is refused first.
     let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
@@ -306,6 +325,28 @@ fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Durat
                     "  {:<18} {:>8.3} vs {:>8.3}  delta {:>6.3}  p {:.2e}",
                     r.tap, r.trained_mean, r.control_mean, r.cliffs_delta, r.p_value
                 );
+            }
+        }
+    }
+    if swap {
+        let mut scfg = cfg.clone();
+        scfg.stimulus.freqs.reverse();
+        scfg.stimulus.phases.reverse();
+        let pb = ui.bar(specs.len() as u64, "swapped images");
+        let b = analysis::analyze(model, &scfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+        pb.finish_and_clear();
+        let rows = analysis::swap::region_swap(&result, &b)?;
+        let p = folder.path().join("region_swap.csv");
+        std::fs::write(&p, analysis::swap::to_csv(&rows)).with_context(|| p.display().to_string())?;
+        if !ui.quiet {
+            eprintln!(
+                "region swap (paired t across images, BH q <= 0.05): filters following the region / the frequency"
+            );
+            for t in &result.taps {
+                let of: Vec<_> = rows.iter().filter(|r| r.tap == t.tap.name).collect();
+                let (reg, freq) =
+                    (of.iter().filter(|r| r.follows_region).count(), of.iter().filter(|r| r.follows_frequency).count());
+                eprintln!("  {:<18} {reg} / {freq} of {}", t.tap.name, of.len());
             }
         }
     }
@@ -570,8 +611,16 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         let specs: Vec<ImageSpec> =
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-        let job =
-            Job { model: &model, cfg: &cfg, specs: &specs, load: &load, out: &a.out, force: a.force, control: None };
+        let job = Job {
+            model: &model,
+            cfg: &cfg,
+            specs: &specs,
+            load: &load,
+            out: &a.out,
+            force: a.force,
+            control: None,
+            swap: false,
+        };
         return run_analysis(ui, &job, false, None);
     }
     let dir = data_dir(&a.data)?;
@@ -582,7 +631,15 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    let job =
-        Job { model: &model, cfg: &cfg, specs: &specs, load: &*loader, out: &a.out, force: a.force, control: None };
+    let job = Job {
+        model: &model,
+        cfg: &cfg,
+        specs: &specs,
+        load: &*loader,
+        out: &a.out,
+        force: a.force,
+        control: None,
+        swap: false,
+    };
     run_analysis(ui, &job, false, None)
 }

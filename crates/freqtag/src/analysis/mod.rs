@@ -14,6 +14,7 @@ mod accumulate;
 mod derived;
 pub mod maps;
 pub mod state;
+pub mod swap;
 
 use std::time::{Duration, Instant};
 
