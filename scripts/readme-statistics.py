@@ -86,6 +86,16 @@ def main():
         counts.append((n, sum(r["phase_consistent"] == "true" for r in rn)))
     counts.append((100, sum(r["phase_consistent"] == "true" for r in rows)))
     print("- phase-consistent filters by number of images: " + ", ".join(f"n = {n}: {c}" for n, c in counts))
+    analyze(os.path.join(tmp, "noise"), "--n-images", "20", "--no-stats", "--noise-sigma", "0.01,0.1,1")
+    ns = list(csv.DictReader(open(os.path.join(tmp, "noise", "noise_sweep.csv"))))
+    for sigma in ("0.01", "0.1", "1"):
+        at = lambda line, stem_only: [float(r["detection_rate"]) for r in ns if r["sigma"] == sigma
+                                      and r["line"] == line and (r["tap"] == stem) == stem_only]
+        null = [v for line in ("2f1", "2f2", "f2-f1", "f1+f2") for v in at(line, True)]
+        print(f"- input noise sigma {sigma}: F-test detection rate (alpha 0.05), mean over the layers after the stem: "
+              f"f1 {statistics.mean(at('f1', False)):.2f}, f2 {statistics.mean(at('f2', False)):.2f}, "
+              f"f2-f1 {statistics.mean(at('f2-f1', False)):.2f}, f1+f2 {statistics.mean(at('f1+f2', False)):.2f}; "
+              f"stem conv at the lines it lacks (2f1, 2f2, f2-f1, f1+f2): {statistics.mean(null):.3f}")
     sweep = [r for r in csv.DictReader(open(os.path.join(tmp, "r100", "sweep.csv")))
              if r["criterion"] == "threshold" and r["tap"] == "(network)"]
     print("- threshold sweep (quantiles of the post-stem scores and the operating threshold), whole network:")

@@ -474,3 +474,33 @@ fn region_swap_finds_the_linear_stem_bound_to_its_regions() {
         assert_eq!((f[7], f[8]), ("true", "false"), "{line}");
     }
 }
+
+#[test]
+fn f_test_detects_the_stems_lines_and_keeps_its_false_positive_rate_on_lines_it_lacks() {
+    // Known answer: the stem conv is linear, so at its harmonics and intermodulation
+    // lines the null is true: the detection rate there must be about alpha (0.05); at
+    // the fundamentals, with little noise, nearly 1.
+    let out = tempfile::tempdir().unwrap();
+    let (code, _, err) = run(freqtag()
+        .args(["analyze", "--model", "resnet32", "--tap", "conv1", "--noise-sigma", "0.05,5", "--no-stats", "--out"])
+        .arg(out.path().join("r"))
+        .env_remove("FREQTAG_DATA"));
+    assert_eq!(code, 0, "{err}");
+    let csv = std::fs::read_to_string(out.path().join("r/noise_sweep.csv")).unwrap();
+    let rate = |sigma: &str, line: &str| -> f64 {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("{sigma},conv1,{line},")))
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let null: f64 = ["2f1", "2f2", "f2-f1", "f1+f2"].iter().map(|l| rate("0.05", l)).sum::<f64>() / 4.0;
+    // 4 lines x 160 tests: binomial SD of the mean about 0.009.
+    assert!(null <= 0.08, "false-positive rate {null}");
+    assert!(rate("0.05", "f1") > 0.9 && rate("0.05", "f2") > 0.9, "{csv}");
+    // Much more noise: fewer detections at the fundamentals.
+    assert!(rate("5", "f1") < rate("0.05", "f1"), "{csv}");
+}

@@ -250,9 +250,11 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub exclude_grid: bool,
     /// Seeded Gaussian input noise per frame, in normalized units (a real noise floor;
-    /// disables period folding).
-    #[arg(long)]
-    pub noise_sigma: Option<f32>,
+    /// disables period folding). With noise, each line is also F-tested against the
+    /// off-grid bins around it in every image (`noise_sweep.csv`: detection rates);
+    /// several values (`0.01,0.1,1`) sweep σ, the first being the main run's.
+    #[arg(long, value_delimiter = ',')]
+    pub noise_sigma: Vec<f32>,
     /// Seed of the input noise.
     #[arg(long, default_value_t = 0)]
     pub noise_seed: u64,

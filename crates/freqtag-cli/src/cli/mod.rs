@@ -184,6 +184,14 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     // Options resolve on the whole image list, so that every shard runs the same ones.
     let (mut cfg, notes) = opts.resolve(specs.len())?;
     notes.iter().for_each(|n| ui.info(n));
+    let sweep: Vec<f32> = if cfg.noise.is_some() { a.noise_sigma.clone() } else { vec![] };
+    if let Some(s) = a.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())).filter(|_| a.noise_sigma.len() > 1) {
+        return Err(freqtag::Error::param("noise-sigma", "positive values to sweep", s).into());
+    }
+    if !sweep.is_empty() {
+        // The F-test reads every image's spectrum.
+        cfg.keep_per_image = true;
+    }
     if a.region_swap {
         if cfg.stimulus.freqs.len() != 2 {
             return Err(freqtag::Error::param("region-swap", "two tag frequencies", cfg.stimulus.freqs.len()).into());
@@ -205,10 +213,17 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         force: a.force,
         control,
         swap: a.region_swap,
+        sweep: &sweep,
     };
     if let Some(shard) = a.shard {
-        if control.is_some() || a.region_swap {
-            let what = if a.region_swap { "region-swap" } else { "control" };
+        if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 {
+            let what = if a.region_swap {
+                "region-swap"
+            } else if control.is_some() {
+                "control"
+            } else {
+                "noise-sigma"
+            };
             return Err(freqtag::Error::param(what, "a whole run (not with --shard)", "--shard").into());
         }
         return run_shard(ui, &job, shard);
@@ -230,6 +245,9 @@ struct Job<'a> {
     control: Option<(freqtag::model::control::Control, u64)>,
     /// Also run the region-swapped stimulus.
     swap: bool,
+    /// Input-noise levels whose F-test detection rates are written (the first is the
+    /// main run's; empty without noise).
+    sweep: &'a [f32],
 }
 
 /// One shard of the image list, written as a partial run.
@@ -255,7 +273,7 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
 /// replaceable) before the work; with `every`, it checkpoints as it goes, and with
 /// `resume` it continues from the checkpoint a killed run left.
 fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, control: control_net, swap } = *job;
+    let Job { model, cfg, specs, load, out, force, control: control_net, swap, sweep } = *job;
     // The control network is built before any work: a model without weights to change
     // is refused first.
     let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
@@ -328,6 +346,39 @@ fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Durat
             }
         }
     }
+    if !sweep.is_empty() {
+        let mut csv = String::from("sigma,tap,line,detection_rate\n");
+        for (k, &sigma) in sweep.iter().enumerate() {
+            let det = if k == 0 {
+                analysis::ftest::detection(&result, 0.05)?
+            } else {
+                let mut ncfg = cfg.clone();
+                ncfg.noise = ncfg.noise.map(|n| analysis::InputNoise { sigma, ..n });
+                let pb = ui.bar(specs.len() as u64, &format!("sigma {sigma}"));
+                let b = analysis::analyze(model, &ncfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+                pb.finish_and_clear();
+                analysis::ftest::detection(&b, 0.05)?
+            };
+            for d in &det {
+                csv.push_str(&format!("{sigma},{},{},{:.4}\n", d.tap, d.line, d.rate));
+            }
+            if !ui.quiet {
+                let mean = |label: &str| {
+                    let v: Vec<f64> = det.iter().filter(|d| d.line == label).map(|d| d.rate).collect();
+                    v.iter().sum::<f64>() / v.len().max(1) as f64
+                };
+                eprintln!(
+                    "noise sigma {sigma}: F-test detection rate (alpha 0.05), mean over taps: f1 {:.3}, f2 {:.3}, f2-f1 {:.3}, f1+f2 {:.3}",
+                    mean("f1"),
+                    mean("f2"),
+                    mean("f2-f1"),
+                    mean("f1+f2")
+                );
+            }
+        }
+        let p = folder.path().join("noise_sweep.csv");
+        std::fs::write(&p, csv).with_context(|| p.display().to_string())?;
+    }
     if swap {
         let mut scfg = cfg.clone();
         scfg.stimulus.freqs.reverse();
@@ -382,7 +433,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> freqtag::Result<AnalysisOptions> {
         db: a.db,
         exclude_bins: a.exclude_bins.clone(),
         exclude_grid: a.exclude_grid,
-        noise_sigma: a.noise_sigma,
+        noise_sigma: a.noise_sigma.first().copied(),
         noise_seed: a.noise_seed,
         stats: !a.no_stats,
         q: a.q,
@@ -620,6 +671,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
             force: a.force,
             control: None,
             swap: false,
+            sweep: &[],
         };
         return run_analysis(ui, &job, false, None);
     }
@@ -640,6 +692,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         force: a.force,
         control: None,
         swap: false,
+        sweep: &[],
     };
     run_analysis(ui, &job, false, None)
 }

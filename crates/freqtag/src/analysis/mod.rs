@@ -12,6 +12,7 @@
 
 mod accumulate;
 mod derived;
+pub mod ftest;
 pub mod maps;
 pub mod state;
 pub mod swap;
