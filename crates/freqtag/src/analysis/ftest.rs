@@ -29,7 +29,7 @@ pub fn f_test(amp: &[f64], k: usize, grid: usize) -> f64 {
         return f64::NAN;
     }
     let n = noise.iter().sum::<f64>() / noise.len() as f64;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         return f64::NAN;
     }
     let f = amp[k] * amp[k] / n;
