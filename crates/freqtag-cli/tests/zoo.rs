@@ -504,3 +504,42 @@ fn f_test_detects_the_stems_lines_and_keeps_its_false_positive_rate_on_lines_it_
     // Much more noise: fewer detections at the fundamentals.
     assert!(rate("5", "f1") < rate("0.05", "f1"), "{csv}");
 }
+
+#[test]
+fn bootstrap_intervals_bracket_the_means_and_follow_the_seed() {
+    let out = tempfile::tempdir().unwrap();
+    let runs: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|n| {
+            let (code, _, err) = run(freqtag()
+                .args([
+                    "analyze",
+                    "--model",
+                    "resnet32",
+                    "--tap",
+                    "conv1",
+                    "--tap",
+                    "layer3.4.conv2",
+                    "--bootstrap",
+                    "200",
+                ])
+                .args(["--no-stats", "--quiet", "--out"])
+                .arg(out.path().join(n))
+                .env_remove("FREQTAG_DATA"));
+            assert_eq!(code, 0, "{err}");
+            std::fs::read_to_string(out.path().join(n).join("bootstrap.csv")).unwrap()
+        })
+        .collect();
+    assert_eq!(runs[0], runs[1], "seeded");
+    let rows: Vec<Vec<&str>> = runs[0].lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6 * (16 + 64) + 6 * 2, "per filter and per layer, six quantities");
+    for r in &rows {
+        let (m, lo, hi): (f64, f64, f64) = (r[3].parse().unwrap(), r[4].parse().unwrap(), r[5].parse().unwrap());
+        assert!(lo <= m * (1.0 + 1e-9) + 1e-12 && m <= hi * (1.0 + 1e-9) + 1e-12, "{r:?}");
+    }
+    // The linear stem has no intermodulation; the last block integrates both halves.
+    let integration = |tap: &str| -> f64 {
+        rows.iter().find(|r| r[0] == tap && r[1].is_empty() && r[2] == "integration").unwrap()[4].parse().unwrap()
+    };
+    assert!(integration("conv1") < 1e-3 && integration("layer3.4.conv2") > 0.2);
+}

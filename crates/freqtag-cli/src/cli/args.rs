@@ -303,6 +303,12 @@ pub struct AnalyzeArgs {
     /// Seed of the control network.
     #[arg(long, default_value_t = 0)]
     pub control_seed: u64,
+    /// Image-bootstrap 95 % intervals with this many resamples (seeded by
+    /// --stats-seed) of each filter's and layer's baseline-corrected amplitudes, share
+    /// of variance at the response lines, selectivity and integration
+    /// (`bootstrap.csv`; keeps per-image spectra). 0: none.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap: usize,
     /// Also run the analysis with the two tag frequencies exchanged between the
     /// regions, and test per filter whether its preference follows the region
     /// (`region_swap.csv`; keeps per-image spectra).

@@ -188,8 +188,8 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     if let Some(s) = a.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())).filter(|_| a.noise_sigma.len() > 1) {
         return Err(freqtag::Error::param("noise-sigma", "positive values to sweep", s).into());
     }
-    if !sweep.is_empty() {
-        // The F-test reads every image's spectrum.
+    if !sweep.is_empty() || a.bootstrap > 0 {
+        // The F-test and the bootstrap read every image's spectrum.
         cfg.keep_per_image = true;
     }
     if a.region_swap {
@@ -214,13 +214,16 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         control,
         swap: a.region_swap,
         sweep: &sweep,
+        bootstrap: a.bootstrap,
     };
     if let Some(shard) = a.shard {
-        if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 {
+        if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 || a.bootstrap > 0 {
             let what = if a.region_swap {
                 "region-swap"
             } else if control.is_some() {
                 "control"
+            } else if a.bootstrap > 0 {
+                "bootstrap"
             } else {
                 "noise-sigma"
             };
@@ -248,6 +251,8 @@ struct Job<'a> {
     /// Input-noise levels whose F-test detection rates are written (the first is the
     /// main run's; empty without noise).
     sweep: &'a [f32],
+    /// Bootstrap resamples of the images (0: none).
+    bootstrap: usize,
 }
 
 /// One shard of the image list, written as a partial run.
@@ -273,7 +278,7 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
 /// replaceable) before the work; with `every`, it checkpoints as it goes, and with
 /// `resume` it continues from the checkpoint a killed run left.
 fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, control: control_net, swap, sweep } = *job;
+    let Job { model, cfg, specs, load, out, force, control: control_net, swap, sweep, bootstrap } = *job;
     // The control network is built before any work: a model without weights to change
     // is refused first.
     let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
@@ -345,6 +350,11 @@ fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Durat
                 );
             }
         }
+    }
+    if bootstrap > 0 {
+        let v = analysis::bootstrap::intervals(&result, bootstrap, cfg.stats.seed)?;
+        let p = folder.path().join("bootstrap.csv");
+        std::fs::write(&p, analysis::bootstrap::to_csv(&v)).with_context(|| p.display().to_string())?;
     }
     if !sweep.is_empty() {
         let mut csv = String::from("sigma,tap,line,detection_rate\n");
@@ -672,6 +682,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
             control: None,
             swap: false,
             sweep: &[],
+            bootstrap: 0,
         };
         return run_analysis(ui, &job, false, None);
     }
@@ -693,6 +704,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         control: None,
         swap: false,
         sweep: &[],
+        bootstrap: 0,
     };
     run_analysis(ui, &job, false, None)
 }

@@ -11,6 +11,7 @@
 //! `--no-fold` and input noise run all N frames ([`InferencePath::Full`]).
 
 mod accumulate;
+pub mod bootstrap;
 mod derived;
 pub mod ftest;
 pub mod maps;
