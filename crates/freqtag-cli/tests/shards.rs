@@ -142,13 +142,20 @@ fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
     let whole = t.elapsed();
     // Killed (SIGKILL) at several moments within the time a whole run takes, resumed
     // each time from the checkpoint the previous one left; then finished.
+    // On a loaded machine a run is slower than `whole`: each kill also waits (bounded)
+    // until a checkpoint exists.
+    let ck = d.join(".resumed.freqtag-checkpoint");
     for frac in [0.35, 0.3, 0.25, 0.3] {
         let mut child = analyze("resumed", &["--resume"]).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(whole.mul_f64(frac));
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !ck.is_dir() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = child.kill();
         let _ = child.wait();
     }
-    assert!(d.join(".resumed.freqtag-checkpoint").is_dir(), "the killed runs left a checkpoint");
+    assert!(ck.is_dir(), "the killed runs left a checkpoint");
     assert!(!d.join("resumed").exists(), "no run folder before the run completes");
     let (code, _, err) = run(&mut analyze("resumed", &["--resume"]));
     assert_eq!(code, 0, "{err}");
