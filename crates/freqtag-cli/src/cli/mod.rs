@@ -211,10 +211,7 @@ fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
         load: &*loader,
         out: &out,
         force: a.force,
-        control,
-        swap: a.region_swap,
-        sweep: &sweep,
-        bootstrap: a.bootstrap,
+        extras: Extras { control, swap: a.region_swap, sweep: &sweep, bootstrap: a.bootstrap },
     };
     if let Some(shard) = a.shard {
         if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 || a.bootstrap > 0 {
@@ -244,6 +241,13 @@ struct Job<'a> {
     load: &'a dyn Fn(&ImageSpec) -> freqtag::Result<Image>,
     out: &'a Path,
     force: bool,
+    /// What runs beside the analysis.
+    extras: Extras<'a>,
+}
+
+/// Analyses beside the main one, written into the same run folder (none by default).
+#[derive(Clone, Copy, Default)]
+struct Extras<'a> {
     /// A control network to analyse beside the model, and its seed.
     control: Option<(freqtag::model::control::Control, u64)>,
     /// Also run the region-swapped stimulus.
@@ -278,7 +282,8 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
 /// replaceable) before the work; with `every`, it checkpoints as it goes, and with
 /// `resume` it continues from the checkpoint a killed run left.
 fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, control: control_net, swap, sweep, bootstrap } = *job;
+    let Job { model, cfg, specs, load, out, force, extras } = *job;
+    let Extras { control: control_net, swap, sweep, bootstrap } = extras;
     // The control network is built before any work: a model without weights to change
     // is refused first.
     let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
@@ -679,10 +684,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
             load: &load,
             out: &a.out,
             force: a.force,
-            control: None,
-            swap: false,
-            sweep: &[],
-            bootstrap: 0,
+            extras: Extras::default(),
         };
         return run_analysis(ui, &job, false, None);
     }
@@ -701,10 +703,7 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         load: &*loader,
         out: &a.out,
         force: a.force,
-        control: None,
-        swap: false,
-        sweep: &[],
-        bootstrap: 0,
+        extras: Extras::default(),
     };
     run_analysis(ui, &job, false, None)
 }
