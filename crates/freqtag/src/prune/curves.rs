@@ -330,6 +330,11 @@ pub struct Verdict {
     pub random_sd: f64,
     /// `(auc - random_mean) / random_sd`.
     pub z: f64,
+    /// Its empirical percentile among the random seeds' AUCs, in the criterion's good
+    /// direction: the percentage of random seeds it does better than (ties count half);
+    /// with 100 seeds, ≥ 97.5 is better than random at the 5 % level two-sided.
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub random_percentile: f64,
     /// Better, worse or like random (|z| < 2).
     pub verdict: VerdictKind,
 }
@@ -363,6 +368,7 @@ pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
         let a = auc(&curve(k));
         let z = (a - m) / sd.max(1e-9);
         let good = if k.3 == Order::LowestFirst { z } else { -z };
+        let random_percentile = percentile_among(a, &rand, k.3 == Order::LowestFirst);
         let verdict = if !z.is_finite() {
             VerdictKind::NoBaseline
         } else if good >= 2.0 {
@@ -380,15 +386,51 @@ pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
             random_mean: m,
             random_sd: sd,
             z,
+            random_percentile,
             verdict,
         });
     }
     out
 }
 
+fn nan() -> f64 {
+    f64::NAN
+}
+
+/// The percentage of `random` that `value` beats (ties count half): higher is better
+/// when `higher_better`, else lower is. NaN without random values.
+pub fn percentile_among(value: f64, random: &[f64], higher_better: bool) -> f64 {
+    if random.is_empty() || !value.is_finite() {
+        return f64::NAN;
+    }
+    let beats = random
+        .iter()
+        .map(|&r| {
+            let (a, b) = if higher_better { (value, r) } else { (r, value) };
+            if a > b {
+                1.0
+            } else if a == b {
+                0.5
+            } else {
+                0.0
+            }
+        })
+        .sum::<f64>();
+    100.0 * beats / random.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_percentile_counts_the_seeds_beaten() {
+        let r: Vec<f64> = (0..100).map(|i| i as f64).collect();
+        assert_eq!(percentile_among(97.5, &r, true), 98.0);
+        assert_eq!(percentile_among(97.5, &r, false), 2.0);
+        assert_eq!(percentile_among(50.0, &r, true), 50.5, "beats 0..=49, ties 50: half");
+        assert!(percentile_among(1.0, &[], true).is_nan());
+    }
 
     #[test]
     fn removal_orders_and_ties() {

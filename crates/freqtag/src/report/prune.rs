@@ -40,11 +40,11 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
         s.push('\n');
     }
     write("prune_curves.csv", s)?;
-    let mut s = String::from("scope,criterion,order,auc,random_mean,random_sd,z,verdict\n");
+    let mut s = String::from("scope,criterion,order,auc,random_mean,random_sd,z,random_percentile,verdict\n");
     for v in &r.verdicts {
         writeln!(
             s,
-            "{},{},{},{:.3},{:.3},{:.3},{:.2},{}",
+            "{},{},{},{:.3},{:.3},{:.3},{:.2},{:.1},{}",
             v.scope,
             v.criterion,
             v.order.name(),
@@ -52,6 +52,7 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
             v.random_mean,
             v.random_sd,
             v.z,
+            v.random_percentile,
             v.verdict
         )
         .unwrap();
