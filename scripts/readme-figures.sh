@@ -20,11 +20,11 @@ run bench --model resnet32 --batch 80 --threads 2 --frames 8000 --taps relu
 run bench --taps none --threads 2 --frames 8000
 run bench --taps conv --batch 49 --threads 2 --frames 9800
 echo "\$ freqtag eval --model resnet32"; /usr/bin/time -f "%e s wall" "$f" eval --model resnet32
-timed "10 images" analyze --model resnet32
-timed "10 images, all frames" analyze --model resnet32 --no-fold
-timed "100 images" analyze --n-images 100 --seed 1 --no-per-image --no-stats --threads 2
+timed "10 images" analyze --model resnet32 --taps conv
+timed "10 images, all frames" analyze --model resnet32 --taps conv --no-fold
+timed "100 images" analyze --taps conv --n-images 100 --seed 1 --no-per-image --no-stats --threads 2
 timed "conv + BN, 100 images" analyze --n-images 100 --seed 1 --taps conv,bn --no-stats --no-per-image
-timed "10 images, memory" analyze --n-images 10 --seed 1 --no-per-image --no-stats
-timed "1,000 images, memory" analyze --n-images 1000 --seed 1 --no-per-image --no-stats
-timed "whole test set" analyze --all-images --threads 2
+timed "10 images, memory" analyze --taps conv --n-images 10 --seed 1 --no-per-image --no-stats
+timed "1,000 images, memory" analyze --taps conv --n-images 1000 --seed 1 --no-per-image --no-stats
+timed "whole test set" analyze --taps conv --all-images --threads 2
 rm -rf "$out"

@@ -146,14 +146,8 @@ fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
     // until a checkpoint exists.
     let ck = d.join(".resumed.freqtag-checkpoint");
     for frac in [0.35, 0.3, 0.25, 0.3] {
-        let mut child = analyze("resumed", &["--resume"]).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(whole.mul_f64(frac));
-        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !ck.is_dir() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        let child = analyze("resumed", &["--resume"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        kill_after(child, whole.mul_f64(frac), &ck);
     }
     assert!(ck.is_dir(), "the killed runs left a checkpoint");
     assert!(!d.join("resumed").exists(), "no run folder before the run completes");
@@ -189,14 +183,7 @@ fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
     // slower than `whole`), then once more early in the resumed run.
     let ck = d.join(".resumed.freqtag-checkpoint.json");
     for frac in [0.6, 0.15] {
-        let mut child = prune("resumed", &["--resume", "--quiet"]).spawn().unwrap();
-        std::thread::sleep(whole.mul_f64(frac));
-        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while !ck.is_file() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_after(prune("resumed", &["--resume", "--quiet"]).spawn().unwrap(), whole.mul_f64(frac), &ck);
     }
     assert!(ck.is_file(), "the killed runs left a checkpoint");
     assert!(!d.join("resumed").exists());
@@ -212,4 +199,17 @@ fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
     };
     assert_eq!(j("resumed"), j("whole"));
     assert!(!d.join(".resumed.freqtag-checkpoint.json").exists());
+}
+
+/// Kills (SIGKILL) `child` after `delay`, and once the checkpoint `ck` exists (waiting at
+/// most 2 minutes more, or until the child ends): on a loaded machine a run is slower
+/// than the uninterrupted one that `delay` was measured on.
+fn kill_after(mut child: std::process::Child, delay: std::time::Duration, ck: &std::path::Path) {
+    std::thread::sleep(delay);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ck.exists() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -214,9 +214,3 @@ pub struct TapInfo {
     /// Output shape per image, `[C, H, W]` (or whatever rank the node has).
     pub shape: Vec<usize>,
 }
-
-/// The taps of `model` with their per-frame shapes `[C, H, W]` (found when the model
-/// was loaded, from a probe run).
-pub fn probe_taps(model: &Model, _cfg: &EngineConfig) -> Result<Vec<TapInfo>> {
-    Ok(model.taps.iter().map(|t| TapInfo { tap: t.clone(), shape: t.chw.to_vec() }).collect())
-}

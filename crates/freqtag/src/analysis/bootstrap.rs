@@ -72,7 +72,7 @@ fn per_image(a: &Analysis) -> Result<Vec<Vec<Vec<f64>>>> {
         .map(|r| {
             let mut q = vec![Vec::with_capacity(ni); QUANTITIES.len()];
             for i in 0..ni {
-                let amp: Vec<f64> = per.amplitude[(i * per.rows + r) * nb..][..nb].iter().map(|&x| x as f64).collect();
+                let amp = per.spectrum(i, r, nb);
                 let bca = line_sums(&grid.baseline_corrected(&amp), &a.lines, n_tags);
                 let raw = line_sums(&amp, &a.lines, n_tags);
                 let power =

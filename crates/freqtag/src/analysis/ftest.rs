@@ -69,13 +69,7 @@ pub fn detection(a: &Analysis, alpha: f64) -> Result<Vec<LineDetection>> {
         for l in a.lines.iter().filter(|l| l.order <= 2) {
             let per_filter: Vec<f64> = (0..c)
                 .map(|ch| {
-                    let hits = (0..ni)
-                        .filter(|&i| {
-                            let o = (i * per.rows + row + ch) * nb;
-                            let amp: Vec<f64> = per.amplitude[o..o + nb].iter().map(|&x| x as f64).collect();
-                            f_test(&amp, l.bin, grid) < alpha
-                        })
-                        .count();
+                    let hits = (0..ni).filter(|&i| f_test(&per.spectrum(i, row + ch, nb), l.bin, grid) < alpha).count();
                     hits as f64 / ni.max(1) as f64
                 })
                 .collect();

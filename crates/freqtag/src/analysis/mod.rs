@@ -24,7 +24,7 @@ use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Image;
-use crate::engine::{probe_taps, EngineConfig, Session, TapInfo};
+use crate::engine::{EngineConfig, Session, TapInfo};
 use crate::error::{Error, Result};
 pub use crate::importance::score;
 pub use crate::importance::stats::StatsConfig;
@@ -227,6 +227,13 @@ pub struct PerImage {
     pub coefficients: Vec<Complex<f32>>,
 }
 
+impl PerImage {
+    /// The amplitude spectrum (`nb` bins) of `row` in image `image`, as f64.
+    pub fn spectrum(&self, image: usize, row: usize, nb: usize) -> Vec<f64> {
+        self.amplitude[(image * self.rows + row) * nb..][..nb].iter().map(|&x| x as f64).collect()
+    }
+}
+
 /// The result of an analysis.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -264,13 +271,9 @@ pub struct Analysis {
     pub seconds: f64,
 }
 
-/// Selects taps of the model per `sel`, with shapes from a probe run.
-pub fn select_taps(model: &Model, sel: &TapSelection, engine: &EngineConfig) -> Result<Vec<TapInfo>> {
-    pick_taps(model, sel, &probe_taps(model, engine)?)
-}
-
-/// Picks taps per `sel` ([`Model::select_taps`]) out of already probed ones.
-fn pick_taps(model: &Model, sel: &TapSelection, _all: &[TapInfo]) -> Result<Vec<TapInfo>> {
+/// Selects taps of the model per `sel` ([`Model::select_taps`]), with the shapes the
+/// model's probe run found when it was loaded.
+pub fn select_taps(model: &Model, sel: &TapSelection) -> Result<Vec<TapInfo>> {
     Ok(model
         .select_taps(&sel.kinds, &sel.names)?
         .into_iter()
@@ -353,8 +356,7 @@ pub fn run_state(
     };
     tracing::info!("inference path: {path:?} ({frames_per_image} frames per image)");
     // One probe run gives the shapes of the recorded taps and of the mapped ones.
-    let probed = probe_taps(model, &cfg.engine)?;
-    let taps = pick_taps(model, &cfg.taps, &probed)?;
+    let taps = select_taps(model, &cfg.taps)?;
     if taps.is_empty() {
         return Err(Error::param("taps", "a selection that matches at least one tap", format!("{:?}", cfg.taps)));
     }
@@ -364,7 +366,7 @@ pub fn run_state(
     let map_taps = if cfg.maps.is_empty() {
         vec![]
     } else {
-        pick_taps(model, &TapSelection { kinds: vec![], names: cfg.maps.clone() }, &probed)?
+        select_taps(model, &TapSelection { kinds: vec![], names: cfg.maps.clone() })?
     };
     let map_refs: Vec<_> = map_taps.iter().map(|t| &t.tap).collect();
     let mut session = Session::for_outputs(model, &refs, &map_refs, &cfg.engine)?;

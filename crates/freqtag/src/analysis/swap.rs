@@ -74,8 +74,7 @@ fn selectivities(a: &Analysis) -> Result<Vec<Vec<f64>>> {
         .map(|r| {
             (0..ni)
                 .map(|i| {
-                    let amp: Vec<f64> =
-                        per.amplitude[(i * per.rows + r) * nb..][..nb].iter().map(|&x| x as f64).collect();
+                    let amp = per.spectrum(i, r, nb);
                     line_sums(&amp, &a.lines, n_tags).selectivity()
                 })
                 .collect()
