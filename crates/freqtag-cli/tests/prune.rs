@@ -3,11 +3,16 @@
 mod common;
 use common::data_dir;
 
+use freqtag::analysis::{analyze, AnalysisConfig, ImageSpec, TapSelection};
 use freqtag::data::{Cifar10, Split};
 use freqtag::engine::{EngineConfig, Session};
 use freqtag::evaluate;
+use freqtag::model::TapKind;
 use freqtag::model::{load_checkpoint, Model};
-use freqtag::prune::Evaluator;
+use freqtag::prune::curves::CriterionKind;
+use freqtag::prune::experiment::{criteria, PruneConfig, ScoreAt};
+use freqtag::prune::stats::point_statistics;
+use freqtag::prune::{Ablation, Evaluator};
 
 fn cfg() -> EngineConfig {
     EngineConfig { threads: 2, batch: 100, ..Default::default() }
@@ -20,7 +25,7 @@ fn removing_no_filter_reproduces_the_accuracy_exactly() {
     let all: Vec<usize> = (0..data.len()).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let mut e = Evaluator::new(&m, &data, &all, &cfg()).unwrap();
-    let a = e.accuracy(&[]).unwrap();
+    let a = e.accuracy(&[], Ablation::Zero).unwrap();
     let plain = evaluate::evaluate(&m, &data, &all, &cfg(), |_| {}).unwrap();
     assert_eq!(a, plain);
     assert_eq!(a.correct, 9263);
@@ -39,7 +44,7 @@ fn removing_every_filter_of_the_stem_gives_chance() {
     assert_eq!(e.layers[0].tap, "conv1");
     let mut removed = vec![vec![]; e.layers.len()];
     removed[0] = (0..16).collect();
-    let a = e.accuracy(&removed).unwrap();
+    let a = e.accuracy(&removed, Ablation::Zero).unwrap();
     assert!((a.top1 - 10.0).abs() < 1e-9, "{}", a.top1);
 }
 
@@ -62,7 +67,7 @@ fn ablated_logits_equal_zeroed_weights() {
         let l = e.layers.iter().position(|x| x.tap == *tap).unwrap();
         removed[l] = ch.clone();
     }
-    let ablated = e.logits(&removed).unwrap();
+    let ablated = e.logits(&removed, Ablation::Zero).unwrap();
 
     // Reference: the same network built from a checkpoint whose filters' conv weights
     // and BatchNorm γ, β are zeroed (the state dict as read, edited, built again).
@@ -88,4 +93,126 @@ fn ablated_logits_equal_zeroed_weights() {
     let moved = plain.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(moved > 0.1, "the ablation must change the logits ({moved})");
     assert!(worst < 1e-4, "ablated vs zeroed weights: largest logit difference {worst}");
+}
+
+#[test]
+fn mean_ablation_equals_a_batchnorm_that_outputs_the_channel_mean() {
+    // Oracle: the network rebuilt from a checkpoint whose BatchNorm γ is 0 and β the
+    // channel's mean for the removed filters outputs exactly that mean in the channel.
+    let Some(d) = data_dir() else { return };
+    let data = Cifar10::load(&d, Split::Test).unwrap();
+    let idx: Vec<usize> = (0..200).collect();
+    let m = Model::load("resnet32", Some(&d)).unwrap();
+    let stats_images: Vec<usize> = (200..260).collect();
+    let st = point_statistics(&m, &data, &stats_images, &cfg(), false).unwrap();
+    let mut e = Evaluator::new(&m, &data, &idx, &cfg()).unwrap();
+    e.set_means(st.mean.clone()).unwrap();
+    let plan: Vec<(&str, Vec<usize>)> =
+        vec![("conv1", vec![2, 7]), ("layer1.2.conv2", vec![0, 1, 15]), ("layer3.1.conv1", (10..40).collect())];
+    let mut removed = vec![vec![]; e.layers.len()];
+    let mut sd = load_checkpoint(&d.join("models/resnet32-cifar10.th")).unwrap();
+    for (tap, ch) in &plan {
+        let l = e.layers.iter().position(|x| x.tap == *tap).unwrap();
+        removed[l] = ch.clone();
+        let bn = tap.replace("conv", "bn");
+        for &c in ch {
+            sd.tensors.get_mut(&format!("{bn}.weight")).unwrap().data[c] = 0.0;
+            sd.tensors.get_mut(&format!("{bn}.bias")).unwrap().data[c] = st.mean[l][c] as f32;
+        }
+    }
+    let ablated = e.logits(&removed, Ablation::Mean).unwrap();
+    let zeroed = e.logits(&removed, Ablation::Zero).unwrap();
+    let r = Model::from_checkpoint(&sd, std::path::Path::new("mean.th"), "resnet32").unwrap();
+    let reference =
+        evaluate::logits(&r, &mut Session::for_model(&r, &[], false, &cfg()).unwrap(), &data, &idx, |_| {}).unwrap();
+    let worst = ablated.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let apart = zeroed.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(apart > 0.1, "mean- and zero-ablation must differ ({apart})");
+    assert!(worst < 1e-4, "mean-ablated vs BatchNorm set to the mean: largest logit difference {worst}");
+}
+
+#[test]
+fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
+    // The per-channel means of the BatchNorm outputs, through the analysis's own
+    // per-channel-mean outputs (checked against PyTorch hooks in the zoo tests).
+    let Some(d) = data_dir() else { return };
+    let data = Cifar10::load(&d, Split::Test).unwrap();
+    let m = Model::load("resnet32", Some(&d)).unwrap();
+    let idx: Vec<usize> = (0..40).collect();
+    let st = point_statistics(&m, &data, &idx, &cfg(), true).unwrap();
+    let e = Evaluator::new(&m, &data, &idx[..1], &cfg()).unwrap();
+    let taps: Vec<_> = e.layers.iter().map(|l| m.tap(&l.point).unwrap()).collect();
+    assert_eq!(taps[1].name, "layer1.0.bn1", "the ablation point of a block conv is its BatchNorm");
+    let refs: Vec<_> = taps.iter().collect();
+    let mut s = Session::for_model(&m, &refs, false, &cfg()).unwrap();
+    let frames = evaluate::input_frames(&m, &data, &idx).unwrap();
+    let outs = s.run(&frames, idx.len()).unwrap();
+    for (l, o) in outs.iter().skip(1).enumerate() {
+        let c = e.layers[l].channels;
+        for ch in 0..c {
+            let want = (0..idx.len()).map(|i| o.data[i * c + ch] as f64).sum::<f64>() / idx.len() as f64;
+            assert!(
+                (st.mean[l][ch] - want).abs() < 1e-4,
+                "{} channel {ch}: {} vs {want}",
+                taps[l].name,
+                st.mean[l][ch]
+            );
+        }
+    }
+    let rank = st.rank.unwrap();
+    for (l, layer) in e.layers.iter().enumerate() {
+        let side = taps[l].chw[1].min(taps[l].chw[2]) as f64;
+        assert!(
+            rank[l].iter().all(|&r| (0.0..=side).contains(&r)),
+            "{}: ranks within 0..={side}: {:?}",
+            layer.tap,
+            rank[l]
+        );
+        assert!(st.mean_abs[l].iter().zip(&st.mean[l]).all(|(a, m)| *a >= m.abs() - 1e-9));
+    }
+}
+
+#[test]
+fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
+    // With score_at = ablation, prunable layer i is scored on its BatchNorm output:
+    // the same scores as an analysis of the `norm` taps.
+    let Some(d) = data_dir() else { return };
+    let data = Cifar10::load(&d, Split::Test).unwrap();
+    let m = Model::load("resnet32", Some(&d)).unwrap();
+    let e = Evaluator::new(&m, &data, &[0], &cfg()).unwrap();
+    let mut analysis = AnalysisConfig { engine: cfg(), ..AnalysisConfig::default() };
+    analysis.stats.enabled = false;
+    let mut pc = PruneConfig {
+        images: vec![0],
+        fractions: vec![0.0],
+        layer_fractions: vec![],
+        layers: vec![],
+        criteria: vec![CriterionKind::FtAuthors],
+        random_seeds: 1,
+        ablations: vec![Ablation::Zero],
+        score_at: ScoreAt::Ablation,
+        bootstrap: 0,
+        bootstrap_seed: 0,
+        analysis: analysis.clone(),
+        analysis_images: vec![3, 10],
+        activation_images: vec![],
+        engine: cfg(),
+    };
+    let at = |pc: &PruneConfig| criteria(&m, &e, &data, None, pc).unwrap().remove(0).scores;
+    let ablation = at(&pc);
+    pc.score_at = ScoreAt::Conv;
+    let conv = at(&pc);
+    let reference = |kind: TapKind| {
+        let mut a = analysis.clone();
+        a.taps = TapSelection { kinds: vec![kind], names: vec![] };
+        let specs: Vec<ImageSpec> =
+            [3, 10].iter().map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: None }).collect();
+        let r = analyze(&m, &a, &specs, &|s| Ok(data.image(s.index.unwrap())), &mut |_, _| {}).unwrap();
+        r.layers.iter().map(|l| l.filters.iter().map(|f| f.mean_score).collect::<Vec<f64>>()).collect::<Vec<_>>()
+    };
+    let close =
+        |a: &[Vec<f64>], b: &[Vec<f64>]| a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-9);
+    assert!(close(&ablation, &reference(TapKind::Norm)), "ablation point = BatchNorm outputs");
+    assert!(close(&conv, &reference(TapKind::Conv)), "conv = conv outputs");
+    assert!(!close(&ablation, &conv), "the two places give different scores");
 }

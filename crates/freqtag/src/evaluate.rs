@@ -73,14 +73,18 @@ pub(crate) fn check_logits(model: &str, out: &crate::engine::Output, images: &[u
     Ok(())
 }
 
+/// The predicted class of one row of logits: the first largest.
+pub fn top1_class(row: &[f32]) -> usize {
+    row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b })
+}
+
 /// Top-1 accuracy from logits `[n, classes]` and labels.
 pub fn accuracy(logits: &[f32], labels: &[u8]) -> Accuracy {
     let k = logits.len() / labels.len().max(1);
     let mut per = [(0usize, 0usize); CLASSES.len()];
     let mut correct = 0;
     for (row, &y) in logits.chunks(k).zip(labels) {
-        let pred = row.iter().enumerate().fold(0, |b, (i, &v)| if v > row[b] { i } else { b });
-        let hit = pred == y as usize;
+        let hit = top1_class(row) == y as usize;
         correct += hit as usize;
         if let Some(p) = per.get_mut(y as usize) {
             p.0 += hit as usize;

@@ -20,18 +20,23 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let test = Cifar10::load(&dir, Split::Test)?;
-    if let Some(n) = a.n_images.filter(|&n| n == 0 || n > test.len()) {
-        return Err(freqtag::Error::param("n-images", format!("1..={}", test.len()), n).into());
+    if a.n_images == 0 || a.n_images > test.len() {
+        return Err(freqtag::Error::param("n-images", format!("1..={}", test.len()), a.n_images).into());
     }
-    let images: Vec<usize> = match a.n_images {
-        Some(n) => freqtag::data::seeded_sample(test.len(), n, a.seed)?,
-        None => (0..test.len()).collect(),
+    let images: Vec<usize> = if a.n_images == test.len() {
+        (0..test.len()).collect()
+    } else {
+        freqtag::data::seeded_sample(test.len(), a.n_images, a.seed)?
     };
-    let train = if a.criteria.contains(&CriterionKind::Activation) {
+    let needs_train = a.criteria.iter().any(|c| matches!(c, CriterionKind::Activation | CriterionKind::Hrank))
+        || a.ablations.contains(&freqtag::prune::Ablation::Mean);
+    let train = if needs_train {
         match Cifar10::load(&dir, Split::Train) {
             Ok(t) => Some(t),
             Err(e) => {
-                ui.info(&format!("note: no training set ({e}); the activation criterion uses the analysis images"));
+                ui.info(&format!(
+                    "note: no training set ({e}); activation, hrank and the means of mean-ablation use the analysis images"
+                ));
                 None
             }
         }
@@ -47,6 +52,10 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         layers: a.layers.clone(),
         criteria: a.criteria.clone(),
         random_seeds: a.random_seeds,
+        ablations: a.ablations.clone(),
+        score_at: a.score_at,
+        bootstrap: a.bootstrap,
+        bootstrap_seed: a.bootstrap_seed,
         analysis,
         analysis_images: if a.analysis_images.is_empty() {
             test.first_of_each_class()
@@ -57,12 +66,26 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         engine: engine_cfg(&a.engine),
     };
     ui.info(&format!(
-        "prune-eval: {} on {} test images; criteria {} + {} random seeds",
+        "prune-eval: {} on {} test images; criteria {} + {} random seeds; {} ablation; frequency tagging \
+         scored at the {} output; {} bootstrap resamples",
         model.name,
         cfg.images.len(),
         cfg.criteria.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
-        cfg.random_seeds
+        cfg.random_seeds,
+        cfg.ablations.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and "),
+        match cfg.score_at {
+            freqtag::prune::experiment::ScoreAt::Ablation => "BatchNorm (where the ablation acts)",
+            freqtag::prune::experiment::ScoreAt::Conv => "conv",
+        },
+        cfg.bootstrap
     ));
+    if (cfg.random_seeds as usize) < freqtag::prune::curves::MIN_SEEDS_FOR_VERDICT {
+        ui.info(&format!(
+            "note: {} random seeds give no verdict at the 5 % level (pass --random-seeds {} or more)",
+            cfg.random_seeds,
+            freqtag::prune::curves::MIN_SEEDS_FOR_VERDICT
+        ));
+    }
     let folder = freqtag::report::folder::RunFolder::create(&a.out, a.force, "prune-eval")?;
     // The checkpoint: every ablation measured so far, for exactly these settings.
     let ck = {

@@ -8,19 +8,29 @@
 //! within each layer, so that criteria whose scale differs between layers, like
 //! weight norms, are comparable). Scope `<tap>`: that layer alone.
 //!
-//! Verdict: random pruning (several seeds) is the yardstick. With `z = (AUC - mean of
-//! random AUCs) / their standard deviation`, a criterion beats random when removing
-//! its lowest-scoring filters first keeps more accuracy (z > 0 for `lowest-first`) and
-//! removing its highest-scoring first costs more (z < 0 for `highest-first`).
+//! Verdict: random pruning (many seeds) is the yardstick. A criterion's
+//! `random_percentile` is the percentage of random seeds whose area it beats in its
+//! good direction: a larger area for `lowest-first` (removing its least important
+//! filters keeps more accuracy), a smaller one for `highest-first` (removing its most
+//! important costs more). It is better than random at ≥ 97.5, worse at ≤ 2.5 (a
+//! two-sided test at 5 %), which needs at least [`MIN_SEEDS_FOR_VERDICT`] seeds. The
+//! random curves are drawn once per scope and ablation (removing the lowest random
+//! scores first: a random order has no direction) and serve both orders. The z-score
+//! against the seeds' mean and SD is reported beside it, as a description.
 
 use std::collections::HashMap;
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::Evaluator;
+use super::bootstrap::Hits;
+use super::{Ablation, Evaluator};
 use crate::error::Result;
 use crate::importance::mean_sd;
+
+/// The fewest random seeds that can give a verdict: with `n` seeds the most extreme
+/// percentile is one in `n + 1`, which must be at most 2.5 %.
+pub const MIN_SEEDS_FOR_VERDICT: usize = 39;
 
 /// Removal order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,19 +68,22 @@ pub enum CriterionKind {
     BnGamma,
     /// Mean absolute activation on training images.
     Activation,
+    /// HRank: the average rank of the filter's feature maps on training images.
+    Hrank,
     /// Uniform random scores (seeded): the baseline.
     Random,
 }
 
 impl CriterionKind {
     /// The criteria a user can ask for (random is always added).
-    pub const CHOICES: [CriterionKind; 6] = [
+    pub const CHOICES: [CriterionKind; 7] = [
         CriterionKind::FtAuthors,
         CriterionKind::FtBca,
         CriterionKind::FtT2,
         CriterionKind::WeightL1,
         CriterionKind::BnGamma,
         CriterionKind::Activation,
+        CriterionKind::Hrank,
     ];
 
     /// Its name (`ft_authors`, `weight_l1`, `random`, ...).
@@ -82,6 +95,7 @@ impl CriterionKind {
             CriterionKind::WeightL1 => "weight_l1",
             CriterionKind::BnGamma => "bn_gamma",
             CriterionKind::Activation => "activation",
+            CriterionKind::Hrank => "hrank",
             CriterionKind::Random => "random",
         }
     }
@@ -112,17 +126,17 @@ impl std::str::FromStr for CriterionKind {
 /// A criterion's verdict against the random baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VerdictKind {
-    /// Removing by the criterion hurts less than random (`z ≥ 2` in its order's sense).
+    /// Better than at least 97.5 % of the random seeds in its order's good direction.
     #[serde(rename = "better than random")]
     Better,
-    /// Removing by the criterion hurts more than random.
+    /// Worse than at least 97.5 % of them.
     #[serde(rename = "worse than random")]
     Worse,
-    /// Within two random standard deviations.
+    /// In between.
     #[serde(rename = "like random")]
     LikeRandom,
-    /// Fewer than two random seeds: no spread to compare against.
-    #[serde(rename = "no random baseline")]
+    /// Fewer than [`MIN_SEEDS_FOR_VERDICT`] random seeds: no verdict at the 5 % level.
+    #[serde(rename = "too few random seeds")]
     NoBaseline,
 }
 
@@ -132,7 +146,7 @@ impl std::fmt::Display for VerdictKind {
             VerdictKind::Better => "better than random",
             VerdictKind::Worse => "worse than random",
             VerdictKind::LikeRandom => "like random",
-            VerdictKind::NoBaseline => "no random baseline",
+            VerdictKind::NoBaseline => "too few random seeds",
         })
     }
 }
@@ -184,6 +198,8 @@ pub struct CurvePoint {
     pub seed: Option<u64>,
     /// Order.
     pub order: Order,
+    /// What removed channels are replaced by.
+    pub ablation: Ablation,
     /// Fraction removed per layer of the scope.
     pub fraction: f64,
     /// Filters removed in all.
@@ -198,7 +214,9 @@ pub struct CurvePoint {
 /// (fraction 0 and whole-layer removals are shared by all criteria).
 pub struct Runner<'a> {
     eval: &'a mut Evaluator,
-    cache: HashMap<Vec<Vec<usize>>, (f64, Vec<f64>)>,
+    cache: HashMap<AblationKey, Measurement>,
+    /// The ablation behind every point returned so far, in order.
+    pub keys: Vec<AblationKey>,
     /// Evaluations actually run.
     pub evaluations: usize,
     /// Called after each point with the number of points done.
@@ -210,9 +228,22 @@ pub struct Runner<'a> {
     done: usize,
 }
 
-/// Measured ablations: the filters removed per layer, the top-1 accuracy and the
-/// per-class accuracies.
-pub type Measured = Vec<(Vec<Vec<usize>>, f64, Vec<f64>)>;
+/// An ablation: what replaces the removed channels, and the filters removed per layer.
+pub type AblationKey = (Ablation, Vec<Vec<usize>>);
+
+/// What one ablation measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Top-1 accuracy, percent.
+    pub top1: f64,
+    /// Per-class accuracy, percent.
+    pub per_class: Vec<f64>,
+    /// Which images were right.
+    pub hits: Hits,
+}
+
+/// Measured ablations (a checkpoint).
+pub type Measured = Vec<(AblationKey, Measurement)>;
 
 /// A checkpoint callback of a [`Runner`].
 pub type CacheFn<'a> = Box<dyn FnMut(&Measured) -> Result<()> + 'a>;
@@ -223,6 +254,7 @@ impl<'a> Runner<'a> {
         Runner {
             eval,
             cache: HashMap::new(),
+            keys: Vec::new(),
             evaluations: 0,
             progress: Box::new(|_| {}),
             checkpoint: None,
@@ -233,16 +265,19 @@ impl<'a> Runner<'a> {
 
     /// Ablations measured before (a checkpoint): they are not run again.
     pub fn preload(&mut self, measured: Measured) {
-        for (k, t, p) in measured {
-            self.cache.insert(k, (t, p));
-        }
+        self.cache.extend(measured);
     }
 
     /// Every ablation measured so far, in a stable order.
     pub fn measured(&self) -> Measured {
-        let mut v: Measured = self.cache.iter().map(|(k, (t, p))| (k.clone(), *t, p.clone())).collect();
+        let mut v: Measured = self.cache.iter().map(|(k, m)| (k.clone(), m.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// What an ablation measured, if it was.
+    pub fn get(&self, key: &AblationKey) -> Option<&Measurement> {
+        self.cache.get(key)
     }
 
     /// Ablations measured, including those of a checkpoint.
@@ -250,14 +285,17 @@ impl<'a> Runner<'a> {
         self.cache.len()
     }
 
-    fn measure(&mut self, removed: Vec<Vec<usize>>) -> Result<(usize, f64, Vec<f64>)> {
-        let n: usize = removed.iter().map(Vec::len).sum();
-        if let Some((t, p)) = self.cache.get(&removed) {
-            return Ok((n, *t, p.clone()));
+    fn measure(&mut self, key: AblationKey) -> Result<(usize, f64, Vec<f64>)> {
+        let n: usize = key.1.iter().map(Vec::len).sum();
+        self.keys.push(key.clone());
+        if let Some(m) = self.cache.get(&key) {
+            return Ok((n, m.top1, m.per_class.clone()));
         }
-        let a = self.eval.accuracy(&removed)?;
+        let o = self.eval.outcome(&key.1, key.0)?;
+        let a = o.accuracy;
         self.evaluations += 1;
-        self.cache.insert(removed, (a.top1, a.per_class.clone()));
+        self.cache
+            .insert(key, Measurement { top1: a.top1, per_class: a.per_class.clone(), hits: Hits::from_flags(&o.hits) });
         if self.checkpoint.as_ref().is_some_and(|(_, every)| self.last.elapsed() >= *every) {
             let m = self.measured();
             if let Some((f, _)) = self.checkpoint.as_mut() {
@@ -269,12 +307,13 @@ impl<'a> Runner<'a> {
     }
 
     /// The curve of `crit` over `fractions` for `scope` (`None`: the whole network;
-    /// `Some(l)`: layer `l` alone).
+    /// `Some(l)`: layer `l` alone), removed channels replaced per `ablation`.
     pub fn curve(
         &mut self,
         crit: &Criterion,
         scope: Option<usize>,
         order: Order,
+        ablation: Ablation,
         fractions: &[f64],
     ) -> Result<Vec<CurvePoint>> {
         let layers = self.eval.layers.clone();
@@ -283,12 +322,13 @@ impl<'a> Runner<'a> {
             let removed: Vec<Vec<usize>> = (0..layers.len())
                 .map(|l| if scope.is_none() || scope == Some(l) { removal(&crit.scores[l], f, order) } else { vec![] })
                 .collect();
-            let (n, top1, per_class) = self.measure(removed)?;
+            let (n, top1, per_class) = self.measure((ablation, removed))?;
             out.push(CurvePoint {
                 scope: scope.map_or("network".to_string(), |l| layers[l].tap.clone()),
                 criterion: crit.name,
                 seed: crit.seed,
                 order,
+                ablation,
                 fraction: f,
                 removed: n,
                 top1,
@@ -304,7 +344,12 @@ impl<'a> Runner<'a> {
 /// Area under accuracy (percent) against fraction, by the trapezoid rule, divided by
 /// the fraction range: the mean accuracy over the curve.
 pub fn auc(points: &[CurvePoint]) -> f64 {
-    let mut p: Vec<(f64, f64)> = points.iter().map(|x| (x.fraction, x.top1)).collect();
+    area(points.iter().map(|x| (x.fraction, x.top1)).collect())
+}
+
+/// The mean of `(x, y)` over the range of `x`, by the trapezoid rule (`y` of a single
+/// point; NaN for none).
+pub fn area(mut p: Vec<(f64, f64)>) -> f64 {
     p.sort_by(|a, b| a.0.total_cmp(&b.0));
     let range = p.last().map_or(0.0, |l| l.0) - p.first().map_or(0.0, |f| f.0);
     if range <= 0.0 {
@@ -322,67 +367,86 @@ pub struct Verdict {
     pub criterion: CriterionKind,
     /// Order.
     pub order: Order,
+    /// What removed channels are replaced by.
+    pub ablation: Ablation,
     /// Its AUC (mean accuracy over the curve, percent).
     pub auc: f64,
+    /// Image-bootstrap 95 % interval of the AUC (NaN without a bootstrap).
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub auc_ci_low: f64,
+    /// Its upper end.
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub auc_ci_high: f64,
+    /// Random seeds compared against.
+    pub random_seeds: usize,
     /// Mean AUC of the random seeds.
     pub random_mean: f64,
     /// Their standard deviation.
     pub random_sd: f64,
-    /// `(auc - random_mean) / random_sd`.
+    /// `(auc - random_mean) / random_sd`: a description, not the verdict.
     pub z: f64,
     /// Its empirical percentile among the random seeds' AUCs, in the criterion's good
     /// direction: the percentage of random seeds it does better than (ties count half);
     /// with 100 seeds, ≥ 97.5 is better than random at the 5 % level two-sided.
     #[serde(default = "nan", deserialize_with = "crate::json::nan")]
     pub random_percentile: f64,
-    /// Better, worse or like random (|z| < 2).
+    /// Better, worse or like random, from `random_percentile`.
     pub verdict: VerdictKind,
 }
 
-/// Verdicts of every non-random criterion from the curves (grouped by scope, order).
-pub fn verdicts(points: &[CurvePoint]) -> Vec<Verdict> {
-    let mut groups: Vec<(String, CriterionKind, Option<u64>, Order)> = Vec::new();
-    for p in points {
-        let key = (p.scope.clone(), p.criterion, p.seed, p.order);
-        if !groups.contains(&key) {
-            groups.push(key);
+/// A curve: scope, criterion, seed, order, ablation.
+pub type CurveKey = (String, CriterionKind, Option<u64>, Order, Ablation);
+
+/// The curves of `points`, in order of appearance, each with the indices of its points.
+pub fn curves_of(points: &[CurvePoint]) -> Vec<(CurveKey, Vec<usize>)> {
+    let mut out: Vec<(CurveKey, Vec<usize>)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let key = (p.scope.clone(), p.criterion, p.seed, p.order, p.ablation);
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(i),
+            None => out.push((key, vec![i])),
         }
     }
-    let curve = |k: &(String, CriterionKind, Option<u64>, Order)| -> Vec<CurvePoint> {
-        points
-            .iter()
-            .filter(|p| p.scope == k.0 && p.criterion == k.1 && p.seed == k.2 && p.order == k.3)
-            .cloned()
-            .collect()
-    };
+    out
+}
+
+/// Verdicts of every non-random criterion from the curves, against the random curves
+/// of the same scope and ablation. `interval(curve)` gives a curve's AUC interval.
+pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64)) -> Vec<Verdict> {
+    let curves = curves_of(points);
+    let auc_of = |idx: &[usize]| area(idx.iter().map(|&i| (points[i].fraction, points[i].top1)).collect());
     let mut out = Vec::new();
-    for k in groups.iter().filter(|k| k.1 != CriterionKind::Random) {
-        let rand: Vec<f64> = groups
+    for (k, idx) in curves.iter().filter(|(k, _)| k.1 != CriterionKind::Random) {
+        let rand: Vec<f64> = curves
             .iter()
-            .filter(|r| r.1 == CriterionKind::Random && r.0 == k.0 && r.3 == k.3)
-            .map(|r| auc(&curve(r)))
+            .filter(|(r, _)| r.1 == CriterionKind::Random && r.0 == k.0 && r.4 == k.4)
+            .map(|(_, i)| auc_of(i))
             .collect();
         let (m, sd) = mean_sd(&rand);
         // One seed gives no spread to measure against.
         let sd = if rand.len() > 1 { sd } else { f64::NAN };
-        let a = auc(&curve(k));
+        let a = auc_of(idx);
         let z = (a - m) / sd.max(1e-9);
-        let good = if k.3 == Order::LowestFirst { z } else { -z };
         let random_percentile = percentile_among(a, &rand, k.3 == Order::LowestFirst);
-        let verdict = if !z.is_finite() {
+        let verdict = if rand.len() < MIN_SEEDS_FOR_VERDICT || !random_percentile.is_finite() {
             VerdictKind::NoBaseline
-        } else if good >= 2.0 {
+        } else if random_percentile >= 97.5 {
             VerdictKind::Better
-        } else if good <= -2.0 {
+        } else if random_percentile <= 2.5 {
             VerdictKind::Worse
         } else {
             VerdictKind::LikeRandom
         };
+        let (auc_ci_low, auc_ci_high) = interval(k);
         out.push(Verdict {
             scope: k.0.clone(),
             criterion: k.1,
             order: k.3,
+            ablation: k.4,
             auc: a,
+            auc_ci_low,
+            auc_ci_high,
+            random_seeds: rand.len(),
             random_mean: m,
             random_sd: sd,
             z,
@@ -447,11 +511,49 @@ mod tests {
             criterion: CriterionKind::WeightL1,
             seed: None,
             order: Order::LowestFirst,
+            ablation: Ablation::Zero,
             fraction: f,
             removed: 0,
             top1: a,
             per_class: vec![],
         }
+    }
+
+    /// A two-point curve (fraction 0 at 90 %, fraction 1 at `end`): AUC `(90 + end) / 2`.
+    fn curve(criterion: CriterionKind, seed: Option<u64>, order: Order, end: f64) -> Vec<CurvePoint> {
+        [(0.0, 90.0), (1.0, end)].into_iter().map(|(f, a)| CurvePoint { criterion, seed, order, ..pt(f, a) }).collect()
+    }
+
+    #[test]
+    fn verdicts_come_from_the_percentile_among_enough_random_seeds() {
+        let mut points = Vec::new();
+        // 100 random seeds with AUCs 45.0, 45.5, ..., 94.5.
+        for s in 0..100u64 {
+            points.extend(curve(CriterionKind::Random, Some(s), Order::LowestFirst, s as f64));
+        }
+        // Keeping: weight_l1 beats all 100; bn_gamma beats 96 (like random).
+        points.extend(curve(CriterionKind::WeightL1, None, Order::LowestFirst, 99.5));
+        points.extend(curve(CriterionKind::BnGamma, None, Order::LowestFirst, 95.5));
+        // Removing first: a smaller AUC is better; below every seed, and above every seed.
+        points.extend(curve(CriterionKind::WeightL1, None, Order::HighestFirst, -1.0));
+        points.extend(curve(CriterionKind::BnGamma, None, Order::HighestFirst, 100.0));
+        let v = verdicts(&points, &|_| (1.0, 2.0));
+        let get = |c: CriterionKind, o: Order| v.iter().find(|x| x.criterion == c && x.order == o).unwrap();
+        let w = get(CriterionKind::WeightL1, Order::LowestFirst);
+        assert_eq!((w.random_percentile, w.verdict, w.random_seeds), (100.0, VerdictKind::Better, 100));
+        assert_eq!((w.auc_ci_low, w.auc_ci_high), (1.0, 2.0));
+        let b = get(CriterionKind::BnGamma, Order::LowestFirst);
+        assert_eq!((b.random_percentile, b.verdict), (96.0, VerdictKind::LikeRandom));
+        // The random curves (drawn lowest-first) are the yardstick of highest-first too.
+        assert_eq!(get(CriterionKind::WeightL1, Order::HighestFirst).verdict, VerdictKind::Better);
+        let worse = get(CriterionKind::BnGamma, Order::HighestFirst);
+        assert_eq!((worse.random_percentile, worse.verdict), (0.0, VerdictKind::Worse));
+
+        // 38 seeds are too few for a verdict at 5 %, however extreme the criterion.
+        let few: Vec<CurvePoint> =
+            points.iter().filter(|p| p.seed.is_none_or(|s| s < MIN_SEEDS_FOR_VERDICT as u64 - 1)).cloned().collect();
+        let v = verdicts(&few, &|_| (f64::NAN, f64::NAN));
+        assert!(v.iter().all(|x| x.verdict == VerdictKind::NoBaseline && x.random_seeds == 38));
     }
 
     #[test]

@@ -1,16 +1,52 @@
-//! The pruning experiment: criteria, curves network-wide and per layer, verdicts.
+//! The pruning experiment: criteria, curves network-wide and per layer under each
+//! ablation, image-bootstrap intervals of their areas, verdicts against random.
 
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::curves::{random_criterion, verdicts, Criterion, CriterionKind, CurvePoint, Order, Runner, Verdict};
-use super::{activation_magnitude, bn_gamma, weight_l1, Evaluator};
+use super::bootstrap::{percentile_interval, Resamples};
+use super::curves::{
+    area, curves_of, random_criterion, verdicts, Criterion, CriterionKind, CurvePoint, Order, Runner, Verdict,
+};
+use super::stats::{point_statistics, PointStats};
+use super::{bn_gamma, weight_l1, Ablation, Evaluator};
 use crate::analysis::{analyze, AnalysisConfig, ImageSpec};
 use crate::data::Cifar10;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::model::Model;
+
+/// Where the frequency-tagging criteria measure a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreAt {
+    /// Where the ablation acts: the BatchNorm output (the conv output without one).
+    Ablation,
+    /// The conv output, before its BatchNorm.
+    Conv,
+}
+
+impl ScoreAt {
+    /// `ablation` / `conv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreAt::Ablation => "ablation",
+            ScoreAt::Conv => "conv",
+        }
+    }
+}
+
+impl std::str::FromStr for ScoreAt {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ScoreAt> {
+        match s {
+            "ablation" => Ok(ScoreAt::Ablation),
+            "conv" => Ok(ScoreAt::Conv),
+            _ => Err(Error::param("score-at", "ablation or conv", s)),
+        }
+    }
+}
 
 /// Settings of a pruning experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,11 +63,20 @@ pub struct PruneConfig {
     pub criteria: Vec<CriterionKind>,
     /// Random seeds.
     pub random_seeds: u64,
+    /// What removed channels are replaced by (each gives its own curves).
+    pub ablations: Vec<Ablation>,
+    /// Where the `ft_*` criteria measure a filter.
+    pub score_at: ScoreAt,
+    /// Image-bootstrap resamples for the AUC intervals (0: none).
+    pub bootstrap: usize,
+    /// Seed of the resamples.
+    pub bootstrap_seed: u64,
     /// The frequency-tagging analysis behind the `ft_*` scores.
     pub analysis: AnalysisConfig,
     /// Test images of that analysis.
     pub analysis_images: Vec<usize>,
-    /// Training images for the activation-magnitude criterion.
+    /// Training images for the `activation` and `hrank` criteria and the channel means
+    /// of mean-ablation.
     pub activation_images: Vec<usize>,
     /// Inference settings.
     #[serde(skip)]
@@ -40,6 +85,9 @@ pub struct PruneConfig {
 
 /// Most random seeds of the baseline.
 pub const MAX_RANDOM_SEEDS: u64 = 10_000;
+
+/// Most bootstrap resamples.
+pub const MAX_BOOTSTRAP: usize = 100_000;
 
 impl PruneConfig {
     /// Checks the settings before any work: image indices inside the data sets
@@ -72,6 +120,15 @@ impl PruneConfig {
         if !(1..=MAX_RANDOM_SEEDS).contains(&self.random_seeds) {
             return Err(Error::param("random-seeds", format!("1..={MAX_RANDOM_SEEDS}"), self.random_seeds));
         }
+        if self.ablations.is_empty() {
+            return Err(Error::param("ablations", "zero, mean or both", "none"));
+        }
+        if self.bootstrap > MAX_BOOTSTRAP {
+            return Err(Error::param("bootstrap", format!("0..={MAX_BOOTSTRAP}"), self.bootstrap));
+        }
+        if self.images.len() > super::bootstrap::MAX_IMAGES {
+            return Err(Error::param("n-images", format!("1..={}", super::bootstrap::MAX_IMAGES), self.images.len()));
+        }
         self.analysis.validate()
     }
 }
@@ -83,6 +140,10 @@ pub struct PruneResult {
     pub config: PruneConfig,
     /// Accuracy of the unpruned model on the images.
     pub base_top1: f64,
+    /// Training images (or, without a training set, analysis images) behind the
+    /// `activation` and `hrank` criteria and the means of mean-ablation; 0 when none
+    /// of them was asked for.
+    pub statistics_images: usize,
     /// Every point of every curve.
     pub points: Vec<CurvePoint>,
     /// Verdicts against random.
@@ -93,12 +154,13 @@ pub struct PruneResult {
     pub seconds: f64,
 }
 
-/// Computes the criteria's scores `[layer][channel]` for the prunable layers of `eval`.
+/// Computes the criteria's scores `[layer][channel]` for the prunable layers of `eval`
+/// (`stats`: the statistics at the ablation points, needed by `activation` and `hrank`).
 pub fn criteria(
     model: &Model,
     eval: &Evaluator,
     test: &Cifar10,
-    train: Option<&Cifar10>,
+    stats: Option<&PointStats>,
     cfg: &PruneConfig,
 ) -> Result<Vec<Criterion>> {
     let mut out = Vec::new();
@@ -114,21 +176,40 @@ pub fn criteria(
             .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(test.label(i)) })
             .collect();
         let mut acfg = cfg.analysis.clone();
+        // Layer i of the analysis is prunable layer i: taps named by their tensor.
+        acfg.taps.names = eval
+            .layers
+            .iter()
+            .map(|l| match cfg.score_at {
+                ScoreAt::Ablation => l.point.clone(),
+                ScoreAt::Conv => l.tap.clone(),
+            })
+            .collect();
         acfg.keep_per_image = false;
         acfg.stats.enabled = want(CriterionKind::FtT2);
         acfg.stats.splits = 0;
         acfg.stats.q_values.clear();
         acfg.stats.thresholds = vec![acfg.threshold];
         let a = analyze(model, &acfg, &specs, &|s| Ok(test.image(s.index.unwrap_or(0))), &mut |_, _| {})?;
+        if a.layers.len() != eval.layers.len() {
+            return Err(Error::Model(format!(
+                "the analysis recorded {} taps for {} prunable layers",
+                a.layers.len(),
+                eval.layers.len()
+            )));
+        }
         let by_tap = |f: &dyn Fn(usize, usize) -> f64| -> Result<Vec<Vec<f64>>> {
             eval.layers
                 .iter()
-                .map(|l| {
-                    let t = a
-                        .layers
-                        .iter()
-                        .position(|x| x.tap == l.tap)
-                        .ok_or_else(|| Error::Model(format!("analysis lacks {}", l.tap)))?;
+                .enumerate()
+                .map(|(t, l)| {
+                    if a.layers[t].filters.len() != l.channels {
+                        return Err(Error::Model(format!(
+                            "{} has {} filters in the analysis",
+                            l.tap,
+                            a.layers[t].filters.len()
+                        )));
+                    }
                     Ok((0..l.channels).map(|c| f(t, c)).collect())
                 })
                 .collect()
@@ -179,16 +260,14 @@ pub fn criteria(
             scores: eval.layers.iter().map(|l| bn_gamma(model, l)).collect::<Result<_>>()?,
         });
     }
+    let need = |what: &str| Error::param("criteria", format!("statistics at the ablation points for {what}"), what);
     if want(CriterionKind::Activation) {
-        let (data, idx) = match train {
-            Some(t) => (t, cfg.activation_images.clone()),
-            None => (test, cfg.analysis_images.clone()),
-        };
-        out.push(Criterion {
-            name: CriterionKind::Activation,
-            seed: None,
-            scores: activation_magnitude(model, data, &idx, &cfg.engine)?,
-        });
+        let st = stats.ok_or_else(|| need("activation"))?;
+        out.push(Criterion { name: CriterionKind::Activation, seed: None, scores: st.mean_abs.clone() });
+    }
+    if want(CriterionKind::Hrank) {
+        let rank = stats.and_then(|s| s.rank.clone()).ok_or_else(|| need("hrank"))?;
+        out.push(Criterion { name: CriterionKind::Hrank, seed: None, scores: rank });
     }
     for s in 0..cfg.random_seeds {
         out.push(random_criterion(&sizes, s));
@@ -223,7 +302,21 @@ pub fn run_resumable<'a>(
     let start = Instant::now();
     cfg.validate(test.len(), train.map_or(0, |t| t.len()))?;
     let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
-    let crits = criteria(model, &eval, test, train, cfg)?;
+    let want_rank = cfg.criteria.contains(&CriterionKind::Hrank);
+    let stats =
+        if want_rank || cfg.criteria.contains(&CriterionKind::Activation) || cfg.ablations.contains(&Ablation::Mean) {
+            let (data, idx) = match train {
+                Some(t) => (t, &cfg.activation_images),
+                None => (test, &cfg.analysis_images),
+            };
+            Some(point_statistics(model, data, idx, &cfg.engine, want_rank)?)
+        } else {
+            None
+        };
+    if let Some(st) = &stats {
+        eval.set_means(st.mean.clone())?;
+    }
+    let crits = criteria(model, &eval, test, stats.as_ref(), cfg)?;
     let layer_idx: Vec<usize> = cfg
         .layers
         .iter()
@@ -232,8 +325,12 @@ pub fn run_resumable<'a>(
             eval.layers.iter().position(|l| l.tap == tap.name).ok_or_else(|| Error::param("layers", "conv layers", key))
         })
         .collect::<Result<_>>()?;
-    let total = crits.len() * 2 * (cfg.fractions.len() + layer_idx.len() * cfg.layer_fractions.len());
-    let base_top1 = eval.accuracy(&[])?.top1;
+    let scopes: Vec<(Option<usize>, &[f64])> = std::iter::once((None, cfg.fractions.as_slice()))
+        .chain(layer_idx.iter().map(|&l| (Some(l), cfg.layer_fractions.as_slice())))
+        .collect();
+    let per_crit: usize = scopes.iter().map(|s| s.1.len()).sum::<usize>() * cfg.ablations.len();
+    let total = per_crit * (2 * (crits.len() - cfg.random_seeds as usize) + cfg.random_seeds as usize);
+    let base_top1 = eval.accuracy(&[], Ablation::Zero)?.top1;
     let mut runner = Runner::new(&mut eval);
     runner.progress = Box::new(|d| progress(d, total));
     runner.checkpoint = checkpoint;
@@ -241,21 +338,60 @@ pub fn run_resumable<'a>(
         runner.preload(m);
     }
     let mut points = Vec::new();
-    for order in [Order::LowestFirst, Order::HighestFirst] {
+    for &ablation in &cfg.ablations {
         for c in &crits {
-            points.extend(runner.curve(c, None, order, &cfg.fractions)?);
-            for &l in &layer_idx {
-                points.extend(runner.curve(c, Some(l), order, &cfg.layer_fractions)?);
+            // A random order has no direction: one draw per seed serves both orders.
+            let orders: &[Order] = if c.name == CriterionKind::Random {
+                &[Order::LowestFirst]
+            } else {
+                &[Order::LowestFirst, Order::HighestFirst]
+            };
+            for &order in orders {
+                for &(scope, fractions) in &scopes {
+                    points.extend(runner.curve(c, scope, order, ablation, fractions)?);
+                }
             }
         }
     }
+    debug_assert_eq!(points.len(), runner.keys.len());
+    let intervals = auc_intervals(&points, &runner, cfg)?;
     let evaluations = runner.distinct_ablations();
     Ok(PruneResult {
         config: cfg.clone(),
         base_top1,
-        verdicts: verdicts(&points),
+        statistics_images: stats.as_ref().map_or(0, |s| s.n_images),
+        verdicts: verdicts(&points, &|k| intervals.get(k).copied().unwrap_or((f64::NAN, f64::NAN))),
         points,
         evaluations,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The image-bootstrap 95 % interval of every curve's AUC (see [`super::bootstrap`]).
+fn auc_intervals(
+    points: &[CurvePoint],
+    runner: &Runner,
+    cfg: &PruneConfig,
+) -> Result<std::collections::HashMap<super::curves::CurveKey, (f64, f64)>> {
+    let mut out = std::collections::HashMap::new();
+    if cfg.bootstrap == 0 {
+        return Ok(out);
+    }
+    let r = Resamples::new(cfg.images.len(), cfg.bootstrap, cfg.bootstrap_seed)?;
+    let mut resampled: std::collections::HashMap<&super::curves::AblationKey, Vec<f64>> =
+        std::collections::HashMap::new();
+    for k in &runner.keys {
+        if !resampled.contains_key(k) {
+            let m = runner.get(k).expect("every point was measured");
+            resampled.insert(k, r.top1(&m.hits)?);
+        }
+    }
+    for (key, idx) in curves_of(points) {
+        let per_point: Vec<(f64, &Vec<f64>)> =
+            idx.iter().map(|&i| (points[i].fraction, &resampled[&runner.keys[i]])).collect();
+        let aucs: Vec<f64> =
+            (0..r.len()).map(|b| area(per_point.iter().map(|(f, acc)| (*f, acc[b])).collect())).collect();
+        out.insert(key, percentile_interval(&aucs, 0.95));
+    }
+    Ok(out)
 }

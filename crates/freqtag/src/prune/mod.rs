@@ -8,12 +8,20 @@
 //! output when no BatchNorm follows) by a per-channel 0/1 mask inserted into the ONNX
 //! graph (`Mul` with a graph input `freqtag.mask.<tap>` of shape `[1, C, 1, 1]`).
 //! Zeroing the conv's weights alone would not do: the BatchNorm would still add
-//! `β - γ·μ/σ` to the channel. The masks are inputs, not constants, so one ONNX Runtime
-//! session serves every ablation, and the normalized test images are kept in memory
-//! between evaluations.
+//! `β - γ·μ/σ` to the channel.
+//!
+//! Zeroing also removes the channel's offset, which the next layers may rely on more
+//! than on anything the filter detects. [`Ablation::Mean`] replaces the channel by its
+//! mean over training images instead (a constant per channel, added by an `Add` with
+//! the graph input `freqtag.offset.<tap>`), which removes what the filter says about
+//! the image and keeps its offset. The masks and offsets are inputs, not constants, so
+//! one ONNX Runtime session serves every ablation, and the normalized test images are
+//! kept in memory between evaluations.
 
+pub mod bootstrap;
 pub mod curves;
 pub mod experiment;
+pub mod stats;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +31,52 @@ use crate::error::{Error, Result};
 use crate::evaluate::{accuracy, Accuracy};
 use crate::model::graph::{node, read_f32, value_info};
 use crate::model::{Model, TapKind};
+
+/// What a removed filter's channel is replaced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ablation {
+    /// Zero: the network with the filter and its BatchNorm channel pruned.
+    Zero,
+    /// The channel's mean over training images (one constant per channel): the filter's
+    /// information is gone, its offset stays.
+    Mean,
+}
+
+impl Ablation {
+    /// Every ablation, in the order the outputs list them.
+    pub const ALL: [Ablation; 2] = [Ablation::Zero, Ablation::Mean];
+
+    /// `zero` / `mean`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ablation::Zero => "zero",
+            Ablation::Mean => "mean",
+        }
+    }
+}
+
+impl std::fmt::Display for Ablation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Ablation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Ablation> {
+        Ablation::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| Error::param("ablations", "zero or mean", s))
+    }
+}
+
+/// The per-image outcome of one ablation: accuracy and which images were right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Accuracy, overall and per class.
+    pub accuracy: Accuracy,
+    /// `[image]`: whether the top-1 prediction was right.
+    pub hits: Vec<bool>,
+}
 
 /// A prunable layer: a conv, where its filters are removed, and their count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +91,8 @@ pub struct PrunableLayer {
     pub point: String,
     /// The graph input holding the mask.
     pub mask_input: String,
+    /// The graph input holding the offset added to the masked channels.
+    pub offset_input: String,
     /// The conv weight initializer.
     pub weight: String,
     /// The BatchNorm scale initializer, if a BatchNorm follows.
@@ -51,7 +107,8 @@ pub struct Ablatable {
     pub layers: Vec<PrunableLayer>,
 }
 
-/// Inserts a mask after every conv (after its BatchNorm when one follows).
+/// Inserts a mask and an offset after every conv (after its BatchNorm when one follows):
+/// `point · mask + offset`.
 pub fn ablatable(model: &Model) -> Result<Ablatable> {
     let mut m = model.clone();
     let g = m.proto.graph.as_mut().expect("checked at load");
@@ -76,6 +133,7 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
             conv_ordinal: tap.conv_ordinal,
             channels,
             mask_input: format!("freqtag.mask.{}", tap.name),
+            offset_input: format!("freqtag.offset.{}", tap.name),
             point,
             weight,
             bn_scale,
@@ -83,6 +141,7 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
     }
     for l in &layers {
         let masked = format!("{}.masked", l.point);
+        let scaled = format!("{}.scaled", l.point);
         for n in g.node.iter_mut() {
             for i in n.input.iter_mut().filter(|i| **i == l.point) {
                 *i = masked.clone();
@@ -92,8 +151,11 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
             o.name = masked.clone();
         }
         let at = g.node.iter().position(|n| n.output.contains(&l.point)).expect("point is produced by a node");
-        g.node.insert(at + 1, node("Mul", &masked, &[&l.point, &l.mask_input], &[&masked], vec![]));
-        g.input.push(value_info(&l.mask_input, Some(&[Some(1), Some(l.channels as i64), Some(1), Some(1)])));
+        g.node.insert(at + 1, node("Mul", &scaled, &[&l.point, &l.mask_input], &[&scaled], vec![]));
+        g.node.insert(at + 2, node("Add", &masked, &[&scaled, &l.offset_input], &[&masked], vec![]));
+        let shape = [Some(1), Some(l.channels as i64), Some(1), Some(1)];
+        g.input.push(value_info(&l.mask_input, Some(&shape)));
+        g.input.push(value_info(&l.offset_input, Some(&shape)));
     }
     Ok(Ablatable { model: m, layers })
 }
@@ -108,6 +170,7 @@ pub struct Evaluator {
     pub layers: Vec<PrunableLayer>,
     frames: Vec<f32>,
     labels: Vec<u8>,
+    means: Option<Vec<Vec<f64>>>,
 }
 
 impl Evaluator {
@@ -123,13 +186,37 @@ impl Evaluator {
         let session = Session::new(&a.model.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
         let frames = crate::evaluate::input_frames(model, data, indices)?;
         let labels = indices.iter().map(|&i| data.label(i)).collect();
-        Ok(Evaluator { session, name: model.name.clone(), indices: indices.to_vec(), layers: a.layers, frames, labels })
+        Ok(Evaluator {
+            session,
+            name: model.name.clone(),
+            indices: indices.to_vec(),
+            layers: a.layers,
+            frames,
+            labels,
+            means: None,
+        })
     }
 
-    /// Logits `[n, classes]` with `removed[l]` filters of layer `l` zeroed.
-    pub fn logits(&mut self, removed: &[Vec<usize>]) -> Result<Vec<f32>> {
+    /// Sets the channel means `[layer][channel]` that [`Ablation::Mean`] puts in place
+    /// of a removed channel (see [`stats::point_statistics`]).
+    pub fn set_means(&mut self, means: Vec<Vec<f64>>) -> Result<()> {
+        let sizes: Vec<usize> = self.layers.iter().map(|l| l.channels).collect();
+        let got: Vec<usize> = means.iter().map(Vec::len).collect();
+        if got != sizes {
+            return Err(Error::param("means", format!("channel counts {sizes:?}"), format!("{got:?}")));
+        }
+        self.means = Some(means);
+        Ok(())
+    }
+
+    /// Logits `[n, classes]` with `removed[l]` filters of layer `l` ablated.
+    pub fn logits(&mut self, removed: &[Vec<usize>], ablation: Ablation) -> Result<Vec<f32>> {
+        if ablation == Ablation::Mean && self.means.is_none() {
+            return Err(Error::param("ablations", "channel means set first (Evaluator::set_means)", "mean"));
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             let mut mask = vec![1.0f32; layer.channels];
+            let mut offset = vec![0.0f32; layer.channels];
             for &c in removed.get(l).map_or(&[][..], Vec::as_slice) {
                 if c >= layer.channels {
                     return Err(Error::param(
@@ -139,8 +226,12 @@ impl Evaluator {
                     ));
                 }
                 mask[c] = 0.0;
+                if let (Ablation::Mean, Some(m)) = (ablation, &self.means) {
+                    offset[c] = m[l][c] as f32;
+                }
             }
             self.session.set_input(&layer.mask_input, &[1, layer.channels, 1, 1], mask);
+            self.session.set_input(&layer.offset_input, &[1, layer.channels, 1, 1], offset);
         }
         let per = 3 * 32 * 32;
         let n = self.labels.len();
@@ -154,10 +245,18 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// Top-1 accuracy (overall and per class) with `removed[l]` filters of layer `l` zeroed.
-    pub fn accuracy(&mut self, removed: &[Vec<usize>]) -> Result<Accuracy> {
-        let l = self.logits(removed)?;
-        Ok(accuracy(&l, &self.labels))
+    /// Top-1 accuracy (overall and per class) with `removed[l]` filters of layer `l` ablated.
+    pub fn accuracy(&mut self, removed: &[Vec<usize>], ablation: Ablation) -> Result<Accuracy> {
+        Ok(self.outcome(removed, ablation)?.accuracy)
+    }
+
+    /// Accuracy and per-image hits with `removed[l]` filters of layer `l` ablated.
+    pub fn outcome(&mut self, removed: &[Vec<usize>], ablation: Ablation) -> Result<Outcome> {
+        let l = self.logits(removed, ablation)?;
+        let k = CLASSES.len();
+        let hits =
+            l.chunks(k).zip(&self.labels).map(|(row, &y)| crate::evaluate::top1_class(row) == y as usize).collect();
+        Ok(Outcome { accuracy: accuracy(&l, &self.labels), hits })
     }
 
     /// Number of images.
@@ -179,45 +278,11 @@ pub fn bn_gamma(model: &Model, layer: &PrunableLayer) -> Result<Vec<f64>> {
     Ok(initializer(model, name)?.iter().map(|x| x.abs() as f64).collect())
 }
 
-fn initializer(model: &Model, name: &str) -> Result<Vec<f32>> {
+pub(crate) fn initializer(model: &Model, name: &str) -> Result<Vec<f32>> {
     let g = model.proto.graph.as_ref().expect("checked at load");
     g.initializer
         .iter()
         .find(|t| t.name == name)
         .and_then(read_f32)
         .ok_or_else(|| Error::Model(format!("no float initializer `{name}`")))
-}
-
-/// Mean |activation| of every filter at its ablation point (BatchNorm output), over the
-/// images: `[layer][channel]`. Computed in the graph (`Abs`, `GlobalAveragePool`).
-pub fn activation_magnitude(
-    model: &Model,
-    data: &Cifar10,
-    indices: &[usize],
-    cfg: &EngineConfig,
-) -> Result<Vec<Vec<f64>>> {
-    let a = ablatable(model)?;
-    let mut m = model.clone();
-    let g = m.proto.graph.as_mut().expect("checked at load");
-    g.output.truncate(1);
-    for l in &a.layers {
-        let abs = format!("freqtag.abs.{}", l.point);
-        let mean = format!("freqtag.absmean.{}", l.point);
-        g.node.push(node("Abs", &abs, &[&l.point], &[&abs], vec![]));
-        g.node.push(node("GlobalAveragePool", &mean, &[&abs], &[&mean], vec![]));
-        g.output.push(value_info(&mean, None));
-    }
-    let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, cfg)?;
-    let mut sums: Vec<Vec<f64>> = a.layers.iter().map(|l| vec![0.0; l.channels]).collect();
-    for chunk in indices.chunks(s.batch()) {
-        let frames: Vec<f32> = crate::evaluate::input_frames(model, data, chunk)?;
-        let outs = s.run(&frames, chunk.len())?;
-        for (l, o) in outs.iter().skip(1).enumerate() {
-            let c = a.layers[l].channels;
-            for (i, v) in o.data.iter().enumerate() {
-                sums[l][i % c] += *v as f64 / indices.len() as f64;
-            }
-        }
-    }
-    Ok(sums)
 }

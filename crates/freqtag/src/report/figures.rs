@@ -382,12 +382,13 @@ impl Plot for SweepPlot {
     }
 }
 
-/// Accuracy against the fraction of filters removed, one panel per order; random seeds
-/// as thin grey lines.
+/// Accuracy against the fraction of filters removed, one panel per order and ablation
+/// (two panels a row); random seeds as thin grey lines.
 pub struct PrunePlot {
     /// Title (the scope).
     pub title: String,
-    /// Per order (`lowest-first`, `highest-first`): curves `(criterion, is_random, points)`.
+    /// Per panel (its caption, e.g. `lowest-first, zero-ablation`): curves
+    /// `(criterion, is_random, points)`.
     pub panels: Vec<(String, Vec<PruneCurve>)>,
 }
 
@@ -400,8 +401,10 @@ impl Plot for PrunePlot {
         DB::ErrorType: 'static,
     {
         let root = root.titled(&self.title, font(18))?;
-        let areas = root.split_evenly((1, self.panels.len().max(1)));
+        let cols = self.panels.len().clamp(1, 2);
+        let areas = root.split_evenly((self.panels.len().div_ceil(cols).max(1), cols));
         let palette = [
+            RGBColor(23, 190, 207),
             RGBColor(214, 39, 40),
             RGBColor(255, 127, 14),
             RGBColor(148, 103, 189),
@@ -411,12 +414,15 @@ impl Plot for PrunePlot {
         ];
         for (area, (order, curves)) in areas.iter().zip(&self.panels) {
             let xmax = curves.iter().flat_map(|c| c.2.iter().map(|p| p.0)).fold(0.0, f64::max).max(1e-3);
+            // The y axis starts at the lowest accuracy rounded down to a multiple of 10.
+            let ymin = curves.iter().flat_map(|c| c.2.iter().map(|p| p.1)).fold(100.0, f64::min);
+            let ymin = ((ymin - 1.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
             let mut chart = ChartBuilder::on(area)
                 .caption(format!("removing {order}"), font(15))
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(45)
-                .build_cartesian_2d(0.0..xmax, 0.0..100.0)?;
+                .build_cartesian_2d(0.0..xmax, ymin..100.0)?;
             chart
                 .configure_mesh()
                 .x_desc("fraction of filters removed (per layer)")

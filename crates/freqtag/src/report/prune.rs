@@ -25,30 +25,47 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
     };
-    let mut s = String::from("scope,criterion,seed,order,fraction,removed,top1");
+    let mut s = String::from("scope,criterion,seed,order,ablation,fraction,removed,top1");
     for c in CLASSES {
         write!(s, ",top1_{c}").unwrap();
     }
     s.push('\n');
     for p in &r.points {
         let seed = p.seed.map(|x| x.to_string()).unwrap_or_default();
-        write!(s, "{},{},{seed},{},{},{},{:.2}", p.scope, p.criterion, p.order.name(), p.fraction, p.removed, p.top1)
-            .unwrap();
+        write!(
+            s,
+            "{},{},{seed},{},{},{},{},{:.2}",
+            p.scope,
+            p.criterion,
+            p.order.name(),
+            p.ablation,
+            p.fraction,
+            p.removed,
+            p.top1
+        )
+        .unwrap();
         for a in &p.per_class {
             write!(s, ",{a:.1}").unwrap();
         }
         s.push('\n');
     }
     write("prune_curves.csv", s)?;
-    let mut s = String::from("scope,criterion,order,auc,random_mean,random_sd,z,random_percentile,verdict\n");
+    let mut s = String::from(
+        "scope,criterion,order,ablation,auc,auc_ci_low,auc_ci_high,random_seeds,random_mean,random_sd,z,\
+         random_percentile,verdict\n",
+    );
     for v in &r.verdicts {
         writeln!(
             s,
-            "{},{},{},{:.3},{:.3},{:.3},{:.2},{:.1},{}",
+            "{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.2},{:.1},{}",
             v.scope,
             v.criterion,
             v.order.name(),
+            v.ablation,
             v.auc,
+            v.auc_ci_low,
+            v.auc_ci_high,
+            v.random_seeds,
             v.random_mean,
             v.random_sd,
             v.z,
@@ -77,22 +94,30 @@ fn write_plots(r: &PruneResult, dir: &Path) -> Result<()> {
     }
     for scope in scopes {
         let mut panels = Vec::new();
-        for order in [Order::LowestFirst, Order::HighestFirst] {
-            let mut curves: Vec<PruneCurve> = Vec::new();
-            for p in r.points.iter().filter(|p| p.scope == scope && p.order == order) {
-                let name = match p.seed {
-                    Some(s) => format!("{}#{s}", p.criterion),
-                    None => p.criterion.to_string(),
-                };
-                match curves.iter_mut().find(|c| c.0 == name) {
-                    Some(c) => c.2.push((p.fraction, p.top1)),
-                    None => curves.push((name, p.seed.is_some(), vec![(p.fraction, p.top1)])),
+        for &ablation in &r.config.ablations {
+            for order in [Order::LowestFirst, Order::HighestFirst] {
+                // The random curves (drawn once) are the yardstick of both orders.
+                let mut curves: Vec<PruneCurve> = Vec::new();
+                for p in r
+                    .points
+                    .iter()
+                    .filter(|p| p.scope == scope && p.ablation == ablation && (p.order == order || p.seed.is_some()))
+                {
+                    let name = match p.seed {
+                        Some(s) => format!("{}#{s}", p.criterion),
+                        None => p.criterion.to_string(),
+                    };
+                    match curves.iter_mut().find(|c| c.0 == name) {
+                        Some(c) => c.2.push((p.fraction, p.top1)),
+                        None => curves.push((name, p.seed.is_some(), vec![(p.fraction, p.top1)])),
+                    }
                 }
+                panels.push((format!("{}, {ablation}-ablation", order.name()), curves));
             }
-            panels.push((order.name().to_string(), curves));
         }
         let title = format!("{scope}: accuracy on {} test images while pruning", r.config.images.len());
-        save(&plots, &plot_name(&scope), (1200, 500), &PrunePlot { title, panels })?;
+        let rows = r.config.ablations.len() as u32;
+        save(&plots, &plot_name(&scope), (1200, 450 * rows), &PrunePlot { title, panels })?;
     }
     Ok(())
 }
@@ -100,20 +125,23 @@ fn write_plots(r: &PruneResult, dir: &Path) -> Result<()> {
 /// The verdict table printed at the end of `prune-eval`.
 pub fn terminal_summary(r: &PruneResult) -> String {
     let mut s = format!(
-        "{:<16} {:<12} {:<14} {:>7} {:>13} {:>7}  verdict\n",
-        "scope", "criterion", "order", "AUC", "random", "z"
+        "{:<16} {:<12} {:<14} {:<5} {:>7} {:>15} {:>13} {:>6}  verdict\n",
+        "scope", "criterion", "order", "abl.", "AUC", "95 % CI", "random", "pct"
     );
     for v in &r.verdicts {
         let random = format!("{:.2}±{:.2}", v.random_mean, v.random_sd);
+        let ci = format!("[{:.2}, {:.2}]", v.auc_ci_low, v.auc_ci_high);
         writeln!(
             s,
-            "{:<16} {:<12} {:<14} {:>7.2} {:>13} {:>7.1}  {}",
+            "{:<16} {:<12} {:<14} {:<5} {:>7.2} {:>15} {:>13} {:>6.1}  {}",
             v.scope,
             v.criterion,
             v.order.name(),
+            v.ablation,
             v.auc,
+            ci,
             random,
-            v.z,
+            v.random_percentile,
             v.verdict
         )
         .unwrap();

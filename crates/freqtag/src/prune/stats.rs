@@ -1,0 +1,147 @@
+//! Statistics of every prunable filter's output where the ablation acts (the
+//! BatchNorm output, see [`super::PrunableLayer::point`]) over a set of images: the
+//! channel mean (what [`super::Ablation::Mean`] puts in place of a removed channel),
+//! the mean absolute value (the `activation` criterion) and the average feature-map
+//! rank (the `hrank` criterion of Lin et al., CVPR 2020: a filter whose maps have low
+//! rank carries little information). One forward pass per image; no gradients.
+
+use crate::data::Cifar10;
+use crate::engine::{EngineConfig, Session};
+use crate::error::{Error, Result};
+use crate::model::Layout;
+use crate::model::{Model, TapPoint};
+
+/// Per-filter statistics at the ablation points, each `[layer][channel]` in the order of
+/// [`super::ablatable`]'s layers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointStats {
+    /// Images averaged over.
+    pub n_images: usize,
+    /// Mean value over images and positions.
+    pub mean: Vec<Vec<f64>>,
+    /// Mean absolute value over images and positions.
+    pub mean_abs: Vec<Vec<f64>>,
+    /// Mean over images of the rank of the `H × W` map ([`matrix_rank`]), when asked for.
+    pub rank: Option<Vec<Vec<f64>>>,
+}
+
+/// The rank of a row-major `h × w` map: the number of singular values above
+/// `σ_max · max(h, w) · ε`, with ε the float32 machine epsilon (the default tolerance of
+/// `torch.linalg.matrix_rank` for float32 input, which HRank's code used). The SVD is
+/// nalgebra's, in f64.
+pub fn matrix_rank(map: &[f32], h: usize, w: usize) -> usize {
+    assert_eq!(map.len(), h * w, "a map of {h} × {w} values");
+    if map.is_empty() {
+        return 0;
+    }
+    let m = nalgebra::DMatrix::from_row_iterator(h, w, map.iter().map(|&x| x as f64));
+    let sv = m.singular_values();
+    let max = sv.max();
+    if max <= 0.0 || !max.is_finite() {
+        return 0;
+    }
+    let tol = max * h.max(w) as f64 * f32::EPSILON as f64;
+    sv.iter().filter(|&&s| s > tol).count()
+}
+
+/// Runs `indices` of `data` through `model` and measures [`PointStats`] at every
+/// prunable layer's ablation point (ranks only with `ranks`).
+pub fn point_statistics(
+    model: &Model,
+    data: &Cifar10,
+    indices: &[usize],
+    cfg: &EngineConfig,
+    ranks: bool,
+) -> Result<PointStats> {
+    if indices.is_empty() {
+        return Err(Error::param("activation-images", "at least one image", 0));
+    }
+    let layers = super::ablatable(model)?.layers;
+    let taps: Vec<TapPoint> = layers.iter().map(|l| model.tap(&l.point)).collect::<Result<_>>()?;
+    if let Some(t) = taps.iter().find(|t| t.layout != Layout::ChannelsFirst || t.dims.len() != 3) {
+        return Err(Error::Model(format!(
+            "the ablation point {} has layout {} and shape {:?}: pruning needs [C, H, W] maps",
+            t.name,
+            t.layout.describe(),
+            t.dims
+        )));
+    }
+    let refs: Vec<&TapPoint> = taps.iter().collect();
+    let mut s = Session::for_outputs(model, &[], &refs, cfg)?;
+    let zeros = || layers.iter().map(|l| vec![0.0; l.channels]).collect::<Vec<Vec<f64>>>();
+    let (mut mean, mut mean_abs, mut rank) = (zeros(), zeros(), zeros());
+    let n = indices.len() as f64;
+    for chunk in indices.chunks(s.batch()) {
+        let frames = crate::evaluate::input_frames(model, data, chunk)?;
+        let outs = s.run(&frames, chunk.len())?;
+        for (l, o) in outs.iter().skip(1).enumerate() {
+            let c = layers[l].channels;
+            let [h, w] = match o.shape.as_slice() {
+                [_, oc, h, w] if *oc == c => [*h, *w],
+                other => {
+                    return Err(Error::Model(format!("{} gave shape {other:?}, expected [N, {c}, H, W]", taps[l].name)))
+                }
+            };
+            for (i, map) in o.data.chunks(h * w).enumerate() {
+                let ch = i % c;
+                mean[l][ch] += map.iter().map(|&x| x as f64).sum::<f64>() / (h * w) as f64;
+                mean_abs[l][ch] += map.iter().map(|&x| x.abs() as f64).sum::<f64>() / (h * w) as f64;
+                if ranks {
+                    rank[l][ch] += matrix_rank(map, h, w) as f64;
+                }
+            }
+        }
+    }
+    // Sums over images, then the means.
+    for v in [&mut mean, &mut mean_abs, &mut rank] {
+        v.iter_mut().flatten().for_each(|x| *x /= n);
+    }
+    Ok(PointStats { n_images: indices.len(), mean, mean_abs, rank: ranks.then_some(rank) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    /// A sum of `k` outer products `u_j v_jᵀ`, each vector a unit vector `e_j` plus
+    /// noise: rank `k` exactly (k ≤ min(h, w)), and well conditioned.
+    fn of_rank(k: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut m = vec![0.0f32; h * w];
+        for j in 0..k {
+            let mut noise = |n: usize| -> Vec<f32> {
+                (0..n).map(|i| rng.random_range(-0.3..0.3) + if i == j { 1.0 } else { 0.0 }).collect()
+            };
+            let (u, v) = (noise(h), noise(w));
+            for i in 0..h {
+                for j in 0..w {
+                    m[i * w + j] += u[i] * v[j];
+                }
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn matrix_rank_of_sums_of_outer_products() {
+        for (h, w) in [(32, 32), (16, 16), (8, 8), (5, 9)] {
+            for k in 0..=h.min(w) {
+                assert_eq!(matrix_rank(&of_rank(k, h, w, k as u64), h, w), k, "{h}×{w}, rank {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_rank_of_special_maps() {
+        assert_eq!(matrix_rank(&[0.0; 64], 8, 8), 0, "a dead (all-zero) map");
+        assert_eq!(matrix_rank(&[3.5; 64], 8, 8), 1, "a constant map");
+        let eye: Vec<f32> = (0..64).map(|i| if i % 9 == 0 { 1.0 } else { 0.0 }).collect();
+        assert_eq!(matrix_rank(&eye, 8, 8), 8);
+        // A duplicated row does not add to the rank, whatever its rounding.
+        let mut m = of_rank(8, 8, 8, 7);
+        let row: Vec<f32> = m[..8].to_vec();
+        m[8..16].copy_from_slice(&row);
+        assert_eq!(matrix_rank(&m, 8, 8), 7);
+    }
+}
