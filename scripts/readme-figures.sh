@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Reruns the commands of the README's "Other figures" table and prints each result with
-# its command. About 6 minutes on 2 cores (the whole-test-set analysis is 4 of them).
-# Usage: FREQTAG_DATA=../shared/data scripts/readme-figures.sh   (after make build)
+# its command, then the statistics table (scripts/readme-statistics.py) and, with
+# FREQTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes).
+# About 6 minutes on 2 cores without the pruning (the whole-test-set analysis is 4 of them).
+# Usage: FREQTAG_DATA=../shared/data [FREQTAG_SLOW=1] scripts/readme-figures.sh   (after make build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${FREQTAG_DATA:?set FREQTAG_DATA}"
@@ -28,3 +30,9 @@ timed "10 images, memory" analyze --taps conv --n-images 10 --seed 1 --no-per-im
 timed "1,000 images, memory" analyze --taps conv --n-images 1000 --seed 1 --no-per-image --no-stats
 timed "whole test set" analyze --taps conv --all-images --threads 2
 rm -rf "$out"
+python3 scripts/readme-statistics.py
+if [ "${FREQTAG_SLOW:-0}" = 1 ]; then
+  python3 scripts/readme-pruning.py
+else
+  echo "pruning figures skipped (slow): FREQTAG_SLOW=1 $0, or python3 scripts/readme-pruning.py"
+fi

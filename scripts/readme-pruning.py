@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reruns the README's pruning experiment (ResNet-32) and prints every figure of its
 pruning section with the command that produced it; copies the network-wide and conv #4
-figures into docs/. Slow: about 16 minutes on 2 cores (not run in CI).
+figures into docs/. Slow: about 35 minutes on 2 cores (not run in CI).
 Usage: FREQTAG_DATA=../shared/data python3 scripts/readme-pruning.py [RUN_FOLDER]
 (after make build; with RUN_FOLDER holding a finished run, only the tables are printed).
 Standard library only: it reads the run folder freqtag writes."""
@@ -17,7 +17,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "freqtag")
 os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
-ARGS = ["prune-eval", "--model", "resnet32", "--n-images", "500", "--seed", "0", "--layers", "#1,#4,#31",
+ARGS = ["prune-eval", "--model", "resnet32", "--n-images", "1000", "--seed", "0", "--layers", "#1,#4,#31",
         "--threads", "2"]
 
 
@@ -31,7 +31,7 @@ def run(out):
 
 
 def fmt_pct(p):
-    return "—" if p == "nan" else f"{float(p):.0f}"
+    return "—" if p == "nan" else f"{float(p):.1f}"
 
 
 def main():

@@ -455,6 +455,51 @@ fn control_networks_are_compared_layer_by_layer() {
 }
 
 #[test]
+fn random_weights_control_shows_a_planted_absence_of_intermodulation() {
+    // Known answer. The "trained" network is a 3x3 conv whose weights lie in the
+    // kernel's middle column only, then a square. No unit sees both halves of the image
+    // (the regions meet at a vertical edge), so the square makes harmonics and no
+    // intermodulation at all. Its random-weights control redraws the weights from a
+    // Gaussian with the tensor's mean and SD: every column is used, the units on the
+    // edge see both regions, and the square mixes them. A constant tensor has SD 0:
+    // its control is the network itself (delta 0).
+    use common::{node, onnx};
+    use protobuf::Message;
+    let d = tempfile::tempdir().unwrap();
+    let nodes = || vec![node("Conv", "/conv/Conv", &["input", "w"], "c"), node("Mul", "/sq/Mul", &["c", "c"], "output")];
+    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&onnx(&[0, 3, 32, 32], nodes(), &[("w", &[4, 3, 3, 3], 0.0)])).unwrap();
+    let w = &mut m.graph.as_mut().unwrap().initializer[0];
+    // [out, in, kh, kw]: kw == 1 is the middle column.
+    w.float_data = (0..108).map(|i| if i % 3 == 1 { 0.2 + 0.05 * (i / 27) as f32 } else { 0.0 }).collect();
+    std::fs::write(d.path().join("column.onnx"), m.write_to_bytes().unwrap()).unwrap();
+    std::fs::write(d.path().join("const.onnx"), onnx(&[0, 3, 32, 32], nodes(), &[("w", &[4, 3, 3, 3], 0.1)])).unwrap();
+    let rows = |model: &str| -> Vec<Value> {
+        let out = d.path().join(format!("{model}.run"));
+        let (code, _, err) = run(freqtag()
+            .args(["analyze", "--model", d.path().join(model).to_str().unwrap(), "--image-file"])
+            .args([zoo().join("image.png").to_str().unwrap(), "--taps", "all", "--no-stats", "--control"])
+            .args(["random-weights", "--out"])
+            .arg(&out));
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_slice(&std::fs::read(out.join("control.json")).unwrap()).unwrap();
+        v["layers"].as_array().unwrap().clone()
+    };
+    let column = rows("column.onnx");
+    let squared: Vec<&Value> = column.iter().filter(|r| r["tap"] != "conv").collect();
+    assert!(!squared.is_empty(), "{column:?}");
+    for r in &squared {
+        assert_eq!(r["trained_intermod"], 0.0, "{r}");
+        assert_eq!(r["control_intermod"], 1.0, "{r}");
+    }
+    let conv = column.iter().find(|r| r["tap"] == "conv").unwrap();
+    assert_eq!((conv["trained_intermod"].as_f64(), conv["control_intermod"].as_f64()), (Some(0.0), Some(0.0)), "linear");
+    for r in rows("const.onnx") {
+        assert_eq!(r["cliffs_delta"], 0.0, "{r}");
+        assert_eq!(r["trained_intermod"], r["control_intermod"], "{r}");
+    }
+}
+
+#[test]
 fn region_swap_finds_the_linear_stem_bound_to_its_regions() {
     // Known answer: the stem conv is linear and sees each frame alone, so a filter's
     // left/right balance is the image content's, whatever frequency flickers where:
