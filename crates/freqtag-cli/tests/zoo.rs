@@ -466,8 +466,11 @@ fn random_weights_control_shows_a_planted_absence_of_intermodulation() {
     use common::{node, onnx};
     use protobuf::Message;
     let d = tempfile::tempdir().unwrap();
-    let nodes = || vec![node("Conv", "/conv/Conv", &["input", "w"], "c"), node("Mul", "/sq/Mul", &["c", "c"], "output")];
-    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&onnx(&[0, 3, 32, 32], nodes(), &[("w", &[4, 3, 3, 3], 0.0)])).unwrap();
+    let nodes =
+        || vec![node("Conv", "/conv/Conv", &["input", "w"], "c"), node("Mul", "/sq/Mul", &["c", "c"], "output")];
+    let mut m =
+        onnx_protobuf::ModelProto::parse_from_bytes(&onnx(&[0, 3, 32, 32], nodes(), &[("w", &[4, 3, 3, 3], 0.0)]))
+            .unwrap();
     let w = &mut m.graph.as_mut().unwrap().initializer[0];
     // [out, in, kh, kw]: kw == 1 is the middle column.
     w.float_data = (0..108).map(|i| if i % 3 == 1 { 0.2 + 0.05 * (i / 27) as f32 } else { 0.0 }).collect();
@@ -492,7 +495,11 @@ fn random_weights_control_shows_a_planted_absence_of_intermodulation() {
         assert_eq!(r["control_intermod"], 1.0, "{r}");
     }
     let conv = column.iter().find(|r| r["tap"] == "conv").unwrap();
-    assert_eq!((conv["trained_intermod"].as_f64(), conv["control_intermod"].as_f64()), (Some(0.0), Some(0.0)), "linear");
+    assert_eq!(
+        (conv["trained_intermod"].as_f64(), conv["control_intermod"].as_f64()),
+        (Some(0.0), Some(0.0)),
+        "linear"
+    );
     for r in rows("const.onnx") {
         assert_eq!(r["cliffs_delta"], 0.0, "{r}");
         assert_eq!(r["trained_intermod"], r["control_intermod"], "{r}");
