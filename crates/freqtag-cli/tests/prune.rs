@@ -216,3 +216,41 @@ fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
     assert!(close(&conv, &reference(TapKind::Conv)), "conv = conv outputs");
     assert!(!close(&ablation, &conv), "the two places give different scores");
 }
+
+#[test]
+fn auc_interval_of_the_unpruned_network_is_the_binomial_interval() {
+    // With only fraction 0, every curve is the unpruned accuracy p on n images, and its
+    // image-bootstrap interval must be the binomial one, p ± 1.96 · sqrt(p(1 - p) / n).
+    let Some(d) = data_dir() else { return };
+    let data = Cifar10::load(&d, Split::Test).unwrap();
+    let m = Model::load("resnet32", Some(&d)).unwrap();
+    let images: Vec<usize> = (0..400).collect();
+    let cfg = PruneConfig {
+        images: images.clone(),
+        fractions: vec![0.0],
+        layer_fractions: vec![],
+        layers: vec![],
+        criteria: vec![CriterionKind::WeightL1],
+        random_seeds: 40,
+        ablations: vec![Ablation::Zero],
+        score_at: ScoreAt::Ablation,
+        bootstrap: 4000,
+        bootstrap_seed: 5,
+        analysis: AnalysisConfig::default(),
+        analysis_images: vec![],
+        activation_images: vec![],
+        engine: cfg(),
+    };
+    let r = freqtag::prune::experiment::run(&m, &data, None, &cfg, &mut |_, _| {}).unwrap();
+    let p = r.base_top1 / 100.0;
+    let half = 100.0 * 1.96 * (p * (1.0 - p) / images.len() as f64).sqrt();
+    assert!(half > 2.0, "{half}");
+    for v in &r.verdicts {
+        assert_eq!(v.auc, r.base_top1);
+        for (lo, hi) in [(v.auc_ci_low, v.auc_ci_high), (v.random_mean_ci_low, v.random_mean_ci_high)] {
+            assert!((lo - (r.base_top1 - half)).abs() < 0.5, "{lo} vs {}", r.base_top1 - half);
+            assert!((hi - (r.base_top1 + half)).abs() < 0.5, "{hi} vs {}", r.base_top1 + half);
+        }
+        assert_eq!(v.random_seeds, 40);
+    }
+}

@@ -462,7 +462,7 @@ pub struct PruneArgs {
     /// Fractions for the per-layer curves.
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub layer_fractions: Vec<f64>,
-    /// Layers with their own curves (tap names or #conv-ordinals).
+    /// Layers with their own curves (tap names or #conv-ordinals; `none` for none).
     #[arg(long, value_delimiter = ',', default_value = "#1,#4,#8,#31")]
     pub layers: Vec<String>,
     /// Criteria: ft_authors, ft_bca, ft_t2, weight_l1, bn_gamma, activation, hrank (random is always included).

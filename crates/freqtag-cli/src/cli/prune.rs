@@ -49,7 +49,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         images,
         fractions: a.fractions.clone(),
         layer_fractions: a.layer_fractions.clone(),
-        layers: a.layers.clone(),
+        layers: a.layers.iter().filter(|l| !l.is_empty() && *l != "none").cloned().collect(),
         criteria: a.criteria.clone(),
         random_seeds: a.random_seeds,
         ablations: a.ablations.clone(),

@@ -381,6 +381,12 @@ pub struct Verdict {
     pub random_seeds: usize,
     /// Mean AUC of the random seeds.
     pub random_mean: f64,
+    /// Image-bootstrap 95 % interval of that mean (NaN without a bootstrap).
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub random_mean_ci_low: f64,
+    /// Its upper end.
+    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    pub random_mean_ci_high: f64,
     /// Their standard deviation.
     pub random_sd: f64,
     /// `(auc - random_mean) / random_sd`: a description, not the verdict.
@@ -411,7 +417,8 @@ pub fn curves_of(points: &[CurvePoint]) -> Vec<(CurveKey, Vec<usize>)> {
 }
 
 /// Verdicts of every non-random criterion from the curves, against the random curves
-/// of the same scope and ablation. `interval(curve)` gives a curve's AUC interval.
+/// of the same scope and ablation. `interval(curve)` gives a curve's AUC interval, and
+/// for the key `(scope, random, None, lowest-first, ablation)` that of the random mean.
 pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64)) -> Vec<Verdict> {
     let curves = curves_of(points);
     let auc_of = |idx: &[usize]| area(idx.iter().map(|&i| (points[i].fraction, points[i].top1)).collect());
@@ -438,6 +445,8 @@ pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64
             VerdictKind::LikeRandom
         };
         let (auc_ci_low, auc_ci_high) = interval(k);
+        let (random_mean_ci_low, random_mean_ci_high) =
+            interval(&(k.0.clone(), CriterionKind::Random, None, Order::LowestFirst, k.4));
         out.push(Verdict {
             scope: k.0.clone(),
             criterion: k.1,
@@ -448,6 +457,8 @@ pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64
             auc_ci_high,
             random_seeds: rand.len(),
             random_mean: m,
+            random_mean_ci_low,
+            random_mean_ci_high,
             random_sd: sd,
             z,
             random_percentile,
@@ -542,6 +553,8 @@ mod tests {
         let w = get(CriterionKind::WeightL1, Order::LowestFirst);
         assert_eq!((w.random_percentile, w.verdict, w.random_seeds), (100.0, VerdictKind::Better, 100));
         assert_eq!((w.auc_ci_low, w.auc_ci_high), (1.0, 2.0));
+        assert_eq!((w.random_mean_ci_low, w.random_mean_ci_high), (1.0, 2.0));
+        assert!((w.random_mean - 69.75).abs() < 1e-9, "the seeds' mean AUC {}", w.random_mean);
         let b = get(CriterionKind::BnGamma, Order::LowestFirst);
         assert_eq!((b.random_percentile, b.verdict), (96.0, VerdictKind::LikeRandom));
         // The random curves (drawn lowest-first) are the yardstick of highest-first too.

@@ -367,7 +367,9 @@ pub fn run_resumable<'a>(
     })
 }
 
-/// The image-bootstrap 95 % interval of every curve's AUC (see [`super::bootstrap`]).
+/// The image-bootstrap 95 % interval of every curve's AUC (see [`super::bootstrap`]),
+/// and of the random seeds' mean AUC under the key `(scope, random, no seed,
+/// lowest-first, ablation)`.
 fn auc_intervals(
     points: &[CurvePoint],
     runner: &Runner,
@@ -386,12 +388,25 @@ fn auc_intervals(
             resampled.insert(k, r.top1(&m.hits)?);
         }
     }
+    // Per resample, the sum and count of the random seeds' AUCs of a scope and ablation.
+    let mut random: std::collections::HashMap<super::curves::CurveKey, (Vec<f64>, usize)> =
+        std::collections::HashMap::new();
     for (key, idx) in curves_of(points) {
         let per_point: Vec<(f64, &Vec<f64>)> =
             idx.iter().map(|&i| (points[i].fraction, &resampled[&runner.keys[i]])).collect();
         let aucs: Vec<f64> =
             (0..r.len()).map(|b| area(per_point.iter().map(|(f, acc)| (*f, acc[b])).collect())).collect();
+        if key.1 == CriterionKind::Random {
+            let k = (key.0.clone(), CriterionKind::Random, None, Order::LowestFirst, key.4);
+            let e = random.entry(k).or_insert_with(|| (vec![0.0; r.len()], 0));
+            e.0.iter_mut().zip(&aucs).for_each(|(s, a)| *s += a);
+            e.1 += 1;
+        }
         out.insert(key, percentile_interval(&aucs, 0.95));
+    }
+    for (k, (sums, n)) in random {
+        let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+        out.insert(k, percentile_interval(&means, 0.95));
     }
     Ok(out)
 }

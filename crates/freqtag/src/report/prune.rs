@@ -51,13 +51,13 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
     }
     write("prune_curves.csv", s)?;
     let mut s = String::from(
-        "scope,criterion,order,ablation,auc,auc_ci_low,auc_ci_high,random_seeds,random_mean,random_sd,z,\
-         random_percentile,verdict\n",
+        "scope,criterion,order,ablation,auc,auc_ci_low,auc_ci_high,random_seeds,random_mean,random_mean_ci_low,\
+         random_mean_ci_high,random_sd,z,random_percentile,verdict\n",
     );
     for v in &r.verdicts {
         writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.2},{:.1},{}",
+            "{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{}",
             v.scope,
             v.criterion,
             v.order.name(),
@@ -67,6 +67,8 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
             v.auc_ci_high,
             v.random_seeds,
             v.random_mean,
+            v.random_mean_ci_low,
+            v.random_mean_ci_high,
             v.random_sd,
             v.z,
             v.random_percentile,
