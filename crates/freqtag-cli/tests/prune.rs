@@ -104,8 +104,8 @@ fn mean_ablation_equals_a_batchnorm_that_outputs_the_channel_mean() {
     let idx: Vec<usize> = (0..200).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let stats_images: Vec<usize> = (200..260).collect();
-    let st = point_statistics(&m, &data, &stats_images, &cfg(), false).unwrap();
     let mut e = Evaluator::new(&m, &data, &idx, &cfg()).unwrap();
+    let st = point_statistics(&m, &e.layers, &data, &stats_images, &cfg(), false).unwrap();
     e.set_means(st.mean.clone()).unwrap();
     let plan: Vec<(&str, Vec<usize>)> =
         vec![("conv1", vec![2, 7]), ("layer1.2.conv2", vec![0, 1, 15]), ("layer3.1.conv1", (10..40).collect())];
@@ -139,8 +139,8 @@ fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let idx: Vec<usize> = (0..40).collect();
-    let st = point_statistics(&m, &data, &idx, &cfg(), true).unwrap();
     let e = Evaluator::new(&m, &data, &idx[..1], &cfg()).unwrap();
+    let st = point_statistics(&m, &e.layers, &data, &idx, &cfg(), true).unwrap();
     let taps: Vec<_> = e.layers.iter().map(|l| m.tap(&l.point).unwrap()).collect();
     assert_eq!(taps[1].name, "layer1.0.bn1", "the ablation point of a block conv is its BatchNorm");
     let refs: Vec<_> = taps.iter().collect();

@@ -11,7 +11,6 @@ use super::{engine_cfg, load_model, need_data, Ui};
 use freqtag::analysis::{AnalysisConfig, TapSelection};
 use freqtag::data::{Cifar10, Split};
 use freqtag::model::TapKind;
-use freqtag::prune::curves::CriterionKind;
 use freqtag::prune::experiment::{self, PruneConfig};
 use freqtag::report;
 
@@ -28,24 +27,9 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     } else {
         freqtag::data::seeded_sample(test.len(), a.n_images, a.seed)?
     };
-    let needs_train = a.criteria.iter().any(|c| matches!(c, CriterionKind::Activation | CriterionKind::Hrank))
-        || a.ablations.contains(&freqtag::prune::Ablation::Mean);
-    let train = if needs_train {
-        match Cifar10::load(&dir, Split::Train) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                ui.info(&format!(
-                    "note: no training set ({e}); activation, hrank and the means of mean-ablation use the analysis images"
-                ));
-                None
-            }
-        }
-    } else {
-        None
-    };
     let mut analysis = AnalysisConfig { engine: engine_cfg(&a.engine), ..AnalysisConfig::default() };
     analysis.taps = TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
-    let cfg = PruneConfig {
+    let mut cfg = PruneConfig {
         images,
         fractions: a.fractions.clone(),
         layer_fractions: a.layer_fractions.clone(),
@@ -62,9 +46,23 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         } else {
             a.analysis_images.clone()
         },
-        activation_images: (0..a.activation_images.min(train.as_ref().map_or(0, |t| t.len()))).collect(),
+        activation_images: vec![],
         engine: engine_cfg(&a.engine),
     };
+    let train = if cfg.needs_statistics() {
+        match Cifar10::load(&dir, Split::Train) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                ui.info(&format!(
+                    "note: no training set ({e}); activation, hrank and the means of mean-ablation use the analysis images"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    cfg.activation_images = (0..a.activation_images.min(train.as_ref().map_or(0, |t| t.len()))).collect();
     ui.info(&format!(
         "prune-eval: {} on {} test images; criteria {} + {} random seeds; {} ablation; frequency tagging \
          scored at the {} output; {} bootstrap resamples",

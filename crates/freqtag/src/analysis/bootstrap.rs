@@ -45,17 +45,19 @@ pub fn percentile_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
     let mut means: Vec<f64> =
         idx.iter().map(|r| r.iter().map(|&i| v[i]).sum::<f64>() / r.len().max(1) as f64).collect();
     means.sort_by(f64::total_cmp);
-    if means.is_empty() {
-        return (mean, f64::NAN, f64::NAN);
-    }
-    let at = |p: f64| means[((means.len() - 1) as f64 * p).round() as usize];
+    let at = |p: f64| crate::importance::nearest_rank(&means, p).unwrap_or(f64::NAN);
     (mean, at(0.025), at(0.975))
 }
 
 /// `b` seeded resamples of `n` indices with replacement.
 pub fn resamples(n: usize, b: usize, seed: u64) -> Vec<Vec<usize>> {
+    resample_draws(n, b, seed).collect()
+}
+
+/// The resamples of [`resamples`], one at a time.
+pub fn resample_draws(n: usize, b: usize, seed: u64) -> impl Iterator<Item = Vec<usize>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    (0..b).map(|_| (0..n).map(|_| rng.random_range(0..n)).collect()).collect()
+    (0..b).map(move |_| (0..n).map(|_| rng.random_range(0..n)).collect())
 }
 
 /// Per-image quantities of every filter: `[row][quantity][image]`.

@@ -84,17 +84,14 @@ pub fn detection(a: &Analysis, alpha: f64) -> Result<Vec<LineDetection>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
 
     fn spectrum(x: &[f64]) -> Vec<f64> {
         let mut fft = crate::spectrum::Fft::new();
         crate::spectrum::amplitude(&fft.rfft(x), x.len())
     }
 
-    fn gauss(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
-        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
+    use crate::data::standard_normal as gauss;
 
     #[test]
     fn false_positives_stay_at_alpha_on_noise_and_planted_lines_are_found() {

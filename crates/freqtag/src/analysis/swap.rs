@@ -53,8 +53,7 @@ pub fn paired_t(d: &[f64]) -> f64 {
     if n < 2 {
         return f64::NAN;
     }
-    let m = d.iter().sum::<f64>() / n as f64;
-    let sd = (d.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt();
+    let (m, sd) = crate::importance::mean_sd(d);
     if sd == 0.0 {
         return if m == 0.0 { f64::NAN } else { 0.0 };
     }

@@ -73,6 +73,12 @@ pub struct LayerImportance {
     pub filters: Vec<FilterImportance>,
 }
 
+/// The `p` quantile of ascending `sorted` values by the nearest rank (index
+/// `round((n - 1) p)`); None for no values.
+pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied()
+}
+
 /// Mean and sample standard deviation (`n - 1`); the deviation is 0 for one value and
 /// both are NaN for none.
 pub fn mean_sd(v: &[f64]) -> (f64, f64) {

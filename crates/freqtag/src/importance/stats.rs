@@ -528,8 +528,7 @@ fn sweep_thresholds(input: &StatsInput, means: &[f64]) -> Vec<f64> {
             post = means.iter().copied().filter(|x| x.is_finite()).collect();
         }
         post.sort_by(f64::total_cmp);
-        let q = |p: f64| post.get(((post.len() - 1) as f64 * p).round() as usize).copied();
-        (1..20).filter_map(|i| if post.is_empty() { None } else { q(i as f64 / 20.0) }).collect()
+        (1..20).filter_map(|i| super::nearest_rank(&post, i as f64 / 20.0)).collect()
     } else {
         cfg.thresholds.clone()
     };
@@ -580,12 +579,8 @@ fn permutation_p(input: &StatsInput) -> Option<Vec<Vec<f64>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
 
-    fn gauss(rng: &mut rand_chacha::ChaCha8Rng) -> f64 {
-        let (u, v): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
+    use crate::data::standard_normal as gauss;
 
     #[test]
     fn t2_matches_a_hand_computation() {

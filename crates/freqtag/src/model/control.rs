@@ -12,7 +12,7 @@
 //! nodes; biases and normalization parameters are kept, so activations keep their scale.
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::{graph, Model};
@@ -75,10 +75,7 @@ impl Model {
                     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
                     let sd = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
                     for x in v.iter_mut() {
-                        // Box-Muller: two uniforms, one standard normal.
-                        let (u, w): (f64, f64) = (rng.random_range(f64::MIN_POSITIVE..1.0), rng.random());
-                        let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos();
-                        *x = (mean + sd * z) as f32;
+                        *x = (mean + sd * crate::data::standard_normal(&mut rng)) as f32;
                     }
                 }
             }

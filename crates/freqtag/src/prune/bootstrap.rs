@@ -8,7 +8,6 @@
 //! an area depends on which test images were drawn; the random seeds measure how much
 //! it depends on which filters were drawn.
 
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -60,11 +59,10 @@ impl Resamples {
         if n == 0 || n > MAX_IMAGES {
             return Err(Error::param("n-images", format!("1..={MAX_IMAGES} for the bootstrap"), n));
         }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut counts = vec![0u16; n * b];
-        for r in 0..b {
-            for _ in 0..n {
-                counts[rng.random_range(0..n) * b + r] += 1;
+        for (r, draw) in crate::analysis::bootstrap::resample_draws(n, b, seed).enumerate() {
+            for i in draw {
+                counts[i * b + r] += 1;
             }
         }
         Ok(Resamples { n, b, counts })

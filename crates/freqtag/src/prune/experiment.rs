@@ -90,6 +90,13 @@ pub const MAX_RANDOM_SEEDS: u64 = 10_000;
 pub const MAX_BOOTSTRAP: usize = 100_000;
 
 impl PruneConfig {
+    /// Whether the experiment needs [`PointStats`] on training images: for the
+    /// `activation` or `hrank` criterion, or the channel means of mean-ablation.
+    pub fn needs_statistics(&self) -> bool {
+        self.criteria.iter().any(|c| matches!(c, CriterionKind::Activation | CriterionKind::Hrank))
+            || self.ablations.contains(&Ablation::Mean)
+    }
+
     /// Checks the settings before any work: image indices inside the data sets
     /// (`test_len` test images, `train_len` training images), fractions in [0, 1], at
     /// least one criterion and fraction, seeds bounded, the analysis settings.
@@ -302,17 +309,16 @@ pub fn run_resumable<'a>(
     let start = Instant::now();
     cfg.validate(test.len(), train.map_or(0, |t| t.len()))?;
     let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
-    let want_rank = cfg.criteria.contains(&CriterionKind::Hrank);
-    let stats =
-        if want_rank || cfg.criteria.contains(&CriterionKind::Activation) || cfg.ablations.contains(&Ablation::Mean) {
-            let (data, idx) = match train {
-                Some(t) => (t, &cfg.activation_images),
-                None => (test, &cfg.analysis_images),
-            };
-            Some(point_statistics(model, data, idx, &cfg.engine, want_rank)?)
-        } else {
-            None
+    let stats = if cfg.needs_statistics() {
+        let (data, idx) = match train {
+            Some(t) => (t, &cfg.activation_images),
+            None => (test, &cfg.analysis_images),
         };
+        let ranks = cfg.criteria.contains(&CriterionKind::Hrank);
+        Some(point_statistics(model, &eval.layers, data, idx, &cfg.engine, ranks)?)
+    } else {
+        None
+    };
     if let Some(st) = &stats {
         eval.set_means(st.mean.clone())?;
     }

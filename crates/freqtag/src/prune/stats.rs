@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 use crate::model::Layout;
 use crate::model::{Model, TapPoint};
 
+use super::PrunableLayer;
+
 /// Per-filter statistics at the ablation points, each `[layer][channel]` in the order of
-/// [`super::ablatable`]'s layers.
+/// the layers given to [`point_statistics`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct PointStats {
     /// Images averaged over.
@@ -44,10 +46,12 @@ pub fn matrix_rank(map: &[f32], h: usize, w: usize) -> usize {
     sv.iter().filter(|&&s| s > tol).count()
 }
 
-/// Runs `indices` of `data` through `model` and measures [`PointStats`] at every
-/// prunable layer's ablation point (ranks only with `ranks`).
+/// Runs `indices` of `data` through `model` and measures [`PointStats`] at the
+/// ablation point of every layer of `layers` (those of an [`super::Evaluator`] of
+/// `model`; ranks only with `ranks`).
 pub fn point_statistics(
     model: &Model,
+    layers: &[PrunableLayer],
     data: &Cifar10,
     indices: &[usize],
     cfg: &EngineConfig,
@@ -56,7 +60,6 @@ pub fn point_statistics(
     if indices.is_empty() {
         return Err(Error::param("activation-images", "at least one image", 0));
     }
-    let layers = super::ablatable(model)?.layers;
     let taps: Vec<TapPoint> = layers.iter().map(|l| model.tap(&l.point)).collect::<Result<_>>()?;
     if let Some(t) = taps.iter().find(|t| t.layout != Layout::ChannelsFirst || t.dims.len() != 3) {
         return Err(Error::Model(format!(
