@@ -17,16 +17,16 @@ t() { /usr/bin/time -f "%e s wall, %M KB peak" "$@" 2>&1 >/dev/null | tail -1; }
 echo "## 100 shards of the whole test set (--threads 1 each)"
 start=$(date +%s)
 for i in $(seq 0 99); do
-  "$bin" analyze --all-images --shard "$i/100" --threads 1 --quiet --out "$out/parts/$i"
+  "$bin" analyze --taps conv --all-images --shard "$i/100" --threads 1 --quiet --out "$out/parts/$i"
 done
 echo "shards: $(( $(date +%s) - start )) s in all"
 echo "merge of 100 shards (10,000 images): $(t "$bin" merge "$out"/parts/* --out "$out/merged" --quiet)"
 
 echo "## checkpointing, 1,000 seeded images, --threads 1"
 for every in 0 30 1; do
-  echo "--checkpoint-every $every: $(t "$bin" analyze --n-images 1000 --seed 1 --no-stats --no-per-image --threads 1 --checkpoint-every "$every" --quiet --out "$out/ck$every")"
+  echo "--checkpoint-every $every: $(t "$bin" analyze --taps conv --n-images 1000 --seed 1 --no-stats --no-per-image --threads 1 --checkpoint-every "$every" --quiet --out "$out/ck$every")"
 done
 echo "## peak memory against images (analysis, --threads 1)"
 for n in 100 1000; do
-  echo "$n images: $(t "$bin" analyze --n-images "$n" --seed 1 --no-stats --no-per-image --threads 1 --quiet --out "$out/mem$n")"
+  echo "$n images: $(t "$bin" analyze --taps conv --n-images "$n" --seed 1 --no-stats --no-per-image --threads 1 --quiet --out "$out/mem$n")"
 done
