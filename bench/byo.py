@@ -1,13 +1,13 @@
 """make bench, part 2: networks users bring, at 224 x 224. ResNet-50 (torchvision) and
 ViT-S/16 (timm), random weights (seed 0), exported here with torch.onnx (legacy
 exporter, dynamic batch). The same images (CIFAR-10 test images upscaled 7x by pixel
-repetition to 224 x 224, written as PNG) go through freqtag (every Conv and Linear
+repetition to 224 x 224, written as PNG) go through flickertag (every Conv and Linear
 tap) and through PyTorch with forward hooks on every Conv2d and Linear module,
 recording per-channel means (conv maps: over H x W; ViT tokens: over the patch
-tokens, the class token left out, as freqtag does), 240 frames of the paper's
-stimulus, torch.fft.rfft. Prints images/s, the speed-up, freqtag's peak memory with
+tokens, the class token left out, as flickertag does), 240 frames of the paper's
+stimulus, torch.fft.rfft. Prints images/s, the speed-up, flickertag's peak memory with
 N and 3N images (per-image spectra off), and the agreement of the spectra.
-Usage: byo.py OUT_DIR FREQTAG_BIN TEST_BATCH N_IMAGES"""
+Usage: byo.py OUT_DIR FLICKERTAG_BIN TEST_BATCH N_IMAGES"""
 import json
 import os
 import re
@@ -74,8 +74,8 @@ def export(name, model, path):
     torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["image"],
                       output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}})
     m = onnx.load(path)
-    m.metadata_props.add(key="freqtag.mean", value=",".join(map(str, MEAN)))
-    m.metadata_props.add(key="freqtag.std", value=",".join(map(str, STD)))
+    m.metadata_props.add(key="flickertag.mean", value=",".join(map(str, MEAN)))
+    m.metadata_props.add(key="flickertag.std", value=",".join(map(str, STD)))
     onnx.save(m, path)
 
 
@@ -108,7 +108,7 @@ def torch_reference(model, pngs, batch=16):
     return spectra, secs, [n for n, _ in mods]
 
 
-def run_freqtag(bin_, onnx_path, pngs, out, per_image=True):
+def run_flickertag(bin_, onnx_path, pngs, out, per_image=True):
     keep = "--per-image" if per_image else "--no-per-image"
     cmd = ["/usr/bin/time", "-v", bin_, "analyze", "--model", onnx_path, "--taps", "conv,linear", "--threads", "2",
            "--no-stats", keep, "--quiet", "--force", "--out", out, "--image-file", *pngs]
@@ -129,11 +129,11 @@ def main(out, bin_, batch_path, n):
     for name, model in models().items():
         path = os.path.join(out, f"{name}.onnx")
         export(name, model, path)
-        fdir = os.path.join(out, f"{name}-freqtag")
-        secs, _ = run_freqtag(bin_, path, pngs[:n], fdir)
+        fdir = os.path.join(out, f"{name}-flickertag")
+        secs, _ = run_flickertag(bin_, path, pngs[:n], fdir)
         # Memory with N and 3N images (per-image spectra off: they grow by design).
-        secs_np, peak = run_freqtag(bin_, path, pngs[:n], os.path.join(out, f"{name}-freqtag-mem"), per_image=False)
-        _, peak3 = run_freqtag(bin_, path, pngs, os.path.join(out, f"{name}-freqtag-mem-3n"), per_image=False)
+        secs_np, peak = run_flickertag(bin_, path, pngs[:n], os.path.join(out, f"{name}-flickertag-mem"), per_image=False)
+        _, peak3 = run_flickertag(bin_, path, pngs, os.path.join(out, f"{name}-flickertag-mem-3n"), per_image=False)
         ref, tsecs, names = torch_reference(model, pngs[:n])
         summary = json.load(open(os.path.join(fdir, "summary.json")))
         amp = np.load(os.path.join(fdir, "spectra.npy"))  # [image, row, bin]
@@ -151,14 +151,14 @@ def main(out, bin_, batch_path, n):
         missing = sorted(set(names) - set(taps))
         report[name] = {
             "images": n,
-            "freqtag_s": secs,
-            "freqtag_images_per_s": n / secs,
-            "freqtag_analysis_s": summary["seconds"],
+            "flickertag_s": secs,
+            "flickertag_images_per_s": n / secs,
+            "flickertag_analysis_s": summary["seconds"],
             "torch_s": tsecs,
             "torch_images_per_s": n / tsecs,
             "speedup": tsecs / secs,
             "speedup_analysis": tsecs / summary["seconds"],
-            "freqtag_no_per_image_s": secs_np,
+            "flickertag_no_per_image_s": secs_np,
             "speedup_no_per_image": tsecs / secs_np,
             "peak_mb": peak,
             "peak_mb_3n": peak3,
@@ -168,7 +168,7 @@ def main(out, bin_, batch_path, n):
             "worst_rel_diff": worst,
             "compared": compared,
         }
-        print(f"{name}: freqtag {n / secs:.3f} images/s ({secs:.1f} s whole command, {summary['seconds']:.1f} s "
+        print(f"{name}: flickertag {n / secs:.3f} images/s ({secs:.1f} s whole command, {summary['seconds']:.1f} s "
               f"analysis; peak {peak:.0f} MB, {3 * n} images: {peak3:.0f} MB), PyTorch hooks {n / tsecs:.3f} "
               f"images/s ({tsecs:.1f} s): {tsecs / secs:.2f}x whole command, {tsecs / secs_np:.2f}x without writing "
               f"per-image spectra ({secs_np:.1f} s), {tsecs / summary['seconds']:.2f}x analysis; "

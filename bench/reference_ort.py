@@ -1,4 +1,4 @@
-"""onnxruntime-python reference on the same graph freqtag runs (exported with its
+"""onnxruntime-python reference on the same graph flickertag runs (exported with its
 per-channel conv means): all 240 frames, numpy rfft, the same SNR.
 Usage: reference_ort.py MODEL.onnx TEST_BATCH INDICES.json OUT_DIR"""
 import json, sys, time

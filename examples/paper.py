@@ -3,8 +3,8 @@ of each class, left half at 6 Hz and right half at 7.5 Hz, 240 frames at 120 fps
 
     python examples/paper.py [OUT.png]
 
-Needs only `pip install freqtag matplotlib` (or `make python`): the weights and the ten
-images are embedded in freqtag.
+Needs only `pip install flickertag matplotlib` (or `make python`): the weights and the ten
+images are embedded in flickertag.
 """
 import sys
 
@@ -13,11 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-import freqtag  # noqa: E402
+import flickertag  # noqa: E402
 
 # The paper's settings are the defaults; the paper analyses the convolutions (the
 # default also records the Linear classifier).
-a = freqtag.analyze("resnet32", taps="conv", threads=2)
+a = flickertag.analyze("resnet32", taps="conv", threads=2)
 print(a.layers[["tap", "conv_ordinal", "n_filters", "n_important"]].to_string(index=False))
 
 tap = "layer1.0.conv1"  # the paper's conv #2; pick its top-scoring filter

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The figures of the README's "Shards, checkpoints and merge" benchmarks:
 #  1. the whole CIFAR-10 test set (10,000 images) as 100 shards (--shard i/100), then
-#     `freqtag merge` of the 100 partial runs: wall time and peak memory of the merge;
+#     `flickertag merge` of the 100 partial runs: wall time and peak memory of the merge;
 #  2. checkpointing cost: 1,000 images with --checkpoint-every 0 (none), 30 (default)
 #     and 1 (every second), same options;
 #  3. peak memory of analysis and merge against the number of images.
-# Usage: FREQTAG_DATA=../shared/data scripts/bench-shards.sh [OUT_DIR]   (after make build)
+# Usage: FLICKERTAG_DATA=../shared/data scripts/bench-shards.sh [OUT_DIR]   (after make build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${FREQTAG_DATA:?set FREQTAG_DATA}"
+: "${FLICKERTAG_DATA:?set FLICKERTAG_DATA}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.cache/onnxruntime/1.31.1/libonnxruntime.so}"
-bin=$PWD/target/release/freqtag
+bin=$PWD/target/release/flickertag
 out=${1:-runs/bench-shards}
 rm -rf "$out" && mkdir -p "$out"
 t() { /usr/bin/time -f "%e s wall, %M KB peak" "$@" 2>&1 >/dev/null | tail -1; }

@@ -4,11 +4,11 @@
 The data flows one way (stimulus -> model -> engine -> spectrum -> lines -> snr ->
 importance -> report); a module that names `crate::<other>` depends on it. Test code
 (`#[cfg(test)]` to the end of a file) and comments are not counted.
-Usage: scripts/check-module-cycles.py [SRC_DIR]   (default crates/freqtag/src)
+Usage: scripts/check-module-cycles.py [SRC_DIR]   (default crates/flickertag/src)
 """
 import re,os,collections,sys
 deps=collections.defaultdict(set)
-src_dir=sys.argv[1] if len(sys.argv)>1 else 'crates/freqtag/src'
+src_dir=sys.argv[1] if len(sys.argv)>1 else 'crates/flickertag/src'
 for root,_,files in os.walk(src_dir):
     for f in files:
         if not f.endswith('.rs'): continue

@@ -3,7 +3,7 @@
 # Usage: scripts/fetch-ort.sh [CACHE_DIR]   (default: .cache/onnxruntime in the project)
 # Prints the path of the extracted libonnxruntime.so on stdout.
 set -euo pipefail
-ORT_VERSION="${FREQTAG_ORT_VERSION:-1.31.1}"
+ORT_VERSION="${FLICKERTAG_ORT_VERSION:-1.31.1}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${1:-$here/.cache/onnxruntime}"
 lib="$cache/$ORT_VERSION/libonnxruntime.so"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds the embedded default of freqtag (crates/freqtag/assets/) from a data folder.
+"""Builds the embedded default of flickertag (crates/flickertag/assets/) from a data folder.
 
 - resnet32-cifar10.th: the pretrained ResNet-32 of akamaster/pytorch_resnet_cifar10
   (BSD-2-Clause), copied byte for byte; its SHA-256 is checked.
@@ -7,7 +7,7 @@
   (10 records of 3,073 bytes: label byte, then the R, G and B planes), taken from the
   exact test_batch.bin, whose SHA-256 is checked too.
 
-Usage: scripts/make-default-assets.py [DATA_DIR]   (default $FREQTAG_DATA or ../shared/data)
+Usage: scripts/make-default-assets.py [DATA_DIR]   (default $FLICKERTAG_DATA or ../shared/data)
 """
 import hashlib
 import os
@@ -23,8 +23,8 @@ def sha256(b: bytes) -> str:
 
 
 def main() -> None:
-    data = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FREQTAG_DATA", "../shared/data")
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "freqtag", "assets")
+    data = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("FLICKERTAG_DATA", "../shared/data")
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "flickertag", "assets")
     weights = open(os.path.join(data, "models", "resnet32-cifar10.th"), "rb").read()
     assert sha256(weights) == RESNET32_SHA256, "resnet32-cifar10.th is not the published file"
     test = open(os.path.join(data, "cifar10", "test_batch.bin"), "rb").read()

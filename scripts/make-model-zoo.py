@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the model zoo the tests read (crates/freqtag-cli/tests/zoo/): small networks
+"""Writes the model zoo the tests read (crates/flickertag-cli/tests/zoo/): small networks
 of the families users bring (torchvision, timm, a channels-last "Keras-style" CNN, a
 1-channel CNN), random weights, exported with both PyTorch exporters where they work,
-and for each, from PyTorch itself, the oracle the tests compare freqtag with:
+and for each, from PyTorch itself, the oracle the tests compare flickertag with:
 
 - `<model>.json`: `named_modules()` (every module path), the modules checked, and for
   each its amplitude spectrum file;
@@ -11,7 +11,7 @@ and for each, from PyTorch itself, the oracle the tests compare freqtag with:
   paper's stimulus (6 / 7.5 Hz, 120 fps) of `image.png`, `[C, 121]` float32.
 
 Frames are built here, in numpy, from the stimulus definition (method.md), not by
-freqtag. Needs torch, torchvision, timm, onnx, onnxscript (`.venv`). Usage:
+flickertag. Needs torch, torchvision, timm, onnx, onnxscript (`.venv`). Usage:
     .venv/bin/python scripts/make-model-zoo.py [OUT_DIR]
 """
 import json
@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore")
 torch.manual_seed(0)
 torch.set_num_threads(2)
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/freqtag-cli/tests/zoo"
+OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/flickertag-cli/tests/zoo"
 FPS, N, F_L, F_R = 120.0, 240, 6.0, 7.5
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -251,8 +251,8 @@ def main():
             try:
                 export(model, example, path, dynamo)
                 m = onnx.load(path)
-                m.metadata_props.add(key="freqtag.mean", value=",".join(str(v) for v in MEAN))
-                m.metadata_props.add(key="freqtag.std", value=",".join(str(v) for v in STD))
+                m.metadata_props.add(key="flickertag.mean", value=",".join(str(v) for v in MEAN))
+                m.metadata_props.add(key="flickertag.std", value=",".join(str(v) for v in STD))
                 onnx.save(m, path)
                 files[exporter] = os.path.basename(path)
             except Exception as e:  # an exporter that cannot export this model

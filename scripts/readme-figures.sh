@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # Reruns the commands of the README's "Other figures" table and prints each result with
 # its command, then the statistics table (scripts/readme-statistics.py) and, with
-# FREQTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes).
+# FLICKERTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes).
 # About 6 minutes on 2 cores without the pruning (the whole-test-set analysis is 4 of them).
-# Usage: FREQTAG_DATA=../shared/data [FREQTAG_SLOW=1] scripts/readme-figures.sh   (after make build)
+# Usage: FLICKERTAG_DATA=../shared/data [FLICKERTAG_SLOW=1] scripts/readme-figures.sh   (after make build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${FREQTAG_DATA:?set FREQTAG_DATA}"
+: "${FLICKERTAG_DATA:?set FLICKERTAG_DATA}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.cache/onnxruntime/1.31.1/libonnxruntime.so}"
-f=$PWD/target/release/freqtag
+f=$PWD/target/release/flickertag
 out=$(mktemp -d)
-run() { echo "\$ freqtag $*"; "$f" "$@"; }
+run() { echo "\$ flickertag $*"; "$f" "$@"; }
 timed() { # timed LABEL ARGS...: wall time, peak memory, and the analysis time from the summary
   local label=$1; shift
   /usr/bin/time -f "%e %M" -o "$out/time" "$f" "$@" --quiet --force --out "$out/run" >/dev/null
   read -r wall kb <"$out/time"
   secs=$(python3 -c "import json; print(round(json.load(open('$out/run/summary.json'))['seconds'], 2))")
-  echo "$label: freqtag $* -> ${secs} s analysis, ${wall} s wall, $((kb / 1024)) MB peak"
+  echo "$label: flickertag $* -> ${secs} s analysis, ${wall} s wall, $((kb / 1024)) MB peak"
 }
 run bench --model resnet32 --batch 80 --threads 2 --frames 8000 --taps relu
 run bench --taps none --threads 2 --frames 8000
 run bench --taps conv --batch 49 --threads 2 --frames 9800
-echo "\$ freqtag eval --model resnet32"; /usr/bin/time -f "%e s wall" "$f" eval --model resnet32
+echo "\$ flickertag eval --model resnet32"; /usr/bin/time -f "%e s wall" "$f" eval --model resnet32
 timed "10 images" analyze --model resnet32 --taps conv
 timed "10 images, all frames" analyze --model resnet32 --taps conv --no-fold
 timed "100 images" analyze --taps conv --n-images 100 --seed 1 --no-per-image --no-stats --threads 2
@@ -31,8 +31,8 @@ timed "1,000 images, memory" analyze --taps conv --n-images 1000 --seed 1 --no-p
 timed "whole test set" analyze --taps conv --all-images --threads 2
 rm -rf "$out"
 python3 scripts/readme-statistics.py
-if [ "${FREQTAG_SLOW:-0}" = 1 ]; then
+if [ "${FLICKERTAG_SLOW:-0}" = 1 ]; then
   python3 scripts/readme-pruning.py
 else
-  echo "pruning figures skipped (slow): FREQTAG_SLOW=1 $0, or python3 scripts/readme-pruning.py"
+  echo "pruning figures skipped (slow): FLICKERTAG_SLOW=1 $0, or python3 scripts/readme-pruning.py"
 fi

@@ -2,9 +2,9 @@
 """Reruns the README's pruning experiment (ResNet-32) and prints every figure of its
 pruning section with the command that produced it; copies the network-wide and conv #4
 figures into docs/. Slow: about 35 minutes on 2 cores (not run in CI).
-Usage: FREQTAG_DATA=../shared/data python3 scripts/readme-pruning.py [RUN_FOLDER]
+Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-pruning.py [RUN_FOLDER]
 (after make build; with RUN_FOLDER holding a finished run, only the tables are printed).
-Standard library only: it reads the run folder freqtag writes."""
+Standard library only: it reads the run folder flickertag writes."""
 import csv
 import json
 import os
@@ -15,15 +15,15 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "freqtag")
+BIN = os.path.join(ROOT, "target", "release", "flickertag")
 os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
 ARGS = ["prune-eval", "--model", "resnet32", "--n-images", "1000", "--seed", "0", "--layers", "#1,#4,#31",
         "--threads", "2"]
 
 
 def run(out):
-    if "FREQTAG_DATA" not in os.environ:
-        sys.exit("set FREQTAG_DATA")
+    if "FLICKERTAG_DATA" not in os.environ:
+        sys.exit("set FLICKERTAG_DATA")
     t = time.time()
     subprocess.run([BIN, *ARGS, "--quiet", "--force", "--out", out], check=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -39,7 +39,7 @@ def main():
     out = sys.argv[1] if reuse else os.path.join(ROOT, "runs", "readme-prune")
     if not reuse:
         run(out)
-    print(f"$ freqtag {' '.join(ARGS)}")
+    print(f"$ flickertag {' '.join(ARGS)}")
     r = json.load(open(os.path.join(out, "prune.json")))
     rows = list(csv.DictReader(open(os.path.join(out, "prune_summary.csv"))))
     print(f"unpruned top-1 on the {len(r['config']['images'])} images: {r['base_top1']:.2f} %; "

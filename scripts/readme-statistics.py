@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reruns the commands behind the README's statistics table (ResNet-32, conv taps) and
 prints every figure with the command that produced it. About 20 s on 2 cores.
-Usage: FREQTAG_DATA=../shared/data python3 scripts/readme-statistics.py   (after make build)
-Standard library only: it reads the run folders freqtag writes."""
+Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-statistics.py   (after make build)
+Standard library only: it reads the run folders flickertag writes."""
 import csv
 import json
 import os
@@ -12,10 +12,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "freqtag")
+BIN = os.path.join(ROOT, "target", "release", "flickertag")
 os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
-if "FREQTAG_DATA" not in os.environ:
-    sys.exit("set FREQTAG_DATA")
+if "FLICKERTAG_DATA" not in os.environ:
+    sys.exit("set FLICKERTAG_DATA")
 
 
 def analyze(out, *args):
@@ -23,7 +23,7 @@ def analyze(out, *args):
            "--force", "--no-per-image", "--out", out, *args]
     subprocess.run([BIN, *cmd], check=True)
     shown = [a for a in cmd if a not in (out, "--out")]
-    print(f"$ freqtag {' '.join(shown)} --out DIR")
+    print(f"$ flickertag {' '.join(shown)} --out DIR")
     summary = json.load(open(os.path.join(out, "summary.json")))
     rows = list(csv.DictReader(open(os.path.join(out, "filters.csv"))))
     return summary, rows

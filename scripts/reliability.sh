@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# The README's reliability table: every hostile input of crates/freqtag-cli/tests/hostile.rs
+# The README's reliability table: every hostile input of crates/flickertag-cli/tests/hostile.rs
 # (written out by the tests) and every bad parameter, run through the release binary
 # under /usr/bin/time -v; prints one markdown row each: input, size, exit code,
 # peak resident memory, wall time, and the error's first line.
-# Usage: scripts/reliability.sh   (after `make build`; FREQTAG_DATA for the data cases)
+# Usage: scripts/reliability.sh   (after `make build`; FLICKERTAG_DATA for the data cases)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.cache/onnxruntime/1.31.1/libonnxruntime.so}"
-bin=$PWD/target/release/freqtag
+bin=$PWD/target/release/flickertag
 keep=$PWD/runs/hostile
 rm -rf "$keep" && mkdir -p "$keep"
-FREQTAG_KEEP_HOSTILE="$keep" cargo test --release --quiet --test hostile >/dev/null 2>&1 \
+FLICKERTAG_KEEP_HOSTILE="$keep" cargo test --release --quiet --test hostile >/dev/null 2>&1 \
   || { echo "the hostile tests fail" >&2; exit 1; }
 work=$(mktemp -d)
 row() { # row LABEL SIZE CMD...
@@ -51,6 +51,6 @@ for args in "lines --n-frames 1000000000" "lines --max-order 4294967295" \
   "analyze --permutations 1000000" "eval --limit 0" "stimulus --image 10000" "stimulus --scale 5000"; do
   out=(); [[ $args == analyze* ]] && out=(--out "$work/p")
   # shellcheck disable=SC2086
-  row "\`freqtag $args\`" - "$bin" $args "${out[@]}"
+  row "\`flickertag $args\`" - "$bin" $args "${out[@]}"
 done
 rm -rf "$work"

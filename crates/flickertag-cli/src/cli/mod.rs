@@ -1,0 +1,738 @@
+//! The command line: parse flags ([`args`]), resolve them into library objects, call
+//! the library, print.
+
+pub mod args;
+mod fetch;
+mod progress;
+mod prune;
+
+use progress::Progress;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::CommandFactory;
+
+use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
+use flickertag::analysis::{self, AnalysisConfig, ImageSpec};
+use flickertag::analysis::{AnalysisState, CheckpointFn, RunContext, RunControl, Segment};
+use flickertag::data::{self, Cifar10, Image, Split};
+use flickertag::engine::{EngineConfig, Session};
+use flickertag::model::{Model, TapKind};
+use flickertag::report::folder::RunFolder;
+use flickertag::run::{select_images, AnalysisOptions, ImageSelection};
+use flickertag::shard::{Checkpoint, PartialInfo, Shard};
+use flickertag::stimulus::StimulusConfig;
+use flickertag::{evaluate, lines, report};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ui = Ui { quiet: cli.quiet || cli.json, json: cli.json };
+    match cli.command {
+        Command::Analyze(a) => analyze(&ui, *a),
+        Command::Eval(a) => eval(&ui, a),
+        Command::Taps(a) => taps(&ui, a),
+        Command::Export(a) => {
+            let m = load_model(&a.source)?;
+            let kinds = parse_kinds(&a.taps)?;
+            let tapped: Vec<_> = m.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
+            let m = m.with_tap_means(&tapped);
+            m.save_onnx(&a.output)?;
+            ui.info(&format!("wrote {} ({} taps) to {}", m.name, m.taps.len(), a.output.display()));
+            Ok(())
+        }
+        Command::Lines(a) => lines_cmd(&ui, a),
+        Command::Stimulus(a) => stimulus(&ui, a),
+        Command::Bench(a) => bench(&ui, a),
+        Command::FetchData(a) => fetch(&ui, a),
+        Command::Providers => providers(&ui),
+        Command::Demo(a) => demo(&ui, a),
+        Command::PruneEval(a) => prune::prune_eval(&ui, *a),
+        Command::Merge { parts, out, force } => merge(&ui, &parts, &out, force),
+        Command::Report { run_dir } => {
+            let p = flickertag::run::redraw_run_folder(&run_dir)?;
+            ui.info(&format!("report: {}", p.display()));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "flickertag", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+struct Ui {
+    quiet: bool,
+    json: bool,
+}
+
+impl Ui {
+    fn info(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+    fn bar(&self, len: u64, what: &str) -> Progress {
+        Progress::new(self.quiet, len, what)
+    }
+    fn json(&self, v: &serde_json::Value) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(v).expect("json"));
+        }
+    }
+}
+
+fn data_dir(explicit: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    match explicit {
+        Some(d) if !d.is_dir() => bail!("--data {}: no such folder", d.display()),
+        Some(d) => Ok(Some(d.clone())),
+        None => Ok(data::data_dir()?),
+    }
+}
+
+fn need_data(explicit: &Option<PathBuf>) -> Result<PathBuf> {
+    data_dir(explicit)?.context(
+        "no data folder: set FLICKERTAG_DATA (a folder with cifar10/ and models/), pass --data, or run `flickertag fetch-data`",
+    )
+}
+
+/// Says the preprocessing in effect (when the model records it or the user set it).
+fn say_preprocess(ui: &Ui, m: &Model) {
+    if m.preprocess_known {
+        ui.info(&format!("preprocessing: {}", m.preprocess.describe()));
+    }
+}
+
+fn load_model(s: &Source) -> Result<Model> {
+    let dd = data_dir(&s.data)?;
+    let mut m = Model::load(&s.model, dd.as_deref())?;
+    m.set_preprocess(s.mean.as_deref(), s.std.as_deref(), s.resize, s.crop)?;
+    for n in &m.notes {
+        eprintln!("note: {n}");
+    }
+    Ok(m)
+}
+
+/// `--taps` entries as kinds (`all` is every kind).
+fn parse_kinds(v: &[String]) -> flickertag::Result<Vec<TapKind>> {
+    let mut out = Vec::new();
+    for k in v.iter().filter(|k| *k != "none") {
+        for x in TapKind::parse_list(k)? {
+            if !out.contains(&x) {
+                out.push(x);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn engine_cfg(e: &EngineArgs) -> EngineConfig {
+    EngineConfig { threads: e.threads, batch: e.batch, device: e.device, optimize: true }
+}
+
+/// The stimulus flags as options (the rest at their defaults).
+fn stim_options(s: &StimArgs) -> AnalysisOptions {
+    AnalysisOptions {
+        freqs: s.freqs.clone(),
+        phases: s.phases.clone(),
+        layout: s.layout.clone(),
+        fps: s.fps,
+        n_frames: s.n_frames,
+        lo: s.lo,
+        hi: s.hi,
+        domain: s.domain,
+        allow_leakage: s.allow_leakage,
+        ..AnalysisOptions::default()
+    }
+}
+
+fn stim_cfg(s: &StimArgs) -> Result<StimulusConfig> {
+    Ok(stim_options(s).stimulus()?)
+}
+
+/// Image specs and a loader for them.
+type Loader = flickertag::run::ImageLoader;
+
+fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)> {
+    let sel = ImageSelection {
+        images: a.images.clone(),
+        n_images: a.n_images,
+        seed: a.seed,
+        all_images: a.all_images,
+        image_file: a.image_file.clone(),
+    };
+    Ok(select_images(&sel, data)?)
+}
+
+fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
+    // Every flag is checked before a model or an image is read.
+    let opts = analysis_options(&a)?;
+    opts.resolve(1)?;
+    let model = load_model(&a.source)?;
+    say_preprocess(ui, &model);
+    let dd = data_dir(&a.source.data)?;
+    let (specs, loader) = images(&a.images, dd.as_deref())?;
+    // Options resolve on the whole image list, so that every shard runs the same ones.
+    let (mut cfg, notes) = opts.resolve(specs.len())?;
+    notes.iter().for_each(|n| ui.info(n));
+    let sweep: Vec<f32> = if cfg.noise.is_some() { a.noise_sigma.clone() } else { vec![] };
+    if let Some(s) = a.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())).filter(|_| a.noise_sigma.len() > 1) {
+        return Err(flickertag::Error::param("noise-sigma", "positive values to sweep", s).into());
+    }
+    if !sweep.is_empty() || a.bootstrap > 0 {
+        // The F-test and the bootstrap read every image's spectrum.
+        cfg.keep_per_image = true;
+    }
+    if a.region_swap {
+        if cfg.stimulus.freqs.len() != 2 {
+            return Err(flickertag::Error::param("region-swap", "two tag frequencies", cfg.stimulus.freqs.len()).into());
+        }
+        // The swap compares per-image selectivities.
+        cfg.keep_per_image = true;
+    }
+    if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
+        return Err(flickertag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
+    }
+    let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
+    let control = a.control.map(|k| (k, a.control_seed));
+    let job = Job {
+        model: &model,
+        cfg: &cfg,
+        specs: &specs,
+        load: &*loader,
+        out: &out,
+        force: a.force,
+        extras: Extras { control, swap: a.region_swap, sweep: &sweep, bootstrap: a.bootstrap },
+    };
+    if let Some(shard) = a.shard {
+        if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 || a.bootstrap > 0 {
+            let what = if a.region_swap {
+                "region-swap"
+            } else if control.is_some() {
+                "control"
+            } else if a.bootstrap > 0 {
+                "bootstrap"
+            } else {
+                "noise-sigma"
+            };
+            return Err(flickertag::Error::param(what, "a whole run (not with --shard)", "--shard").into());
+        }
+        return run_shard(ui, &job, shard);
+    }
+    let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
+    run_analysis(ui, &job, a.resume, every)
+}
+
+/// An analysis to run: the model, the resolved options, the images, and where the
+/// run folder goes.
+struct Job<'a> {
+    model: &'a Model,
+    cfg: &'a AnalysisConfig,
+    specs: &'a [ImageSpec],
+    load: &'a dyn Fn(&ImageSpec) -> flickertag::Result<Image>,
+    out: &'a Path,
+    force: bool,
+    /// What runs beside the analysis.
+    extras: Extras<'a>,
+}
+
+/// Analyses beside the main one, written into the same run folder (none by default).
+#[derive(Clone, Copy, Default)]
+struct Extras<'a> {
+    /// A control network to analyse beside the model, and its seed.
+    control: Option<(flickertag::model::control::Control, u64)>,
+    /// Also run the region-swapped stimulus.
+    swap: bool,
+    /// Input-noise levels whose F-test detection rates are written (the first is the
+    /// main run's; empty without noise).
+    sweep: &'a [f32],
+    /// Bootstrap resamples of the images (0: none).
+    bootstrap: usize,
+}
+
+/// One shard of the image list, written as a partial run.
+fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
+    let Job { model, cfg, specs, load, out, force, .. } = *job;
+    let range = shard.range(specs.len());
+    let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
+    let out =
+        flickertag::shard::run_shard(model, cfg, specs, load, out, force, shard, &mut |d, _| pb.set_position(d as u64))?;
+    pb.finish_and_clear();
+    ui.info(&format!(
+        "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `flickertag merge`",
+        range.start,
+        range.end,
+        specs.len(),
+        out.display(),
+        shard.count
+    ));
+    Ok(())
+}
+
+/// An analysis into its run folder, which is claimed (locked, checked writable and
+/// replaceable) before the work; with `every`, it checkpoints as it goes, and with
+/// `resume` it continues from the checkpoint a killed run left.
+fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
+    let Job { model, cfg, specs, load, out, force, extras } = *job;
+    let Extras { control: control_net, swap, sweep, bootstrap } = extras;
+    // The control network is built before any work: a model without weights to change
+    // is refused first.
+    let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
+    let folder = RunFolder::create(out, force, "analyze")?;
+    let ck = Checkpoint::of(out)?;
+    let digest = flickertag::shard::images_digest(specs);
+    let start = Instant::now();
+    let resumed = match (resume, if resume { ck.load()? } else { None }) {
+        (true, Some((info, state, _))) => {
+            if info.images_digest != digest || info.context.model != model.info() {
+                return Err(flickertag::Error::param(
+                    "resume",
+                    format!(
+                        "a checkpoint of the same model and images (remove {} to start afresh)",
+                        ck.path().display()
+                    ),
+                    "a checkpoint of another run",
+                )
+                .into());
+            }
+            ui.info(&format!("resuming after {} of {} images", state.images.len(), specs.len()));
+            Some((info.context, state, info.segments))
+        }
+        (true, None) => {
+            ui.info("no checkpoint to resume: starting from the first image");
+            None
+        }
+        (false, _) => {
+            ck.remove()?;
+            None
+        }
+    };
+    let first = load(&specs[0])?;
+    // The segments before this start (a resumed run's earlier starts), and the images
+    // they analysed: this start's segment counts the rest.
+    let (resumed, mut segments) = match resumed {
+        Some((c, st, segs)) => (Some((c, st)), segs),
+        None => (None, Vec::new()),
+    };
+    let done_before = resumed.as_ref().map_or(0, |(_, st)| st.images.len());
+    let mut save = |ctx: &RunContext, st: &AnalysisState| {
+        let mut segs = segments.clone();
+        segs.push(Segment::new("run", st.images.len() - done_before, start.elapsed().as_secs_f64()));
+        let info = PartialInfo {
+            schema: flickertag::shard::PARTIAL_SCHEMA,
+            flickertag_version: env!("CARGO_PKG_VERSION").into(),
+            shard: Shard { index: 0, count: 1 },
+            total_images: specs.len(),
+            images_digest: digest.clone(),
+            first_index: 0,
+            context: ctx.clone(),
+            segments: segs,
+        };
+        ck.save(&info, st, &first)
+    };
+    let control =
+        RunControl { resume: resumed, checkpoint: every.map(|e| (&mut save as CheckpointFn, e)), first_index: 0 };
+    let pb = ui.bar(specs.len() as u64, "images");
+    let (ctx, state) = analysis::run_state(model, cfg, specs, load, &mut |d, _| pb.set_position(d as u64), control)?;
+    pb.finish_and_clear();
+    segments.push(Segment::new("run", state.images.len() - done_before, start.elapsed().as_secs_f64()));
+    let result = analysis::finish(&ctx, state, segments)?;
+    flickertag::run::write_run_folder(&result, &first, folder.path())?;
+    if let Some(cm) = &control_model {
+        let pb = ui.bar(specs.len() as u64, "control images");
+        let c = analysis::analyze(cm, cfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+        pb.finish_and_clear();
+        let rows = flickertag::importance::control::compare(&result.layers, &c.layers);
+        let p = folder.path().join("control.csv");
+        std::fs::write(&p, flickertag::importance::control::to_csv(&rows)).with_context(|| p.display().to_string())?;
+        let p = folder.path().join("control.json");
+        let v = serde_json::json!({"control": cm.name, "seed": control_net.map(|c| c.1), "layers": rows});
+        std::fs::write(&p, serde_json::to_vec_pretty(&v)?).with_context(|| p.display().to_string())?;
+        if !ui.quiet {
+            eprintln!("trained against control ({}): layer, mean score, Cliff's delta, Mann-Whitney p", cm.name);
+            for r in &rows {
+                eprintln!(
+                    "  {:<18} {:>8.3} vs {:>8.3}  delta {:>6.3}  p {:.2e}",
+                    r.tap, r.trained_mean, r.control_mean, r.cliffs_delta, r.p_value
+                );
+            }
+        }
+    }
+    if bootstrap > 0 {
+        let v = analysis::bootstrap::intervals(&result, bootstrap, cfg.stats.seed)?;
+        let p = folder.path().join("bootstrap.csv");
+        std::fs::write(&p, analysis::bootstrap::to_csv(&v)).with_context(|| p.display().to_string())?;
+    }
+    if !sweep.is_empty() {
+        let mut csv = String::from("sigma,tap,line,detection_rate\n");
+        for (k, &sigma) in sweep.iter().enumerate() {
+            let det = if k == 0 {
+                analysis::ftest::detection(&result, 0.05)?
+            } else {
+                let mut ncfg = cfg.clone();
+                ncfg.noise = ncfg.noise.map(|n| analysis::InputNoise { sigma, ..n });
+                let pb = ui.bar(specs.len() as u64, &format!("sigma {sigma}"));
+                let b = analysis::analyze(model, &ncfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+                pb.finish_and_clear();
+                analysis::ftest::detection(&b, 0.05)?
+            };
+            for d in &det {
+                csv.push_str(&format!("{sigma},{},{},{:.4}\n", d.tap, d.line, d.rate));
+            }
+            if !ui.quiet {
+                let mean = |label: &str| {
+                    let v: Vec<f64> = det.iter().filter(|d| d.line == label).map(|d| d.rate).collect();
+                    v.iter().sum::<f64>() / v.len().max(1) as f64
+                };
+                eprintln!(
+                    "noise sigma {sigma}: F-test detection rate (alpha 0.05), mean over taps: f1 {:.3}, f2 {:.3}, f2-f1 {:.3}, f1+f2 {:.3}",
+                    mean("f1"),
+                    mean("f2"),
+                    mean("f2-f1"),
+                    mean("f1+f2")
+                );
+            }
+        }
+        let p = folder.path().join("noise_sweep.csv");
+        std::fs::write(&p, csv).with_context(|| p.display().to_string())?;
+    }
+    if swap {
+        let mut scfg = cfg.clone();
+        scfg.stimulus.freqs.reverse();
+        scfg.stimulus.phases.reverse();
+        let pb = ui.bar(specs.len() as u64, "swapped images");
+        let b = analysis::analyze(model, &scfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
+        pb.finish_and_clear();
+        let rows = analysis::swap::region_swap(&result, &b)?;
+        let p = folder.path().join("region_swap.csv");
+        std::fs::write(&p, analysis::swap::to_csv(&rows)).with_context(|| p.display().to_string())?;
+        if !ui.quiet {
+            eprintln!(
+                "region swap (paired t across images, BH q <= 0.05): filters following the region / the frequency"
+            );
+            for t in &result.taps {
+                let of: Vec<_> = rows.iter().filter(|r| r.tap == t.tap.name).collect();
+                let (reg, freq) =
+                    (of.iter().filter(|r| r.follows_region).count(), of.iter().filter(|r| r.follows_frequency).count());
+                eprintln!("  {:<18} {reg} / {freq} of {}", t.tap.name, of.len());
+            }
+        }
+    }
+    let out = folder.commit()?;
+    ck.remove()?;
+    report_done(ui, &result, &out)
+}
+
+fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
+    let start = Instant::now();
+    let (result, out) = flickertag::shard::merge_into(parts, out, force)?;
+    ui.info(&format!(
+        "merged {} shards ({} images) in {:.2} s",
+        parts.len(),
+        result.images.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    report_done(ui, &result, &out)
+}
+
+/// The flags of `analyze` as the library's options (the names are the same).
+fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions> {
+    Ok(AnalysisOptions {
+        preset: a.preset.clone(),
+        threshold: a.threshold,
+        taps: parse_kinds(&a.taps)?,
+        tap: a.tap.clone(),
+        noise_n_neighbor_freqs: a.noise_n_neighbor_freqs,
+        floor: a.floor,
+        noise_skip_neighbor_freqs: a.noise_skip_neighbor_freqs,
+        drop_extremes: a.drop_extremes,
+        power: a.power,
+        db: a.db,
+        exclude_bins: a.exclude_bins.clone(),
+        exclude_grid: a.exclude_grid,
+        noise_sigma: a.noise_sigma.first().copied(),
+        noise_seed: a.noise_seed,
+        stats: !a.no_stats,
+        q: a.q,
+        permutations: a.permutations,
+        stats_seed: a.stats_seed,
+        splits: a.splits,
+        sweep_thresholds: a.sweep_thresholds.clone(),
+        maps: a.maps.clone(),
+        fold: !a.no_fold,
+        max_order: a.max_order,
+        per_image: if a.per_image {
+            Some(true)
+        } else if a.no_per_image {
+            Some(false)
+        } else {
+            None
+        },
+        threads: a.engine.threads,
+        batch: a.engine.batch,
+        device: a.engine.device,
+        ..stim_options(&a.stim)
+    })
+}
+
+fn default_run_dir(name: &str) -> PathBuf {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    PathBuf::from("runs").join(format!("{name}-{secs}"))
+}
+
+fn report_done(ui: &Ui, result: &analysis::Analysis, out: &Path) -> Result<()> {
+    let html = out.join("report.html");
+    if !ui.quiet {
+        eprint!("{}", report::terminal_summary(result));
+        eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
+    }
+    ui.json(&serde_json::to_value(report::Summary::new(result))?);
+    Ok(())
+}
+
+fn eval(ui: &Ui, a: args::EvalArgs) -> Result<()> {
+    if a.limit == Some(0) {
+        return Err(flickertag::Error::param("limit", "at least 1 image", 0).into());
+    }
+    let model = load_model(&a.source)?;
+    say_preprocess(ui, &model);
+    let dir = need_data(&a.source.data)?;
+    let c = Cifar10::load(&dir, a.split)?;
+    let n = a.limit.unwrap_or(c.len()).min(c.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let pb = ui.bar(n as u64, "images");
+    let t = Instant::now();
+    let acc = evaluate::evaluate(&model, &c, &idx, &engine_cfg(&a.engine), |k| pb.inc(k as u64))?;
+    pb.finish_and_clear();
+    if !ui.json {
+        println!(
+            "{}: top-1 {:.2} % ({} / {}) on CIFAR-10 {} in {:.1} s",
+            model.name,
+            acc.top1,
+            acc.correct,
+            acc.n,
+            a.split,
+            t.elapsed().as_secs_f64()
+        );
+        let per: Vec<String> = data::CLASSES.iter().zip(&acc.per_class).map(|(c, p)| format!("{c} {p:.1}")).collect();
+        println!("per class: {}", per.join(", "));
+    }
+    ui.json(&serde_json::json!({"model": model.name, "split": a.split.to_string(), "accuracy": acc}));
+    Ok(())
+}
+
+fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
+    let source = Source { model: a.model, data: a.data, mean: None, std: None, resize: None, crop: None };
+    let model = load_model(&source)?;
+    if ui.json {
+        ui.json(&serde_json::json!({"taps": model.taps, "skipped": model.skipped, "notes": model.notes}));
+        return Ok(());
+    }
+    let width = model.taps.iter().map(|t| t.name.len()).max().unwrap_or(3).clamp(3, 60);
+    println!("{:<width$} {:<7} {:>5}  {:<16} {:<18} tensor", "tap", "kind", "conv#", "shape [C,H,W]", "layout");
+    for t in &model.taps {
+        let ord = t.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
+        println!(
+            "{:<width$} {:<7} {:>5}  {:<16} {:<18} {}",
+            t.name,
+            t.kind.name(),
+            ord,
+            format!("{:?}", t.chw),
+            t.layout.describe(),
+            t.tensor
+        );
+    }
+    if !model.skipped.is_empty() {
+        println!("\nnot taps:");
+        for s in &model.skipped {
+            println!("  {}: {}", s.name, s.reason);
+        }
+    }
+    Ok(())
+}
+
+fn lines_cmd(ui: &Ui, a: args::LinesArgs) -> Result<()> {
+    let cfg = stim_cfg(&a.stim)?;
+    let plan = cfg.plan(32, 32)?;
+    lines::check_catalogue(&plan.bins, a.max_order)?;
+    let l = lines::catalogue(&plan.bins, cfg.fps, cfg.n_frames, a.max_order);
+    if ui.json {
+        ui.json(&serde_json::to_value(&l)?);
+        return Ok(());
+    }
+    let tags: Vec<String> = cfg.freqs.iter().enumerate().map(|(i, f)| format!("f{} = {f} Hz", i + 1)).collect();
+    println!(
+        "{} ; grid {} Hz ; bin width {} Hz",
+        tags.join(", "),
+        lines::grid_bins(&plan.bins) as f64 * cfg.fps / cfg.n_frames as f64,
+        cfg.fps / cfg.n_frames as f64
+    );
+    println!("{:>8} {:>5}  {:<12} {:>5}  label", "freq Hz", "bin", "kind", "order");
+    for x in &l {
+        let kind = serde_json::to_value(x.kind)?;
+        println!("{:>8} {:>5}  {:<12} {:>5}  {}", x.freq, x.bin, kind.as_str().unwrap_or(""), x.order, x.label);
+    }
+    Ok(())
+}
+
+fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
+    // Flags first, before any data is read.
+    if !(1..=64).contains(&a.scale) {
+        return Err(flickertag::Error::param("scale", "an upscale factor in 1..=64", a.scale).into());
+    }
+    if a.image >= 10_000 {
+        return Err(flickertag::Error::param("image", "a CIFAR-10 test index in 0..10000", a.image).into());
+    }
+    let stim = stim_cfg(&a.stim)?;
+    stim.check()?;
+    let img = match &a.image_file {
+        Some(p) => Image::from_file(p)?,
+        None => Cifar10::load(&need_data(&a.data)?, Split::Test)?.image(a.image),
+    };
+    let plan = stim.plan(img.height, img.width)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let n = plan.config.n_frames;
+    let scale = a.scale;
+    let frame = |i: usize| {
+        let rgb = plan.display_frame(&img, i).to_rgb8();
+        image::imageops::resize(&rgb, rgb.width() * scale, rgb.height() * scale, image::imageops::FilterType::Nearest)
+    };
+    if a.gif {
+        let p = a.out.join("stimulus.gif");
+        let f = std::fs::File::create(&p).with_context(|| p.display().to_string())?;
+        let mut enc = image::codecs::gif::GifEncoder::new(f);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
+        let delay = image::Delay::from_numer_denom_ms(1000, plan.config.fps.round() as u32);
+        for i in 0..n {
+            let rgba = image::DynamicImage::ImageRgb8(frame(i)).to_rgba8();
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
+        }
+        ui.info(&format!(
+            "wrote {n} frames to {} (GIF delays are in 10 ms steps, so playback is approximate)",
+            p.display()
+        ));
+    } else {
+        for i in 0..n {
+            let p = a.out.join(format!("frame_{i:04}.png"));
+            frame(i).save(&p).with_context(|| p.display().to_string())?;
+        }
+        ui.info(&format!("wrote {n} PNG frames to {}", a.out.display()));
+    }
+    Ok(())
+}
+
+fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
+    let model = load_model(&a.source)?;
+    let cfg = engine_cfg(&a.engine);
+    let kinds = parse_kinds(&a.taps)?;
+    let tapped: Vec<_> = model.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
+    let mut s = Session::for_model(&model, &tapped, false, &cfg)?;
+    let [c, h, w] = model.input_shape;
+    let frames: Vec<f32> = (0..cfg.batch * c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    s.run(&frames, cfg.batch)?; // warm-up
+    let t = Instant::now();
+    let mut done = 0;
+    while done < a.frames {
+        s.run(&frames, cfg.batch)?;
+        done += cfg.batch;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let fps = done as f64 / secs;
+    if !ui.json {
+        println!(
+            "{}: {fps:.0} frames/s ({done} frames, batch {}, {} taps recorded ({}), threads {})",
+            model.name,
+            cfg.batch,
+            tapped.len(),
+            a.taps.join(","),
+            if cfg.threads == 0 { "auto".into() } else { cfg.threads.to_string() }
+        );
+    }
+    ui.json(&serde_json::json!({"model": model.name, "frames_per_s": fps, "frames": done, "batch": cfg.batch, "taps": tapped.len()}));
+    Ok(())
+}
+
+/// `flickertag providers`: the loaded library, its execution providers, and which
+/// `--device` values work with it.
+fn providers(ui: &Ui) -> Result<()> {
+    let ps = flickertag::engine::available_providers()?;
+    let lib = flickertag::engine::ort_library_candidates().into_iter().find(|p| p.is_file());
+    let cuda = ps.iter().any(|p| p == "CUDAExecutionProvider");
+    if ui.json {
+        ui.json(&serde_json::json!({
+            "library": lib.as_ref().map(|p| p.display().to_string()),
+            "providers": ps,
+            "devices": if cuda { vec!["cpu", "cuda"] } else { vec!["cpu"] },
+        }));
+        return Ok(());
+    }
+    if let Some(l) = &lib {
+        println!("ONNX Runtime library: {}", l.display());
+    }
+    println!("execution providers: {}", ps.join(", "));
+    if cuda {
+        println!("--device: cpu, cuda");
+    } else {
+        println!("--device: cpu (for cuda, install the GPU build: pip install 'flickertag[gpu]')");
+    }
+    Ok(())
+}
+
+fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
+    let dest = a.dest.or_else(data::user_cache).context("no cache folder on this system: pass --dest")?;
+    let pb = ui.bar(0, "download");
+    let out = fetch::download_cifar10(&dest, |n, total| {
+        if let Some(t) = total {
+            pb.set_length(t);
+        }
+        pb.set_position(n);
+    })?;
+    pb.finish_and_clear();
+    ui.info(&format!("CIFAR-10 in {}", out.display()));
+    Ok(())
+}
+
+fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
+    // The paper's experiment: its conv layers.
+    let taps = analysis::TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
+    let cfg = AnalysisConfig { taps, ..AnalysisConfig::default() };
+    if a.random {
+        ui.info(
+            "demo --random: a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\
+             not of a trained model. Without --random, `flickertag demo` runs the paper's experiment.",
+        );
+        let model = flickertag::model::resnet::demo_model(7)?;
+        let specs: Vec<ImageSpec> =
+            (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
+        let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
+        let job = Job {
+            model: &model,
+            cfg: &cfg,
+            specs: &specs,
+            load: &load,
+            out: &a.out,
+            force: a.force,
+            extras: Extras::default(),
+        };
+        return run_analysis(ui, &job, false, None);
+    }
+    let dir = data_dir(&a.data)?;
+    let model = Model::load("resnet32", dir.as_deref())?;
+    let default_images = ImageArgs { images: vec![], n_images: None, seed: 0, all_images: false, image_file: vec![] };
+    let (specs, loader) = images(&default_images, dir.as_deref())?;
+    ui.info(&format!(
+        "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
+        model.source.display()
+    ));
+    let job = Job {
+        model: &model,
+        cfg: &cfg,
+        specs: &specs,
+        load: &*loader,
+        out: &a.out,
+        force: a.force,
+        extras: Extras::default(),
+    };
+    run_analysis(ui, &job, false, None)
+}

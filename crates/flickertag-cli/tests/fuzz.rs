@@ -1,0 +1,277 @@
+//! Mutation fuzzing of every reader on stable Rust: the pickle machine, the checkpoint
+//! loader (legacy, zip, safetensors), ONNX import, the CIFAR-10 batch check, images and
+//! masks, and the `summary.json` reader. Seeds are valid inputs built here; each
+//! iteration applies a few seeded mutations (bit flips, interesting bytes, inserted,
+//! deleted or duplicated spans, truncation) and feeds the result to the reader, which
+//! must return (Ok or an error) without panicking. A panic writes the input to
+//! `target/fuzz-failures/` and fails the test.
+//!
+//! `cargo test --release --test fuzz` runs 3,000 inputs per reader (30 for the 30 MB
+//! CIFAR-10 batches; seconds in all). The long
+//! offline run sets `FLICKERTAG_FUZZ_ITERS` (e.g. 10000000) and prints, per reader, the
+//! inputs tried, how many were accepted or refused, and the slowest input: see the
+//! README's reliability table.
+
+mod common;
+
+use std::io::Write as _;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::Instant;
+
+use flickertag::data::Image;
+use flickertag::model::{checkpoint_from_bytes, Model};
+use flickertag::report::Summary;
+
+/// A small, fast, seeded generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: [u8; 10] = [0x00, 0x01, 0x7f, 0x80, 0xff, b'(', b'.', b'q', 0x8a, 0x95];
+
+fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let n = v.len();
+        match rng.below(7) {
+            0 if n > 0 => {
+                let i = rng.below(n);
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 if n > 0 => {
+                let i = rng.below(n);
+                v[i] = INTERESTING[rng.below(INTERESTING.len())];
+            }
+            2 if n > 0 => {
+                // A little-endian length or index field overwritten with a large value.
+                let i = rng.below(n);
+                let big = [0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff];
+                for (k, b) in big.iter().enumerate().take(rng.below(8) + 1) {
+                    if i + k < n {
+                        v[i + k] = *b;
+                    }
+                }
+            }
+            3 => {
+                let i = rng.below(n + 1);
+                let len = 1 + rng.below(16);
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                v.splice(i..i, bytes);
+            }
+            4 if n > 0 => {
+                let i = rng.below(n);
+                let len = 1 + rng.below(64.min(n - i));
+                v.drain(i..i + len);
+            }
+            5 if n > 0 => {
+                // A span duplicated (repeated opcodes, nested structures).
+                let i = rng.below(n);
+                let len = 1 + rng.below(32.min(n - i));
+                let span = v[i..i + len].to_vec();
+                let at = rng.below(n + 1);
+                for _ in 0..1 + rng.below(8) {
+                    v.splice(at..at, span.iter().copied());
+                }
+            }
+            _ if n > 0 => v.truncate(rng.below(n)),
+            _ => {}
+        }
+    }
+    v
+}
+
+/// What one reader did over a run.
+struct Stats {
+    tried: u64,
+    accepted: u64,
+    slowest_us: u128,
+}
+
+fn fuzz(name: &str, seeds: &[Vec<u8>], reader: &dyn Fn(&[u8]) -> bool) -> Stats {
+    fuzz_scaled(name, seeds, 1, reader)
+}
+
+/// As [`fuzz`], with `1/divisor` of the inputs (for readers whose inputs are large).
+fn fuzz_scaled(name: &str, seeds: &[Vec<u8>], divisor: u64, reader: &dyn Fn(&[u8]) -> bool) -> Stats {
+    let iters: u64 =
+        (std::env::var("FLICKERTAG_FUZZ_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3000) / divisor).max(30);
+    let mut rng = Rng(0x0F4E_E7A6 ^ name.len() as u64);
+    let mut st = Stats { tried: 0, accepted: 0, slowest_us: 0 };
+    // The seeds themselves must be accepted: the fuzzer starts from valid inputs.
+    for s in seeds {
+        assert!(reader(s), "{name}: a seed is refused");
+    }
+    std::panic::set_hook(Box::new(|_| {}));
+    for _ in 0..iters {
+        let input = mutate(&seeds[rng.below(seeds.len())], &mut rng);
+        let t = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| reader(&input)));
+        st.slowest_us = st.slowest_us.max(t.elapsed().as_micros());
+        st.tried += 1;
+        match r {
+            Ok(ok) => st.accepted += ok as u64,
+            Err(_) => {
+                let _ = std::panic::take_hook();
+                let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/fuzz-failures");
+                std::fs::create_dir_all(&dir).unwrap();
+                let p = dir.join(format!("{name}-{}.bin", st.tried));
+                std::fs::File::create(&p).unwrap().write_all(&input).unwrap();
+                panic!("{name}: the reader panicked on input {} (saved to {})", st.tried, p.display());
+            }
+        }
+    }
+    let _ = std::panic::take_hook();
+    eprintln!(
+        "fuzz {name}: {} inputs, {} accepted, {} refused with an error, 0 panics; slowest {} us",
+        st.tried,
+        st.accepted,
+        st.tried - st.accepted,
+        st.slowest_us
+    );
+    st
+}
+
+/// A legacy checkpoint `{"w": tensor [2, 2]}` over a 4-element float storage.
+fn legacy_seed() -> Vec<u8> {
+    common::one_view(b"K\x02K\x02\x86", b"K\x02K\x01\x86", [1.0, 2.0, 3.0, 4.0])
+}
+
+/// The same state dict as a zip checkpoint (data.pkl plus one storage file).
+fn zip_seed() -> Vec<u8> {
+    let legacy = legacy_seed();
+    let start = legacy.windows(3).position(|w| w == b"\x80\x02}").unwrap(); // sys_info
+    let obj_start = start + legacy[start..].iter().position(|&b| b == b'.').unwrap() + 1;
+    let obj_end = obj_start + legacy[obj_start..].windows(3).position(|w| w == b"s.\x80").unwrap() + 2;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let o = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        z.start_file("archive/data.pkl", o).unwrap();
+        z.write_all(&legacy[obj_start..obj_end]).unwrap();
+        z.start_file("archive/data/0", o).unwrap();
+        z.write_all(&legacy[legacy.len() - 16..]).unwrap();
+        z.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+fn safetensors_seed() -> Vec<u8> {
+    let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2, 2], &data).unwrap();
+    safetensors::serialize([("w".to_string(), view)], None).unwrap()
+}
+
+/// A one-conv ONNX model, input [N, 3, 4, 4], built with the protobuf crates.
+fn onnx_seed() -> Vec<u8> {
+    common::onnx(
+        &[0, 3, 4, 4],
+        vec![common::node("Conv", "/conv/Conv", &["input", "w"], "output")],
+        &[("w", &[2, 3, 1, 1], 0.5)],
+    )
+}
+
+fn image_seeds() -> Vec<Vec<u8>> {
+    let img = flickertag::data::synthetic_image(5, 8, 8).to_rgb8();
+    [image::ImageFormat::Png, image::ImageFormat::Jpeg, image::ImageFormat::Gif]
+        .iter()
+        .map(|&f| {
+            let mut c = std::io::Cursor::new(Vec::new());
+            image::DynamicImage::ImageRgb8(img.clone()).write_to(&mut c, f).unwrap();
+            c.into_inner()
+        })
+        .collect()
+}
+
+#[test]
+fn fuzz_pickle_machine() {
+    let seeds = vec![
+        legacy_seed(),
+        b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02]q\x03(K\x02M,\x01eu.".to_vec(),
+        b"\x80\x02]q\x00h\x00a.".to_vec(),
+    ];
+    fuzz("pickle", &seeds, &|b| flickertag::model::pickle::load(b, 0).is_ok());
+}
+
+#[test]
+fn fuzz_legacy_checkpoints() {
+    fuzz("legacy", &[legacy_seed()], &|b| checkpoint_from_bytes(b, Path::new("f.th")).is_ok());
+}
+
+#[test]
+fn fuzz_zip_checkpoints() {
+    fuzz("zip", &[zip_seed()], &|b| checkpoint_from_bytes(b, Path::new("f.pth")).is_ok());
+}
+
+#[test]
+fn fuzz_safetensors() {
+    fuzz("safetensors", &[safetensors_seed()], &|b| checkpoint_from_bytes(b, Path::new("f.safetensors")).is_ok());
+}
+
+#[test]
+fn fuzz_onnx_import() {
+    fuzz("onnx", &[onnx_seed()], &|b| Model::from_onnx_bytes(b, Path::new("f.onnx"), "f").is_ok());
+}
+
+#[test]
+fn fuzz_cifar_batches() {
+    // The reader checks a whole batch's length and labels; the seed is a valid batch
+    // of 10,000 records and the mutations change its length and bytes.
+    let mut batch = vec![0u8; 10_000 * 3073];
+    for i in 0..10_000 {
+        batch[i * 3073] = (i % 10) as u8;
+    }
+    // A batch is 30 MB and its check a length test and a label scan: a thousandth of
+    // the inputs.
+    fuzz_scaled("cifar", &[batch], 1000, &|b| flickertag::data::check_batch(b, Path::new("b.bin")).is_ok());
+}
+
+#[test]
+fn fuzz_images_and_masks() {
+    fuzz("image", &image_seeds(), &|b| match Image::from_bytes(b, Path::new("i")) {
+        Ok(img) => {
+            // The same decoded bytes as a mask of regions by grey level.
+            let _ = flickertag::stimulus::mask_regions(&img, img.height, img.width);
+            true
+        }
+        Err(_) => false,
+    });
+}
+
+#[test]
+fn fuzz_summary_reader() {
+    // A small but complete summary (one tap, one filter, two lines), so that each input
+    // parses in microseconds; the run-folder tests read real ones.
+    let snr = serde_json::to_value(flickertag::snr::SnrConfig::preset("authors").unwrap()).unwrap();
+    let seed = serde_json::json!({
+        "schema": 1, "flickertag_version": "0", "model": {"name": "m", "source": "m.onnx", "input_shape": [3, 2, 2],
+        "preprocess": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}},
+        "stimulus": {"config": {"layout": "halves", "freqs": [6.0, 7.5], "phases": [], "fps": 120.0, "n_frames": 240,
+          "lo": 0.5, "hi": 1.0, "domain": "normalized", "allow_leakage": false}, "bins": [12, 15], "period": 80,
+          "region_names": ["left", "right"]},
+        "inference": {"path": {"path": "folded", "period": 80, "distinct": 49}, "frames_per_image": 49, "description": "folded"},
+        "snr": snr, "threshold": 1.5,
+        "images": [{"name": "test[3]", "index": 3, "label": 3, "class": "cat"}],
+        "lines": [{"bin": 12, "freq": 6.0, "coefs": [1, 0], "order": 1, "kind": "fundamental", "label": "f1"},
+                  {"bin": 3, "freq": 1.5, "coefs": [-1, 1], "order": 2, "kind": "intermod", "label": "f2-f1"}],
+        "taps": [{"name": "c", "tensor": "c", "kind": "conv", "conv_ordinal": 1, "layout": {"type": "channels_first"},
+            "dims": [1, 2, 2], "chw": [1, 2, 2], "shape": [1, 2, 2]}],
+        "layers": [{"tap": "c", "conv_ordinal": 1, "n_filters": 1, "n_important": 1, "important": [0], "mean_score": 2.0,
+          "filters": [{"channel": 0, "mean_score": 2.0, "sd_score": 0.0, "pass_fraction": 1.0, "important": true}]}],
+        "stats": null, "maps": [], "seconds": 0.1
+    })
+    .to_string()
+    .into_bytes();
+    fuzz("summary", &[seed], &|b| Summary::from_slice(b, Path::new("summary.json")).is_ok());
+}

@@ -1,0 +1,245 @@
+//! Runs split across processes and sittings: shards merged, and kills resumed, give the
+//! run one uninterrupted process writes.
+
+mod common;
+use common::{data_dir, flickertag, run};
+
+use std::path::Path;
+
+fn npy_f64(p: &Path) -> Vec<f64> {
+    let bytes = std::fs::read(p).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
+fn same(a: &Path, b: &Path, files: &[&str]) {
+    for f in files {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+}
+
+/// Per-image arrays and everything derived from them (scores, statistics, sweeps).
+const IDENTICAL: [&str; 7] =
+    ["scores.npy", "spectra.npy", "coefficients.npy", "filters.csv", "layers.csv", "sweep.csv", "lines.csv"];
+
+fn no_data<'a>(c: &'a mut std::process::Command, home: &Path) -> &'a mut std::process::Command {
+    c.env_remove("FLICKERTAG_DATA").env("HOME", home).env("XDG_CACHE_HOME", home)
+}
+
+#[test]
+fn four_shards_merged_equal_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..4 {
+        let (code, _, err) = run(no_data(
+            flickertag().args(["analyze", "--quiet", "--shard", &format!("{i}/4"), "--out"]).arg(d.join(format!("p{i}"))),
+            d,
+        ));
+        assert_eq!(code, 0, "{err}");
+    }
+    // Parts in any order.
+    let (code, _, err) = run(no_data(
+        flickertag().arg("merge").args(["p2", "p0", "p3", "p1"].map(|p| d.join(p))).arg("--out").arg(d.join("merged")),
+        d,
+    ));
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(no_data(flickertag().args(["analyze", "--quiet", "--out"]).arg(d.join("single")), d));
+    assert_eq!(code, 0, "{err}");
+    same(&d.join("merged"), &d.join("single"), &IDENTICAL);
+    // Mean spectra: the same sums in another order (documented tolerance 1e-12 relative).
+    let (a, b) = (npy_f64(&d.join("merged/spectra_mean.npy")), npy_f64(&d.join("single/spectra_mean.npy")));
+    let worst = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, _)| x.is_finite())
+        .map(|(x, y)| (x - y).abs() / x.abs().max(1e-30))
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-12, "mean spectra differ by {worst:e}");
+    let s = |p: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(p).join("summary.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        v.as_object_mut().unwrap().remove("segments");
+        v
+    };
+    assert_eq!(s("merged")["images"], s("single")["images"]);
+    // The merged run records each shard's work and the merge's, and their total.
+    let summary = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(p).join("summary.json")).unwrap()).unwrap()
+    };
+    let merged = summary("merged");
+    let parts: Vec<(String, u64)> = merged["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["part"].as_str().unwrap().to_string(), g["images"].as_u64().unwrap()))
+        .collect();
+    let want: Vec<(String, u64)> =
+        ["shard 0/4", "shard 1/4", "shard 2/4", "shard 3/4", "merge"].iter().zip([3, 3, 2, 2, 0]).map(|(p, n)| (p.to_string(), n)).collect();
+    assert_eq!(parts, want);
+    let total: f64 = merged["segments"].as_array().unwrap().iter().map(|g| g["seconds"].as_f64().unwrap()).sum();
+    assert!((merged["seconds"].as_f64().unwrap() - total).abs() < 1e-9 && total > 0.0, "{merged}");
+    assert_eq!(summary("single")["segments"].as_array().unwrap().len(), 1);
+    // Layers: identical, but for each filter's rounding floor, which comes from the mean
+    // spectrum (the same sums in another order).
+    let floors = |v: &mut serde_json::Value| -> Vec<f64> {
+        let mut out = Vec::new();
+        for l in v.as_array_mut().unwrap() {
+            for f in l["filters"].as_array_mut().unwrap() {
+                out.push(f["response"]["floor"].as_f64().unwrap());
+                f["response"].as_object_mut().unwrap().remove("floor");
+            }
+        }
+        out
+    };
+    let (mut lm, mut ls) = (s("merged")["layers"].clone(), s("single")["layers"].clone());
+    for (x, y) in floors(&mut lm).into_iter().zip(floors(&mut ls)) {
+        assert!((x - y).abs() <= 1e-12 * x.abs().max(1e-300), "floor {x} vs {y}");
+    }
+    assert_eq!(lm, ls);
+    // Statistics: the tests come from the per-image coefficients (identical); the
+    // baseline-corrected amplitudes from the mean spectra (summation order).
+    for (a, b) in s("merged")["stats"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(s("single")["stats"]["layers"].as_array().unwrap())
+    {
+        assert_eq!(a["phase_consistent"], b["phase_consistent"]);
+        for (x, y) in a["filters"].as_array().unwrap().iter().zip(b["filters"].as_array().unwrap()) {
+            assert_eq!(
+                (&x["phase_p_lines"], &x["phase_p"], &x["phase_q"]),
+                (&y["phase_p_lines"], &y["phase_p"], &y["phase_q"])
+            );
+            let (u, v) = (x["selectivity"].as_f64().unwrap(), y["selectivity"].as_f64().unwrap());
+            assert!((u - v).abs() <= 1e-9 * u.abs().max(1e-12), "{u} {v}");
+        }
+    }
+}
+
+#[test]
+fn merge_names_missing_repeated_and_foreign_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (i, extra) in [(0, vec![]), (1, vec![]), (1, vec!["--threshold", "2"])] {
+        let out = d.join(format!("p{i}{}", extra.len()));
+        let (code, _, err) = run(no_data(
+            flickertag().args(["analyze", "--quiet", "--shard", &format!("{i}/3"), "--out"]).arg(&out).args(extra),
+            d,
+        ));
+        assert_eq!(code, 0, "{err}");
+    }
+    let m = |parts: &[&str]| {
+        run(no_data(flickertag().arg("merge").args(parts.iter().map(|p| d.join(p))).arg("--out").arg(d.join("m")), d))
+    };
+    let (code, _, err) = m(&["p00", "p10"]);
+    assert!(code == 1 && err.contains("missing: 2/3"), "{err}");
+    let (code, _, err) = m(&["p00", "p10", "p10"]);
+    assert!(code == 1 && err.contains("given more than once: 1/3"), "{err}");
+    let (code, _, err) = m(&["p00", "p12"]);
+    assert!(code == 1 && err.contains("another model, options or taps"), "{err}");
+    assert!(!d.join("m").exists(), "a refused merge writes nothing");
+}
+
+#[test]
+fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let analyze = |out: &str, extra: &[&str]| {
+        let mut c = flickertag();
+        c.args(["analyze", "--n-images", "40", "--seed", "3", "--threads", "1", "--checkpoint-every", "0.05"])
+            .arg("--out")
+            .arg(d.join(out))
+            .args(extra)
+            .env("FLICKERTAG_DATA", &data);
+        c
+    };
+    let t = std::time::Instant::now();
+    let (code, _, err) = run(&mut analyze("whole", &[]));
+    assert_eq!(code, 0, "{err}");
+    let whole = t.elapsed();
+    // Killed (SIGKILL) at several moments within the time a whole run takes, resumed
+    // each time from the checkpoint the previous one left; then finished.
+    // On a loaded machine a run is slower than `whole`: each kill also waits (bounded)
+    // until a checkpoint exists.
+    let ck = d.join(".resumed.flickertag-checkpoint");
+    for frac in [0.35, 0.3, 0.25, 0.3] {
+        let child = analyze("resumed", &["--resume"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        kill_after(child, whole.mul_f64(frac), &ck);
+    }
+    assert!(ck.is_dir(), "the killed runs left a checkpoint");
+    assert!(!d.join("resumed").exists(), "no run folder before the run completes");
+    let (code, _, err) = run(&mut analyze("resumed", &["--resume"]));
+    assert_eq!(code, 0, "{err}");
+    let after: usize = err.split("resuming after ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(after > 0 && after < 40, "resumed after {after} images: {err}");
+    same(&d.join("resumed"), &d.join("whole"), &IDENTICAL);
+    same(&d.join("resumed"), &d.join("whole"), &["spectra_mean.npy"]);
+    assert!(!d.join(".resumed.flickertag-checkpoint").exists(), "the checkpoint is removed with the finished run");
+    // The resumed run records the work of every start that left a checkpoint, then the
+    // last one: their images add up to the run's, their seconds to its total.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.join("resumed/summary.json")).unwrap()).unwrap();
+    let segs = v["segments"].as_array().unwrap();
+    assert!(segs.len() >= 2, "a resumed run has several segments: {segs:?}");
+    assert_eq!(segs.iter().map(|g| g["images"].as_u64().unwrap()).sum::<u64>(), 40, "{segs:?}");
+    assert_eq!(segs.last().unwrap()["images"].as_u64().unwrap() as usize, 40 - after);
+    let total: f64 = segs.iter().map(|g| g["seconds"].as_f64().unwrap()).sum();
+    assert!((v["seconds"].as_f64().unwrap() - total).abs() < 1e-9, "{v}");
+}
+
+#[test]
+fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
+    let Some(data) = data_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prune = |out: &str, extra: &[&str]| {
+        let mut c = flickertag();
+        c.args(["prune-eval", "--n-images", "300", "--seed", "1", "--random-seeds", "3", "--layers", "#1"])
+            .args(["--criteria", "weight_l1,bn_gamma", "--fractions", "0,0.2,0.4,0.6", "--layer-fractions", "0,0.5"])
+            .args(["--threads", "1", "--checkpoint-every", "0.05", "--out"])
+            .arg(d.join(out))
+            .args(extra)
+            .env("FLICKERTAG_DATA", &data);
+        c
+    };
+    let t = std::time::Instant::now();
+    let (code, _, err) = run(&mut prune("whole", &["--quiet"]));
+    assert_eq!(code, 0, "{err}");
+    let whole = t.elapsed();
+    // Killed once mid-way (once a checkpoint exists: on a loaded machine the run is
+    // slower than `whole`), then once more early in the resumed run.
+    let ck = d.join(".resumed.flickertag-checkpoint.json");
+    for frac in [0.6, 0.15] {
+        kill_after(prune("resumed", &["--resume", "--quiet"]).spawn().unwrap(), whole.mul_f64(frac), &ck);
+    }
+    assert!(ck.is_file(), "the killed runs left a checkpoint");
+    assert!(!d.join("resumed").exists());
+    let (code, _, err) = run(&mut prune("resumed", &["--resume"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("resuming with"), "{err}");
+    same(&d.join("resumed"), &d.join("whole"), &["prune_curves.csv", "prune_summary.csv"]);
+    let j = |p: &str| -> serde_json::Value {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(p).join("prune.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("seconds");
+        let segments = v.as_object_mut().unwrap().remove("segment_seconds").unwrap();
+        (v, segments.as_array().unwrap().len())
+    };
+    assert_eq!(j("resumed").0, j("whole").0);
+    assert_eq!(j("whole").1, 1);
+    assert!(j("resumed").1 >= 2, "each start that left a checkpoint, and the last, is recorded");
+    assert!(!d.join(".resumed.flickertag-checkpoint.json").exists());
+}
+
+/// Kills (SIGKILL) `child` after `delay`, and once the checkpoint `ck` exists (waiting at
+/// most 2 minutes more, or until the child ends): on a loaded machine a run is slower
+/// than the uninterrupted one that `delay` was measured on.
+fn kill_after(mut child: std::process::Child, delay: std::time::Duration, ck: &std::path::Path) {
+    std::thread::sleep(delay);
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !ck.exists() && std::time::Instant::now() < give_up && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,156 @@
+"""The result of an analysis, read from (and backed by) its run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from ._flickertag import FlickertagError
+
+#: Files every run folder holds; `load` refuses a folder without them.
+REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_mean.npy", "scores.npy")
+
+
+def _npy(path: str) -> Optional[np.ndarray]:
+    return np.load(path) if os.path.isfile(path) else None
+
+
+class Analysis:
+    """A frequency-tagging analysis: tables as pandas DataFrames, arrays as numpy.
+
+    Axes of the arrays follow ``taps`` (the recorded taps, in graph order) and
+    ``images``; channels are padded with NaN up to the widest tap.
+
+    Attributes
+    ----------
+    summary : dict
+        ``summary.json``: configuration as used, model, images, lines, taps, layers.
+    layers : DataFrame
+        ``layers.csv``: ``tap, kind, conv_ordinal, n_filters, n_important, mean_score,
+        important`` (``important`` as a list of channel indices).
+    filters : DataFrame
+        ``filters.csv``: one row per filter (scores, pass fraction, statistics).
+    lines : DataFrame
+        ``lines.csv``: one row per tap and catalogued line.
+    sweep : DataFrame or None
+        ``sweep.csv`` (with statistics).
+    spectra : ndarray or None
+        float32 ``[image, row, bin]`` amplitudes ``|rfft(x)|/N`` (None when per-image
+        spectra were not kept: ``per_image=False`` or over 100 images). A row is one
+        filter: the rows of ``filters`` in order, each tap's channels in turn, nothing
+        padded; :meth:`rows` gives a tap's.
+    coefficients : ndarray or None
+        complex64 ``[image, row, bin]``, ``rfft(x)/N``.
+    mean_spectra : ndarray
+        float64 ``[row, bin]``, mean amplitude over images.
+    scores : ndarray
+        float64 ``[image, row]`` per-image scores.
+    freqs_hz : ndarray
+        Frequency of each bin, ``k * fps / n_frames``.
+    taps : list of str
+        Tap names, the ``tap`` axis.
+    images : DataFrame
+        ``name, index, label, class`` of each analysed image, the ``image`` axis.
+    path : str
+        The run folder behind this object.
+    """
+
+    def __init__(self, path: str):
+        missing = [f for f in REQUIRED if not os.path.isfile(os.path.join(path, f))]
+        if missing:
+            raise FlickertagError(f"{path}: not a complete flickertag run folder (missing {', '.join(missing)})")
+        self.path = os.fspath(path)
+        self._tmp: Any = None
+        with open(os.path.join(path, "summary.json")) as f:
+            self.summary: dict = json.load(f)
+        for key in ("stimulus", "taps", "images", "layers"):
+            if key not in self.summary:
+                raise FlickertagError(f"{path}/summary.json: missing key `{key}`")
+        self.layers = pd.read_csv(os.path.join(path, "layers.csv"), dtype={"important": str}, keep_default_na=False)
+        self.layers["conv_ordinal"] = pd.to_numeric(self.layers["conv_ordinal"]).astype("Int64")
+        self.layers["important"] = [[int(c) for c in s.split()] for s in self.layers["important"]]
+        self.filters = pd.read_csv(os.path.join(path, "filters.csv"))
+        self.filters["conv_ordinal"] = self.filters["conv_ordinal"].astype("Int64")
+        self.lines = pd.read_csv(os.path.join(path, "lines.csv"))
+        sweep = os.path.join(path, "sweep.csv")
+        self.sweep = pd.read_csv(sweep) if os.path.isfile(sweep) else None
+        self.mean_spectra: np.ndarray = np.load(os.path.join(path, "spectra_mean.npy"))
+        self.scores: np.ndarray = np.load(os.path.join(path, "scores.npy"))
+        self.spectra = _npy(os.path.join(path, "spectra.npy"))
+        self.coefficients = _npy(os.path.join(path, "coefficients.npy"))
+        cfg = self.summary["stimulus"]["config"]
+        self.freqs_hz: np.ndarray = np.arange(self.mean_spectra.shape[-1]) * cfg["fps"] / cfg["n_frames"]
+        self.taps: list = [t["name"] for t in self.summary["taps"]]
+        counts = [int(t["shape"][0]) for t in self.summary["taps"]]
+        self._first_row = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        self.images = pd.DataFrame(self.summary["images"], columns=["name", "index", "label", "class"])
+
+    def __repr__(self) -> str:
+        m = self.summary.get("model", {})
+        n_imp = int(self.layers["n_important"].sum())
+        n_f = int(self.layers["n_filters"].sum())
+        return (
+            f"<flickertag.Analysis {m.get('name', '?')}: {len(self.images)} images, {len(self.taps)} taps, "
+            f"{n_imp} of {n_f} filters important; {self.path}>"
+        )
+
+    def tap_index(self, tap: str) -> int:
+        """Position of a tap (by name, or ``#ordinal`` for conv taps) on the tap axis."""
+        if tap.startswith("#"):
+            rows = self.layers.index[self.layers["conv_ordinal"] == int(tap[1:])]
+            if len(rows):
+                return int(rows[0])
+        elif tap in self.taps:
+            return self.taps.index(tap)
+        raise FlickertagError(f"invalid tap: one of {', '.join(self.taps)} (got {tap})")
+
+    def rows(self, tap: str) -> slice:
+        """The rows of ``tap`` on the row axis of ``mean_spectra``, ``spectra``,
+        ``coefficients`` and ``scores``: ``a.mean_spectra[a.rows("layer1.0.conv1")]``
+        is that tap's ``[channel, bin]``."""
+        t = self.tap_index(tap)
+        return slice(int(self._first_row[t]), int(self._first_row[t + 1]))
+
+    def spectrum(self, tap: str, channel: int) -> pd.Series:
+        """One filter's mean amplitude spectrum over images, indexed by frequency (Hz)."""
+        t = self.tap_index(tap)
+        n = int(self.layers["n_filters"].iloc[t])
+        if not 0 <= channel < n:
+            raise FlickertagError(f"invalid channel: 0..{n - 1} for tap {tap} (got {channel})")
+        s = pd.Series(self.mean_spectra[self._first_row[t] + channel], index=pd.Index(self.freqs_hz, name="freq_hz"))
+        s.name = f"{self.taps[t]}[{channel}]"
+        return s
+
+    def save(self, path: str, *, overwrite: bool = False) -> str:
+        """Writes the run folder (exactly the files ``flickertag analyze --out`` writes) to
+        ``path``, atomically: it appears complete or not at all. A folder holding another
+        run is replaced only with ``overwrite=True``; one holding other files never."""
+        from ._flickertag import copy_run_folder
+
+        path = os.fspath(path)
+        if os.path.abspath(path) == os.path.abspath(self.path):
+            return path
+        return os.fspath(copy_run_folder(self.path, path, force=overwrite))
+
+    def report(self, path: Optional[str] = None) -> str:
+        """The self-contained HTML report; copied to ``path`` when given. Returns its path."""
+        src = os.path.join(self.path, "report.html")
+        if not os.path.isfile(src):
+            raise FlickertagError(f"{self.path}: no report.html (redraw it with `flickertag report {self.path}`)")
+        if path is None:
+            return src
+        shutil.copyfile(src, path)
+        return os.fspath(path)
+
+
+def load(path: str) -> Analysis:
+    """Reads a run folder (written by ``flickertag analyze``, ``flickertag demo`` or
+    :meth:`Analysis.save`) back into an :class:`Analysis`."""
+    if not os.path.isdir(path):
+        raise FlickertagError(f"{path}: no such run folder")
+    return Analysis(path)

@@ -1,0 +1,367 @@
+//! `flickertag._flickertag`: the Python extension. It parses Python arguments and calls the
+//! library, nothing more; the Python package (`python/flickertag/`) turns run folders into
+//! pandas and numpy objects.
+//!
+//! Every call that runs a network releases the GIL. Library errors become
+//! `flickertag.FlickertagError` (a `ValueError`) carrying the CLI's message.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+
+use flickertag::analysis::{self, ImageSpec};
+use flickertag::data::{self, Cifar10, Image, Split};
+use flickertag::engine::{self, EngineConfig};
+use flickertag::model::Model;
+use flickertag::progress::ProgressLines;
+use flickertag::run::{select_images, AnalysisOptions, ImageLoader, ImageSelection};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+create_exception!(
+    _flickertag,
+    FlickertagError,
+    PyValueError,
+    "An error reported by flickertag (bad parameter, unreadable file, ...)."
+);
+
+fn err(e: flickertag::Error) -> PyErr {
+    FlickertagError::new_err(e.to_string())
+}
+
+/// The data folder: the one given, else `FLICKERTAG_DATA`, else the user cache.
+fn data_dir(data: Option<PathBuf>) -> flickertag::Result<Option<PathBuf>> {
+    match data {
+        Some(d) if !d.is_dir() => Err(flickertag::Error::param("data", "an existing folder", d.display())),
+        Some(d) => Ok(Some(d)),
+        None => data::data_dir(),
+    }
+}
+
+/// Uses the ONNX Runtime library at `path` (the `onnxruntime` wheel's); returns False
+/// when one was already chosen.
+#[pyfunction]
+fn set_ort_library(path: PathBuf) -> bool {
+    engine::set_library_path(path)
+}
+
+/// The ONNX Runtime library flickertag loads (or would load first).
+#[pyfunction]
+fn ort_library() -> Option<PathBuf> {
+    engine::ort_library_candidates().into_iter().next()
+}
+
+/// Images given as uint8 pixels `[N, H, W, 3]` (row-major bytes) as analysis inputs.
+fn array_images(pixels: &[u8], shape: (usize, usize, usize, usize)) -> flickertag::Result<(Vec<ImageSpec>, ImageLoader)> {
+    let (n, h, w, c) = shape;
+    if c != 3 || n == 0 || h == 0 || w == 0 || n.checked_mul(h * w * 3) != Some(pixels.len()) {
+        return Err(flickertag::Error::param(
+            "images",
+            "a uint8 array [N, H, W, 3] (or [H, W, 3]) with N, H, W > 0",
+            format!("shape {shape:?} with {} bytes", pixels.len()),
+        ));
+    }
+    let hw = h * w;
+    let imgs: Vec<Image> = pixels
+        .chunks_exact(hw * 3)
+        .map(|img| {
+            let mut px = vec![0.0f32; 3 * hw];
+            for (p, rgb) in img.chunks_exact(3).enumerate() {
+                for ch in 0..3 {
+                    px[ch * hw + p] = rgb[ch] as f32 / 255.0;
+                }
+            }
+            Image { height: h, width: w, pixels: px, label: None }
+        })
+        .collect();
+    let specs = (0..n).map(|i| ImageSpec { name: format!("array[{i}]"), index: Some(i), label: None }).collect();
+    let load = move |s: &ImageSpec| {
+        s.index
+            .and_then(|i| imgs.get(i).cloned())
+            .ok_or_else(|| flickertag::Error::param("images", "an index into the array", &s.name))
+    };
+    Ok((specs, Box::new(load)))
+}
+
+/// Progress on stderr: one self-overwriting line on a terminal, plain lines with an ETA
+/// (every 10 s and at the end) in a log or a notebook server's output, nothing when off.
+struct Shown {
+    on: bool,
+    terminal: bool,
+    total: usize,
+    start: std::time::Instant,
+    lines: ProgressLines,
+}
+
+impl Shown {
+    fn new(on: bool, what: &str, total: usize) -> Shown {
+        let terminal = std::io::stderr().is_terminal();
+        Shown { on, terminal, total, start: std::time::Instant::now(), lines: ProgressLines::new(what, total as u64) }
+    }
+
+    fn update(&mut self, done: usize) {
+        if !self.on {
+            return;
+        }
+        if self.terminal {
+            eprint!("\r{}", self.lines.line(done as u64, self.start.elapsed()));
+            if done >= self.total {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        } else if let Some(line) = self.lines.update(done as u64) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The extension's common arguments resolved: the model, the image specs with their
+/// loader, and the configuration resolved on the whole image list.
+type Prepared = (Model, Vec<ImageSpec>, ImageLoader, flickertag::analysis::AnalysisConfig, Vec<String>);
+
+fn prepare(
+    model: &str,
+    opts: &AnalysisOptions,
+    sel: &ImageSelection,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+) -> flickertag::Result<Prepared> {
+    let dd = data_dir(data)?;
+    let mut model = Model::load(model, dd.as_deref())?;
+    model.set_preprocess(opts.mean.as_deref(), opts.std.as_deref(), opts.resize, opts.crop)?;
+    let (specs, load) = match (pixels, shape) {
+        (Some(p), Some(s)) => array_images(p, s)?,
+        _ => select_images(sel, dd.as_deref())?,
+    };
+    let (cfg, notes) = opts.resolve(specs.len())?;
+    Ok((model, specs, load, cfg, notes))
+}
+
+fn parse_args(options: &str, selection: &str) -> PyResult<(AnalysisOptions, ImageSelection)> {
+    let opts = AnalysisOptions::from_json(options).map_err(err)?;
+    let sel: ImageSelection = serde_json::from_str(selection)
+        .map_err(|e| FlickertagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+    Ok((opts, sel))
+}
+
+/// Runs an analysis and writes its run folder into `out` (exactly what `flickertag analyze
+/// --out` writes). `options` and `selection` are JSON objects of
+/// `flickertag::run::AnalysisOptions` and `ImageSelection`; `pixels` with `shape`
+/// (`[N, H, W, 3]` uint8) replace the selection. Returns the report's path.
+#[pyfunction]
+#[pyo3(signature = (model, out, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+fn analyze(
+    py: Python<'_>,
+    model: &str,
+    out: PathBuf,
+    options: &str,
+    selection: &str,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+    progress: bool,
+) -> PyResult<PathBuf> {
+    let (opts, sel) = parse_args(options, selection)?;
+    py.detach(|| {
+        let (model, specs, load, cfg, notes) = prepare(model, &opts, &sel, data, pixels, shape)?;
+        if progress {
+            notes.iter().for_each(|n| eprintln!("{n}"));
+        }
+        let mut shown = Shown::new(progress, "flickertag: images", specs.len());
+        let mut report = |done: usize, _: usize| shown.update(done);
+        let folder = flickertag::report::folder::RunFolder::create(&out, false, "analyze")?;
+        let result = analysis::analyze(&model, &cfg, &specs, &*load, &mut report)?;
+        flickertag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
+        Ok(folder.commit()?.join("report.html"))
+    })
+    .map_err(err)
+}
+
+/// Checks everything a run needs without running it: the model loads, the images are
+/// found and the options hold for them. Returns JSON `{"images": N, "data": folder or
+/// null}` (the data folder as resolved here, for workers elsewhere). `flickertag.ray`
+/// calls it in the driver before launching any task.
+#[pyfunction]
+#[pyo3(signature = (model, options="{}", selection="{}", data=None, pixels=None, shape=None))]
+fn check(
+    py: Python<'_>,
+    model: &str,
+    options: &str,
+    selection: &str,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+) -> PyResult<String> {
+    let (opts, sel) = parse_args(options, selection)?;
+    py.detach(|| {
+        let dd = data_dir(data.clone())?;
+        let (_, specs, load, _, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
+        // The first and last image are read, so that a missing file fails here.
+        for s in specs.first().into_iter().chain(specs.last()) {
+            load(s)?;
+        }
+        Ok(serde_json::json!({"images": specs.len(), "data": dd}).to_string())
+    })
+    .map_err(err)
+}
+
+/// Runs shard `index` of `count` of the image list (selected as in [`analyze`]) and
+/// writes it as a partial run into `out`. Returns the folder.
+#[pyfunction]
+#[pyo3(signature = (model, out, index, count, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+fn analyze_shard(
+    py: Python<'_>,
+    model: &str,
+    out: PathBuf,
+    index: usize,
+    count: usize,
+    options: &str,
+    selection: &str,
+    data: Option<PathBuf>,
+    pixels: Option<&[u8]>,
+    shape: Option<(usize, usize, usize, usize)>,
+    progress: bool,
+) -> PyResult<PathBuf> {
+    let (opts, sel) = parse_args(options, selection)?;
+    let shard: flickertag::shard::Shard = format!("{index}/{count}").parse().map_err(err)?;
+    py.detach(|| {
+        let (model, specs, load, cfg, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
+        let what = format!("flickertag shard {shard}: images");
+        let mut shown = Shown::new(progress, &what, shard.range(specs.len()).len());
+        let mut report = |done: usize, _: usize| shown.update(done);
+        flickertag::shard::run_shard(&model, &cfg, &specs, &*load, &out, false, shard, &mut report)
+    })
+    .map_err(err)
+}
+
+/// Merges partial runs into the run folder `out` (which must not hold a run unless
+/// `force`). Returns the folder.
+#[pyfunction]
+#[pyo3(signature = (parts, out, force=false))]
+fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyResult<PathBuf> {
+    py.detach(|| flickertag::shard::merge_into(&parts, &out, force).map(|(_, p)| p)).map_err(err)
+}
+
+/// Every tap of a model, as JSON: `{"taps": [{name, tensor, kind, conv_ordinal,
+/// layout, dims, chw, aliases}], "skipped": [{name, reason}], "notes": [...]}`.
+#[pyfunction]
+#[pyo3(signature = (model, data=None))]
+fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> {
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let m = Model::load(model, dd.as_deref())?;
+        let v = serde_json::json!({"taps": m.taps, "skipped": m.skipped, "notes": m.notes});
+        Ok(v.to_string())
+    })
+    .map_err(err)
+}
+
+/// Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
+/// (`model, n, correct, top1, per_class`).
+#[pyfunction]
+#[pyo3(signature = (model, data=None, limit=None, threads=0, batch=100, mean=None, std=None, resize=None, crop=None))]
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    py: Python<'_>,
+    model: &str,
+    data: Option<PathBuf>,
+    limit: Option<usize>,
+    threads: usize,
+    batch: usize,
+    mean: Option<Vec<f32>>,
+    std: Option<Vec<f32>>,
+    resize: Option<usize>,
+    crop: Option<usize>,
+) -> PyResult<String> {
+    py.detach(|| {
+        let dd = data_dir(data)?;
+        let mut m = Model::load(model, dd.as_deref())?;
+        m.set_preprocess(mean.as_deref(), std.as_deref(), resize, crop)?;
+        let dir = dd.ok_or_else(|| {
+            flickertag::Error::param(
+                "data",
+                "the CIFAR-10 test set: set FLICKERTAG_DATA, pass data=, or run `flickertag fetch-data`",
+                "no data folder",
+            )
+        })?;
+        let c = Cifar10::load(&dir, Split::Test)?;
+        let n = match limit {
+            Some(0) => return Err(flickertag::Error::param("limit", format!("1..={}", c.len()), 0)),
+            Some(l) => l.min(c.len()),
+            None => c.len(),
+        };
+        let idx: Vec<usize> = (0..n).collect();
+        let cfg = EngineConfig { threads, batch, ..EngineConfig::default() };
+        let acc = flickertag::evaluate::evaluate(&m, &c, &idx, &cfg, |_| {})?;
+        let mut v = serde_json::to_value(&acc).expect("serializable");
+        v["model"] = m.name.clone().into();
+        Ok(v.to_string())
+    })
+    .map_err(err)
+}
+
+/// The licence notices of what flickertag embeds (the pretrained ResNet-32, the ten images).
+#[pyfunction]
+fn notice() -> &'static str {
+    flickertag::embedded::NOTICE
+}
+
+/// Where the embedded ResNet-32 comes from, as recorded in a run's `model.source`.
+#[pyfunction]
+fn embedded_source() -> &'static str {
+    flickertag::embedded::RESNET32_SOURCE
+}
+
+/// Copies a run folder to `dest` atomically (it appears complete or not at all); an
+/// earlier run there is replaced only with `force`, other files never.
+#[pyfunction]
+#[pyo3(signature = (src, dest, force=false))]
+fn copy_run_folder(py: Python<'_>, src: PathBuf, dest: PathBuf, force: bool) -> PyResult<PathBuf> {
+    py.detach(|| flickertag::run::copy_run_folder(&src, &dest, force)).map_err(err)
+}
+
+/// Runs the `flickertag` command line with `argv` (the program name first) and returns
+/// its exit status: the wheel's `flickertag` console script (`flickertag._cli:main`).
+/// The GIL is released while the command runs.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
+    py.detach(|| flickertag_cli::main(argv))
+}
+
+/// The loaded ONNX Runtime library and its execution providers, as JSON
+/// (`{"library", "providers", "devices"}`).
+#[pyfunction]
+fn providers(py: Python<'_>) -> PyResult<String> {
+    py.detach(|| {
+        let ps = engine::available_providers()?;
+        let lib = engine::ort_library_candidates().into_iter().find(|p| p.is_file());
+        let cuda = ps.iter().any(|p| p == "CUDAExecutionProvider");
+        let devices = if cuda { vec!["cpu", "cuda"] } else { vec!["cpu"] };
+        Ok(serde_json::json!({"library": lib, "providers": ps, "devices": devices}).to_string())
+    })
+    .map_err(err)
+}
+
+/// The extension module.
+#[pymodule]
+fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("FlickertagError", m.py().get_type::<FlickertagError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(set_ort_library, m)?)?;
+    m.add_function(wrap_pyfunction!(ort_library, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(taps, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(merge, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(notice, m)?)?;
+    m.add_function(wrap_pyfunction!(embedded_source, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_run_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(providers, m)?)?;
+    m.add_function(wrap_pyfunction!(check, m)?)?;
+    Ok(())
+}

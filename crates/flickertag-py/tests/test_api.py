@@ -1,0 +1,365 @@
+"""The Python API against the CLI and against data flickertag did not write.
+
+Needs the flickertag wheel installed (``make test`` builds and installs it) and, for the
+CIFAR-10 parts, FLICKERTAG_DATA (as in CI). FLICKERTAG_BIN is the CLI built by cargo.
+"""
+
+import filecmp
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flickertag
+
+BIN = os.environ.get("FLICKERTAG_BIN", os.path.join(os.path.dirname(__file__), "../../../target/release/flickertag"))
+RECORD = 3073
+
+
+def data_dir():
+    """FLICKERTAG_DATA, checked; skips (saying so) when unset, fails when incomplete."""
+    d = os.environ.get("FLICKERTAG_DATA")
+    if not d:
+        pytest.skip("FLICKERTAG_DATA is not set (point it at ../shared/data to run this test)")
+    assert os.path.isfile(os.path.join(d, "cifar10/test_batch.bin")), f"FLICKERTAG_DATA={d} lacks cifar10/test_batch.bin"
+    return d
+
+
+def cifar_images(d, indices):
+    """Test images read straight from the binary file with numpy: uint8 [N, 32, 32, 3]."""
+    raw = np.fromfile(os.path.join(d, "cifar10/test_batch.bin"), dtype=np.uint8).reshape(-1, RECORD)
+    return raw[indices, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
+
+
+def cli(*args, env=None):
+    r = subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def same_files(a, b, names):
+    for n in names:
+        assert filecmp.cmp(os.path.join(a, n), os.path.join(b, n), shallow=False), f"{n} differs"
+
+
+def summary_without_time(path):
+    s = json.load(open(os.path.join(path, "summary.json")))
+    s.pop("seconds")
+    s.pop("segments")
+    return s
+
+
+FILES = ["filters.csv", "layers.csv", "lines.csv", "sweep.csv", "spectra_mean.npy", "scores.npy", "spectra.npy", "coefficients.npy"]
+
+
+def test_default_is_the_papers_experiment_without_any_data(tmp_path):
+    # A fresh environment: no data folder, no caches, the onnxruntime wheel's library.
+    env = {k: v for k, v in os.environ.items() if k not in ("FLICKERTAG_DATA", "ORT_DYLIB_PATH")}
+    env.update(HOME=str(tmp_path), XDG_CACHE_HOME=str(tmp_path))
+    code = (
+        "import flickertag, json; a = flickertag.analyze('resnet32', taps='conv', threads=2, progress=False); "
+        "print(json.dumps([a.summary['model']['name'], a.summary['model']['source'], len(a.layers), "
+        "list(a.images['name']), str(flickertag._flickertag.ort_library())]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    name, source, n_layers, images, lib = json.loads(r.stdout)
+    assert (name, source, n_layers) == ("resnet32", "embedded:resnet32-cifar10.th", 31)
+    assert images == [f"test[{i}]" for i in (3, 6, 25, 0, 22, 12, 4, 13, 1, 11)]
+    import onnxruntime
+
+    assert lib.startswith(os.path.dirname(onnxruntime.__file__)), lib
+
+
+def test_numbers_equal_the_clis_on_the_same_run(tmp_path):
+    d = data_dir()
+    out = tmp_path / "cli"
+    cli("analyze", "--model", "resnet32", "--images", "0,1,2", "--threads", "2", "--quiet", "--out", str(out))
+    a = flickertag.analyze("resnet32", [0, 1, 2], threads=2, progress=False, data=d)
+    same_files(a.path, out, FILES)
+    assert summary_without_time(a.path) == summary_without_time(out)
+    c = flickertag.load(str(out))
+    np.testing.assert_array_equal(a.scores, c.scores)
+    np.testing.assert_array_equal(a.spectra, c.spectra)
+    pd.testing.assert_frame_equal(a.filters, c.filters)
+    pd.testing.assert_frame_equal(a.layers, c.layers)
+
+
+def test_uint8_array_in_hwc_order_gives_the_cifar_run(tmp_path):
+    d = data_dir()
+    imgs = cifar_images(d, [0, 1, 2])
+    a = flickertag.analyze("resnet32", imgs, threads=2, progress=False, stats=False)
+    b = flickertag.analyze("resnet32", [0, 1, 2], threads=2, progress=False, stats=False, data=d)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.coefficients, b.coefficients)
+    assert list(a.images["name"]) == ["array[0]", "array[1]", "array[2]"]
+    one = flickertag.analyze("resnet32", imgs[1], threads=2, progress=False, stats=False)
+    np.testing.assert_array_equal(one.scores[0], b.scores[1])
+
+
+def test_arrays_and_tables_have_the_documented_shapes():
+    a = flickertag.analyze("resnet32", threads=2, progress=False)
+    # Default taps: the 31 convs and the Linear classifier; one row per filter, unpadded.
+    n_img, rows = 10, 16 * 11 + 32 * 10 + 64 * 10 + 10
+    assert a.taps[-1] == "linear" and len(a.taps) == 32
+    assert a.spectra.shape == (n_img, rows, 121) and a.spectra.dtype == np.float32
+    assert a.coefficients.shape == a.spectra.shape and a.coefficients.dtype == np.complex64
+    np.testing.assert_allclose(np.abs(a.coefficients), a.spectra, rtol=1e-5, atol=1e-7)
+    assert a.mean_spectra.shape == (rows, 121)
+    assert a.scores.shape == (n_img, rows)
+    r = a.rows("layer2.0.conv1")
+    assert r.stop - r.start == 32 and a.filters["tap"].iloc[r.start] == "layer2.0.conv1"
+    np.testing.assert_allclose(a.freqs_hz[[12, 15]], [6.0, 7.5])
+    assert list(a.layers.columns) == ["tap", "kind", "conv_ordinal", "n_filters", "n_important", "mean_score", "important"]
+    assert len(a.filters) == a.layers["n_filters"].sum() == rows
+    assert a.layers["n_important"].tolist() == [len(x) for x in a.layers["important"]]
+    s = a.spectrum("#1", 0)
+    assert s.index.name == "freq_hz" and s.loc[6.0] > 100 * s.loc[12.0]  # a linear conv: no harmonics
+    with pytest.raises(flickertag.FlickertagError, match="invalid tap"):
+        a.spectrum("layer9.conv", 0)
+
+
+def test_save_writes_the_run_folder_and_load_reads_it_back(tmp_path):
+    a = flickertag.analyze("resnet32", threads=2, progress=False)
+    dest = tmp_path / "saved"
+    a.save(str(dest))
+    assert sorted(os.listdir(dest)) == sorted(os.listdir(a.path))
+    same_files(a.path, dest, FILES + ["summary.json", "report.html"])
+    b = flickertag.load(str(dest))
+    np.testing.assert_array_equal(a.mean_spectra, b.mean_spectra)
+    assert b.summary == a.summary
+    with pytest.raises(flickertag.FlickertagError, match="--force"):
+        a.save(str(dest))
+    a.save(str(dest), overwrite=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(flickertag.FlickertagError, match="other files"):
+        a.save(str(tmp_path / "mine"), overwrite=True)
+    rep = a.report(str(tmp_path / "r.html"))
+    assert open(rep).read().startswith("<!DOCTYPE html>")
+    with pytest.raises(flickertag.FlickertagError, match="not a complete flickertag run folder"):
+        flickertag.load(str(tmp_path))
+
+
+def test_errors_are_flickertag_errors_with_the_clis_messages(tmp_path):
+    assert issubclass(flickertag.FlickertagError, ValueError)
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid layout: .*grid:RxC.*\(got hexagons\)"):
+        flickertag.analyze("resnet32", layout="hexagons", progress=False)
+    r = subprocess.run([BIN, "lines", "--layout", "hexagons"], capture_output=True, text=True)
+    assert "invalid layout: one of halves" in r.stderr
+    with pytest.raises(flickertag.FlickertagError, match=r"unknown field `fsp`.*`fps`"):
+        flickertag.analyze("resnet32", fsp=60, progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="freqs"):
+        flickertag.analyze("resnet32", freqs=(6.2, 7.5), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="uint8"):
+        flickertag.analyze("resnet32", np.zeros((1, 32, 32, 3), dtype=np.float32), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"\[1, 1, 32, 32\]"):
+        flickertag.analyze("resnet32", np.zeros((1, 32, 32), dtype=np.uint8)[None], progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="the model takes 32x32"):
+        flickertag.analyze("resnet32", np.zeros((16, 16, 3), dtype=np.uint8), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="invalid model"):
+        flickertag.analyze(str(tmp_path / "nope.onnx"), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="invalid model"):
+        flickertag.analyze(42, progress=False)
+
+
+def test_progress_goes_to_stderr_and_is_silent_when_off(capfd):
+    flickertag.analyze("resnet32", threads=2, progress=False, stats=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    flickertag.analyze("resnet32", threads=2, progress=True, stats=False)
+    out, err = capfd.readouterr()
+    assert out == "" and "10/10 images" in err
+
+
+def test_inference_releases_the_gil():
+    ticks = []
+    done = threading.Event()
+
+    def work():
+        flickertag.analyze("resnet32", threads=1, progress=False, stats=False)
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+        time.sleep(0.001)
+    t.join()
+    # With the GIL held for the whole analysis the loop would stall; it keeps ticking.
+    gaps = np.diff(ticks)
+    assert len(ticks) > 50 and gaps.max() < 0.2, (len(ticks), gaps.max())
+
+
+def test_taps_lists_every_tap_with_its_shape():
+    t = flickertag.taps("resnet32")
+    conv = t[t["kind"] == "conv"]
+    assert len(conv) == 31 and conv["conv_ordinal"].tolist() == list(range(1, 32))
+    assert t.loc[t["name"] == "layer3.4.conv2", "shape"].item() == [64, 8, 8]
+    assert set(t["kind"]) == {"conv", "norm", "act", "add", "pool", "linear", "other"}
+    assert set(t["layout"]) == {"channels_first", "flat"}
+    assert {s["name"] for s in t.attrs["skipped"]} == set()
+
+
+def test_evaluate_reproduces_the_published_accuracy_on_the_first_1000_images():
+    d = data_dir()
+    r = flickertag.evaluate("resnet32", data=d, limit=1000, threads=2)
+    # ../shared/data/README.md: "ResNet-32 scores 92.8 % on the exact first 1,000 test images".
+    assert r["n"] == 1000 and r["top1"] == pytest.approx(92.8, abs=0.05)
+    assert list(r["per_class"].index) == list(flickertag.CLASSES)
+    with pytest.raises(flickertag.FlickertagError, match="invalid limit"):
+        flickertag.evaluate("resnet32", data=d, limit=0)
+
+
+def test_torch_module_is_exported_and_tapped_by_its_module_names():
+    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, padding=1))
+            self.head = nn.Linear(4, 10)
+
+        def forward(self, x):
+            x = self.features(x)
+            return self.head(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    net = Net()
+    # A module records no normalization: flickertag stops and asks for it.
+    with pytest.raises(flickertag.FlickertagError, match="mean"):
+        flickertag.analyze(net, input_shape=(3, 32, 32), threads=1, progress=False, stats=False)
+    a = flickertag.analyze(
+        net, input_shape=(3, 32, 32), threads=1, progress=False, stats=False, taps="conv",
+        mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+    )
+    names = {n for n, _ in net.named_modules()}
+    assert a.taps == ["features.0", "features.2"] and set(a.taps) <= names
+    # The per-channel spatial means flickertag recorded equal forward hooks' on the same frames.
+    frames = torch.tensor(stim_frames(a), dtype=torch.float32)
+    rec = []
+    h = net.features[0].register_forward_hook(lambda m, i, o: rec.append(o.mean((2, 3))))
+    with torch.no_grad():
+        net(frames)
+    h.remove()
+    series = rec[0].numpy()  # [frames, channels]
+    amp = np.abs(np.fft.rfft(series, axis=0)) / series.shape[0]
+    np.testing.assert_allclose(a.spectra[0, a.rows("features.0")].T, amp, rtol=1e-4, atol=1e-6 * amp.max())
+
+
+def stim_frames(a):
+    """The paper's stimulus on the first default image, rebuilt from the method text:
+    x_i = (img - mean)/std * s_r(i), s(i) = 0.75 + 0.25 sin(2 pi f i / fps)."""
+    raw = _first_embedded_image()
+    mean = np.array(a.summary["model"]["preprocess"]["mean"], dtype=np.float32)[:, None, None]
+    std = np.array(a.summary["model"]["preprocess"]["std"], dtype=np.float32)[:, None, None]
+    x = (raw - mean) / std
+    cfg = a.summary["stimulus"]["config"]
+    n, fps = cfg["n_frames"], cfg["fps"]
+    i = np.arange(n)
+    s = [0.75 + 0.25 * np.sin(2 * np.pi * f * i / fps) for f in cfg["freqs"]]
+    frames = np.repeat(x[None], n, axis=0)
+    w = x.shape[-1]
+    frames[:, :, :, : w // 2] *= s[0][:, None, None, None]
+    frames[:, :, :, w // 2 :] *= s[1][:, None, None, None]
+    return frames
+
+
+def _first_embedded_image():
+    # The first default image is CIFAR-10 test image 3 (a cat); from the data folder when
+    # there is one, else skip: the oracle must not come from flickertag itself.
+    d = data_dir()
+    return cifar_images(d, [3])[0].transpose(2, 0, 1).astype(np.float32) / 255.0
+
+
+def test_paper_example_runs_and_draws_its_figure(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib is not installed (make python installs it)")
+    example = os.path.join(os.path.dirname(__file__), "../../../examples/paper.py")
+    out = tmp_path / "paper.png"
+    r = subprocess.run([sys.executable, example, str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "layer3.4.conv2" in r.stdout and out.stat().st_size > 10_000
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_shards_merged_equal_the_single_process_run(tmp_path):
+    whole = flickertag.analyze("resnet32", threads=2, progress=False)
+    parts = [
+        flickertag.analyze_shard("resnet32", shard=(i, 3), out=str(tmp_path / f"p{i}"), threads=2, progress=False)
+        for i in (2, 0, 1)
+    ]
+    m = flickertag.merge(parts, str(tmp_path / "merged"))
+    np.testing.assert_array_equal(m.scores, whole.scores)
+    np.testing.assert_array_equal(m.spectra, whole.spectra)
+    np.testing.assert_array_equal(m.coefficients, whole.coefficients)
+    np.testing.assert_allclose(m.mean_spectra, whole.mean_spectra, rtol=1e-12)
+    pd.testing.assert_frame_equal(m.filters, whole.filters)
+    with pytest.raises(flickertag.FlickertagError, match="missing: 1/3"):
+        flickertag.merge(parts[:2])
+
+
+def test_ray_tasks_give_the_single_process_run():
+    ray = pytest.importorskip("ray", reason="Ray is not installed (make python installs it)")
+    import flickertag.ray as fray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        a = fray.analyze("resnet32", shards=3, num_cpus=1, progress=False)
+    finally:
+        ray.shutdown()
+    whole = flickertag.analyze("resnet32", threads=2, progress=False)
+    np.testing.assert_array_equal(a.scores, whole.scores)
+    np.testing.assert_array_equal(a.spectra, whole.spectra)
+    np.testing.assert_allclose(a.mean_spectra, whole.mean_spectra, rtol=1e-12)
+    assert list(a.images["name"]) == list(whole.images["name"])
+
+
+def test_slurm_recipe_commands_are_the_tested_ones(tmp_path):
+    """Runs the commands of examples/slurm/*.sbatch as SLURM would, shard by shard."""
+    root = os.path.join(os.path.dirname(__file__), "../../..")
+    array = open(os.path.join(root, "examples/slurm/analyze-array.sbatch")).read()
+    merge = open(os.path.join(root, "examples/slurm/merge.sbatch")).read()
+    n = 3
+    env = {k: v for k, v in os.environ.items() if k != "FLICKERTAG_DATA"}
+    env.update(FLICKERTAG=BIN, N=str(n), RUN=str(tmp_path / "run"), PARTS=str(tmp_path / "parts"), HOME=str(tmp_path))
+    for i in range(n):
+        r = subprocess.run(["bash", "-c", array], env={**env, "SLURM_ARRAY_TASK_ID": str(i)}, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run(["bash", "-c", merge], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = flickertag.load(str(tmp_path / "run"))
+    whole = flickertag.analyze("resnet32", threads=2, progress=False)
+    np.testing.assert_array_equal(m.scores, whole.scores)
+
+
+ZOO = os.path.join(os.path.dirname(__file__), "..", "..", "flickertag-cli", "tests", "zoo")
+
+
+def test_taps_of_a_vit_name_modules_and_lay_tokens_out():
+    t = flickertag.taps(os.path.join(ZOO, "vit_tiny.dynamo.onnx"))
+    fc1 = t[t["name"] == "blocks.0.mlp.fc1"].iloc[0]
+    assert fc1["kind"] == "linear" and fc1["layout"] == "tokens(1+4x4)" and fc1["shape"] == [128, 4, 4]
+    assert t[t["name"] == "blocks.0.mlp.fc1:cls"].iloc[0]["layout"] == "token(0)"
+    assert t[t["name"] == "blocks.0.mlp.act"].iloc[0]["kind"] == "act"
+    assert any("not determined" in s["reason"] for s in t.attrs["skipped"])
+
+
+def test_a_model_without_normalization_needs_mean_and_std_and_rows_index_its_filters():
+    model = os.path.join(ZOO, "external", "default.onnx")
+    img = os.path.join(ZOO, "image.png")
+    with pytest.raises(flickertag.FlickertagError, match="mean"):
+        flickertag.analyze(model, [img], progress=False, stats=False)
+    a = flickertag.analyze(model, [img], progress=False, stats=False, mean=0.5, std=0.25, taps="all")
+    assert a.summary["model"]["preprocess"]["grayscale"] is True
+    assert a.mean_spectra.shape == (len(a.filters), 121)
+    for tap in a.taps:
+        r = a.rows(tap)
+        assert (a.filters["tap"].iloc[r] == tap).all()

@@ -1,0 +1,210 @@
+//! Inference with ONNX Runtime (through `ort`, loaded dynamically).
+//!
+//! The shared library is found, in order, at the path given to [`set_library_path`]
+//! (the Python package gives its `onnxruntime` wheel's), at `ORT_DYLIB_PATH`, in the project's cache
+//! `.cache/onnxruntime/<version>/libonnxruntime.so` (written by `scripts/fetch-ort.sh`,
+//! which `make` runs), or in the user cache `~/.cache/flickertag/onnxruntime/<version>/`.
+//! [`Session`] runs batches of `[N, C, H, W]` float32 frames and returns every graph
+//! output as a flat row-major buffer with its shape.
+
+use ort::value::TensorRef;
+
+use crate::error::{runtime, Error, Result};
+use crate::model::{Model, TapPoint};
+
+use crate::runtime::session_builder;
+pub use crate::runtime::{available_providers, ort_library_candidates, set_library_path, Device, ORT_VERSION};
+
+/// Execution settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Intra-op threads (0 = ONNX Runtime's default: one per core).
+    pub threads: usize,
+    /// Frames per inference call.
+    pub batch: usize,
+    /// Where the network runs ([`Device::Cpu`] or [`Device::Cuda`]), chosen at run time
+    /// from the execution providers of the ONNX Runtime library that is loaded.
+    pub device: Device,
+    /// Let ONNX Runtime optimize the graph (all levels: constant folding, operator
+    /// fusion, blocked layouts). Off only for one-off runs such as the shape probe,
+    /// where optimizing costs more than it saves.
+    pub optimize: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { threads: 0, batch: 80, device: Device::Cpu, optimize: true }
+    }
+}
+
+/// One output of a run: shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Shape, batch first.
+    pub shape: Vec<usize>,
+    /// Values.
+    pub data: Vec<f32>,
+}
+
+/// An ONNX Runtime session over one graph.
+pub struct Session {
+    inner: ort::session::Session,
+    input: String,
+    input_shape: [usize; 3],
+    outputs: Vec<String>,
+    /// Extra inputs fed with every run (e.g. ablation masks): name, shape, values.
+    extra: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// Frames per call used by [`Session::run_all`] (at least 1, checked when built).
+    batch: usize,
+    /// The only batch size the graph runs at (smaller batches are padded).
+    fixed: Option<usize>,
+}
+
+impl Session {
+    /// Builds a session from serialized ONNX.
+    pub fn new(onnx: &[u8], input: &str, input_shape: [usize; 3], cfg: &EngineConfig) -> Result<Session> {
+        if cfg.batch == 0 {
+            return Err(Error::param("batch", "at least 1", 0));
+        }
+        let mut b = session_builder(cfg.threads, cfg.optimize)?;
+        if cfg.device == Device::Cuda {
+            b = crate::runtime::with_cuda(b)?;
+        }
+        let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
+        let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
+        Ok(Session {
+            inner,
+            input: input.to_string(),
+            input_shape,
+            outputs,
+            extra: Vec::new(),
+            batch: cfg.batch,
+            fixed: None,
+        })
+    }
+
+    /// A session over `model` whose outputs are its logits then, per tap, the
+    /// per-channel mean `[N, C, 1, 1]` or (with `full`) the map `[N, C, H, W]`.
+    pub fn for_model(model: &Model, taps: &[&TapPoint], full: bool, cfg: &EngineConfig) -> Result<Session> {
+        if full {
+            Session::for_outputs(model, &[], taps, cfg)
+        } else {
+            Session::for_outputs(model, taps, &[], cfg)
+        }
+    }
+
+    /// A session whose outputs are the logits, the per-channel means of `means`, then
+    /// the full maps of `full`.
+    pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
+        let mut m = model.clone();
+        m.proto = model.with_outputs(means, full);
+        let cfg = EngineConfig { batch: model.batch_for(cfg.batch), ..cfg.clone() };
+        let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, &cfg)?;
+        s.fixed = model.fixed_batch;
+        Ok(s)
+    }
+
+    /// Sets an extra float input that every later run feeds (replacing one of that name).
+    pub fn set_input(&mut self, name: &str, shape: &[usize], data: Vec<f32>) {
+        self.extra.retain(|(n, _, _)| n != name);
+        self.extra.push((name.to_string(), shape.to_vec(), data));
+    }
+
+    /// Output names, in the order [`Session::run`] returns them.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// Frames per inference call in [`Session::run_all`] (at least 1).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Runs one batch: `frames` holds `n` images of `[C, H, W]`. Returns every output.
+    pub fn run(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        if let Some(b) = self.fixed.filter(|&b| b != n) {
+            // A graph with a fixed batch: pad to it, keep the first n rows.
+            if n > b {
+                return Err(Error::param("batch", format!("at most {b} frames (the graph's fixed batch)"), n));
+            }
+            let mut padded = frames.to_vec();
+            padded.resize(frames.len() / n.max(1) * b, 0.0);
+            let mut outs = self.run_exact(&padded, b)?;
+            for o in &mut outs {
+                o.data.truncate(o.data.len() / b * n);
+                o.shape[0] = n;
+            }
+            return Ok(outs);
+        }
+        self.run_exact(frames, n)
+    }
+
+    fn run_exact(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        let [c, h, w] = self.input_shape;
+        if frames.len() != n * c * h * w {
+            return Err(Error::Model(format!(
+                "input holds {} values, expected {n} frames of [{c}, {h}, {w}] = {}",
+                frames.len(),
+                n * c * h * w
+            )));
+        }
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = vec![(
+            self.input.as_str().into(),
+            TensorRef::from_array_view(([n, c, h, w], frames)).map_err(runtime)?.into(),
+        )];
+        for (name, shape, data) in &self.extra {
+            inputs.push((
+                name.as_str().into(),
+                TensorRef::from_array_view((shape.clone(), data.as_slice())).map_err(runtime)?.into(),
+            ));
+        }
+        let outs = self.inner.run(inputs).map_err(runtime)?;
+        let mut v = Vec::with_capacity(outs.len());
+        for name in &self.outputs {
+            let val = &outs[name.as_str()];
+            let (shape, data) = val.try_extract_tensor::<f32>().map_err(runtime)?;
+            let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+            // Everything downstream splits outputs by frame: the batch must come first.
+            if shape.first() != Some(&n) {
+                return Err(Error::Model(format!(
+                    "output `{name}` has shape {shape:?} for a batch of {n} frames; flickertag needs every \
+                     output (logits first) batch-first, [N, ...]"
+                )));
+            }
+            v.push(Output { shape, data: data.to_vec() });
+        }
+        Ok(v)
+    }
+
+    /// Runs `n` frames in batches of [`Session::batch()`], concatenating outputs along
+    /// the batch axis.
+    pub fn run_all(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        let per = frames.len() / n.max(1);
+        let mut acc: Vec<Output> = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let k = self.batch.min(n - start);
+            let outs = self.run(&frames[start * per..(start + k) * per], k)?;
+            if acc.is_empty() {
+                acc = outs;
+            } else {
+                for (a, o) in acc.iter_mut().zip(outs) {
+                    a.shape[0] += o.shape[0];
+                    a.data.extend(o.data);
+                }
+            }
+            start += k;
+        }
+        Ok(acc)
+    }
+}
+
+/// A tap with the shape of its output for one image: `[C, H, W]`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TapInfo {
+    /// The tap.
+    #[serde(flatten)]
+    pub tap: TapPoint,
+    /// Output shape per image, `[C, H, W]` (or whatever rank the node has).
+    pub shape: Vec<usize>,
+}

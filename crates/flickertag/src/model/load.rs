@@ -1,0 +1,332 @@
+//! From an ONNX graph to a [`Model`]: the image input (NCHW or NHWC), external weight
+//! files, a fixed batch axis, the preprocessing the model records, and its taps with
+//! names, kinds, layouts and shapes (one probe run of ONNX Runtime).
+
+use std::collections::HashMap;
+use std::path::{Component, Path};
+
+use onnx_protobuf::{tensor_proto::DataLocation, tensor_shape_proto::dimension::Value as Dim, ModelProto};
+
+use super::layout::{self, Layout};
+use super::probe::probe_tensors;
+use super::scan::{self, Skipped};
+use super::{graph, Model, Preprocess, TapKind, TapPoint, MAX_INPUT_ELEMENTS, MAX_ONNX_BYTES};
+use crate::error::{Error, Result};
+
+/// The name of the NCHW input flickertag puts in front of an NHWC model.
+const NCHW_INPUT: &str = "flickertag.input_nchw";
+
+/// Reads the weights an exporter put in files beside the model (`torch.onnx.export`
+/// writes `model.onnx.data` for large models) into the graph. Locations are resolved
+/// next to the model file, never outside its folder, and each range is checked against
+/// the file before it is read.
+fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()> {
+    let dir = model_path.parent().unwrap_or(Path::new("."));
+    let bad = |reason: String| Error::Onnx { path: model_path.into(), reason };
+    let g = proto.graph.as_mut().expect("checked by the caller");
+    let mut total: u64 = 0;
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for t in g.initializer.iter_mut() {
+        if t.data_location.enum_value_or_default() != DataLocation::EXTERNAL {
+            continue;
+        }
+        let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.clone());
+        let loc = get("location").ok_or_else(|| bad(format!("weight `{}` is external but names no file", t.name)))?;
+        let rel = Path::new(&loc);
+        if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(bad(format!(
+                "weight `{}` names `{loc}`: external data must be a file beside the model",
+                t.name
+            )));
+        }
+        let num = |k: &str| -> Result<Option<u64>> {
+            get(k)
+                .map(|v| v.parse::<u64>().map_err(|_| bad(format!("weight `{}`: {k} `{v}` is not a number", t.name))))
+                .transpose()
+        };
+        let (offset, length) = (num("offset")?.unwrap_or(0), num("length")?);
+        if !files.contains_key(&loc) {
+            let p = dir.join(rel);
+            if !p.is_file() {
+                return Err(bad(format!(
+                    "weight `{}` is stored in `{}`, which does not exist: keep the .data file the exporter \
+                     wrote next to the .onnx file",
+                    t.name,
+                    p.display()
+                )));
+            }
+            files.insert(loc.clone(), crate::data::read_regular_file(&p, MAX_ONNX_BYTES)?);
+        }
+        let bytes = &files[&loc];
+        let end = match length {
+            Some(l) => offset.checked_add(l),
+            None => Some(bytes.len() as u64),
+        }
+        .filter(|&e| e <= bytes.len() as u64 && offset <= e)
+        .ok_or_else(|| {
+            bad(format!("weight `{}`: bytes {offset}.. lie outside `{loc}` ({} bytes)", t.name, bytes.len()))
+        })?;
+        total += end - offset;
+        if total > MAX_ONNX_BYTES {
+            return Err(bad(format!("external weights exceed {MAX_ONNX_BYTES} bytes")));
+        }
+        t.raw_data = bytes[offset as usize..end as usize].to_vec();
+        t.external_data.clear();
+        t.data_location = DataLocation::DEFAULT.into();
+    }
+    Ok(())
+}
+
+/// Reads `flickertag.mean` / `flickertag.std` metadata: `0.5,0.5,0.5` or `[0.5, 0.5, 0.5]`,
+/// one value or three.
+fn meta_triple(proto: &ModelProto, key: &'static str) -> Result<Option<[f32; 3]>> {
+    let Some(v) = proto.metadata_props.iter().find(|p| p.key == key).map(|p| p.value.trim().to_string()) else {
+        return Ok(None);
+    };
+    let inner = v.trim_start_matches('[').trim_end_matches(']');
+    let xs: Vec<f32> =
+        inner.split(',').map(|x| x.trim().parse::<f32>()).collect::<std::result::Result<_, _>>().map_err(|_| {
+            Error::Model(format!("metadata `{key}` is `{v}`: expected numbers such as 0.5,0.5,0.5 or [0.5, 0.5, 0.5]"))
+        })?;
+    Preprocess::triple(key, &xs).map(Some)
+}
+
+impl Model {
+    /// Wraps an ONNX graph: checks its image input, reads external weights, handles a
+    /// fixed batch axis and an NHWC input, reads the recorded preprocessing, and finds
+    /// the taps (one probe run).
+    pub(crate) fn from_proto(mut proto: ModelProto, path: &Path, name: &str) -> Result<Model> {
+        let bad = |reason: String| Error::Onnx { path: path.into(), reason };
+        let g = proto.graph.as_ref().ok_or_else(|| bad("no graph (is this an ONNX file?)".into()))?;
+        if g.node.is_empty() || g.output.is_empty() || proto.opset_import.is_empty() {
+            return Err(bad("empty graph: no nodes, outputs or opset (is this an ONNX file?)".into()));
+        }
+        inline_external_data(&mut proto, path)?;
+        let mut notes = Vec::new();
+        let g = proto.graph.as_mut().expect("checked above");
+        let inits: std::collections::HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        let inputs: Vec<usize> = (0..g.input.len()).filter(|&i| !inits.contains(&g.input[i].name)).collect();
+        if inputs.len() != 1 {
+            return Err(bad(format!("expected one image input, found {}", inputs.len())));
+        }
+        let inp = inputs[0];
+        let input_name = g.input[inp].name.clone();
+        let dims = graph::dims_of(&g.input[inp]).unwrap_or_default();
+        let dims4 = match dims.as_slice() {
+            [b, Some(x), Some(y), Some(z)] if *x > 0 && *y > 0 && *z > 0 => {
+                (*b, [*x as usize, *y as usize, *z as usize])
+            }
+            _ => {
+                return Err(bad(format!(
+                    "input `{input_name}` must be an image batch [N, C, H, W] or [N, H, W, C] with static C, H, W; \
+                     got {dims:?}"
+                )))
+            }
+        };
+        let (batch, [a, b, c]) = dims4;
+        let chan = |x: usize| x == 1 || x == 3;
+        let nhwc = match (chan(a), chan(c)) {
+            (true, false) => false,
+            (false, true) => true,
+            (true, true) if a == c => false,
+            _ => {
+                return Err(bad(format!(
+                    "input `{input_name}` is [N, {a}, {b}, {c}]: flickertag feeds 1- or 3-channel images, as \
+                     [N, C, H, W] (C first) or [N, H, W, C] (C last)"
+                )))
+            }
+        };
+        let input_shape = if nhwc { [c, a, b] } else { [a, b, c] };
+        if input_shape.iter().map(|&v| v as u64).product::<u64>() > MAX_INPUT_ELEMENTS {
+            return Err(bad(format!(
+                "input `{input_name}` is [N, {a}, {b}, {c}]: C x H x W must be 1..={MAX_INPUT_ELEMENTS} values per frame"
+            )));
+        }
+        // Every output's batch axis, and the input's, made symbolic.
+        let fixed = batch.map(|b| b as usize);
+        let symbolic = |p: &mut ModelProto| {
+            let g = p.graph.as_mut().expect("checked");
+            for v in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+                if let Some(onnx_protobuf::type_proto::Value::TensorType(t)) =
+                    v.type_.as_mut().and_then(|t| t.value.as_mut())
+                {
+                    if let Some(d) = t.shape.as_mut().and_then(|s| s.dim.first_mut()) {
+                        d.value = Some(Dim::DimParam("N".into()));
+                    }
+                }
+            }
+        };
+        let original = proto.clone();
+        if fixed.is_some() {
+            symbolic(&mut proto);
+        }
+        let run_input = if nhwc {
+            let g = proto.graph.as_mut().expect("checked");
+            let mut v = g.input[inp].clone();
+            v.name = NCHW_INPUT.into();
+            let dims = [None, Some(c as i64), Some(a as i64), Some(b as i64)];
+            v.type_ = graph::value_info("", Some(&dims)).type_;
+            g.input[inp] = v;
+            g.node.insert(
+                0,
+                graph::node(
+                    "Transpose",
+                    NCHW_INPUT,
+                    &[NCHW_INPUT],
+                    &[&input_name],
+                    vec![graph::attr_ints("perm", &[0, 2, 3, 1])],
+                ),
+            );
+            notes.push(format!(
+                "input `{input_name}` is channels-last [N, {a}, {b}, {c}]: frames are transposed to it in the graph"
+            ));
+            NCHW_INPUT.to_string()
+        } else {
+            input_name.clone()
+        };
+        let dynamic = scan::dynamic_outputs(proto.graph.as_ref().expect("checked"), &run_input);
+        // Probe at batch 2 when the batch axis is free (it also tells which tensors are
+        // batch-first); at the model's own batch when a reshape fixed it.
+        let (probed, n, fixed_batch) = match probe_tensors(&proto, &run_input, input_shape, &dynamic, 2) {
+            Ok(p) => (p, 2, None),
+            Err(e) => {
+                let Some(b) = fixed else { return Err(e) };
+                if b > 64 {
+                    return Err(bad(format!("the graph runs only at its fixed batch of {b} frames (over 64): re-export it with a dynamic batch axis")));
+                }
+                proto = original;
+                if nhwc {
+                    return Err(bad(
+                        "a channels-last model with a fixed batch: export it with a dynamic batch axis".into()
+                    ));
+                }
+                notes.push(format!(
+                    "the graph's batch axis is fixed at {b} and cannot be freed (a reshape holds it): runs use \
+                     batches of {b} frames; export with dynamic_axes (or dynamic_shapes) for speed"
+                ));
+                (probe_tensors(&proto, &run_input, input_shape, &dynamic, b)?, b, Some(b))
+            }
+        };
+        if fixed.is_some() && fixed_batch.is_none() {
+            notes.push(format!("the graph's batch axis was fixed at {}; flickertag made it free", fixed.unwrap_or(1)));
+        }
+        let g = proto.graph.as_ref().expect("checked");
+        let types: HashMap<String, i32> =
+            probed.iter().map(|(k, p)| (k.clone(), if p.float { graph::FLOAT } else { 0 })).collect();
+        let sc = scan::scan(g, &run_input, &types);
+        let shapes: layout::Shapes = probed
+            .iter()
+            .filter(|(_, p)| p.float && p.shape.first() == Some(&n))
+            .map(|(k, p)| (k.clone(), p.shape[1..].to_vec()))
+            .collect();
+        let frame_bytes: u64 = shapes.values().map(|s| 4 * s.iter().product::<usize>() as u64).sum();
+        let mut shapes = shapes;
+        shapes.insert(run_input.clone(), input_shape.to_vec());
+        if nhwc {
+            shapes.insert(input_name.clone(), vec![a, b, c]);
+        }
+        let layouts = layout::propagate(g, &run_input, false, &shapes);
+        let mut skipped: Vec<Skipped> = sc.skipped;
+        let mut taps: Vec<TapPoint> = Vec::new();
+        let mut convs = 0;
+        for cand in &sc.candidates {
+            let Some(dims) = shapes.get(&cand.tensor) else {
+                skipped.push(Skipped { name: cand.name.clone(), reason: "no batch axis first".into() });
+                continue;
+            };
+            let Some(&lay) = layouts.get(&cand.tensor) else {
+                skipped.push(Skipped {
+                    name: cand.name.clone(),
+                    reason: format!("channel axis of a {:?} tensor not determined from the graph", dims),
+                });
+                continue;
+            };
+            let Some(chw) = lay.canonical(dims) else {
+                skipped.push(Skipped {
+                    name: cand.name.clone(),
+                    reason: format!("layout {} does not fit {dims:?}", lay.describe()),
+                });
+                continue;
+            };
+            let conv_ordinal = (cand.kind == TapKind::Conv).then(|| {
+                convs += 1;
+                convs
+            });
+            let tap = TapPoint {
+                name: cand.name.clone(),
+                tensor: cand.tensor.clone(),
+                kind: cand.kind,
+                conv_ordinal,
+                layout: lay,
+                dims: dims.clone(),
+                chw,
+                aliases: cand.aliases.clone(),
+            };
+            if let Layout::Tokens { prefix, .. } = lay {
+                let t = tap.clone();
+                taps.push(tap);
+                for i in 0..prefix {
+                    let suffix = if prefix == 1 { "cls".to_string() } else { format!("tok{i}") };
+                    taps.push(TapPoint {
+                        name: format!("{}:{suffix}", t.name),
+                        layout: Layout::Token { index: i },
+                        chw: [t.chw[0], 1, 1],
+                        conv_ordinal: None,
+                        aliases: vec![],
+                        ..t.clone()
+                    });
+                }
+            } else {
+                taps.push(tap);
+            }
+        }
+        let tensors = layouts.into_iter().filter_map(|(k, l)| shapes.get(&k).map(|s| (k, (l, s.clone())))).collect();
+        let meta = |k: &str| proto.metadata_props.iter().any(|p| p.key == k);
+        let preprocess_known = meta("flickertag.mean") && meta("flickertag.std");
+        let mut preprocess = match (meta_triple(&proto, "flickertag.mean")?, meta_triple(&proto, "flickertag.std")?) {
+            (Some(mean), Some(std)) => Preprocess { mean, std, ..Preprocess::default() },
+            _ => Preprocess::default(),
+        };
+        preprocess.grayscale = input_shape[0] == 1;
+        let output_name = g.output[0].name.clone();
+        Ok(Model {
+            name: name.to_string(),
+            source: path.to_path_buf(),
+            input_name: run_input,
+            input_shape,
+            output_name,
+            preprocess,
+            preprocess_known,
+            fixed_batch,
+            taps,
+            skipped,
+            notes,
+            frame_bytes,
+            tensors,
+            proto,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_meta(kv: &[(&str, &str)]) -> ModelProto {
+        ModelProto { metadata_props: kv.iter().map(|(k, v)| graph::meta(k, v)).collect(), ..Default::default() }
+    }
+
+    #[test]
+    fn preprocessing_metadata_reads_comma_and_json_lists() {
+        let p = with_meta(&[("flickertag.mean", "0.5,0.25,0"), ("flickertag.std", "[0.5, 0.5, 0.5]")]);
+        assert_eq!(meta_triple(&p, "flickertag.mean").unwrap(), Some([0.5, 0.25, 0.0]));
+        assert_eq!(meta_triple(&p, "flickertag.std").unwrap(), Some([0.5; 3]));
+        let one = with_meta(&[("flickertag.mean", "[0.1307]")]);
+        assert_eq!(meta_triple(&one, "flickertag.mean").unwrap(), Some([0.1307; 3]));
+        assert_eq!(meta_triple(&one, "flickertag.std").unwrap(), None);
+        let bad = with_meta(&[("flickertag.mean", "0.5;0.5;0.5")]);
+        assert!(meta_triple(&bad, "flickertag.mean").unwrap_err().to_string().contains("flickertag.mean"));
+        let pixels = with_meta(&[("flickertag.mean", "123.7,116.3,103.5")]);
+        assert!(meta_triple(&pixels, "flickertag.mean").unwrap_err().to_string().contains("[0, 1] pixel units"));
+    }
+}

@@ -1,0 +1,355 @@
+//! Models: loading (ONNX files, PyTorch/safetensors checkpoints of the CIFAR ResNet
+//! family), tap points, and the graph edits that record them.
+//!
+//! # Tap names
+//! One dotted naming scheme for every hook point, shared by weights, activations and
+//! pruning targets: a tap is named by the module path of the node that produces it
+//! (`conv1`, `layer2.3.bn1`, `layer2.3.relu2`). Graphs exported from PyTorch name
+//! nodes `/layer1/layer1.0/conv1/Conv`; that becomes `layer1.0.conv1`. Conv taps are
+//! also numbered by a 1-based conv ordinal in graph order (`#1` is the stem conv): the
+//! paper's "layer 1, 4, 8" count convolutions that way.
+
+pub mod checkpoint;
+pub mod control;
+pub(crate) mod graph;
+pub mod layout;
+mod load;
+pub mod pickle;
+mod probe;
+pub mod resnet;
+pub(crate) mod scan;
+mod select;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use onnx_protobuf::ModelProto;
+use protobuf::Message;
+use serde::{Deserialize, Serialize};
+
+pub use crate::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
+use crate::error::{Error, Result};
+pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
+pub use layout::Layout;
+pub use scan::Skipped;
+
+/// What a tap computes, read from the graph's nodes as patterns (GELU is several nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TapKind {
+    /// A convolution (Conv, with its bias).
+    Conv,
+    /// A Linear layer: Gemm, or MatMul with a constant weight, with its bias Add.
+    Linear,
+    /// A normalization: BatchNorm, LayerNorm, GroupNorm, InstanceNorm, also decomposed.
+    #[serde(alias = "bn")]
+    Norm,
+    /// An activation: the output of Relu, GELU (any decomposition), SiLU/Swish,
+    /// Hardswish, Sigmoid, Tanh, Softmax, ...; never an inner step of one.
+    #[serde(alias = "relu")]
+    Act,
+    /// A residual sum (two image-dependent tensors; a bias Add is not one).
+    Add,
+    /// A concatenation.
+    Concat,
+    /// A pooling (max, average, global).
+    Pool,
+    /// A module output of none of these kinds (a block, a reshape): only by name or `all`.
+    Other,
+}
+
+impl TapKind {
+    /// Every kind, in the order listed to users.
+    pub const ALL: [TapKind; 8] = [
+        TapKind::Conv,
+        TapKind::Linear,
+        TapKind::Norm,
+        TapKind::Act,
+        TapKind::Add,
+        TapKind::Concat,
+        TapKind::Pool,
+        TapKind::Other,
+    ];
+
+    /// Parses one kind: `conv`, `linear`, `norm`, `act`, `add`, `concat`, `pool`,
+    /// `other` (`bn` and `relu` are older names of `norm` and `act`).
+    pub fn parse(s: &str) -> Result<TapKind> {
+        s.parse()
+    }
+
+    /// Parses a kind list entry, where `all` stands for every kind.
+    pub fn parse_list(s: &str) -> Result<Vec<TapKind>> {
+        if s == "all" {
+            Ok(TapKind::ALL.to_vec())
+        } else {
+            Ok(vec![s.parse()?])
+        }
+    }
+
+    /// The name [`TapKind::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            TapKind::Conv => "conv",
+            TapKind::Linear => "linear",
+            TapKind::Norm => "norm",
+            TapKind::Act => "act",
+            TapKind::Add => "add",
+            TapKind::Concat => "concat",
+            TapKind::Pool => "pool",
+            TapKind::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for TapKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TapKind> {
+        let s = match s {
+            "bn" => "norm",
+            "relu" => "act",
+            s => s,
+        };
+        TapKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            Error::param("taps", "tap kinds, each one of conv, linear, norm, act, add, concat, pool, other, all", s)
+        })
+    }
+}
+
+impl std::fmt::Display for TapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A point in the graph whose output can be recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TapPoint {
+    /// Module path as PyTorch's `named_modules()` gives it (`layer2.3.conv1`,
+    /// `blocks.0.mlp.fc1`), or `<module>.<op>` for a functional op (`layer1.0.add`);
+    /// a prefix token of a token tap adds `:cls` (or `:tok<i>`).
+    pub name: String,
+    /// The ONNX tensor it records.
+    pub tensor: String,
+    /// What the node computes.
+    pub kind: TapKind,
+    /// 1-based position among conv taps in graph order (conv taps only).
+    #[serde(deserialize_with = "Option::deserialize")]
+    pub conv_ordinal: Option<usize>,
+    /// How the tensor is laid out.
+    #[serde(default = "default_layout")]
+    pub layout: Layout,
+    /// The tensor's shape per frame as the network computes it (without the batch axis).
+    #[serde(default)]
+    pub dims: Vec<usize>,
+    /// The shape flickertag analyses, `[C, H, W]` (channels, then the spatial grid).
+    #[serde(default)]
+    pub chw: [usize; 3],
+    /// Other names that find this tap: enclosing modules with the same output, the
+    /// functional name, the ONNX tensor name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+fn default_layout() -> Layout {
+    Layout::ChannelsFirst
+}
+
+/// A loaded model: its ONNX graph, the input it takes, and its tap points.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Short name (`resnet32`, or the file stem).
+    pub name: String,
+    /// Where it came from.
+    pub source: PathBuf,
+    /// The graph (kept inside the crate: the ONNX protobuf types are not part of the API).
+    pub(crate) proto: ModelProto,
+    /// Name of the image input (`[N, C, H, W]`; an NHWC model gets a transposing input).
+    pub input_name: String,
+    /// Image input shape `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Name of the first graph output (logits for classifiers).
+    pub output_name: String,
+    /// Normalization the model expects (see [`Model::preprocess_known`]).
+    pub preprocess: Preprocess,
+    /// Whether [`Model::preprocess`] was recorded by the model (checkpoint, ONNX
+    /// metadata) or set by the user; when false, [`Model::input_preprocess`] refuses.
+    pub preprocess_known: bool,
+    /// A batch size the graph cannot run without (a fixed batch axis in a reshape).
+    pub fixed_batch: Option<usize>,
+    /// Every tap: module outputs and typed tensors, in graph order.
+    pub taps: Vec<TapPoint>,
+    /// What is not a tap, and why.
+    pub skipped: Vec<Skipped>,
+    /// What flickertag changed or assumed while loading (printed once, stored in runs).
+    pub notes: Vec<String>,
+    /// Bytes of all image-dependent float tensors of one frame (from the probe run):
+    /// what sizes the inference batch ([`Model::batch_for`]).
+    pub frame_bytes: u64,
+    /// Layout and per-frame shape of every image-dependent float tensor with a known layout.
+    pub(crate) tensors: HashMap<String, (Layout, Vec<usize>)>,
+}
+
+/// The model of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Short name.
+    pub name: String,
+    /// File it came from (`embedded:...` for the embedded ResNet-32).
+    pub source: PathBuf,
+    /// Input `[C, H, W]`.
+    pub input_shape: [usize; 3],
+    /// Normalization applied to the images.
+    pub preprocess: Preprocess,
+    /// What flickertag changed or assumed while loading the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Activation memory a batch may hold: [`Model::batch_for`] lowers the batch below it.
+pub const BATCH_ACTIVATION_BYTES: u64 = 512 << 20;
+
+/// Most values in one input frame (C x H x W): 256 MB of float32.
+pub const MAX_INPUT_ELEMENTS: u64 = 1 << 26;
+/// Largest ONNX file read (protobuf's own limit is 2 GB).
+pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+
+/// Where the pretrained CIFAR-10 ResNet weights live under a data folder.
+pub fn pretrained_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("models").join(format!("{name}-cifar10.th"))
+}
+
+impl Model {
+    /// Loads a model from a spec: a file (`.onnx`, `.th`, `.pth`, `.pt`, `.safetensors`)
+    /// or a pretrained name (`resnet20`, `resnet32`, `resnet44`, `resnet56`) looked up
+    /// under `data_dir/models/`. `resnet32` falls back to the copy embedded in flickertag
+    /// ([`crate::embedded`]) when the data folder does not have it.
+    pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Model> {
+        let path = PathBuf::from(spec);
+        if path.exists() {
+            return Model::from_file(&path);
+        }
+        const NAMES: [&str; 4] = ["resnet20", "resnet32", "resnet44", "resnet56"];
+        if NAMES.contains(&spec) {
+            let local = data_dir.map(|d| pretrained_path(d, spec)).filter(|p| p.exists());
+            if spec == crate::embedded::RESNET32_NAME && local.is_none() {
+                return Model::embedded_resnet32();
+            }
+            let dir = data_dir.ok_or_else(|| {
+                Error::param("model", "a pretrained name needs the data folder: set FLICKERTAG_DATA or pass --data", spec)
+            })?;
+            let p = pretrained_path(dir, spec);
+            if !p.exists() {
+                return Err(Error::Data { path: p, reason: "pretrained weights not found".into() });
+            }
+            let mut m = Model::from_file(&p)?;
+            m.name = spec.to_string();
+            return Ok(m);
+        }
+        Err(Error::param(
+            "model",
+            format!("an existing .onnx/.th/.pth/.safetensors file or one of {}", NAMES.join(", ")),
+            spec,
+        ))
+    }
+
+    /// Loads a model file, ONNX or checkpoint, by content.
+    pub fn from_file(path: &Path) -> Result<Model> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+        let stem = stem.strip_suffix("-cifar10").unwrap_or(stem).to_string();
+        if ext == "onnx" {
+            let bytes = crate::data::read_regular_file(path, MAX_ONNX_BYTES)?;
+            return Model::from_onnx_bytes(&bytes, path, &stem);
+        }
+        Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
+    }
+
+    /// The frames per inference call for a requested `batch`: at most as many as keep
+    /// all of a batch's activations ([`Model::frame_bytes`]) within
+    /// [`BATCH_ACTIVATION_BYTES`], at least 1; the graph's fixed batch when it has one.
+    /// Large inputs run as fast or faster in small batches (ResNet-50 at 224 x 224, two
+    /// images, 2 cores: 2.29 s at batch 5 with 0.87 GB peak memory, 5.01 s at batch 49
+    /// with 4.56 GB; ResNet-32 at 32 x 32 keeps its 80).
+    pub fn batch_for(&self, batch: usize) -> usize {
+        if let Some(b) = self.fixed_batch {
+            return b;
+        }
+        let cap = (BATCH_ACTIVATION_BYTES / self.frame_bytes.max(1)).max(1);
+        batch.min(cap as usize).max(1)
+    }
+
+    /// What a run records of the model: name, source, input shape, preprocessing.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            name: self.name.clone(),
+            source: self.source.clone(),
+            input_shape: self.input_shape,
+            preprocess: self.preprocess,
+            notes: self.notes.clone(),
+        }
+    }
+
+    /// The pretrained ResNet-32 embedded in flickertag ([`crate::embedded`]), named
+    /// `resnet32`, with [`Model::source`] `embedded:resnet32-cifar10.th`.
+    pub fn embedded_resnet32() -> Result<Model> {
+        let path = Path::new(crate::embedded::RESNET32_SOURCE);
+        let sd = checkpoint_from_bytes(crate::embedded::RESNET32_TH, path)?;
+        Model::from_checkpoint(&sd, path, crate::embedded::RESNET32_NAME)
+    }
+
+    /// Builds the CIFAR ResNet of a state dict (`path` names it in errors and in
+    /// [`Model::source`]).
+    pub fn from_checkpoint(sd: &StateDict, path: &Path, name: &str) -> Result<Model> {
+        let proto = resnet::build(sd, name).map_err(|e| match e {
+            Error::Model(m) => Error::Checkpoint { path: path.to_path_buf(), reason: m },
+            e => e,
+        })?;
+        Model::from_proto(proto, path, name)
+    }
+
+    /// Parses ONNX bytes.
+    pub fn from_onnx_bytes(bytes: &[u8], path: &Path, name: &str) -> Result<Model> {
+        let proto = ModelProto::parse_from_bytes(bytes)
+            .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })?;
+        Model::from_proto(proto, path, name)
+    }
+
+    /// The serialized ONNX graph (with the preprocessing recorded in its metadata).
+    pub fn to_onnx_bytes(&self) -> Vec<u8> {
+        let mut p = self.proto.clone();
+        p.metadata_props.retain(|m| m.key != "flickertag.mean" && m.key != "flickertag.std");
+        let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
+        p.metadata_props.push(graph::meta("flickertag.mean", &join(self.preprocess.mean)));
+        p.metadata_props.push(graph::meta("flickertag.std", &join(self.preprocess.std)));
+        p.write_to_bytes().expect("serializing an in-memory ONNX model cannot fail")
+    }
+
+    /// Writes the graph as an ONNX file.
+    pub fn save_onnx(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_onnx_bytes()).map_err(|e| Error::io(path, e))
+    }
+
+    /// A copy of the model whose graph also outputs the per-channel means `[N, C]`
+    /// (`[N, C, 1, 1]` for 4-D maps) of `taps` after the logits (what
+    /// `flickertag export --taps` writes).
+    pub fn with_tap_means(&self, taps: &[&TapPoint]) -> Model {
+        Model { proto: self.with_outputs(taps, &[]), ..self.clone() }
+    }
+
+    /// A copy of the graph whose outputs are the logits, then the per-channel means of
+    /// `means` (`[N, C]`, or `[N, C, 1, 1]` for 4-D maps), then the maps
+    /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
+    pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
+        let mut p = self.proto.clone();
+        p.graph.as_mut().expect("checked at load").output.truncate(1);
+        let mut e = layout::Editor::new(&mut p);
+        for t in means {
+            e.mean(&format!("flickertag.mean.{}", t.name), &t.tensor, t.layout, &t.dims);
+        }
+        for t in full {
+            e.map(&format!("flickertag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
+        }
+        p
+    }
+}

@@ -1,0 +1,299 @@
+//! Outputs of an analysis, all in one run folder:
+//!
+//! | file | content |
+//! |---|---|
+//! | `summary.json` | configuration, model, images, lines, per-layer counts, per-filter scores (schema below) |
+//! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead` (`dead`: below the SNR floor in every image, score NaN), with statistics also `phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
+//! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
+//! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
+//! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
+//! | `spectra_mean.npy` | float64 `[row, bin]`, mean amplitude over images; a row is one channel of one tap, in the order of `filters.csv` (each tap's channels in turn, nothing padded) |
+//! | `spectra.npy` | float32 `[image, row, bin]` amplitudes (when per-image spectra are kept) |
+//! | `coefficients.npy` | complex64 `[image, row, bin]`, `rfft/N` (when kept) |
+//! | `maps/<tap>.npy` | float64 `[channel, line, H, W]` per-neuron SNR at f1, f2, (f1+f2), with `--maps` |
+//! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
+//!
+//! `summary.json` schema (version 1): `{schema, flickertag_version, model{name, source,
+//! input_shape, preprocess}, stimulus{..., bins, period, region_names}, inference{path{path:
+//! folded|distinct|full, period?, distinct?}, frames_per_image, description}, snr{...}, threshold, images[{name,index,label,class}],
+//! lines[{bin,freq,coefs,order,kind,label}], taps[{name,tensor,kind,conv_ordinal,shape}],
+//! layers[{tap,conv_ordinal,n_filters,n_important,important,mean_score,filters[{channel,
+//! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
+
+#[cfg(feature = "report")]
+pub mod figures;
+pub mod folder;
+
+#[cfg(feature = "report")]
+pub mod html;
+#[cfg(feature = "report")]
+pub mod plots;
+pub mod prune;
+pub mod summary;
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::analysis::Analysis;
+use crate::error::{Error, Result};
+
+pub(crate) use crate::npy::npy;
+pub use summary::{Summary, SCHEMA_VERSION};
+
+fn create(path: &Path) -> Result<BufWriter<File>> {
+    Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
+}
+
+/// Writes every output file into `dir` (created if needed).
+pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| Error::io(&p, e)
+    };
+    let p = dir.join("summary.json");
+    let mut f = create(&p)?;
+    serde_json::to_writer_pretty(&mut f, &Summary::new(a)).map_err(|e| Error::io(&p, e.into()))?;
+    f.flush().map_err(io(&p))?;
+
+    let p = dir.join("filters.csv");
+    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead");
+    let n_tags = a.plan.config.freqs.len();
+    for r in 1..=n_tags {
+        write!(s, ",resp_f{r}").unwrap();
+    }
+    for r in 1..=n_tags {
+        write!(s, ",resp_harm{r}").unwrap();
+    }
+    s.push_str(",resp_intermod");
+    if a.stats.is_some() {
+        s.push_str(
+            ",phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration",
+        );
+    }
+    s.push('\n');
+    for (t, l) in a.layers.iter().enumerate() {
+        for f in &l.filters {
+            let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
+            write!(
+                s,
+                "{},{ord},{},{:.6},{:.6},{:.4},{},{}",
+                l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important, f.dead
+            )
+            .unwrap();
+            let r = &f.response;
+            for on in r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]) {
+                write!(s, ",{on}").unwrap();
+            }
+            if let Some(st) = &a.stats {
+                let x = &st.layers[t].filters[f.channel];
+                let perm = x.perm_p.map(|p| format!("{p:.4}")).unwrap_or_default();
+                let tag = |i: usize| x.bca.tags.get(i).copied().unwrap_or(0.0);
+                write!(
+                    s,
+                    ",{:.4e},{:.4e},{},{perm},{:.6e},{:.6e},{:.6e},{:.4},{:.4}",
+                    x.p_value,
+                    x.q_value,
+                    x.significant,
+                    tag(0),
+                    tag(1),
+                    x.bca.intermod,
+                    x.selectivity,
+                    x.integration
+                )
+                .unwrap();
+            }
+            s.push('\n');
+        }
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+    if let Some(st) = &a.stats {
+        let p = dir.join("sweep.csv");
+        let mut s = String::from("criterion,value,tap,count,jaccard_mean,jaccard_sd\n");
+        for r in &st.sweep {
+            writeln!(
+                s,
+                "{},{:.6},{},{},{:.4},{:.4}",
+                r.criterion, r.value, r.tap, r.count, r.jaccard_mean, r.jaccard_sd
+            )
+            .unwrap();
+        }
+        std::fs::write(&p, s).map_err(io(&p))?;
+    }
+
+    let p = dir.join("layers.csv");
+    let mut s = String::from("tap,kind,conv_ordinal,n_filters,n_important,mean_score,important\n");
+    for (l, t) in a.layers.iter().zip(&a.taps) {
+        let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
+        let imp: Vec<String> = l.important.iter().map(|c| c.to_string()).collect();
+        let kind = serde_json::to_value(t.tap.kind).unwrap();
+        writeln!(
+            s,
+            "{},{},{ord},{},{},{:.6},\"{}\"",
+            l.tap,
+            kind.as_str().unwrap_or(""),
+            l.n_filters,
+            l.n_important,
+            l.mean_score,
+            imp.join(" ")
+        )
+        .unwrap();
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+
+    let p = dir.join("lines.csv");
+    let mut s = String::from("tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z\n");
+    // Baseline-corrected amplitude and z-score of each channel's mean spectrum, with the
+    // baseline from the off-grid bins only (6 each side).
+    let g = a.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
+    let grid = crate::snr::SnrConfig::grid_baseline(g, crate::spectrum::n_bins(a.plan.config.n_frames));
+    for (t, tap) in a.taps.iter().enumerate() {
+        let c = tap.shape[0] as f64;
+        let bca: Vec<Vec<f64>> = a.mean_amplitude[t].iter().map(|ch| grid.baseline_corrected(ch)).collect();
+        let z: Vec<Vec<f64>> = a.mean_amplitude[t].iter().map(|ch| grid.zscore(ch)).collect();
+        for (li, line) in a.lines.iter().enumerate() {
+            let amp = a.mean_amplitude[t].iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
+            let snr = a.line_snr[t].iter().map(|ch| ch[li]).sum::<f64>() / c;
+            let b = bca.iter().map(|ch| ch[line.bin]).sum::<f64>() / c;
+            // The mean of the finite z-scores (a channel whose noise bins are all equal has none).
+            let finite: Vec<f64> = z.iter().map(|ch| ch[line.bin]).filter(|v| v.is_finite()).collect();
+            let zz = if finite.is_empty() { f64::NAN } else { finite.iter().sum::<f64>() / finite.len() as f64 };
+            let kind = serde_json::to_value(line.kind).unwrap();
+            writeln!(
+                s,
+                "{},{},{},{},{},{},{:.6e},{:.6},{:.6e},{:.4}",
+                tap.tap.name,
+                line.freq,
+                line.bin,
+                line.label,
+                kind.as_str().unwrap_or(""),
+                line.order,
+                amp,
+                snr,
+                b,
+                zz
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(&p, s).map_err(io(&p))?;
+
+    let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
+    let nb = crate::spectrum::n_bins(a.config.stimulus.n_frames);
+    let mean: Vec<f64> = a.mean_amplitude.iter().flatten().flatten().copied().collect();
+    npy(&dir.join("spectra_mean.npy"), &[rows as u64, nb as u64], &mean)?;
+    let ni = a.images.len();
+    let scores: Vec<&[Vec<f64>]> = a.scores.iter().map(|l| l.scores.as_slice()).collect();
+    crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
+    for m in &a.maps {
+        let d = dir.join("maps");
+        std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        let [c, h, w] = m.shape;
+        let flat: Vec<f64> = m.snr.iter().flatten().flatten().copied().collect();
+        npy(&d.join(format!("{}.npy", m.tap)), &[c as u64, m.lines.len() as u64, h as u64, w as u64], &flat)?;
+    }
+    if let Some(per) = &a.per_image {
+        let shape = [ni as u64, per.rows as u64, nb as u64];
+        npy(&dir.join("spectra.npy"), &shape, &per.amplitude)?;
+        npy(&dir.join("coefficients.npy"), &shape, &per.coefficients)?;
+    }
+    Ok(())
+}
+
+/// The human summary printed at the end of `analyze`.
+pub fn terminal_summary(a: &Analysis) -> String {
+    let mut s = String::new();
+    let c = &a.plan.config;
+    let freqs: Vec<String> = a.plan.region_names.iter().zip(&c.freqs).map(|(r, f)| format!("{r} {f} Hz")).collect();
+    writeln!(
+        s,
+        "flickertag analyze: {} on {} image(s), {} frames at {} fps ({})",
+        a.model.name,
+        a.images.len(),
+        c.n_frames,
+        c.fps,
+        freqs.join(", ")
+    )
+    .unwrap();
+    let path = a.path.describe(c.n_frames);
+    writeln!(
+        s,
+        "inference {path}; SNR preset `{}`; threshold {} ; {:.2} s",
+        a.config.snr.preset, a.config.threshold, a.seconds
+    )
+    .unwrap();
+    let sig = a.stats.as_ref().map(|st| format!("phase q<{}", st.q)).unwrap_or_default();
+    writeln!(
+        s,
+        "{:<18} {:>5} {:>8} {:>10} {:>11} {:>13}  top filters",
+        "tap", "conv#", "filters", "important", "mean score", sig
+    )
+    .unwrap();
+    for (t, l) in a.layers.iter().enumerate() {
+        let ord = l.conv_ordinal.map(|o| format!("#{o}")).unwrap_or_default();
+        let top: Vec<String> = l.important.iter().take(6).map(|c| c.to_string()).collect();
+        let n_sig = a.stats.as_ref().map(|st| st.layers[t].n_significant.to_string()).unwrap_or_default();
+        writeln!(
+            s,
+            "{:<18} {:>5} {:>8} {:>10} {:>11.3} {:>13}  {}",
+            l.tap,
+            ord,
+            l.n_filters,
+            l.n_important,
+            l.mean_score,
+            n_sig,
+            top.join(",")
+        )
+        .unwrap();
+    }
+    if let Some(st) = a.stats.as_ref().filter(|st| st.operating_jaccard.is_finite()) {
+        writeln!(
+            s,
+            "stability of the important set: split-half Jaccard {:.3} ± {:.3} (pooled over the network, {} images)",
+            st.operating_jaccard, st.operating_jaccard_sd, st.n_images
+        )
+        .unwrap();
+    }
+    let dead: usize = a.layers.iter().map(|l| l.filters.iter().filter(|f| f.dead).count()).sum();
+    if dead > 0 {
+        writeln!(
+            s,
+            "{dead} filter(s) dead: every amplitude below the SNR floor ({}) in every image, so not scored \
+             (`dead` in filters.csv; --floor 0 measures them)",
+            a.config.snr.floor
+        )
+        .unwrap();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_block_writer_round_trips_through_npyz() {
+        let dir = tempfile::tempdir().unwrap();
+        // Over one 65,536-element block, so that block boundaries are crossed.
+        let f: Vec<f32> = (0..70_000).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let d: Vec<f64> = vec![f64::NAN, -0.0, 1e-300, 2.5, 7.0, -1.0];
+        let c: Vec<num_complex::Complex<f32>> =
+            (0..6).map(|i| num_complex::Complex::new(i as f32, -(i as f32))).collect();
+        npy(&dir.path().join("f.npy"), &[7, 10_000], &f).unwrap();
+        npy(&dir.path().join("d.npy"), &[2, 3], &d).unwrap();
+        npy(&dir.path().join("c.npy"), &[3, 2], &c).unwrap();
+        let read = |name: &str| npyz::NpyFile::new(std::fs::File::open(dir.path().join(name)).unwrap()).unwrap();
+        let r = read("f.npy");
+        assert_eq!(r.shape(), &[7, 10_000]);
+        assert_eq!(r.into_vec::<f32>().unwrap(), f);
+        let r = read("d.npy");
+        assert_eq!(r.shape(), &[2, 3]);
+        let back = r.into_vec::<f64>().unwrap();
+        assert!(back[0].is_nan() && back[1].to_bits() == (-0.0f64).to_bits() && back[2..] == d[2..]);
+        let r = read("c.npy");
+        assert_eq!(r.shape(), &[3, 2]);
+        assert_eq!(r.into_vec::<num_complex::Complex<f32>>().unwrap(), c);
+    }
+}
