@@ -30,7 +30,9 @@ where
     // A second call in one process (the Python console script, tests) keeps the first
     // subscriber: `try_init` instead of `init`, which would panic.
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FLICKERTAG_LOG").unwrap_or_else(|_| filter.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLICKERTAG_LOG").unwrap_or_else(|_| filter.into()),
+        )
         .with_writer(std::io::stderr)
         .try_init();
     match cli::run(args) {

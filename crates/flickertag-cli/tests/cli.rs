@@ -165,7 +165,8 @@ fn run_folder_holds_a_complete_run_or_the_previous_one_after_kill_9() {
 
 #[test]
 fn unwritable_out_is_an_error_before_any_work() {
-    let (code, _, err) = run(flickertag().args(["analyze", "--out", "/proc/flickertag-run"]).env_remove("FLICKERTAG_DATA"));
+    let (code, _, err) =
+        run(flickertag().args(["analyze", "--out", "/proc/flickertag-run"]).env_remove("FLICKERTAG_DATA"));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("/proc") && !err.contains("important"), "{err}");
     assert_eq!(err.matches("No such file or directory").count() + err.matches("Permission denied").count(), 1, "{err}");

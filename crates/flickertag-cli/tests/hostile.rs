@@ -165,7 +165,8 @@ fn regression_fifo_in_place_of_a_data_file_is_refused_without_blocking() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let (code, err) = limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    let (code, err) =
+        limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
     clean_error(code, &err, &["test_batch.bin", "not a regular file"]);
 }
 
@@ -175,10 +176,12 @@ fn regression_short_or_altered_test_batch_is_an_error() {
     std::fs::create_dir(dir.path().join("cifar10")).unwrap();
     let p = dir.path().join("cifar10/test_batch.bin");
     std::fs::write(&p, vec![0u8; 9_999 * 3073]).unwrap();
-    let (code, err) = limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    let (code, err) =
+        limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
     clean_error(code, &err, &["test_batch.bin", "not a CIFAR-10 batch of 10,000"]);
     std::fs::write(&p, vec![0u8; 10_000 * 3073]).unwrap();
-    let (code, err) = limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
+    let (code, err) =
+        limited(flickertag().args(["eval", "--model", "resnet32", "--data", dir.path().to_str().unwrap()]));
     clean_error(code, &err, &["test_batch.bin", "SHA-256", "official"]);
 }
 
@@ -308,8 +311,9 @@ fn regression_nan_logits_are_an_error_not_class_zero() {
     let nodes = vec![node("Conv", "/conv/Conv", &["input", "w"], "y"), node("Flatten", "/f/Flatten", &["y"], "output")];
     let m = onnx(&[0, 3, 32, 32], nodes, &[("w", &[10, 3, 32, 32], f32::NAN)]);
     let p = write(dir.path(), "nan.onnx", &m);
-    let (code, _, err) =
-        common::run(flickertag().args(["eval", "--model", p.to_str().unwrap(), "--limit", "100"]).env("FLICKERTAG_DATA", &d));
+    let (code, _, err) = common::run(
+        flickertag().args(["eval", "--model", p.to_str().unwrap(), "--limit", "100"]).env("FLICKERTAG_DATA", &d),
+    );
     clean_error(code, &err, &["nan: logit 0 of test image 0 is NaN"]);
 }
 

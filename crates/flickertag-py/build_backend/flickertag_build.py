@@ -42,14 +42,15 @@ def check_toolchain() -> str:
             f"(cargo {MIN_RUST[0]}.{MIN_RUST[1]} or newer) and none is on PATH. " + _advice()
         )
     try:
-        out = subprocess.run([cargo, "--version"], capture_output=True, text=True, timeout=60).stdout
+        r = subprocess.run([cargo, "--version"], capture_output=True, text=True, timeout=60)
+        out = r.stdout if r.returncode == 0 else (r.stdout + r.stderr)
     except (OSError, subprocess.SubprocessError) as e:
         raise RustToolchainMissing(f"flickertag: {cargo} --version failed ({e}). " + _advice()) from e
     m = re.search(r"cargo (\d+)\.(\d+)", out)
     if m is None or (int(m.group(1)), int(m.group(2))) < MIN_RUST:
         raise RustToolchainMissing(
             f"flickertag: building from source needs cargo {MIN_RUST[0]}.{MIN_RUST[1]} or newer; "
-            f"{cargo} says {out.strip() or 'nothing'}. Update it with `rustup update`, or "
+            f"`{cargo} --version` says {out.strip()[:500] or 'nothing'}. Update it with `rustup update`, or "
             "install a prebuilt wheel: pip install --only-binary flickertag flickertag."
         )
     return cargo

@@ -52,7 +52,10 @@ fn ort_library() -> Option<PathBuf> {
 }
 
 /// Images given as uint8 pixels `[N, H, W, 3]` (row-major bytes) as analysis inputs.
-fn array_images(pixels: &[u8], shape: (usize, usize, usize, usize)) -> flickertag::Result<(Vec<ImageSpec>, ImageLoader)> {
+fn array_images(
+    pixels: &[u8],
+    shape: (usize, usize, usize, usize),
+) -> flickertag::Result<(Vec<ImageSpec>, ImageLoader)> {
     let (n, h, w, c) = shape;
     if c != 3 || n == 0 || h == 0 || w == 0 || n.checked_mul(h * w * 3) != Some(pixels.len()) {
         return Err(flickertag::Error::param(

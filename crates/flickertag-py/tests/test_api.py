@@ -175,7 +175,36 @@ def test_progress_goes_to_stderr_and_is_silent_when_off(capfd):
     assert out == "" and err == ""
     flickertag.analyze("resnet32", threads=2, progress=True, stats=False)
     out, err = capfd.readouterr()
-    assert out == "" and "10/10 images" in err
+    # stderr is not a terminal here (as in a log file or SLURM output): whole lines, the
+    # first and the last at least, with the time elapsed, and no carriage return.
+    assert out == "" and "images: 10/10 (100 %)" in err and "elapsed" in err, err
+    assert "\r" not in err
+    assert all(line.startswith("flickertag: images: ") for line in err.strip().splitlines()), err
+
+
+def test_device_is_chosen_at_run_time_and_cuda_without_its_provider_says_what_to_install():
+    p = flickertag.providers()
+    assert "CPUExecutionProvider" in p["providers"] and os.path.isfile(p["library"])
+    assert p["devices"][0] == "cpu"
+    cpu = flickertag.analyze("resnet32", device="cpu", threads=2, progress=False, stats=False)
+    if "cuda" in p["devices"]:
+        pytest.fail("this test expects the CPU-only onnxruntime wheel that make python installs")
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid device: .*CUDA.*flickertag\[gpu\]"):
+        flickertag.analyze("resnet32", device="cuda", progress=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid device: cpu or cuda \(got 'tpu'\)"):
+        flickertag.analyze("resnet32", device="tpu", progress=False)
+    r = subprocess.run([BIN, "providers", "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and "CPUExecutionProvider" in json.loads(r.stdout)["providers"]
+    r = subprocess.run([BIN, "analyze", "--device", "cuda", "--out", "/nonexistent/x"], capture_output=True, text=True)
+    assert r.returncode == 1 and "pip install 'flickertag[gpu]'" in r.stderr, r.stderr
+    assert cpu.layers.shape[0] > 0
+
+
+def test_save_leaves_no_lock_file(tmp_path):
+    a = flickertag.analyze("resnet32", threads=2, progress=False, stats=False)
+    a.save(str(tmp_path / "run"))
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert len(a.summary["segments"]) == 1 and a.summary["segments"][0]["images"] == 10
 
 
 def test_inference_releases_the_gil():
@@ -310,16 +339,31 @@ def test_ray_tasks_give_the_single_process_run():
     ray = pytest.importorskip("ray", reason="Ray is not installed (make python installs it)")
     import flickertag.ray as fray
 
+    d = data_dir()
+    saved = os.environ.pop("FLICKERTAG_DATA")
+    whole = flickertag.analyze("resnet32", threads=2, progress=False)  # the embedded images
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         a = fray.analyze("resnet32", shards=3, num_cpus=1, progress=False)
+        # A missing data folder is one error from the driver, before any task runs (a
+        # RayTaskError per task before).
+        with pytest.raises(flickertag.FlickertagError, match="invalid data: an existing folder"):
+            fray.analyze("resnet32", images=[0, 1, 2], data="/nonexistent/cifar", shards=2, progress=False)
+        with pytest.raises(flickertag.FlickertagError, match="data folder"):
+            fray.analyze("resnet32", images=[0, 1, 2], shards=2, progress=False)
+        # The data folder set after ray.init() reaches the workers (their runtime env).
+        os.environ["FLICKERTAG_DATA"] = d
+        c = fray.analyze("resnet32", images=[5, 6, 7, 8], shards=2, num_cpus=1, progress=False)
     finally:
         ray.shutdown()
-    whole = flickertag.analyze("resnet32", threads=2, progress=False)
+        os.environ["FLICKERTAG_DATA"] = saved
     np.testing.assert_array_equal(a.scores, whole.scores)
     np.testing.assert_array_equal(a.spectra, whole.spectra)
     np.testing.assert_allclose(a.mean_spectra, whole.mean_spectra, rtol=1e-12)
     assert list(a.images["name"]) == list(whole.images["name"])
+    single = flickertag.analyze("resnet32", images=[5, 6, 7, 8], threads=2, progress=False)
+    np.testing.assert_array_equal(c.scores, single.scores)
+    assert [g["part"] for g in c.summary["segments"]] == ["shard 0/2", "shard 1/2", "merge"]
 
 
 def test_slurm_recipe_commands_are_the_tested_ones(tmp_path):

@@ -290,8 +290,9 @@ impl Cifar10 {
             if !p.exists() {
                 return Err(Error::Data {
                     path: p.clone(),
-                    reason: "missing; set FLICKERTAG_DATA to a folder with cifar10/*.bin, or run `flickertag fetch-data`"
-                        .into(),
+                    reason:
+                        "missing; set FLICKERTAG_DATA to a folder with cifar10/*.bin, or run `flickertag fetch-data`"
+                            .into(),
                 });
             }
             let b = read_regular_file(&p, BATCH_BYTES as u64)?;
@@ -418,7 +419,10 @@ pub fn data_dir() -> Result<Option<PathBuf>> {
     if let Some(d) = std::env::var_os("FLICKERTAG_DATA") {
         let d = PathBuf::from(d);
         if !d.is_dir() {
-            return Err(Error::Data { path: d, reason: "FLICKERTAG_DATA points to a folder that does not exist".into() });
+            return Err(Error::Data {
+                path: d,
+                reason: "FLICKERTAG_DATA points to a folder that does not exist".into(),
+            });
         }
         return Ok(Some(d));
     }

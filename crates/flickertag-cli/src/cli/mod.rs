@@ -256,8 +256,9 @@ fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
     let Job { model, cfg, specs, load, out, force, .. } = *job;
     let range = shard.range(specs.len());
     let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
-    let out =
-        flickertag::shard::run_shard(model, cfg, specs, load, out, force, shard, &mut |d, _| pb.set_position(d as u64))?;
+    let out = flickertag::shard::run_shard(model, cfg, specs, load, out, force, shard, &mut |d, _| {
+        pb.set_position(d as u64)
+    })?;
     pb.finish_and_clear();
     ui.info(&format!(
         "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `flickertag merge`",

@@ -236,7 +236,11 @@ impl Model {
                 return Model::embedded_resnet32();
             }
             let dir = data_dir.ok_or_else(|| {
-                Error::param("model", "a pretrained name needs the data folder: set FLICKERTAG_DATA or pass --data", spec)
+                Error::param(
+                    "model",
+                    "a pretrained name needs the data folder: set FLICKERTAG_DATA or pass --data",
+                    spec,
+                )
             })?;
             let p = pretrained_path(dir, spec);
             if !p.exists() {

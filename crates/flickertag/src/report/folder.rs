@@ -40,12 +40,8 @@ fn take_lock(path: &Path, out: &Path) -> Result<File> {
     // Each retry means another run removed the file between our open and our lock: a
     // few are plenty, and the bound keeps a pathological file system from looping.
     for _ in 0..16 {
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let lock =
+            File::options().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
