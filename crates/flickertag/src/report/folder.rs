@@ -176,7 +176,7 @@ impl RunFolder {
 
 impl Drop for RunFolder {
     /// An uncommitted run (an error, a panic) leaves nothing behind; the lock file goes
-    /// in every case, removed while still held (see [`take_lock`]).
+    /// in every case, removed while still held (see the module docs).
     fn drop(&mut self) {
         if !self.committed {
             let _ = std::fs::remove_dir_all(&self.tmp);
