@@ -49,8 +49,8 @@ python: $(PY)
 	$(PY) -m pip install --quiet $(PY_DEPS)
 	rm -f target/wheels/flickertag-*.whl
 	PATH="$(CURDIR)/.venv/bin:$$PATH" maturin build --release --quiet --zig --compatibility manylinux2014 -o target/wheels
-	$(PY) -m auditwheel show target/wheels/flickertag-*.whl | tr '\n' ' ' | grep -q '"manylinux_2_17_x86_64"'
-	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/flickertag-*.whl
+	$(PY) -m auditwheel show target/wheels/flickertag-*manylinux*.whl | tr '\n' ' ' | grep -q '"manylinux_2_17_x86_64"'
+	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/flickertag-*manylinux*.whl
 
 # The Python API tests, against the CLI that `cargo test --release` built. The wheel
 # must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.

@@ -200,6 +200,21 @@ def test_device_is_chosen_at_run_time_and_cuda_without_its_provider_says_what_to
     assert cpu.layers.shape[0] > 0
 
 
+def test_to_xarray_labels_every_unit_and_frequency_with_the_arrays_values():
+    xr = pytest.importorskip("xarray", reason="xarray is not installed (make python installs it)")
+    a = flickertag.analyze("resnet32", threads=2, progress=False, stats=False)
+    ds = a.to_xarray()
+    assert isinstance(ds, xr.Dataset)
+    assert dict(ds.sizes) == {"image": 10, "unit": a.mean_spectra.shape[0], "frequency": 121}
+    # One unit by its labels against the tap's rows; frequencies from the stimulus.
+    u = ds.where((ds.tap == "layer1.0.conv1") & (ds.channel == 13), drop=True)
+    np.testing.assert_array_equal(u["mean_amplitude"].values[0], a.mean_spectra[a.rows("layer1.0.conv1")][13])
+    np.testing.assert_array_equal(ds["amplitude"].values, a.spectra)
+    assert float(ds.frequency[12]) == 6.0 and ds.frequency.attrs["units"] == "Hz"
+    assert set(ds["kind"].values) == set(a.layers["kind"]) and int(ds.conv_ordinal[0]) == 1
+    assert list(ds["name"].values) == list(a.images["name"])
+
+
 def test_save_leaves_no_lock_file(tmp_path):
     a = flickertag.analyze("resnet32", threads=2, progress=False, stats=False)
     a.save(str(tmp_path / "run"))

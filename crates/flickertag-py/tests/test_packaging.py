@@ -23,7 +23,7 @@ BSD = "BSD 2-Clause License"
 
 
 def wheel():
-    found = glob.glob(os.path.join(ROOT, "target/wheels/flickertag-*.whl"))
+    found = glob.glob(os.path.join(ROOT, "target/wheels/flickertag-*manylinux*.whl"))
     assert len(found) == 1, f"make python builds exactly one wheel into target/wheels (found {found})"
     return found[0]
 
@@ -134,7 +134,13 @@ def test_sdist_and_repository_root_install_from_source_and_run_the_papers_experi
         CARGO_TARGET_DIR=os.path.join(ROOT, "target"),
         PATH=env["PATH"] + os.pathsep + os.path.expanduser("~/.cargo/bin"),
     )
-    sh(py, "-m", "pip", "install", "--quiet", sdist, env=env)
+    try:
+        sh(py, "-m", "pip", "install", "--quiet", sdist, env=env)
+    finally:
+        # maturin leaves a copy of the wheel it built for pip in the shared target/wheels.
+        for w in glob.glob(os.path.join(ROOT, "target/wheels/flickertag-*.whl")):
+            if "manylinux" not in w:
+                os.remove(w)
     paper = (
         "import flickertag\n"
         "a = flickertag.analyze('resnet32', threads=2, progress=False)\n"
@@ -145,6 +151,11 @@ def test_sdist_and_repository_root_install_from_source_and_run_the_papers_experi
     r = sh(bin_dir + "/flickertag", "--version", env=env)
     assert r.stdout.startswith("flickertag ")
     # `pip install .` at the repository root.
-    sh(py, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", ROOT, env=env)
+    try:
+        sh(py, "-m", "pip", "install", "--quiet", "--force-reinstall", "--no-deps", ROOT, env=env)
+    finally:
+        for w in glob.glob(os.path.join(ROOT, "target/wheels/flickertag-*.whl")):
+            if "manylinux" not in w:
+                os.remove(w)
     from_root = sh(py, "-c", paper, env=env).stdout.split()
     assert from_root == from_sdist

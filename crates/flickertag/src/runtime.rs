@@ -53,8 +53,10 @@ pub(crate) fn init_runtime() -> Result<&'static ort::environment::Environment> {
             let cands = ort_library_candidates();
             let Some(lib) = cands.iter().find(|p| p.is_file()) else {
                 return Err(format!(
-                    "libonnxruntime.so not found (looked at {}). Run `make setup` or `scripts/fetch-ort.sh` \
-                     (downloads the onnxruntime {ORT_VERSION} wheel from PyPI), or set ORT_DYLIB_PATH",
+                    "libonnxruntime.so not found (looked at {}). From Python: `pip install onnxruntime` \
+                     (flickertag's wheel depends on it). In a checkout: run `make setup` or \
+                     `scripts/fetch-ort.sh` (downloads the onnxruntime {ORT_VERSION} wheel from PyPI), \
+                     or set ORT_DYLIB_PATH",
                     cands.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
                 ));
             };

@@ -23,8 +23,8 @@ def _npy(path: str) -> Optional[np.ndarray]:
 class Analysis:
     """A frequency-tagging analysis: tables as pandas DataFrames, arrays as numpy.
 
-    Axes of the arrays follow ``taps`` (the recorded taps, in graph order) and
-    ``images``; channels are padded with NaN up to the widest tap.
+    The arrays' row axis runs over filters (each tap's channels in turn, as ``filters``);
+    :meth:`to_xarray` gives them as labelled arrays.
 
     Attributes
     ----------
@@ -125,6 +125,46 @@ class Analysis:
         s = pd.Series(self.mean_spectra[self._first_row[t] + channel], index=pd.Index(self.freqs_hz, name="freq_hz"))
         s.name = f"{self.taps[t]}[{channel}]"
         return s
+
+    def to_xarray(self) -> Any:
+        """The spectra as an ``xarray.Dataset`` (needs ``pip install 'flickertag[xarray]'``).
+
+        Dimensions ``image`` x ``unit`` x ``frequency``: ``mean_amplitude``
+        ``[unit, frequency]`` (float64), ``score`` ``[image, unit]``, and, when per-image
+        spectra were kept, ``amplitude`` ``[image, unit, frequency]`` (float32). A unit is
+        one filter, in the order of ``filters``; its coordinates say which: ``tap``,
+        ``channel``, ``kind`` and ``conv_ordinal`` (-1 for taps that are not convs).
+        ``frequency`` is in Hz; ``image`` carries the images' ``name`` (and CIFAR-10
+        ``index`` and ``label``, -1 where none). The values are the arrays of this
+        object, not copies of rounded CSV text.
+        """
+        try:
+            import xarray as xr
+        except ImportError:
+            raise FlickertagError("Analysis.to_xarray needs xarray: pip install 'flickertag[xarray]'") from None
+        kind_of = dict(zip(self.layers["tap"], self.layers["kind"]))
+        taps = self.filters["tap"].astype(str).to_numpy()
+        unit_coords = {
+            "tap": ("unit", taps),
+            "channel": ("unit", self.filters["channel"].to_numpy(dtype=np.int64)),
+            "kind": ("unit", np.array([kind_of.get(t, "") for t in taps], dtype=object)),
+            "conv_ordinal": ("unit", self.filters["conv_ordinal"].fillna(-1).to_numpy(dtype=np.int64)),
+        }
+        image_coords = {
+            "name": ("image", self.images["name"].astype(str).to_numpy()),
+            "index": ("image", pd.to_numeric(self.images["index"]).fillna(-1).to_numpy(dtype=np.int64)),
+            "label": ("image", pd.to_numeric(self.images["label"]).fillna(-1).to_numpy(dtype=np.int64)),
+        }
+        data = {
+            "mean_amplitude": (("unit", "frequency"), self.mean_spectra),
+            "score": (("image", "unit"), self.scores),
+        }
+        if self.spectra is not None:
+            data["amplitude"] = (("image", "unit", "frequency"), self.spectra)
+        ds = xr.Dataset(data, coords={**unit_coords, **image_coords, "frequency": self.freqs_hz})
+        ds["frequency"].attrs["units"] = "Hz"
+        ds.attrs["model"] = str(self.summary.get("model", {}).get("name", ""))
+        return ds
 
     def save(self, path: str, *, overwrite: bool = False) -> str:
         """Writes the run folder (exactly the files ``flickertag analyze --out`` writes) to
