@@ -269,7 +269,7 @@ fn fuzz_summary_reader() {
             "dims": [1, 2, 2], "chw": [1, 2, 2], "shape": [1, 2, 2]}],
         "layers": [{"tap": "c", "conv_ordinal": 1, "n_filters": 1, "n_important": 1, "important": [0], "mean_score": 2.0,
           "filters": [{"channel": 0, "mean_score": 2.0, "sd_score": 0.0, "pass_fraction": 1.0, "important": true}]}],
-        "stats": null, "maps": [], "seconds": 0.1
+        "stats": null, "maps": [], "seconds": 0.1, "segments": []
     })
     .to_string()
     .into_bytes();

@@ -211,7 +211,7 @@ mod tests {
             "layers": [{"tap": "c", "conv_ordinal": 1, "n_filters": 1, "n_important": 0, "important": [], "mean_score": null,
               "filters": [{"channel": 0, "mean_score": null, "sd_score": 0.0, "pass_fraction": 0.0, "important": false,
                 "dead": false, "response": {"fundamental": [], "harmonics": [], "intermod": false, "floor": 0.0}}]}],
-            "stats": null, "maps": [], "seconds": 0.1
+            "stats": null, "maps": [], "seconds": 0.1, "segments": []
         })
     }
 
