@@ -335,3 +335,35 @@ fn analysis_without_statistics_runs() {
         .arg(dir.path().join("run")));
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn force_keeps_a_home_like_folder_and_a_run_with_added_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "secret").unwrap();
+    std::fs::write(home.join("thesis.tex"), "chapter 1").unwrap();
+    std::fs::write(home.join("summary.json"), "{}").unwrap();
+    let analyze = |out: &std::path::Path| {
+        let mut c = flickertag();
+        c.args(["analyze", "--quiet", "--threads", "1", "--no-stats", "--force", "--out"]).arg(out);
+        c.env_remove("FLICKERTAG_DATA").env("HOME", dir.path()).env("XDG_CACHE_HOME", dir.path());
+        c
+    };
+    let (code, _, err) = run(&mut analyze(&home));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("files flickertag did not write") && err.contains("thesis.tex"), "{err}");
+    assert_eq!(std::fs::read_to_string(home.join(".ssh/id_ed25519")).unwrap(), "secret");
+    let out = dir.path().join("run");
+    let (code, _, err) = run(&mut analyze(&out));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(out.join("notes.md"), "mine").unwrap();
+    let (code, _, err) = run(&mut analyze(&out));
+    assert!(code == 1 && err.contains("files were added to this run (notes.md)"), "{err}");
+    let (code, _, err) = run(flickertag().arg("report").arg(&out));
+    assert!(code == 1 && err.contains("notes.md"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("notes.md")).unwrap(), "mine");
+    std::fs::remove_file(out.join("notes.md")).unwrap();
+    let (code, _, err) = run(flickertag().arg("report").arg(&out));
+    assert_eq!(code, 0, "{err}");
+}

@@ -139,8 +139,22 @@ def test_save_writes_the_run_folder_and_load_reads_it_back(tmp_path):
     a.save(str(dest), overwrite=True)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("x")
-    with pytest.raises(flickertag.FlickertagError, match="other files"):
+    with pytest.raises(flickertag.FlickertagError, match=r"files flickertag did not write \(notes.txt\)"):
         a.save(str(tmp_path / "mine"), overwrite=True)
+    # A home-like folder that happens to hold a summary.json: never replaced.
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("secret")
+    (home / "thesis.tex").write_text("chapter 1")
+    (home / "summary.json").write_text("{}")
+    with pytest.raises(flickertag.FlickertagError, match=r"\.ssh.*thesis\.tex"):
+        a.save(str(home), overwrite=True)
+    assert (home / ".ssh" / "id_ed25519").read_text() == "secret" and (home / "thesis.tex").exists()
+    # A saved run with the user's notes added: refused, naming them, notes kept.
+    (dest / "my-notes.md").write_text("keep me")
+    with pytest.raises(flickertag.FlickertagError, match=r"files were added to this run \(my-notes.md\)"):
+        a.save(str(dest), overwrite=True)
+    assert (dest / "my-notes.md").read_text() == "keep me"
     rep = a.report(str(tmp_path / "r.html"))
     assert open(rep).read().startswith("<!DOCTYPE html>")
     with pytest.raises(flickertag.FlickertagError, match="not a complete flickertag run folder"):

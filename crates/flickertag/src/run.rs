@@ -382,9 +382,22 @@ pub fn write_run_folder(a: &crate::analysis::Analysis, first: &Image, out: &Path
 /// temporary sibling, redrawn there and swapped into place. Returns the report's path.
 #[cfg(feature = "report")]
 pub fn redraw_run_folder(dir: &Path) -> Result<PathBuf> {
-    use crate::report::folder::{is_run_folder, RunFolder, MARKER};
-    if !is_run_folder(dir) {
+    use crate::report::folder::{RunFolder, MARKER};
+    use crate::report::manifest::{foreign_entries, list_some, Manifest};
+    if !dir.is_dir() || Manifest::read(dir).is_none() {
         return Err(Error::param("run folder", "a folder written by flickertag analyze or demo", dir.display()));
+    }
+    let foreign = foreign_entries(dir)?;
+    if !foreign.is_empty() {
+        return Err(Error::param(
+            "run folder",
+            format!(
+                "a run folder holding only what flickertag wrote; files were added to it ({}): move them out \
+                 first (the report is redrawn into a copy that replaces the folder)",
+                list_some(&foreign)
+            ),
+            dir.display(),
+        ));
     }
     crate::report::plots::RunData::load(dir)?;
     let folder = RunFolder::create(dir, true, "analyze")?;

@@ -26,6 +26,7 @@ pub mod folder;
 
 #[cfg(feature = "report")]
 pub mod html;
+pub mod manifest;
 #[cfg(feature = "report")]
 pub mod plots;
 pub mod prune;
