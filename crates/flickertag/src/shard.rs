@@ -25,8 +25,11 @@ use crate::error::{Error, Result};
 /// Layout version of `partial.json`.
 pub const PARTIAL_SCHEMA: u32 = 1;
 
-/// Shard `index` of `count` (`--shard i/n`, 0-based).
+/// Shard `index` of `count` (`--shard i/n`, 0-based). Read back from a `partial.json`,
+/// it is checked as when parsed (`0 <= index < count <= 1,000,000`), so a tampered file
+/// is an error naming it, never an index out of bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ShardFields")]
 pub struct Shard {
     /// Which shard, `0..count`.
     pub index: usize,
@@ -46,6 +49,21 @@ impl std::str::FromStr for Shard {
             return Err(bad());
         }
         Ok(Shard { index, count })
+    }
+}
+
+/// [`Shard`]'s fields as stored, before they are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShardFields {
+    index: usize,
+    count: usize,
+}
+
+impl TryFrom<ShardFields> for Shard {
+    type Error = String;
+    fn try_from(f: ShardFields) -> std::result::Result<Shard, String> {
+        format!("{}/{}", f.index, f.count).parse().map_err(|e: Error| e.to_string())
     }
 }
 
@@ -344,6 +362,20 @@ mod tests {
         assert_eq!("2/4".parse::<Shard>().unwrap(), Shard { index: 2, count: 4 });
         for bad in ["4/4", "1", "a/b", "0/0", "-1/3"] {
             assert!(bad.parse::<Shard>().unwrap_err().to_string().contains("invalid shard"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regression_tampered_shard_in_partial_json_is_an_error_not_a_panic() {
+        let ok: Shard = serde_json::from_str(r#"{"index": 1, "count": 3}"#).unwrap();
+        assert_eq!(ok, Shard { index: 1, count: 3 });
+        for bad in [
+            r#"{"index": 3, "count": 3}"#,
+            r#"{"index": 0, "count": 0}"#,
+            r#"{"index": 0, "count": 18446744073709551615}"#,
+        ] {
+            let e = serde_json::from_str::<Shard>(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid shard"), "{bad}: {e}");
         }
     }
 }

@@ -626,6 +626,10 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
 fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let cfg = engine_cfg(&a.engine);
+    // Checked before any work: a batch of 0 frames would never reach --frames.
+    if cfg.batch == 0 {
+        return Err(flickertag::Error::param("batch", "at least 1 frame per inference call", 0).into());
+    }
     let kinds = parse_kinds(&a.taps)?;
     let tapped: Vec<_> = model.taps.iter().filter(|t| kinds.contains(&t.kind)).collect();
     let mut s = Session::for_model(&model, &tapped, false, &cfg)?;
