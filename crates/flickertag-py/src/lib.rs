@@ -338,14 +338,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 /// (`{"library", "providers", "devices"}`).
 #[pyfunction]
 fn providers(py: Python<'_>) -> PyResult<String> {
-    py.detach(|| {
-        let ps = engine::available_providers()?;
-        let lib = engine::ort_library_candidates().into_iter().find(|p| p.is_file());
-        let cuda = ps.iter().any(|p| p == "CUDAExecutionProvider");
-        let devices = if cuda { vec!["cpu", "cuda"] } else { vec!["cpu"] };
-        Ok(serde_json::json!({"library": lib, "providers": ps, "devices": devices}).to_string())
-    })
-    .map_err(err)
+    py.detach(|| engine::provider_report().map(|r| serde_json::to_string(&r).expect("serializable"))).map_err(err)
 }
 
 /// The extension module.

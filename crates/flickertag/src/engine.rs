@@ -13,7 +13,9 @@ use crate::error::{runtime, Error, Result};
 use crate::model::{Model, TapPoint};
 
 use crate::runtime::session_builder;
-pub use crate::runtime::{available_providers, ort_library_candidates, set_library_path, Device, ORT_VERSION};
+pub use crate::runtime::{
+    available_providers, ort_library_candidates, provider_report, set_library_path, Device, ProviderReport, ORT_VERSION,
+};
 
 /// Execution settings.
 #[derive(Debug, Clone, PartialEq)]

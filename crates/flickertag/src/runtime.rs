@@ -149,6 +149,29 @@ pub fn available_providers() -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// The loaded ONNX Runtime library and what it can run on, as `flickertag providers`
+/// and `flickertag.providers()` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProviderReport {
+    /// The library's path (None if none was found).
+    pub library: Option<PathBuf>,
+    /// Its execution providers, in its order of preference.
+    pub providers: Vec<String>,
+    /// The [`Device`] values that work with it (`cpu`, and `cuda` with its provider).
+    pub devices: Vec<Device>,
+}
+
+/// The [`ProviderReport`] of the library flickertag loads (loading it if needed).
+pub fn provider_report() -> Result<ProviderReport> {
+    let providers = available_providers()?;
+    let library = ort_library_candidates().into_iter().find(|p| p.is_file());
+    let mut devices = vec![Device::Cpu];
+    if providers.iter().any(|p| p == "CUDAExecutionProvider") {
+        devices.push(Device::Cuda);
+    }
+    Ok(ProviderReport { library, providers, devices })
+}
+
 /// What to install for CUDA, for messages.
 const CUDA_ADVICE: &str = "install the GPU build of ONNX Runtime: `pip install 'flickertag[gpu]'` \
      (if `onnxruntime` is installed too, `pip uninstall -y onnxruntime` and reinstall `onnxruntime-gpu`, \

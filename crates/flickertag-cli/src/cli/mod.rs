@@ -661,22 +661,16 @@ fn bench(ui: &Ui, a: args::BenchArgs) -> Result<()> {
 /// `flickertag providers`: the loaded library, its execution providers, and which
 /// `--device` values work with it.
 fn providers(ui: &Ui) -> Result<()> {
-    let ps = flickertag::engine::available_providers()?;
-    let lib = flickertag::engine::ort_library_candidates().into_iter().find(|p| p.is_file());
-    let cuda = ps.iter().any(|p| p == "CUDAExecutionProvider");
+    let r = flickertag::engine::provider_report()?;
     if ui.json {
-        ui.json(&serde_json::json!({
-            "library": lib.as_ref().map(|p| p.display().to_string()),
-            "providers": ps,
-            "devices": if cuda { vec!["cpu", "cuda"] } else { vec!["cpu"] },
-        }));
+        ui.json(&serde_json::to_value(&r).expect("serializable"));
         return Ok(());
     }
-    if let Some(l) = &lib {
+    if let Some(l) = &r.library {
         println!("ONNX Runtime library: {}", l.display());
     }
-    println!("execution providers: {}", ps.join(", "));
-    if cuda {
+    println!("execution providers: {}", r.providers.join(", "));
+    if r.devices.contains(&flickertag::engine::Device::Cuda) {
         println!("--device: cpu, cuda");
     } else {
         println!("--device: cpu (for cuda, install the GPU build: pip install 'flickertag[gpu]')");
