@@ -1,6 +1,7 @@
 # flickertag: the two commands a newcomer needs are `make demo` and `make test`.
 # Both fetch the ONNX Runtime shared library (pinned PyPI wheel) into .cache/ first.
 
+SHELL := /bin/bash
 CARGO ?= cargo
 ORT_LIB := .cache/onnxruntime/1.31.1/libonnxruntime.so
 export ORT_DYLIB_PATH ?= $(CURDIR)/$(ORT_LIB)
@@ -11,7 +12,7 @@ endif
 
 PY := .venv/bin/python
 # What the Python package and its tests need (torch is optional: the bench installs it).
-PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray
+PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray mypy
 
 .PHONY: setup demo test lint bench build python pytest
 
@@ -32,10 +33,15 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p flickertag --features report
 	$(CARGO) tree -p flickertag -e normal --prefix none | scripts/check-lib-deps.sh
+	scripts/check-module-cycles.py --self-test >/dev/null
 	scripts/check-module-cycles.py
 
+# Tests that need the data folder are `#[ignore = "needs the data folder"]`: with
+# FLICKERTAG_DATA set they run too (--include-ignored); without it cargo lists them as
+# ignored, never as passed. The log is kept for .ci/run, which fails on any ignored test.
+RUST_TEST_ARGS := $(if $(FLICKERTAG_DATA),-- --include-ignored)
 test: setup lint
-	$(CARGO) test --release
+	set -o pipefail; $(CARGO) test --release $(RUST_TEST_ARGS) 2>&1 | tee target/cargo-test.log
 	$(MAKE) pytest
 
 $(PY):

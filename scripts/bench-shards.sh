@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The figures of the README's "Shards, checkpoints and merge" benchmarks:
+# The figures of the "Shards, checkpoints and merge" benchmarks of docs/scale-out.md:
 #  1. the whole CIFAR-10 test set (10,000 images) as 100 shards (--shard i/100), then
 #     `flickertag merge` of the 100 partial runs: wall time and peak memory of the merge;
 #  2. checkpointing cost: 1,000 images with --checkpoint-every 0 (none), 30 (default)

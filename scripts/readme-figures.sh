@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns the commands of the README's "Other figures" table and prints each result with
+# Reruns the commands of the "Other figures" table of docs/benchmarks.md and prints each result with
 # its command, then the statistics table (scripts/readme-statistics.py) and, with
 # FLICKERTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes).
 # About 6 minutes on 2 cores without the pruning (the whole-test-set analysis is 4 of them).

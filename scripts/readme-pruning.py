@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reruns the README's pruning experiment (ResNet-32) and prints every figure of its
+"""Reruns the pruning experiment of docs/pruning.md (ResNet-32) and prints every figure of its
 pruning section with the command that produced it; copies the network-wide and conv #4
 figures into docs/. Slow: about 35 minutes on 2 cores (not run in CI).
 Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-pruning.py [RUN_FOLDER]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reruns the commands behind the README's statistics table (ResNet-32, conv taps) and
+"""Reruns the commands behind the statistics table of docs/statistics.md (ResNet-32, conv taps) and
 prints every figure with the command that produced it. About 20 s on 2 cores.
 Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-statistics.py   (after make build)
 Standard library only: it reads the run folders flickertag writes."""

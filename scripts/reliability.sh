@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's reliability table: every hostile input of crates/flickertag-cli/tests/hostile.rs
+# The reliability table of docs/reliability.md: every hostile input of crates/flickertag-cli/tests/hostile.rs
 # (written out by the tests) and every bad parameter, run through the release binary
 # under /usr/bin/time -v; prints one markdown row each: input, size, exit code,
 # peak resident memory, wall time, and the error's first line.

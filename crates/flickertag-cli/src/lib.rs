@@ -38,7 +38,7 @@ where
     match cli::run(args) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::render_error(&e));
             1
         }
     }

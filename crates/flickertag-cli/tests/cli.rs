@@ -20,6 +20,7 @@ fn demo_random_runs_the_labelled_pipeline_demonstration() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn demo_without_data_runs_the_papers_experiment_from_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = common::demo_without_data(dir.path(), &[]);
@@ -38,7 +39,7 @@ fn demo_without_data_runs_the_papers_experiment_from_the_embedded_default() {
     );
     // The same experiment from the data folder's own files (weights and test batch)
     // gives byte-identical scores and spectra.
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let ref_out = dir.path().join("from-data");
     let (code, _, err) = run(flickertag()
         .args(["analyze", "--model", "resnet32", "--taps", "conv", "--quiet", "--out", ref_out.to_str().unwrap()])
@@ -53,8 +54,9 @@ fn demo_without_data_runs_the_papers_experiment_from_the_embedded_default() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn analyze_writes_a_complete_run_folder() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let (code, stdout, err) = run(flickertag()
@@ -98,8 +100,9 @@ fn analyze_writes_a_complete_run_folder() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn seeded_image_draw_is_reproducible() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let images = |seed: &str, name: &str| -> serde_json::Value {
         let (code, out, err) = run(flickertag()
@@ -227,8 +230,9 @@ fn completions_and_help_examples() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let analyze = |out: &std::path::Path| {
@@ -278,8 +282,9 @@ fn noise_floor_and_grid_aware_statistics_run_end_to_end() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn per_neuron_maps_localise_each_tag_to_its_half() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let (code, _, err) = run(flickertag()
@@ -320,7 +325,7 @@ fn analysis_without_statistics_runs() {
     let img = dir.path().join("img.png");
     flickertag::data::synthetic_image(5, 32, 32).to_rgb8().save(&img).unwrap();
     let onnx = dir.path().join("demo.onnx");
-    flickertag::model::resnet::demo_model(2).unwrap().save_onnx(&onnx).unwrap();
+    flickertag::model::demo_model(2).unwrap().save_onnx(&onnx).unwrap();
     let (code, _, err) = run(flickertag()
         .args([
             "analyze",

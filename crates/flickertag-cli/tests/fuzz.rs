@@ -10,7 +10,7 @@
 //! CIFAR-10 batches; seconds in all). The long
 //! offline run sets `FLICKERTAG_FUZZ_ITERS` (e.g. 10000000) and prints, per reader, the
 //! inputs tried, how many were accepted or refused, and the slowest input: see the
-//! README's reliability table.
+//! reliability table (docs/reliability.md).
 
 mod common;
 

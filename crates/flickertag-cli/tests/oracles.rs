@@ -1,23 +1,15 @@
-//! Known answers of frequency tagging on the real pretrained ResNet-32.
+//! Known answers of frequency tagging on the real pretrained ResNet-32: the weights and
+//! the paper's ten test images (the first CIFAR-10 test image of each class) embedded in
+//! flickertag, so these tests run everywhere, with or without the data folder.
 
-mod common;
-use common::data_dir;
-
-use flickertag::analysis::{analyze, Analysis, AnalysisConfig, Fold, ImageSpec, TapSelection};
-use flickertag::data::{Cifar10, Split};
+use flickertag::analysis::{analyze, Analysis, AnalysisConfig, Fold, TapSelection};
 use flickertag::model::{Model, TapKind};
 use flickertag::stimulus::{Layout, StimulusConfig};
 
-fn run(d: &std::path::Path, cfg: AnalysisConfig, n_images: usize) -> Analysis {
-    let m = Model::load("resnet32", Some(d)).unwrap();
-    let c = Cifar10::load(d, Split::Test).unwrap();
-    let specs: Vec<ImageSpec> = c
-        .first_of_each_class()
-        .into_iter()
-        .take(n_images)
-        .map(|i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(c.label(i)) })
-        .collect();
-    analyze(&m, &cfg, &specs, &|s| Ok(c.image(s.index.unwrap())), &mut |_, _| {}).unwrap()
+fn run(cfg: AnalysisConfig, n_images: usize) -> Analysis {
+    let m = Model::load("resnet32", None).unwrap();
+    let (specs, load) = flickertag::run::embedded_images();
+    analyze(&m, &cfg, &specs[..n_images], &*load, &mut |_, _| {}).unwrap()
 }
 
 fn cfg(kinds: Vec<TapKind>, fold: Fold) -> AnalysisConfig {
@@ -47,9 +39,8 @@ fn worst_rel(x: &[Vec<f64>], r: &[Vec<f64>]) -> f64 {
 
 #[test]
 fn stem_conv_responds_only_at_the_tag_frequencies() {
-    let Some(d) = data_dir() else { return };
     // Unfolded, so that the absence of other lines is measured, not built in.
-    let a = run(&d, cfg(vec![TapKind::Conv], Fold::Never), 3);
+    let a = run(cfg(vec![TapKind::Conv], Fold::Never), 3);
     assert_eq!(a.taps[0].tap.name, "conv1");
     let per = a.per_image.as_ref().unwrap();
     let nb = 121;
@@ -70,8 +61,7 @@ fn stem_conv_responds_only_at_the_tag_frequencies() {
 
 #[test]
 fn relu_creates_harmonics_and_both_tags_create_intermodulation() {
-    let Some(d) = data_dir() else { return };
-    let a = run(&d, cfg(vec![TapKind::Act], Fold::Never), 3);
+    let a = run(cfg(vec![TapKind::Act], Fold::Never), 3);
     let mean_rel = |tap: usize, bin: usize| -> f64 {
         let chans = &a.mean_amplitude[tap];
         chans.iter().map(|s| s[bin] / s[1..].iter().cloned().fold(1e-30, f64::max)).sum::<f64>() / chans.len() as f64
@@ -86,10 +76,9 @@ fn relu_creates_harmonics_and_both_tags_create_intermodulation() {
 
 #[test]
 fn single_tagged_region_gives_no_intermodulation_anywhere() {
-    let Some(d) = data_dir() else { return };
     let mut c = cfg(vec![TapKind::Conv, TapKind::Norm, TapKind::Act, TapKind::Add], Fold::Never);
     c.stimulus = StimulusConfig { layout: Layout::Left, freqs: vec![6.0], ..Default::default() };
-    let a = run(&d, c, 2);
+    let a = run(c, 2);
     for (t, tap) in a.taps.iter().enumerate() {
         for (ch, spec) in a.mean_amplitude[t].iter().enumerate() {
             let off: Vec<usize> = bins_above(spec, 1e-4).into_iter().filter(|k| k % 12 != 0).collect();
@@ -100,10 +89,9 @@ fn single_tagged_region_gives_no_intermodulation_anywhere() {
 
 #[test]
 fn folded_and_unfolded_spectra_agree() {
-    let Some(d) = data_dir() else { return };
     let kinds = vec![TapKind::Conv, TapKind::Act];
-    let f = run(&d, cfg(kinds.clone(), Fold::Auto), 2);
-    let u = run(&d, cfg(kinds, Fold::Never), 2);
+    let f = run(cfg(kinds.clone(), Fold::Auto), 2);
+    let u = run(cfg(kinds, Fold::Never), 2);
     assert_eq!(f.path, flickertag::analysis::InferencePath::Folded { period: 80, distinct: 49 });
     assert_eq!(u.path, flickertag::analysis::InferencePath::Full);
     let worst = f.mean_amplitude.iter().zip(&u.mean_amplitude).map(|(x, r)| worst_rel(x, r)).fold(0.0, f64::max);
@@ -112,11 +100,10 @@ fn folded_and_unfolded_spectra_agree() {
 
 #[test]
 fn batchnorm_means_derived_from_conv_means_match_the_network() {
-    let Some(d) = data_dir() else { return };
     // With conv taps recorded, BatchNorm means are derived by the affine map; alone,
     // the network computes them. The spectra must agree.
-    let both = run(&d, cfg(vec![TapKind::Conv, TapKind::Norm], Fold::Auto), 2);
-    let bn_only = run(&d, cfg(vec![TapKind::Norm], Fold::Auto), 2);
+    let both = run(cfg(vec![TapKind::Conv, TapKind::Norm], Fold::Auto), 2);
+    let bn_only = run(cfg(vec![TapKind::Norm], Fold::Auto), 2);
     let mut worst: f64 = 0.0;
     for (t, tap) in bn_only.taps.iter().enumerate() {
         let u = both.taps.iter().position(|x| x.tap.name == tap.tap.name).unwrap();
@@ -129,12 +116,11 @@ fn batchnorm_means_derived_from_conv_means_match_the_network() {
 
 #[test]
 fn per_image_spectra_are_in_tap_order_and_average_to_the_mean_spectrum() {
-    let Some(d) = data_dir() else { return };
     // Taps of different widths (16, 32, 64 channels) are processed on two threads and
     // reassembled; each image's block must land in tap order, NaN-padded to 64.
     let mut c = cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto);
     c.keep_per_image = true;
-    let a = run(&d, c, 3);
+    let a = run(c, 3);
     let per = a.per_image.as_ref().unwrap();
     let (rows, nb) = (per.rows, a.mean_amplitude[0][0].len());
     assert_eq!(rows, a.taps.iter().map(|t| t.shape[0]).sum::<usize>());
@@ -160,7 +146,6 @@ fn per_image_spectra_are_in_tap_order_and_average_to_the_mean_spectrum() {
 
 #[test]
 fn identical_frames_without_a_whole_period_are_run_once_with_the_same_spectra() {
-    let Some(d) = data_dir() else { return };
     // 6 Hz over 250 frames: 12.5 bins, no whole period in N, but the sine repeats every
     // 20 frames and is symmetric, so only 11 distinct frames exist.
     let stim = StimulusConfig {
@@ -174,7 +159,7 @@ fn identical_frames_without_a_whole_period_are_run_once_with_the_same_spectra() 
     auto.stimulus = stim.clone();
     let mut never = cfg(vec![TapKind::Conv, TapKind::Act], Fold::Never);
     never.stimulus = stim;
-    let (a, n) = (run(&d, auto, 2), run(&d, never, 2));
+    let (a, n) = (run(auto, 2), run(never, 2));
     assert_eq!(a.path, flickertag::analysis::InferencePath::Distinct { distinct: 11 });
     assert_eq!(a.frames_per_image, 11);
     assert_eq!(n.path, flickertag::analysis::InferencePath::Full);
@@ -188,8 +173,7 @@ fn responses_are_read_against_the_rounding_floor_with_known_answers() {
     // only, no harmonic, no intermodulation: what float32 rounding leaves there stays
     // under the floor); its ReLU rectifies (harmonics); the last block mixes both halves
     // (intermodulation).
-    let Some(d) = data_dir() else { return };
-    let a = run(&d, cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto), 3);
+    let a = run(cfg(vec![TapKind::Conv, TapKind::Act], Fold::Auto), 3);
     let layer = |name: &str| a.layers.iter().find(|l| l.tap == name).unwrap();
     for f in &layer("conv1").filters {
         let r = &f.response;

@@ -19,8 +19,9 @@ fn cfg() -> EngineConfig {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn removing_no_filter_reproduces_the_accuracy_exactly() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let all: Vec<usize> = (0..data.len()).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
@@ -32,11 +33,12 @@ fn removing_no_filter_reproduces_the_accuracy_exactly() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn removing_every_filter_of_the_stem_gives_chance() {
     // Every path to the output starts at the stem (the shortcuts carry the stem's
     // output forward), so with all 16 stem filters gone the logits are the same for
     // every image: one class is always predicted, 1,000 of 10,000 right.
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let all: Vec<usize> = (0..data.len()).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
@@ -49,8 +51,9 @@ fn removing_every_filter_of_the_stem_gives_chance() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn ablated_logits_equal_zeroed_weights() {
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let idx: Vec<usize> = (0..300).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
@@ -96,10 +99,11 @@ fn ablated_logits_equal_zeroed_weights() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn mean_ablation_equals_a_batchnorm_that_outputs_the_channel_mean() {
     // Oracle: the network rebuilt from a checkpoint whose BatchNorm γ is 0 and β the
     // channel's mean for the removed filters outputs exactly that mean in the channel.
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let idx: Vec<usize> = (0..200).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
@@ -132,10 +136,11 @@ fn mean_ablation_equals_a_batchnorm_that_outputs_the_channel_mean() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
     // The per-channel means of the BatchNorm outputs, through the analysis's own
     // per-channel-mean outputs (checked against PyTorch hooks in the zoo tests).
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let idx: Vec<usize> = (0..40).collect();
@@ -173,10 +178,11 @@ fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
     // With score_at = ablation, prunable layer i is scored on its BatchNorm output:
     // the same scores as an analysis of the `norm` taps.
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let e = Evaluator::new(&m, &data, &[0], &cfg()).unwrap();
@@ -218,10 +224,11 @@ fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn auc_interval_of_the_unpruned_network_is_the_binomial_interval() {
     // With only fraction 0, every curve is the unpruned accuracy p on n images, and its
     // image-bootstrap interval must be the binomial one, p ± 1.96 · sqrt(p(1 - p) / n).
-    let Some(d) = data_dir() else { return };
+    let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let images: Vec<usize> = (0..400).collect();

@@ -147,8 +147,9 @@ fn merge_names_missing_repeated_and_foreign_shards() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
-    let Some(data) = data_dir() else { return };
+    let data = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let analyze = |out: &str, extra: &[&str]| {
@@ -194,8 +195,9 @@ fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
 }
 
 #[test]
+#[ignore = "needs the data folder"]
 fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
-    let Some(data) = data_dir() else { return };
+    let data = data_dir();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let prune = |out: &str, extra: &[&str]| {

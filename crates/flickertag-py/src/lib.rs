@@ -8,25 +8,55 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 
-use flickertag::analysis::{self, ImageSpec};
+use flickertag::analysis::ImageSpec;
 use flickertag::data::{self, Cifar10, Image, Split};
 use flickertag::engine::{self, EngineConfig};
 use flickertag::model::Model;
 use flickertag::progress::ProgressLines;
-use flickertag::run::{select_images, AnalysisOptions, ImageLoader, ImageSelection};
-use pyo3::create_exception;
+use flickertag::run::{select_images, AnalysisOptions, Hooks, ImageLoader, ImageSelection, Outcome, Plan};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-create_exception!(
-    _flickertag,
-    FlickertagError,
-    PyValueError,
-    "An error reported by flickertag (bad parameter, unreadable file, ...)."
-);
-
+/// A library error as Python shows it: options named as keyword arguments
+/// (`overwrite=True`, `resize=224`), raised as `flickertag.FlickertagError` (a
+/// `ValueError`), its `FileNotFoundError`/`OSError` subclasses for files, and
+/// `KeyboardInterrupt` for an interrupted run.
 fn err(e: flickertag::Error) -> PyErr {
-    FlickertagError::new_err(e.to_string())
+    use flickertag::error::{option_name, render, Face};
+    let (class, msg) = match &e {
+        flickertag::Error::Interrupted => {
+            return pyo3::exceptions::PyKeyboardInterrupt::new_err("flickertag: run interrupted")
+        }
+        flickertag::Error::Param { name, reason, given } => {
+            let name = if name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+                option_name(name, Face::Python)
+            } else {
+                name.to_string()
+            };
+            ("FlickertagError", format!("invalid {name}: {} (got {given})", render(reason, Face::Python)))
+        }
+        flickertag::Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
+            ("FlickertagFileNotFoundError", render(&e.to_string(), Face::Python))
+        }
+        flickertag::Error::Io { .. } => ("FlickertagOSError", render(&e.to_string(), Face::Python)),
+        _ => ("FlickertagError", render(&e.to_string(), Face::Python)),
+    };
+    error_of(class, msg)
+}
+
+/// An instance of `flickertag._errors.<class>` with `msg`.
+fn error_of(class: &str, msg: String) -> PyErr {
+    Python::attach(|py| {
+        match py.import("flickertag._errors").and_then(|m| m.getattr(class)).and_then(|c| c.call1((msg.clone(),))) {
+            Ok(v) => PyErr::from_value(v),
+            Err(_) => PyValueError::new_err(msg),
+        }
+    })
+}
+
+/// `flickertag.FlickertagError` with `msg`.
+fn flickertag_error(msg: String) -> PyErr {
+    error_of("FlickertagError", msg)
 }
 
 /// The data folder: the one given, else `FLICKERTAG_DATA`, else the user cache.
@@ -119,8 +149,8 @@ impl Shown {
 }
 
 /// The extension's common arguments resolved: the model, the image specs with their
-/// loader, and the configuration resolved on the whole image list.
-type Prepared = (Model, Vec<ImageSpec>, ImageLoader, flickertag::analysis::AnalysisConfig, Vec<String>);
+/// loader, and the plan made on the whole image list.
+type Prepared = (Model, Vec<ImageSpec>, ImageLoader, Plan);
 
 fn prepare(
     model: &str,
@@ -130,6 +160,8 @@ fn prepare(
     pixels: Option<&[u8]>,
     shape: Option<(usize, usize, usize, usize)>,
 ) -> flickertag::Result<Prepared> {
+    // Every option is checked before a model or an image is read.
+    opts.plan(1)?;
     let dd = data_dir(data)?;
     let mut model = Model::load(model, dd.as_deref())?;
     model.set_preprocess(opts.mean.as_deref(), opts.std.as_deref(), opts.resize, opts.crop)?;
@@ -137,23 +169,39 @@ fn prepare(
         (Some(p), Some(s)) => array_images(p, s)?,
         _ => select_images(sel, dd.as_deref())?,
     };
-    let (cfg, notes) = opts.resolve(specs.len())?;
-    Ok((model, specs, load, cfg, notes))
+    let plan = opts.plan(specs.len())?;
+    Ok((model, specs, load, plan))
+}
+
+/// A serde_json error without the line and column of a JSON the user never wrote.
+fn without_position(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    s.strip_suffix(&at).unwrap_or(&s).to_string()
 }
 
 fn parse_args(options: &str, selection: &str) -> PyResult<(AnalysisOptions, ImageSelection)> {
-    let opts = AnalysisOptions::from_json(options).map_err(err)?;
+    let opts: AnalysisOptions = serde_json::from_str(options)
+        .map_err(|e| flickertag_error(format!("invalid keyword argument: {}", without_position(&e))))?;
     let sel: ImageSelection = serde_json::from_str(selection)
-        .map_err(|e| FlickertagError::new_err(format!("invalid images: {e} (got {selection})")))?;
+        .map_err(|e| flickertag_error(format!("invalid images: {}", without_position(&e))))?;
     Ok((opts, sel))
 }
 
-/// Runs an analysis and writes its run folder into `out` (exactly what `flickertag analyze
-/// --out` writes). `options` and `selection` are JSON objects of
-/// `flickertag::run::AnalysisOptions` and `ImageSelection`; `pixels` with `shape`
-/// (`[N, H, W, 3]` uint8) replace the selection. Returns the report's path.
+/// Asks Python whether a signal arrived (Ctrl-C, a notebook's "interrupt kernel"):
+/// called between inference batches, with the GIL taken for that moment only.
+fn python_signalled() -> bool {
+    Python::attach(|py| py.check_signals().is_err())
+}
+
+/// Runs the plan the options make (the analysis and every extra, or one shard) into
+/// the run folder `out` (exactly what `flickertag analyze --out` writes). `options` and
+/// `selection` are JSON objects of `flickertag::run::AnalysisOptions` and
+/// `ImageSelection`; `pixels` with `shape` (`[N, H, W, 3]` uint8) replace the
+/// selection. Ctrl-C stops the run between batches (`KeyboardInterrupt`). Returns the
+/// folder written.
 #[pyfunction]
-#[pyo3(signature = (model, out, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
+#[pyo3(signature = (model, out, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true, overwrite=false))]
 #[allow(clippy::too_many_arguments)]
 fn analyze(
     py: Python<'_>,
@@ -165,19 +213,32 @@ fn analyze(
     pixels: Option<&[u8]>,
     shape: Option<(usize, usize, usize, usize)>,
     progress: bool,
+    overwrite: bool,
 ) -> PyResult<PathBuf> {
     let (opts, sel) = parse_args(options, selection)?;
     py.detach(|| {
-        let (model, specs, load, cfg, notes) = prepare(model, &opts, &sel, data, pixels, shape)?;
+        let (model, specs, load, plan) = prepare(model, &opts, &sel, data, pixels, shape)?;
         if progress {
-            notes.iter().for_each(|n| eprintln!("{n}"));
+            plan.notes.iter().for_each(|n| eprintln!("{n}"));
         }
-        let mut shown = Shown::new(progress, "flickertag: images", specs.len());
-        let mut report = |done: usize, _: usize| shown.update(done);
-        let folder = flickertag::report::folder::RunFolder::create(&out, false, "analyze")?;
-        let result = analysis::analyze(&model, &cfg, &specs, &*load, &mut report)?;
-        flickertag::run::write_run_folder(&result, &load(&specs[0])?, folder.path())?;
-        Ok(folder.commit()?.join("report.html"))
+        let mut shown: Option<(String, Shown)> = None;
+        let mut report = |stage: &str, done: usize, total: usize| {
+            if shown.as_ref().is_none_or(|(s, _)| s != stage) {
+                shown = Some((stage.to_string(), Shown::new(progress, &format!("flickertag: {stage}"), total)));
+            }
+            if let Some((_, s)) = shown.as_mut() {
+                s.update(done);
+            }
+        };
+        let mut note = |m: &str| {
+            if progress {
+                eprintln!("{m}");
+            }
+        };
+        let mut hooks = Hooks { progress: &mut report, note: &mut note, stop: Some(&python_signalled) };
+        match plan.execute(&model, &specs, &*load, &out, overwrite, &mut hooks)? {
+            Outcome::Run { folder, .. } | Outcome::Shard { folder, .. } => Ok(folder),
+        }
     })
     .map_err(err)
 }
@@ -200,42 +261,12 @@ fn check(
     let (opts, sel) = parse_args(options, selection)?;
     py.detach(|| {
         let dd = data_dir(data.clone())?;
-        let (_, specs, load, _, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
+        let (_, specs, load, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
         // The first and last image are read, so that a missing file fails here.
         for s in specs.first().into_iter().chain(specs.last()) {
             load(s)?;
         }
         Ok(serde_json::json!({"images": specs.len(), "data": dd}).to_string())
-    })
-    .map_err(err)
-}
-
-/// Runs shard `index` of `count` of the image list (selected as in [`analyze`]) and
-/// writes it as a partial run into `out`. Returns the folder.
-#[pyfunction]
-#[pyo3(signature = (model, out, index, count, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true))]
-#[allow(clippy::too_many_arguments)]
-fn analyze_shard(
-    py: Python<'_>,
-    model: &str,
-    out: PathBuf,
-    index: usize,
-    count: usize,
-    options: &str,
-    selection: &str,
-    data: Option<PathBuf>,
-    pixels: Option<&[u8]>,
-    shape: Option<(usize, usize, usize, usize)>,
-    progress: bool,
-) -> PyResult<PathBuf> {
-    let (opts, sel) = parse_args(options, selection)?;
-    let shard: flickertag::shard::Shard = format!("{index}/{count}").parse().map_err(err)?;
-    py.detach(|| {
-        let (model, specs, load, cfg, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
-        let what = format!("flickertag shard {shard}: images");
-        let mut shown = Shown::new(progress, &what, shard.range(specs.len()).len());
-        let mut report = |done: usize, _: usize| shown.update(done);
-        flickertag::shard::run_shard(&model, &cfg, &specs, &*load, &out, false, shard, &mut report)
     })
     .map_err(err)
 }
@@ -341,16 +372,21 @@ fn providers(py: Python<'_>) -> PyResult<String> {
     py.detach(|| engine::provider_report().map(|r| serde_json::to_string(&r).expect("serializable"))).map_err(err)
 }
 
+/// Every analysis option at its default, as JSON (the library's defaults, which the CLI's
+/// flags and `flickertag.analyze`'s keyword arguments must equal: tested).
+#[pyfunction]
+fn default_options() -> String {
+    serde_json::to_string(&AnalysisOptions::default()).expect("serializable")
+}
+
 /// The extension module.
 #[pymodule]
 fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add("FlickertagError", m.py().get_type::<FlickertagError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(set_ort_library, m)?)?;
     m.add_function(wrap_pyfunction!(ort_library, m)?)?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(taps, m)?)?;
-    m.add_function(wrap_pyfunction!(analyze_shard, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(notice, m)?)?;
@@ -359,5 +395,6 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(default_options, m)?)?;
     Ok(())
 }

@@ -436,3 +436,131 @@ def test_a_model_without_normalization_needs_mean_and_std_and_rows_index_its_fil
     for tap in a.taps:
         r = a.rows(tap)
         assert (a.filters["tap"].iloc[r] == tap).all()
+
+
+def test_defaults_of_the_keyword_arguments_are_the_librarys():
+    import inspect
+
+    lib = json.loads(flickertag._flickertag.default_options())
+    sig = inspect.signature(flickertag.analyze).parameters
+    for name in ("layout", "fps", "n_frames", "preset", "threshold", "device"):
+        assert sig[name].default == lib[name], name
+    assert list(sig["freqs"].default) == lib["freqs"]
+    # Every library option is a keyword argument: an unknown one is refused, these are not.
+    spec, opts, *_ = flickertag._prepare("resnet32", None, "/nonexistent", **{k: v for k, v in lib.items()})
+    assert set(lib) <= set(opts)
+
+
+def test_extras_run_from_python_and_equal_the_clis_tables(tmp_path):
+    extras = dict(control="permuted", control_seed=3, region_swap=True, bootstrap=20, noise_sigma=[0.05, 0.2])
+    a = flickertag.analyze("resnet32", images=[0, 1, 2, 3] if os.environ.get("FLICKERTAG_DATA") else None,
+                           threads=2, progress=False, **extras)
+    assert a.control is not None and list(a.control.columns[:3]) == ["tap", "n_filters", "trained_mean"]
+    assert len(a.control) == len(a.taps)
+    assert set(a.noise_sweep["sigma"]) == {0.05, 0.2}
+    assert set(a.region_swap["tap"]) == set(a.taps)
+    assert a.bootstrap is not None and len(a.bootstrap) > 0
+    args = ["analyze", "--quiet", "--threads", "2", "--control", "permuted", "--control-seed", "3", "--region-swap",
+            "--bootstrap", "20", "--noise-sigma", "0.05,0.2", "--out", str(tmp_path / "cli")]
+    if os.environ.get("FLICKERTAG_DATA"):
+        args += ["--images", "0,1,2,3"]
+    r = subprocess.run([BIN, *args], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in ("control.csv", "region_swap.csv", "bootstrap.csv", "noise_sweep.csv", "filters.csv"):
+        assert filecmp.cmp(os.path.join(a.path, name), tmp_path / "cli" / name, shallow=False), name
+
+
+def test_one_tap_by_name_holds_its_rows():
+    a = flickertag.analyze("resnet32", threads=2, progress=False, stats=False)
+    t = a["layer1.0.conv1"]
+    rows = a.rows("layer1.0.conv1")
+    assert t.name == "layer1.0.conv1" and len(t.filters) == 16
+    np.testing.assert_array_equal(t.mean_spectra, a.mean_spectra[rows])
+    np.testing.assert_array_equal(t.spectra, a.spectra[:, rows])
+    assert list(t.filters["channel"]) == list(range(16))
+    with pytest.raises(flickertag.FlickertagError, match="invalid tap"):
+        a["layer9.conv"]
+
+
+def test_out_writes_the_run_folder_and_errors_name_python_arguments(tmp_path):
+    out = tmp_path / "run"
+    a = flickertag.analyze("resnet32", out=str(out), threads=2, progress=False, stats=False)
+    assert a.path == str(out) and (out / "report.html").is_file()
+    with pytest.raises(flickertag.FlickertagError, match=r"overwrite=True") as e:
+        flickertag.analyze("resnet32", out=str(out), threads=2, progress=False, stats=False)
+    assert "--" not in str(e.value) and "  " not in str(e.value)
+    flickertag.analyze("resnet32", out=str(out), overwrite=True, threads=2, progress=False, stats=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"resize=16") as e:
+        flickertag.analyze("resnet32", np.zeros((16, 16, 3), dtype=np.uint8), progress=False)
+    assert "--" not in str(e.value) and "  " not in str(e.value)
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid noise_sigma: "):
+        flickertag.analyze("resnet32", noise_sigma=-1.0, progress=False)
+    with pytest.raises(flickertag.FlickertagFileNotFoundError) as e:
+        flickertag.analyze(str(tmp_path / "nope.th"), progress=False)
+    assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, ValueError)
+
+
+def test_ctrl_c_stops_a_run_within_a_second_and_leaves_no_temporary_folder(tmp_path):
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    script = (
+        "import numpy as np, sys, time, flickertag\n"
+        "imgs = np.random.default_rng(0).integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)\n"
+        "try:\n"
+        "    flickertag.analyze('resnet32', imgs, threads=1, fold=False, stats=False, progress=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted at', time.monotonic(), flush=True)\n"
+        "    sys.exit(3)\n"
+    )
+    env = dict(os.environ, TMPDIR=str(tmp))
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         text=True)
+    try:
+        # Wait until the run has started (its first progress line), then press Ctrl-C.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(tmp.iterdir()):
+            time.sleep(0.05)
+        time.sleep(2.0)
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 3, (out, err)
+    stopped = float(out.split()[-1])
+    assert stopped - sent < 1.5, f"{stopped - sent:.2f} s from Ctrl-C to KeyboardInterrupt"
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+
+
+def test_the_extension_stub_matches_the_extension():
+    """_flickertag.pyi against the extension itself: the same functions, each with the
+    same parameters and defaults as its text signature (pyo3 writes it from the Rust)."""
+    import ast
+    import inspect
+
+    import flickertag._flickertag as ext
+
+    stub = ast.parse(open(os.path.join(os.path.dirname(flickertag.__file__), "_flickertag.pyi")).read())
+    funcs = {f.name: f for f in stub.body if isinstance(f, ast.FunctionDef)}
+    real = {n for n, v in vars(ext).items() if callable(v) and not n.startswith("_") and not isinstance(v, type)}
+    assert set(funcs) == real, (set(funcs) ^ real)
+    for name, f in funcs.items():
+        sig = inspect.signature(getattr(ext, name))
+        params = [a.arg for a in f.args.args]
+        assert params == list(sig.parameters), name
+        defaults = [ast.literal_eval(d) for d in f.args.defaults]
+        real_defaults = [p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty]
+        assert defaults == real_defaults, name
+    assert os.path.isfile(os.path.join(os.path.dirname(flickertag.__file__), "py.typed"))
+
+
+def test_examples_type_check_with_mypy_strict():
+    """The examples against the package's annotations and the extension's stub."""
+    root = os.path.join(os.path.dirname(__file__), "../../..")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--ignore-missing-imports", os.path.join(root, "examples/paper.py")],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr

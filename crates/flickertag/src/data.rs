@@ -344,11 +344,9 @@ pub fn seeded_sample(len: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
     Ok(v)
 }
 
-/// One standard normal draw (Box-Muller, written here because rand 0.9 has no normal
-/// distribution without the rand_distr crate).
+/// One standard normal draw (`rand_distr`'s ziggurat sampler).
 pub fn standard_normal(rng: &mut impl rand::Rng) -> f64 {
-    let (u, w): (f64, f64) = (rng.random_range(f64::MIN_POSITIVE..1.0), rng.random());
-    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * w).cos()
+    rng.sample(rand_distr::StandardNormal)
 }
 
 /// Bytes of one CIFAR-10 batch file: 10,000 records.

@@ -13,6 +13,10 @@ use crate::error::{runtime, Error, Result};
 use crate::model::{Model, TapPoint};
 
 use crate::runtime::session_builder;
+
+/// Asked between inference batches: `true` stops the run with [`Error::Interrupted`]
+/// (Python checks its signals here, so Ctrl-C stops a run within one batch).
+pub type StopFn = dyn Fn() -> bool + Send + Sync;
 pub use crate::runtime::{
     available_providers, ort_library_candidates, provider_report, set_library_path, Device, ProviderReport, ORT_VERSION,
 };
@@ -179,12 +183,15 @@ impl Session {
     }
 
     /// Runs `n` frames in batches of [`Session::batch()`], concatenating outputs along
-    /// the batch axis.
-    pub fn run_all(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+    /// the batch axis. `stop` is asked before each batch ([`Error::Interrupted`]).
+    pub fn run_all(&mut self, frames: &[f32], n: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
         let per = frames.len() / n.max(1);
         let mut acc: Vec<Output> = Vec::new();
         let mut start = 0;
         while start < n {
+            if stop.is_some_and(|s| s()) {
+                return Err(Error::Interrupted);
+            }
             let k = self.batch.min(n - start);
             let outs = self.run(&frames[start * per..(start + k) * per], k)?;
             if acc.is_empty() {

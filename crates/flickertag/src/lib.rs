@@ -24,8 +24,10 @@
 //! and the paper's ten images, compiled in), [`evaluate`] (accuracy), [`prune`] (filter
 //! ablation, pruning criteria and curves), [`analysis`], which runs the stages in order
 //! ([`analysis::analyze`] → [`analysis::Analysis`], results keyed by tap name), and
-//! [`run`], a whole run as the CLI and Python make it ([`run::AnalysisOptions`],
-//! [`run::select_images`], and with the `report` feature `run::write_run_folder`).
+//! [`run`], a whole run as the CLI and Python make it: every option once
+//! ([`run::AnalysisOptions`]), lowered once into a [`run::Plan`]
+//! ([`run::AnalysisOptions::plan`]) that, with the `report` feature, runs the analysis
+//! and its extras into a run folder (`run::Plan::execute`); [`run::select_images`].
 //!
 //! # Features
 //! - `report`: figures (plotters) and the self-contained `report.html`. Off by default:
@@ -38,7 +40,7 @@
 //! ```
 //! use flickertag::analysis::{analyze, AnalysisConfig, ImageSpec};
 //! use flickertag::data::synthetic_image;
-//! use flickertag::model::resnet::demo_model;
+//! use flickertag::model::demo_model;
 //!
 //! let model = demo_model(7)?; // or Model::load("resnet32", None): the embedded ResNet-32
 //! let cfg = AnalysisConfig::default(); // paper settings: 6 / 7.5 Hz, 120 fps, 240 frames, `authors` SNR
@@ -73,5 +75,6 @@ pub mod shard;
 pub mod snr;
 pub mod spectrum;
 pub mod stimulus;
+pub mod table;
 
 pub use error::{Error, Result};

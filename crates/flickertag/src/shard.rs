@@ -222,7 +222,8 @@ fn read_info(dir: &Path) -> Result<PartialInfo> {
 
 /// Runs shard `shard` of the image list `specs` and writes it as a partial run into
 /// `out` (atomically, [`crate::report::folder::RunFolder`]). `cfg` must be resolved for
-/// the whole list (so that every shard runs the same options). Returns the folder.
+/// the whole list (so that every shard runs the same options). `stop` is asked between
+/// inference batches. Returns the folder.
 #[allow(clippy::too_many_arguments)]
 pub fn run_shard(
     model: &crate::model::Model,
@@ -233,6 +234,7 @@ pub fn run_shard(
     force: bool,
     shard: Shard,
     progress: &mut dyn FnMut(usize, usize),
+    stop: Option<&crate::engine::StopFn>,
 ) -> Result<PathBuf> {
     let range = shard.range(specs.len());
     if range.is_empty() {
@@ -244,7 +246,7 @@ pub fn run_shard(
     }
     let folder = crate::report::folder::RunFolder::create(out, force, "partial")?;
     let first = load(&specs[0])?;
-    let control = crate::analysis::RunControl { first_index: range.start, ..Default::default() };
+    let control = crate::analysis::RunControl { first_index: range.start, stop, ..Default::default() };
     let start = std::time::Instant::now();
     let (ctx, state) = crate::analysis::run_state(model, cfg, &specs[range.clone()], load, progress, control)?;
     let segment = crate::analysis::Segment::new(format!("shard {shard}"), range.len(), start.elapsed().as_secs_f64());
@@ -276,7 +278,7 @@ pub fn merge_into(parts: &[PathBuf], out: &Path, force: bool) -> Result<(crate::
     segments.push(crate::analysis::Segment::new("merge", 0, start.elapsed().as_secs_f64()));
     result.seconds = segments.iter().map(|s| s.seconds).sum();
     result.segments = segments;
-    crate::run::write_run_folder(&result, &first, folder.path())?;
+    crate::report::run_folder::write_run_folder(&result, &first, folder.path())?;
     Ok((result, folder.commit()?))
 }
 

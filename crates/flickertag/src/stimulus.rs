@@ -327,7 +327,7 @@ impl StimulusConfig {
                 if !self.allow_leakage {
                     return Err(Error::param(
                         "freqs",
-                        format!("multiples of the bin width fps/n_frames = {res} Hz (or pass --allow-leakage)"),
+                        format!("multiples of the bin width fps/n_frames = {res} Hz (or pass <allow-leakage>)"),
                         f,
                     ));
                 }

@@ -15,14 +15,11 @@ use anyhow::{bail, Context, Result};
 use clap::CommandFactory;
 
 use args::{Cli, Command, EngineArgs, ImageArgs, Source, StimArgs};
-use flickertag::analysis::{self, AnalysisConfig, ImageSpec};
-use flickertag::analysis::{AnalysisState, CheckpointFn, RunContext, RunControl, Segment};
+use flickertag::analysis::{self, ImageSpec};
 use flickertag::data::{self, Cifar10, Image, Split};
 use flickertag::engine::{EngineConfig, Session};
 use flickertag::model::{Model, TapKind};
-use flickertag::report::folder::RunFolder;
-use flickertag::run::{select_images, AnalysisOptions, ImageSelection};
-use flickertag::shard::{Checkpoint, PartialInfo, Shard};
+use flickertag::run::{select_images, AnalysisOptions, Hooks, ImageSelection, Outcome, Plan};
 use flickertag::stimulus::StimulusConfig;
 use flickertag::{evaluate, lines, report};
 
@@ -60,6 +57,27 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// An error as the command line shows it: the library's option references and
+/// parameter names as flags (`--force`, `--resize 224`).
+pub fn render_error(e: &anyhow::Error) -> String {
+    use flickertag::error::{render, Face};
+    let mut text = format!("{e:#}");
+    if let Some(flickertag::Error::Param { name, .. }) = e.root_cause().downcast_ref::<flickertag::Error>() {
+        if is_flag(name) {
+            text = text.replacen(&format!("invalid {name}:"), &format!("invalid --{name}:"), 1);
+        }
+    }
+    render(&text, Face::Cli)
+}
+
+/// Whether some subcommand has the long flag `--name`.
+fn is_flag(name: &str) -> bool {
+    fn walk(c: &clap::Command, name: &str) -> bool {
+        c.get_arguments().any(|a| a.get_long() == Some(name)) || c.get_subcommands().any(|s| walk(s, name))
+    }
+    walk(&Cli::command(), name)
 }
 
 struct Ui {
@@ -168,261 +186,65 @@ fn images(a: &ImageArgs, data: Option<&Path>) -> Result<(Vec<ImageSpec>, Loader)
 fn analyze(ui: &Ui, a: args::AnalyzeArgs) -> Result<()> {
     // Every flag is checked before a model or an image is read.
     let opts = analysis_options(&a)?;
-    opts.resolve(1)?;
+    opts.plan(1)?;
     let model = load_model(&a.source)?;
     say_preprocess(ui, &model);
     let dd = data_dir(&a.source.data)?;
     let (specs, loader) = images(&a.images, dd.as_deref())?;
-    // Options resolve on the whole image list, so that every shard runs the same ones.
-    let (mut cfg, notes) = opts.resolve(specs.len())?;
-    notes.iter().for_each(|n| ui.info(n));
-    let sweep: Vec<f32> = if cfg.noise.is_some() { a.noise_sigma.clone() } else { vec![] };
-    if let Some(s) = a.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())).filter(|_| a.noise_sigma.len() > 1) {
-        return Err(flickertag::Error::param("noise-sigma", "positive values to sweep", s).into());
-    }
-    if !sweep.is_empty() || a.bootstrap > 0 {
-        // The F-test and the bootstrap read every image's spectrum.
-        cfg.keep_per_image = true;
-    }
-    if a.region_swap {
-        if cfg.stimulus.freqs.len() != 2 {
-            return Err(flickertag::Error::param("region-swap", "two tag frequencies", cfg.stimulus.freqs.len()).into());
-        }
-        // The swap compares per-image selectivities.
-        cfg.keep_per_image = true;
-    }
-    if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
-        return Err(flickertag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
-    }
+    // The plan is made on the whole image list, so that every shard runs the same one.
+    let plan = opts.plan(specs.len())?;
+    plan.notes.iter().for_each(|n| ui.info(n));
     let out = a.out.clone().unwrap_or_else(|| default_run_dir(&model.name));
-    let control = a.control.map(|k| (k, a.control_seed));
-    let job = Job {
-        model: &model,
-        cfg: &cfg,
-        specs: &specs,
-        load: &*loader,
-        out: &out,
-        force: a.force,
-        extras: Extras { control, swap: a.region_swap, sweep: &sweep, bootstrap: a.bootstrap },
-    };
-    if let Some(shard) = a.shard {
-        if control.is_some() || a.region_swap || a.noise_sigma.len() > 1 || a.bootstrap > 0 {
-            let what = if a.region_swap {
-                "region-swap"
-            } else if control.is_some() {
-                "control"
-            } else if a.bootstrap > 0 {
-                "bootstrap"
-            } else {
-                "noise-sigma"
-            };
-            return Err(flickertag::Error::param(what, "a whole run (not with --shard)", "--shard").into());
-        }
-        return run_shard(ui, &job, shard);
-    }
-    let every = (a.checkpoint_every > 0.0).then(|| std::time::Duration::from_secs_f64(a.checkpoint_every));
-    run_analysis(ui, &job, a.resume, every)
+    execute(ui, &plan, &model, &specs, &*loader, &out, a.force)
 }
 
-/// An analysis to run: the model, the resolved options, the images, and where the
-/// run folder goes.
-struct Job<'a> {
-    model: &'a Model,
-    cfg: &'a AnalysisConfig,
-    specs: &'a [ImageSpec],
-    load: &'a dyn Fn(&ImageSpec) -> flickertag::Result<Image>,
-    out: &'a Path,
+/// Runs a plan with a progress bar per stage, then prints what it produced.
+fn execute(
+    ui: &Ui,
+    plan: &Plan,
+    model: &Model,
+    specs: &[ImageSpec],
+    load: &dyn Fn(&ImageSpec) -> flickertag::Result<Image>,
+    out: &Path,
     force: bool,
-    /// What runs beside the analysis.
-    extras: Extras<'a>,
-}
-
-/// Analyses beside the main one, written into the same run folder (none by default).
-#[derive(Clone, Copy, Default)]
-struct Extras<'a> {
-    /// A control network to analyse beside the model, and its seed.
-    control: Option<(flickertag::model::control::Control, u64)>,
-    /// Also run the region-swapped stimulus.
-    swap: bool,
-    /// Input-noise levels whose F-test detection rates are written (the first is the
-    /// main run's; empty without noise).
-    sweep: &'a [f32],
-    /// Bootstrap resamples of the images (0: none).
-    bootstrap: usize,
-}
-
-/// One shard of the image list, written as a partial run.
-fn run_shard(ui: &Ui, job: &Job, shard: Shard) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, .. } = *job;
-    let range = shard.range(specs.len());
-    let pb = ui.bar(range.len() as u64, &format!("shard {shard}"));
-    let out = flickertag::shard::run_shard(model, cfg, specs, load, out, force, shard, &mut |d, _| {
-        pb.set_position(d as u64)
-    })?;
-    pb.finish_and_clear();
-    ui.info(&format!(
-        "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `flickertag merge`",
-        range.start,
-        range.end,
-        specs.len(),
-        out.display(),
-        shard.count
-    ));
-    Ok(())
-}
-
-/// An analysis into its run folder, which is claimed (locked, checked writable and
-/// replaceable) before the work; with `every`, it checkpoints as it goes, and with
-/// `resume` it continues from the checkpoint a killed run left.
-fn run_analysis(ui: &Ui, job: &Job, resume: bool, every: Option<std::time::Duration>) -> Result<()> {
-    let Job { model, cfg, specs, load, out, force, extras } = *job;
-    let Extras { control: control_net, swap, sweep, bootstrap } = extras;
-    // The control network is built before any work: a model without weights to change
-    // is refused first.
-    let control_model = control_net.map(|(k, seed)| model.control(k, seed)).transpose()?;
-    let folder = RunFolder::create(out, force, "analyze")?;
-    let ck = Checkpoint::of(out)?;
-    let digest = flickertag::shard::images_digest(specs);
-    let start = Instant::now();
-    let resumed = match (resume, if resume { ck.load()? } else { None }) {
-        (true, Some((info, state, _))) => {
-            if info.images_digest != digest || info.context.model != model.info() {
-                return Err(flickertag::Error::param(
-                    "resume",
-                    format!(
-                        "a checkpoint of the same model and images (remove {} to start afresh)",
-                        ck.path().display()
-                    ),
-                    "a checkpoint of another run",
-                )
-                .into());
+) -> Result<()> {
+    let mut bar: Option<(String, Progress)> = None;
+    let mut progress = |stage: &str, done: usize, total: usize| {
+        if bar.as_ref().is_none_or(|(s, _)| s != stage) {
+            if let Some((_, b)) = bar.take() {
+                b.finish_and_clear();
             }
-            ui.info(&format!("resuming after {} of {} images", state.images.len(), specs.len()));
-            Some((info.context, state, info.segments))
+            bar = Some((stage.to_string(), ui.bar(total as u64, stage)));
         }
-        (true, None) => {
-            ui.info("no checkpoint to resume: starting from the first image");
-            None
-        }
-        (false, _) => {
-            ck.remove()?;
-            None
+        if let Some((_, b)) = &bar {
+            b.set_position(done as u64);
         }
     };
-    let first = load(&specs[0])?;
-    // The segments before this start (a resumed run's earlier starts), and the images
-    // they analysed: this start's segment counts the rest.
-    let (resumed, mut segments) = match resumed {
-        Some((c, st, segs)) => (Some((c, st)), segs),
-        None => (None, Vec::new()),
-    };
-    let done_before = resumed.as_ref().map_or(0, |(_, st)| st.images.len());
-    let mut save = |ctx: &RunContext, st: &AnalysisState| {
-        let mut segs = segments.clone();
-        segs.push(Segment::new("run", st.images.len() - done_before, start.elapsed().as_secs_f64()));
-        let info = PartialInfo {
-            schema: flickertag::shard::PARTIAL_SCHEMA,
-            flickertag_version: env!("CARGO_PKG_VERSION").into(),
-            shard: Shard { index: 0, count: 1 },
-            total_images: specs.len(),
-            images_digest: digest.clone(),
-            first_index: 0,
-            context: ctx.clone(),
-            segments: segs,
-        };
-        ck.save(&info, st, &first)
-    };
-    let control =
-        RunControl { resume: resumed, checkpoint: every.map(|e| (&mut save as CheckpointFn, e)), first_index: 0 };
-    let pb = ui.bar(specs.len() as u64, "images");
-    let (ctx, state) = analysis::run_state(model, cfg, specs, load, &mut |d, _| pb.set_position(d as u64), control)?;
-    pb.finish_and_clear();
-    segments.push(Segment::new("run", state.images.len() - done_before, start.elapsed().as_secs_f64()));
-    let result = analysis::finish(&ctx, state, segments)?;
-    flickertag::run::write_run_folder(&result, &first, folder.path())?;
-    if let Some(cm) = &control_model {
-        let pb = ui.bar(specs.len() as u64, "control images");
-        let c = analysis::analyze(cm, cfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
-        pb.finish_and_clear();
-        let rows = flickertag::importance::control::compare(&result.layers, &c.layers);
-        let p = folder.path().join("control.csv");
-        std::fs::write(&p, flickertag::importance::control::to_csv(&rows)).with_context(|| p.display().to_string())?;
-        let p = folder.path().join("control.json");
-        let v = serde_json::json!({"control": cm.name, "seed": control_net.map(|c| c.1), "layers": rows});
-        std::fs::write(&p, serde_json::to_vec_pretty(&v)?).with_context(|| p.display().to_string())?;
-        if !ui.quiet {
-            eprintln!("trained against control ({}): layer, mean score, Cliff's delta, Mann-Whitney p", cm.name);
-            for r in &rows {
-                eprintln!(
-                    "  {:<18} {:>8.3} vs {:>8.3}  delta {:>6.3}  p {:.2e}",
-                    r.tap, r.trained_mean, r.control_mean, r.cliffs_delta, r.p_value
-                );
-            }
-        }
+    let mut note = |m: &str| ui.info(m);
+    let mut hooks = Hooks { progress: &mut progress, note: &mut note, stop: None };
+    let outcome = plan.execute(model, specs, load, out, force, &mut hooks)?;
+    if let Some((_, b)) = bar.take() {
+        b.finish_and_clear();
     }
-    if bootstrap > 0 {
-        let v = analysis::bootstrap::intervals(&result, bootstrap, cfg.stats.seed)?;
-        let p = folder.path().join("bootstrap.csv");
-        std::fs::write(&p, analysis::bootstrap::to_csv(&v)).with_context(|| p.display().to_string())?;
-    }
-    if !sweep.is_empty() {
-        let mut csv = String::from("sigma,tap,line,detection_rate\n");
-        for (k, &sigma) in sweep.iter().enumerate() {
-            let det = if k == 0 {
-                analysis::ftest::detection(&result, 0.05)?
-            } else {
-                let mut ncfg = cfg.clone();
-                ncfg.noise = ncfg.noise.map(|n| analysis::InputNoise { sigma, ..n });
-                let pb = ui.bar(specs.len() as u64, &format!("sigma {sigma}"));
-                let b = analysis::analyze(model, &ncfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
-                pb.finish_and_clear();
-                analysis::ftest::detection(&b, 0.05)?
-            };
-            for d in &det {
-                csv.push_str(&format!("{sigma},{},{},{:.4}\n", d.tap, d.line, d.rate));
-            }
+    match outcome {
+        Outcome::Shard { shard, range, folder } => {
+            ui.info(&format!(
+                "shard {shard}: images {}..{} of {} in {}; merge all {} shards with `flickertag merge`",
+                range.start,
+                range.end,
+                specs.len(),
+                folder.display(),
+                shard.count
+            ));
+            Ok(())
+        }
+        Outcome::Run { analysis, extras, folder } => {
             if !ui.quiet {
-                let mean = |label: &str| {
-                    let v: Vec<f64> = det.iter().filter(|d| d.line == label).map(|d| d.rate).collect();
-                    v.iter().sum::<f64>() / v.len().max(1) as f64
-                };
-                eprintln!(
-                    "noise sigma {sigma}: F-test detection rate (alpha 0.05), mean over taps: f1 {:.3}, f2 {:.3}, f2-f1 {:.3}, f1+f2 {:.3}",
-                    mean("f1"),
-                    mean("f2"),
-                    mean("f2-f1"),
-                    mean("f1+f2")
-                );
+                eprint!("{}", extras.summary(&analysis));
             }
-        }
-        let p = folder.path().join("noise_sweep.csv");
-        std::fs::write(&p, csv).with_context(|| p.display().to_string())?;
-    }
-    if swap {
-        let mut scfg = cfg.clone();
-        scfg.stimulus.freqs.reverse();
-        scfg.stimulus.phases.reverse();
-        let pb = ui.bar(specs.len() as u64, "swapped images");
-        let b = analysis::analyze(model, &scfg, specs, load, &mut |d, _| pb.set_position(d as u64))?;
-        pb.finish_and_clear();
-        let rows = analysis::swap::region_swap(&result, &b)?;
-        let p = folder.path().join("region_swap.csv");
-        std::fs::write(&p, analysis::swap::to_csv(&rows)).with_context(|| p.display().to_string())?;
-        if !ui.quiet {
-            eprintln!(
-                "region swap (paired t across images, BH q <= 0.05): filters following the region / the frequency"
-            );
-            for t in &result.taps {
-                let of: Vec<_> = rows.iter().filter(|r| r.tap == t.tap.name).collect();
-                let (reg, freq) =
-                    (of.iter().filter(|r| r.follows_region).count(), of.iter().filter(|r| r.follows_frequency).count());
-                eprintln!("  {:<18} {reg} / {freq} of {}", t.tap.name, of.len());
-            }
+            report_done(ui, &analysis, &folder)
         }
     }
-    let out = folder.commit()?;
-    ck.remove()?;
-    report_done(ui, &result, &out)
 }
 
 fn merge(ui: &Ui, parts: &[PathBuf], out: &Path, force: bool) -> Result<()> {
@@ -452,7 +274,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         db: a.db,
         exclude_bins: a.exclude_bins.clone(),
         exclude_grid: a.exclude_grid,
-        noise_sigma: a.noise_sigma.first().copied(),
+        noise_sigma: a.noise_sigma.clone(),
         noise_seed: a.noise_seed,
         stats: !a.no_stats,
         q: a.q,
@@ -473,6 +295,13 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         threads: a.engine.threads,
         batch: a.engine.batch,
         device: a.engine.device,
+        control: a.control,
+        control_seed: a.control_seed,
+        region_swap: a.region_swap,
+        bootstrap: a.bootstrap,
+        resume: a.resume,
+        checkpoint_every: a.checkpoint_every,
+        shard: a.shard,
         ..stim_options(&a.stim)
     })
 }
@@ -694,27 +523,18 @@ fn fetch(ui: &Ui, a: args::FetchArgs) -> Result<()> {
 
 fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
     // The paper's experiment: its conv layers.
-    let taps = analysis::TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
-    let cfg = AnalysisConfig { taps, ..AnalysisConfig::default() };
+    let opts = AnalysisOptions { taps: vec![TapKind::Conv], ..AnalysisOptions::default() };
     if a.random {
         ui.info(
             "demo --random: a DEMONSTRATION OF THE PIPELINE on a randomly initialised ResNet-8 and synthetic images,\n\
              not of a trained model. Without --random, `flickertag demo` runs the paper's experiment.",
         );
-        let model = flickertag::model::resnet::demo_model(7)?;
+        let model = flickertag::model::demo_model(7)?;
         let specs: Vec<ImageSpec> =
             (0..4).map(|i| ImageSpec { name: format!("synthetic[{i}]"), index: Some(i), label: None }).collect();
         let load = |s: &ImageSpec| Ok(data::synthetic_image(s.index.unwrap_or(0) as u64, 32, 32));
-        let job = Job {
-            model: &model,
-            cfg: &cfg,
-            specs: &specs,
-            load: &load,
-            out: &a.out,
-            force: a.force,
-            extras: Extras::default(),
-        };
-        return run_analysis(ui, &job, false, None);
+        let plan = AnalysisOptions { checkpoint_every: 0.0, ..opts }.plan(specs.len())?;
+        return execute(ui, &plan, &model, &specs, &load, &a.out, a.force);
     }
     let dir = data_dir(&a.data)?;
     let model = Model::load("resnet32", dir.as_deref())?;
@@ -724,14 +544,29 @@ fn demo(ui: &Ui, a: args::DemoArgs) -> Result<()> {
         "demo: the paper's experiment: pretrained ResNet-32 ({}) on the first CIFAR-10 test image of each class",
         model.source.display()
     ));
-    let job = Job {
-        model: &model,
-        cfg: &cfg,
-        specs: &specs,
-        load: &*loader,
-        out: &a.out,
-        force: a.force,
-        extras: Extras::default(),
-    };
-    run_analysis(ui, &job, false, None)
+    let plan = AnalysisOptions { checkpoint_every: 0.0, ..opts }.plan(specs.len())?;
+    execute(ui, &plan, &model, &specs, &*loader, &a.out, a.force)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn analyze_flag_defaults_are_the_librarys_option_defaults() {
+        let Command::Analyze(a) = Cli::try_parse_from(["flickertag", "analyze"]).unwrap().command else {
+            panic!("not analyze")
+        };
+        assert_eq!(analysis_options(&a).unwrap(), AnalysisOptions::default());
+    }
+
+    #[test]
+    fn library_errors_name_flags_at_the_command_line() {
+        let e = anyhow::Error::from(flickertag::Error::param("noise-sigma", "pass <force> or <resize 224>", 1));
+        assert_eq!(render_error(&e), "invalid --noise-sigma: pass --force or --resize 224 (got 1)");
+        // A parameter that is no flag keeps its name.
+        let e = anyhow::Error::from(flickertag::Error::param("run folder", "a folder", "x"));
+        assert_eq!(render_error(&e), "invalid run folder: a folder (got x)");
+    }
 }

@@ -24,8 +24,8 @@ import os
 from typing import Any, Optional
 
 from . import _flickertag
-from ._analysis import Analysis, load
-from ._flickertag import FlickertagError
+from ._analysis import Analysis, Tap, load
+from ._errors import FlickertagError, FlickertagFileNotFoundError, FlickertagOSError
 
 __version__ = _flickertag.__version__
 __all__ = [
@@ -36,7 +36,10 @@ __all__ = [
     "taps",
     "evaluate",
     "Analysis",
+    "Tap",
     "FlickertagError",
+    "FlickertagFileNotFoundError",
+    "FlickertagOSError",
     "notice",
     "providers",
     "__version__",
@@ -123,6 +126,8 @@ def analyze(
     seed: Optional[int] = None,
     threads: Optional[int] = None,
     device: str = "cpu",
+    out: Optional[str] = None,
+    overwrite: bool = False,
     progress: bool = True,
     **options: Any,
 ) -> Analysis:
@@ -163,21 +168,37 @@ def analyze(
     device : ``"cpu"`` or ``"cuda"``: the execution provider, chosen at run time from the
         installed ONNX Runtime (``"cuda"`` needs ``pip install 'flickertag[gpu]'``;
         :func:`providers` lists what is there). An error says what to install.
+    out : path, optional
+        The run folder to write (what ``flickertag analyze --out`` writes); None: a
+        temporary folder that lives as long as the :class:`Analysis`. A folder holding
+        an earlier run is replaced only with ``overwrite=True``, one holding other files
+        never. With ``out``, ``resume=True`` continues from the checkpoint a killed run
+        left (checkpoints every ``checkpoint_every`` seconds, default 30).
     progress : progress on stderr; False for silence.
     **options : every other option of ``flickertag analyze``, named as its flag with
-        ``_`` for ``-`` (``phases``, ``lo``, ``hi``, ``domain``, ``noise_sigma``,
-        ``stats``, ``q``, ``per_image``, ``maps``, ``fold``, ``batch``, ``data``, ...).
-        An unknown name is a :class:`FlickertagError` listing the known ones.
+        ``_`` for ``-``: the stimulus (``phases``, ``lo``, ``hi``, ``domain``,
+        ``allow_leakage``), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
+        ``tap``, ``maps``, ``per_image``, ``fold``, ``max_order``, ``batch``, the
+        statistics (``stats``, ``q``, ``permutations``, ``splits``, ``stats_seed``), the
+        extras (``control="permuted"`` with ``control_seed``, ``region_swap=True``,
+        ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep), ``resume``,
+        ``checkpoint_every``, ``all_images=True``, ``data``, ``mean``, ``std``,
+        ``resize``, ``crop``. An unknown name is a :class:`FlickertagError` listing the
+        known ones.
 
     Returns
     -------
     Analysis
-        Backed by the run folder flickertag wrote (a temporary one until :meth:`Analysis.save`).
+        Backed by the run folder flickertag wrote; the extras' tables are
+        ``a.control``, ``a.region_swap``, ``a.bootstrap`` and ``a.noise_sweep``.
 
     Raises
     ------
     FlickertagError
-        A ``ValueError`` with the CLI's message: bad parameter, unreadable file, ...
+        A ``ValueError`` with the message: bad parameter, unreadable file, ...
+    KeyboardInterrupt
+        Ctrl-C (or a notebook's "interrupt kernel") stops the run within one inference
+        batch; nothing is left behind but a checkpoint for ``resume``.
     """
     import tempfile
 
@@ -199,22 +220,40 @@ def analyze(
         device=device,
         **options,
     )
-    out = os.path.join(tmp.name, "run")
+    target = os.path.join(tmp.name, "run") if out is None else os.fspath(out)
     try:
-        _flickertag.analyze(
+        written = _flickertag.analyze(
             spec,
-            out,
-            json.dumps(opts),
-            json.dumps(selection),
+            target,
+            _options_json(opts),
+            _options_json(selection),
             data=data,
             progress=bool(progress),
+            overwrite=bool(overwrite),
             **img,
         )
-    except TypeError as e:  # a value JSON cannot hold, e.g. a numpy array as a list option
-        raise FlickertagError(f"invalid options: {e}") from None
-    a = load(out)
-    a._tmp = tmp  # the temporary folder lives as long as the Analysis
+    except BaseException:  # an error or Ctrl-C: no temporary folder stays behind
+        tmp.cleanup()
+        raise
+    if out is not None:
+        tmp.cleanup()
+    a = load(os.fspath(written))
+    if out is None:
+        a._tmp = tmp  # the temporary folder lives as long as the Analysis
     return a
+
+
+def _options_json(opts: dict) -> str:
+    """The options as the extension's JSON; a value JSON cannot hold is an error naming
+    the argument."""
+    for k, v in opts.items():
+        try:
+            json.dumps(v)
+        except TypeError:
+            raise FlickertagError(
+                f"invalid {k}: a number, a string, a bool or a list of them (got {type(v).__name__})"
+            ) from None
+    return json.dumps(opts)
 
 
 def _prepare(
@@ -274,6 +313,8 @@ def _prepare(
         selection["n_images"] = int(n_images)
     if seed is not None:
         selection["seed"] = int(seed)
+    if opts.pop("all_images", False):
+        selection["all_images"] = True
     spec = _model_arg(model, input_shape, tmp)
     return spec, opts, selection, img, None if data is None else os.fspath(data)
 
@@ -297,20 +338,16 @@ def analyze_shard(
     i, n = (int(x) for x in shard)
     with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
         spec, opts, selection, img, data = _prepare(model, images, tmp, **options)
-        try:
-            path = _flickertag.analyze_shard(
-                spec,
-                os.fspath(out),
-                i,
-                n,
-                json.dumps(opts),
-                json.dumps(selection),
-                data=data,
-                progress=bool(progress),
-                **img,
-            )
-        except TypeError as e:
-            raise FlickertagError(f"invalid options: {e}") from None
+        opts["shard"] = {"index": i, "count": n}
+        path = _flickertag.analyze(
+            spec,
+            os.fspath(out),
+            _options_json(opts),
+            _options_json(selection),
+            data=data,
+            progress=bool(progress),
+            **img,
+        )
     return os.fspath(path)
 
 

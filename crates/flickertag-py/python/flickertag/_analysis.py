@@ -10,7 +10,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from ._flickertag import FlickertagError
+from ._errors import FlickertagError
 
 #: Files every run folder holds; `load` refuses a folder without them.
 REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_mean.npy", "scores.npy")
@@ -18,6 +18,39 @@ REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_m
 
 def _npy(path: str) -> Optional[np.ndarray]:
     return np.load(path) if os.path.isfile(path) else None
+
+
+def _csv(path: str) -> Optional[pd.DataFrame]:
+    return pd.read_csv(path) if os.path.isfile(path) else None
+
+
+class Tap:
+    """One tap of an :class:`Analysis` (``a["layer1.0.conv1"]``).
+
+    Attributes
+    ----------
+    name : str
+        The tap's name.
+    filters : DataFrame
+        Its rows of ``Analysis.filters``, one per channel.
+    mean_spectra : ndarray
+        float64 ``[channel, bin]``.
+    scores : ndarray
+        float64 ``[image, channel]``.
+    spectra : ndarray or None
+        float32 ``[image, channel, bin]`` when per-image spectra were kept.
+    """
+
+    def __init__(self, a: "Analysis", name: str):
+        rows = a.rows(name)
+        self.name = a.taps[a.tap_index(name)]
+        self.filters = a.filters.iloc[rows].reset_index(drop=True)
+        self.mean_spectra: np.ndarray = a.mean_spectra[rows]
+        self.scores: np.ndarray = a.scores[:, rows]
+        self.spectra: Optional[np.ndarray] = None if a.spectra is None else a.spectra[:, rows]
+
+    def __repr__(self) -> str:
+        return f"<flickertag.Tap {self.name}: {len(self.filters)} filters>"
 
 
 class Analysis:
@@ -56,8 +89,22 @@ class Analysis:
         Tap names, the ``tap`` axis.
     images : DataFrame
         ``name, index, label, class`` of each analysed image, the ``image`` axis.
+    control : DataFrame or None
+        ``control.csv`` (``control=`` given): per layer, the trained network's mean
+        score against the control network's, Cliff's delta and Mann-Whitney p.
+    region_swap : DataFrame or None
+        ``region_swap.csv`` (``region_swap=True``): per filter, whether its preference
+        follows the region or the frequency.
+    bootstrap : DataFrame or None
+        ``bootstrap.csv`` (``bootstrap=B``): image-bootstrap 95 % intervals.
+    noise_sweep : DataFrame or None
+        ``noise_sweep.csv`` (a ``noise_sigma`` list): F-test detection rate per noise
+        level, tap and line.
     path : str
         The run folder behind this object.
+
+    ``a["layer1.0.conv1"]`` (or ``a["#4"]``) is one tap: a :class:`Tap` with its
+    filters' rows and arrays.
     """
 
     def __init__(self, path: str):
@@ -77,8 +124,11 @@ class Analysis:
         self.filters = pd.read_csv(os.path.join(path, "filters.csv"))
         self.filters["conv_ordinal"] = self.filters["conv_ordinal"].astype("Int64")
         self.lines = pd.read_csv(os.path.join(path, "lines.csv"))
-        sweep = os.path.join(path, "sweep.csv")
-        self.sweep = pd.read_csv(sweep) if os.path.isfile(sweep) else None
+        self.sweep = _csv(os.path.join(path, "sweep.csv"))
+        self.control = _csv(os.path.join(path, "control.csv"))
+        self.region_swap = _csv(os.path.join(path, "region_swap.csv"))
+        self.bootstrap = _csv(os.path.join(path, "bootstrap.csv"))
+        self.noise_sweep = _csv(os.path.join(path, "noise_sweep.csv"))
         self.mean_spectra: np.ndarray = np.load(os.path.join(path, "spectra_mean.npy"))
         self.scores: np.ndarray = np.load(os.path.join(path, "scores.npy"))
         self.spectra = _npy(os.path.join(path, "spectra.npy"))
@@ -98,6 +148,10 @@ class Analysis:
             f"<flickertag.Analysis {m.get('name', '?')}: {len(self.images)} images, {len(self.taps)} taps, "
             f"{n_imp} of {n_f} filters important; {self.path}>"
         )
+
+    def __getitem__(self, tap: str) -> Tap:
+        """One tap by name (or ``#ordinal`` for conv taps)."""
+        return Tap(self, tap)
 
     def tap_index(self, tap: str) -> int:
         """Position of a tap (by name, or ``#ordinal`` for conv taps) on the tap axis."""

@@ -6,7 +6,7 @@ import os
 import warnings
 from typing import Any, Optional
 
-from ._flickertag import FlickertagError
+from ._errors import FlickertagError
 
 
 def export_module(module: Any, input_shape: Optional[tuple], folder: str) -> str:

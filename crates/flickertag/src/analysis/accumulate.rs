@@ -1,15 +1,17 @@
 //! Per-image spectra, SNR, scores and statistics inputs, accumulated over images.
 //!
-//! Each image's outputs are processed on both cores at once, between two inference
-//! calls: the taps are split in two halves of about equal channel counts, one per
-//! thread. (Running this on a thread beside ONNX Runtime instead preempts its two
-//! threads, which then wait on each other; measured slower.)
+//! Each image's outputs are processed on every core at once, between two inference
+//! calls: one rayon task per tap (rayon's pool, one thread per core, balances taps of
+//! unequal sizes), each thread with its own FFT plans. (Running this on a thread beside
+//! ONNX Runtime instead preempts its threads, which then wait on each other; measured
+//! slower.)
 
 use num_complex::Complex;
 
+use super::config::{AnalysisConfig, ImageSpec, PerImage};
 use super::state::AnalysisState;
-use super::{score, AnalysisConfig, ImageSpec, PerImage};
 use crate::engine::{Output, TapInfo};
+use crate::importance::score;
 use crate::importance::LayerScores;
 use crate::lines::Line;
 use crate::snr::SnrConfig;
@@ -94,11 +96,8 @@ impl TapAcc {
 pub(super) struct Accumulator<'a> {
     ctx: Ctx<'a>,
     taps: Vec<TapAcc>,
-    /// Taps `..split` go to the second thread.
-    split: usize,
     /// Channels of each tap (its block of rows).
     chans: Vec<usize>,
-    ffts: [Fft; 2],
     per: Option<PerImage>,
 }
 
@@ -132,20 +131,10 @@ impl<'a> Accumulator<'a> {
                 }
             })
             .collect();
-        // The first taps whose channels make up about half of all go to one thread.
-        let total: usize = taps.iter().map(|t| t.shape[0]).sum();
-        let mut split = 0;
-        let mut sum = 0;
-        while split < taps.len() && 2 * (sum + taps[split].shape[0]) <= total {
-            sum += taps[split].shape[0];
-            split += 1;
-        }
         Accumulator {
             ctx: Ctx { lines, snr: &cfg.snr, test_lines, n_frames, period },
             taps: accs,
-            split,
             chans,
-            ffts: [Fft::new(), Fft::new()],
             per: cfg.keep_per_image.then(|| {
                 // Reserved up front: growing by doubling would copy hundreds of MB.
                 let len = n_images * rows * nb;
@@ -187,19 +176,13 @@ impl<'a> Accumulator<'a> {
             }
             None => (0..nt).map(|_| None).collect(),
         };
-        let (first, second) = self.taps.split_at_mut(self.split);
-        let (out_first, out_second) = outs.split_at(self.split);
-        let per_second = per.split_off(self.split);
-        let [fft_a, fft_b] = &mut self.ffts;
-        let run = |accs: &mut [TapAcc], outs: &[Output], per: Vec<Option<PerImageTap>>, fft: &mut Fft| {
-            for ((a, o), p) in accs.iter_mut().zip(outs).zip(per) {
-                a.add(ctx, o, fft, p);
-            }
-        };
-        std::thread::scope(|s| {
-            let h = s.spawn(|| run(first, out_first, per, fft_a));
-            run(second, out_second, per_second, fft_b);
-            h.join().expect("the spectrum thread does not panic");
+        use rayon::prelude::*;
+        thread_local! {
+            // FFT plans and buffers, kept per thread across taps and images.
+            static FFT: std::cell::RefCell<Fft> = std::cell::RefCell::new(Fft::new());
+        }
+        self.taps.par_iter_mut().zip(outs.par_iter()).zip(per.par_drain(..)).for_each(|((a, o), p)| {
+            FFT.with(|fft| a.add(ctx, o, &mut fft.borrow_mut(), p));
         });
     }
 

@@ -45,7 +45,7 @@ pub fn percentile_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
     let mut means: Vec<f64> =
         idx.iter().map(|r| r.iter().map(|&i| v[i]).sum::<f64>() / r.len().max(1) as f64).collect();
     means.sort_by(f64::total_cmp);
-    let at = |p: f64| crate::importance::nearest_rank(&means, p).unwrap_or(f64::NAN);
+    let at = |p: f64| crate::importance::quantile(&means, p).unwrap_or(f64::NAN);
     (mean, at(0.025), at(0.975))
 }
 
@@ -63,7 +63,7 @@ pub fn resample_draws(n: usize, b: usize, seed: u64) -> impl Iterator<Item = Vec
 /// Per-image quantities of every filter: `[row][quantity][image]`.
 fn per_image(a: &Analysis) -> Result<Vec<Vec<Vec<f64>>>> {
     let per = a.per_image.as_ref().ok_or_else(|| {
-        Error::param("bootstrap", "per-image spectra (--per-image) to resample images", "a run without them")
+        Error::param("bootstrap", "per-image spectra (<per-image>) to resample images", "a run without them")
     })?;
     let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();
@@ -142,12 +142,12 @@ pub fn intervals(a: &Analysis, b: usize, seed: u64) -> Result<Vec<Interval>> {
 
 /// `bootstrap.csv`.
 pub fn to_csv(v: &[Interval]) -> String {
-    let mut s = String::from("tap,channel,quantity,mean,ci_low,ci_high\n");
+    use crate::table::{num, opt, Table};
+    let mut t = Table::new(&["tap", "channel", "quantity", "mean", "ci_low", "ci_high"]);
     for r in v {
-        let ch = r.channel.map(|c| c.to_string()).unwrap_or_default();
-        s.push_str(&format!("{},{ch},{},{:.6e},{:.6e},{:.6e}\n", r.tap, r.quantity, r.mean, r.ci_low, r.ci_high));
+        t.row([r.tap.clone(), opt(r.channel), r.quantity.to_string(), num(r.mean), num(r.ci_low), num(r.ci_high)]);
     }
-    s
+    t.into_string()
 }
 
 #[cfg(test)]

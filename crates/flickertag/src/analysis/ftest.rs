@@ -50,6 +50,30 @@ pub struct LineDetection {
     pub per_filter: Vec<f64>,
 }
 
+/// One row of a noise sweep (`noise_sweep.csv`): the detection rate of one tap's line
+/// at one input-noise level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepRow {
+    /// Input noise σ (normalized units).
+    pub sigma: f32,
+    /// Tap.
+    pub tap: String,
+    /// Line label.
+    pub line: String,
+    /// Mean over the tap's filters of their detection rates at α = 0.05.
+    pub detection_rate: f64,
+}
+
+/// The rows of a noise sweep as CSV (`sigma,tap,line,detection_rate`).
+pub fn sweep_csv(rows: &[SweepRow]) -> String {
+    use crate::table::{num, Table};
+    let mut t = Table::new(&["sigma", "tap", "line", "detection_rate"]);
+    for r in rows {
+        t.row([num(r.sigma), r.tap.clone(), r.line.clone(), num(r.detection_rate)]);
+    }
+    t.into_string()
+}
+
 /// Detection rates of every tap at every line of order ≤ 2, at level `alpha`, from the
 /// per-image spectra of a run with input noise.
 pub fn detection(a: &Analysis, alpha: f64) -> Result<Vec<LineDetection>> {
@@ -57,7 +81,7 @@ pub fn detection(a: &Analysis, alpha: f64) -> Result<Vec<LineDetection>> {
         return Err(Error::param("noise-sigma", "a run with input noise (the F-test needs a noise floor)", 0));
     }
     let per = a.per_image.as_ref().ok_or_else(|| {
-        Error::param("noise-sigma", "per-image spectra (--per-image) for the F-test", "a run without them")
+        Error::param("noise-sigma", "per-image spectra (<per-image>) for the F-test", "a run without them")
     })?;
     let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();

@@ -16,7 +16,7 @@ use std::path::Path;
 use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
-use super::{AnalysisConfig, ImageSpec, InferencePath, PerImage};
+use super::config::{AnalysisConfig, ImageSpec, InferencePath, PerImage};
 use crate::engine::TapInfo;
 use crate::error::{Error, Result};
 use crate::lines::Line;

@@ -64,7 +64,7 @@ pub fn paired_t(d: &[f64]) -> f64 {
 /// Per-image selectivity of every filter of `a`: `[row][image]`.
 fn selectivities(a: &Analysis) -> Result<Vec<Vec<f64>>> {
     let per = a.per_image.as_ref().ok_or_else(|| {
-        Error::param("region-swap", "per-image spectra (--per-image) in both runs", "a run without them")
+        Error::param("region-swap", "per-image spectra (<per-image>) in both runs", "a run without them")
     })?;
     let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();
@@ -127,24 +127,32 @@ pub fn region_swap(a: &Analysis, swapped: &Analysis) -> Result<Vec<SwapFilter>> 
 
 /// `region_swap.csv`.
 pub fn to_csv(rows: &[SwapFilter]) -> String {
-    let mut s = String::from(
-        "tap,channel,selectivity,selectivity_swapped,region_minus_frequency,p_value,q_value,follows_region,follows_frequency\n",
-    );
+    use crate::table::{num, Table};
+    let mut t = Table::new(&[
+        "tap",
+        "channel",
+        "selectivity",
+        "selectivity_swapped",
+        "region_minus_frequency",
+        "p_value",
+        "q_value",
+        "follows_region",
+        "follows_frequency",
+    ]);
     for r in rows {
-        s.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{:.4e},{:.4e},{},{}\n",
-            r.tap,
-            r.channel,
-            r.selectivity,
-            r.selectivity_swapped,
-            r.region_minus_frequency,
-            r.p_value,
-            r.q_value,
-            r.follows_region,
-            r.follows_frequency
-        ));
+        t.row([
+            r.tap.clone(),
+            num(r.channel),
+            num(r.selectivity),
+            num(r.selectivity_swapped),
+            num(r.region_minus_frequency),
+            num(r.p_value),
+            num(r.q_value),
+            num(r.follows_region),
+            num(r.follows_frequency),
+        ]);
     }
-    s
+    t.into_string()
 }
 
 #[cfg(test)]

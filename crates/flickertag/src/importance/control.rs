@@ -126,25 +126,34 @@ pub fn compare(trained: &[LayerImportance], control: &[LayerImportance]) -> Vec<
 
 /// `control.csv`: one row per layer.
 pub fn to_csv(rows: &[ControlRow]) -> String {
-    let mut s = String::from(
-        "tap,n_filters,trained_mean,control_mean,cliffs_delta,p_value,trained_important,control_important,trained_intermod,control_intermod\n",
-    );
+    use crate::table::{num, Table};
+    let mut t = Table::new(&[
+        "tap",
+        "n_filters",
+        "trained_mean",
+        "control_mean",
+        "cliffs_delta",
+        "p_value",
+        "trained_important",
+        "control_important",
+        "trained_intermod",
+        "control_intermod",
+    ]);
     for r in rows {
-        s.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.4},{:.3e},{},{},{:.4},{:.4}\n",
-            r.tap,
-            r.n_filters,
-            r.trained_mean,
-            r.control_mean,
-            r.cliffs_delta,
-            r.p_value,
-            r.trained_important,
-            r.control_important,
-            r.trained_intermod,
-            r.control_intermod
-        ));
+        t.row([
+            r.tap.clone(),
+            num(r.n_filters),
+            num(r.trained_mean),
+            num(r.control_mean),
+            num(r.cliffs_delta),
+            num(r.p_value),
+            num(r.trained_important),
+            num(r.control_important),
+            num(r.trained_intermod),
+            num(r.control_intermod),
+        ]);
     }
-    s
+    t.into_string()
 }
 
 #[cfg(test)]

@@ -73,10 +73,14 @@ pub struct LayerImportance {
     pub filters: Vec<FilterImportance>,
 }
 
-/// The `p` quantile of ascending `sorted` values by the nearest rank (index
-/// `round((n - 1) p)`); None for no values.
-pub fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
-    sorted.get(((sorted.len().max(1) - 1) as f64 * p).round() as usize).copied()
+/// The `p` quantile (`0 <= p <= 1`) of ascending `sorted` values by linear
+/// interpolation between the closest ranks (numpy's default, Hyndman-Fan type 7): the
+/// one quantile definition of flickertag. None for no values.
+pub fn quantile(sorted: &[f64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let x = p.clamp(0.0, 1.0) * last as f64;
+    let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (x - lo as f64))
 }
 
 /// Mean and sample standard deviation (`n - 1`); the deviation is 0 for one value and

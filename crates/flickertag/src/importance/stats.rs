@@ -528,7 +528,7 @@ fn sweep_thresholds(input: &StatsInput, means: &[f64]) -> Vec<f64> {
             post = means.iter().copied().filter(|x| x.is_finite()).collect();
         }
         post.sort_by(f64::total_cmp);
-        (1..20).filter_map(|i| super::nearest_rank(&post, i as f64 / 20.0)).collect()
+        (1..20).filter_map(|i| super::quantile(&post, i as f64 / 20.0)).collect()
     } else {
         cfg.thresholds.clone()
     };

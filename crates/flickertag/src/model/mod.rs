@@ -31,95 +31,7 @@ pub use crate::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 use crate::error::{Error, Result};
 pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 pub use layout::Layout;
-pub use scan::Skipped;
-
-/// What a tap computes, read from the graph's nodes as patterns (GELU is several nodes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum TapKind {
-    /// A convolution (Conv, with its bias).
-    Conv,
-    /// A Linear layer: Gemm, or MatMul with a constant weight, with its bias Add.
-    Linear,
-    /// A normalization: BatchNorm, LayerNorm, GroupNorm, InstanceNorm, also decomposed.
-    #[serde(alias = "bn")]
-    Norm,
-    /// An activation: the output of Relu, GELU (any decomposition), SiLU/Swish,
-    /// Hardswish, Sigmoid, Tanh, Softmax, ...; never an inner step of one.
-    #[serde(alias = "relu")]
-    Act,
-    /// A residual sum (two image-dependent tensors; a bias Add is not one).
-    Add,
-    /// A concatenation.
-    Concat,
-    /// A pooling (max, average, global).
-    Pool,
-    /// A module output of none of these kinds (a block, a reshape): only by name or `all`.
-    Other,
-}
-
-impl TapKind {
-    /// Every kind, in the order listed to users.
-    pub const ALL: [TapKind; 8] = [
-        TapKind::Conv,
-        TapKind::Linear,
-        TapKind::Norm,
-        TapKind::Act,
-        TapKind::Add,
-        TapKind::Concat,
-        TapKind::Pool,
-        TapKind::Other,
-    ];
-
-    /// Parses one kind: `conv`, `linear`, `norm`, `act`, `add`, `concat`, `pool`,
-    /// `other` (`bn` and `relu` are older names of `norm` and `act`).
-    pub fn parse(s: &str) -> Result<TapKind> {
-        s.parse()
-    }
-
-    /// Parses a kind list entry, where `all` stands for every kind.
-    pub fn parse_list(s: &str) -> Result<Vec<TapKind>> {
-        if s == "all" {
-            Ok(TapKind::ALL.to_vec())
-        } else {
-            Ok(vec![s.parse()?])
-        }
-    }
-
-    /// The name [`TapKind::parse`] reads.
-    pub fn name(self) -> &'static str {
-        match self {
-            TapKind::Conv => "conv",
-            TapKind::Linear => "linear",
-            TapKind::Norm => "norm",
-            TapKind::Act => "act",
-            TapKind::Add => "add",
-            TapKind::Concat => "concat",
-            TapKind::Pool => "pool",
-            TapKind::Other => "other",
-        }
-    }
-}
-
-impl std::str::FromStr for TapKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<TapKind> {
-        let s = match s {
-            "bn" => "norm",
-            "relu" => "act",
-            s => s,
-        };
-        TapKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
-            Error::param("taps", "tap kinds, each one of conv, linear, norm, act, add, concat, pool, other, all", s)
-        })
-    }
-}
-
-impl std::fmt::Display for TapKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use scan::{Skipped, TapKind};
 
 /// A point in the graph whose output can be recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +126,13 @@ pub const MAX_INPUT_ELEMENTS: u64 = 1 << 26;
 /// Largest ONNX file read (protobuf's own limit is 2 GB).
 pub const MAX_ONNX_BYTES: u64 = 2 << 30;
 
+/// The demonstration model: a randomly initialised ResNet-8 (one block per stage), for
+/// demonstrations and tests of the pipeline only.
+pub fn demo_model(seed: u64) -> Result<Model> {
+    let proto = resnet::build(&resnet::random_weights(1, seed), "demo-resnet8-random")?;
+    Model::from_proto(proto, Path::new("<built-in demo>"), "demo-resnet8-random")
+}
+
 /// Where the pretrained CIFAR-10 ResNet weights live under a data folder.
 pub fn pretrained_path(data_dir: &Path, name: &str) -> PathBuf {
     data_dir.join("models").join(format!("{name}-cifar10.th"))
@@ -238,7 +157,7 @@ impl Model {
             let dir = data_dir.ok_or_else(|| {
                 Error::param(
                     "model",
-                    "a pretrained name needs the data folder: set FLICKERTAG_DATA or pass --data",
+                    "a pretrained name needs the data folder: set FLICKERTAG_DATA or pass <data>",
                     spec,
                 )
             })?;

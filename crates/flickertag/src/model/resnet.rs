@@ -190,14 +190,10 @@ pub(crate) fn build(sd: &StateDict, name: &str) -> Result<ModelProto> {
 pub fn random_weights(n: usize, seed: u64) -> StateDict {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut normal = move |std: f32| -> f32 {
-        // Box-Muller: rand 0.9 has no normal distribution without rand_distr.
-        let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
-        std * (-2.0 * u.ln()).sqrt() * (2.0 * std::f32::consts::PI * v).cos()
-    };
+    let mut normal = move |std: f32| -> f32 { std * rng.sample::<f32, _>(rand_distr::StandardNormal) };
     let mut sd = StateDict::default();
     let mut put = |name: String, shape: Vec<usize>, data: Vec<f32>| {
-        sd.tensors.insert(name, super::Tensor { shape, data });
+        sd.tensors.insert(name, super::checkpoint::Tensor { shape, data });
     };
     let mut conv = |name: String, cin: usize, cout: usize, put: &mut dyn FnMut(String, Vec<usize>, Vec<f32>)| {
         let std = (2.0 / (cin * 9) as f32).sqrt();
@@ -225,10 +221,4 @@ pub fn random_weights(n: usize, seed: u64) -> StateDict {
     put("linear.weight".into(), vec![10, 64], lin);
     put("linear.bias".into(), vec![10], vec![0.0; 10]);
     sd
-}
-
-/// The demonstration model: a randomly initialised ResNet-8 (one block per stage).
-pub fn demo_model(seed: u64) -> Result<super::Model> {
-    let proto = build(&random_weights(1, seed), "demo-resnet8-random")?;
-    super::Model::from_proto(proto, std::path::Path::new("<built-in demo>"), "demo-resnet8-random")
 }

@@ -27,7 +27,97 @@ use std::collections::{HashMap, HashSet};
 use onnx_protobuf::{tensor_proto::DataType, GraphProto, NodeProto};
 use protobuf::Enum;
 
-use super::TapKind;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What a tap computes, read from the graph's nodes as patterns (GELU is several nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum TapKind {
+    /// A convolution (Conv, with its bias).
+    Conv,
+    /// A Linear layer: Gemm, or MatMul with a constant weight, with its bias Add.
+    Linear,
+    /// A normalization: BatchNorm, LayerNorm, GroupNorm, InstanceNorm, also decomposed.
+    #[serde(alias = "bn")]
+    Norm,
+    /// An activation: the output of Relu, GELU (any decomposition), SiLU/Swish,
+    /// Hardswish, Sigmoid, Tanh, Softmax, ...; never an inner step of one.
+    #[serde(alias = "relu")]
+    Act,
+    /// A residual sum (two image-dependent tensors; a bias Add is not one).
+    Add,
+    /// A concatenation.
+    Concat,
+    /// A pooling (max, average, global).
+    Pool,
+    /// A module output of none of these kinds (a block, a reshape): only by name or `all`.
+    Other,
+}
+
+impl TapKind {
+    /// Every kind, in the order listed to users.
+    pub const ALL: [TapKind; 8] = [
+        TapKind::Conv,
+        TapKind::Linear,
+        TapKind::Norm,
+        TapKind::Act,
+        TapKind::Add,
+        TapKind::Concat,
+        TapKind::Pool,
+        TapKind::Other,
+    ];
+
+    /// Parses one kind: `conv`, `linear`, `norm`, `act`, `add`, `concat`, `pool`,
+    /// `other` (`bn` and `relu` are older names of `norm` and `act`).
+    pub fn parse(s: &str) -> Result<TapKind> {
+        s.parse()
+    }
+
+    /// Parses a kind list entry, where `all` stands for every kind.
+    pub fn parse_list(s: &str) -> Result<Vec<TapKind>> {
+        if s == "all" {
+            Ok(TapKind::ALL.to_vec())
+        } else {
+            Ok(vec![s.parse()?])
+        }
+    }
+
+    /// The name [`TapKind::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            TapKind::Conv => "conv",
+            TapKind::Linear => "linear",
+            TapKind::Norm => "norm",
+            TapKind::Act => "act",
+            TapKind::Add => "add",
+            TapKind::Concat => "concat",
+            TapKind::Pool => "pool",
+            TapKind::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for TapKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TapKind> {
+        let s = match s {
+            "bn" => "norm",
+            "relu" => "act",
+            s => s,
+        };
+        TapKind::ALL.into_iter().find(|k| k.name() == s).ok_or_else(|| {
+            Error::param("taps", "tap kinds, each one of conv, linear, norm, act, add, concat, pool, other, all", s)
+        })
+    }
+}
+
+impl std::fmt::Display for TapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// ONNX element type codes used here.
 const FLOAT: i32 = DataType::FLOAT as i32;

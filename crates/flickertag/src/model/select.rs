@@ -21,7 +21,10 @@ impl Model {
         Err(Error::param(
             "mean",
             format!(
-                "the input normalization of {}: it records none (ONNX metadata flickertag.mean/flickertag.std). Pass                  --mean and --std in [0, 1] pixel units, as torchvision's Normalize: ImageNet models                  --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225; a model fed raw 0-255 pixels --mean 0                  --std 0.00392156862745098; a model fed [0, 1] pixels --mean 0 --std 1",
+                "the input normalization of {}: it records none (ONNX metadata flickertag.mean/flickertag.std). \
+                 Pass <mean> and <std> in [0, 1] pixel units, as torchvision's Normalize: ImageNet models \
+                 <mean 0.485,0.456,0.406> <std 0.229,0.224,0.225>; a model fed raw 0-255 pixels <mean 0> \
+                 <std 0.00392156862745098>; a model fed [0, 1] pixels <mean 0> <std 1>",
                 self.name
             ),
             "nothing",
@@ -45,8 +48,8 @@ impl Model {
                 self.preprocess_known = true;
             }
             (None, None) => {}
-            (Some(_), None) => return Err(Error::param("std", "--std together with --mean", "nothing")),
-            (None, Some(_)) => return Err(Error::param("mean", "--mean together with --std", "nothing")),
+            (Some(_), None) => return Err(Error::param("std", "<std> together with <mean>", "nothing")),
+            (None, Some(_)) => return Err(Error::param("mean", "<mean> together with <std>", "nothing")),
         }
         for (what, v) in [("resize", resize), ("crop", crop)] {
             if let Some(v) = v {
@@ -73,7 +76,8 @@ impl Model {
             return Err(Error::Data {
                 path: what.into(),
                 reason: format!(
-                    "image is {}x{} (height x width) after preprocessing ({}), the model takes {h}x{w}: pass                      --resize {} (and --crop {} for a non-square image)",
+                    "image is {}x{} (height x width) after preprocessing ({}), the model takes {h}x{w}: pass \
+                     <resize {}> (and <crop {}> for a non-square image)",
                     img.height,
                     img.width,
                     self.preprocess.describe(),

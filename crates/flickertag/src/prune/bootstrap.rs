@@ -101,11 +101,7 @@ pub fn percentile_interval(values: &[f64], level: f64) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     v.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        let x = p * (v.len() - 1) as f64;
-        let (lo, hi) = (x.floor() as usize, x.ceil() as usize);
-        v[lo] + (v[hi] - v[lo]) * (x - lo as f64)
-    };
+    let q = |p: f64| crate::importance::quantile(&v, p).unwrap_or(f64::NAN);
     let tail = (1.0 - level) / 2.0;
     (q(tail), q(1.0 - tail))
 }

@@ -1,11 +1,21 @@
 //! The figure types: each draws itself on any plotters backend ([`Plot`]); the
-//! drivers in [`super`] feed them from a run and save them as PNG and SVG.
+//! drivers in [`super::plots`] feed them from a run and save them as PNG and SVG.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plots::{DrawResult, Plot};
 use crate::lines::{Line, LineKind};
+
+/// Result of drawing (plotters errors are backend-specific, so boxed).
+pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+/// Something drawable on any plotters backend.
+pub trait Plot {
+    /// Draws onto `root` (already filled white).
+    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
 
 /// Colour of a line kind (fundamentals red, harmonics blue, intermodulation green,
 /// shared harmonics purple).

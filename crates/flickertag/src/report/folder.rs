@@ -127,7 +127,7 @@ fn check_replaceable(out: &Path, force: bool) -> Result<()> {
         ));
     }
     if !force {
-        return Err(Error::param("out", "a folder without a run in it, or --force to replace that run", out.display()));
+        return Err(Error::param("out", "a folder without a run in it, or <force> to replace that run", out.display()));
     }
     Ok(())
 }
@@ -255,7 +255,7 @@ mod tests {
         f.commit().unwrap();
         assert!(out.join(MARKER).is_file() && out.join("summary.json").is_file());
         let e = RunFolder::create(&out, false, "analyze").unwrap_err().to_string();
-        assert!(e.contains("--force"), "{e}");
+        assert!(e.contains("<force>"), "{e}");
         let f = RunFolder::create(&out, true, "analyze").unwrap();
         std::fs::write(f.path().join("layers.csv"), "x").unwrap();
         f.commit().unwrap();

@@ -30,6 +30,7 @@ pub mod manifest;
 #[cfg(feature = "report")]
 pub mod plots;
 pub mod prune;
+pub mod run_folder;
 pub mod summary;
 
 use std::fmt::Write as _;
@@ -39,6 +40,7 @@ use std::path::Path;
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
+use crate::table::{num, opt, Table};
 
 pub(crate) use crate::npy::npy;
 pub use summary::{Summary, SCHEMA_VERSION};
@@ -60,92 +62,109 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     f.flush().map_err(io(&p))?;
 
     let p = dir.join("filters.csv");
-    let mut s = String::from("tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead");
+    let mut head: Vec<String> =
+        ["tap", "conv_ordinal", "channel", "mean_score", "sd_score", "pass_fraction", "important", "dead"]
+            .map(String::from)
+            .into();
     let n_tags = a.plan.config.freqs.len();
-    for r in 1..=n_tags {
-        write!(s, ",resp_f{r}").unwrap();
-    }
-    for r in 1..=n_tags {
-        write!(s, ",resp_harm{r}").unwrap();
-    }
-    s.push_str(",resp_intermod");
+    head.extend((1..=n_tags).map(|r| format!("resp_f{r}")));
+    head.extend((1..=n_tags).map(|r| format!("resp_harm{r}")));
+    head.push("resp_intermod".into());
     if a.stats.is_some() {
-        s.push_str(
-            ",phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration",
+        head.extend(
+            [
+                "phase_p",
+                "phase_q",
+                "phase_consistent",
+                "whiteness_p",
+                "bca_tag1",
+                "bca_tag2",
+                "bca_intermod",
+                "selectivity",
+                "integration",
+            ]
+            .map(String::from),
         );
     }
-    s.push('\n');
-    for (t, l) in a.layers.iter().enumerate() {
+    let mut t = Table::new(&head);
+    for (ti, l) in a.layers.iter().enumerate() {
         for f in &l.filters {
-            let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
-            write!(
-                s,
-                "{},{ord},{},{:.6},{:.6},{:.4},{},{}",
-                l.tap, f.channel, f.mean_score, f.sd_score, f.pass_fraction, f.important, f.dead
-            )
-            .unwrap();
+            let mut row = vec![
+                l.tap.clone(),
+                opt(l.conv_ordinal),
+                num(f.channel),
+                num(f.mean_score),
+                num(f.sd_score),
+                num(f.pass_fraction),
+                num(f.important),
+                num(f.dead),
+            ];
             let r = &f.response;
-            for on in r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]) {
-                write!(s, ",{on}").unwrap();
-            }
+            row.extend(r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]).map(num));
             if let Some(st) = &a.stats {
-                let x = &st.layers[t].filters[f.channel];
-                let perm = x.perm_p.map(|p| format!("{p:.4}")).unwrap_or_default();
+                let x = &st.layers[ti].filters[f.channel];
                 let tag = |i: usize| x.bca.tags.get(i).copied().unwrap_or(0.0);
-                write!(
-                    s,
-                    ",{:.4e},{:.4e},{},{perm},{:.6e},{:.6e},{:.6e},{:.4},{:.4}",
-                    x.p_value,
-                    x.q_value,
-                    x.significant,
-                    tag(0),
-                    tag(1),
-                    x.bca.intermod,
-                    x.selectivity,
-                    x.integration
-                )
-                .unwrap();
+                row.extend([
+                    num(x.p_value),
+                    num(x.q_value),
+                    num(x.significant),
+                    opt(x.perm_p),
+                    num(tag(0)),
+                    num(tag(1)),
+                    num(x.bca.intermod),
+                    num(x.selectivity),
+                    num(x.integration),
+                ]);
             }
-            s.push('\n');
+            t.row(row);
         }
     }
-    std::fs::write(&p, s).map_err(io(&p))?;
+    std::fs::write(&p, t.finish()).map_err(io(&p))?;
     if let Some(st) = &a.stats {
         let p = dir.join("sweep.csv");
-        let mut s = String::from("criterion,value,tap,count,jaccard_mean,jaccard_sd\n");
+        let mut t = Table::new(&["criterion", "value", "tap", "count", "jaccard_mean", "jaccard_sd"]);
         for r in &st.sweep {
-            writeln!(
-                s,
-                "{},{:.6},{},{},{:.4},{:.4}",
-                r.criterion, r.value, r.tap, r.count, r.jaccard_mean, r.jaccard_sd
-            )
-            .unwrap();
+            t.row([
+                r.criterion.to_string(),
+                num(r.value),
+                r.tap.clone(),
+                num(r.count),
+                num(r.jaccard_mean),
+                num(r.jaccard_sd),
+            ]);
         }
-        std::fs::write(&p, s).map_err(io(&p))?;
+        std::fs::write(&p, t.finish()).map_err(io(&p))?;
     }
 
     let p = dir.join("layers.csv");
-    let mut s = String::from("tap,kind,conv_ordinal,n_filters,n_important,mean_score,important\n");
-    for (l, t) in a.layers.iter().zip(&a.taps) {
-        let ord = l.conv_ordinal.map(|o| o.to_string()).unwrap_or_default();
+    let mut t = Table::new(&["tap", "kind", "conv_ordinal", "n_filters", "n_important", "mean_score", "important"]);
+    for (l, tap) in a.layers.iter().zip(&a.taps) {
         let imp: Vec<String> = l.important.iter().map(|c| c.to_string()).collect();
-        let kind = serde_json::to_value(t.tap.kind).unwrap();
-        writeln!(
-            s,
-            "{},{},{ord},{},{},{:.6},\"{}\"",
-            l.tap,
-            kind.as_str().unwrap_or(""),
-            l.n_filters,
-            l.n_important,
-            l.mean_score,
-            imp.join(" ")
-        )
-        .unwrap();
+        t.row([
+            l.tap.clone(),
+            serde_json::to_value(tap.tap.kind).unwrap().as_str().unwrap_or("").to_string(),
+            opt(l.conv_ordinal),
+            num(l.n_filters),
+            num(l.n_important),
+            num(l.mean_score),
+            imp.join(" "),
+        ]);
     }
-    std::fs::write(&p, s).map_err(io(&p))?;
+    std::fs::write(&p, t.finish()).map_err(io(&p))?;
 
     let p = dir.join("lines.csv");
-    let mut s = String::from("tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z\n");
+    let mut out = Table::new(&[
+        "tap",
+        "freq_hz",
+        "bin",
+        "label",
+        "kind",
+        "order",
+        "mean_amplitude",
+        "mean_snr",
+        "mean_bca",
+        "mean_z",
+    ]);
     // Baseline-corrected amplitude and z-score of each channel's mean spectrum, with the
     // baseline from the off-grid bins only (6 each side).
     let g = a.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
@@ -162,24 +181,21 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             let finite: Vec<f64> = z.iter().map(|ch| ch[line.bin]).filter(|v| v.is_finite()).collect();
             let zz = if finite.is_empty() { f64::NAN } else { finite.iter().sum::<f64>() / finite.len() as f64 };
             let kind = serde_json::to_value(line.kind).unwrap();
-            writeln!(
-                s,
-                "{},{},{},{},{},{},{:.6e},{:.6},{:.6e},{:.4}",
-                tap.tap.name,
-                line.freq,
-                line.bin,
-                line.label,
-                kind.as_str().unwrap_or(""),
-                line.order,
-                amp,
-                snr,
-                b,
-                zz
-            )
-            .unwrap();
+            out.row([
+                tap.tap.name.clone(),
+                num(line.freq),
+                num(line.bin),
+                line.label.clone(),
+                kind.as_str().unwrap_or("").to_string(),
+                num(line.order),
+                num(amp),
+                num(snr),
+                num(b),
+                num(zz),
+            ]);
         }
     }
-    std::fs::write(&p, s).map_err(io(&p))?;
+    std::fs::write(&p, out.finish()).map_err(io(&p))?;
 
     let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
     let nb = crate::spectrum::n_bins(a.config.stimulus.n_frames);

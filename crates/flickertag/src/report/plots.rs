@@ -72,17 +72,6 @@ impl RunData {
     }
 }
 
-/// Result of drawing (plotters errors are backend-specific, so boxed).
-pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
-
-/// Something drawable on any plotters backend.
-pub trait Plot {
-    /// Draws onto `root` (already filled white).
-    fn plot<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
-    where
-        DB::ErrorType: 'static;
-}
-
 /// Draws `p` into `<dir>/<name>.png` and `<dir>/<name>.svg` (line plots, whose SVG
 /// stays small whatever the model).
 pub fn save<P: Plot>(dir: &Path, name: &str, size: (u32, u32), p: &P) -> Result<()> {

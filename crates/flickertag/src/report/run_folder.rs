@@ -1,0 +1,85 @@
+//! A run folder as a whole: written from an analysis (files, figures, `report.html`),
+//! redrawn in place (`flickertag report`), or copied atomically (Python's
+//! `Analysis.save`). Used by [`crate::run`] and [`crate::shard`].
+
+use std::path::{Path, PathBuf};
+
+use crate::data::Image;
+use crate::error::{Error, Result};
+
+/// Writes the whole run folder of an analysis into `out`: the files of
+/// [`crate::report::write_run`], the stimulus and map figures (drawn on `first`, the
+/// first image), and `report.html`. Returns the report's path.
+#[cfg(feature = "report")]
+pub fn write_run_folder(a: &crate::analysis::Analysis, first: &Image, out: &Path) -> Result<PathBuf> {
+    crate::report::write_run(a, out)?;
+    crate::report::plots::stimulus(out, &a.plan, first)?;
+    crate::report::plots::maps(out, &a.maps, first)?;
+    crate::report::html::write_report(out)
+}
+
+/// Redraws the figures and `report.html` of an existing run folder (`flickertag report`),
+/// atomically: the summary and arrays are validated first, the run is copied into a
+/// temporary sibling, redrawn there and swapped into place. Returns the report's path.
+#[cfg(feature = "report")]
+pub fn redraw_run_folder(dir: &Path) -> Result<PathBuf> {
+    use crate::report::folder::{RunFolder, MARKER};
+    use crate::report::manifest::{foreign_entries, list_some, Manifest};
+    if !dir.is_dir() || Manifest::read(dir).is_none() {
+        return Err(Error::param("run folder", "a folder written by flickertag analyze or demo", dir.display()));
+    }
+    let foreign = foreign_entries(dir)?;
+    if !foreign.is_empty() {
+        return Err(Error::param(
+            "run folder",
+            format!(
+                "a run folder holding only what flickertag wrote; files were added to it ({}): move them out \
+                 first (the report is redrawn into a copy that replaces the folder)",
+                list_some(&foreign)
+            ),
+            dir.display(),
+        ));
+    }
+    crate::report::plots::RunData::load(dir)?;
+    let folder = RunFolder::create(dir, true, "analyze")?;
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|err| Error::io(dir, err))?;
+        let name = e.file_name();
+        let kind = e.file_type().map_err(|err| Error::io(e.path(), err))?;
+        // Figures and the report are drawn again; the marker is written at commit.
+        if name == "plots" || name == "report.html" || name == MARKER {
+            continue;
+        }
+        if kind.is_dir() {
+            copy_dir(&e.path(), &folder.path().join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), folder.path().join(&name)).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    crate::report::html::write_report(folder.path())?;
+    Ok(folder.commit()?.join("report.html"))
+}
+
+/// Copies an existing run folder to `dest` atomically (Python's `Analysis.save`):
+/// `dest` appears complete or not at all; an earlier run there is replaced only with
+/// `force`.
+pub fn copy_run_folder(src: &Path, dest: &Path, force: bool) -> Result<PathBuf> {
+    let folder = crate::report::folder::RunFolder::create(dest, force, "analyze")?;
+    copy_dir(src, folder.path())?;
+    folder.commit()
+}
+
+fn copy_dir(src: &Path, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+    for e in std::fs::read_dir(src).map_err(|e| Error::io(src, e))? {
+        let e = e.map_err(|err| Error::io(src, err))?;
+        let to = dest.join(e.file_name());
+        let kind = e.file_type().map_err(|err| Error::io(e.path(), err))?;
+        if kind.is_dir() {
+            copy_dir(&e.path(), &to)?;
+        } else if kind.is_file() {
+            std::fs::copy(e.path(), &to).map_err(|err| Error::io(e.path(), err))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! [`Plan::execute`]: a planned run into its run folder (the analysis, then each extra
+//! as a further analysis of the same images where it needs one).
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::analysis::{self, AnalysisConfig, AnalysisState, CheckpointFn, ImageSpec, RunContext, RunControl, Segment};
+use crate::data::Image;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::report::folder::RunFolder;
+use crate::shard::{Checkpoint, PartialInfo, Shard};
+
+use super::plan::{ControlResult, Extras, Hooks, Outcome, Plan};
+
+impl Plan {
+    /// Runs the plan on `model` and the images `specs` (loaded by `load`) into the run
+    /// folder `out` (claimed before any work; an earlier run there is replaced only
+    /// with `force`, other files never). An interrupted or failed run leaves no
+    /// temporary folder behind; with checkpoints, the last one stays for `resume`.
+    pub fn execute(
+        &self,
+        model: &Model,
+        specs: &[ImageSpec],
+        load: &dyn Fn(&ImageSpec) -> Result<Image>,
+        out: &Path,
+        force: bool,
+        hooks: &mut Hooks,
+    ) -> Result<Outcome> {
+        if specs.is_empty() {
+            return Err(Error::param("images", "at least one image", 0));
+        }
+        if let Some(shard) = self.shard {
+            let range = shard.range(specs.len());
+            let stage = format!("shard {shard}");
+            let progress = &mut *hooks.progress;
+            let mut p = |d: usize, t: usize| progress(&stage, d, t);
+            let folder =
+                crate::shard::run_shard(model, &self.config, specs, load, out, force, shard, &mut p, hooks.stop)?;
+            return Ok(Outcome::Shard { shard, range, folder });
+        }
+        // The control network is built before any work: a model without weights to
+        // change is refused first.
+        let control_model = self.control.map(|(k, seed)| model.control(k, seed)).transpose()?;
+        let folder = RunFolder::create(out, force, "analyze")?;
+        let ck = Checkpoint::of(out)?;
+        let digest = crate::shard::images_digest(specs);
+        let start = Instant::now();
+        let resumed = if self.resume { ck.load()? } else { None };
+        if !self.resume {
+            ck.remove()?;
+        }
+        let (resumed, mut segments) = match resumed {
+            Some((info, state, _)) => {
+                if info.images_digest != digest || info.context.model != model.info() {
+                    return Err(Error::param(
+                        "resume",
+                        format!(
+                            "a checkpoint of the same model and images (remove {} to start afresh)",
+                            ck.path().display()
+                        ),
+                        "a checkpoint of another run",
+                    ));
+                }
+                (hooks.note)(&format!("resuming after {} of {} images", state.images.len(), specs.len()));
+                (Some((info.context, state)), info.segments)
+            }
+            None => {
+                if self.resume {
+                    (hooks.note)("no checkpoint to resume: starting from the first image");
+                }
+                (None, Vec::new())
+            }
+        };
+        let first = load(&specs[0])?;
+        // This start's segment counts the images after those of earlier starts.
+        let done_before = resumed.as_ref().map_or(0, |(_, st)| st.images.len());
+        let mut save = |ctx: &RunContext, st: &AnalysisState| {
+            let mut segs = segments.clone();
+            segs.push(Segment::new("run", st.images.len() - done_before, start.elapsed().as_secs_f64()));
+            let info = PartialInfo {
+                schema: crate::shard::PARTIAL_SCHEMA,
+                flickertag_version: env!("CARGO_PKG_VERSION").into(),
+                shard: Shard { index: 0, count: 1 },
+                total_images: specs.len(),
+                images_digest: digest.clone(),
+                first_index: 0,
+                context: ctx.clone(),
+                segments: segs,
+            };
+            ck.save(&info, st, &first)
+        };
+        let control = RunControl {
+            resume: resumed,
+            checkpoint: self.checkpoint_every.map(|e| (&mut save as CheckpointFn, e)),
+            first_index: 0,
+            stop: hooks.stop,
+        };
+        let (ctx, state) = {
+            let progress = &mut *hooks.progress;
+            let mut p = |d: usize, t: usize| progress("images", d, t);
+            analysis::run_state(model, &self.config, specs, load, &mut p, control)?
+        };
+        segments.push(Segment::new("run", state.images.len() - done_before, start.elapsed().as_secs_f64()));
+        let result = analysis::finish(&ctx, state, segments)?;
+        crate::report::run_folder::write_run_folder(&result, &first, folder.path())?;
+        let extras = self.extras(model, control_model.as_ref(), &result, specs, load, hooks)?;
+        extras.write(folder.path())?;
+        let out = folder.commit()?;
+        ck.remove()?;
+        Ok(Outcome::Run { analysis: Box::new(result), extras, folder: out })
+    }
+
+    /// The extras, each a further analysis of the same images where it needs one.
+    fn extras(
+        &self,
+        model: &Model,
+        control_model: Option<&Model>,
+        result: &analysis::Analysis,
+        specs: &[ImageSpec],
+        load: &dyn Fn(&ImageSpec) -> Result<Image>,
+        hooks: &mut Hooks,
+    ) -> Result<Extras> {
+        let stop = hooks.stop;
+        let mut again = |m: &Model, cfg: &AnalysisConfig, stage: &str| {
+            let progress = &mut *hooks.progress;
+            let mut p = |d: usize, t: usize| progress(stage, d, t);
+            let control = RunControl { stop, ..RunControl::default() };
+            let t = Instant::now();
+            let (ctx, st) = analysis::run_state(m, cfg, specs, load, &mut p, control)?;
+            let n = st.images.len();
+            analysis::finish(&ctx, st, vec![Segment::new(stage, n, t.elapsed().as_secs_f64())])
+        };
+        let mut extras = Extras::default();
+        if let (Some(cm), Some((_, seed))) = (control_model, self.control) {
+            let c = again(cm, &self.config, "control images")?;
+            let rows = crate::importance::control::compare(&result.layers, &c.layers);
+            extras.control = Some(ControlResult { name: cm.name.clone(), seed, rows });
+        }
+        if self.bootstrap > 0 {
+            extras.bootstrap = Some(analysis::bootstrap::intervals(result, self.bootstrap, self.config.stats.seed)?);
+        }
+        if !self.noise_sweep.is_empty() {
+            let mut rows = Vec::new();
+            for (k, &sigma) in self.noise_sweep.iter().enumerate() {
+                let det = if k == 0 {
+                    analysis::ftest::detection(result, 0.05)?
+                } else {
+                    let mut cfg = self.config.clone();
+                    cfg.noise = cfg.noise.map(|n| analysis::InputNoise { sigma, ..n });
+                    analysis::ftest::detection(&again(model, &cfg, &format!("sigma {sigma}"))?, 0.05)?
+                };
+                rows.extend(det.into_iter().map(|d| analysis::ftest::SweepRow {
+                    sigma,
+                    tap: d.tap,
+                    line: d.line,
+                    detection_rate: d.rate,
+                }));
+            }
+            extras.noise_sweep = Some(rows);
+        }
+        if self.region_swap {
+            let mut cfg = self.config.clone();
+            cfg.stimulus.freqs.reverse();
+            cfg.stimulus.phases.reverse();
+            let b = again(model, &cfg, "swapped images")?;
+            extras.region_swap = Some(analysis::swap::region_swap(result, &b)?);
+        }
+        Ok(extras)
+    }
+}

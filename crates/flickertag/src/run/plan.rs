@@ -1,0 +1,229 @@
+//! The one lowering step of a run, in the manner of ripgrep's low-level → high-level
+//! arguments: [`AnalysisOptions::plan`] turns options into a [`Plan`] that holds every
+//! derived decision (the analysis configuration, which extras run, whether per-image
+//! spectra are kept for them, checkpoints, the shard), and [`Plan::execute`] runs it
+//! into a run folder ([`super::execute`]): the analysis, the control network, the region swap, the
+//! bootstrap, the noise sweep, checkpoints and resume, or one shard. The CLI and Python
+//! only build options, show progress and render errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::analysis::{self, AnalysisConfig};
+use crate::error::{Error, Result};
+use crate::importance::control::ControlRow;
+use crate::model::control::Control;
+use crate::shard::Shard;
+
+use super::options::AnalysisOptions;
+
+/// A run with every decision made: what [`Plan::execute`] does, nothing left to derive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The main analysis's configuration (per-image spectra kept when an extra needs them).
+    pub config: AnalysisConfig,
+    /// Notes for the user (statistics skipped above their image limit, ...).
+    pub notes: Vec<String>,
+    /// A control network and its seed.
+    pub control: Option<(Control, u64)>,
+    /// Run the region-swapped stimulus too.
+    pub region_swap: bool,
+    /// Bootstrap resamples (0: none).
+    pub bootstrap: usize,
+    /// Noise levels of the F-test sweep; the first is the main run's (empty: no sweep).
+    pub noise_sweep: Vec<f32>,
+    /// Checkpoint period (None: no checkpoints).
+    pub checkpoint_every: Option<Duration>,
+    /// Continue from a checkpoint.
+    pub resume: bool,
+    /// Only this shard, as a partial run.
+    pub shard: Option<Shard>,
+}
+
+impl AnalysisOptions {
+    /// Validates every option and lowers them into the [`Plan`] of a run over
+    /// `n_images` images: this is the only place where options become decisions.
+    pub fn plan(&self, n_images: usize) -> Result<Plan> {
+        let (mut config, notes) = self.resolve(n_images)?;
+        if self.noise_sigma.len() > 1 {
+            if let Some(s) = self.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
+                return Err(Error::param("noise-sigma", "positive values to sweep", s));
+            }
+        }
+        let noise_sweep = if self.noise_sigma.len() > 1 { self.noise_sigma.clone() } else { vec![] };
+        // The F-test, the bootstrap and the swap read every image's spectrum.
+        if !noise_sweep.is_empty() || self.bootstrap > 0 || self.region_swap {
+            config.keep_per_image = true;
+        }
+        if self.region_swap && config.stimulus.freqs.len() != 2 {
+            return Err(Error::param("region-swap", "two tag frequencies", config.stimulus.freqs.len()));
+        }
+        if !(self.checkpoint_every >= 0.0 && self.checkpoint_every.is_finite()) {
+            return Err(Error::param("checkpoint-every", "seconds, 0 or more", self.checkpoint_every));
+        }
+        if self.shard.is_some() {
+            let extra = [
+                (self.region_swap, "region-swap"),
+                (self.control.is_some(), "control"),
+                (self.bootstrap > 0, "bootstrap"),
+                (!noise_sweep.is_empty(), "noise-sigma"),
+                (self.resume, "resume"),
+            ];
+            if let Some((_, what)) = extra.iter().find(|(on, _)| *on) {
+                return Err(Error::param(what, "a whole run (not with shard)", "shard"));
+            }
+        }
+        Ok(Plan {
+            config,
+            notes,
+            control: self.control.map(|k| (k, self.control_seed)),
+            region_swap: self.region_swap,
+            bootstrap: self.bootstrap,
+            noise_sweep,
+            checkpoint_every: (self.checkpoint_every > 0.0).then(|| Duration::from_secs_f64(self.checkpoint_every)),
+            resume: self.resume,
+            shard: self.shard,
+        })
+    }
+}
+
+pub use crate::engine::StopFn;
+
+/// What a face sees of a running plan.
+pub struct Hooks<'a> {
+    /// `(stage, done, total)` after each image of a stage (`images`, `control images`,
+    /// `swapped images`, `sigma 0.1`, `shard 1/4`).
+    pub progress: &'a mut dyn FnMut(&str, usize, usize),
+    /// A message for the user (resuming, no checkpoint to resume, ...).
+    pub note: &'a mut dyn FnMut(&str),
+    /// Checked between inference batches (Ctrl-C in Python, ...).
+    pub stop: Option<&'a StopFn>,
+}
+
+impl Hooks<'_> {
+    /// Hooks that show nothing and never stop.
+    pub fn silent<'a>(progress: &'a mut dyn FnMut(&str, usize, usize), note: &'a mut dyn FnMut(&str)) -> Hooks<'a> {
+        Hooks { progress, note, stop: None }
+    }
+}
+
+/// The control network's comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlResult {
+    /// The control network's name (`<model>.<kind>`).
+    pub name: String,
+    /// Its seed.
+    pub seed: u64,
+    /// One row per layer (`control.csv`).
+    pub rows: Vec<ControlRow>,
+}
+
+/// What a plan produced beside the main analysis (each `None` when not asked for).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Trained against control, per layer.
+    pub control: Option<ControlResult>,
+    /// Per-filter region-swap test (`region_swap.csv`).
+    pub region_swap: Option<Vec<analysis::swap::SwapFilter>>,
+    /// Bootstrap intervals (`bootstrap.csv`).
+    pub bootstrap: Option<Vec<analysis::bootstrap::Interval>>,
+    /// F-test detection rate per noise level, tap and line (`noise_sweep.csv`).
+    pub noise_sweep: Option<Vec<analysis::ftest::SweepRow>>,
+}
+
+/// A finished plan.
+pub enum Outcome {
+    /// A whole run: its analysis, the extras, and the committed run folder.
+    Run {
+        /// The analysis.
+        analysis: Box<analysis::Analysis>,
+        /// The extras.
+        extras: Extras,
+        /// The run folder.
+        folder: PathBuf,
+    },
+    /// One shard, written as a partial run into `folder`.
+    Shard {
+        /// The shard.
+        shard: Shard,
+        /// Its image range in the whole list.
+        range: std::ops::Range<usize>,
+        /// The partial run's folder.
+        folder: PathBuf,
+    },
+}
+
+impl Extras {
+    /// The extras for a terminal, a few lines each (empty without extras).
+    pub fn summary(&self, a: &analysis::Analysis) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        if let Some(c) = &self.control {
+            let _ =
+                writeln!(s, "trained against control ({}): layer, mean score, Cliff's delta, Mann-Whitney p", c.name);
+            for r in &c.rows {
+                let _ = writeln!(
+                    s,
+                    "  {:<18} {:>8.3} vs {:>8.3}  delta {:>6.3}  p {:.2e}",
+                    r.tap, r.trained_mean, r.control_mean, r.cliffs_delta, r.p_value
+                );
+            }
+        }
+        if let Some(rows) = &self.noise_sweep {
+            let mut sigmas: Vec<f32> = rows.iter().map(|r| r.sigma).collect();
+            sigmas.dedup();
+            for sigma in sigmas {
+                let mean = |label: &str| {
+                    let v: Vec<f64> =
+                        rows.iter().filter(|r| r.sigma == sigma && r.line == label).map(|r| r.detection_rate).collect();
+                    v.iter().sum::<f64>() / v.len().max(1) as f64
+                };
+                let _ = writeln!(
+                    s,
+                    "noise sigma {sigma}: F-test detection rate (alpha 0.05), mean over taps: f1 {:.3}, f2 {:.3}, f2-f1 {:.3}, f1+f2 {:.3}",
+                    mean("f1"),
+                    mean("f2"),
+                    mean("f2-f1"),
+                    mean("f1+f2")
+                );
+            }
+        }
+        if let Some(rows) = &self.region_swap {
+            let _ = writeln!(
+                s,
+                "region swap (paired t across images, BH q <= 0.05): filters following the region / the frequency"
+            );
+            for t in &a.taps {
+                let of: Vec<_> = rows.iter().filter(|r| r.tap == t.tap.name).collect();
+                let reg = of.iter().filter(|r| r.follows_region).count();
+                let freq = of.iter().filter(|r| r.follows_frequency).count();
+                let _ = writeln!(s, "  {:<18} {reg} / {freq} of {}", t.tap.name, of.len());
+            }
+        }
+        s
+    }
+
+    /// Writes the extras' files into a run folder: `control.csv` and `control.json`,
+    /// `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let put = |name: &str, bytes: Vec<u8>| {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
+        };
+        if let Some(c) = &self.control {
+            put("control.csv", crate::importance::control::to_csv(&c.rows).into_bytes())?;
+            let v = serde_json::json!({"control": c.name, "seed": c.seed, "layers": c.rows});
+            put("control.json", serde_json::to_vec_pretty(&v).expect("serializable"))?;
+        }
+        if let Some(b) = &self.bootstrap {
+            put("bootstrap.csv", analysis::bootstrap::to_csv(b).into_bytes())?;
+        }
+        if let Some(s) = &self.noise_sweep {
+            put("noise_sweep.csv", analysis::ftest::sweep_csv(s).into_bytes())?;
+        }
+        if let Some(r) = &self.region_swap {
+            put("region_swap.csv", analysis::swap::to_csv(r).into_bytes())?;
+        }
+        Ok(())
+    }
+}
