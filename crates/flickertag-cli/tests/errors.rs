@@ -168,5 +168,5 @@ fn report_on_a_summary_with_a_missing_key_or_wrong_array_is_an_error() {
 #[test]
 fn regression_bench_with_batch_zero_is_an_error_not_an_endless_loop() {
     let (code, _, err) = run(flickertag().args(["bench", "--model", "resnet32", "--batch", "0", "--frames", "10"]));
-    assert!(code == 1 && err.contains("invalid batch") && err.contains("got 0"), "{err}");
+    assert!(code == 1 && err.contains("invalid --batch") && err.contains("got 0"), "{err}");
 }

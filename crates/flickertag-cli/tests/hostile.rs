@@ -230,20 +230,20 @@ fn crc32(b: &[u8]) -> u32 {
 #[test]
 fn regression_huge_parameters_are_errors_before_any_work() {
     for (args, want) in [
-        (vec!["lines", "--n-frames", "1000000000"], "invalid n-frames"),
-        (vec!["lines", "--max-order", "4294967295"], "invalid max-order"),
+        (vec!["lines", "--n-frames", "1000000000"], "invalid --n-frames"),
+        (vec!["lines", "--max-order", "4294967295"], "invalid --max-order"),
         (vec!["lines", "--layout", "grid:3x3", "--freqs", "6,7.5,9,10.5,12,13.5,15,16.5,18"], ""),
-        (vec!["analyze", "--noise-n-neighbor-freqs", "1000000000000"], "invalid noise-n-neighbor-freqs"),
-        (vec!["analyze", "--noise-skip-neighbor-freqs", "18446744073709551615"], "invalid noise-skip-neighbor-freqs"),
-        (vec!["analyze", "--threshold", "nan"], "invalid threshold"),
-        (vec!["analyze", "--threshold", "inf"], "invalid threshold"),
+        (vec!["analyze", "--noise-n-neighbor-freqs", "1000000000000"], "invalid --noise-n-neighbor-freqs"),
+        (vec!["analyze", "--noise-skip-neighbor-freqs", "18446744073709551615"], "invalid --noise-skip-neighbor-freqs"),
+        (vec!["analyze", "--threshold", "nan"], "invalid --threshold"),
+        (vec!["analyze", "--threshold", "inf"], "invalid --threshold"),
         (vec!["analyze", "--lo", "nan"], "invalid lo/hi"),
-        (vec!["analyze", "--phases", "inf,0"], "invalid phases"),
+        (vec!["analyze", "--phases", "inf,0"], "invalid --phases"),
         (vec!["analyze", "--freqs", "6,6"], "distinct frequencies"),
-        (vec!["analyze", "--permutations", "1000000"], "invalid permutations"),
-        (vec!["eval", "--limit", "0"], "invalid limit"),
-        (vec!["stimulus", "--image", "10000"], "invalid image"),
-        (vec!["stimulus", "--scale", "5000"], "invalid scale"),
+        (vec!["analyze", "--permutations", "1000000"], "invalid --permutations"),
+        (vec!["eval", "--limit", "0"], "invalid --limit"),
+        (vec!["stimulus", "--image", "10000"], "invalid --image"),
+        (vec!["stimulus", "--scale", "5000"], "invalid --scale"),
         (vec!["analyze", "--images", "1", "--image-file", "x.png"], "one of images, n-images, all-images, image-file"),
     ] {
         let (code, err) = limited(flickertag().args(&args).env_remove("FLICKERTAG_DATA").env("HOME", "/nonexistent"));
@@ -262,9 +262,9 @@ fn regression_out_of_range_prune_images_are_errors_not_panics() {
     let (code, err) = limited(
         flickertag().args(["prune-eval", "--n-images", "10", "--analysis-images", "99999"]).env("FLICKERTAG_DATA", &d),
     );
-    clean_error(code, &err, &["invalid analysis-images", "99999"]);
+    clean_error(code, &err, &["invalid --analysis-images", "99999"]);
     let (code, err) = limited(flickertag().args(["prune-eval", "--n-images", "0"]).env("FLICKERTAG_DATA", &d));
-    clean_error(code, &err, &["invalid n-images"]);
+    clean_error(code, &err, &["invalid --n-images"]);
 }
 
 #[test]

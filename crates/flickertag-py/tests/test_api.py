@@ -134,7 +134,7 @@ def test_save_writes_the_run_folder_and_load_reads_it_back(tmp_path):
     b = flickertag.load(str(dest))
     np.testing.assert_array_equal(a.mean_spectra, b.mean_spectra)
     assert b.summary == a.summary
-    with pytest.raises(flickertag.FlickertagError, match="--force"):
+    with pytest.raises(flickertag.FlickertagError, match=r"overwrite=True to replace that run"):
         a.save(str(dest))
     a.save(str(dest), overwrite=True)
     (tmp_path / "mine").mkdir()
@@ -490,13 +490,13 @@ def test_out_writes_the_run_folder_and_errors_name_python_arguments(tmp_path):
         flickertag.analyze("resnet32", out=str(out), threads=2, progress=False, stats=False)
     assert "--" not in str(e.value) and "  " not in str(e.value)
     flickertag.analyze("resnet32", out=str(out), overwrite=True, threads=2, progress=False, stats=False)
-    with pytest.raises(flickertag.FlickertagError, match=r"resize=16") as e:
+    with pytest.raises(flickertag.FlickertagError, match=r"pass resize=32 \(and crop=32") as e:
         flickertag.analyze("resnet32", np.zeros((16, 16, 3), dtype=np.uint8), progress=False)
     assert "--" not in str(e.value) and "  " not in str(e.value)
     with pytest.raises(flickertag.FlickertagError, match=r"invalid noise_sigma: "):
         flickertag.analyze("resnet32", noise_sigma=-1.0, progress=False)
     with pytest.raises(flickertag.FlickertagFileNotFoundError) as e:
-        flickertag.analyze(str(tmp_path / "nope.th"), progress=False)
+        flickertag.analyze("resnet32", [str(tmp_path / "nope.png")], progress=False)
     assert isinstance(e.value, FileNotFoundError) and isinstance(e.value, ValueError)
 
 
@@ -520,7 +520,7 @@ def test_ctrl_c_stops_a_run_within_a_second_and_leaves_no_temporary_folder(tmp_p
     try:
         # Wait until the run has started (its first progress line), then press Ctrl-C.
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any(tmp.iterdir()):
+        while time.monotonic() < deadline and not any(p.name.startswith("flickertag-") for p in tmp.iterdir()):
             time.sleep(0.05)
         time.sleep(2.0)
         sent = time.monotonic()
@@ -531,7 +531,9 @@ def test_ctrl_c_stops_a_run_within_a_second_and_leaves_no_temporary_folder(tmp_p
     assert p.returncode == 3, (out, err)
     stopped = float(out.split()[-1])
     assert stopped - sent < 1.5, f"{stopped - sent:.2f} s from Ctrl-C to KeyboardInterrupt"
-    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+    # (ONNX Runtime 1.31 keeps a `.ses` session-id file in TMPDIR: not ours, and not temporary.)
+    left = [p.name for p in tmp.iterdir() if p.name != ".ses"]
+    assert left == [], left
 
 
 def test_the_extension_stub_matches_the_extension():

@@ -1,9 +1,6 @@
 //! `flickertag prune-eval`: flags resolved into a [`PruneConfig`], the experiment run, its
 //! outputs written.
 
-use std::path::Path;
-use std::time::Duration;
-
 use anyhow::Result;
 
 use super::args;
@@ -11,8 +8,9 @@ use super::{engine_cfg, load_model, need_data, Ui};
 use flickertag::analysis::{AnalysisConfig, TapSelection};
 use flickertag::data::{Cifar10, Split};
 use flickertag::model::TapKind;
-use flickertag::prune::experiment::{self, PruneConfig};
+use flickertag::prune::experiment::PruneConfig;
 use flickertag::report;
+use flickertag::run::Hooks;
 
 /// Runs `prune-eval`.
 pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
@@ -84,79 +82,28 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
             flickertag::prune::curves::MIN_SEEDS_FOR_VERDICT
         ));
     }
-    let folder = flickertag::report::folder::RunFolder::create(&a.out, a.force, "prune-eval")?;
-    // The checkpoint: every ablation measured so far, for exactly these settings.
-    let ck = {
-        let name = a.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let parent = a.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        parent.join(format!(".{name}.flickertag-checkpoint.json"))
+    let mut bar: Option<super::Progress> = None;
+    let mut progress = |_: &str, done: usize, total: usize| {
+        let b = bar.get_or_insert_with(|| ui.bar(total as u64, "ablations"));
+        b.set_length(total as u64);
+        b.set_position(done as u64);
     };
-    let fingerprint = flickertag::data::hex(&{
-        use sha2::Digest;
-        sha2::Sha256::digest(serde_json::to_vec(&(&cfg, model.info())).expect("serializable"))
-    });
-    let (resume, earlier) = if a.resume && ck.is_file() {
-        let text = flickertag::data::read_regular_file(&ck, 1 << 30)?;
-        let PruneCheckpoint { fingerprint: fp, measured, segment_seconds } =
-            serde_json::from_slice(&text).map_err(|e| flickertag::Error::Data {
-                path: ck.clone(),
-                reason: format!("not a prune-eval checkpoint: {e}"),
-            })?;
-        if fp != fingerprint {
-            return Err(flickertag::Error::param(
-                "resume",
-                format!("a checkpoint of the same settings and model (remove {} to start afresh)", ck.display()),
-                "a checkpoint of another experiment",
-            )
-            .into());
-        }
-        ui.info(&format!("resuming with {} ablations already measured", measured.len()));
-        (Some(measured), segment_seconds)
-    } else {
-        if a.resume {
-            ui.info("no checkpoint to resume: starting afresh");
-        }
-        let _ = std::fs::remove_file(&ck);
-        (None, Vec::new())
-    };
-    if !(a.checkpoint_every >= 0.0 && a.checkpoint_every.is_finite()) {
-        return Err(flickertag::Error::param("checkpoint-every", "seconds, 0 or more", a.checkpoint_every).into());
-    }
-    let start = std::time::Instant::now();
-    let save = {
-        let (ck, fp, earlier) = (ck.clone(), fingerprint.clone(), earlier.clone());
-        move |m: &flickertag::prune::curves::Measured| -> flickertag::Result<()> {
-            let tmp = ck.with_extension("json.tmp");
-            let mut segment_seconds = earlier.clone();
-            segment_seconds.push(start.elapsed().as_secs_f64());
-            let c = PruneCheckpoint { fingerprint: fp.clone(), measured: m.clone(), segment_seconds };
-            std::fs::write(&tmp, serde_json::to_vec(&c).expect("serializable"))
-                .map_err(|e| flickertag::Error::io(&tmp, e))?;
-            std::fs::rename(&tmp, &ck).map_err(|e| flickertag::Error::io(&ck, e))
-        }
-    };
-    let checkpoint = (a.checkpoint_every > 0.0)
-        .then(|| (Box::new(save) as flickertag::prune::curves::CacheFn, Duration::from_secs_f64(a.checkpoint_every)));
-    let pb = ui.bar(0, "ablations");
-    let mut r = experiment::run_resumable(
+    let mut note = |m: &str| ui.info(m);
+    let mut hooks = Hooks { progress: &mut progress, note: &mut note, stop: None };
+    let r = flickertag::run::execute_prune(
         &model,
         &test,
         train.as_ref(),
         &cfg,
-        &mut |d, total| {
-            pb.set_length(total as u64);
-            pb.set_position(d as u64);
-        },
-        resume,
-        checkpoint,
+        &a.out,
+        a.force,
+        a.resume,
+        a.checkpoint_every,
+        &mut hooks,
     )?;
-    pb.finish_and_clear();
-    // The whole work: the earlier starts of a resumed run, then this one.
-    r.segment_seconds = earlier.into_iter().chain([start.elapsed().as_secs_f64()]).collect();
-    r.seconds = r.segment_seconds.iter().sum();
-    report::prune::write_prune(&r, folder.path())?;
-    folder.commit()?;
-    let _ = std::fs::remove_file(&ck);
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
     if !ui.quiet {
         eprintln!("unpruned top-1 {:.2} %; {} ablations evaluated in {:.0} s", r.base_top1, r.evaluations, r.seconds);
         eprint!("{}", report::prune::terminal_summary(&r));
@@ -164,15 +111,4 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     }
     ui.json(&serde_json::json!({"base_top1": r.base_top1, "verdicts": r.verdicts, "evaluations": r.evaluations, "seconds": r.seconds}));
     Ok(())
-}
-
-/// What `--checkpoint-every` keeps beside a prune-eval run folder: every ablation
-/// measured so far, for the settings and model of `fingerprint`, and the wall time of
-/// each start so far.
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PruneCheckpoint {
-    fingerprint: String,
-    measured: flickertag::prune::curves::Measured,
-    segment_seconds: Vec<f64>,
 }

@@ -100,7 +100,7 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
                 num(f.dead),
             ];
             let r = &f.response;
-            row.extend(r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]).map(num));
+            row.extend(r.fundamental.iter().chain(&r.harmonics).chain([&r.intermod]).map(|b| num(*b)));
             if let Some(st) = &a.stats {
                 let x = &st.layers[ti].filters[f.channel];
                 let tag = |i: usize| x.bca.tags.get(i).copied().unwrap_or(0.0);

@@ -1,0 +1,107 @@
+//! The pruning experiment as a whole run ([`execute_prune`]): its run folder claimed
+//! before the work, checkpoints of every ablation measured so far (`--checkpoint-every`,
+//! fingerprinted by the settings and the model so that `resume` never mixes two
+//! experiments), the result written and the checkpoint removed at the end.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::plan::Hooks;
+use crate::data::Cifar10;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::prune::curves::{CacheFn, Measured};
+use crate::prune::experiment::{run_resumable, PruneConfig, PruneResult};
+use crate::report::folder::RunFolder;
+
+/// What a checkpoint of `prune-eval` holds beside its run folder: every ablation
+/// measured so far, for the settings and model of `fingerprint`, and the wall time of
+/// each start so far.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneCheckpoint {
+    fingerprint: String,
+    measured: Measured,
+    segment_seconds: Vec<f64>,
+}
+
+/// The checkpoint file of the run folder `out`: `.NAME.flickertag-checkpoint.json` beside it.
+pub fn prune_checkpoint_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    parent.join(format!(".{name}.flickertag-checkpoint.json"))
+}
+
+/// Runs the pruning experiment `cfg` on `model` (test images from `test`, statistics
+/// images from `train`) into the run folder `out` (claimed first; an earlier run is
+/// replaced only with `force`). With `checkpoint_every` seconds > 0 the ablations
+/// measured so far are saved as it goes; `resume` continues from such a checkpoint of
+/// the same settings and model (another one is an error). `hooks.progress` gets
+/// `("ablations", done, total)`.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_prune(
+    model: &Model,
+    test: &Cifar10,
+    train: Option<&Cifar10>,
+    cfg: &PruneConfig,
+    out: &Path,
+    force: bool,
+    resume: bool,
+    checkpoint_every: f64,
+    hooks: &mut Hooks,
+) -> Result<PruneResult> {
+    if !(checkpoint_every >= 0.0 && checkpoint_every.is_finite()) {
+        return Err(Error::param("checkpoint-every", "seconds, 0 or more", checkpoint_every));
+    }
+    let folder = RunFolder::create(out, force, "prune-eval")?;
+    let ck = prune_checkpoint_path(out);
+    let fingerprint = {
+        use sha2::Digest;
+        crate::data::hex(&sha2::Sha256::digest(serde_json::to_vec(&(cfg, model.info())).expect("serializable")))
+    };
+    let (resumed, earlier) = if resume && ck.is_file() {
+        let text = crate::data::read_regular_file(&ck, 1 << 30)?;
+        let PruneCheckpoint { fingerprint: fp, measured, segment_seconds } = serde_json::from_slice(&text)
+            .map_err(|e| Error::Data { path: ck.clone(), reason: format!("not a prune-eval checkpoint: {e}") })?;
+        if fp != fingerprint {
+            return Err(Error::param(
+                "resume",
+                format!("a checkpoint of the same settings and model (remove {} to start afresh)", ck.display()),
+                "a checkpoint of another experiment",
+            ));
+        }
+        (hooks.note)(&format!("resuming with {} ablations already measured", measured.len()));
+        (Some(measured), segment_seconds)
+    } else {
+        if resume {
+            (hooks.note)("no checkpoint to resume: starting afresh");
+        }
+        let _ = std::fs::remove_file(&ck);
+        (None, Vec::new())
+    };
+    let start = Instant::now();
+    let save = {
+        let (ck, fp, earlier) = (ck.clone(), fingerprint.clone(), earlier.clone());
+        move |m: &Measured| -> Result<()> {
+            let tmp = ck.with_extension("json.tmp");
+            let mut segment_seconds = earlier.clone();
+            segment_seconds.push(start.elapsed().as_secs_f64());
+            let c = PruneCheckpoint { fingerprint: fp.clone(), measured: m.clone(), segment_seconds };
+            std::fs::write(&tmp, serde_json::to_vec(&c).expect("serializable")).map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &ck).map_err(|e| Error::io(&ck, e))
+        }
+    };
+    let checkpoint =
+        (checkpoint_every > 0.0).then(|| (Box::new(save) as CacheFn, Duration::from_secs_f64(checkpoint_every)));
+    let progress = &mut *hooks.progress;
+    let mut r = run_resumable(model, test, train, cfg, &mut |d, t| progress("ablations", d, t), resumed, checkpoint)?;
+    // The whole work: the earlier starts of a resumed run, then this one.
+    r.segment_seconds = earlier.into_iter().chain([start.elapsed().as_secs_f64()]).collect();
+    r.seconds = r.segment_seconds.iter().sum();
+    crate::report::prune::write_prune(&r, folder.path())?;
+    folder.commit()?;
+    let _ = std::fs::remove_file(&ck);
+    Ok(r)
+}
