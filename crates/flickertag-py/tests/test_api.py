@@ -7,6 +7,7 @@ CIFAR-10 parts, FLICKERTAG_DATA (as in CI). FLICKERTAG_BIN is the CLI built by c
 import filecmp
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -566,3 +567,44 @@ def test_examples_type_check_with_mypy_strict():
         capture_output=True, text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# Bad arguments, each as Python keyword arguments and as CLI flags, with the name each
+# face must use for it. Both faces run the same library check.
+ERROR_CASES = [
+    ({"layout": "hexagons"}, ["--layout", "hexagons"], "layout", "--layout"),
+    ({"n_frames": 1_000_000_000}, ["--n-frames", "1000000000"], "n_frames", "--n-frames"),
+    ({"freqs": (6.2, 7.5)}, ["--freqs", "6.2,7.5"], "allow_leakage=True", "--allow-leakage"),
+    ({"q": 2.0}, ["--q", "2"], "invalid q:", "invalid --q:"),
+    ({"noise_sigma": -1.0}, ["--noise-sigma=-1"], "invalid noise_sigma:", "invalid --noise-sigma:"),
+    ({"noise_sigma": [0.1, -1.0]}, ["--noise-sigma=0.1,-1"], "invalid noise_sigma:", "invalid --noise-sigma:"),
+    ({"checkpoint_every": -1.0}, ["--checkpoint-every=-1"], "invalid checkpoint_every:", "invalid --checkpoint-every:"),
+    ({"region_swap": True, "freqs": (6, 7.5, 9), "layout": "grid:1x3"},
+     ["--region-swap", "--freqs", "6,7.5,9", "--layout", "grid:1x3"], "invalid region_swap:", "invalid --region-swap:"),
+    ({"bootstrap": 10, "shard": {"index": 0, "count": 2}}, ["--bootstrap", "10", "--shard", "0/2"],
+     "invalid bootstrap:", "invalid --bootstrap:"),
+    ({"threshold": float("nan")}, ["--threshold", "nan"], "invalid threshold:", "invalid --threshold:"),
+    ({"max_order": 0}, ["--max-order", "0"], "max_order", "--max-order"),
+]
+
+
+@pytest.mark.parametrize("kwargs,flags,py_name,cli_name", ERROR_CASES)
+def test_every_error_message_reads_right_in_both_faces(tmp_path, kwargs, flags, py_name, cli_name):
+    kw = dict(kwargs)
+    shard = kw.pop("shard", None)
+    if shard:
+        with pytest.raises(flickertag.FlickertagError) as e:
+            flickertag.analyze_shard("resnet32", shard=(shard["index"], shard["count"]), out=str(tmp_path / "p"),
+                                     progress=False, **kw)
+    else:
+        with pytest.raises(flickertag.FlickertagError) as e:
+            flickertag.analyze("resnet32", progress=False, **kw)
+    py = str(e.value)
+    r = subprocess.run([BIN, "analyze", "--quiet", *flags, "--out", str(tmp_path / "cli")], capture_output=True, text=True)
+    assert r.returncode in (1, 2), r.stderr
+    cli = r.stderr
+    assert py_name in py and "--" not in py, py
+    assert cli_name in cli, cli
+    for m in (py, cli):
+        assert "  " not in m.strip() and not re.search(r"<[a-z-]+( [^>]*)?>", m), m
+    assert "line 1 column" not in py, py

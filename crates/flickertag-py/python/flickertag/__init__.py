@@ -248,11 +248,13 @@ def _options_json(opts: dict) -> str:
     the argument."""
     for k, v in opts.items():
         try:
-            json.dumps(v)
+            json.dumps(v, allow_nan=False)
         except TypeError:
             raise FlickertagError(
                 f"invalid {k}: a number, a string, a bool or a list of them (got {type(v).__name__})"
             ) from None
+        except ValueError:  # NaN or infinity, which JSON cannot hold
+            raise FlickertagError(f"invalid {k}: finite numbers (got {v!r})") from None
     return json.dumps(opts)
 
 
