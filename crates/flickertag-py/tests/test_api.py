@@ -608,3 +608,17 @@ def test_every_error_message_reads_right_in_both_faces(tmp_path, kwargs, flags, 
     for m in (py, cli):
         assert "  " not in m.strip() and not re.search(r"<[a-z-]+( [^>]*)?>", m), m
     assert "line 1 column" not in py, py
+
+
+def test_an_analysis_pickles_with_its_numbers_and_saves_the_same_folder(tmp_path):
+    import pickle
+
+    a = flickertag.analyze("resnet32", threads=2, progress=False, bootstrap=10)
+    b = pickle.loads(pickle.dumps(a))
+    assert b.path != a.path
+    np.testing.assert_array_equal(a.spectra, b.spectra)
+    np.testing.assert_array_equal(a.scores, b.scores)
+    pd.testing.assert_frame_equal(a.filters, b.filters)
+    pd.testing.assert_frame_equal(a.bootstrap, b.bootstrap)
+    b.save(str(tmp_path / "from-pickle"))
+    same_files(a.path, tmp_path / "from-pickle", FILES + ["summary.json", "report.html", "bootstrap.csv"])

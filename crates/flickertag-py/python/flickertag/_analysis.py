@@ -149,6 +149,21 @@ class Analysis:
             f"{n_imp} of {n_f} filters important; {self.path}>"
         )
 
+    def __reduce__(self) -> Any:
+        """Pickles the run folder itself (every file, byte for byte), so that an unpickled
+        Analysis, in another process or on another machine, holds the same numbers and
+        still saves the same folder (it lives in a temporary folder there)."""
+        files = {}
+        for root, _, names in os.walk(self.path):
+            for n in names:
+                full = os.path.join(root, n)
+                rel = os.path.relpath(full, self.path)
+                if rel.startswith(".flickertag-") and rel != ".flickertag-run":
+                    continue  # locks and checkpoints are not part of the run
+                with open(full, "rb") as f:
+                    files[rel] = f.read()
+        return (_unpickle, (files,))
+
     def __getitem__(self, tap: str) -> Tap:
         """One tap by name (or ``#ordinal`` for conv taps)."""
         return Tap(self, tap)
@@ -240,6 +255,25 @@ class Analysis:
             return src
         shutil.copyfile(src, path)
         return os.fspath(path)
+
+
+def _unpickle(files: dict) -> Analysis:
+    """An Analysis from pickled run-folder files, written into a temporary folder that
+    lives as long as the object."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="flickertag-")
+    root = os.path.join(tmp.name, "run")
+    for rel, data in files.items():
+        full = os.path.normpath(os.path.join(root, rel))
+        if not full.startswith(root + os.sep):
+            raise FlickertagError(f"invalid pickle: a run-folder file outside the folder ({rel!r})")
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(data)
+    a = Analysis(root)
+    a._tmp = tmp
+    return a
 
 
 def load(path: str) -> Analysis:
