@@ -217,3 +217,45 @@ pub struct TapInfo {
     /// Output shape per image, `[C, H, W]` (or whatever rank the node has).
     pub shape: Vec<usize>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demonstration ResNet-8 with its conv means recorded, and 7 frames.
+    fn session(batch: usize) -> (Session, Vec<f32>) {
+        let m = crate::model::demo_model(3).unwrap();
+        let taps: Vec<&TapPoint> = m.taps.iter().filter(|t| t.kind == crate::model::TapKind::Conv).collect();
+        let cfg = EngineConfig { threads: 1, batch, ..EngineConfig::default() };
+        let s = Session::for_model(&m, &taps, false, &cfg).unwrap();
+        let [c, h, w] = m.input_shape;
+        let frames = (0..7 * c * h * w).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        (s, frames)
+    }
+
+    #[test]
+    fn batches_concatenate_to_the_outputs_of_one_call() {
+        let (mut one, frames) = session(7);
+        let (mut three, _) = session(3);
+        let a = one.run_all(&frames, 7, None).unwrap();
+        let b = three.run_all(&frames, 7, None).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.shape, y.shape);
+            assert_eq!(x.shape[0], 7);
+            let worst = x.data.iter().zip(&y.data).map(|(u, v)| (u - v).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-5, "batch 3 against batch 7: {worst}");
+        }
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_run_before_the_next_batch() {
+        let (mut s, frames) = session(3);
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        // Stop before the second of three batches.
+        let stop = || CALLS.fetch_add(1, Ordering::SeqCst) >= 1;
+        assert!(matches!(s.run_all(&frames, 7, Some(&stop)), Err(Error::Interrupted)));
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+    }
+}

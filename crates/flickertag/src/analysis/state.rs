@@ -278,3 +278,64 @@ pub fn row_offsets(taps: &[crate::engine::TapInfo]) -> (Vec<usize>, usize) {
     }
     (off, rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state of `images` with one tap of 2 channels, 3 bins, 1 line, 1 test line:
+    /// every per-image value is `v` (image k's scores `v + k`), every sum `v` per image.
+    fn state(images: &[usize], v: f64) -> AnalysisState {
+        let n = images.len();
+        AnalysisState {
+            images: images
+                .iter()
+                .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: None })
+                .collect(),
+            scores: vec![images.iter().map(|&i| vec![v + i as f64; 2]).collect()],
+            sum_amp: vec![vec![vec![v * n as f64; 3]; 2]],
+            sum_line_snr: vec![vec![vec![v * n as f64; 1]; 2]],
+            coefs: vec![vec![vec![images.iter().map(|&i| Complex::new(i as f32, v as f32)).collect()]; 2]],
+            series: vec![vec![images.iter().map(|&i| vec![i as f32; 4]).collect(); 2]],
+            per: Some(PerImage {
+                rows: 2,
+                amplitude: images.iter().flat_map(|&i| vec![i as f32; 2 * 3]).collect(),
+                coefficients: images.iter().flat_map(|&i| vec![Complex::new(i as f32, 0.0); 2 * 3]).collect(),
+            }),
+            map_sums: vec![vec![vec![vec![v * n as f64; 5]; 1]; 2]],
+        }
+    }
+
+    #[test]
+    fn merged_states_equal_the_state_of_all_their_images() {
+        // Two parts of images 0..5 with the same per-image value: their merge is the
+        // state of the five images (sums added, per-image rows appended in order).
+        let mut a = state(&[0, 1], 1.0);
+        a.merge(state(&[2, 3, 4], 1.0)).unwrap();
+        assert_eq!(a, state(&[0, 1, 2, 3, 4], 1.0));
+    }
+
+    #[test]
+    fn states_of_different_shapes_are_refused() {
+        let mut a = state(&[0], 1.0);
+        let mut b = state(&[1], 1.0);
+        b.sum_amp[0].pop();
+        let e = a.merge(b).unwrap_err().to_string();
+        assert!(e.contains("cannot be merged"), "{e}");
+        // Nothing was appended.
+        assert_eq!(a, state(&[0], 1.0));
+    }
+
+    #[test]
+    fn row_offsets_run_over_each_taps_channels_in_turn() {
+        let tap = |c: usize| TapInfo {
+            tap: crate::model::TapPoint {
+                name: format!("t{c}"),
+                ..crate::model::demo_model(1).unwrap().taps[0].clone()
+            },
+            shape: vec![c, 1, 1],
+        };
+        assert_eq!(row_offsets(&[tap(16), tap(32), tap(10)]), (vec![0, 16, 48], 58));
+        assert_eq!(row_offsets(&[]), (vec![], 0));
+    }
+}

@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::data::Image;
 use crate::error::{Error, Result};
 
 /// Writes the whole run folder of an analysis into `out`: the files of
 /// [`crate::report::write_run`], the stimulus and map figures (drawn on `first`, the
 /// first image), and `report.html`. Returns the report's path.
 #[cfg(feature = "report")]
-pub fn write_run_folder(a: &crate::analysis::Analysis, first: &Image, out: &Path) -> Result<PathBuf> {
+pub fn write_run_folder(a: &crate::analysis::Analysis, first: &crate::data::Image, out: &Path) -> Result<PathBuf> {
     crate::report::write_run(a, out)?;
     crate::report::plots::stimulus(out, &a.plan, first)?;
     crate::report::plots::maps(out, &a.maps, first)?;
