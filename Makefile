@@ -30,7 +30,7 @@ demo: build
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p flickertag --features report
 	$(CARGO) tree -p flickertag -e normal --prefix none | scripts/check-lib-deps.sh
 	scripts/check-module-cycles.py --self-test >/dev/null
@@ -61,7 +61,7 @@ python: $(PY)
 # The Python API tests, against the CLI that `cargo test --release` built. The wheel
 # must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.
 pytest: python
-	env -u ORT_DYLIB_PATH FLICKERTAG_BIN=$(CURDIR)/target/release/flickertag $(PY) -m pytest -q -rs crates/flickertag-py/tests
+	env -u ORT_DYLIB_PATH FLICKERTAG_BIN=$(CURDIR)/target/release/flickertag $(PY) -m pytest -q -rs --durations=8 crates/flickertag-py/tests
 
 # Not part of `make test`: flickertag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).
 bench: build

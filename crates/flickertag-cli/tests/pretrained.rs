@@ -19,7 +19,8 @@ fn pretrained_resnets_reproduce_published_accuracy() {
     let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let all: Vec<usize> = (0..data.len()).collect();
-    for (name, want) in [("resnet20", 91.73), ("resnet32", 92.63), ("resnet44", 93.10), ("resnet56", 93.39)] {
+    // ResNet-32 is evaluated through the CLI below (per class, which fixes its 92.63 %).
+    for (name, want) in [("resnet20", 91.73), ("resnet44", 93.10), ("resnet56", 93.39)] {
         let m = Model::load(name, Some(&d)).unwrap();
         let acc = evaluate::evaluate(&m, &data, &all, &cfg(), |_| {}).unwrap();
         assert_eq!(acc.n, 10_000);
@@ -35,6 +36,7 @@ fn resnet32_per_class_accuracy_matches_reference() {
         run(flickertag().args(["eval", "--model", "resnet32", "--json", "--threads", "2"]).env("FLICKERTAG_DATA", &d));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["accuracy"]["top1"].as_f64().unwrap() - 92.63).abs() < 0.005, "{out}");
     let per: Vec<f64> = v["accuracy"]["per_class"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     let want = [94.4, 96.4, 91.0, 83.0, 93.6, 88.8, 94.5, 93.9, 95.3, 95.4];
     for (a, b) in per.iter().zip(want) {

@@ -179,7 +179,7 @@ fn resume_after_kill_9_ends_with_the_uninterrupted_run() {
     let d = dir.path();
     let analyze = |out: &str, extra: &[&str]| {
         let mut c = flickertag();
-        c.args(["analyze", "--n-images", "40", "--seed", "3", "--threads", "1", "--checkpoint-every", "0.05"])
+        c.args(["analyze", "--n-images", "20", "--seed", "3", "--threads", "1", "--checkpoint-every", "0.05"])
             .arg("--out")
             .arg(d.join(out))
             .args(extra)
@@ -229,7 +229,7 @@ fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
     let d = dir.path();
     let prune = |out: &str, extra: &[&str]| {
         let mut c = flickertag();
-        c.args(["prune-eval", "--n-images", "300", "--seed", "1", "--random-seeds", "3", "--layers", "#1"])
+        c.args(["prune-eval", "--n-images", "150", "--seed", "1", "--random-seeds", "3", "--layers", "#1"])
             .args(["--criteria", "weight_l1,bn_gamma", "--fractions", "0,0.2,0.4,0.6", "--layer-fractions", "0,0.5"])
             .args(["--threads", "1", "--checkpoint-every", "0.05", "--out"])
             .arg(d.join(out))
