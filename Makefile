@@ -31,7 +31,7 @@ demo: build
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps -p flickertag --features report
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps -p flickertag --features report
 	$(CARGO) tree -p flickertag -e normal --prefix none | scripts/check-lib-deps.sh
 	scripts/check-module-cycles.py --self-test >/dev/null
 	scripts/check-module-cycles.py
