@@ -363,7 +363,7 @@ pub fn check_test_batch_digest(b: &[u8], path: &Path) -> Result<()> {
             path: path.into(),
             reason: format!(
                 "SHA-256 {got} is not that of the official CIFAR-10 test_batch.bin ({TEST_BATCH_SHA256}); \
-                 fetch it again (`flickertag fetch-data`) or analyse your own images with --image-file"
+                 fetch it again (`flickertag fetch-data`) or analyse your own images with <image-file>"
             ),
         });
     }

@@ -93,7 +93,7 @@ pub fn check_catalogue(tag_bins: &[usize], max_order: u32) -> crate::error::Resu
             "max-order",
             format!(
                 "a catalogue of at most {MAX_CATALOGUE_WORK} states (tags x (2 x max order x largest tag bin + 1)); \
-                 lower --max-order or --n-frames"
+                 lower <max-order> or <n-frames>"
             ),
             format!("{max_order} ({work} states for {} tags)", tag_bins.len()),
         ));

@@ -314,7 +314,7 @@ fn default_run_dir(name: &str) -> PathBuf {
 fn report_done(ui: &Ui, result: &analysis::Analysis, out: &Path) -> Result<()> {
     let html = out.join("report.html");
     if !ui.quiet {
-        eprint!("{}", report::terminal_summary(result));
+        eprint!("{}", flickertag::error::render(&report::terminal_summary(result), flickertag::error::Face::Cli));
         eprintln!("run folder: {}\nreport: {}", out.display(), html.display());
     }
     ui.json(&serde_json::to_value(report::Summary::new(result))?);

@@ -278,7 +278,7 @@ pub fn terminal_summary(a: &Analysis) -> String {
         writeln!(
             s,
             "{dead} filter(s) dead: every amplitude below the SNR floor ({}) in every image, so not scored \
-             (`dead` in filters.csv; --floor 0 measures them)",
+             (`dead` in filters.csv; <floor 0> measures them)",
             a.config.snr.floor
         )
         .unwrap();
