@@ -292,9 +292,7 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The checkpoint of the run folder `out`.
     pub fn of(out: &Path) -> Result<Checkpoint> {
-        let name = out.file_name().ok_or_else(|| Error::param("out", "a folder path with a name", out.display()))?;
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Ok(Checkpoint { dir: parent.join(format!(".{}.flickertag-checkpoint", name.to_string_lossy())) })
+        Ok(Checkpoint { dir: crate::report::folder::sibling(out, "checkpoint")? })
     }
 
     fn sibling(&self, suffix: &str) -> PathBuf {

@@ -81,7 +81,7 @@ fn same_file(f: &File, path: &Path) -> bool {
     }
 }
 
-fn sibling(out: &Path, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(out: &Path, suffix: &str) -> Result<PathBuf> {
     let name = out.file_name().ok_or_else(|| Error::param("out", "a folder path with a name", out.display()))?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     Ok(parent.join(format!(".{}.flickertag-{suffix}", name.to_string_lossy())))

@@ -28,10 +28,8 @@ struct PruneCheckpoint {
 }
 
 /// The checkpoint file of the run folder `out`: `.NAME.flickertag-checkpoint.json` beside it.
-pub fn prune_checkpoint_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    parent.join(format!(".{name}.flickertag-checkpoint.json"))
+pub fn prune_checkpoint_path(out: &Path) -> Result<PathBuf> {
+    crate::report::folder::sibling(out, "checkpoint.json")
 }
 
 /// Runs the pruning experiment `cfg` on `model` (test images from `test`, statistics
@@ -56,7 +54,7 @@ pub fn execute_prune(
         return Err(Error::param("checkpoint-every", "seconds, 0 or more", checkpoint_every));
     }
     let folder = RunFolder::create(out, force, "prune-eval")?;
-    let ck = prune_checkpoint_path(out);
+    let ck = prune_checkpoint_path(out)?;
     let fingerprint = {
         use sha2::Digest;
         crate::data::hex(&sha2::Sha256::digest(serde_json::to_vec(&(cfg, model.info())).expect("serializable")))
