@@ -21,15 +21,17 @@ fn cfg() -> EngineConfig {
 #[test]
 #[ignore = "needs the data folder"]
 fn removing_no_filter_reproduces_the_accuracy_exactly() {
+    // The first 1,000 test images: ../shared/data/README.md gives ResNet-32's 92.8 % on
+    // exactly these (the whole test set is evaluated by tests/pretrained.rs).
     let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
-    let all: Vec<usize> = (0..data.len()).collect();
+    let first: Vec<usize> = (0..1000).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
-    let mut e = Evaluator::new(&m, &data, &all, &cfg()).unwrap();
+    let mut e = Evaluator::new(&m, &data, &first, &cfg()).unwrap();
     let a = e.accuracy(&[], Ablation::Zero).unwrap();
-    let plain = evaluate::evaluate(&m, &data, &all, &cfg(), |_| {}).unwrap();
+    let plain = evaluate::evaluate(&m, &data, &first, &cfg(), |_| {}).unwrap();
     assert_eq!(a, plain);
-    assert_eq!(a.correct, 9263);
+    assert_eq!(a.correct, 928);
 }
 
 #[test]
@@ -37,17 +39,20 @@ fn removing_no_filter_reproduces_the_accuracy_exactly() {
 fn removing_every_filter_of_the_stem_gives_chance() {
     // Every path to the output starts at the stem (the shortcuts carry the stem's
     // output forward), so with all 16 stem filters gone the logits are the same for
-    // every image: one class is always predicted, 1,000 of 10,000 right.
+    // every image: one class is always predicted (all of its images right, none of
+    // the others'). On the first 2,000 test images, every class is present.
     let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
-    let all: Vec<usize> = (0..data.len()).collect();
+    let all: Vec<usize> = (0..2000).collect();
     let m = Model::load("resnet32", Some(&d)).unwrap();
     let mut e = Evaluator::new(&m, &data, &all, &cfg()).unwrap();
     assert_eq!(e.layers[0].tap, "conv1");
     let mut removed = vec![vec![]; e.layers.len()];
     removed[0] = (0..16).collect();
     let a = e.accuracy(&removed, Ablation::Zero).unwrap();
-    assert!((a.top1 - 10.0).abs() < 1e-9, "{}", a.top1);
+    let mut per = a.per_class.clone();
+    per.sort_by(f64::total_cmp);
+    assert_eq!(per, [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 100.0], "{:?}", a.per_class);
 }
 
 #[test]

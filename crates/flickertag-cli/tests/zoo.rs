@@ -84,6 +84,16 @@ fn check_file(name: &str, exporter: &str, entry: &Value) -> usize {
                 // Both exporters name a conv, folded or not, after the conv.
                 assert_eq!(t, c, "{name}.{exporter}: {c} is found as {t}");
             }
+            // A conv whose BatchNorm is its alias says so (`folded`: it holds the
+            // BatchNorm's values); one whose BatchNorm is a tap of its own does not.
+            let tap = taps["taps"].as_array().unwrap().iter().find(|x| x["name"] == t.as_str()).unwrap();
+            // (A check that is no conv, such as a block, may end in a folded conv: not
+            // asserted here.)
+            match bn.map(|bn| (bn, tap_of(&taps, bn))) {
+                Some((bn, Some(b))) if b == t => assert_eq!(tap["folded"], bn, "{name}.{exporter}: {c}"),
+                Some((_, Some(_))) => assert!(tap.get("folded").is_none(), "{name}.{exporter}: {c}: {tap}"),
+                Some((_, None)) | None => {} // the legacy exporter drops a folded BatchNorm without a trace
+            }
             pairs.push((t, oracle.to_string()));
         } else if !foldable.contains(&c) {
             panic!("{name}.{exporter}: module {c} is not a tap; taps: {}", taps["taps"]);

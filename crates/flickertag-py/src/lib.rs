@@ -1,6 +1,8 @@
 //! `flickertag._flickertag`: the Python extension. It parses Python arguments and calls the
-//! library, nothing more; the Python package (`python/flickertag/`) turns run folders into
-//! pandas and numpy objects.
+//! library, nothing more. A run comes back as a [`Run`], the library's result held in
+//! memory: its tables as the bytes the run folder would hold, its arrays as numpy arrays
+//! over the result's own memory, the run folder written on demand; the Python package
+//! (`python/flickertag/`) turns it into pandas and numpy objects.
 //!
 //! Every call that runs a network releases the GIL. Library errors become
 //! `flickertag.FlickertagError` (a `ValueError`) carrying the CLI's message.
@@ -13,9 +15,11 @@ use flickertag::data::{self, Cifar10, Image, Split};
 use flickertag::engine::{self, EngineConfig};
 use flickertag::model::Model;
 use flickertag::progress::ProgressLines;
-use flickertag::run::{select_images, AnalysisOptions, Hooks, ImageLoader, ImageSelection, Outcome, Plan};
+use flickertag::run::{select_images, AnalysisOptions, Hooks, ImageLoader, ImageSelection, Outcome, Plan, RunResult};
+use numpy::{ndarray, PyArray, PyArrayMethods as _};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
 
 /// A library error as Python shows it: options named as keyword arguments
 /// (`overwrite=True`, `resize=224`), raised as `flickertag.FlickertagError` (a
@@ -181,8 +185,12 @@ fn without_position(e: &serde_json::Error) -> String {
 }
 
 fn parse_args(options: &str, selection: &str) -> PyResult<(AnalysisOptions, ImageSelection)> {
-    let opts: AnalysisOptions = serde_json::from_str(options)
-        .map_err(|e| flickertag_error(format!("invalid keyword argument: {}", without_position(&e))))?;
+    // An option's own check already says "invalid <name>: ..."; serde's other messages
+    // (unknown field, wrong type) get the prefix.
+    let opts: AnalysisOptions = serde_json::from_str(options).map_err(|e| {
+        let msg = flickertag::error::render(&without_position(&e), flickertag::error::Face::Python);
+        flickertag_error(if msg.starts_with("invalid ") { msg } else { format!("invalid keyword argument: {msg}") })
+    })?;
     let sel: ImageSelection = serde_json::from_str(selection)
         .map_err(|e| flickertag_error(format!("invalid images: {}", without_position(&e))))?;
     Ok((opts, sel))
@@ -194,19 +202,98 @@ fn python_signalled() -> bool {
     Python::attach(|py| py.check_signals().is_err())
 }
 
-/// Runs the plan the options make (the analysis and every extra, or one shard) into
-/// the run folder `out` (exactly what `flickertag analyze --out` writes). `options` and
-/// `selection` are JSON objects of `flickertag::run::AnalysisOptions` and
-/// `ImageSelection`; `pixels` with `shape` (`[N, H, W, 3]` uint8) replace the
-/// selection. Ctrl-C stops the run between batches (`KeyboardInterrupt`). Returns the
-/// folder written.
+/// A finished run held in memory (`flickertag.Analysis` wraps one): the library's
+/// [`RunResult`], read by Python without a folder, written to one on demand.
+#[pyclass(module = "flickertag._flickertag", frozen)]
+struct Run {
+    result: RunResult,
+}
+
+#[pymethods]
+impl Run {
+    /// Every table of the run folder as the bytes the folder holds, by file name
+    /// (`summary.json`, `filters.csv`, `sweep.csv`, `layers.csv`, `lines.csv`, and the
+    /// extras' `control.csv`, `control.json`, `bootstrap.csv`, `noise_sweep.csv`,
+    /// `region_swap.csv` where asked for). Numbers are at round-trip precision.
+    fn tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, bytes) in self.result.tables() {
+            d.set_item(name, PyBytes::new(py, &bytes))?;
+        }
+        Ok(d)
+    }
+
+    /// One array of the result: `spectra_mean` (float64 `[row, bin]`), `scores`
+    /// (float64 `[image, row]`), `spectra` (float32 `[image, row, bin]`) or
+    /// `coefficients` (complex64 `[image, row, bin]`); None for the per-image arrays of
+    /// a run that did not keep them. `spectra` and `coefficients` are read-only views of
+    /// this object's memory (no copy; they keep it alive).
+    fn array<'py>(slf: Bound<'py, Self>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        let a = &slf.get().result.analysis;
+        let owned = |(v, [r, c]): (Vec<f64>, [usize; 2])| -> PyResult<Bound<'py, PyAny>> {
+            Ok(PyArray::from_vec(py, v).reshape([r, c])?.into_any())
+        };
+        let view = match name {
+            "spectra_mean" => return owned(flickertag::report::mean_spectra(a)).map(Some),
+            "scores" => return owned(flickertag::report::score_rows(a)).map(Some),
+            "spectra" | "coefficients" => {
+                let Some(p) = &a.per_image else { return Ok(None) };
+                let sh = (a.images.len(), p.rows, flickertag::spectrum::n_bins(a.config.stimulus.n_frames));
+                let bad = |e: ndarray::ShapeError| flickertag_error(format!("{name}: {e}"));
+                // SAFETY (both arms): the view's memory belongs to `slf`, a frozen
+                // object whose result never changes, which the array keeps alive as its
+                // base; the array is made read-only below.
+                if name == "spectra" {
+                    let v = ndarray::ArrayView3::from_shape(sh, &p.amplitude).map_err(bad)?;
+                    unsafe { PyArray::borrow_from_array(&v, slf.clone().into_any()) }.into_any()
+                } else {
+                    let v = ndarray::ArrayView3::from_shape(sh, &p.coefficients).map_err(bad)?;
+                    unsafe { PyArray::borrow_from_array(&v, slf.clone().into_any()) }.into_any()
+                }
+            }
+            _ => {
+                return Err(flickertag_error(format!(
+                    "invalid array: one of spectra_mean, scores, spectra, coefficients (got {name})"
+                )))
+            }
+        };
+        let kw = PyDict::new(py);
+        kw.set_item("write", false)?;
+        view.call_method("setflags", (), Some(&kw))?;
+        Ok(Some(view))
+    }
+
+    /// Writes the run folder to `path` (exactly what `flickertag analyze --out` writes),
+    /// atomically; an earlier run there is replaced only with `overwrite`, other files
+    /// never. Returns the folder.
+    #[pyo3(signature = (path, overwrite=false))]
+    fn save(&self, py: Python<'_>, path: PathBuf, overwrite: bool) -> PyResult<PathBuf> {
+        py.detach(|| self.result.save(&path, overwrite)).map_err(err)
+    }
+
+    /// The summary `flickertag analyze` prints: the per-layer table, then the extras'.
+    fn summary(&self) -> String {
+        let a = &self.result.analysis;
+        format!("{}{}", flickertag::report::terminal_summary(a), self.result.extras.summary(a))
+    }
+}
+
+/// Runs the plan the options make (the analysis and every extra, or one shard).
+/// Without `out` the run is held in memory (nothing is written); with `out` it is also
+/// written into that run folder (exactly what `flickertag analyze --out` writes, with
+/// checkpoints for `resume`). `options` and `selection` are JSON objects of
+/// `flickertag::run::AnalysisOptions` and `ImageSelection`; `pixels` with `shape`
+/// (`[N, H, W, 3]` uint8) replace the selection. Ctrl-C stops the run between batches
+/// (`KeyboardInterrupt`). Returns `(run, folder)`: the [`Run`] (None for a shard) and
+/// the folder written (None without `out`).
 #[pyfunction]
-#[pyo3(signature = (model, out, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true, overwrite=false))]
+#[pyo3(signature = (model, out=None, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true, overwrite=false))]
 #[allow(clippy::too_many_arguments)]
 fn analyze(
     py: Python<'_>,
     model: &str,
-    out: PathBuf,
+    out: Option<PathBuf>,
     options: &str,
     selection: &str,
     data: Option<PathBuf>,
@@ -214,7 +301,7 @@ fn analyze(
     shape: Option<(usize, usize, usize, usize)>,
     progress: bool,
     overwrite: bool,
-) -> PyResult<PathBuf> {
+) -> PyResult<(Option<Run>, Option<PathBuf>)> {
     let (opts, sel) = parse_args(options, selection)?;
     py.detach(|| {
         let (model, specs, load, plan) = prepare(model, &opts, &sel, data, pixels, shape)?;
@@ -236,8 +323,12 @@ fn analyze(
             }
         };
         let mut hooks = Hooks { progress: &mut report, note: &mut note, stop: Some(&python_signalled) };
-        match plan.execute(&model, &specs, &*load, &out, overwrite, &mut hooks)? {
-            Outcome::Run { folder, .. } | Outcome::Shard { folder, .. } => Ok(folder),
+        match out {
+            None => Ok((Some(Run { result: plan.execute_in_memory(&model, &specs, &*load, &mut hooks)? }), None)),
+            Some(out) => match plan.execute(&model, &specs, &*load, &out, overwrite, &mut hooks)? {
+                Outcome::Run { run, folder } => Ok((Some(Run { result: *run }), Some(folder))),
+                Outcome::Shard { folder, .. } => Ok((None, Some(folder))),
+            },
         }
     })
     .map_err(err)
@@ -385,6 +476,7 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(set_ort_library, m)?)?;
     m.add_function(wrap_pyfunction!(ort_library, m)?)?;
+    m.add_class::<Run>()?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(taps, m)?)?;
     m.add_function(wrap_pyfunction!(merge, m)?)?;

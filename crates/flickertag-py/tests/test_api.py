@@ -4,12 +4,14 @@ Needs the flickertag wheel installed (``make test`` builds and installs it) and,
 CIFAR-10 parts, FLICKERTAG_DATA (as in CI). FLICKERTAG_BIN is the CLI built by cargo.
 """
 
+import csv
 import filecmp
 import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -78,18 +80,60 @@ def test_default_is_the_papers_experiment_without_any_data(tmp_path):
     assert lib.startswith(os.path.dirname(onnxruntime.__file__)), lib
 
 
+def folder_files(path):
+    """Every file of a run folder by relative path, but the marker (which lists hashes)."""
+    out = []
+    for root, _, names in os.walk(path):
+        out += [os.path.relpath(os.path.join(root, n), path) for n in names]
+    return sorted(n for n in out if not n.startswith(".flickertag-"))
+
+
 def test_numbers_equal_the_clis_on_the_same_run(tmp_path):
     d = data_dir()
     out = tmp_path / "cli"
     cli("analyze", "--model", "resnet32", "--images", "0,1,2", "--threads", "2", "--quiet", "--out", str(out))
     a = flickertag.analyze("resnet32", [0, 1, 2], threads=2, progress=False, data=d)
-    same_files(a.path, out, FILES)
-    assert summary_without_time(a.path) == summary_without_time(out)
+    assert a.path is None  # held in memory: nothing written
+    saved = a.save(str(tmp_path / "py"))
+    # The folder save() writes is the CLI's, file for file and byte for byte (figures
+    # included), but the run's timings in summary.json and the report that shows them.
+    names = folder_files(out)
+    assert folder_files(saved) == names and "stimulus.png" in names and "plots/layers.svg" in names
+    same_files(saved, out, [n for n in names if n not in ("summary.json", "report.html")])
+    assert summary_without_time(saved) == summary_without_time(out)
     c = flickertag.load(str(out))
     np.testing.assert_array_equal(a.scores, c.scores)
     np.testing.assert_array_equal(a.spectra, c.spectra)
     pd.testing.assert_frame_equal(a.filters, c.filters)
     pd.testing.assert_frame_equal(a.layers, c.layers)
+
+
+def test_in_memory_arrays_are_views_of_the_result_and_tables_hold_every_written_digit(tmp_path):
+    before = set(os.listdir(tempfile.gettempdir()))
+    a = flickertag.analyze("resnet32", threads=2, progress=False, per_image=True)
+    assert {f for f in set(os.listdir(tempfile.gettempdir())) - before if f.startswith("flickertag-")} == set()
+    for arr in (a.spectra, a.coefficients):
+        # No copy: a read-only view whose base is the extension's result.
+        assert not arr.flags.owndata and not arr.flags.writeable
+        assert type(arr.base).__name__ == "Run"
+    assert np.shares_memory(a["layer1.0.conv1"].spectra, a.spectra)
+    with pytest.raises(ValueError, match="read-only"):
+        a.spectra[0, 0, 0] = 1.0
+    # The oracle for full precision is Python's own float() (correctly rounded) on the
+    # text of filters.csv, the shortest text that reads back to the computed value.
+    folder = a.save(str(tmp_path / "run"))
+    with open(os.path.join(folder, "filters.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for col in ("mean_score", "sd_score", "pass_fraction", "phase_p", "phase_q", "bca_tag1", "selectivity", "integration"):
+        want = np.array([float(r[col]) for r in rows])
+        got = a.filters[col].to_numpy(dtype=float)
+        assert np.array_equal(want, got, equal_nan=True), col
+
+
+def test_resume_without_a_run_folder_is_refused_naming_out():
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid resume: .*pass out=PATH") as e:
+        flickertag.analyze("resnet32", threads=2, progress=False, resume=True)
+    assert "--" not in str(e.value)
 
 
 def test_uint8_array_in_hwc_order_gives_the_cifar_run(tmp_path):
@@ -129,10 +173,15 @@ def test_arrays_and_tables_have_the_documented_shapes():
 def test_save_writes_the_run_folder_and_load_reads_it_back(tmp_path):
     a = flickertag.analyze("resnet32", threads=2, progress=False)
     dest = tmp_path / "saved"
-    a.save(str(dest))
-    assert sorted(os.listdir(dest)) == sorted(os.listdir(a.path))
-    same_files(a.path, dest, FILES + ["summary.json", "report.html"])
+    assert a.save(str(dest)) == str(dest)
+    assert {"report.html", "plots", "summary.json", *FILES} <= set(os.listdir(dest))
+    # report() writes the same self-contained report on demand.
+    assert a.report(str(tmp_path / "r.html")) == str(tmp_path / "r.html")
+    assert filecmp.cmp(tmp_path / "r.html", dest / "report.html", shallow=False)
+    with pytest.raises(flickertag.FlickertagError, match="held in memory"):
+        a.report()
     b = flickertag.load(str(dest))
+    assert b.path == str(dest) and b.report() == os.path.join(str(dest), "report.html")
     np.testing.assert_array_equal(a.mean_spectra, b.mean_spectra)
     assert b.summary == a.summary
     with pytest.raises(flickertag.FlickertagError, match=r"overwrite=True to replace that run"):
@@ -313,6 +362,69 @@ def test_torch_module_is_exported_and_tapped_by_its_module_names():
     np.testing.assert_allclose(a.spectra[0, a.rows("features.0")].T, amp, rtol=1e-4, atol=1e-6 * amp.max())
 
 
+def test_torch_module_conv_and_batchnorm_are_separate_taps_that_equal_their_hooks():
+    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    nn = torch.nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+            self.bn1 = nn.BatchNorm2d(6)
+            self.relu = nn.ReLU()
+            self.fc = nn.Linear(6, 10)
+
+        def forward(self, x):
+            return self.fc(self.relu(self.bn1(self.conv1(x))).mean((2, 3)))
+
+    torch.manual_seed(1)
+    net = Net().eval()
+    with torch.no_grad():  # BatchNorm statistics far from identity: folding would show
+        net.bn1.running_mean.uniform_(-0.5, 0.5)
+        net.bn1.running_var.uniform_(0.2, 3.0)
+        net.bn1.weight.uniform_(0.5, 2.0)
+        net.bn1.bias.uniform_(-0.5, 0.5)
+    norm = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    t = flickertag.taps(net)
+    assert {"conv1", "bn1"} <= set(t["name"]) and t["folded"].isna().all()
+    a = flickertag.analyze(net, taps=["conv", "norm"], threads=1, progress=False, stats=False, **norm)
+    assert a.taps == ["conv1", "bn1"]
+    frames = torch.tensor(stim_frames(a), dtype=torch.float32)
+    rec = {}
+    hooks = [getattr(net, m).register_forward_hook(lambda mod, i, o, m=m: rec.__setitem__(m, o.mean((2, 3))))
+             for m in ("conv1", "bn1")]
+    with torch.no_grad():
+        net(frames)
+    for h in hooks:
+        h.remove()
+    for m in ("conv1", "bn1"):
+        series = rec[m].numpy()
+        amp = np.abs(np.fft.rfft(series, axis=0)) / series.shape[0]
+        np.testing.assert_allclose(a.spectra[0, a.rows(m)].T, amp, rtol=1e-4, atol=1e-5 * amp.max(), err_msg=m)
+    # The train/eval state the module came in with is given back.
+    net.train()
+    flickertag.taps(net)
+    assert net.training
+
+
+def test_channels_first_and_float_images_are_refused_with_the_exact_conversion():
+    with pytest.raises(flickertag.FlickertagError, match=r"channels first, shape \[3, 32, 32\]\); pass images.transpose\(1, 2, 0\)"):
+        flickertag.analyze("resnet32", np.zeros((3, 32, 32), dtype=np.uint8), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"pass images.transpose\(0, 2, 3, 1\)"):
+        flickertag.analyze("resnet32", np.zeros((2, 3, 32, 32), dtype=np.uint8), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"pass \(np.clip\(images, 0, 1\) \* 255\).round\(\).astype\(np.uint8\).transpose\(0, 2, 3, 1\)"):
+        flickertag.analyze("resnet32", np.zeros((2, 3, 32, 32), dtype=np.float32), progress=False)
+    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    img = torch.zeros((3, 32, 32), dtype=torch.uint8)  # what torchvision.io.read_image gives
+    with pytest.raises(flickertag.FlickertagError, match=r"pass images.permute\(1, 2, 0\)"):
+        flickertag.analyze("resnet32", img, progress=False)
+    a = flickertag.analyze("resnet32", img.permute(1, 2, 0), progress=False, stats=False)
+    assert len(a.images) == 1
+    batch = torch.rand((2, 3, 32, 32))  # a DataLoader batch after ToTensor()
+    with pytest.raises(flickertag.FlickertagError, match=r"\(images.clamp\(0, 1\) \* 255\).round\(\).to\(torch.uint8\).permute\(0, 2, 3, 1\)"):
+        flickertag.analyze("resnet32", batch, progress=False)
+
+
 def stim_frames(a):
     """The paper's stimulus on the first default image, rebuilt from the method text:
     x_i = (img - mean)/std * s_r(i), s(i) = 0.75 + 0.25 sin(2 pi f i / fps)."""
@@ -467,8 +579,9 @@ def test_extras_run_from_python_and_equal_the_clis_tables(tmp_path):
         args += ["--images", "0,1,2,3"]
     r = subprocess.run([BIN, *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    for name in ("control.csv", "region_swap.csv", "bootstrap.csv", "noise_sweep.csv", "filters.csv"):
-        assert filecmp.cmp(os.path.join(a.path, name), tmp_path / "cli" / name, shallow=False), name
+    saved = a.save(str(tmp_path / "py"))
+    for name in ("control.csv", "control.json", "region_swap.csv", "bootstrap.csv", "noise_sweep.csv", "filters.csv"):
+        assert filecmp.cmp(os.path.join(saved, name), tmp_path / "cli" / name, shallow=False), name
 
 
 def test_one_tap_by_name_holds_its_rows():
@@ -556,7 +669,36 @@ def test_the_extension_stub_matches_the_extension():
         defaults = [ast.literal_eval(d) for d in f.args.defaults]
         real_defaults = [p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty]
         assert defaults == real_defaults, name
+    classes = {c.name: c for c in stub.body if isinstance(c, ast.ClassDef)}
+    real_classes = {n for n, v in vars(ext).items() if isinstance(v, type) and not n.startswith("_")}
+    assert set(classes) == real_classes, (set(classes) ^ real_classes)
+    for cname, c in classes.items():
+        methods = {f.name: f for f in c.body if isinstance(f, ast.FunctionDef)}
+        cls = getattr(ext, cname)
+        real_methods = {n for n in dir(cls) if not n.startswith("_")}
+        assert set(methods) == real_methods, (cname, set(methods) ^ real_methods)
+        for name, f in methods.items():
+            sig = inspect.signature(getattr(cls, name))
+            assert [a.arg for a in f.args.args] == list(sig.parameters), (cname, name)
+            defaults = [ast.literal_eval(d) for d in f.args.defaults]
+            assert defaults == [p.default for p in sig.parameters.values() if p.default is not inspect.Parameter.empty]
     assert os.path.isfile(os.path.join(os.path.dirname(flickertag.__file__), "py.typed"))
+
+
+def test_docstring_examples_run_and_print_what_they_show():
+    """Every ``>>>`` example in the package's docstrings, run by doctest against its
+    printed output."""
+    import doctest
+
+    import flickertag._analysis
+
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    attempted = 0
+    for module in (flickertag, flickertag._analysis):
+        r = doctest.testmod(module, optionflags=flags, raise_on_error=False, verbose=False)
+        assert r.failed == 0, f"{module.__name__}: {r.failed} of {r.attempted} examples failed (output above)"
+        attempted += r.attempted
+    assert attempted >= 15, attempted
 
 
 def test_examples_type_check_with_mypy_strict():
@@ -615,10 +757,15 @@ def test_an_analysis_pickles_with_its_numbers_and_saves_the_same_folder(tmp_path
 
     a = flickertag.analyze("resnet32", threads=2, progress=False, bootstrap=10)
     b = pickle.loads(pickle.dumps(a))
-    assert b.path != a.path
+    assert b.path is None
     np.testing.assert_array_equal(a.spectra, b.spectra)
     np.testing.assert_array_equal(a.scores, b.scores)
     pd.testing.assert_frame_equal(a.filters, b.filters)
     pd.testing.assert_frame_equal(a.bootstrap, b.bootstrap)
     b.save(str(tmp_path / "from-pickle"))
-    same_files(a.path, tmp_path / "from-pickle", FILES + ["summary.json", "report.html", "bootstrap.csv"])
+    a.save(str(tmp_path / "original"))
+    same_files(tmp_path / "original", tmp_path / "from-pickle", FILES + ["summary.json", "report.html", "bootstrap.csv"])
+    # A pickle of a loaded folder is held in memory too and saves the same folder.
+    c = pickle.loads(pickle.dumps(flickertag.load(str(tmp_path / "original"))))
+    c.save(str(tmp_path / "again"))
+    same_files(tmp_path / "original", tmp_path / "again", FILES + ["summary.json", "report.html", "bootstrap.csv"])

@@ -238,11 +238,11 @@ fn execute(
             ));
             Ok(())
         }
-        Outcome::Run { analysis, extras, folder } => {
+        Outcome::Run { run, folder } => {
             if !ui.quiet {
-                eprint!("{}", extras.summary(&analysis));
+                eprint!("{}", run.extras.summary(&run.analysis));
             }
-            report_done(ui, &analysis, &folder)
+            report_done(ui, &run.analysis, &folder)
         }
     }
 }
@@ -371,6 +371,17 @@ fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
             format!("{:?}", t.chw),
             t.layout.describe(),
             t.tensor
+        );
+    }
+    let folded: Vec<String> = model
+        .taps
+        .iter()
+        .filter_map(|t| t.folded.as_ref().map(|bn| format!("{} holds the output of {bn}", t.name)))
+        .collect();
+    if !folded.is_empty() {
+        println!(
+            "\nBatchNorms folded into their convs at export (a forward hook on the conv would see other values): {}",
+            folded.join("; ")
         );
     }
     if !model.skipped.is_empty() {

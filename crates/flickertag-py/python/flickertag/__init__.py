@@ -2,14 +2,23 @@
 
 Parts of an image flicker at different frequencies (left half 6 Hz, right half 7.5 Hz),
 the network sees the frames one by one, and the spectrum of each filter's activation
-over time shows which parts drive it and whether it combines them. ::
+over time shows which parts drive it and whether it combines them. The paper's
+experiment (the embedded ResNet-32 and ten images), held in memory:
 
-    import flickertag
-    a = flickertag.analyze("resnet32")      # the paper's experiment (embedded weights, 10 images)
-    a.layers                             # DataFrame: one row per layer
-    a.filters                            # DataFrame: one row per filter
-    a.spectra                            # numpy [image, tap, channel, bin]
-    a.save("runs/r32")                   # the same run folder as `flickertag analyze --out`
+>>> import flickertag
+>>> a = flickertag.analyze("resnet32", progress=False)
+>>> a
+<flickertag.Analysis resnet32: 10 images, 32 taps, 261 of 1146 filters important; in memory>
+>>> a.layers.shape, a.filters.shape   # DataFrames: one row per layer, one per filter
+((32, 7), (1146, 22))
+>>> a.spectra.shape                   # numpy [image, row, bin]; a row is a filter
+(10, 1146, 121)
+>>> a["layer1.0.conv1"].mean_spectra.shape   # one tap: [channel, bin]
+(16, 121)
+>>> import os, tempfile
+>>> folder = a.save(os.path.join(tempfile.mkdtemp(), "r32"))  # as `flickertag analyze --out`
+>>> sorted(os.listdir(folder))[:4]
+['.flickertag-run', 'coefficients.npy', 'filters.csv', 'layers.csv']
 
 Main entry points: :func:`analyze`, :func:`load`, :func:`taps`, :func:`evaluate`,
 :class:`Analysis`, :class:`FlickertagError`.
@@ -24,7 +33,7 @@ import os
 from typing import Any, Optional
 
 from . import _flickertag
-from ._analysis import Analysis, Tap, load
+from ._analysis import Analysis, Tap, _Files, _read_folder, load
 from ._errors import FlickertagError, FlickertagFileNotFoundError, FlickertagOSError
 
 __version__ = _flickertag.__version__
@@ -96,17 +105,38 @@ def _images_arg(images: Any) -> dict:
         if not images:
             raise FlickertagError("invalid images: at least one image (got an empty list)")
         return {"selection": {"image_file": [os.fspath(p) for p in images]}}
+    is_torch = type(images).__module__.startswith("torch")
+    if is_torch:
+        images = images.detach().cpu()
     arr = np.asarray(images)
+    shape = list(arr.shape)
+    # Channels first ([3, H, W] as torchvision.io.read_image gives, [N, 3, H, W] as a
+    # DataLoader batch): refused with the exact permute, never guessed.
+    chw = arr.ndim in (3, 4) and shape[-3] == 3 and shape[-1] != 3
+    if chw:
+        axes = "(1, 2, 0)" if arr.ndim == 3 else "(0, 2, 3, 1)"
+        fix = f"images.permute{axes}" if is_torch else f"images.transpose{axes}"
     if arr.dtype != np.uint8:
+        if is_torch:
+            conv = "(images.clamp(0, 1) * 255).round().to(torch.uint8)"
+            conv += f".permute{axes}" if chw else ""
+        else:
+            conv = "(np.clip(images, 0, 1) * 255).round().astype(np.uint8)"
+            conv += f".transpose{axes}" if chw else ""
         raise FlickertagError(
-            "invalid images: a uint8 array [N, H, W, 3] or [H, W, 3] of 0-255 pixels "
-            f"(got dtype {arr.dtype}; convert with (x * 255).round().astype(np.uint8) if your "
-            "values are in [0, 1])"
+            "invalid images: uint8 pixels (0-255) [N, H, W, 3] or [H, W, 3], RGB, not normalized "
+            f"(got dtype {arr.dtype}, shape {shape}); for values in [0, 1] (a DataLoader's ToTensor() "
+            f"output, before Normalize) pass {conv}"
+        )
+    if chw:
+        raise FlickertagError(
+            f"invalid images: channels last, [N, H, W, 3] or [H, W, 3] (got channels first, shape {shape}); "
+            f"pass {fix}"
         )
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise FlickertagError(f"invalid images: a uint8 array [N, H, W, 3] or [H, W, 3] (got shape {list(arr.shape)})")
+        raise FlickertagError(f"invalid images: a uint8 array [N, H, W, 3] or [H, W, 3] (got shape {shape})")
     arr = np.ascontiguousarray(arr)
     return {"pixels": arr.tobytes(), "shape": tuple(int(d) for d in arr.shape)}
 
@@ -169,11 +199,11 @@ def analyze(
         installed ONNX Runtime (``"cuda"`` needs ``pip install 'flickertag[gpu]'``;
         :func:`providers` lists what is there). An error says what to install.
     out : path, optional
-        The run folder to write (what ``flickertag analyze --out`` writes); None: a
-        temporary folder that lives as long as the :class:`Analysis`. A folder holding
-        an earlier run is replaced only with ``overwrite=True``, one holding other files
-        never. With ``out``, ``resume=True`` continues from the checkpoint a killed run
-        left (checkpoints every ``checkpoint_every`` seconds, default 30).
+        A run folder to write as well (what ``flickertag analyze --out`` writes), with
+        checkpoints every ``checkpoint_every`` seconds (default 30) from which
+        ``resume=True`` continues a killed run. None: nothing is written;
+        :meth:`Analysis.save` writes the folder later. A folder holding an earlier run is
+        replaced only with ``overwrite=True``, one holding other files never.
     progress : progress on stderr; False for silence.
     **options : every other option of ``flickertag analyze``, named as its flag with
         ``_`` for ``-``: the stimulus (``phases``, ``lo``, ``hi``, ``domain``,
@@ -189,8 +219,9 @@ def analyze(
     Returns
     -------
     Analysis
-        Backed by the run folder flickertag wrote; the extras' tables are
-        ``a.control``, ``a.region_swap``, ``a.bootstrap`` and ``a.noise_sweep``.
+        The result held in memory (tables as DataFrames at full precision, arrays as
+        numpy arrays over the result's memory); the extras' tables are ``a.control``,
+        ``a.region_swap``, ``a.bootstrap`` and ``a.noise_sweep``.
 
     Raises
     ------
@@ -199,32 +230,49 @@ def analyze(
     KeyboardInterrupt
         Ctrl-C (or a notebook's "interrupt kernel") stops the run within one inference
         batch; nothing is left behind but a checkpoint for ``resume``.
+
+    Examples
+    --------
+    Three tag frequencies on a 1 x 3 grid of regions, uint8 pixels from numpy:
+
+    >>> import numpy as np, flickertag
+    >>> pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    >>> a = flickertag.analyze("resnet32", pixels, freqs=(6, 7.5, 10), layout="grid:1x3",
+    ...                        taps="conv", stats=False, progress=False)
+    >>> list(a.images["name"]), len(a.taps)
+    (['array[0]', 'array[1]'], 31)
+
+    Errors name the argument as Python spells it:
+
+    >>> flickertag.analyze("resnet32", layout="hexagons", progress=False)
+    Traceback (most recent call last):
+    ...
+    flickertag.FlickertagError: invalid layout: one of halves, left, whole, quadrants, ... (got hexagons)
     """
     import tempfile
 
-    tmp = tempfile.TemporaryDirectory(prefix="flickertag-")
-    spec, opts, selection, img, data = _prepare(
-        model,
-        images,
-        tmp.name,
-        freqs=freqs,
-        layout=layout,
-        fps=fps,
-        n_frames=n_frames,
-        taps=taps,
-        preset=preset,
-        threshold=threshold,
-        n_images=n_images,
-        seed=seed,
-        threads=threads,
-        device=device,
-        **options,
-    )
-    target = os.path.join(tmp.name, "run") if out is None else os.fspath(out)
-    try:
-        written = _flickertag.analyze(
+    # The temporary folder holds only a torch.nn.Module's ONNX export, for the run's time.
+    with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
+        spec, opts, selection, img, data = _prepare(
+            model,
+            images,
+            tmp,
+            freqs=freqs,
+            layout=layout,
+            fps=fps,
+            n_frames=n_frames,
+            taps=taps,
+            preset=preset,
+            threshold=threshold,
+            n_images=n_images,
+            seed=seed,
+            threads=threads,
+            device=device,
+            **options,
+        )
+        run, written = _flickertag.analyze(
             spec,
-            target,
+            None if out is None else os.fspath(out),
             _options_json(opts),
             _options_json(selection),
             data=data,
@@ -232,15 +280,7 @@ def analyze(
             overwrite=bool(overwrite),
             **img,
         )
-    except BaseException:  # an error or Ctrl-C: no temporary folder stays behind
-        tmp.cleanup()
-        raise
-    if out is not None:
-        tmp.cleanup()
-    a = load(os.fspath(written))
-    if out is None:
-        a._tmp = tmp  # the temporary folder lives as long as the Analysis
-    return a
+    return Analysis(run, path=None if written is None else os.fspath(written))
 
 
 def _options_json(opts: dict) -> str:
@@ -341,7 +381,7 @@ def analyze_shard(
     with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
         spec, opts, selection, img, data = _prepare(model, images, tmp, **options)
         opts["shard"] = {"index": i, "count": n}
-        path = _flickertag.analyze(
+        _, path = _flickertag.analyze(
             spec,
             os.fspath(out),
             _options_json(opts),
@@ -350,23 +390,23 @@ def analyze_shard(
             progress=bool(progress),
             **img,
         )
+    assert path is not None
     return os.fspath(path)
 
 
 def merge(parts: Any, out: Optional[str] = None, *, overwrite: bool = False) -> Analysis:
     """Merges the partial runs ``parts`` (paths, any order: each shard of one run once)
-    into the whole run's :class:`Analysis`, written to ``out`` (a temporary folder when
-    None). Missing, repeated or foreign shards are a :class:`FlickertagError` naming them."""
+    into the whole run's :class:`Analysis`, written to ``out`` (None: held in memory,
+    nothing left on disk). Missing, repeated or foreign shards are a
+    :class:`FlickertagError` naming them."""
     import tempfile
 
-    tmp = None
-    if out is None:
-        tmp = tempfile.TemporaryDirectory(prefix="flickertag-")
-        out = os.path.join(tmp.name, "run")
-    _flickertag.merge([os.fspath(p) for p in parts], os.fspath(out), force=overwrite)
-    a = load(out)
-    a._tmp = tmp
-    return a
+    if out is not None:
+        _flickertag.merge([os.fspath(p) for p in parts], os.fspath(out), force=overwrite)
+        return load(os.fspath(out))
+    with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
+        folder = _flickertag.merge([os.fspath(p) for p in parts], os.path.join(tmp, "run"))
+        return Analysis(_Files(_read_folder(folder)))
 
 
 def providers() -> dict:
@@ -381,8 +421,20 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
     """Every tap point of a model as a DataFrame: ``name`` (its ``named_modules()``
     path), ``kind``, ``conv_ordinal``, ``channels``, ``shape`` (what flickertag analyses,
     ``[C, H, W]``), ``layout`` (``channels_first``, ``channels_last``, ``tokens(1+14x14)``,
-    ``flat``, ...), ``tensor`` (the ONNX name) and ``aliases``. What is not a tap, and
-    why, is in the DataFrame's ``attrs["skipped"]``."""
+    ``flat``, ...), ``tensor`` (the ONNX name), ``aliases`` and ``folded``: for a conv
+    whose BatchNorm was folded into it at export (by the dynamo exporter's optimizer),
+    that BatchNorm's path, because the tap then holds the BatchNorm's output, not what a
+    forward hook on the conv sees (None otherwise). A ``torch.nn.Module`` is exported
+    without folding, so its convs and BatchNorms are separate taps. What is not a tap,
+    and why, is in the DataFrame's ``attrs["skipped"]``.
+
+    >>> import flickertag
+    >>> flickertag.taps("resnet32").head(3)[["name", "kind", "conv_ordinal", "channels"]]
+        name  kind  conv_ordinal  channels
+    0  conv1  conv             1        16
+    1    bn1  norm          <NA>        16
+    2   relu   act          <NA>        16
+    """
     import tempfile
 
     import pandas as pd
@@ -399,10 +451,11 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
             "layout": _layout_name(t["layout"]),
             "tensor": t["tensor"],
             "aliases": t.get("aliases", []),
+            "folded": t.get("folded"),
         }
         for t in got["taps"]
     ]
-    cols = ["name", "kind", "conv_ordinal", "channels", "shape", "layout", "tensor", "aliases"]
+    cols = ["name", "kind", "conv_ordinal", "channels", "shape", "layout", "tensor", "aliases", "folded"]
     df = pd.DataFrame(rows, columns=cols)
     df["conv_ordinal"] = df["conv_ordinal"].astype("Int64")
     df.attrs["skipped"] = got["skipped"]

@@ -1,11 +1,14 @@
-"""The result of an analysis, read from (and backed by) its run folder."""
+"""The result of an analysis: held in memory (what :func:`flickertag.analyze` returns),
+or read from a run folder (:func:`load`), or unpickled."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
-from typing import Any, Optional
+import tempfile
+from typing import Any, Dict, Optional
 
 import numpy as np
 import pandas as pd
@@ -14,14 +17,125 @@ from ._errors import FlickertagError
 
 #: Files every run folder holds; `load` refuses a folder without them.
 REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_mean.npy", "scores.npy")
+#: The tables a run may hold (summary, CSVs, the control's JSON), read into memory.
+TABLES = (
+    "summary.json", "filters.csv", "sweep.csv", "layers.csv", "lines.csv", "control.csv",
+    "control.json", "bootstrap.csv", "noise_sweep.csv", "region_swap.csv",
+)
+#: The arrays of a run, by the names of their ``.npy`` files.
+ARRAYS = ("spectra_mean", "scores", "spectra", "coefficients")
 
 
-def _npy(path: str) -> Optional[np.ndarray]:
-    return np.load(path) if os.path.isfile(path) else None
+# Before pandas 3 the default float parser can be 1 ulp off the text flickertag wrote
+# (the shortest text that reads back to the exact value): "round_trip" reads it exactly.
+# pandas 3 parses exactly by default and deprecates the argument.
+_EXACT: Dict[str, Any] = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
 
 
-def _csv(path: str) -> Optional[pd.DataFrame]:
-    return pd.read_csv(path) if os.path.isfile(path) else None
+def _csv(data: Optional[bytes]) -> Optional[pd.DataFrame]:
+    return None if data is None else pd.read_csv(io.BytesIO(data), **_EXACT)
+
+
+class _Memory:
+    """An analysis held by the extension (``_flickertag.Run``): tables as the bytes the
+    run folder would hold, arrays over the result's own memory, the folder written on
+    demand."""
+
+    def __init__(self, run: Any):
+        self.run = run
+
+    def tables(self) -> Dict[str, bytes]:
+        return dict(self.run.tables())
+
+    def array(self, name: str) -> Optional[np.ndarray]:
+        return self.run.array(name)
+
+    def save(self, path: str, overwrite: bool) -> str:
+        return os.fspath(self.run.save(path, overwrite=overwrite))
+
+    def files(self) -> Dict[str, bytes]:
+        with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
+            return _read_folder(self.run.save(os.path.join(tmp, "run")))
+
+
+class _Files:
+    """An analysis as the bytes of its run folder's files (a folder read, an unpickled
+    analysis): nothing on disk until saved."""
+
+    def __init__(self, files: Dict[str, bytes]):
+        self.data = files
+
+    def tables(self) -> Dict[str, bytes]:
+        return {k: v for k, v in self.data.items() if k in TABLES}
+
+    def array(self, name: str) -> Optional[np.ndarray]:
+        data = self.data.get(name + ".npy")
+        return None if data is None else np.load(io.BytesIO(data))
+
+    def save(self, path: str, overwrite: bool) -> str:
+        from ._flickertag import copy_run_folder
+
+        with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
+            root = os.path.join(tmp, "run")
+            for rel, data in self.data.items():
+                full = os.path.normpath(os.path.join(root, rel))
+                if not full.startswith(root + os.sep):
+                    raise FlickertagError(f"invalid run folder: a file outside the folder ({rel!r})")
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                with open(full, "wb") as f:
+                    f.write(data)
+            return os.fspath(copy_run_folder(root, path, force=overwrite))
+
+    def files(self) -> Dict[str, bytes]:
+        return self.data
+
+
+class _Folder:
+    """An analysis read from its run folder: tables read once, arrays memory-mapped."""
+
+    def __init__(self, path: str):
+        missing = [f for f in REQUIRED if not os.path.isfile(os.path.join(path, f))]
+        if missing:
+            raise FlickertagError(f"{path}: not a complete flickertag run folder (missing {', '.join(missing)})")
+        self.path = path
+
+    def tables(self) -> Dict[str, bytes]:
+        out = {}
+        for name in TABLES:
+            full = os.path.join(self.path, name)
+            if os.path.isfile(full):
+                with open(full, "rb") as f:
+                    out[name] = f.read()
+        return out
+
+    def array(self, name: str) -> Optional[np.ndarray]:
+        full = os.path.join(self.path, name + ".npy")
+        return np.load(full, mmap_mode="r") if os.path.isfile(full) else None
+
+    def save(self, path: str, overwrite: bool) -> str:
+        from ._flickertag import copy_run_folder
+
+        if os.path.abspath(path) == os.path.abspath(self.path):
+            return path
+        return os.fspath(copy_run_folder(self.path, path, force=overwrite))
+
+    def files(self) -> Dict[str, bytes]:
+        return _read_folder(self.path)
+
+
+def _read_folder(path: Any) -> Dict[str, bytes]:
+    """Every file of a run folder by relative path (locks and checkpoints left out: they
+    are not part of the run)."""
+    files = {}
+    for root, _, names in os.walk(path):
+        for n in names:
+            full = os.path.join(root, n)
+            rel = os.path.relpath(full, path).replace(os.sep, "/")
+            if rel.startswith(".flickertag-") and rel != ".flickertag-run":
+                continue
+            with open(full, "rb") as f:
+                files[rel] = f.read()
+    return files
 
 
 class Tap:
@@ -100,39 +214,48 @@ class Analysis:
     noise_sweep : DataFrame or None
         ``noise_sweep.csv`` (a ``noise_sigma`` list): F-test detection rate per noise
         level, tap and line.
-    path : str
-        The run folder behind this object.
+    path : str or None
+        The run folder this analysis was written to (``out=``) or read from
+        (:func:`load`); None for one held in memory.
 
     ``a["layer1.0.conv1"]`` (or ``a["#4"]``) is one tap: a :class:`Tap` with its
     filters' rows and arrays.
     """
 
-    def __init__(self, path: str):
-        missing = [f for f in REQUIRED if not os.path.isfile(os.path.join(path, f))]
-        if missing:
-            raise FlickertagError(f"{path}: not a complete flickertag run folder (missing {', '.join(missing)})")
-        self.path = os.fspath(path)
-        self._tmp: Any = None
-        with open(os.path.join(path, "summary.json")) as f:
-            self.summary: dict = json.load(f)
+    def __init__(self, source: Any, *, path: Optional[str] = None):
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            source = _Folder(path)
+        elif not isinstance(source, (_Memory, _Files, _Folder)):
+            source = _Memory(source)  # the extension's Run
+        self._source = source
+        self.path: Optional[str] = path
+        tables = source.tables()
+        self.summary: dict = json.loads(tables["summary.json"])
         for key in ("stimulus", "taps", "images", "layers"):
             if key not in self.summary:
-                raise FlickertagError(f"{path}/summary.json: missing key `{key}`")
-        self.layers = pd.read_csv(os.path.join(path, "layers.csv"), dtype={"important": str}, keep_default_na=False)
-        self.layers["conv_ordinal"] = pd.to_numeric(self.layers["conv_ordinal"]).astype("Int64")
-        self.layers["important"] = [[int(c) for c in s.split()] for s in self.layers["important"]]
-        self.filters = pd.read_csv(os.path.join(path, "filters.csv"))
-        self.filters["conv_ordinal"] = self.filters["conv_ordinal"].astype("Int64")
-        self.lines = pd.read_csv(os.path.join(path, "lines.csv"))
-        self.sweep = _csv(os.path.join(path, "sweep.csv"))
-        self.control = _csv(os.path.join(path, "control.csv"))
-        self.region_swap = _csv(os.path.join(path, "region_swap.csv"))
-        self.bootstrap = _csv(os.path.join(path, "bootstrap.csv"))
-        self.noise_sweep = _csv(os.path.join(path, "noise_sweep.csv"))
-        self.mean_spectra: np.ndarray = np.load(os.path.join(path, "spectra_mean.npy"))
-        self.scores: np.ndarray = np.load(os.path.join(path, "scores.npy"))
-        self.spectra = _npy(os.path.join(path, "spectra.npy"))
-        self.coefficients = _npy(os.path.join(path, "coefficients.npy"))
+                raise FlickertagError(f"summary.json: missing key `{key}`")
+        layers = pd.read_csv(io.BytesIO(tables["layers.csv"]), dtype={"important": str}, keep_default_na=False, **_EXACT)
+        layers["conv_ordinal"] = pd.to_numeric(layers["conv_ordinal"]).astype("Int64")
+        layers["important"] = [[int(c) for c in s.split()] for s in layers["important"]]
+        self.layers = layers
+        filters = _csv(tables["filters.csv"])
+        assert filters is not None
+        filters["conv_ordinal"] = filters["conv_ordinal"].astype("Int64")
+        self.filters = filters
+        self.lines = _csv(tables["lines.csv"])
+        self.sweep = _csv(tables.get("sweep.csv"))
+        self.control = _csv(tables.get("control.csv"))
+        self.region_swap = _csv(tables.get("region_swap.csv"))
+        self.bootstrap = _csv(tables.get("bootstrap.csv"))
+        self.noise_sweep = _csv(tables.get("noise_sweep.csv"))
+        mean, scores = source.array("spectra_mean"), source.array("scores")
+        if mean is None or scores is None:
+            raise FlickertagError("not a complete flickertag run (no spectra_mean or scores)")
+        self.mean_spectra: np.ndarray = mean
+        self.scores: np.ndarray = scores
+        self.spectra: Optional[np.ndarray] = source.array("spectra")
+        self.coefficients: Optional[np.ndarray] = source.array("coefficients")
         cfg = self.summary["stimulus"]["config"]
         self.freqs_hz: np.ndarray = np.arange(self.mean_spectra.shape[-1]) * cfg["fps"] / cfg["n_frames"]
         self.taps: list = [t["name"] for t in self.summary["taps"]]
@@ -144,25 +267,18 @@ class Analysis:
         m = self.summary.get("model", {})
         n_imp = int(self.layers["n_important"].sum())
         n_f = int(self.layers["n_filters"].sum())
+        where = self.path if self.path is not None else "in memory"
         return (
             f"<flickertag.Analysis {m.get('name', '?')}: {len(self.images)} images, {len(self.taps)} taps, "
-            f"{n_imp} of {n_f} filters important; {self.path}>"
+            f"{n_imp} of {n_f} filters important; {where}>"
         )
 
     def __reduce__(self) -> Any:
-        """Pickles the run folder itself (every file, byte for byte), so that an unpickled
-        Analysis, in another process or on another machine, holds the same numbers and
-        still saves the same folder (it lives in a temporary folder there)."""
-        files = {}
-        for root, _, names in os.walk(self.path):
-            for n in names:
-                full = os.path.join(root, n)
-                rel = os.path.relpath(full, self.path)
-                if rel.startswith(".flickertag-") and rel != ".flickertag-run":
-                    continue  # locks and checkpoints are not part of the run
-                with open(full, "rb") as f:
-                    files[rel] = f.read()
-        return (_unpickle, (files,))
+        """Pickles the run folder's files (every file, byte for byte, as :meth:`save`
+        writes them), so that an unpickled Analysis, in another process or on another
+        machine, holds the same numbers and saves the same folder. It is held in memory
+        there (``path`` is None)."""
+        return (_unpickle, (self._source.files(),))
 
     def __getitem__(self, tap: str) -> Tap:
         """One tap by name (or ``#ordinal`` for conv taps)."""
@@ -206,6 +322,13 @@ class Analysis:
         ``frequency`` is in Hz; ``image`` carries the images' ``name`` (and CIFAR-10
         ``index`` and ``label``, -1 where none). The values are the arrays of this
         object, not copies of rounded CSV text.
+
+        >>> import flickertag
+        >>> ds = flickertag.analyze("resnet32", progress=False).to_xarray()
+        >>> dict(ds.sizes)
+        {'unit': 1146, 'frequency': 121, 'image': 10}
+        >>> float(ds.mean_amplitude.sel(frequency=6.0).where(ds.tap == "conv1", drop=True).max()) > 0
+        True
         """
         try:
             import xarray as xr
@@ -236,44 +359,39 @@ class Analysis:
         return ds
 
     def save(self, path: str, *, overwrite: bool = False) -> str:
-        """Writes the run folder (exactly the files ``flickertag analyze --out`` writes) to
-        ``path``, atomically: it appears complete or not at all. A folder holding another
-        run is replaced only with ``overwrite=True``; one holding other files never."""
-        from ._flickertag import copy_run_folder
-
-        path = os.fspath(path)
-        if os.path.abspath(path) == os.path.abspath(self.path):
-            return path
-        return os.fspath(copy_run_folder(self.path, path, force=overwrite))
+        """Writes the run folder (exactly the files ``flickertag analyze --out`` writes:
+        tables, arrays, figures, ``report.html``) to ``path``, atomically: it appears
+        complete or not at all. A folder holding another run is replaced only with
+        ``overwrite=True``; one holding other files never. Returns ``path``."""
+        return self._source.save(os.fspath(path), bool(overwrite))
 
     def report(self, path: Optional[str] = None) -> str:
-        """The self-contained HTML report; copied to ``path`` when given. Returns its path."""
-        src = os.path.join(self.path, "report.html")
-        if not os.path.isfile(src):
-            raise FlickertagError(f"{self.path}: no report.html (redraw it with `flickertag report {self.path}`)")
+        """Writes the self-contained HTML report (figures inline) to the file ``path``
+        and returns it. Without ``path``: the run folder's own ``report.html`` (an
+        analysis held in memory has none: pass ``path``)."""
         if path is None:
+            if self.path is None:
+                raise FlickertagError(
+                    "invalid path: a file to write the report to (this analysis is held in memory; "
+                    "save() writes the whole run folder) (got None)"
+                )
+            src = os.path.join(self.path, "report.html")
+            if not os.path.isfile(src):
+                raise FlickertagError(f"{self.path}: no report.html (redraw it with `flickertag report {self.path}`)")
             return src
-        shutil.copyfile(src, path)
-        return os.fspath(path)
+        path = os.fspath(path)
+        with tempfile.TemporaryDirectory(prefix="flickertag-") as tmp:
+            folder = self.save(os.path.join(tmp, "run"))
+            shutil.copyfile(os.path.join(folder, "report.html"), path)
+        return path
 
 
-def _unpickle(files: dict) -> Analysis:
-    """An Analysis from pickled run-folder files, written into a temporary folder that
-    lives as long as the object."""
-    import tempfile
-
-    tmp = tempfile.TemporaryDirectory(prefix="flickertag-")
-    root = os.path.join(tmp.name, "run")
-    for rel, data in files.items():
-        full = os.path.normpath(os.path.join(root, rel))
-        if not full.startswith(root + os.sep):
+def _unpickle(files: Dict[str, bytes]) -> Analysis:
+    """An Analysis from pickled run-folder files, held in memory."""
+    for rel in files:
+        if rel.startswith("/") or ".." in rel.split("/"):
             raise FlickertagError(f"invalid pickle: a run-folder file outside the folder ({rel!r})")
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        with open(full, "wb") as f:
-            f.write(data)
-    a = Analysis(root)
-    a._tmp = tmp
-    return a
+    return Analysis(_Files(files))
 
 
 def load(path: str) -> Analysis:

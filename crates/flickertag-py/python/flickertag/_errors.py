@@ -14,3 +14,8 @@ class FlickertagFileNotFoundError(FlickertagError, FileNotFoundError):
 
 class FlickertagOSError(FlickertagError, OSError):
     """Reading or writing a file failed (permissions, a full disk, ...)."""
+
+
+# Shown as `flickertag.FlickertagError` in tracebacks: the name users import.
+for _cls in (FlickertagError, FlickertagFileNotFoundError, FlickertagOSError):
+    _cls.__module__ = "flickertag"

@@ -4,7 +4,9 @@ defaults)."""
 
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 _Path = Union[str, "os.PathLike[str]"]
 
@@ -12,9 +14,17 @@ __version__: str
 
 def set_ort_library(path: _Path) -> bool: ...
 def ort_library() -> Optional[Path]: ...
+class Run:
+    """A finished run held in memory."""
+
+    def tables(self) -> Dict[str, bytes]: ...
+    def array(self, name: str) -> Optional[np.ndarray]: ...
+    def save(self, path: _Path, overwrite: bool = False) -> Path: ...
+    def summary(self) -> str: ...
+
 def analyze(
     model: str,
-    out: _Path,
+    out: Optional[_Path] = None,
     options: str = "{}",
     selection: str = "{}",
     data: Optional[_Path] = None,
@@ -22,7 +32,7 @@ def analyze(
     shape: Optional[Tuple[int, int, int, int]] = None,
     progress: bool = True,
     overwrite: bool = False,
-) -> Path: ...
+) -> Tuple[Optional[Run], Optional[Path]]: ...
 def check(
     model: str,
     options: str = "{}",

@@ -14,6 +14,12 @@ def export_module(module: Any, input_shape: Optional[tuple], folder: str) -> str
     torch's TorchScript-based exporter (``dynamo=False``), whose node names carry the
     modules' ``named_modules()`` paths, and returns the path.
 
+    Nothing is folded: in its default ``TrainingMode.EVAL`` the exporter folds each
+    BatchNorm into the conv before it, so that the conv's tap would hold the
+    BatchNorm's output and the BatchNorm would vanish. ``TrainingMode.PRESERVE`` on the
+    module in eval mode keeps both, as inference-mode nodes: ``conv1`` is what a forward
+    hook on ``conv1`` sees, ``bn1`` what one on ``bn1`` sees.
+
     `input_shape` is ``(C, H, W)``; default ``(3, 32, 32)``.
     """
     try:
@@ -51,5 +57,7 @@ def _export(torch: Any, module: Any, x: Any, path: str, kwargs: dict) -> None:
         output_names=["output"],
         dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
         opset_version=17,
+        training=torch.onnx.TrainingMode.PRESERVE,
+        do_constant_folding=False,
         **kwargs,
     )

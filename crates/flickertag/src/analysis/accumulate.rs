@@ -237,3 +237,112 @@ impl<'a> Accumulator<'a> {
         st
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The DFT by its definition, `X_k = sum_t x_t e^{-2 pi i k t / N}`: the oracle.
+    fn naive_dft(x: &[f64]) -> Vec<Complex<f64>> {
+        let n = x.len();
+        (0..n / 2 + 1)
+            .map(|k| {
+                x.iter().enumerate().fold(Complex::new(0.0, 0.0), |acc, (t, &v)| {
+                    let w = -2.0 * std::f64::consts::PI * (k * t) as f64 / n as f64;
+                    acc + Complex::new(w.cos(), w.sin()) * v
+                })
+            })
+            .collect()
+    }
+
+    fn tap(name: &str, c: usize) -> TapInfo {
+        let point = crate::model::demo_model(1).unwrap().taps[0].clone();
+        TapInfo { tap: crate::model::TapPoint { name: name.into(), ..point }, shape: vec![c, 1, 1] }
+    }
+
+    /// Channel `ch` of tap `t` in image `img`: a mean, a tone at one bin and one at
+    /// another, all different per (image, tap, channel).
+    fn series(n: usize, img: usize, t: usize, ch: usize) -> Vec<f64> {
+        let (k1, k2) = (3 + ch, 7 + t + img);
+        (0..n)
+            .map(|i| {
+                let ph = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
+                0.5 + img as f64 + (1.0 + ch as f64) * (k1 as f64 * ph).cos() + 0.25 * (k2 as f64 * ph + 0.3).sin()
+            })
+            .collect()
+    }
+
+    /// The session's outputs for one image: logits, then `[N, C, 1, 1]` per tap.
+    fn outputs(n: usize, img: usize, chans: &[usize]) -> Vec<Output> {
+        let mut outs = vec![Output { shape: vec![n, 10], data: vec![0.0; n * 10] }];
+        for (t, &c) in chans.iter().enumerate() {
+            let cols: Vec<Vec<f64>> = (0..c).map(|ch| series(n, img, t, ch)).collect();
+            let data = (0..n).flat_map(|i| cols.iter().map(move |s| s[i] as f32)).collect();
+            outs.push(Output { shape: vec![n, c, 1, 1], data });
+        }
+        outs
+    }
+
+    #[test]
+    fn accumulated_spectra_equal_a_naive_dft_row_by_row_and_survive_a_checkpoint() {
+        let n = 48;
+        let mut cfg = AnalysisConfig { keep_per_image: true, ..AnalysisConfig::default() };
+        cfg.stats.enabled = false;
+        cfg.stats.permutations = 0;
+        let chans = [2, 3];
+        let taps = [tap("a", 2), tap("b", 3)];
+        let lines = crate::lines::catalogue(&[4, 5], 120.0, n, 2);
+        let test_lines: Vec<usize> = (0..lines.len()).collect();
+        let nb = n_bins(n);
+        let images: Vec<ImageSpec> =
+            (0..3).map(|i| ImageSpec { name: format!("i{i}"), index: Some(i), label: None }).collect();
+
+        // Straight through three images, and with a checkpoint (take_state + resume)
+        // after the first.
+        let mut whole = Accumulator::new(&taps, &lines, &test_lines, &cfg, n, n, 3);
+        for img in 0..3 {
+            whole.add(&outputs(n, img, &chans));
+        }
+        let whole = whole.finish(&images, vec![]);
+        let mut first = Accumulator::new(&taps, &lines, &test_lines, &cfg, n, n, 3);
+        first.add(&outputs(n, 0, &chans));
+        let saved = first.take_state(&images[..1], vec![]);
+        let mut resumed = Accumulator::new(&taps, &lines, &test_lines, &cfg, n, n, 3);
+        resumed.resume(saved);
+        for img in 1..3 {
+            resumed.add(&outputs(n, img, &chans));
+        }
+        assert_eq!(resumed.finish(&images, vec![]), whole);
+
+        let per = whole.per.as_ref().unwrap();
+        assert_eq!((per.rows, per.amplitude.len()), (5, 3 * 5 * nb));
+        for (t, &c) in chans.iter().enumerate() {
+            let first_row = chans[..t].iter().sum::<usize>();
+            for ch in 0..c {
+                let mut sum = vec![0.0; nb];
+                for img in 0..3 {
+                    let x: Vec<f64> = series(n, img, t, ch).iter().map(|&v| v as f32 as f64).collect();
+                    let want = naive_dft(&x);
+                    let row = (img * per.rows + first_row + ch) * nb;
+                    for k in 0..nb {
+                        // The coefficient X/N and the amplitude |X|/N (spectrum.rs's
+                        // convention), stored as f32.
+                        let got = per.coefficients[row + k];
+                        let z = want[k] / n as f64;
+                        assert!((got.re as f64 - z.re).abs() < 1e-5 && (got.im as f64 - z.im).abs() < 1e-5);
+                        let a = per.amplitude[row + k] as f64;
+                        let expect = z.norm();
+                        assert!((a - expect).abs() < 1e-5 * expect.max(1.0), "tap {t} ch {ch} image {img} bin {k}");
+                        sum[k] += a;
+                    }
+                }
+                // The running sums are the images' amplitudes added up.
+                for (k, &s) in sum.iter().enumerate() {
+                    assert!((whole.sum_amp[t][ch][k] - s).abs() < 1e-5 * s.max(1.0), "sum of bin {k}");
+                }
+            }
+            assert_eq!(whole.scores[t].len(), 3, "one score row per image");
+            assert!(whole.scores[t].iter().all(|r| r.len() == c));
+        }
+    }
+}

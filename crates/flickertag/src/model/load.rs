@@ -261,6 +261,7 @@ impl Model {
                 dims: dims.clone(),
                 chw,
                 aliases: cand.aliases.clone(),
+                folded: cand.folded.clone(),
             };
             if let Layout::Tokens { prefix, .. } = lay {
                 let t = tap.clone();
@@ -273,6 +274,7 @@ impl Model {
                         chw: [t.chw[0], 1, 1],
                         conv_ordinal: None,
                         aliases: vec![],
+                        folded: None,
                         ..t.clone()
                     });
                 }

@@ -60,6 +60,11 @@ pub struct TapPoint {
     /// functional name, the ONNX tensor name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// For a conv whose BatchNorm was folded into it at export (the dynamo exporter's
+    /// optimizer): that BatchNorm's module path. The tap then holds the BatchNorm's
+    /// output, not the conv's (a forward hook on the conv would see other values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded: Option<String>,
 }
 
 fn default_layout() -> Layout {

@@ -201,6 +201,8 @@ pub(crate) struct Candidate {
     pub tensor: String,
     /// Kind ([`TapKind::Other`] for a module output of no known kind).
     pub kind: TapKind,
+    /// The BatchNorm folded into this conv at export, whose output it holds.
+    pub folded: Option<String>,
 }
 
 /// A tensor or module that is not a tap, and why.
@@ -557,10 +559,12 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             // A conv with a BatchNorm folded into it (the dynamo exporter's optimizer)
             // sits in the BatchNorm's scope, but its weight keeps the conv's parameter
             // name: the tap is named after the conv, the BatchNorm is an alias.
+            let mut folded = None;
             if kind == TapKind::Conv && n.output.first() == Some(o) {
                 let conv =
                     n.input.get(1).filter(|w| consts.contains(w.as_str())).and_then(|w| w.strip_suffix(".weight"));
                 if let Some(c) = conv.filter(|c| !all.iter().any(|a| a == c)) {
+                    folded = all.first().filter(|m| mods.is_some_and(|ms| ms.iter().any(|x| x == m))).cloned();
                     all.insert(0, c.to_string());
                 }
             }
@@ -579,7 +583,7 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             aliases.push(o.clone());
             aliases.retain(|a| *a != name);
             aliases.dedup();
-            candidates.push(Candidate { name, aliases, tensor: o.clone(), kind });
+            candidates.push(Candidate { name, aliases, tensor: o.clone(), kind, folded });
         }
     }
     if inner_steps > 0 {

@@ -141,6 +141,7 @@ impl Model {
                 dims: dims.clone(),
                 chw,
                 aliases: vec![],
+                folded: None,
             }]);
         }
         let g = self.proto.graph.as_ref().expect("checked at load");

@@ -11,7 +11,7 @@
 //! | `spectra.npy` | float32 `[image, row, bin]` amplitudes (when per-image spectra are kept) |
 //! | `coefficients.npy` | complex64 `[image, row, bin]`, `rfft/N` (when kept) |
 //! | `maps/<tap>.npy` | float64 `[channel, line, H, W]` per-neuron SNR at f1, f2, (f1+f2), with `--maps` |
-//! | `scores.npy` | float64 `[image, tap, channel]` per-image scores (NaN-padded) |
+//! | `scores.npy` | float64 `[image, row]` per-image scores, rows as in `spectra_mean.npy` |
 //!
 //! `summary.json` schema (version 1): `{schema, flickertag_version, model{name, source,
 //! input_shape, preprocess}, stimulus{..., bins, period, region_names}, inference{path{path:
@@ -34,8 +34,6 @@ pub mod run_folder;
 pub mod summary;
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::analysis::Analysis;
@@ -45,23 +43,13 @@ use crate::table::{num, opt, Table};
 pub(crate) use crate::npy::npy;
 pub use summary::{Summary, SCHEMA_VERSION};
 
-fn create(path: &Path) -> Result<BufWriter<File>> {
-    Ok(BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?))
-}
-
-/// Writes every output file into `dir` (created if needed).
-pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e: std::io::Error| Error::io(&p, e)
-    };
-    let p = dir.join("summary.json");
-    let mut f = create(&p)?;
-    serde_json::to_writer_pretty(&mut f, &Summary::new(a)).map_err(|e| Error::io(&p, e.into()))?;
-    f.flush().map_err(io(&p))?;
-
-    let p = dir.join("filters.csv");
+/// The tables of a run folder rendered in memory, by file name, in the order
+/// [`write_run`] writes them: `summary.json`, `filters.csv`, `sweep.csv` (with
+/// statistics), `layers.csv`, `lines.csv`. The folder holds exactly these bytes; Python's
+/// `Analysis` reads its DataFrames from them without a folder.
+pub fn tables(a: &Analysis) -> Vec<(&'static str, Vec<u8>)> {
+    let summary = serde_json::to_vec_pretty(&Summary::new(a)).expect("serializable");
+    let mut files = vec![("summary.json", summary)];
     let mut head: Vec<String> =
         ["tap", "conv_ordinal", "channel", "mean_score", "sd_score", "pass_fraction", "important", "dead"]
             .map(String::from)
@@ -119,9 +107,8 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             t.row(row);
         }
     }
-    std::fs::write(&p, t.finish()).map_err(io(&p))?;
+    files.push(("filters.csv", t.finish()));
     if let Some(st) = &a.stats {
-        let p = dir.join("sweep.csv");
         let mut t = Table::new(&["criterion", "value", "tap", "count", "jaccard_mean", "jaccard_sd"]);
         for r in &st.sweep {
             t.row([
@@ -133,10 +120,9 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
                 num(r.jaccard_sd),
             ]);
         }
-        std::fs::write(&p, t.finish()).map_err(io(&p))?;
+        files.push(("sweep.csv", t.finish()));
     }
 
-    let p = dir.join("layers.csv");
     let mut t = Table::new(&["tap", "kind", "conv_ordinal", "n_filters", "n_important", "mean_score", "important"]);
     for (l, tap) in a.layers.iter().zip(&a.taps) {
         let imp: Vec<String> = l.important.iter().map(|c| c.to_string()).collect();
@@ -150,9 +136,8 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             imp.join(" "),
         ]);
     }
-    std::fs::write(&p, t.finish()).map_err(io(&p))?;
+    files.push(("layers.csv", t.finish()));
 
-    let p = dir.join("lines.csv");
     let mut out = Table::new(&[
         "tap",
         "freq_hz",
@@ -195,11 +180,35 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
             ]);
         }
     }
-    std::fs::write(&p, out.finish()).map_err(io(&p))?;
+    files.push(("lines.csv", out.finish()));
+    files
+}
 
+/// The mean amplitude spectra, float64 `[row, bin]` (`spectra_mean.npy`), flat and
+/// row-major with its shape.
+pub fn mean_spectra(a: &Analysis) -> (Vec<f64>, [usize; 2]) {
     let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
     let nb = crate::spectrum::n_bins(a.config.stimulus.n_frames);
-    let mean: Vec<f64> = a.mean_amplitude.iter().flatten().flatten().copied().collect();
+    (a.mean_amplitude.iter().flatten().flatten().copied().collect(), [rows, nb])
+}
+
+/// The per-image scores, float64 `[image, row]` (`scores.npy`), flat and row-major with
+/// its shape.
+pub fn score_rows(a: &Analysis) -> (Vec<f64>, [usize; 2]) {
+    let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
+    let ni = a.images.len();
+    let flat = (0..ni).flat_map(|i| a.scores.iter().flat_map(move |tap| tap.scores[i].iter().copied())).collect();
+    (flat, [ni, rows])
+}
+
+/// Writes every output file into `dir` (created if needed): [`tables`], then the arrays.
+pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (name, bytes) in tables(a) {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
+    }
+    let (mean, [rows, nb]) = mean_spectra(a);
     npy(&dir.join("spectra_mean.npy"), &[rows as u64, nb as u64], &mean)?;
     let ni = a.images.len();
     let scores: Vec<&[Vec<f64>]> = a.scores.iter().map(|l| l.scores.as_slice()).collect();

@@ -11,7 +11,24 @@ use crate::model::Model;
 use crate::report::folder::RunFolder;
 use crate::shard::{Checkpoint, PartialInfo, Shard};
 
-use super::plan::{ControlResult, Extras, Hooks, Outcome, Plan};
+use super::plan::{ControlResult, Extras, Hooks, Outcome, Plan, RunResult};
+
+impl RunResult {
+    /// Writes the run folder into `out` (what `flickertag analyze --out` writes: the
+    /// tables, the arrays, the figures, `report.html`, the extras), atomically: it
+    /// appears complete or not at all; an earlier run there is replaced only with
+    /// `force`, other files never. Returns the folder.
+    pub fn save(&self, out: &Path, force: bool) -> Result<std::path::PathBuf> {
+        let folder = RunFolder::create(out, force, "analyze")?;
+        self.write_into(folder.path())?;
+        folder.commit()
+    }
+
+    fn write_into(&self, dir: &Path) -> Result<()> {
+        crate::report::run_folder::write_run_folder(&self.analysis, &self.first, dir)?;
+        self.extras.write(dir)
+    }
+}
 
 impl Plan {
     /// Runs the plan on `model` and the images `specs` (loaded by `load`) into the run
@@ -44,14 +61,59 @@ impl Plan {
         let control_model = self.control.map(|(k, seed)| model.control(k, seed)).transpose()?;
         let folder = RunFolder::create(out, force, "analyze")?;
         let ck = Checkpoint::of(out)?;
+        let run = self.compute(model, control_model.as_ref(), specs, load, Some(&ck), hooks)?;
+        run.write_into(folder.path())?;
+        let out = folder.commit()?;
+        ck.remove()?;
+        Ok(Outcome::Run { run: Box::new(run), folder: out })
+    }
+
+    /// Runs the plan on `model` and the images `specs` in memory, writing nothing (no
+    /// checkpoints either): [`RunResult::save`] writes the run folder later. A plan
+    /// with `resume` or a shard needs a folder and is refused.
+    pub fn execute_in_memory(
+        &self,
+        model: &Model,
+        specs: &[ImageSpec],
+        load: &dyn Fn(&ImageSpec) -> Result<Image>,
+        hooks: &mut Hooks,
+    ) -> Result<RunResult> {
+        if specs.is_empty() {
+            return Err(Error::param("images", "at least one image", 0));
+        }
+        if self.resume {
+            return Err(Error::param("resume", "a run folder holding the checkpoint: pass <out PATH>", "no out"));
+        }
+        if let Some(shard) = self.shard {
+            return Err(Error::param("shard", "a run folder for the partial run: pass <out PATH>", shard));
+        }
+        let control_model = self.control.map(|(k, seed)| model.control(k, seed)).transpose()?;
+        self.compute(model, control_model.as_ref(), specs, load, None, hooks)
+    }
+
+    /// The analysis (checkpointed into `ck` when given, resumed from it with `resume`)
+    /// and its extras.
+    fn compute(
+        &self,
+        model: &Model,
+        control_model: Option<&Model>,
+        specs: &[ImageSpec],
+        load: &dyn Fn(&ImageSpec) -> Result<Image>,
+        ck: Option<&Checkpoint>,
+        hooks: &mut Hooks,
+    ) -> Result<RunResult> {
         let digest = crate::shard::images_digest(specs);
         let start = Instant::now();
-        let resumed = if self.resume { ck.load()? } else { None };
-        if !self.resume {
-            ck.remove()?;
-        }
-        let (resumed, mut segments) = match resumed {
-            Some((info, state, _)) => {
+        let resumed = match ck {
+            Some(ck) if self.resume => ck.load()?,
+            Some(ck) => {
+                ck.remove()?;
+                None
+            }
+            None => None,
+        };
+        let (resumed, mut segments) = match (resumed, ck) {
+            (Some((info, state, _)), Some(ck)) => {
                 if info.images_digest != digest || info.context.model != model.info() {
                     return Err(Error::param(
                         "resume",
@@ -65,7 +127,7 @@ impl Plan {
                 (hooks.note)(&format!("resuming after {} of {} images", state.images.len(), specs.len()));
                 (Some((info.context, state)), info.segments)
             }
-            None => {
+            _ => {
                 if self.resume {
                     (hooks.note)("no checkpoint to resume: starting from the first image");
                 }
@@ -76,6 +138,7 @@ impl Plan {
         // This start's segment counts the images after those of earlier starts.
         let done_before = resumed.as_ref().map_or(0, |(_, st)| st.images.len());
         let mut save = |ctx: &RunContext, st: &AnalysisState| {
+            let Some(ck) = ck else { return Ok(()) };
             let mut segs = segments.clone();
             segs.push(Segment::new("run", st.images.len() - done_before, start.elapsed().as_secs_f64()));
             let info = PartialInfo {
@@ -90,9 +153,10 @@ impl Plan {
             };
             ck.save(&info, st, &first)
         };
+        let period = self.checkpoint_every.filter(|_| ck.is_some());
         let control = RunControl {
             resume: resumed,
-            checkpoint: self.checkpoint_every.map(|e| (&mut save as CheckpointFn, e)),
+            checkpoint: period.map(|e| (&mut save as CheckpointFn, e)),
             first_index: 0,
             stop: hooks.stop,
         };
@@ -102,13 +166,9 @@ impl Plan {
             analysis::run_state(model, &self.config, specs, load, &mut p, control)?
         };
         segments.push(Segment::new("run", state.images.len() - done_before, start.elapsed().as_secs_f64()));
-        let result = analysis::finish(&ctx, state, segments)?;
-        crate::report::run_folder::write_run_folder(&result, &first, folder.path())?;
-        let extras = self.extras(model, control_model.as_ref(), &result, specs, load, hooks)?;
-        extras.write(folder.path())?;
-        let out = folder.commit()?;
-        ck.remove()?;
-        Ok(Outcome::Run { analysis: Box::new(result), extras, folder: out })
+        let analysis = analysis::finish(&ctx, state, segments)?;
+        let extras = self.extras(model, control_model, &analysis, specs, load, hooks)?;
+        Ok(RunResult { analysis, extras, first })
     }
 
     /// The extras, each a further analysis of the same images where it needs one.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::analysis::{self, AnalysisConfig};
+use crate::data::Image;
 use crate::error::{Error, Result};
 use crate::importance::control::ControlRow;
 use crate::model::control::Control;
@@ -131,14 +132,36 @@ pub struct Extras {
     pub noise_sweep: Option<Vec<analysis::ftest::SweepRow>>,
 }
 
+/// A whole run held in memory: the analysis, its extras, and the first image (on which
+/// the run folder's stimulus and map figures are drawn). Python's `Analysis` holds one;
+/// `RunResult::save` (with the `report` feature) writes the run folder on demand.
+pub struct RunResult {
+    /// The analysis.
+    pub analysis: analysis::Analysis,
+    /// The extras.
+    pub extras: Extras,
+    /// The first image of the run.
+    pub first: Image,
+}
+
+impl RunResult {
+    /// Every table of the run folder, rendered in memory by file name:
+    /// [`crate::report::tables`] (`summary.json`, `filters.csv`, `sweep.csv`,
+    /// `layers.csv`, `lines.csv`), then [`Extras::files`]. The run folder holds exactly
+    /// these bytes.
+    pub fn tables(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut t = crate::report::tables(&self.analysis);
+        t.extend(self.extras.files());
+        t
+    }
+}
+
 /// A finished plan.
 pub enum Outcome {
-    /// A whole run: its analysis, the extras, and the committed run folder.
+    /// A whole run: the result, and the committed run folder holding it.
     Run {
-        /// The analysis.
-        analysis: Box<analysis::Analysis>,
-        /// The extras.
-        extras: Extras,
+        /// The analysis and its extras.
+        run: Box<RunResult>,
         /// The run folder.
         folder: PathBuf,
     },
@@ -203,26 +226,33 @@ impl Extras {
         s
     }
 
-    /// Writes the extras' files into a run folder: `control.csv` and `control.json`,
-    /// `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`.
-    pub fn write(&self, dir: &Path) -> Result<()> {
-        let put = |name: &str, bytes: Vec<u8>| {
-            let p = dir.join(name);
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
-        };
+    /// The extras' files, rendered in memory by file name: `control.csv` and
+    /// `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
+    /// asked for).
+    pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut files = Vec::new();
         if let Some(c) = &self.control {
-            put("control.csv", crate::importance::control::to_csv(&c.rows).into_bytes())?;
+            files.push(("control.csv", crate::importance::control::to_csv(&c.rows).into_bytes()));
             let v = serde_json::json!({"control": c.name, "seed": c.seed, "layers": c.rows});
-            put("control.json", serde_json::to_vec_pretty(&v).expect("serializable"))?;
+            files.push(("control.json", serde_json::to_vec_pretty(&v).expect("serializable")));
         }
         if let Some(b) = &self.bootstrap {
-            put("bootstrap.csv", analysis::bootstrap::to_csv(b).into_bytes())?;
+            files.push(("bootstrap.csv", analysis::bootstrap::to_csv(b).into_bytes()));
         }
         if let Some(s) = &self.noise_sweep {
-            put("noise_sweep.csv", analysis::ftest::sweep_csv(s).into_bytes())?;
+            files.push(("noise_sweep.csv", analysis::ftest::sweep_csv(s).into_bytes()));
         }
         if let Some(r) = &self.region_swap {
-            put("region_swap.csv", analysis::swap::to_csv(r).into_bytes())?;
+            files.push(("region_swap.csv", analysis::swap::to_csv(r).into_bytes()));
+        }
+        files
+    }
+
+    /// Writes [`Extras::files`] into a run folder.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        for (name, bytes) in self.files() {
+            let p = dir.join(name);
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
         }
         Ok(())
     }
