@@ -7,6 +7,13 @@ recording per-channel means (conv maps: over H x W; ViT tokens: over the patch
 tokens, the class token left out, as flickertag does), 240 frames of the paper's
 stimulus, torch.fft.rfft. Prints images/s, the speed-up, flickertag's peak memory with
 N and 3N images (per-image spectra off), and the agreement of the spectra.
+
+Then two targets of their own:
+- recording costs little: on ResNet-50 with every conv tap, flickertag's frames per
+  CPU-second (frames it runs, whole process) against plain ONNX Runtime's on the same
+  graph without taps (`flickertag bench --taps none`, same batch), interleaved rounds;
+- VGG16-BN at 224 (553 MB of weights): flickertag's peak memory with every conv tap
+  against PyTorch with forward hooks on every Conv2d (one image, batch 16).
 Usage: byo.py OUT_DIR FLICKERTAG_BIN TEST_BATCH N_IMAGES"""
 import json
 import os
@@ -121,6 +128,68 @@ def run_flickertag(bin_, onnx_path, pngs, out, per_image=True):
     return secs, peak_kb / 1024
 
 
+def cpu_run(argv):
+    """(wall s, CPU s of the process and its children, peak RSS MB) of one command."""
+    t = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(map(str, argv))} failed: {p.stderr.read().decode()}")
+    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024
+
+
+def recording_cost(bin_, onnx_path, pngs, out, rounds=3):
+    """flickertag analyze (every conv tap) against plain ONNX Runtime on the same number
+    of frames, interleaved; frames per CPU-second, medians and spreads."""
+    fdir = os.path.join(out, "resnet50-cpu")
+    # Both at the batch flickertag picks for ResNet-50 at 224 (its activations within
+    # 512 MB: Model::batch_for).
+    batch = 5
+    analyze = [bin_, "analyze", "--model", onnx_path, "--taps", "conv", "--threads", "2", "--no-stats", "--batch", str(batch),
+               "--no-per-image", "--quiet", "--force", "--out", fdir, "--image-file", *pngs]
+    cpu_run(analyze)  # once untimed: the frames it runs and the batch it uses
+    s = json.load(open(os.path.join(fdir, "summary.json")))
+    frames = s["inference"]["frames_per_image"] * len(pngs)
+    plain = [bin_, "bench", "--model", onnx_path, "--taps", "none", "--frames", str(frames), "--batch", str(batch),
+             "--threads", "2", "--json"]
+    got = {"flickertag analyze, 53 conv taps": [], "ONNX Runtime, no taps": []}
+    loads = []
+    for r in range(rounds):
+        loads.append(os.getloadavg()[0])
+        order = list(got.items()) if r % 2 == 0 else list(got.items())[::-1]
+        for name, v in order:
+            wall, cpu, _ = cpu_run(analyze if name.startswith("flickertag") else plain)
+            v.append(frames / cpu)
+    med = {k: float(np.median(v)) for k, v in got.items()}
+    ratio = med["flickertag analyze, 53 conv taps"] / med["ONNX Runtime, no taps"]
+    print(f"resnet50 recording cost: {frames} frames ({len(pngs)} images x {frames // len(pngs)} distinct frames), "
+          f"batch {batch}, {rounds} interleaved rounds, load average {', '.join(f'{x:.2f}' for x in loads)}")
+    for k, v in got.items():
+        print(f"  {k:<34} {med[k]:.3f} frames per CPU-s (min {min(v):.3f}, max {max(v):.3f})")
+    print(f"  flickertag reaches {100 * ratio:.1f} % of plain ONNX Runtime's frames per CPU-second (target: 90 %)")
+    return {"frames": frames, "batch": batch, "frames_per_cpu_s": got, "ratio": ratio, "load_average": loads}
+
+
+def vgg_memory(bin_, png, out):
+    """Peak memory of flickertag (every conv tap, one image) and of PyTorch with forward
+    hooks on every Conv2d (one image, all 240 frames in batches of 16), VGG16-BN at 224."""
+    import torchvision
+
+    path = os.path.join(out, "vgg16_bn.onnx")
+    export("vgg16_bn", torchvision.models.vgg16_bn(weights=None).eval(), path)
+    _, _, ft = cpu_run(["/usr/bin/time", "-v", bin_, "analyze", "--model", path, "--taps", "conv", "--threads", "2",
+                        "--no-stats", "--quiet", "--force", "--out", os.path.join(out, "vgg-flickertag"),
+                        "--image-file", png])
+    code = (
+        "import sys, torch, torchvision; sys.path.insert(0, %r); import byo; torch.manual_seed(0); "
+        "m = torchvision.models.vgg16_bn(weights=None).eval(); byo.torch_reference(m, [%r], batch=16)"
+    ) % (os.path.dirname(os.path.abspath(__file__)), png)
+    _, _, pt = cpu_run([sys.executable, "-c", code])
+    print(f"vgg16_bn peak memory, one image, every conv tap: flickertag {ft:.0f} MB, PyTorch hooks {pt:.0f} MB "
+          f"(target: flickertag within 2,048 MB)")
+    return {"flickertag_peak_mb": ft, "torch_hooks_peak_mb": pt}
+
+
 def main(out, bin_, batch_path, n):
     n = int(n)
     os.makedirs(out, exist_ok=True)
@@ -174,6 +243,8 @@ def main(out, bin_, batch_path, n):
               f"per-image spectra ({secs_np:.1f} s), {tsecs / summary['seconds']:.2f}x analysis; "
               f"{len(taps)} taps, {len(names)} hooked modules, spectra within {worst:.1e} of each channel's "
               f"largest amplitude; not tapped: {missing}")
+    report["recording_cost"] = recording_cost(bin_, os.path.join(out, "resnet50.onnx"), pngs[:n], out)
+    report["vgg16_bn_memory"] = vgg_memory(bin_, pngs[0], out)
     json.dump(report, open(os.path.join(out, "byo.json"), "w"), indent=1)
 
 

@@ -69,6 +69,15 @@ pub struct Session {
 impl Session {
     /// Builds a session from serialized ONNX.
     pub fn new(onnx: &[u8], input: &str, input_shape: [usize; 3], cfg: &EngineConfig) -> Result<Session> {
+        Session::from_onnx(&crate::model::serialize::Onnx::Bytes(onnx.into()), input, input_shape, cfg)
+    }
+
+    fn from_onnx(
+        onnx: &crate::model::serialize::Onnx<'_>,
+        input: &str,
+        input_shape: [usize; 3],
+        cfg: &EngineConfig,
+    ) -> Result<Session> {
         if cfg.batch == 0 {
             return Err(Error::param("batch", "at least 1", 0));
         }
@@ -76,7 +85,7 @@ impl Session {
         if cfg.device == Device::Cuda {
             b = crate::runtime::with_cuda(b)?;
         }
-        let inner = b.commit_from_memory(onnx).map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
+        let inner = onnx.commit(b)?;
         let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
         Ok(Session {
             inner,
@@ -102,10 +111,11 @@ impl Session {
     /// A session whose outputs are the logits, the per-channel means of `means`, then
     /// the full maps of `full`.
     pub fn for_outputs(model: &Model, means: &[&TapPoint], full: &[&TapPoint], cfg: &EngineConfig) -> Result<Session> {
-        let mut m = model.clone();
-        m.proto = model.with_outputs(means, full);
         let cfg = EngineConfig { batch: model.batch_for(cfg.batch), ..cfg.clone() };
-        let mut s = Session::new(&m.to_onnx_bytes(), &model.input_name, model.input_shape, &cfg)?;
+        // The bytes live only while ONNX Runtime reads them (it keeps its own weights).
+        let onnx = model.session_onnx(means, full)?;
+        let mut s = Session::from_onnx(&onnx, &model.input_name, model.input_shape, &cfg)?;
+        drop(onnx);
         s.fixed = model.fixed_batch;
         Ok(s)
     }

@@ -156,7 +156,12 @@ impl Model {
                 }
             }
         };
-        let original = proto.clone();
+        // What `symbolic` changes, kept to undo it (not a clone of the whole model: its
+        // weights can be hundreds of MB).
+        let original_io = fixed.map(|_| {
+            let g = proto.graph.as_ref().expect("checked");
+            (g.input.clone(), g.output.clone(), g.value_info.clone())
+        });
         if fixed.is_some() {
             symbolic(&mut proto);
         }
@@ -194,7 +199,10 @@ impl Model {
                 if b > 64 {
                     return Err(bad(format!("the graph runs only at its fixed batch of {b} frames (over 64): re-export it with a dynamic batch axis")));
                 }
-                proto = original;
+                if let Some((input, output, value_info)) = original_io {
+                    let g = proto.graph.as_mut().expect("checked");
+                    (g.input, g.output, g.value_info) = (input, output, value_info);
+                }
                 if nhwc {
                     return Err(bad(
                         "a channels-last model with a fixed batch: export it with a dynamic batch axis".into()

@@ -19,6 +19,7 @@ mod probe;
 pub mod resnet;
 pub(crate) mod scan;
 mod select;
+pub(crate) mod serialize;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -188,7 +189,9 @@ impl Model {
         let stem = stem.strip_suffix("-cifar10").unwrap_or(stem).to_string();
         if ext == "onnx" {
             let bytes = crate::data::read_regular_file(path, MAX_ONNX_BYTES)?;
-            return Model::from_onnx_bytes(&bytes, path, &stem);
+            let proto = parse_onnx(&bytes, path)?;
+            drop(bytes); // before the probe run: the file is not held beside the model
+            return Model::from_proto(proto, path, &stem);
         }
         Model::from_checkpoint(&load_checkpoint(path)?, path, &stem)
     }
@@ -238,19 +241,27 @@ impl Model {
 
     /// Parses ONNX bytes.
     pub fn from_onnx_bytes(bytes: &[u8], path: &Path, name: &str) -> Result<Model> {
-        let proto = ModelProto::parse_from_bytes(bytes)
-            .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })?;
-        Model::from_proto(proto, path, name)
+        Model::from_proto(parse_onnx(bytes, path)?, path, name)
     }
 
-    /// The serialized ONNX graph (with the preprocessing recorded in its metadata).
+    /// The serialized ONNX graph (with the preprocessing recorded in its metadata),
+    /// written without a copy of the weights.
     pub fn to_onnx_bytes(&self) -> Vec<u8> {
-        let mut p = self.proto.clone();
-        p.metadata_props.retain(|m| m.key != "flickertag.mean" && m.key != "flickertag.std");
         let join = |v: [f32; 3]| v.map(|x| x.to_string()).join(",");
-        p.metadata_props.push(graph::meta("flickertag.mean", &join(self.preprocess.mean)));
-        p.metadata_props.push(graph::meta("flickertag.std", &join(self.preprocess.std)));
-        p.write_to_bytes().expect("serializing an in-memory ONNX model cannot fail")
+        let (mean, std) = (join(self.preprocess.mean), join(self.preprocess.std));
+        serialize::edited_bytes(&self.proto, |p| {
+            p.metadata_props.retain(|m| m.key != "flickertag.mean" && m.key != "flickertag.std");
+            p.metadata_props.push(graph::meta("flickertag.mean", &mean));
+            p.metadata_props.push(graph::meta("flickertag.std", &std));
+        })
+        .expect("serializing an in-memory ONNX model cannot fail")
+    }
+
+    /// The serialized graph for a session whose outputs are the logits, the
+    /// per-channel means of `means`, then the full maps of `full`, written without a
+    /// copy of the weights ([`serialize`]).
+    pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
+        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, means, full))
     }
 
     /// Writes the graph as an ONNX file.
@@ -270,14 +281,26 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        p.graph.as_mut().expect("checked at load").output.truncate(1);
-        let mut e = layout::Editor::new(&mut p);
-        for t in means {
-            e.mean(&format!("flickertag.mean.{}", t.name), &t.tensor, t.layout, &t.dims);
-        }
-        for t in full {
-            e.map(&format!("flickertag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
-        }
+        edit_outputs(&mut p, means, full);
         p
+    }
+}
+
+/// ONNX bytes read from `path` as a model.
+fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
+    ModelProto::parse_from_bytes(bytes)
+        .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })
+}
+
+/// Makes the outputs of `p` its logits, the per-channel means of `means`, then the
+/// full maps of `full`.
+fn edit_outputs(p: &mut ModelProto, means: &[&TapPoint], full: &[&TapPoint]) {
+    p.graph.as_mut().expect("checked at load").output.truncate(1);
+    let mut e = layout::Editor::new(p);
+    for t in means {
+        e.mean(&format!("flickertag.mean.{}", t.name), &t.tensor, t.layout, &t.dims);
+    }
+    for t in full {
+        e.map(&format!("flickertag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
     }
 }

@@ -7,9 +7,8 @@ use std::collections::HashMap;
 
 use onnx_protobuf::{ModelProto, ValueInfoProto};
 use ort::value::TensorRef;
-use protobuf::Message;
 
-use crate::error::{runtime, Error, Result};
+use crate::error::{runtime, Result};
 
 /// One probed tensor: whether it holds float32 values, and its full shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,17 +29,21 @@ pub(crate) fn probe_tensors(
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
-    let mut p = proto.clone();
-    let g = p.graph.as_mut().expect("checked at load");
-    g.output.truncate(1);
-    let first = g.output[0].name.clone();
-    for name in names.iter().filter(|x| **x != first) {
-        g.output.push(ValueInfoProto { name: name.clone(), ..Default::default() });
-    }
-    let bytes = p.write_to_bytes().map_err(|e| Error::Model(format!("serializing the probe graph: {e}")))?;
-    let mut session = crate::runtime::session_builder(1, false)?
-        .commit_from_memory(&bytes)
-        .map_err(|e| Error::Runtime(format!("loading the graph: {e}")))?;
+    let onnx = super::serialize::Onnx::edited(proto, |p| {
+        let g = p.graph.as_mut().expect("checked at load");
+        g.output.truncate(1);
+        let first = g.output[0].name.clone();
+        for name in names.iter().filter(|x| **x != first) {
+            g.output.push(ValueInfoProto { name: name.clone(), ..Default::default() });
+        }
+    })?;
+    // Weights are not prepacked for kernels: one run does not repay it, and a
+    // prepacked copy beside the weights is hundreds of MB on a large model.
+    let builder = crate::runtime::session_builder(1, false)?
+        .with_config_entry("session.disable_prepacking", "1")
+        .map_err(|e| crate::error::Error::Runtime(e.to_string()))?;
+    let mut session = onnx.commit(builder)?;
+    drop(onnx); // ONNX Runtime keeps its own copy of the weights
     let [c, h, w] = chw;
     let frames = vec![0.0f32; n * c * h * w];
     let value = TensorRef::from_array_view(([n, c, h, w], frames.as_slice())).map_err(runtime)?;
