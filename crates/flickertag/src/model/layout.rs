@@ -281,6 +281,11 @@ impl<'a> Editor<'a> {
         self.proto.graph.as_mut().expect("checked at load")
     }
 
+    /// The graph being edited.
+    pub(super) fn graph(&mut self) -> &mut GraphProto {
+        self.g()
+    }
+
     fn ints(&mut self, name: &str, v: &[i64]) -> String {
         let t = graph::tensor_i64(name, v);
         self.g().initializer.push(t);

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod control;
+mod conv_means;
 pub(crate) mod graph;
 pub mod layout;
 mod load;
@@ -261,7 +262,7 @@ impl Model {
     /// per-channel means of `means`, then the full maps of `full`, written without a
     /// copy of the weights ([`serialize`]).
     pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
-        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, means, full))
+        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, means, full))
     }
 
     /// Writes the graph as an ONNX file.
@@ -281,7 +282,7 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        edit_outputs(&mut p, means, full);
+        edit_outputs(&mut p, &self.proto, means, full);
         p
     }
 }
@@ -293,12 +294,18 @@ fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
 }
 
 /// Makes the outputs of `p` its logits, the per-channel means of `means`, then the
-/// full maps of `full`.
-fn edit_outputs(p: &mut ModelProto, means: &[&TapPoint], full: &[&TapPoint]) {
+/// full maps of `full`. `source` is the model `p` was made from (with its weights: `p`
+/// may be a copy without them).
+fn edit_outputs(p: &mut ModelProto, source: &ModelProto, means: &[&TapPoint], full: &[&TapPoint]) {
+    let convs = conv_means::pointwise_convs(source);
     p.graph.as_mut().expect("checked at load").output.truncate(1);
     let mut e = layout::Editor::new(p);
     for t in means {
-        e.mean(&format!("flickertag.mean.{}", t.name), &t.tensor, t.layout, &t.dims);
+        let out = format!("flickertag.mean.{}", t.name);
+        match convs.get(t.tensor.as_str()) {
+            Some(conv) if t.layout == Layout::ChannelsFirst && t.dims.len() == 3 => e.mean_from_input(&out, conv),
+            _ => e.mean(&out, &t.tensor, t.layout, &t.dims),
+        }
     }
     for t in full {
         e.map(&format!("flickertag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
