@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Fails when the library's modules import each other in a cycle, at two levels:
 
-- top level: the data flows one way (stimulus -> model -> engine -> spectrum -> lines
-  -> snr -> importance -> report); a module that names another depends on it;
-- files: inside a module folder, no two files (mod.rs included) depend on each other,
+- top level: the layers depend one way (io <- signal, inference <- importance <-
+  analysis <- report <- run, with evaluate and prune beside); a module that names
+  another depends on it;
+- inside every module folder, at any depth: no two of its parts (its files, mod.rs
+  included, and its subfolders, each taken as a whole) depend on each other,
   directly or through others.
 
 Every path form counts: `use crate::a::b`, grouped and nested `use crate::{a, b::{c,
@@ -167,21 +169,29 @@ def cycles(graph):
 
 def check(src_dir):
     files, deps = dependencies(src_dir)
-    top = collections.defaultdict(set)
-    folder = collections.defaultdict(set)
+    # {folder: {part: parts it depends on}}: a part is a file or a subfolder of the
+    # folder; an edge joins the parts of the two files' deepest common folder.
+    levels = collections.defaultdict(lambda: collections.defaultdict(set))
     for f, ts in deps.items():
         for t in ts:
-            a, b = files[f][:1], files[t][:1]
-            if a and b and a != b:
-                top[a[0]].add(b[0])
-            if os.path.dirname(f) == os.path.dirname(t) and os.path.dirname(f):
-                folder[f].add(t)
-    problems = [("module cycle", c) for c in cycles(top)] + [("file cycle", c) for c in cycles(folder)]
+            if "lib.rs" in (f, t):
+                continue  # the crate root re-exports every layer; it is not one
+            fp, tp = f.split("/"), t.split("/")
+            k = 0
+            while k < len(fp) - 1 and k < len(tp) - 1 and fp[k] == tp[k]:
+                k += 1
+            a, b = fp[k].removesuffix(".rs"), tp[k].removesuffix(".rs")
+            if a != b:
+                levels["/".join(fp[:k])][a].add(b)
+    problems = []
+    for folder in sorted(levels):
+        for c in cycles(levels[folder]):
+            problems.append(("module cycle", c) if not folder else (f"cycle in {folder}/", c))
     return problems
 
 
 def self_test():
-    """Seven synthetic trees, each with one cycle written in a different way, and one without."""
+    """Eight synthetic trees, each with one cycle written in a different way, and one without."""
     cases = {
         "grouped use": {"a.rs": "use crate::{b::X};", "b.rs": "use crate::a::Y;"},
         "nested group": {"a.rs": "use crate::{c, b::{X, Z}};", "b.rs": "pub use crate::a::Y;", "c.rs": ""},
@@ -190,6 +200,8 @@ def self_test():
         "super in a folder": {"m/mod.rs": "mod x; mod y;", "m/x.rs": "use super::y::A;", "m/y.rs": "use super::x::B;"},
         "mod.rs and a child": {"m/mod.rs": "mod x;\npub use x::A;\npub struct B;", "m/x.rs": "use super::B;"},
         "multi-line use": {"a.rs": "use crate::{\n    b::X,\n};", "b.rs": "use crate::c::Y;", "c.rs": "use crate::a::Z;"},
+        "a file and a subfolder": {"m/mod.rs": "mod x; mod sub;", "m/x.rs": "use super::sub::y::A;",
+                                   "m/sub/mod.rs": "pub mod y;", "m/sub/y.rs": "use crate::m::x::B;"},
     }
     clean = {"a.rs": "// use crate::b::X;\nuse crate::b::X;\nconst S: &str = \"crate::b\";", "b.rs": 'const T: &str = "crate::a::f";\n#[cfg(test)]\nmod t { use crate::a::X; }'}
     ok = True

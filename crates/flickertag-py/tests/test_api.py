@@ -619,7 +619,10 @@ def test_ctrl_c_stops_a_run_within_a_second_and_leaves_no_temporary_folder(tmp_p
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    # Python's own Ctrl-C handler, as a terminal or a notebook has it: a process started
+    # in the background by a non-interactive shell (as CI may be) inherits SIGINT ignored.
     script = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import numpy as np, sys, time, flickertag\n"
         "imgs = np.random.default_rng(0).integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)\n"
         "try:\n"
@@ -632,7 +635,7 @@ def test_ctrl_c_stops_a_run_within_a_second_and_leaves_no_temporary_folder(tmp_p
     p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                          text=True)
     try:
-        # Wait until the run has started (its first progress line), then press Ctrl-C.
+        # Wait until the call has started (its temporary folder), then press Ctrl-C.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any(p.name.startswith("flickertag-") for p in tmp.iterdir()):
             time.sleep(0.05)

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Cifar10, CLASSES};
-use crate::engine::{EngineConfig, Session};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::inference::engine::{EngineConfig, Session};
+use crate::inference::model::Model;
+use crate::io::data::{Cifar10, CLASSES};
 
 /// Accuracy figures.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,7 +54,7 @@ pub fn logits(
 
 /// Checks a batch's first output as CIFAR-10 logits: `[N, 10]`, every value finite
 /// (`images[i]` is the test index of row `i`, for the error).
-pub(crate) fn check_logits(model: &str, out: &crate::engine::Output, images: &[usize]) -> Result<()> {
+pub(crate) fn check_logits(model: &str, out: &crate::inference::engine::Output, images: &[usize]) -> Result<()> {
     let k = CLASSES.len();
     if out.shape.len() != 2 || out.shape[1] != k {
         return Err(Error::Model(format!(
@@ -116,7 +116,7 @@ pub fn evaluate(
 
 /// The model inputs `[n, C, H, W]` of CIFAR-10 images `indices`: fitted and normalized
 /// per the model's preprocessing ([`Model::input_preprocess`]).
-pub fn input_frames(model: &Model, data: &crate::data::Cifar10, indices: &[usize]) -> Result<Vec<f32>> {
+pub fn input_frames(model: &Model, data: &crate::io::data::Cifar10, indices: &[usize]) -> Result<Vec<f32>> {
     let pre = model.input_preprocess()?;
     let mut v = Vec::new();
     for &i in indices {

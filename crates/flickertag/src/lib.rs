@@ -7,7 +7,12 @@
 //! 13.5 Hz). Signal-to-noise ratios turn that into per-filter importance scores.
 //!
 //! # Map of the main types
-//! Data flows one way through one module per stage:
+//! The source is grouped by layer: [`io`] (images, tables, JSON, NPY, the embedded
+//! default), [`signal`] (stimulus, spectrum, lines, SNR), [`inference`] (model and
+//! engine, with their readers of untrusted files), [`importance`] (the statistics),
+//! [`analysis`] (the stages in order), [`report`], and [`run`] (a whole run, its
+//! shards); each stage's module is also at the crate root. Data flows one way through
+//! one module per stage:
 //!
 //! | stage | module | main types |
 //! |---|---|---|
@@ -56,25 +61,20 @@
 //! ```
 
 pub mod analysis;
-pub mod data;
-pub mod embedded;
-pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod importance;
-pub mod json;
-pub mod lines;
-pub mod model;
-mod npy;
+pub mod inference;
+pub mod io;
 pub mod progress;
 pub mod prune;
 pub mod report;
 pub mod run;
-pub(crate) mod runtime;
-pub mod shard;
-pub mod snr;
-pub mod spectrum;
-pub mod stimulus;
-pub mod table;
+pub mod signal;
 
 pub use error::{Error, Result};
+// The layers' modules at the crate root too, where the faces and users name them.
+pub use inference::{engine, model};
+pub use io::{data, embedded, json, table};
+pub use run::shard;
+pub use signal::{lines, snr, spectrum, stimulus};

@@ -10,12 +10,12 @@ use num_complex::Complex;
 
 use super::config::{AnalysisConfig, ImageSpec, PerImage};
 use super::state::AnalysisState;
-use crate::engine::{Output, TapInfo};
 use crate::importance::score;
 use crate::importance::LayerScores;
-use crate::lines::Line;
-use crate::snr::SnrConfig;
-use crate::spectrum::{amplitude_into, n_bins, Fft};
+use crate::inference::engine::{Output, TapInfo};
+use crate::signal::lines::Line;
+use crate::signal::snr::SnrConfig;
+use crate::signal::spectrum::{amplitude_into, n_bins, Fft};
 
 /// What every tap's processing reads.
 struct Ctx<'a> {
@@ -256,8 +256,8 @@ mod tests {
     }
 
     fn tap(name: &str, c: usize) -> TapInfo {
-        let point = crate::model::demo_model(1).unwrap().taps[0].clone();
-        TapInfo { tap: crate::model::TapPoint { name: name.into(), ..point }, shape: vec![c, 1, 1] }
+        let point = crate::inference::model::demo_model(1).unwrap().taps[0].clone();
+        TapInfo { tap: crate::inference::model::TapPoint { name: name.into(), ..point }, shape: vec![c, 1, 1] }
     }
 
     /// Channel `ch` of tap `t` in image `img`: a mean, a tone at one bin and one at
@@ -291,7 +291,7 @@ mod tests {
         cfg.stats.permutations = 0;
         let chans = [2, 3];
         let taps = [tap("a", 2), tap("b", 3)];
-        let lines = crate::lines::catalogue(&[4, 5], 120.0, n, 2);
+        let lines = crate::signal::lines::catalogue(&[4, 5], 120.0, n, 2);
         let test_lines: Vec<usize> = (0..lines.len()).collect();
         let nb = n_bins(n);
         let images: Vec<ImageSpec> =

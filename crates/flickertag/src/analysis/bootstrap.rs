@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::Analysis;
 use crate::error::{Error, Result};
 use crate::importance::line_sums;
-use crate::snr::SnrConfig;
+use crate::signal::snr::SnrConfig;
 
 /// The quantities, in `bootstrap.csv` order.
 pub const QUANTITIES: [&str; 6] =
@@ -65,10 +65,10 @@ fn per_image(a: &Analysis) -> Result<Vec<Vec<Vec<f64>>>> {
     let per = a.per_image.as_ref().ok_or_else(|| {
         Error::param("bootstrap", "per-image spectra (<per-image>) to resample images", "a run without them")
     })?;
-    let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
+    let nb = crate::signal::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();
     let n_tags = a.plan.config.freqs.len();
-    let grid = SnrConfig::grid_baseline(crate::lines::grid_bins(&a.plan.bins), nb);
+    let grid = SnrConfig::grid_baseline(crate::signal::lines::grid_bins(&a.plan.bins), nb);
     let line_bins: Vec<usize> = a.lines.iter().map(|l| l.bin).filter(|&b| b > 0).collect();
     Ok((0..per.rows)
         .map(|r| {
@@ -142,7 +142,7 @@ pub fn intervals(a: &Analysis, b: usize, seed: u64) -> Result<Vec<Interval>> {
 
 /// `bootstrap.csv`.
 pub fn to_csv(v: &[Interval]) -> String {
-    use crate::table::{num, opt, Table};
+    use crate::io::table::{num, opt, Table};
     let mut t = Table::new(&["tap", "channel", "quantity", "mean", "ci_low", "ci_high"]);
     for r in v {
         t.row([r.tap.clone(), opt(r.channel), r.quantity.to_string(), num(r.mean), num(r.ci_low), num(r.ci_high)]);

@@ -5,12 +5,12 @@
 use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::importance::stats::StatsConfig;
-use crate::model::TapKind;
-use crate::snr::SnrConfig;
-use crate::stimulus::StimulusConfig;
+use crate::inference::engine::EngineConfig;
+use crate::inference::model::TapKind;
+use crate::signal::snr::SnrConfig;
+use crate::signal::stimulus::StimulusConfig;
 
 /// Which taps to record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,8 +94,8 @@ impl AnalysisConfig {
         if !self.threshold.is_finite() {
             return Err(Error::param("threshold", "a finite number", self.threshold));
         }
-        self.snr.validate(crate::spectrum::n_bins(self.stimulus.n_frames))?;
-        crate::lines::check_catalogue(&bins, self.max_order)?;
+        self.snr.validate(crate::signal::spectrum::n_bins(self.stimulus.n_frames))?;
+        crate::signal::lines::check_catalogue(&bins, self.max_order)?;
         let st = &self.stats;
         if !(st.q > 0.0 && st.q < 1.0) {
             return Err(Error::param("q", "a false discovery rate in (0, 1)", st.q));

@@ -5,9 +5,9 @@
 //! fewer (each costs a pass over the activations). Likewise the outputs of a frame
 //! identical to an earlier one are that frame's outputs ([`repeat_rows`]).
 
-use crate::engine::{Output, TapInfo};
-use crate::model::graph::read_f32;
-use crate::model::{Model, TapKind};
+use crate::inference::engine::{Output, TapInfo};
+use crate::inference::model::graph::read_f32;
+use crate::inference::model::{Model, TapKind};
 
 /// For each tap: `Some((source tap, a, b))` when its per-channel mean is `a·x + b` of
 /// the source tap's mean, `None` when the network computes it.
@@ -19,7 +19,7 @@ pub fn plan(model: &Model, taps: &[TapInfo]) -> DerivePlan {
     let init = |name: &str| g.initializer.iter().find(|t| t.name == name).and_then(read_f32);
     taps.iter()
         .map(|t| {
-            if t.tap.kind != TapKind::Norm || t.tap.layout != crate::model::Layout::ChannelsFirst {
+            if t.tap.kind != TapKind::Norm || t.tap.layout != crate::inference::model::Layout::ChannelsFirst {
                 return None;
             }
             let bn =

@@ -66,7 +66,7 @@ pub struct SweepRow {
 
 /// The rows of a noise sweep as CSV (`sigma,tap,line,detection_rate`).
 pub fn sweep_csv(rows: &[SweepRow]) -> String {
-    use crate::table::{num, Table};
+    use crate::io::table::{num, Table};
     let mut t = Table::new(&["sigma", "tap", "line", "detection_rate"]);
     for r in rows {
         t.row([num(r.sigma), r.tap.clone(), r.line.clone(), num(r.detection_rate)]);
@@ -83,9 +83,9 @@ pub fn detection(a: &Analysis, alpha: f64) -> Result<Vec<LineDetection>> {
     let per = a.per_image.as_ref().ok_or_else(|| {
         Error::param("noise-sigma", "per-image spectra (<per-image>) for the F-test", "a run without them")
     })?;
-    let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
+    let nb = crate::signal::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();
-    let grid = crate::lines::grid_bins(&a.plan.bins);
+    let grid = crate::signal::lines::grid_bins(&a.plan.bins);
     let mut out = Vec::new();
     let mut row = 0;
     for t in &a.taps {
@@ -111,11 +111,11 @@ mod tests {
     use rand::SeedableRng;
 
     fn spectrum(x: &[f64]) -> Vec<f64> {
-        let mut fft = crate::spectrum::Fft::new();
-        crate::spectrum::amplitude(&fft.rfft(x), x.len())
+        let mut fft = crate::signal::spectrum::Fft::new();
+        crate::signal::spectrum::amplitude(&fft.rfft(x), x.len())
     }
 
-    use crate::data::standard_normal as gauss;
+    use crate::io::data::standard_normal as gauss;
 
     #[test]
     fn false_positives_stay_at_alpha_on_noise_and_planted_lines_are_found() {

@@ -5,10 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Output, TapInfo};
-use crate::lines::{Line, LineKind};
-use crate::snr::SnrConfig;
-use crate::spectrum::{amplitude_into, Fft};
+use crate::inference::engine::{Output, TapInfo};
+use crate::signal::lines::{Line, LineKind};
+use crate::signal::snr::SnrConfig;
+use crate::signal::spectrum::{amplitude_into, Fft};
 
 /// SNR maps of one tap, mean over images.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

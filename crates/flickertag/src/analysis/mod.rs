@@ -7,7 +7,7 @@
 //! 120 fps), only one period is needed and the series is its repetition
 //! ([`InferencePath::Folded`]). Within the period, frames whose region factors are
 //! equal float32 numbers are identical inputs and run once (49 of the 80 with the
-//! paper defaults: `sin(θ) = sin(π − θ)`; [`crate::stimulus::TagPlan::distinct_frames`]).
+//! paper defaults: `sin(θ) = sin(π − θ)`; [`crate::signal::stimulus::TagPlan::distinct_frames`]).
 //! `--no-fold` and input noise run all N frames ([`InferencePath::Full`]).
 
 mod accumulate;
@@ -21,16 +21,16 @@ pub mod swap;
 
 use std::time::{Duration, Instant};
 
-use crate::data::Image;
-use crate::engine::{EngineConfig, Session, TapInfo};
 use crate::error::{Error, Result};
 pub use crate::importance::score;
 pub use crate::importance::stats::StatsConfig;
 use crate::importance::stats::StatsInput;
 use crate::importance::{aggregate, LayerImportance, LayerScores};
-use crate::lines::{catalogue, Line};
-use crate::model::Model;
-use crate::stimulus::{FrameSchedule, TagPlan};
+use crate::inference::engine::{EngineConfig, Session, TapInfo};
+use crate::inference::model::Model;
+use crate::io::data::Image;
+use crate::signal::lines::{catalogue, Line};
+use crate::signal::stimulus::{FrameSchedule, TagPlan};
 pub use config::{
     AnalysisConfig, Fold, ImageSpec, InferencePath, InputNoise, PerImage, TapSelection, DEFAULT_THRESHOLD,
     MAX_FRAME_BYTES, MAX_PERMUTATIONS, MAX_SPLITS,
@@ -41,7 +41,7 @@ pub use state::{AnalysisState, RunContext};
 #[derive(Debug, Clone)]
 pub struct Analysis {
     /// The model analysed.
-    pub model: crate::model::ModelInfo,
+    pub model: crate::inference::model::ModelInfo,
     /// The configuration used.
     pub config: AnalysisConfig,
     /// The validated stimulus plan.
@@ -138,7 +138,7 @@ pub struct RunControl<'a> {
     /// input noise is seeded by its position in the whole list.
     pub first_index: usize,
     /// Asked between inference batches; true stops the run with [`Error::Interrupted`].
-    pub stop: Option<&'a crate::engine::StopFn>,
+    pub stop: Option<&'a crate::inference::engine::StopFn>,
 }
 
 /// The fold over images without its final step: the run's context and the state of
@@ -203,7 +203,7 @@ pub fn run_state(
     let lines = catalogue(&tag_bins, cfg.stimulus.fps, n, cfg.max_order);
     let mut cfg = cfg.clone();
     if cfg.snr.exclude_grid {
-        let g = crate::lines::grid_bins(&tag_bins).max(1);
+        let g = crate::signal::lines::grid_bins(&tag_bins).max(1);
         cfg.snr.grid_bins = (0..=n / 2).step_by(g).collect();
     }
     let cfg = &cfg;

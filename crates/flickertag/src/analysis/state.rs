@@ -17,10 +17,10 @@ use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
 use super::config::{AnalysisConfig, ImageSpec, InferencePath, PerImage};
-use crate::engine::TapInfo;
 use crate::error::{Error, Result};
-use crate::lines::Line;
-use crate::model::ModelInfo;
+use crate::inference::engine::TapInfo;
+use crate::inference::model::ModelInfo;
+use crate::signal::lines::Line;
 
 /// What a state is a state of: everything but the images' contributions. Two states
 /// merge only when their contexts agree (the images aside).
@@ -129,14 +129,14 @@ impl AnalysisState {
     /// `per_amplitude.npy`, `per_coefficients.npy`, `map_sums_<k>.npy`; the images go
     /// into `images.json`.
     pub fn write(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
-        use crate::npy::npy;
+        use crate::io::npy::npy;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let ni = self.images.len();
         let (off, rows) = row_offsets(&ctx.taps);
-        let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
+        let nb = crate::signal::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
         let scores: Vec<&[Vec<f64>]> = self.scores.iter().map(Vec::as_slice).collect();
-        crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
+        crate::io::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
         let flat3 = |v: &[Vec<Vec<f64>>], inner: usize| {
             let mut out = vec![f64::NAN; rows * inner];
             for (t, tap) in v.iter().enumerate() {
@@ -191,14 +191,14 @@ impl AnalysisState {
     /// array's shape against it.
     pub fn read(dir: &Path, ctx: &RunContext) -> Result<AnalysisState> {
         let p = dir.join("images.json");
-        let text = crate::data::read_regular_file(&p, 1 << 30)?;
+        let text = crate::io::data::read_regular_file(&p, 1 << 30)?;
         let images: Vec<ImageSpec> =
             serde_json::from_slice(&text).map_err(|e| Error::Data { path: p.clone(), reason: e.to_string() })?;
         let ni = images.len();
         let nt = ctx.taps.len();
         let chans: Vec<usize> = ctx.taps.iter().map(|t| t.shape[0]).collect();
         let (off, rows) = row_offsets(&ctx.taps);
-        let nb = crate::spectrum::n_bins(ctx.config.stimulus.n_frames);
+        let nb = crate::signal::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
         let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, rows])?;
         let scores = (0..nt).map(|t| (0..ni).map(|i| sc[i * rows + off[t]..][..chans[t]].to_vec()).collect()).collect();
@@ -264,12 +264,12 @@ impl AnalysisState {
 }
 
 fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<T>> {
-    crate::npy::read(&dir.join(name), shape)
+    crate::io::npy::read(&dir.join(name), shape)
 }
 
 /// Where each tap's channels start in the channel-row arrays, and the number of rows
 /// (all taps' channels, one after another, unpadded).
-pub fn row_offsets(taps: &[crate::engine::TapInfo]) -> (Vec<usize>, usize) {
+pub fn row_offsets(taps: &[crate::inference::engine::TapInfo]) -> (Vec<usize>, usize) {
     let mut off = Vec::with_capacity(taps.len());
     let mut rows = 0;
     for t in taps {
@@ -329,9 +329,9 @@ mod tests {
     #[test]
     fn row_offsets_run_over_each_taps_channels_in_turn() {
         let tap = |c: usize| TapInfo {
-            tap: crate::model::TapPoint {
+            tap: crate::inference::model::TapPoint {
                 name: format!("t{c}"),
-                ..crate::model::demo_model(1).unwrap().taps[0].clone()
+                ..crate::inference::model::demo_model(1).unwrap().taps[0].clone()
             },
             shape: vec![c, 1, 1],
         };

@@ -66,7 +66,7 @@ fn selectivities(a: &Analysis) -> Result<Vec<Vec<f64>>> {
     let per = a.per_image.as_ref().ok_or_else(|| {
         Error::param("region-swap", "per-image spectra (<per-image>) in both runs", "a run without them")
     })?;
-    let nb = crate::spectrum::n_bins(a.plan.config.n_frames);
+    let nb = crate::signal::spectrum::n_bins(a.plan.config.n_frames);
     let ni = a.images.len();
     let n_tags = a.plan.config.freqs.len();
     Ok((0..per.rows)
@@ -127,7 +127,7 @@ pub fn region_swap(a: &Analysis, swapped: &Analysis) -> Result<Vec<SwapFilter>> 
 
 /// `region_swap.csv`.
 pub fn to_csv(rows: &[SwapFilter]) -> String {
-    use crate::table::{num, Table};
+    use crate::io::table::{num, Table};
     let mut t = Table::new(&[
         "tap",
         "channel",

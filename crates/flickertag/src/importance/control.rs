@@ -1,4 +1,4 @@
-//! Trained against control, layer by layer ([`crate::model::control::Control`]): does training
+//! Trained against control, layer by layer ([`crate::inference::model::control::Control`]): does training
 //! shape the response? Per layer, the filters' mean scores of the two networks are
 //! compared with an effect size (Cliff's delta: the probability that a trained filter
 //! scores above a control filter, minus the reverse, in [-1, 1]) and a test across
@@ -18,16 +18,16 @@ pub struct ControlRow {
     /// Filters.
     pub n_filters: usize,
     /// Mean of the trained filters' mean scores.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub trained_mean: f64,
     /// Mean of the control filters' mean scores.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub control_mean: f64,
     /// Cliff's delta of trained against control scores.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub cliffs_delta: f64,
     /// Mann-Whitney U two-sided p-value.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub p_value: f64,
     /// Important filters (mean score above the threshold), trained.
     pub trained_important: usize,
@@ -126,7 +126,7 @@ pub fn compare(trained: &[LayerImportance], control: &[LayerImportance]) -> Vec<
 
 /// `control.csv`: one row per layer.
 pub fn to_csv(rows: &[ControlRow]) -> String {
-    use crate::table::{num, Table};
+    use crate::io::table::{num, Table};
     let mut t = Table::new(&[
         "tap",
         "n_filters",

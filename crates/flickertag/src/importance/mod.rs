@@ -1,6 +1,6 @@
 //! Importance: per-filter scores over images, thresholds, per-layer counts.
 //!
-//! A filter's score in one image comes from [`crate::snr`] (by default the `authors`
+//! A filter's score in one image comes from [`crate::signal::snr`] (by default the `authors`
 //! score, dB). Over N images it gets the mean score and the fraction of images in which
 //! its score exceeds the threshold. A filter is *important* when its mean score
 //! exceeds the threshold (the paper's rule: rank by the score averaged over images).
@@ -11,8 +11,8 @@ pub mod stats;
 
 use serde::{Deserialize, Serialize};
 
-use crate::lines::{Line, LineKind};
-use crate::snr::{mean_finite, SnrConfig};
+use crate::signal::lines::{Line, LineKind};
+use crate::signal::snr::{mean_finite, SnrConfig};
 
 /// Scores of one layer (tap): `scores[image][channel]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,13 +31,13 @@ pub struct FilterImportance {
     /// Channel index within the layer.
     pub channel: usize,
     /// Mean score over images.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub mean_score: f64,
     /// Standard deviation over images.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub sd_score: f64,
     /// Fraction of images in which the score exceeds the threshold.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub pass_fraction: f64,
     /// `mean_score > threshold`.
     pub important: bool,
@@ -67,7 +67,7 @@ pub struct LayerImportance {
     /// Channels of the important filters, by decreasing mean score.
     pub important: Vec<usize>,
     /// Mean score over filters and images.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub mean_score: f64,
     /// Per-filter aggregates.
     pub filters: Vec<FilterImportance>,
@@ -135,13 +135,13 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineSums {
     /// Per tag: its fundamental and harmonics (not shared ones).
-    #[serde(deserialize_with = "crate::json::nan_vec")]
+    #[serde(deserialize_with = "crate::io::json::nan_vec")]
     pub tags: Vec<f64>,
     /// Intermodulation lines.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub intermod: f64,
     /// Harmonics shared by two or more tags.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub shared: f64,
 }
 
@@ -187,11 +187,11 @@ pub fn line_sums(values: &[f64], lines: &[Line], n_tags: usize) -> LineSums {
 }
 
 /// A filter's score from its SNR spectrum (`snr[j]` is bin `j + drop_dc`), per the
-/// config's [`crate::snr::ScoreRule`].
+/// config's [`crate::signal::snr::ScoreRule`].
 pub fn score(cfg: &SnrConfig, snr: &[f64], lines: &[Line], test_lines: &[usize]) -> f64 {
     match cfg.score {
-        crate::snr::ScoreRule::AllBins => mean_finite(snr),
-        crate::snr::ScoreRule::Lines => {
+        crate::signal::snr::ScoreRule::AllBins => mean_finite(snr),
+        crate::signal::snr::ScoreRule::Lines => {
             let off = cfg.bin_offset();
             let v: Vec<f64> = test_lines
                 .iter()

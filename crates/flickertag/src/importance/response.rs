@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::lines::{Line, LineKind};
+use crate::signal::lines::{Line, LineKind};
 
 /// The rounding floor as a fraction of a spectrum's largest amplitude (DC included).
 pub const ROUNDING_FLOOR: f64 = 1e-4;
@@ -28,7 +28,7 @@ pub struct Response {
     /// also a harmonic of one tag.
     pub intermod: bool,
     /// The floor: [`ROUNDING_FLOOR`] times the largest amplitude.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub floor: f64,
 }
 
@@ -58,7 +58,7 @@ pub fn response(amp: &[f64], lines: &[Line], n_tags: usize) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lines::catalogue;
+    use crate::signal::lines::catalogue;
 
     /// The spectrum `|rfft(x)|/N` of a series, by the naive DFT.
     fn spectrum(x: &[f64]) -> Vec<f64> {

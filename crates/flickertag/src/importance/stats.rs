@@ -22,9 +22,9 @@ use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 use super::score;
 use super::{line_sums, mean_sd, LayerScores, LineSums};
-use crate::lines::Line;
-use crate::snr::SnrConfig;
-use crate::spectrum::{amplitude, tile, Fft};
+use crate::signal::lines::Line;
+use crate::signal::snr::SnrConfig;
+use crate::signal::spectrum::{amplitude, tile, Fft};
 
 /// Hotelling's one-sample T² of complex values against mean 0: `(T², p)`. Needs at
 /// least 3 values; a singular covariance gives `p = NaN`.
@@ -170,14 +170,14 @@ pub struct FilterStats {
     pub channel: usize,
     /// Phase-consistency (Hotelling T²) p-value per tested line (same order as
     /// [`StatsResult::tested_lines`]).
-    #[serde(rename = "phase_p_lines", deserialize_with = "crate::json::nan_vec")]
+    #[serde(rename = "phase_p_lines", deserialize_with = "crate::io::json::nan_vec")]
     pub p_lines: Vec<f64>,
     /// The filter's phase-consistency p-value: the smallest line p-value times the
     /// number of lines (Bonferroni), at most 1.
-    #[serde(rename = "phase_p", deserialize_with = "crate::json::nan")]
+    #[serde(rename = "phase_p", deserialize_with = "crate::io::json::nan")]
     pub p_value: f64,
     /// Benjamini-Hochberg q-value of `phase_p` over all filters of the run.
-    #[serde(rename = "phase_q", deserialize_with = "crate::json::nan")]
+    #[serde(rename = "phase_q", deserialize_with = "crate::io::json::nan")]
     pub q_value: f64,
     /// `phase_q <= q`: the response keeps its phase and sign across the images (a NaN
     /// p-value never counts).
@@ -191,10 +191,10 @@ pub struct FilterStats {
     /// shared lines (baseline: off-grid bins, 6 each side, of the mean spectrum).
     pub bca: LineSums,
     /// Left/right selectivity from `bca`.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub selectivity: f64,
     /// Integration (intermodulation share) from `bca`.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub integration: f64,
 }
 
@@ -238,17 +238,17 @@ pub struct SweepRow {
     /// `threshold` (score) or `q` (FDR).
     pub criterion: SweepCriterion,
     /// Its value.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub value: f64,
     /// Tap.
     pub tap: String,
     /// Important (or significant) filters with all images.
     pub count: usize,
     /// Mean Jaccard index of the sets from random halves of the images.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub jaccard_mean: f64,
     /// Its standard deviation.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub jaccard_sd: f64,
 }
 
@@ -256,7 +256,7 @@ pub struct SweepRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatsResult {
     /// The FDR level.
-    #[serde(deserialize_with = "crate::json::nan")]
+    #[serde(deserialize_with = "crate::io::json::nan")]
     pub q: f64,
     /// Labels of the tested lines.
     pub tested_lines: Vec<String>,
@@ -268,10 +268,10 @@ pub struct StatsResult {
     pub sweep: Vec<SweepRow>,
     /// The headline stability: the split-half Jaccard index of the operating set (mean
     /// score above the threshold), pooled over the network, mean over the splits.
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub operating_jaccard: f64,
     /// Its standard deviation over the splits.
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub operating_jaccard_sd: f64,
 }
 
@@ -389,8 +389,8 @@ pub fn run(input: &StatsInput) -> StatsResult {
     let flat: Vec<f64> = p.iter().flatten().map(|x| x.1).collect();
     let qv = bh_adjust(&flat);
     // Baseline: the off-grid bins of the mean spectrum, 6 on each side.
-    let g = input.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
-    let base = SnrConfig::grid_baseline(g, crate::spectrum::n_bins(input.n_frames));
+    let g = input.lines.iter().fold(0, |g, l| crate::signal::lines::gcd(g, l.bin));
+    let base = SnrConfig::grid_baseline(g, crate::signal::spectrum::n_bins(input.n_frames));
     let n_tags = input.lines.iter().map(|l| l.coefs.len()).max().unwrap_or(0);
     let perm = permutation_p(input);
     let mut k = 0;
@@ -580,7 +580,7 @@ fn permutation_p(input: &StatsInput) -> Option<Vec<Vec<f64>>> {
 mod tests {
     use super::*;
 
-    use crate::data::standard_normal as gauss;
+    use crate::io::data::standard_normal as gauss;
 
     #[test]
     fn t2_matches_a_hand_computation() {

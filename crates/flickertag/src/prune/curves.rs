@@ -372,20 +372,20 @@ pub struct Verdict {
     /// Its AUC (mean accuracy over the curve, percent).
     pub auc: f64,
     /// Image-bootstrap 95 % interval of the AUC (NaN without a bootstrap).
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub auc_ci_low: f64,
     /// Its upper end.
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub auc_ci_high: f64,
     /// Random seeds compared against.
     pub random_seeds: usize,
     /// Mean AUC of the random seeds.
     pub random_mean: f64,
     /// Image-bootstrap 95 % interval of that mean (NaN without a bootstrap).
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub random_mean_ci_low: f64,
     /// Its upper end.
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub random_mean_ci_high: f64,
     /// Their standard deviation.
     pub random_sd: f64,
@@ -394,7 +394,7 @@ pub struct Verdict {
     /// Its empirical percentile among the random seeds' AUCs, in the criterion's good
     /// direction: the percentage of random seeds it does better than (ties count half);
     /// with 100 seeds, ≥ 97.5 is better than random at the 5 % level two-sided.
-    #[serde(default = "nan", deserialize_with = "crate::json::nan")]
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub random_percentile: f64,
     /// Better, worse or like random, from `random_percentile`.
     pub verdict: VerdictKind,

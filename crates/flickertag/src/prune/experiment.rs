@@ -12,10 +12,10 @@ use super::curves::{
 use super::stats::{point_statistics, PointStats};
 use super::{bn_gamma, weight_l1, Ablation, Evaluator};
 use crate::analysis::{analyze, AnalysisConfig, ImageSpec};
-use crate::data::Cifar10;
-use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::inference::engine::EngineConfig;
+use crate::inference::model::Model;
+use crate::io::data::Cifar10;
 
 /// Where the frequency-tagging criteria measure a filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,12 +25,12 @@ pub mod stats;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Cifar10, CLASSES};
-use crate::engine::{EngineConfig, Session};
 use crate::error::{Error, Result};
 use crate::evaluate::{accuracy, Accuracy};
-use crate::model::graph::{node, read_f32, value_info};
-use crate::model::{Model, TapKind};
+use crate::inference::engine::{EngineConfig, Session};
+use crate::inference::model::graph::{node, read_f32, value_info};
+use crate::inference::model::{Model, TapKind};
+use crate::io::data::{Cifar10, CLASSES};
 
 /// What a removed filter's channel is replaced by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,11 +5,11 @@
 //! rank (the `hrank` criterion of Lin et al., CVPR 2020: a filter whose maps have low
 //! rank carries little information). One forward pass per image; no gradients.
 
-use crate::data::Cifar10;
-use crate::engine::{EngineConfig, Session};
 use crate::error::{Error, Result};
-use crate::model::Layout;
-use crate::model::{Model, TapPoint};
+use crate::inference::engine::{EngineConfig, Session};
+use crate::inference::model::Layout;
+use crate::inference::model::{Model, TapPoint};
+use crate::io::data::Cifar10;
 
 use super::PrunableLayer;
 

@@ -4,7 +4,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::lines::{Line, LineKind};
+use crate::signal::lines::{Line, LineKind};
 
 /// Result of drawing (plotters errors are backend-specific, so boxed).
 pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;

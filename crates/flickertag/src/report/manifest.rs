@@ -122,7 +122,7 @@ impl Manifest {
         if !meta.is_file() {
             return None;
         }
-        let bytes = crate::data::read_regular_file(&p, MAX_MANIFEST_BYTES).ok()?;
+        let bytes = crate::io::data::read_regular_file(&p, MAX_MANIFEST_BYTES).ok()?;
         serde_json::from_slice(&bytes).ok()
     }
 }

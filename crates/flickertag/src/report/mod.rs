@@ -38,9 +38,9 @@ use std::path::Path;
 
 use crate::analysis::Analysis;
 use crate::error::{Error, Result};
-use crate::table::{num, opt, Table};
+use crate::io::table::{num, opt, Table};
 
-pub(crate) use crate::npy::npy;
+pub(crate) use crate::io::npy::npy;
 pub use summary::{Summary, SCHEMA_VERSION};
 
 /// The tables of a run folder rendered in memory, by file name, in the order
@@ -152,8 +152,8 @@ pub fn tables(a: &Analysis) -> Vec<(&'static str, Vec<u8>)> {
     ]);
     // Baseline-corrected amplitude and z-score of each channel's mean spectrum, with the
     // baseline from the off-grid bins only (6 each side).
-    let g = a.lines.iter().fold(0, |g, l| crate::lines::gcd(g, l.bin));
-    let grid = crate::snr::SnrConfig::grid_baseline(g, crate::spectrum::n_bins(a.plan.config.n_frames));
+    let g = a.lines.iter().fold(0, |g, l| crate::signal::lines::gcd(g, l.bin));
+    let grid = crate::signal::snr::SnrConfig::grid_baseline(g, crate::signal::spectrum::n_bins(a.plan.config.n_frames));
     for (t, tap) in a.taps.iter().enumerate() {
         let c = tap.shape[0] as f64;
         let bca: Vec<Vec<f64>> = a.mean_amplitude[t].iter().map(|ch| grid.baseline_corrected(ch)).collect();
@@ -188,7 +188,7 @@ pub fn tables(a: &Analysis) -> Vec<(&'static str, Vec<u8>)> {
 /// row-major with its shape.
 pub fn mean_spectra(a: &Analysis) -> (Vec<f64>, [usize; 2]) {
     let (_, rows) = crate::analysis::state::row_offsets(&a.taps);
-    let nb = crate::spectrum::n_bins(a.config.stimulus.n_frames);
+    let nb = crate::signal::spectrum::n_bins(a.config.stimulus.n_frames);
     (a.mean_amplitude.iter().flatten().flatten().copied().collect(), [rows, nb])
 }
 
@@ -212,7 +212,7 @@ pub fn write_run(a: &Analysis, dir: &Path) -> Result<()> {
     npy(&dir.join("spectra_mean.npy"), &[rows as u64, nb as u64], &mean)?;
     let ni = a.images.len();
     let scores: Vec<&[Vec<f64>]> = a.scores.iter().map(|l| l.scores.as_slice()).collect();
-    crate::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
+    crate::io::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
     for m in &a.maps {
         let d = dir.join("maps");
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;

@@ -12,12 +12,12 @@ use plotters::prelude::*;
 
 pub use super::figures::*;
 use super::summary::Summary;
-use crate::data::Image;
 use crate::error::{Error, Result};
 use crate::importance::stats::SweepCriterion;
 use crate::importance::{line_sums, LayerImportance};
-use crate::lines::Line;
-use crate::stimulus::TagPlan;
+use crate::io::data::Image;
+use crate::signal::lines::Line;
+use crate::signal::stimulus::TagPlan;
 
 /// What the figures need from a run folder.
 pub struct RunData {
@@ -42,9 +42,9 @@ impl RunData {
         let summary = Summary::read(dir)?;
         let lines = summary.lines.clone();
         let rows: usize = summary.taps.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
-        let want = [rows, crate::spectrum::n_bins(summary.stimulus.config.n_frames)];
+        let want = [rows, crate::signal::spectrum::n_bins(summary.stimulus.config.n_frames)];
         let p = dir.join("spectra_mean.npy");
-        let mean: Vec<f64> = crate::npy::read(&p, &want).map_err(|e| match e {
+        let mean: Vec<f64> = crate::io::npy::read(&p, &want).map_err(|e| match e {
             Error::Data { path, reason } => {
                 Error::Data { path, reason: format!("{reason} (channel row, bin), as the summary says") }
             }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 #[cfg(feature = "report")]
 use super::plots::{save, PruneCurve, PrunePlot};
-use crate::data::CLASSES;
 use crate::error::{Error, Result};
+use crate::io::data::CLASSES;
 #[cfg(feature = "report")]
 use crate::prune::curves::Order;
 use crate::prune::experiment::PruneResult;

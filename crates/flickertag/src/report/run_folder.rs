@@ -1,6 +1,6 @@
 //! A run folder as a whole: written from an analysis (files, figures, `report.html`),
 //! redrawn in place (`flickertag report`), or copied atomically (Python's
-//! `Analysis.save`). Used by [`crate::run`] and [`crate::shard`].
+//! `Analysis.save`). Used by [`crate::run`] and [`crate::run::shard`].
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 /// [`crate::report::write_run`], the stimulus and map figures (drawn on `first`, the
 /// first image), and `report.html`. Returns the report's path.
 #[cfg(feature = "report")]
-pub fn write_run_folder(a: &crate::analysis::Analysis, first: &crate::data::Image, out: &Path) -> Result<PathBuf> {
+pub fn write_run_folder(a: &crate::analysis::Analysis, first: &crate::io::data::Image, out: &Path) -> Result<PathBuf> {
     crate::report::write_run(a, out)?;
     crate::report::plots::stimulus(out, &a.plan, first)?;
     crate::report::plots::maps(out, &a.maps, first)?;

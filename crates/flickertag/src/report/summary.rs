@@ -1,7 +1,7 @@
 //! `summary.json`, typed both ways: [`Summary::new`] describes an analysis and
 //! [`Summary::read`] reads a run folder's file back into the same structs. A missing
 //! key, a wrong type or another schema version is an error naming the file; NaN values
-//! are stored as `null` ([`crate::json`]).
+//! are stored as `null` ([`crate::io::json`]).
 
 use std::path::Path;
 
@@ -9,15 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::maps::SnrMap;
 use crate::analysis::{Analysis, InferencePath};
-use crate::data::CLASSES;
-use crate::engine::TapInfo;
 use crate::error::{Error, Result};
 use crate::importance::stats::StatsResult;
 use crate::importance::LayerImportance;
-use crate::lines::Line;
-pub use crate::model::ModelInfo;
-use crate::snr::SnrConfig;
-use crate::stimulus::StimulusConfig;
+use crate::inference::engine::TapInfo;
+pub use crate::inference::model::ModelInfo;
+use crate::io::data::CLASSES;
+use crate::signal::lines::Line;
+use crate::signal::snr::SnrConfig;
+use crate::signal::stimulus::StimulusConfig;
 
 /// Version of the `summary.json` layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -152,7 +152,7 @@ impl Summary {
     /// agree with each other.
     pub fn read(dir: &Path) -> Result<Summary> {
         let p = dir.join("summary.json");
-        let text = crate::data::read_regular_file(&p, MAX_SUMMARY_BYTES)?;
+        let text = crate::io::data::read_regular_file(&p, MAX_SUMMARY_BYTES)?;
         Summary::from_slice(&text, &p)
     }
 
@@ -204,7 +204,7 @@ mod tests {
               "lo": 0.5, "hi": 1.0, "domain": "normalized", "allow_leakage": false}, "bins": [12, 15], "period": 80,
               "region_names": ["left", "right"]},
             "inference": {"path": {"path": "full"}, "frames_per_image": 240, "description": "full"},
-            "snr": crate::snr::SnrConfig::preset("authors").unwrap(), "threshold": 1.5,
+            "snr": crate::signal::snr::SnrConfig::preset("authors").unwrap(), "threshold": 1.5,
             "images": [{"name": "a", "index": null, "label": null, "class": null}],
             "lines": [], "taps": [{"name": "c", "tensor": "c", "kind": "conv", "conv_ordinal": 1, "layout": {"type": "channels_first"},
             "dims": [1, 2, 2], "chw": [1, 2, 2], "shape": [1, 2, 2]}],

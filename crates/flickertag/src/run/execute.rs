@@ -5,11 +5,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::analysis::{self, AnalysisConfig, AnalysisState, CheckpointFn, ImageSpec, RunContext, RunControl, Segment};
-use crate::data::Image;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::inference::model::Model;
+use crate::io::data::Image;
 use crate::report::folder::RunFolder;
-use crate::shard::{Checkpoint, PartialInfo, Shard};
+use crate::run::shard::{Checkpoint, PartialInfo, Shard};
 
 use super::plan::{ControlResult, Extras, Hooks, Outcome, Plan, RunResult};
 
@@ -53,7 +53,7 @@ impl Plan {
             let progress = &mut *hooks.progress;
             let mut p = |d: usize, t: usize| progress(&stage, d, t);
             let folder =
-                crate::shard::run_shard(model, &self.config, specs, load, out, force, shard, &mut p, hooks.stop)?;
+                crate::run::shard::run_shard(model, &self.config, specs, load, out, force, shard, &mut p, hooks.stop)?;
             return Ok(Outcome::Shard { shard, range, folder });
         }
         // The control network is built before any work: a model without weights to
@@ -102,7 +102,7 @@ impl Plan {
         ck: Option<&Checkpoint>,
         hooks: &mut Hooks,
     ) -> Result<RunResult> {
-        let digest = crate::shard::images_digest(specs);
+        let digest = crate::run::shard::images_digest(specs);
         let start = Instant::now();
         let resumed = match ck {
             Some(ck) if self.resume => ck.load()?,
@@ -142,7 +142,7 @@ impl Plan {
             let mut segs = segments.clone();
             segs.push(Segment::new("run", st.images.len() - done_before, start.elapsed().as_secs_f64()));
             let info = PartialInfo {
-                schema: crate::shard::PARTIAL_SCHEMA,
+                schema: crate::run::shard::PARTIAL_SCHEMA,
                 flickertag_version: env!("CARGO_PKG_VERSION").into(),
                 shard: Shard { index: 0, count: 1 },
                 total_images: specs.len(),

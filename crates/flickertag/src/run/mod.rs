@@ -7,6 +7,7 @@
 //!
 //! The CLI fills [`AnalysisOptions`] from its flags and Python from its keyword
 //! arguments, so both validate, plan and run the same way and write the same folder.
+//! One run split across processes or machines, then merged: [`shard`].
 
 #[cfg(feature = "report")]
 mod execute;
@@ -14,6 +15,7 @@ mod options;
 mod plan;
 #[cfg(feature = "report")]
 mod prune;
+pub mod shard;
 
 pub use crate::report::run_folder::copy_run_folder;
 #[cfg(feature = "report")]
@@ -28,8 +30,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::ImageSpec;
-use crate::data::{self, Cifar10, Image, Split};
 use crate::error::{Error, Result};
+use crate::io::data::{self, Cifar10, Image, Split};
 
 /// Which images to analyse. With none of the fields set: the paper's ten images (the
 /// first CIFAR-10 test image of each class), from the data folder or, without one,
@@ -114,16 +116,16 @@ pub fn select_images(sel: &ImageSelection, data: Option<&Path>) -> Result<(Vec<I
     Ok((specs, Box::new(load)))
 }
 
-/// The paper's ten test images as embedded in flickertag ([`crate::embedded`]).
+/// The paper's ten test images as embedded in flickertag ([`crate::io::embedded`]).
 pub fn embedded_images() -> (Vec<ImageSpec>, ImageLoader) {
-    let imgs = crate::embedded::paper_images();
-    let specs = crate::embedded::PAPER_INDICES
+    let imgs = crate::io::embedded::paper_images();
+    let specs = crate::io::embedded::PAPER_INDICES
         .iter()
         .zip(&imgs)
         .map(|(&i, img)| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: img.label })
         .collect();
     let load = move |s: &ImageSpec| {
-        crate::embedded::PAPER_INDICES
+        crate::io::embedded::PAPER_INDICES
             .iter()
             .position(|&i| Some(i) == s.index)
             .map(|k| imgs[k].clone())
@@ -155,7 +157,7 @@ mod tests {
         let o = AnalysisOptions::from_json(r#"{"n_frames": 480, "layout": "grid:2x3"}"#).unwrap();
         assert_eq!(o.n_frames, 480);
         assert_eq!(o.fps, 120.0);
-        assert_eq!(o.stimulus().unwrap().layout, crate::stimulus::Layout::Grid { rows: 2, cols: 3 });
+        assert_eq!(o.stimulus().unwrap().layout, crate::signal::stimulus::Layout::Grid { rows: 2, cols: 3 });
     }
 
     #[test]

@@ -5,13 +5,13 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::analysis::{AnalysisConfig, Fold, InputNoise, StatsConfig, TapSelection, DEFAULT_THRESHOLD};
-use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
-use crate::model::control::Control;
-use crate::model::TapKind;
-use crate::shard::Shard;
-use crate::snr::SnrConfig;
-use crate::stimulus::{Domain, Layout, StimulusConfig};
+use crate::inference::engine::EngineConfig;
+use crate::inference::model::control::Control;
+use crate::inference::model::TapKind;
+use crate::run::shard::Shard;
+use crate::signal::snr::SnrConfig;
+use crate::signal::stimulus::{Domain, Layout, StimulusConfig};
 
 /// Per-image spectra are kept by default up to this many images.
 pub const PER_IMAGE_DEFAULT_LIMIT: usize = 100;
@@ -29,7 +29,7 @@ pub struct AnalysisOptions {
     /// Phases, radians, one per region (empty: all zero).
     pub phases: Vec<f64>,
     /// Regions: `halves`, `left`, `whole`, `quadrants`, `grid:RxC`, `mask:PATH`.
-    #[serde(with = "crate::json::via_str")]
+    #[serde(with = "crate::io::json::via_str")]
     pub layout: Layout,
     /// Frames per second.
     pub fps: f64,
@@ -101,9 +101,9 @@ pub struct AnalysisOptions {
     /// Frames per inference call.
     pub batch: usize,
     /// Where the network runs (`cpu` or `cuda`, chosen at run time).
-    pub device: crate::engine::Device,
+    pub device: crate::inference::engine::Device,
     /// Input channel means in [0, 1] pixel units (1 or 3; with `std`): needed when the
-    /// model does not record them ([`crate::model::Model::set_preprocess`]).
+    /// model does not record them ([`crate::inference::model::Model::set_preprocess`]).
     pub mean: Option<Vec<f32>>,
     /// Input channel standard deviations in [0, 1] pixel units (1 or 3; with `mean`).
     pub std: Option<Vec<f32>>,
@@ -174,7 +174,7 @@ impl Default for AnalysisOptions {
             per_image: None,
             threads: engine.threads,
             batch: engine.batch,
-            device: crate::engine::Device::Cpu,
+            device: crate::inference::engine::Device::Cpu,
             control: None,
             control_seed: 0,
             region_swap: false,

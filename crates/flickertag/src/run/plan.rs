@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::analysis::{self, AnalysisConfig};
-use crate::data::Image;
 use crate::error::{Error, Result};
 use crate::importance::control::ControlRow;
-use crate::model::control::Control;
-use crate::shard::Shard;
+use crate::inference::model::control::Control;
+use crate::io::data::Image;
+use crate::run::shard::Shard;
 
 use super::options::AnalysisOptions;
 
@@ -88,7 +88,7 @@ impl AnalysisOptions {
     }
 }
 
-pub use crate::engine::StopFn;
+pub use crate::inference::engine::StopFn;
 
 /// What a face sees of a running plan.
 pub struct Hooks<'a> {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::plan::Hooks;
-use crate::data::Cifar10;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::inference::model::Model;
+use crate::io::data::Cifar10;
 use crate::prune::curves::{CacheFn, Measured};
 use crate::prune::experiment::{run_resumable, PruneConfig, PruneResult};
 use crate::report::folder::RunFolder;
@@ -57,10 +57,10 @@ pub fn execute_prune(
     let ck = prune_checkpoint_path(out)?;
     let fingerprint = {
         use sha2::Digest;
-        crate::data::hex(&sha2::Sha256::digest(serde_json::to_vec(&(cfg, model.info())).expect("serializable")))
+        crate::io::data::hex(&sha2::Sha256::digest(serde_json::to_vec(&(cfg, model.info())).expect("serializable")))
     };
     let (resumed, earlier) = if resume && ck.is_file() {
-        let text = crate::data::read_regular_file(&ck, 1 << 30)?;
+        let text = crate::io::data::read_regular_file(&ck, 1 << 30)?;
         let PruneCheckpoint { fingerprint: fp, measured, segment_seconds } = serde_json::from_slice(&text)
             .map_err(|e| Error::Data { path: ck.clone(), reason: format!("not a prune-eval checkpoint: {e}") })?;
         if fp != fingerprint {

@@ -104,7 +104,7 @@ mod tests {
     use onnx_protobuf::{AttributeProto, GraphProto, OperatorSetIdProto};
 
     use super::*;
-    use crate::engine::{EngineConfig, Session};
+    use crate::inference::engine::{EngineConfig, Session};
 
     /// Input channels, height and width of the test networks.
     const C: usize = 3;
@@ -190,7 +190,8 @@ mod tests {
                 graph::attr_ints("kernel_shape", &[wd[2] as i64, wd[3] as i64]),
             ];
             let (proto, w, b) = network(wd, attrs);
-            let m = crate::model::Model::from_proto(proto, std::path::Path::new("conv.onnx"), "conv").unwrap();
+            let m =
+                crate::inference::model::Model::from_proto(proto, std::path::Path::new("conv.onnx"), "conv").unwrap();
             let tap = m.taps.iter().find(|t| t.tensor == "c").expect("the conv is a tap");
             let nodes = m.with_tap_means(&[tap]).proto.graph.unwrap().node;
             let pooled_input = nodes.iter().any(|n| n.op_type == "GlobalAveragePool" && n.input[0] == "image");

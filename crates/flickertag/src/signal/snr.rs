@@ -359,7 +359,7 @@ mod tests {
                 1.0 + 2.0 * (12.0 * t).sin() + 0.5 * (15.0 * t).sin()
             })
             .collect();
-        let amp = crate::spectrum::amplitude(&crate::spectrum::Fft::new().rfft(&x), n);
+        let amp = crate::signal::spectrum::amplitude(&crate::signal::spectrum::Fft::new().rfft(&x), n);
         let authors = SnrConfig::preset("authors").unwrap();
         let snr = authors.snr(&amp);
         // Bin 12: noise window 8-10 and 14-16 holds A[15] = 0.25 → mean 0.25/6.

@@ -78,7 +78,7 @@ const MAX_NPY_BYTES: u64 = 64 << 30;
 
 /// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
 pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
-    let bytes = crate::data::read_regular_file(path, MAX_NPY_BYTES)?;
+    let bytes = crate::io::data::read_regular_file(path, MAX_NPY_BYTES)?;
     let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path, e))?;
     let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
     if got != shape {

@@ -39,7 +39,7 @@ pub(crate) fn probe_tensors(
     })?;
     // Weights are not prepacked for kernels: one run does not repay it, and a
     // prepacked copy beside the weights is hundreds of MB on a large model.
-    let builder = crate::runtime::session_builder(1, false)?
+    let builder = crate::inference::runtime::session_builder(1, false)?
         .with_config_entry("session.disable_prepacking", "1")
         .map_err(|e| crate::error::Error::Runtime(e.to_string()))?;
     let mut session = onnx.commit(builder)?;

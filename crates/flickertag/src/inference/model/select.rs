@@ -53,8 +53,8 @@ impl Model {
         }
         for (what, v) in [("resize", resize), ("crop", crop)] {
             if let Some(v) = v {
-                if !(1..=crate::data::MAX_IMAGE_SIDE).contains(&v) {
-                    return Err(Error::param(what, format!("a side in 1..={}", crate::data::MAX_IMAGE_SIDE), v));
+                if !(1..=crate::io::data::MAX_IMAGE_SIDE).contains(&v) {
+                    return Err(Error::param(what, format!("a side in 1..={}", crate::io::data::MAX_IMAGE_SIDE), v));
                 }
             }
         }
@@ -69,7 +69,7 @@ impl Model {
 
     /// `img` fitted to the model's input per the preprocessing (resize, crop); an error
     /// naming `--resize`/`--crop` when its size still differs from the input's.
-    pub fn fit_image(&self, img: crate::data::Image, what: &str) -> Result<crate::data::Image> {
+    pub fn fit_image(&self, img: crate::io::data::Image, what: &str) -> Result<crate::io::data::Image> {
         let img = self.preprocess.fit(img);
         let [_, h, w] = self.input_shape;
         if (img.height, img.width) != (h, w) {

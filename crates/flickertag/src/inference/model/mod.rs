@@ -29,8 +29,8 @@ use onnx_protobuf::ModelProto;
 use protobuf::Message;
 use serde::{Deserialize, Serialize};
 
-pub use crate::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 use crate::error::{Error, Result};
+pub use crate::io::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 pub use layout::Layout;
 pub use scan::{Skipped, TapKind};
@@ -149,7 +149,7 @@ impl Model {
     /// Loads a model from a spec: a file (`.onnx`, `.th`, `.pth`, `.pt`, `.safetensors`)
     /// or a pretrained name (`resnet20`, `resnet32`, `resnet44`, `resnet56`) looked up
     /// under `data_dir/models/`. `resnet32` falls back to the copy embedded in flickertag
-    /// ([`crate::embedded`]) when the data folder does not have it.
+    /// ([`crate::io::embedded`]) when the data folder does not have it.
     pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Model> {
         let path = PathBuf::from(spec);
         if path.exists() {
@@ -158,7 +158,7 @@ impl Model {
         const NAMES: [&str; 4] = ["resnet20", "resnet32", "resnet44", "resnet56"];
         if NAMES.contains(&spec) {
             let local = data_dir.map(|d| pretrained_path(d, spec)).filter(|p| p.exists());
-            if spec == crate::embedded::RESNET32_NAME && local.is_none() {
+            if spec == crate::io::embedded::RESNET32_NAME && local.is_none() {
                 return Model::embedded_resnet32();
             }
             let dir = data_dir.ok_or_else(|| {
@@ -189,7 +189,7 @@ impl Model {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
         let stem = stem.strip_suffix("-cifar10").unwrap_or(stem).to_string();
         if ext == "onnx" {
-            let bytes = crate::data::read_regular_file(path, MAX_ONNX_BYTES)?;
+            let bytes = crate::io::data::read_regular_file(path, MAX_ONNX_BYTES)?;
             let proto = parse_onnx(&bytes, path)?;
             drop(bytes); // before the probe run: the file is not held beside the model
             return Model::from_proto(proto, path, &stem);
@@ -222,12 +222,12 @@ impl Model {
         }
     }
 
-    /// The pretrained ResNet-32 embedded in flickertag ([`crate::embedded`]), named
+    /// The pretrained ResNet-32 embedded in flickertag ([`crate::io::embedded`]), named
     /// `resnet32`, with [`Model::source`] `embedded:resnet32-cifar10.th`.
     pub fn embedded_resnet32() -> Result<Model> {
-        let path = Path::new(crate::embedded::RESNET32_SOURCE);
-        let sd = checkpoint_from_bytes(crate::embedded::RESNET32_TH, path)?;
-        Model::from_checkpoint(&sd, path, crate::embedded::RESNET32_NAME)
+        let path = Path::new(crate::io::embedded::RESNET32_SOURCE);
+        let sd = checkpoint_from_bytes(crate::io::embedded::RESNET32_TH, path)?;
+        Model::from_checkpoint(&sd, path, crate::io::embedded::RESNET32_NAME)
     }
 
     /// Builds the CIFAR ResNet of a state dict (`path` names it in errors and in

@@ -75,7 +75,7 @@ impl Model {
                     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
                     let sd = (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
                     for x in v.iter_mut() {
-                        *x = (mean + sd * crate::data::standard_normal(&mut rng)) as f32;
+                        *x = (mean + sd * crate::io::data::standard_normal(&mut rng)) as f32;
                     }
                 }
             }

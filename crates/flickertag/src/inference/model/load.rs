@@ -55,7 +55,7 @@ fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()>
                     p.display()
                 )));
             }
-            files.insert(loc.clone(), crate::data::read_regular_file(&p, MAX_ONNX_BYTES)?);
+            files.insert(loc.clone(), crate::io::data::read_regular_file(&p, MAX_ONNX_BYTES)?);
         }
         let bytes = &files[&loc];
         let end = match length {

@@ -10,14 +10,14 @@
 use ort::value::TensorRef;
 
 use crate::error::{runtime, Error, Result};
-use crate::model::{Model, TapPoint};
+use crate::inference::model::{Model, TapPoint};
 
-use crate::runtime::session_builder;
+use crate::inference::runtime::session_builder;
 
 /// Asked between inference batches: `true` stops the run with [`Error::Interrupted`]
 /// (Python checks its signals here, so Ctrl-C stops a run within one batch).
 pub type StopFn = dyn Fn() -> bool + Send + Sync;
-pub use crate::runtime::{
+pub use crate::inference::runtime::{
     available_providers, ort_library_candidates, provider_report, set_library_path, Device, ProviderReport, ORT_VERSION,
 };
 
@@ -69,11 +69,11 @@ pub struct Session {
 impl Session {
     /// Builds a session from serialized ONNX.
     pub fn new(onnx: &[u8], input: &str, input_shape: [usize; 3], cfg: &EngineConfig) -> Result<Session> {
-        Session::from_onnx(&crate::model::serialize::Onnx::Bytes(onnx.into()), input, input_shape, cfg)
+        Session::from_onnx(&crate::inference::model::serialize::Onnx::Bytes(onnx.into()), input, input_shape, cfg)
     }
 
     fn from_onnx(
-        onnx: &crate::model::serialize::Onnx<'_>,
+        onnx: &crate::inference::model::serialize::Onnx<'_>,
         input: &str,
         input_shape: [usize; 3],
         cfg: &EngineConfig,
@@ -83,7 +83,7 @@ impl Session {
         }
         let mut b = session_builder(cfg.threads, cfg.optimize)?;
         if cfg.device == Device::Cuda {
-            b = crate::runtime::with_cuda(b)?;
+            b = crate::inference::runtime::with_cuda(b)?;
         }
         let inner = onnx.commit(b)?;
         let outputs = inner.outputs().iter().map(|o| o.name().to_string()).collect();
@@ -234,8 +234,8 @@ mod tests {
 
     /// The demonstration ResNet-8 with its conv means recorded, and 7 frames.
     fn session(batch: usize) -> (Session, Vec<f32>) {
-        let m = crate::model::demo_model(3).unwrap();
-        let taps: Vec<&TapPoint> = m.taps.iter().filter(|t| t.kind == crate::model::TapKind::Conv).collect();
+        let m = crate::inference::model::demo_model(3).unwrap();
+        let taps: Vec<&TapPoint> = m.taps.iter().filter(|t| t.kind == crate::inference::model::TapKind::Conv).collect();
         let cfg = EngineConfig { threads: 1, batch, ..EngineConfig::default() };
         let s = Session::for_model(&m, &taps, false, &cfg).unwrap();
         let [c, h, w] = m.input_shape;

@@ -63,7 +63,7 @@ impl StateDict {
 /// Reads a checkpoint, choosing the format from its first bytes: legacy PyTorch, zip
 /// PyTorch, or safetensors.
 pub fn load_checkpoint(path: &Path) -> Result<StateDict> {
-    let bytes = crate::data::read_regular_file(path, MAX_CHECKPOINT_BYTES)?;
+    let bytes = crate::io::data::read_regular_file(path, MAX_CHECKPOINT_BYTES)?;
     checkpoint_from_bytes(&bytes, path)
 }
 

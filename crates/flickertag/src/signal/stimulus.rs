@@ -12,9 +12,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Image;
-use crate::data::Preprocess;
 use crate::error::{Error, Result};
+use crate::io::data::Image;
+use crate::io::data::Preprocess;
 
 /// Where the modulation is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -371,7 +371,7 @@ impl TagPlan {
         if !exact || c.phases.iter().any(|p| !p.is_finite()) {
             return None;
         }
-        Some(c.n_frames / self.bins.iter().fold(c.n_frames, |g, &k| crate::lines::gcd(g, k)))
+        Some(c.n_frames / self.bins.iter().fold(c.n_frames, |g, &k| crate::signal::lines::gcd(g, k)))
     }
 
     /// Frame `i` of `image` as the model input `[3, H, W]` (normalized).

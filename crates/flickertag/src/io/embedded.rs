@@ -12,20 +12,20 @@
 //! `scripts/make-default-assets.py`, which checks their published SHA-256. A data
 //! folder that holds the same files takes precedence; the two give identical runs.
 
-use crate::data::{Image, RECORD};
+use crate::io::data::{Image, RECORD};
 
 /// The pretrained name that is embedded.
 pub const RESNET32_NAME: &str = "resnet32";
 /// `resnet32-cifar10.th` (legacy PyTorch serialization), as published.
-pub static RESNET32_TH: &[u8] = include_bytes!("../assets/resnet32-cifar10.th");
+pub static RESNET32_TH: &[u8] = include_bytes!("../../assets/resnet32-cifar10.th");
 /// Ten CIFAR-10 binary records (label byte, then R, G, B planes of 32 x 32).
-pub static PAPER_IMAGES: &[u8] = include_bytes!("../assets/paper_images.bin");
+pub static PAPER_IMAGES: &[u8] = include_bytes!("../../assets/paper_images.bin");
 /// CIFAR-10 test indices of [`PAPER_IMAGES`]: the first test image of each class.
 pub const PAPER_INDICES: [usize; 10] = [3, 6, 25, 0, 22, 12, 4, 13, 1, 11];
 /// Licence notices and attribution of the embedded files.
-pub const NOTICE: &str = include_str!("../assets/NOTICE.md");
+pub const NOTICE: &str = include_str!("../../assets/NOTICE.md");
 /// What `Model::source` says for the embedded ResNet-32
-/// ([`crate::model::Model::embedded_resnet32`]).
+/// ([`crate::inference::model::Model::embedded_resnet32`]).
 pub const RESNET32_SOURCE: &str = "embedded:resnet32-cifar10.th";
 
 /// The paper's ten test images with their labels, in class order (`[3, 32, 32]` each).
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn embedded_resnet32_builds_with_its_31_convolutions() {
-        let m = crate::model::Model::embedded_resnet32().unwrap();
+        let m = crate::inference::model::Model::embedded_resnet32().unwrap();
         assert_eq!(m.name, "resnet32");
         assert_eq!(m.input_shape, [3, 32, 32]);
         let convs = m.taps.iter().filter(|t| t.conv_ordinal.is_some()).count();

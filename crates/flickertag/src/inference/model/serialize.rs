@@ -155,13 +155,13 @@ mod tests {
 
     #[test]
     fn edited_bytes_parse_to_the_model_cloned_and_edited() {
-        let m = crate::model::demo_model(3).unwrap();
+        let m = crate::inference::model::demo_model(3).unwrap();
         assert!(!m.proto.graph.as_ref().unwrap().initializer.is_empty());
         let edit = |p: &mut ModelProto| {
             let g = p.graph.as_mut().unwrap();
             g.output.truncate(1);
-            g.initializer.push(crate::model::graph::tensor_i64("extra", &[1, 2]));
-            p.metadata_props.push(crate::model::graph::meta("k", "v"));
+            g.initializer.push(crate::inference::model::graph::tensor_i64("extra", &[1, 2]));
+            p.metadata_props.push(crate::inference::model::graph::meta("k", "v"));
         };
         // The oracle: the whole model cloned, edited (its own initializers first, then
         // the edit's), serialized by the protobuf crate.

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::{AnalysisState, ImageSpec, RunContext};
-use crate::data::Image;
 use crate::error::{Error, Result};
+use crate::io::data::Image;
 
 /// Layout version of `partial.json`.
 pub const PARTIAL_SCHEMA: u32 = 1;
@@ -107,7 +107,7 @@ pub struct PartialInfo {
 /// SHA-256 of an image list, as [`PartialInfo::images_digest`].
 pub fn images_digest(images: &[ImageSpec]) -> String {
     use sha2::{Digest, Sha256};
-    crate::data::hex(&Sha256::digest(serde_json::to_vec(images).expect("serializable")))
+    crate::io::data::hex(&Sha256::digest(serde_json::to_vec(images).expect("serializable")))
 }
 
 /// Writes a partial run into `dir` (an empty or new folder).
@@ -116,7 +116,7 @@ pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, firs
     let p = dir.join("partial.json");
     std::fs::write(&p, serde_json::to_vec_pretty(info).expect("serializable")).map_err(|e| Error::io(&p, e))?;
     state.write(&dir.join("state"), &info.context)?;
-    crate::npy::npy(&dir.join("first_image.npy"), &[3, first.height as u64, first.width as u64], &first.pixels)
+    crate::io::npy::npy(&dir.join("first_image.npy"), &[3, first.height as u64, first.width as u64], &first.pixels)
 }
 
 /// Reads a partial run: its info, state and first image, every array checked against
@@ -125,7 +125,7 @@ pub fn read_partial(dir: &Path) -> Result<(PartialInfo, AnalysisState, Image)> {
     let info = read_info(dir)?;
     let state = AnalysisState::read(&dir.join("state"), &info.context)?;
     let [_, h, w] = info.context.model.input_shape;
-    let pixels: Vec<f32> = crate::npy::read(&dir.join("first_image.npy"), &[3, h, w])?;
+    let pixels: Vec<f32> = crate::io::npy::read(&dir.join("first_image.npy"), &[3, h, w])?;
     Ok((info, state, Image { height: h, width: w, pixels, label: None }))
 }
 
@@ -208,7 +208,7 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image, Vec
 /// Reads only `partial.json` of a partial run.
 fn read_info(dir: &Path) -> Result<PartialInfo> {
     let p = dir.join("partial.json");
-    let text = crate::data::read_regular_file(&p, 256 << 20)?;
+    let text = crate::io::data::read_regular_file(&p, 256 << 20)?;
     let info: PartialInfo = serde_json::from_slice(&text)
         .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a flickertag partial run: {e}") })?;
     if info.schema != PARTIAL_SCHEMA {
@@ -226,7 +226,7 @@ fn read_info(dir: &Path) -> Result<PartialInfo> {
 /// inference batches. Returns the folder.
 #[allow(clippy::too_many_arguments)]
 pub fn run_shard(
-    model: &crate::model::Model,
+    model: &crate::inference::model::Model,
     cfg: &crate::analysis::AnalysisConfig,
     specs: &[ImageSpec],
     load: &dyn Fn(&ImageSpec) -> Result<Image>,
@@ -234,7 +234,7 @@ pub fn run_shard(
     force: bool,
     shard: Shard,
     progress: &mut dyn FnMut(usize, usize),
-    stop: Option<&crate::engine::StopFn>,
+    stop: Option<&crate::inference::engine::StopFn>,
 ) -> Result<PathBuf> {
     let range = shard.range(specs.len());
     if range.is_empty() {

@@ -1,0 +1,11 @@
+//! The signal layer: what the network is shown and what its responses' spectra say.
+//!
+//! Data flows one way through it: [`stimulus`] (tag plans and frames) → the model and
+//! engine (outside this layer) → [`spectrum`] (FFT conventions, period folding) →
+//! [`lines`] (the tagged, harmonic and intermodulation catalogue) → [`snr`]
+//! (signal-to-noise ratios of the lines). Nothing here reads files or runs a network.
+
+pub mod lines;
+pub mod snr;
+pub mod spectrum;
+pub mod stimulus;
