@@ -277,6 +277,28 @@ fn regression_huge_onnx_input_is_refused_before_the_shape_probe() {
 }
 
 #[test]
+fn regression_nested_protobuf_groups_are_an_error_not_a_stack_overflow() {
+    // RUSTSEC-2024-0437: a graph holding an unknown field of 500,000 nested groups (2 MB).
+    // protobuf 3.4.0 recursed once per group and aborted (exit 134).
+    let depth = 500_000;
+    let mut graph = Vec::with_capacity(4 * depth);
+    graph.extend(std::iter::repeat_n([0x9bu8, 0x06], depth).flatten()); // field 99, start group
+    graph.extend(std::iter::repeat_n([0x9cu8, 0x06], depth).flatten()); // field 99, end group
+    let mut m = vec![0x3a]; // ModelProto.graph (field 7, length-delimited)
+    let mut n = graph.len();
+    while n >= 0x80 {
+        m.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    m.push(n as u8);
+    m.extend(graph);
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "nested_groups.onnx", &m);
+    let (code, err) = limited(flickertag().args(["taps", p.to_str().unwrap()]));
+    clean_error(code, &err, &["nested_groups.onnx", "not an ONNX protobuf", "recursion"]);
+}
+
+#[test]
 fn regression_output_not_batch_first_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     // Conv to 2 channels, then the batch moved to the second axis: [2, N, 32, 32].

@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use onnx_protobuf::ModelProto;
-use protobuf::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -289,7 +288,7 @@ impl Model {
 
 /// ONNX bytes read from `path` as a model.
 fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
-    ModelProto::parse_from_bytes(bytes)
+    onnx_protobuf::parse_model(bytes)
         .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })
 }
 
