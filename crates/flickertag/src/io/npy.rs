@@ -1,6 +1,7 @@
 //! NPY files as flickertag writes them: npyz writes the header (its default dtype for the
 //! element type), the data follows in large blocks of raw little-endian bytes. Reading
-//! checks the shape against what the caller expects.
+//! checks the header's size and nesting before npyz parses it ([`check_header`]), then
+//! the shape against what the caller expects.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -76,13 +77,104 @@ pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize,
 /// Largest NPY file read back.
 const MAX_NPY_BYTES: u64 = 64 << 30;
 
+/// Largest NPY header read (numpy's own reader refuses headers over 10,000 bytes by
+/// default; flickertag writes about 100).
+const MAX_HEADER_BYTES: usize = 10_000;
+
+/// Deepest bracket nesting in a header: `{'shape': (2, 3), ...}` is 2.
+const MAX_HEADER_NESTING: usize = 4;
+
+/// Checks an NPY preamble and header before npyz reads it: npyz allocates the header's
+/// declared length up front (a 4-byte length of 3.9 GB in a 165-byte file) and parses
+/// it as a Python literal in time exponential in its nesting (16 nested braces took
+/// over 60 s). The header must be at most [`MAX_HEADER_BYTES`], lie inside the file,
+/// and nest brackets at most [`MAX_HEADER_NESTING`] deep.
+fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+    let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or("not an NPY file (no \\x93NUMPY magic)")?;
+    let (len, start) = match rest {
+        [1, _, a, b, ..] => (u16::from_le_bytes([*a, *b]) as usize, 10),
+        [2 | 3, _, a, b, c, d, ..] => (u32::from_le_bytes([*a, *b, *c, *d]) as usize, 12),
+        [major, ..] => return Err(format!("NPY format version {major}: flickertag reads 1 to 3")),
+        [] => return Err("a truncated NPY preamble".into()),
+    };
+    if len > MAX_HEADER_BYTES {
+        return Err(format!("an NPY header of {len} bytes (at most {MAX_HEADER_BYTES})"));
+    }
+    let header = bytes
+        .get(start..start + len)
+        .ok_or_else(|| format!("an NPY header of {len} bytes past the end of the file"))?;
+    let mut depth = 0usize;
+    for &c in header {
+        match c {
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                if depth > MAX_HEADER_NESTING {
+                    return Err(format!("an NPY header nested over {MAX_HEADER_NESTING} brackets deep"));
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
 pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
     let bytes = crate::io::data::read_regular_file(path, MAX_NPY_BYTES)?;
+    check_header(&bytes).map_err(|reason| Error::Data { path: path.into(), reason })?;
     let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path, e))?;
     let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
     if got != shape {
         return Err(Error::Data { path: path.into(), reason: format!("shape {got:?}, expected {shape:?}") });
     }
     f.into_vec().map_err(|e| Error::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An NPY file of format `version` whose header is `header` (declared length `len`).
+    fn npy_bytes(version: u8, len: usize, header: &[u8]) -> Vec<u8> {
+        let mut b = b"\x93NUMPY".to_vec();
+        b.extend([version, 0]);
+        if version == 1 {
+            b.extend((len as u16).to_le_bytes());
+        } else {
+            b.extend((len as u32).to_le_bytes());
+        }
+        b.extend(header);
+        b
+    }
+
+    #[test]
+    fn npy_headers_are_bounded_in_size_and_nesting_before_they_are_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            read::<f32>(&p, &[2]).map(|_| ()).map_err(|e| e.to_string())
+        };
+        // A file flickertag wrote reads back.
+        let p = dir.path().join("ok.npy");
+        npy(&p, &[2], &[1.5f32, -2.0]).unwrap();
+        assert_eq!(read("ok.npy", &std::fs::read(&p).unwrap()), Ok(()));
+        // A 3.9 GB header declared in a 165-byte file: refused before any allocation.
+        let e = read("huge.npy", &npy_bytes(2, 0xF000_0000, &[b' '; 153])).unwrap_err();
+        assert!(e.contains("huge.npy") && e.contains("4026531840 bytes"), "{e}");
+        // 16 nested braces (npyz's parser takes exponential time): refused at once.
+        let h = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': {}0{}}}\n",
+            "{".repeat(16),
+            "}".repeat(16)
+        );
+        let e = read("nested.npy", &npy_bytes(1, h.len(), h.as_bytes())).unwrap_err();
+        assert!(e.contains("nested over 4 brackets"), "{e}");
+        // A header past the end of the file, another version, no magic.
+        let e = read("short.npy", &npy_bytes(1, 500, b"{'descr'")).unwrap_err();
+        assert!(e.contains("past the end"), "{e}");
+        assert!(read("v9.npy", &npy_bytes(9, 4, b"{}  ")).unwrap_err().contains("version 9"));
+        assert!(read("text.npy", b"hello").unwrap_err().contains("magic"));
+    }
 }
