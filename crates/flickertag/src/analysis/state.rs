@@ -44,6 +44,50 @@ pub struct RunContext {
     pub frames_per_image: usize,
 }
 
+/// Largest element count of one tap's shape, or of a frame, that a context may claim.
+const MAX_CONTEXT_ELEMENTS: usize = 1 << 31;
+
+impl RunContext {
+    /// Checks a context read from a file (a shard's or a checkpoint's `partial.json`)
+    /// before any array is sized or indexed by it: the configuration as the options
+    /// are checked, at least one tap, every shape non-empty with positive sides and a
+    /// bounded size, the lines tested inside the catalogue, and the frames per image
+    /// within the frames of the stimulus. The reason names the field.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.config.validate().map_err(|e| e.to_string())?;
+        let sized = |v: &[usize]| {
+            !v.is_empty()
+                && v.iter().all(|&d| d >= 1)
+                && v.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).is_some_and(|n| n <= MAX_CONTEXT_ELEMENTS)
+        };
+        if !sized(&self.model.input_shape) {
+            return Err(format!("model input shape {:?}: positive sides, at most 2^31 values", self.model.input_shape));
+        }
+        if self.taps.is_empty() {
+            return Err("taps: at least one tap".into());
+        }
+        for t in self.taps.iter().chain(&self.map_taps) {
+            if !(sized(&t.shape) && sized(&t.tap.dims) && sized(&t.tap.chw)) {
+                return Err(format!(
+                    "tap {}: shape {:?}, dims {:?}, chw {:?}: each non-empty, positive sides, at most 2^31 values",
+                    t.tap.name, t.shape, t.tap.dims, t.tap.chw
+                ));
+            }
+        }
+        if let Some(&l) = self.test_lines.iter().find(|&&l| l >= self.lines.len()) {
+            return Err(format!("test_lines: indices below the {} lines of the catalogue (got {l})", self.lines.len()));
+        }
+        let n = self.config.stimulus.n_frames;
+        if !(1..=n).contains(&self.frames_per_image) {
+            return Err(format!(
+                "frames_per_image: 1 to the {n} frames of the stimulus (got {})",
+                self.frames_per_image
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The images' contributions to an analysis; see the module docs.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AnalysisState {

@@ -217,6 +217,10 @@ fn read_info(dir: &Path) -> Result<PartialInfo> {
             reason: format!("schema {}, this flickertag reads {PARTIAL_SCHEMA}", info.schema),
         });
     }
+    // Before any array is sized or indexed by it.
+    info.context
+        .check()
+        .map_err(|reason| Error::Data { path: p, reason: format!("not a consistent partial run: {reason}") })?;
     Ok(info)
 }
 
