@@ -5,7 +5,7 @@
 //! hang.
 
 mod common;
-use common::{flickertag, legacy, node, one_view, onnx, PROTOCOL_1001};
+use common::{flickertag, legacy, node, one_view, onnx, run, PROTOCOL_1001};
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -452,5 +452,63 @@ fn regression_tampered_run_folders_are_errors_in_report_not_panics() {
         let (code, err) = limited(flickertag().args(["report", d.to_str().unwrap()]));
         clean_error(code, &err, &[]);
         assert!(err.lines().count() == 1, "{what}: {err}");
+    }
+}
+
+/// Without a data folder (the embedded default), with `home` as the user's home.
+fn no_data<'a>(c: &'a mut Command, home: &Path) -> &'a mut Command {
+    c.env_remove("FLICKERTAG_DATA").env("HOME", home).env("XDG_CACHE_HOME", home)
+}
+
+// In this binary, not beside the timed kill tests of shards.rs: its runs would load
+// the machine while those measure how long a run takes.
+#[test]
+fn regression_tampered_shard_contexts_are_errors_naming_the_file_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..2 {
+        let out = d.join(format!("p{i}"));
+        let (code, _, err) =
+            run(no_data(flickertag().args(["analyze", "--quiet", "--shard", &format!("{i}/2"), "--out"]).arg(&out), d));
+        assert_eq!(code, 0, "{err}");
+    }
+    // Each edit made to both shards alike (consistent, so only the check can refuse it).
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit, &str); 5] = [
+        ("tap shape []", |c| c["taps"][0]["shape"] = serde_json::json!([]), "shape []"),
+        ("tap dims []", |c| c["taps"][0]["dims"] = serde_json::json!([]), "dims []"),
+        ("zero-sized tap", |c| c["taps"][0]["shape"] = serde_json::json!([16, 0, 32]), "positive sides"),
+        ("no taps", |c| c["taps"] = serde_json::json!([]), "at least one tap"),
+        ("frames per image 0", |c| c["frames_per_image"] = serde_json::json!(0), "frames_per_image"),
+    ];
+    for (what, edit, needle) in edits {
+        for i in 0..2 {
+            let (src, dst) = (d.join(format!("p{i}")), d.join(format!("t{i}")));
+            let _ = std::fs::remove_dir_all(&dst);
+            copy_dir(&src, &dst);
+            let p = dst.join("partial.json");
+            let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            edit(&mut j["context"]);
+            std::fs::write(&p, serde_json::to_vec(&j).unwrap()).unwrap();
+        }
+        let (code, _, err) = run(no_data(
+            flickertag().arg("merge").arg(d.join("t0")).arg(d.join("t1")).arg("--out").arg(d.join("m")),
+            d,
+        ));
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(err.contains("partial.json") && err.contains(needle) && !err.contains("panicked"), "{what}: {err}");
+        assert!(!d.join("m").exists(), "{what}: a refused merge writes nothing");
+    }
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
     }
 }

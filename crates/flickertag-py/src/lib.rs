@@ -21,6 +21,30 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+/// Runs `f` without the GIL; its error as Python shows it ([`err`]), and a panic (a bug)
+/// as a `FlickertagError` saying so, never pyo3's `PanicException`, which `except
+/// Exception` does not catch.
+fn detached<T: Send>(py: Python<'_>, f: impl FnOnce() -> flickertag::Result<T> + Send) -> PyResult<T> {
+    match py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))) {
+        Ok(r) => r.map_err(err),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(error_of("FlickertagError", format!("internal error, a bug in flickertag (please report it): {what}")))
+        }
+    }
+}
+
+/// Panics inside the library's call path on purpose: how the package's test checks that
+/// a bug surfaces as `FlickertagError`, not as pyo3's `PanicException`. Not API.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    detached(py, || -> flickertag::Result<()> { panic!("a deliberate panic") })
+}
+
 /// A library error as Python shows it: options named as keyword arguments
 /// (`overwrite=True`, `resize=224`), raised as `flickertag.FlickertagError` (a
 /// `ValueError`), its `FileNotFoundError`/`OSError` subclasses for files, and
@@ -269,7 +293,7 @@ impl Run {
     /// never. Returns the folder.
     #[pyo3(signature = (path, overwrite=false))]
     fn save(&self, py: Python<'_>, path: PathBuf, overwrite: bool) -> PyResult<PathBuf> {
-        py.detach(|| self.result.save(&path, overwrite)).map_err(err)
+        detached(py, || self.result.save(&path, overwrite))
     }
 
     /// The summary `flickertag analyze` prints: the per-layer table, then the extras'.
@@ -303,7 +327,7 @@ fn analyze(
     overwrite: bool,
 ) -> PyResult<(Option<Run>, Option<PathBuf>)> {
     let (opts, sel) = parse_args(options, selection)?;
-    py.detach(|| {
+    detached(py, || {
         let (model, specs, load, plan) = prepare(model, &opts, &sel, data, pixels, shape)?;
         if progress {
             plan.notes.iter().for_each(|n| eprintln!("{n}"));
@@ -331,7 +355,6 @@ fn analyze(
             },
         }
     })
-    .map_err(err)
 }
 
 /// Checks everything a run needs without running it: the model loads, the images are
@@ -350,7 +373,7 @@ fn check(
     shape: Option<(usize, usize, usize, usize)>,
 ) -> PyResult<String> {
     let (opts, sel) = parse_args(options, selection)?;
-    py.detach(|| {
+    detached(py, || {
         let dd = data_dir(data.clone())?;
         let (_, specs, load, _) = prepare(model, &opts, &sel, data, pixels, shape)?;
         // The first and last image are read, so that a missing file fails here.
@@ -359,7 +382,6 @@ fn check(
         }
         Ok(serde_json::json!({"images": specs.len(), "data": dd}).to_string())
     })
-    .map_err(err)
 }
 
 /// Merges partial runs into the run folder `out` (which must not hold a run unless
@@ -367,7 +389,7 @@ fn check(
 #[pyfunction]
 #[pyo3(signature = (parts, out, force=false))]
 fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyResult<PathBuf> {
-    py.detach(|| flickertag::shard::merge_into(&parts, &out, force).map(|(_, p)| p)).map_err(err)
+    detached(py, || flickertag::shard::merge_into(&parts, &out, force).map(|(_, p)| p))
 }
 
 /// Every tap of a model, as JSON: `{"taps": [{name, tensor, kind, conv_ordinal,
@@ -375,13 +397,12 @@ fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (model, data=None))]
 fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> {
-    py.detach(|| {
+    detached(py, || {
         let dd = data_dir(data)?;
         let m = Model::load(model, dd.as_deref())?;
         let v = serde_json::json!({"taps": m.taps, "skipped": m.skipped, "notes": m.notes});
         Ok(v.to_string())
     })
-    .map_err(err)
 }
 
 /// Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
@@ -401,7 +422,7 @@ fn evaluate(
     resize: Option<usize>,
     crop: Option<usize>,
 ) -> PyResult<String> {
-    py.detach(|| {
+    detached(py, || {
         let dd = data_dir(data)?;
         let mut m = Model::load(model, dd.as_deref())?;
         m.set_preprocess(mean.as_deref(), std.as_deref(), resize, crop)?;
@@ -425,7 +446,6 @@ fn evaluate(
         v["model"] = m.name.clone().into();
         Ok(v.to_string())
     })
-    .map_err(err)
 }
 
 /// The licence notices of what flickertag embeds (the pretrained ResNet-32, the ten images).
@@ -445,7 +465,7 @@ fn embedded_source() -> &'static str {
 #[pyfunction]
 #[pyo3(signature = (src, dest, force=false))]
 fn copy_run_folder(py: Python<'_>, src: PathBuf, dest: PathBuf, force: bool) -> PyResult<PathBuf> {
-    py.detach(|| flickertag::run::copy_run_folder(&src, &dest, force)).map_err(err)
+    detached(py, || flickertag::run::copy_run_folder(&src, &dest, force))
 }
 
 /// Runs the `flickertag` command line with `argv` (the program name first) and returns
@@ -460,7 +480,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 /// (`{"library", "providers", "devices"}`).
 #[pyfunction]
 fn providers(py: Python<'_>) -> PyResult<String> {
-    py.detach(|| engine::provider_report().map(|r| serde_json::to_string(&r).expect("serializable"))).map_err(err)
+    detached(py, || engine::provider_report().map(|r| serde_json::to_string(&r).expect("serializable")))
 }
 
 /// Every analysis option at its default, as JSON (the library's defaults, which the CLI's
@@ -488,5 +508,6 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(default_options, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
 }

@@ -772,3 +772,17 @@ def test_an_analysis_pickles_with_its_numbers_and_saves_the_same_folder(tmp_path
     c = pickle.loads(pickle.dumps(flickertag.load(str(tmp_path / "original"))))
     c.save(str(tmp_path / "again"))
     same_files(tmp_path / "original", tmp_path / "again", FILES + ["summary.json", "report.html", "bootstrap.csv"])
+
+
+def test_a_panic_in_the_library_is_a_flickertag_error_not_a_panic_exception():
+    """pyo3 turns a panic into PanicException, a BaseException that `except Exception`
+    does not catch; every call into the library turns it into FlickertagError."""
+    import flickertag._flickertag as ext
+
+    try:
+        ext._panic_for_test()  # type: ignore[attr-defined]  # private, not in the stub
+    except Exception as e:  # noqa: BLE001 - the point: a plain `except Exception` catches it
+        assert isinstance(e, flickertag.FlickertagError), type(e)
+        assert "internal error" in str(e) and "a deliberate panic" in str(e), str(e)
+    else:
+        raise AssertionError("no error raised")
