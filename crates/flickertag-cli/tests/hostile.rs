@@ -512,3 +512,34 @@ fn copy_dir(src: &Path, dst: &Path) {
         }
     }
 }
+
+#[test]
+fn regression_external_weights_through_a_symlink_out_of_the_models_folder_are_refused() {
+    use protobuf::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let (models, elsewhere) = (dir.path().join("models"), dir.path().join("elsewhere"));
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    // A 1x1 conv whose 6 weights (24 bytes) are external, in `w.data` beside the model.
+    let m =
+        onnx(&[0, 3, 8, 8], vec![node("Conv", "/conv/Conv", &["input", "w"], "output")], &[("w", &[2, 3, 1, 1], 0.5)]);
+    let mut p = onnx_protobuf::ModelProto::parse_from_bytes(&m).unwrap();
+    let t = &mut p.graph.as_mut().unwrap().initializer[0];
+    let weights = std::mem::take(&mut t.raw_data);
+    t.data_location = onnx_protobuf::tensor_proto::DataLocation::EXTERNAL.into();
+    let mut e = onnx_protobuf::StringStringEntryProto::new();
+    (e.key, e.value) = ("location".into(), "w.data".into());
+    t.external_data.push(e);
+    let model = write(&models, "ext.onnx", &p.write_to_bytes().unwrap());
+    // The file itself beside the model: it loads.
+    std::fs::write(models.join("w.data"), &weights).unwrap();
+    let (code, err) = limited(flickertag().args(["taps", model.to_str().unwrap()]));
+    assert_eq!(code, 0, "{err}");
+    // A link beside the model to a file elsewhere (here a copy of the weights, so that
+    // only where it lies differs): refused, naming the weight and the file.
+    std::fs::remove_file(models.join("w.data")).unwrap();
+    std::fs::write(elsewhere.join("secret"), &weights).unwrap();
+    std::os::unix::fs::symlink(elsewhere.join("secret"), models.join("w.data")).unwrap();
+    let (code, err) = limited(flickertag().args(["taps", model.to_str().unwrap()]));
+    clean_error(code, &err, &["ext.onnx", "`w`", "w.data", "outside the model's folder"]);
+}

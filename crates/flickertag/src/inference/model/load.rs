@@ -18,8 +18,8 @@ const NCHW_INPUT: &str = "flickertag.input_nchw";
 
 /// Reads the weights an exporter put in files beside the model (`torch.onnx.export`
 /// writes `model.onnx.data` for large models) into the graph. Locations are resolved
-/// next to the model file, never outside its folder, and each range is checked against
-/// the file before it is read.
+/// next to the model file, never outside its folder (symbolic links followed), and each
+/// range is checked against the file before it is read.
 fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()> {
     let dir = model_path.parent().unwrap_or(Path::new("."));
     let bad = |reason: String| Error::Onnx { path: model_path.into(), reason };
@@ -53,6 +53,19 @@ fn inline_external_data(proto: &mut ModelProto, model_path: &Path) -> Result<()>
                      wrote next to the .onnx file",
                     t.name,
                     p.display()
+                )));
+            }
+            // Resolved with every symbolic link followed: a link beside the model that
+            // points elsewhere (`w.data -> /etc/passwd`) is not beside the model.
+            let inside = match (std::fs::canonicalize(&p), std::fs::canonicalize(dir)) {
+                (Ok(file), Ok(folder)) => file.starts_with(&folder),
+                _ => false,
+            };
+            if !inside {
+                return Err(bad(format!(
+                    "weight `{}` names `{loc}`, which resolves outside the model's folder (a symbolic link?): \
+                     external data must be a file beside the model",
+                    t.name
                 )));
             }
             files.insert(loc.clone(), crate::io::data::read_regular_file(&p, MAX_ONNX_BYTES)?);
