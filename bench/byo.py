@@ -117,15 +117,9 @@ def torch_reference(model, pngs, batch=16):
 
 def run_flickertag(bin_, onnx_path, pngs, out, per_image=True):
     keep = "--per-image" if per_image else "--no-per-image"
-    cmd = ["/usr/bin/time", "-v", bin_, "analyze", "--model", onnx_path, "--taps", "conv,linear", "--threads", "2",
-           "--no-stats", keep, "--quiet", "--force", "--out", out, "--image-file", *pngs]
-    t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    secs = time.time() - t0
-    if r.returncode != 0:
-        raise SystemExit(r.stderr)
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))
-    return secs, peak_kb / 1024
+    secs, _, peak_mb = cpu_run([bin_, "analyze", "--model", onnx_path, "--taps", "conv,linear", "--threads", "2",
+                                "--no-stats", keep, "--quiet", "--force", "--out", out, "--image-file", *pngs])
+    return secs, peak_mb
 
 
 def cpu_run(argv):

@@ -25,10 +25,10 @@
 
 use std::collections::HashMap;
 
-use onnx_protobuf::{ModelProto, NodeProto};
+use onnx_protobuf::ModelProto;
 
 use super::graph;
-use super::layout::Editor;
+use super::layout::{attr_ints, Editor};
 
 /// A pointwise convolution whose output mean is cheaper to take from its input.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,16 +43,6 @@ pub(crate) struct FromInput {
     pub group: i64,
 }
 
-/// Integer attribute `name` of `n`, if present.
-fn int(n: &NodeProto, name: &str) -> Option<i64> {
-    n.attribute.iter().find(|a| a.name == name).map(|a| a.i)
-}
-
-/// Integer-list attribute `name` of `n`, if present.
-fn ints<'a>(n: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
-    n.attribute.iter().find(|a| a.name == name).map(|a| a.ints.as_slice())
-}
-
 /// Every 1x1 convolution of `proto` with stride 1, no padding, an initializer weight
 /// and fewer input than output channels, by output tensor name.
 pub(crate) fn pointwise_convs(proto: &ModelProto) -> HashMap<&str, FromInput> {
@@ -65,10 +55,10 @@ pub(crate) fn pointwise_convs(proto: &ModelProto) -> HashMap<&str, FromInput> {
             continue;
         }
         let Some(&[c_out, per_group, 1, 1]) = weights.get(n.input[1].as_str()).copied() else { continue };
-        let all = |v: Option<&[i64]>, x: i64| v.is_none_or(|v| v.iter().all(|&y| y == x));
+        let all = |k: &str, x: i64| attr_ints(n, k).is_none_or(|v| v.iter().all(|&y| y == x));
         let auto_pad = n.attribute.iter().find(|a| a.name == "auto_pad").map_or(&b""[..], |a| a.s.as_slice());
-        let group = int(n, "group").unwrap_or(1);
-        let plain = all(ints(n, "strides"), 1) && all(ints(n, "pads"), 0) && all(ints(n, "kernel_shape"), 1);
+        let group = attr_ints(n, "group").map_or(1, |v| v[0]);
+        let plain = all("strides", 1) && all("pads", 0) && all("kernel_shape", 1);
         let padding = matches!(auto_pad, b"" | b"NOTSET" | b"VALID");
         // i128: the channel counts come from the file.
         let expanding = group >= 1 && i128::from(per_group) * i128::from(group) < i128::from(c_out);

@@ -91,7 +91,8 @@ enum L {
 /// Per-frame shapes (batch axis removed) of the probed tensors.
 pub(crate) type Shapes = HashMap<String, Vec<usize>>;
 
-fn attr_ints(n: &NodeProto, k: &str) -> Option<Vec<i64>> {
+/// An integer or integer-list attribute of `n` as a list (`[i]` for an integer).
+pub(super) fn attr_ints(n: &NodeProto, k: &str) -> Option<Vec<i64>> {
     n.attribute.iter().find(|a| a.name == k).map(|a| if a.ints.is_empty() { vec![a.i] } else { a.ints.clone() })
 }
 

@@ -51,11 +51,6 @@ fn shell(proto: &ModelProto) -> ModelProto {
     s
 }
 
-/// Bytes of a base-128 varint.
-fn varint_len(v: u64) -> u64 {
-    (64 - v.max(1).leading_zeros() as u64).div_ceil(7)
-}
-
 /// Writes `proto` after `edit` to `w`. `edit` sees it without its graph's
 /// initializers (it may add nodes, outputs, metadata and initializers of its own, and
 /// change anything but the existing weights); the weights are written from `proto`
@@ -74,15 +69,17 @@ fn write_edited(proto: &ModelProto, edit: impl FnOnce(&mut ModelProto), w: &mut 
     if let Some(g) = graph {
         let inits = proto.graph.as_ref().map_or(&[][..], |g| g.initializer.as_slice());
         // GraphProto.initializer is field 5, ModelProto.graph field 7: one tag byte each.
-        let sizes: Vec<u64> = inits.iter().map(|t| t.compute_size()).collect();
-        let body: u64 = g.compute_size() + sizes.iter().map(|&n| 1 + varint_len(n) + n).sum::<u64>();
+        let field = |t: &onnx_protobuf::TensorProto| {
+            let n = t.compute_size();
+            1 + protobuf::rt::compute_raw_varint64_size(n) + n
+        };
+        let body: u64 = g.compute_size() + inits.iter().map(field).sum::<u64>();
         os.write_tag(7, WireType::LengthDelimited).map_err(fail)?;
         os.write_raw_varint64(body).map_err(fail)?;
         g.write_to_with_cached_sizes(&mut os).map_err(fail)?;
-        for (t, &n) in inits.iter().zip(&sizes) {
+        for t in inits {
             os.write_tag(5, WireType::LengthDelimited).map_err(fail)?;
-            os.write_raw_varint64(n).map_err(fail)?;
-            t.write_to_with_cached_sizes(&mut os).map_err(fail)?;
+            os.write_message_no_tag(t).map_err(fail)?;
         }
     }
     os.flush().map_err(fail)
@@ -187,6 +184,7 @@ mod tests {
         // Compared as bytes: the messages' cached sizes differ where one was serialized.
         assert_eq!(got_sorted.write_to_bytes().unwrap(), want_sorted.write_to_bytes().unwrap());
         assert_eq!(order(&got)[0], "extra");
+        let varint_len = protobuf::rt::compute_raw_varint64_size;
         assert_eq!(varint_len(0), 1);
         assert_eq!(varint_len(127), 1);
         assert_eq!(varint_len(128), 2);
