@@ -490,6 +490,9 @@ fn regression_tampered_shard_contexts_are_errors_naming_the_file_not_panics() {
             let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
             edit(&mut j["context"]);
             std::fs::write(&p, serde_json::to_vec(&j).unwrap()).unwrap();
+            // The checksum made to match, as a careful forger would: the context check
+            // must still refuse it.
+            fix_checksum(&dst, "partial.json");
         }
         let (code, _, err) = run(no_data(
             flickertag().arg("merge").arg(d.join("t0")).arg(d.join("t1")).arg("--out").arg(d.join("m")),
@@ -498,6 +501,133 @@ fn regression_tampered_shard_contexts_are_errors_naming_the_file_not_panics() {
         assert_eq!(code, 1, "{what}: {err}");
         assert!(err.contains("partial.json") && err.contains(needle) && !err.contains("panicked"), "{what}: {err}");
         assert!(!d.join("m").exists(), "{what}: a refused merge writes nothing");
+    }
+}
+
+/// Recomputes the checksum of `name` in the partial run `dir`'s `checksums.json`.
+fn fix_checksum(dir: &Path, name: &str) {
+    use sha2::Digest;
+    let c = dir.join("checksums.json");
+    let mut sums: serde_json::Value = serde_json::from_slice(&std::fs::read(&c).unwrap()).unwrap();
+    let hex: String =
+        sha2::Sha256::digest(std::fs::read(dir.join(name)).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
+    sums[name] = hex.into();
+    std::fs::write(&c, serde_json::to_vec(&sums).unwrap()).unwrap();
+}
+
+/// Two shards of the embedded ResNet-32 exported to `d/m.onnx`, `d/p0` and `d/p1`; with
+/// `change_weights`, one weight byte of `m.onnx` is changed between them (another
+/// network at the same path, same architecture).
+fn two_shards(d: &Path, change_weights: bool) {
+    let m = d.join("m.onnx");
+    let (code, _, err) = run(no_data(flickertag().args(["export", "--model", "resnet32", "-o"]).arg(&m), d));
+    assert_eq!(code, 0, "{err}");
+    for i in 0..2 {
+        if i == 1 && change_weights {
+            let mut b = std::fs::read(&m).unwrap();
+            let mid = b.len() / 2; // inside the weights, which are most of the file
+            b[mid] ^= 1;
+            std::fs::write(&m, b).unwrap();
+        }
+        let out = d.join(format!("p{i}"));
+        let args = ["analyze", "--quiet", "--model", m.to_str().unwrap(), "--shard", &format!("{i}/2"), "--out"];
+        let (code, _, err) = run(no_data(flickertag().args(args).arg(&out), d));
+        assert_eq!(code, 0, "{err}");
+    }
+}
+
+fn merge_err(d: &Path, a: &str, b: &str) -> String {
+    let (code, _, err) =
+        run(no_data(flickertag().arg("merge").arg(d.join(a)).arg(d.join(b)).arg("--out").arg(d.join("m")), d));
+    assert_eq!(code, 1, "{err}");
+    assert!(!d.join("m").exists() && !err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn regression_shards_of_another_network_at_the_same_path_are_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards(d, true);
+    let err = merge_err(d, "p0", "p1");
+    assert!(err.contains("differ in the model") && err.matches("sha256").count() == 2, "{err}");
+}
+
+#[test]
+fn regression_edited_damaged_or_linked_partial_runs_are_refused_by_their_checksums() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    two_shards(d, false);
+    type Edit = fn(&Path);
+    let edits: [(&str, Edit, &[&str]); 6] = [
+        (
+            "the stimulus edited alike in both shards",
+            |t| {
+                let p = t.join("partial.json");
+                let s = std::fs::read_to_string(&p).unwrap();
+                assert!(s.contains("7.5"));
+                std::fs::write(&p, s.replacen("7.5", "8.5", 1)).unwrap();
+            },
+            &["partial.json", "checksum mismatch"],
+        ),
+        (
+            "one bit of a spectrum flipped",
+            |t| {
+                let p = t.join("state/sum_amp.npy");
+                let mut b = std::fs::read(&p).unwrap();
+                let last = b.len() - 3;
+                b[last] ^= 0x40;
+                std::fs::write(&p, b).unwrap();
+            },
+            &["sum_amp.npy", "checksum mismatch"],
+        ),
+        (
+            "an array replaced by a link to another shard's",
+            |t| {
+                let p = t.join("state/scores.npy");
+                std::fs::remove_file(&p).unwrap();
+                std::os::unix::fs::symlink(t.parent().unwrap().join("p0/state/scores.npy"), &p).unwrap();
+            },
+            &["scores.npy", "symbolic link"],
+        ),
+        (
+            "an array marked Fortran-order, its checksum made to match",
+            |t| {
+                let p = t.join("state/sum_amp.npy");
+                let b = std::fs::read(&p).unwrap();
+                let at = b.windows(22).position(|w| w == b"'fortran_order': False").expect("npyz's header");
+                let mut b2 = b.clone();
+                b2[at..at + 22].copy_from_slice(b"'fortran_order': True ");
+                std::fs::write(&p, b2).unwrap();
+                fix_checksum(t, "state/sum_amp.npy");
+            },
+            &["sum_amp.npy", "Fortran order"],
+        ),
+        (
+            "the checksum list removed",
+            |t| std::fs::remove_file(t.join("checksums.json")).unwrap(),
+            &["checksums.json", "missing"],
+        ),
+        (
+            "a file the list does not name",
+            |t| {
+                let c = t.join("checksums.json");
+                let mut sums: serde_json::Value = serde_json::from_slice(&std::fs::read(&c).unwrap()).unwrap();
+                sums.as_object_mut().unwrap().remove("state/sum_line_snr.npy");
+                std::fs::write(&c, serde_json::to_vec(&sums).unwrap()).unwrap();
+            },
+            &["sum_line_snr.npy", "not in the checksums"],
+        ),
+    ];
+    for (what, edit, needles) in edits {
+        for i in 0..2 {
+            let (src, dst) = (d.join(format!("p{i}")), d.join(format!("t{i}")));
+            let _ = std::fs::remove_dir_all(&dst);
+            copy_dir(&src, &dst);
+            edit(&dst);
+        }
+        let err = merge_err(d, "t0", "t1");
+        assert!(needles.iter().all(|n| err.contains(n)), "{what}: {err}");
     }
 }
 

@@ -174,7 +174,7 @@ fn merge_names_missing_repeated_and_foreign_shards() {
     let (code, _, err) = m(&["p00", "p10", "p10"]);
     assert!(code == 1 && err.contains("given more than once: 1/3"), "{err}");
     let (code, _, err) = m(&["p00", "p12"]);
-    assert!(code == 1 && err.contains("another model, options or taps"), "{err}");
+    assert!(code == 1 && err.contains("differ in options or taps"), "{err}");
     assert!(!d.join("m").exists(), "a refused merge writes nothing");
 }
 
@@ -283,6 +283,64 @@ fn prune_eval_resumed_after_kill_9_ends_with_the_uninterrupted_result() {
     assert_eq!(j("whole").1, 1);
     assert!(j("resumed").1 >= 2, "each start that left a checkpoint, and the last, is recorded");
     assert!(!d.join(".resumed.flickertag-checkpoint.json").exists());
+}
+
+#[test]
+#[ignore = "needs the data folder"]
+fn regression_edited_or_foreign_prune_checkpoints_are_refused_naming_the_file() {
+    use sha2::Digest;
+    let data = data_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("r.th");
+    std::fs::copy(data.join("models/resnet20-cifar10.th"), &model).unwrap();
+    let prune = |extra: &[&str]| {
+        let mut c = flickertag();
+        c.args(["prune-eval", "--quiet", "--n-images", "40", "--seed", "1", "--random-seeds", "2", "--layers", "#1"])
+            .args(["--criteria", "weight_l1,bn_gamma", "--fractions", "0,0.3,0.6", "--layer-fractions", "0,0.5"])
+            .args(["--threads", "1", "--checkpoint-every", "0.05", "--model"])
+            .arg(&model)
+            .arg("--out")
+            .arg(d.join("p"))
+            .args(extra)
+            .env("FLICKERTAG_DATA", &data);
+        c
+    };
+    let ck = d.join(".p.flickertag-checkpoint.json");
+    kill_after(prune(&[]).spawn().unwrap(), std::time::Duration::from_millis(500), &ck);
+    let pristine = std::fs::read(&ck).expect("the killed run left a checkpoint");
+    let envelope: serde_json::Value = serde_json::from_slice(&pristine).unwrap();
+    assert!(!envelope["payload"]["measured"].as_array().unwrap().is_empty());
+    // Writes a checkpoint whose payload is `edit`ed; with `fix`, its checksum made to match.
+    let write = |edit: &dyn Fn(&mut serde_json::Value), fix: bool| {
+        let mut payload = envelope["payload"].clone();
+        edit(&mut payload);
+        let text = serde_json::to_string(&payload).unwrap();
+        let sum: String = if fix {
+            sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            envelope["checksum"].as_str().unwrap().to_string()
+        };
+        std::fs::write(&ck, format!("{{\"payload\":{text},\"checksum\":\"{sum}\"}}")).unwrap();
+    };
+    let refused = |what: &str, needles: &[&str]| {
+        let (code, _, err) = run(&mut prune(&["--resume"]));
+        assert_eq!(code, 1, "{what}: {err}");
+        assert!(needles.iter().all(|n| err.contains(n)) && !err.contains("panicked"), "{what}: {err}");
+        assert!(!d.join("p").exists(), "{what}");
+    };
+    write(&|p| p["measured"][0][1]["top1"] = 99.0.into(), false);
+    refused("an accuracy edited", &[".p.flickertag-checkpoint.json", "checksum mismatch"]);
+    write(&|p| p["measured"][0][1]["top1"] = 99.0.into(), true);
+    refused("an accuracy edited, its checksum made to match", &["resume", "hit set gives"]);
+    write(&|p| p["measured"][0][1]["hits"]["words"] = serde_json::json!([0]), true);
+    refused("a hit set emptied, its checksum made to match", &["resume", "hit set gives"]);
+    write(&|p| p["measured"][0][0][1][0] = serde_json::json!([99999]), true);
+    refused("a filter index past the layer", &["resume", "increasing filter indices below"]);
+    // Another network at the same path (ResNet-32's weights where ResNet-20's were).
+    std::fs::write(&ck, &pristine).unwrap();
+    std::fs::copy(data.join("models/resnet32-cifar10.th"), &model).unwrap();
+    refused("another network at the same path", &["a checkpoint of r (sha256", "not of this model r (sha256"]);
 }
 
 /// Kills (SIGKILL) `child` after `delay`, and once the checkpoint `ck` has been written

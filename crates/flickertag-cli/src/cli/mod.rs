@@ -439,16 +439,21 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
         let rgb = plan.display_frame(&img, i).to_rgb8();
         image::imageops::resize(&rgb, rgb.width() * scale, rgb.height() * scale, image::imageops::FilterType::Nearest)
     };
+    // Every file is written whole or not at all, and a full disk is an error naming it
+    // (the PNG encoder's own file writer dropped write errors: 227 empty frames, exit 0).
     if a.gif {
         let p = a.out.join("stimulus.gif");
-        let f = std::fs::File::create(&p).with_context(|| p.display().to_string())?;
-        let mut enc = image::codecs::gif::GifEncoder::new(f);
-        enc.set_repeat(image::codecs::gif::Repeat::Infinite)?;
-        let delay = image::Delay::from_numer_denom_ms(1000, plan.config.fps.round() as u32);
-        for i in 0..n {
-            let rgba = image::DynamicImage::ImageRgb8(frame(i)).to_rgba8();
-            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay))?;
-        }
+        let enc_err = |e: image::ImageError| flickertag::Error::io(&p, std::io::Error::other(e));
+        flickertag::io::atomic::write_atomic(&p, |w| {
+            let mut enc = image::codecs::gif::GifEncoder::new(w);
+            enc.set_repeat(image::codecs::gif::Repeat::Infinite).map_err(enc_err)?;
+            let delay = image::Delay::from_numer_denom_ms(1000, plan.config.fps.round() as u32);
+            for i in 0..n {
+                let rgba = image::DynamicImage::ImageRgb8(frame(i)).to_rgba8();
+                enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay)).map_err(enc_err)?;
+            }
+            Ok(())
+        })?;
         ui.info(&format!(
             "wrote {n} frames to {} (GIF delays are in 10 ms steps, so playback is approximate)",
             p.display()
@@ -456,7 +461,9 @@ fn stimulus(ui: &Ui, a: args::StimulusArgs) -> Result<()> {
     } else {
         for i in 0..n {
             let p = a.out.join(format!("frame_{i:04}.png"));
-            frame(i).save(&p).with_context(|| p.display().to_string())?;
+            let mut png = std::io::Cursor::new(Vec::new());
+            frame(i).write_to(&mut png, image::ImageFormat::Png).with_context(|| p.display().to_string())?;
+            flickertag::io::atomic::write_bytes_atomic(&p, png.get_ref())?;
         }
         ui.info(&format!("wrote {n} PNG frames to {}", a.out.display()));
     }

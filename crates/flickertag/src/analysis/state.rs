@@ -171,16 +171,21 @@ impl AnalysisState {
     /// Writes the state as NPY files into `dir` (created): `scores.npy`, `sum_amp.npy`,
     /// `sum_line_snr.npy`, and where present `coefs.npy`, `series.npy`,
     /// `per_amplitude.npy`, `per_coefficients.npy`, `map_sums_<k>.npy`; the images go
-    /// into `images.json`.
-    pub fn write(&self, dir: &Path, ctx: &RunContext) -> Result<()> {
-        use crate::io::npy::npy;
+    /// into `images.json`. Returns every file's SHA-256 (hex) by file name, for
+    /// [`AnalysisState::read`].
+    pub fn write(&self, dir: &Path, ctx: &RunContext) -> Result<Checksums> {
+        let mut sums = Checksums::new();
+        let mut npy = |name: &str, shape: &[u64], data: &dyn WriteNpy| -> Result<()> {
+            sums.insert(name.to_string(), data.write_npy(&dir.join(name), shape)?);
+            Ok(())
+        };
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let ni = self.images.len();
         let (off, rows) = row_offsets(&ctx.taps);
         let nb = crate::signal::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
         let scores: Vec<&[Vec<f64>]> = self.scores.iter().map(Vec::as_slice).collect();
-        crate::io::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
+        let scores_sum = crate::io::npy::write_scores(&dir.join("scores.npy"), &scores, ni, rows)?;
         let flat3 = |v: &[Vec<Vec<f64>>], inner: usize| {
             let mut out = vec![f64::NAN; rows * inner];
             for (t, tap) in v.iter().enumerate() {
@@ -190,8 +195,8 @@ impl AnalysisState {
             }
             out
         };
-        npy(&dir.join("sum_amp.npy"), &[rows as u64, nb as u64], &flat3(&self.sum_amp, nb))?;
-        npy(&dir.join("sum_line_snr.npy"), &[rows as u64, nl as u64], &flat3(&self.sum_line_snr, nl))?;
+        npy("sum_amp.npy", &[rows as u64, nb as u64], &flat3(&self.sum_amp, nb))?;
+        npy("sum_line_snr.npy", &[rows as u64, nl as u64], &flat3(&self.sum_line_snr, nl))?;
         if self.coefs.iter().any(|t| !t.is_empty()) {
             let ntl = ctx.test_lines.len();
             let mut out = vec![Complex::new(f32::NAN, f32::NAN); rows * ntl * ni];
@@ -202,7 +207,7 @@ impl AnalysisState {
                     }
                 }
             }
-            npy(&dir.join("coefs.npy"), &[rows as u64, ntl as u64, ni as u64], &out)?;
+            npy("coefs.npy", &[rows as u64, ntl as u64, ni as u64], &out)?;
         }
         if self.series.iter().any(|t| !t.is_empty()) {
             let p = self.series.iter().flatten().flatten().map(Vec::len).next().unwrap_or(0);
@@ -214,28 +219,40 @@ impl AnalysisState {
                     }
                 }
             }
-            npy(&dir.join("series.npy"), &[rows as u64, ni as u64, p as u64], &out)?;
+            npy("series.npy", &[rows as u64, ni as u64, p as u64], &out)?;
         }
         if let Some(per) = &self.per {
             let shape = [ni as u64, per.rows as u64, nb as u64];
-            npy(&dir.join("per_amplitude.npy"), &shape, &per.amplitude)?;
-            npy(&dir.join("per_coefficients.npy"), &shape, &per.coefficients)?;
+            npy("per_amplitude.npy", &shape, &per.amplitude)?;
+            npy("per_coefficients.npy", &shape, &per.coefficients)?;
         }
         for (k, m) in self.map_sums.iter().enumerate() {
             let (c, l, hw) =
                 (m.len(), m.first().map_or(0, Vec::len), m.first().and_then(|x| x.first()).map_or(0, Vec::len));
             let flat: Vec<f64> = m.iter().flatten().flatten().copied().collect();
-            npy(&dir.join(format!("map_sums_{k}.npy")), &[c as u64, l as u64, hw as u64], &flat)?;
+            npy(&format!("map_sums_{k}.npy"), &[c as u64, l as u64, hw as u64], &flat)?;
         }
+        sums.insert("scores.npy".into(), scores_sum);
         let p = dir.join("images.json");
-        std::fs::write(&p, serde_json::to_vec(&self.images).expect("serializable")).map_err(|e| Error::io(&p, e))
+        let bytes = serde_json::to_vec(&self.images).expect("serializable");
+        std::fs::write(&p, &bytes).map_err(|e| Error::io(&p, e))?;
+        sums.insert("images.json".into(), crate::io::npy::sha256_hex(&bytes));
+        Ok(sums)
     }
 
     /// Reads a state written by [`AnalysisState::write`] for `ctx`, checking every
-    /// array's shape against it.
-    pub fn read(dir: &Path, ctx: &RunContext) -> Result<AnalysisState> {
+    /// file against its checksum in `sums` (what `write` returned) and every array's
+    /// shape against `ctx`; a file that is missing from `sums`, a symbolic link, or
+    /// changed is an error naming it.
+    pub fn read(dir: &Path, ctx: &RunContext, sums: &Checksums) -> Result<AnalysisState> {
         let p = dir.join("images.json");
-        let text = crate::io::data::read_regular_file(&p, 1 << 30)?;
+        let text = crate::io::data::read_regular_file(&checked_path(dir, "images.json", sums)?, 1 << 30)?;
+        if crate::io::npy::sha256_hex(&text) != sums["images.json"] {
+            return Err(Error::Data {
+                path: p,
+                reason: "checksum mismatch: changed or damaged after flickertag wrote it".into(),
+            });
+        }
         let images: Vec<ImageSpec> =
             serde_json::from_slice(&text).map_err(|e| Error::Data { path: p.clone(), reason: e.to_string() })?;
         let ni = images.len();
@@ -244,16 +261,16 @@ impl AnalysisState {
         let (off, rows) = row_offsets(&ctx.taps);
         let nb = crate::signal::spectrum::n_bins(ctx.config.stimulus.n_frames);
         let nl = ctx.lines.len();
-        let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, rows])?;
+        let sc: Vec<f64> = read_npy(dir, "scores.npy", &[ni, rows], sums)?;
         let scores = (0..nt).map(|t| (0..ni).map(|i| sc[i * rows + off[t]..][..chans[t]].to_vec()).collect()).collect();
         let unflat3 = |v: Vec<f64>, inner: usize| -> Vec<Vec<Vec<f64>>> {
             (0..nt).map(|t| (0..chans[t]).map(|c| v[(off[t] + c) * inner..][..inner].to_vec()).collect()).collect()
         };
-        let sum_amp = unflat3(read_npy(dir, "sum_amp.npy", &[rows, nb])?, nb);
-        let sum_line_snr = unflat3(read_npy(dir, "sum_line_snr.npy", &[rows, nl])?, nl);
+        let sum_amp = unflat3(read_npy(dir, "sum_amp.npy", &[rows, nb], sums)?, nb);
+        let sum_line_snr = unflat3(read_npy(dir, "sum_line_snr.npy", &[rows, nl], sums)?, nl);
         let ntl = ctx.test_lines.len();
         let coefs = if ctx.config.stats.enabled {
-            let v: Vec<Complex<f32>> = read_npy(dir, "coefs.npy", &[rows, ntl, ni])?;
+            let v: Vec<Complex<f32>> = read_npy(dir, "coefs.npy", &[rows, ntl, ni], sums)?;
             (0..nt)
                 .map(|t| {
                     (0..chans[t])
@@ -269,7 +286,7 @@ impl AnalysisState {
                 InferencePath::Folded { period, .. } => period,
                 _ => ctx.config.stimulus.n_frames,
             };
-            let v: Vec<f32> = read_npy(dir, "series.npy", &[rows, ni, p])?;
+            let v: Vec<f32> = read_npy(dir, "series.npy", &[rows, ni, p], sums)?;
             (0..nt)
                 .map(|t| {
                     (0..chans[t])
@@ -284,8 +301,8 @@ impl AnalysisState {
             let shape = [ni, rows, nb];
             Some(PerImage {
                 rows,
-                amplitude: read_npy(dir, "per_amplitude.npy", &shape)?,
-                coefficients: read_npy(dir, "per_coefficients.npy", &shape)?,
+                amplitude: read_npy(dir, "per_amplitude.npy", &shape, sums)?,
+                coefficients: read_npy(dir, "per_coefficients.npy", &shape, sums)?,
             })
         } else {
             None
@@ -297,7 +314,7 @@ impl AnalysisState {
             .enumerate()
             .map(|(k, t)| {
                 let (c, hw) = (t.shape[0], t.shape[1] * t.shape[2]);
-                let v: Vec<f64> = read_npy(dir, &format!("map_sums_{k}.npy"), &[c, n_map_lines, hw])?;
+                let v: Vec<f64> = read_npy(dir, &format!("map_sums_{k}.npy"), &[c, n_map_lines, hw], sums)?;
                 Ok((0..c)
                     .map(|ch| (0..n_map_lines).map(|l| v[(ch * n_map_lines + l) * hw..][..hw].to_vec()).collect())
                     .collect())
@@ -307,8 +324,35 @@ impl AnalysisState {
     }
 }
 
-fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize]) -> Result<Vec<T>> {
-    crate::io::npy::read(&dir.join(name), shape)
+/// SHA-256 (hex) of every file of a written state (or partial run), by file name.
+pub type Checksums = std::collections::BTreeMap<String, String>;
+
+/// An array [`AnalysisState::write`] writes as NPY (any element type).
+trait WriteNpy {
+    fn write_npy(&self, path: &Path, shape: &[u64]) -> Result<String>;
+}
+
+impl<T: crate::io::npy::NpyElem> WriteNpy for Vec<T> {
+    fn write_npy(&self, path: &Path, shape: &[u64]) -> Result<String> {
+        crate::io::npy::npy(path, shape, self)
+    }
+}
+
+/// `dir/name` when `sums` records it and it is not a symbolic link.
+pub(crate) fn checked_path(dir: &Path, name: &str, sums: &Checksums) -> Result<std::path::PathBuf> {
+    let p = dir.join(name);
+    let bad = |reason: &str| Error::Data { path: p.clone(), reason: reason.into() };
+    if !sums.contains_key(name) {
+        return Err(bad("not in the checksums flickertag recorded for this folder"));
+    }
+    match std::fs::symlink_metadata(&p) {
+        Ok(m) if m.file_type().is_symlink() => Err(bad("a symbolic link; flickertag writes regular files here")),
+        _ => Ok(p),
+    }
+}
+
+fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize], sums: &Checksums) -> Result<Vec<T>> {
+    crate::io::npy::read_checked(&checked_path(dir, name, sums)?, shape, Some(&sums[name]))
 }
 
 /// Where each tap's channels start in the channel-row arrays, and the number of rows

@@ -35,23 +35,52 @@ impl NpyElem for num_complex::Complex<f32> {
     }
 }
 
+/// A writer that also hashes what it writes (SHA-256): a file's checksum without
+/// reading it back.
+struct Hashing<W> {
+    inner: W,
+    hash: sha2::Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(b)?;
+        self.hash.update(&b[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// SHA-256 (hex) of `bytes`: the checksums of partial runs and checkpoints.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    crate::io::data::hex(&sha2::Sha256::digest(bytes))
+}
+
 /// Writes `data` (C order, `shape`) as NPY: npyz writes the header, the data goes out
 /// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
-/// 288 MB of per-image spectra of 100 images; this takes about 0.1 s).
-pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
+/// 288 MB of per-image spectra of 100 images; this takes about 0.1 s). Returns the
+/// file's SHA-256 (hex).
+pub(crate) fn npy<T: NpyElem>(path: &Path, shape: &[u64], data: &[T]) -> Result<String> {
     debug_assert_eq!(shape.iter().product::<u64>(), data.len() as u64);
     npy_blocks(path, shape, data.chunks(1 << 16))
 }
 
 /// Writes an NPY file whose data comes in consecutive blocks (C order), so that a
-/// large array need not be assembled in memory first.
+/// large array need not be assembled in memory first. Returns the file's SHA-256 (hex).
 pub(crate) fn npy_blocks<T: NpyElem, B: AsRef<[T]>>(
     path: &Path,
     shape: &[u64],
     blocks: impl IntoIterator<Item = B>,
-) -> Result<()> {
+) -> Result<String> {
+    use sha2::Digest;
     let io = |e: std::io::Error| Error::io(path, e);
-    let mut f = BufWriter::new(File::create(path).map_err(|e| Error::io(path, e))?);
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut f = BufWriter::new(Hashing { inner: file, hash: sha2::Sha256::new() });
     npyz::WriteOptions::new_header_only()
         .dtype(T::default_dtype())
         .shape(shape)
@@ -64,12 +93,13 @@ pub(crate) fn npy_blocks<T: NpyElem, B: AsRef<[T]>>(
         block.as_ref().iter().for_each(|x| x.put(&mut buf));
         f.write_all(&buf).map_err(io)?;
     }
-    f.flush().map_err(io)
+    let h = f.into_inner().map_err(|e| io(e.into_error()))?;
+    Ok(crate::io::data::hex(&h.hash.finalize()))
 }
 
 /// Writes per-image scores, `scores[tap][image][channel]`, as float64 `[image, row]`
 /// (rows: every tap's channels in turn, unpadded), one image at a time.
-pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize, rows: usize) -> Result<()> {
+pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize, rows: usize) -> Result<String> {
     let blocks = (0..n_images).map(|i| scores.iter().flat_map(|tap| tap[i].iter().copied()).collect::<Vec<f64>>());
     npy_blocks(path, &[n_images as u64, rows as u64], blocks)
 }
@@ -121,12 +151,33 @@ fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
 
 /// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
 pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
+    read_checked(path, shape, None)
+}
+
+/// [`read`], and with `sha256` the file's bytes must have that SHA-256 (hex): a
+/// corrupted or edited array of a partial run or checkpoint is an error naming it. An
+/// array stored in Fortran order is refused (npyz hands its elements over in file
+/// order, which would read it transposed).
+pub(crate) fn read_checked<T: npyz::Deserialize>(path: &Path, shape: &[usize], sha256: Option<&str>) -> Result<Vec<T>> {
     let bytes = crate::io::data::read_regular_file(path, MAX_NPY_BYTES)?;
-    check_header(&bytes).map_err(|reason| Error::Data { path: path.into(), reason })?;
+    let bad = |reason: String| Error::Data { path: path.into(), reason };
+    if let Some(want) = sha256 {
+        let got = sha256_hex(&bytes);
+        if got != want {
+            return Err(bad(format!(
+                "checksum mismatch (sha256 {got:.12}..., recorded {want:.12}...): the file was changed or damaged \
+                 after flickertag wrote it"
+            )));
+        }
+    }
+    check_header(&bytes).map_err(bad)?;
     let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path, e))?;
+    if f.order() == npyz::Order::Fortran {
+        return Err(bad("stored in Fortran order (fortran_order: True); flickertag reads C-order arrays".into()));
+    }
     let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
     if got != shape {
-        return Err(Error::Data { path: path.into(), reason: format!("shape {got:?}, expected {shape:?}") });
+        return Err(bad(format!("shape {got:?}, expected {shape:?}")));
     }
     f.into_vec().map_err(|e| Error::io(path, e))
 }

@@ -341,6 +341,11 @@ pub fn run_resumable<'a>(
     let per_crit: usize = scopes.iter().map(|s| s.1.len()).sum::<usize>() * cfg.ablations.len();
     let total = per_crit * (2 * (crits.len() - cfg.random_seeds as usize) + cfg.random_seeds as usize);
     let base_top1 = eval.accuracy(&[], Ablation::Zero)?.top1;
+    if let Some(m) = &resume {
+        eval.check_measured(m).map_err(|reason| {
+            Error::param("resume", "a checkpoint whose ablations fit this model and these images", reason)
+        })?;
+    }
     let mut runner = Runner::new(&mut eval);
     runner.progress = Box::new(|d| progress(d, total));
     runner.checkpoint = checkpoint;

@@ -114,14 +114,26 @@ impl Plan {
         };
         let (resumed, mut segments) = match (resumed, ck) {
             (Some((info, state, _)), Some(ck)) => {
-                if info.images_digest != digest || info.context.model != model.info() {
+                let this = model.info();
+                let other = if info.context.model != this {
+                    Some(format!(
+                        "a checkpoint of {}, not of this run's model {}",
+                        info.context.model.describe(),
+                        this.describe()
+                    ))
+                } else if info.images_digest != digest {
+                    Some("a checkpoint of another image list".to_string())
+                } else {
+                    None
+                };
+                if let Some(other) = other {
                     return Err(Error::param(
                         "resume",
                         format!(
                             "a checkpoint of the same model and images (remove {} to start afresh)",
                             ck.path().display()
                         ),
-                        "a checkpoint of another run",
+                        other,
                     ));
                 }
                 (hooks.note)(&format!("resuming after {} of {} images", state.images.len(), specs.len()));

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::Hooks;
 use crate::error::{Error, Result};
-use crate::inference::model::Model;
+use crate::inference::model::{Model, ModelInfo};
 use crate::io::data::Cifar10;
 use crate::prune::curves::{CacheFn, Measured};
 use crate::prune::experiment::{run_resumable, PruneConfig, PruneResult};
@@ -18,13 +18,45 @@ use crate::report::folder::RunFolder;
 
 /// What a checkpoint of `prune-eval` holds beside its run folder: every ablation
 /// measured so far, for the settings and model of `fingerprint`, and the wall time of
-/// each start so far.
+/// each start so far. Stored as `{"payload": <this>, "checksum": <SHA-256 of the
+/// payload's bytes as they stand in the file>}` ([`Envelope`]).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PruneCheckpoint {
     fingerprint: String,
+    /// The model measured (named in the message when another one resumes).
+    model: ModelInfo,
     measured: Measured,
     segment_seconds: Vec<f64>,
+}
+
+/// A checkpoint file: the payload's bytes and their SHA-256 (hex), so that a damaged or
+/// edited checkpoint is refused before any of it is used (`tail`-free to check by
+/// hand: hash the text of `payload`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    payload: &'a serde_json::value::RawValue,
+    checksum: String,
+}
+
+impl PruneCheckpoint {
+    /// The checkpoint file's bytes.
+    fn to_file(&self) -> Vec<u8> {
+        let payload = serde_json::to_string(self).expect("serializable");
+        let sum = crate::io::npy::sha256_hex(payload.as_bytes());
+        format!("{{\"payload\":{payload},\"checksum\":\"{sum}\"}}").into_bytes()
+    }
+
+    /// A checkpoint file read back, its checksum checked (the reason says what failed).
+    fn from_file(bytes: &[u8]) -> std::result::Result<PruneCheckpoint, String> {
+        let e: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("not a prune-eval checkpoint: {e}"))?;
+        if crate::io::npy::sha256_hex(e.payload.get().as_bytes()) != e.checksum {
+            return Err("checksum mismatch: changed or damaged after flickertag wrote it".into());
+        }
+        serde_json::from_str(e.payload.get()).map_err(|e| format!("not a prune-eval checkpoint: {e}"))
+    }
 }
 
 /// The checkpoint file of the run folder `out`: `.NAME.flickertag-checkpoint.json` beside it.
@@ -61,15 +93,21 @@ pub fn execute_prune(
     };
     let (resumed, earlier) = if resume && ck.is_file() {
         let text = crate::io::data::read_regular_file(&ck, 1 << 30)?;
-        let PruneCheckpoint { fingerprint: fp, measured, segment_seconds } = serde_json::from_slice(&text)
-            .map_err(|e| Error::Data { path: ck.clone(), reason: format!("not a prune-eval checkpoint: {e}") })?;
-        if fp != fingerprint {
+        let c = PruneCheckpoint::from_file(&text).map_err(|reason| Error::Data { path: ck.clone(), reason })?;
+        if c.fingerprint != fingerprint {
+            let this = model.info();
+            let other = if c.model != this {
+                format!("a checkpoint of {}, not of this model {}", c.model.describe(), this.describe())
+            } else {
+                "a checkpoint of other settings".to_string()
+            };
             return Err(Error::param(
                 "resume",
                 format!("a checkpoint of the same settings and model (remove {} to start afresh)", ck.display()),
-                "a checkpoint of another experiment",
+                other,
             ));
         }
+        let PruneCheckpoint { measured, segment_seconds, .. } = c;
         (hooks.note)(&format!("resuming with {} ablations already measured", measured.len()));
         (Some(measured), segment_seconds)
     } else {
@@ -81,13 +119,14 @@ pub fn execute_prune(
     };
     let start = Instant::now();
     let save = {
-        let (ck, fp, earlier) = (ck.clone(), fingerprint.clone(), earlier.clone());
+        let (ck, fp, earlier, info) = (ck.clone(), fingerprint.clone(), earlier.clone(), model.info());
         move |m: &Measured| -> Result<()> {
             let tmp = ck.with_extension("json.tmp");
             let mut segment_seconds = earlier.clone();
             segment_seconds.push(start.elapsed().as_secs_f64());
-            let c = PruneCheckpoint { fingerprint: fp.clone(), measured: m.clone(), segment_seconds };
-            std::fs::write(&tmp, serde_json::to_vec(&c).expect("serializable")).map_err(|e| Error::io(&tmp, e))?;
+            let c =
+                PruneCheckpoint { fingerprint: fp.clone(), model: info.clone(), measured: m.clone(), segment_seconds };
+            std::fs::write(&tmp, c.to_file()).map_err(|e| Error::io(&tmp, e))?;
             std::fs::rename(&tmp, &ck).map_err(|e| Error::io(&ck, e))
         }
     };

@@ -10,6 +10,11 @@
 //! options and image list) and adds their states in order, and [`crate::analysis::finish`]
 //! turns the result into the same run folder one process writes.
 //!
+//! Every file of a partial run is listed with its SHA-256 in `checksums.json`, written
+//! last; reading checks each file against it before use, so a damaged or edited array,
+//! a symbolic link in place of one, or a `partial.json` edited by hand is an error
+//! naming the file.
+//!
 //! A **checkpoint** is a partial run of the images done so far, kept beside the run
 //! folder (`.NAME.flickertag-checkpoint`) and replaced atomically; `--resume` continues
 //! from it ([`Checkpoint`]).
@@ -18,12 +23,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::state::Checksums;
 use crate::analysis::{AnalysisState, ImageSpec, RunContext};
 use crate::error::{Error, Result};
 use crate::io::data::Image;
 
 /// Layout version of `partial.json`.
-pub const PARTIAL_SCHEMA: u32 = 1;
+/// 2: `checksums.json` (SHA-256 of every file of the partial run) and the model's
+/// content hash in its context.
+pub const PARTIAL_SCHEMA: u32 = 2;
 
 /// Shard `index` of `count` (`--shard i/n`, 0-based). Read back from a `partial.json`,
 /// it is checked as when parsed (`0 <= index < count <= 1,000,000`), so a tampered file
@@ -110,22 +118,40 @@ pub fn images_digest(images: &[ImageSpec]) -> String {
     crate::io::data::hex(&Sha256::digest(serde_json::to_vec(images).expect("serializable")))
 }
 
-/// Writes a partial run into `dir` (an empty or new folder).
+/// Writes a partial run into `dir` (an empty or new folder): `partial.json`, `state/`,
+/// `first_image.npy`, then `checksums.json` listing each with its SHA-256.
 pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, first: &Image) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut sums = Checksums::new();
     let p = dir.join("partial.json");
-    std::fs::write(&p, serde_json::to_vec_pretty(info).expect("serializable")).map_err(|e| Error::io(&p, e))?;
-    state.write(&dir.join("state"), &info.context)?;
-    crate::io::npy::npy(&dir.join("first_image.npy"), &[3, first.height as u64, first.width as u64], &first.pixels)
+    let bytes = serde_json::to_vec_pretty(info).expect("serializable");
+    std::fs::write(&p, &bytes).map_err(|e| Error::io(&p, e))?;
+    sums.insert("partial.json".into(), crate::io::npy::sha256_hex(&bytes));
+    for (k, v) in state.write(&dir.join("state"), &info.context)? {
+        sums.insert(format!("state/{k}"), v);
+    }
+    let shape = [3, first.height as u64, first.width as u64];
+    sums.insert("first_image.npy".into(), crate::io::npy::npy(&dir.join("first_image.npy"), &shape, &first.pixels)?);
+    let p = dir.join(CHECKSUMS);
+    std::fs::write(&p, serde_json::to_vec_pretty(&sums).expect("serializable")).map_err(|e| Error::io(&p, e))
 }
 
-/// Reads a partial run: its info, state and first image, every array checked against
-/// the info.
+/// The file of a partial run that lists every other with its SHA-256.
+const CHECKSUMS: &str = "checksums.json";
+
+/// Reads a partial run: its info, state and first image, every file checked against
+/// its checksum and every array against the info.
 pub fn read_partial(dir: &Path) -> Result<(PartialInfo, AnalysisState, Image)> {
-    let info = read_info(dir)?;
-    let state = AnalysisState::read(&dir.join("state"), &info.context)?;
+    let (info, sums) = read_info(dir)?;
+    let state_sums: Checksums =
+        sums.iter().filter_map(|(k, v)| Some((k.strip_prefix("state/")?.to_string(), v.clone()))).collect();
+    let state = AnalysisState::read(&dir.join("state"), &info.context, &state_sums)?;
     let [_, h, w] = info.context.model.input_shape;
-    let pixels: Vec<f32> = crate::io::npy::read(&dir.join("first_image.npy"), &[3, h, w])?;
+    let first = crate::analysis::state::checked_path(dir, "first_image.npy", &sums)?;
+    let pixels: Vec<f32> = crate::io::npy::read_checked(&first, &[3, h, w], Some(&sums["first_image.npy"]))?;
+    if pixels.iter().any(|x| !x.is_finite()) {
+        return Err(Error::Data { path: first, reason: "holds values that are not finite numbers".into() });
+    }
     Ok((info, state, Image { height: h, width: w, pixels, label: None }))
 }
 
@@ -141,23 +167,25 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image, Vec
     // the parts are known to fit together; then the states one at a time, in order.
     let mut read: Vec<(PathBuf, PartialInfo)> = Vec::new();
     for p in parts {
-        read.push((p.clone(), read_info(p)?));
+        read.push((p.clone(), read_info(p)?.0));
     }
     let (p0, i0) = (&read[0].0, read[0].1.clone());
     for (p, info) in &read {
-        let what = if info.context != i0.context {
-            Some("another model, options or taps")
+        let what = if info.context.model != i0.context.model {
+            Some(format!("the model: {} against {}", info.context.model.describe(), i0.context.model.describe()))
+        } else if info.context != i0.context {
+            Some("options or taps".to_string())
         } else if info.images_digest != i0.images_digest || info.total_images != i0.total_images {
-            Some("another image list")
+            Some("the image list".to_string())
         } else if info.shard.count != i0.shard.count {
-            Some("another number of shards")
+            Some("the number of shards".to_string())
         } else {
             None
         };
         if let Some(what) = what {
             return Err(Error::param(
                 "parts",
-                format!("shards of one run; {} is from {what} than {}", p.display(), p0.display()),
+                format!("shards of one run; {} and {} differ in {what}", p.display(), p0.display()),
                 p.display(),
             ));
         }
@@ -205,10 +233,29 @@ pub fn merge(parts: &[PathBuf]) -> Result<(RunContext, AnalysisState, Image, Vec
     Ok((i0.context, state, first, segments))
 }
 
-/// Reads only `partial.json` of a partial run.
-fn read_info(dir: &Path) -> Result<PartialInfo> {
-    let p = dir.join("partial.json");
+/// Reads `checksums.json` and `partial.json` of a partial run (checked against it).
+fn read_info(dir: &Path) -> Result<(PartialInfo, Checksums)> {
+    let c = dir.join(CHECKSUMS);
+    if !c.exists() && dir.join("partial.json").is_file() {
+        return Err(Error::Data {
+            path: c,
+            reason: format!(
+                "missing: a partial run of flickertag {} lists its files with their checksums here \
+                 (earlier versions wrote none: run that part again)",
+                env!("CARGO_PKG_VERSION")
+            ),
+        });
+    }
+    let sums: Checksums = serde_json::from_slice(&crate::io::data::read_regular_file(&c, 1 << 20)?)
+        .map_err(|e| Error::Data { path: c.clone(), reason: format!("not a checksum list: {e}") })?;
+    let p = crate::analysis::state::checked_path(dir, "partial.json", &sums)?;
     let text = crate::io::data::read_regular_file(&p, 256 << 20)?;
+    if crate::io::npy::sha256_hex(&text) != sums["partial.json"] {
+        return Err(Error::Data {
+            path: p,
+            reason: "checksum mismatch: changed or damaged after flickertag wrote it".into(),
+        });
+    }
     let info: PartialInfo = serde_json::from_slice(&text)
         .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a flickertag partial run: {e}") })?;
     if info.schema != PARTIAL_SCHEMA {
@@ -221,7 +268,7 @@ fn read_info(dir: &Path) -> Result<PartialInfo> {
     info.context
         .check()
         .map_err(|reason| Error::Data { path: p, reason: format!("not a consistent partial run: {reason}") })?;
-    Ok(info)
+    Ok((info, sums))
 }
 
 /// Runs shard `shard` of the image list `specs` and writes it as a partial run into
@@ -337,11 +384,19 @@ impl Checkpoint {
         Ok(None)
     }
 
-    /// Removes the checkpoint (after the run is complete).
+    /// Removes the checkpoint (after the run is complete). Each folder is first renamed
+    /// to `-gone` (atomic), then deleted, the current checkpoint last: a kill in the
+    /// middle leaves either a whole checkpoint or none, never a half-deleted one that
+    /// [`Checkpoint::load`] would then refuse on every later `--resume`.
     pub fn remove(&self) -> Result<()> {
-        for d in [self.dir.clone(), self.sibling("new"), self.sibling("old")] {
+        let gone = self.sibling("gone");
+        for d in [self.sibling("new"), self.sibling("old"), self.dir.clone(), gone.clone()] {
             if d.exists() {
-                std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+                if d != gone {
+                    let _ = std::fs::remove_dir_all(&gone);
+                    std::fs::rename(&d, &gone).map_err(|e| Error::io(&d, e))?;
+                }
+                std::fs::remove_dir_all(&gone).map_err(|e| Error::io(&gone, e))?;
             }
         }
         Ok(())

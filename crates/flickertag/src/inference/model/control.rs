@@ -87,6 +87,7 @@ impl Model {
             return Err(Error::param("control", "a model with Conv, Gemm or MatMul weights to change", &self.name));
         }
         m.name = format!("{}.{kind}", self.name);
+        m.sha256 = super::serialize::content_sha256(&m.proto);
         Ok(m)
     }
 }

@@ -315,6 +315,7 @@ impl Model {
         Ok(Model {
             name: name.to_string(),
             source: path.to_path_buf(),
+            sha256: super::serialize::content_sha256(&proto),
             input_name: run_input,
             input_shape,
             output_name,

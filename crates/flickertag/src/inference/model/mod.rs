@@ -79,6 +79,9 @@ pub struct Model {
     pub name: String,
     /// Where it came from.
     pub source: PathBuf,
+    /// SHA-256 of the graph with its weights ([`ModelInfo::sha256`]): what the model is,
+    /// wherever it lies.
+    pub sha256: String,
     /// The graph (kept inside the crate: the ONNX protobuf types are not part of the API).
     pub(crate) proto: ModelProto,
     /// Name of the image input (`[N, C, H, W]`; an NHWC model gets a transposing input).
@@ -115,6 +118,12 @@ pub struct ModelInfo {
     pub name: String,
     /// File it came from (`embedded:...` for the embedded ResNet-32).
     pub source: PathBuf,
+    /// SHA-256 (hex) of the graph with its weights, external weights included: the
+    /// model's identity by content. A shard, checkpoint or prune checkpoint of another
+    /// network at the same path is refused by it. Empty in runs of flickertag 0.2.0 and
+    /// earlier.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
     /// Input `[C, H, W]`.
     pub input_shape: [usize; 3],
     /// Normalization applied to the images.
@@ -122,6 +131,19 @@ pub struct ModelInfo {
     /// What flickertag changed or assumed while loading the model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+}
+
+impl ModelInfo {
+    /// The model in a message: name, the first 12 hex digits of its content hash, and
+    /// where it came from: `resnet32 (sha256 0123456789ab..., from m.onnx)`.
+    pub fn describe(&self) -> String {
+        let hash = if self.sha256.is_empty() {
+            "no content hash".to_string()
+        } else {
+            format!("sha256 {:.12}...", self.sha256)
+        };
+        format!("{} ({hash}, from {})", self.name, self.source.display())
+    }
 }
 
 /// Activation memory a batch may hold: [`Model::batch_for`] lowers the batch below it.
@@ -215,6 +237,7 @@ impl Model {
         ModelInfo {
             name: self.name.clone(),
             source: self.source.clone(),
+            sha256: self.sha256.clone(),
             input_shape: self.input_shape,
             preprocess: self.preprocess,
             notes: self.notes.clone(),
@@ -264,16 +287,18 @@ impl Model {
         serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, means, full))
     }
 
-    /// Writes the graph as an ONNX file.
+    /// Writes the graph as an ONNX file, atomically ([`crate::io::atomic`]): a full disk
+    /// is an error naming the file, never a truncated model under its name.
     pub fn save_onnx(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_onnx_bytes()).map_err(|e| Error::io(path, e))
+        crate::io::atomic::write_bytes_atomic(path, &self.to_onnx_bytes())
     }
 
     /// A copy of the model whose graph also outputs the per-channel means `[N, C]`
     /// (`[N, C, 1, 1]` for 4-D maps) of `taps` after the logits (what
     /// `flickertag export --taps` writes).
     pub fn with_tap_means(&self, taps: &[&TapPoint]) -> Model {
-        Model { proto: self.with_outputs(taps, &[]), ..self.clone() }
+        let proto = self.with_outputs(taps, &[]);
+        Model { sha256: serialize::content_sha256(&proto), proto, ..self.clone() }
     }
 
     /// A copy of the graph whose outputs are the logits, then the per-channel means of
