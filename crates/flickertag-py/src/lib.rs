@@ -122,24 +122,33 @@ fn array_images(
             format!("shape {shape:?} with {} bytes", pixels.len()),
         ));
     }
+    // The same bound as an image file's (a 9000 x 9000 array grew to 5.3 GB and
+    // aborted the interpreter).
+    let side = flickertag::data::MAX_IMAGE_SIDE;
+    if h > side || w > side {
+        return Err(flickertag::Error::param(
+            "images",
+            format!("images of 1 to {side} pixels a side, as for image files"),
+            format!("shape {shape:?}"),
+        ));
+    }
     let hw = h * w;
-    let imgs: Vec<Image> = pixels
-        .chunks_exact(hw * 3)
-        .map(|img| {
-            let mut px = vec![0.0f32; 3 * hw];
-            for (p, rgb) in img.chunks_exact(3).enumerate() {
-                for ch in 0..3 {
-                    px[ch * hw + p] = rgb[ch] as f32 / 255.0;
-                }
-            }
-            Image { height: h, width: w, pixels: px, label: None }
-        })
-        .collect();
+    // Kept as the uint8 pixels given (1 byte a value) and turned into float32 one
+    // image at a time, as each is analysed: memory is the array's size, not 4 times it.
+    let pixels = std::sync::Arc::new(pixels.to_vec());
     let specs = (0..n).map(|i| ImageSpec { name: format!("array[{i}]"), index: Some(i), label: None }).collect();
     let load = move |s: &ImageSpec| {
-        s.index
-            .and_then(|i| imgs.get(i).cloned())
-            .ok_or_else(|| flickertag::Error::param("images", "an index into the array", &s.name))
+        let img = s
+            .index
+            .and_then(|i| pixels.get(i * hw * 3..(i + 1) * hw * 3))
+            .ok_or_else(|| flickertag::Error::param("images", "an index into the array", &s.name))?;
+        let mut px = vec![0.0f32; 3 * hw];
+        for (p, rgb) in img.chunks_exact(3).enumerate() {
+            for ch in 0..3 {
+                px[ch * hw + p] = rgb[ch] as f32 / 255.0;
+            }
+        }
+        Ok(Image { height: h, width: w, pixels: px, label: None })
     };
     Ok((specs, Box::new(load)))
 }
@@ -448,6 +457,14 @@ fn evaluate(
     })
 }
 
+/// Checks a run folder as strictly as `flickertag report` reads it (summary schema and
+/// keys, taps against layers, every array's dtype, order, shape and length against the
+/// summary) without reading the bulk of its arrays; an error names the file.
+#[pyfunction]
+fn check_run_folder(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    detached(py, || flickertag::report::run_folder::check_run_folder(&path))
+}
+
 /// The licence notices of what flickertag embeds (the pretrained ResNet-32, the ten images).
 #[pyfunction]
 fn notice() -> &'static str {
@@ -504,6 +521,7 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(notice, m)?)?;
     m.add_function(wrap_pyfunction!(embedded_source, m)?)?;
     m.add_function(wrap_pyfunction!(copy_run_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run_folder, m)?)?;
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;

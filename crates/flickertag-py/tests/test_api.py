@@ -786,3 +786,66 @@ def test_a_panic_in_the_library_is_a_flickertag_error_not_a_panic_exception():
         assert "internal error" in str(e) and "a deliberate panic" in str(e), str(e)
     else:
         raise AssertionError("no error raised")
+
+
+def test_load_refuses_tampered_run_folders_naming_the_file(tmp_path):
+    """`load` checks a folder as strictly as `flickertag report` (the library's own
+    check) before it maps any array: each tampered copy is an error naming its file."""
+    import shutil
+
+    good = tmp_path / "good"
+    flickertag.analyze("resnet32", images=[0, 1], threads=2, progress=False).save(str(good))
+    n_rows = flickertag.load(str(good)).scores.shape[1]
+
+    def scores_of_another_shape(d):
+        np.save(d / "scores.npy", np.zeros((3, n_rows)))
+
+    def spectra_in_fortran_order(d):
+        s = np.load(d / "spectra.npy")
+        np.save(d / "spectra.npy", np.asfortranarray(s))
+
+    def spectra_cut_short(d):
+        b = (d / "spectra.npy").read_bytes()
+        (d / "spectra.npy").write_bytes(b[: len(b) // 2])
+
+    def summary_without_taps(d):
+        s = json.loads((d / "summary.json").read_text())
+        del s["taps"]
+        (d / "summary.json").write_text(json.dumps(s))
+
+    def filters_missing_rows(d):
+        lines = (d / "filters.csv").read_text().splitlines(keepends=True)
+        (d / "filters.csv").write_text("".join(lines[:-5]))
+
+    def scores_as_float32(d):
+        np.save(d / "scores.npy", np.load(d / "scores.npy").astype(np.float32))
+
+    cases = [
+        (scores_of_another_shape, r"scores\.npy.*shape \[3, "),
+        (spectra_in_fortran_order, r"spectra\.npy.*Fortran order"),
+        (spectra_cut_short, r"spectra\.npy.*bytes, but header and data make"),
+        (summary_without_taps, r"summary\.json.*taps"),
+        (filters_missing_rows, r"filters\.csv: .* rows, but summary\.json's taps have"),
+        (scores_as_float32, r"scores\.npy: dtype <f4"),
+    ]
+    for i, (tamper, message) in enumerate(cases):
+        d = tmp_path / f"t{i}"
+        shutil.copytree(good, d)
+        tamper(d)
+        with pytest.raises(flickertag.FlickertagError, match=message):
+            flickertag.load(str(d))
+    assert flickertag.load(str(good)).scores.shape == (2, n_rows)
+
+
+def test_python_values_that_would_pass_as_something_else_are_refused_naming_the_argument():
+    # [True, False] are ints to Python: they were CIFAR-10 test images 1 and 0.
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid images: .*bools"):
+        flickertag.analyze("resnet32", images=[True, False], progress=False)
+    # numpy scalars are options like any number; NaN among them is refused by name.
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid threshold: finite numbers \(got nan\)"):
+        flickertag.analyze("resnet32", threshold=np.float32("nan"), progress=False)
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid noise_sigma: finite numbers"):
+        flickertag.analyze("resnet32", noise_sigma=np.array([0.1, np.inf]), progress=False)
+    # An array is bounded as an image file is (a 9000 x 9000 array grew to 5.3 GB).
+    with pytest.raises(flickertag.FlickertagError, match=r"invalid images: images of 1 to 8192 pixels a side"):
+        flickertag.analyze("resnet32", images=np.zeros((1, 8193, 4, 3), np.uint8), progress=False)

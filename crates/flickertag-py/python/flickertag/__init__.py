@@ -99,6 +99,12 @@ def _images_arg(images: Any) -> dict:
         images = [images]
     if isinstance(images, range):
         images = list(images)
+    if isinstance(images, (list, tuple)) and any(isinstance(i, (bool, np.bool_)) for i in images):
+        # bool is an int in Python: [True, False] would be test images 1 and 0.
+        raise FlickertagError(
+            "invalid images: CIFAR-10 test indices (ints), image files, or a uint8 array "
+            f"[N, H, W, 3] (got a list holding bools: {list(images)[:4]!r})"
+        )
     if isinstance(images, (list, tuple)) and images and all(isinstance(i, (int, np.integer)) for i in images):
         return {"selection": {"images": [int(i) for i in images]}}
     if isinstance(images, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in images):
@@ -287,6 +293,8 @@ def _options_json(opts: dict) -> str:
     """The options as the extension's JSON; a value JSON cannot hold is an error naming
     the argument."""
     for k, v in opts.items():
+        if hasattr(v, "tolist"):  # numpy scalars and arrays (np.float32 is not JSON)
+            v = opts[k] = v.tolist()
         try:
             json.dumps(v, allow_nan=False)
         except TypeError:

@@ -94,9 +94,13 @@ class _Folder:
     """An analysis read from its run folder: tables read once, arrays memory-mapped."""
 
     def __init__(self, path: str):
+        from ._flickertag import check_run_folder
+
         missing = [f for f in REQUIRED if not os.path.isfile(os.path.join(path, f))]
         if missing:
             raise FlickertagError(f"{path}: not a complete flickertag run folder (missing {', '.join(missing)})")
+        # As strictly as `flickertag report` reads it, before any array is mapped.
+        check_run_folder(path)
         self.path = path
 
     def tables(self) -> Dict[str, bytes]:
@@ -261,6 +265,13 @@ class Analysis:
         self.taps: list = [t["name"] for t in self.summary["taps"]]
         counts = [int(t["shape"][0]) for t in self.summary["taps"]]
         self._first_row = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        # The tables against the summary (the arrays were checked by the library).
+        if list(self.layers["tap"]) != self.taps:
+            raise FlickertagError("layers.csv: its taps are not summary.json's, in order")
+        if len(self.filters) != sum(counts) or list(self.filters["tap"].unique()) != [t for t, c in zip(self.taps, counts) if c]:
+            raise FlickertagError(
+                f"filters.csv: {len(self.filters)} rows, but summary.json's taps have {sum(counts)} channels"
+            )
         self.images = pd.DataFrame(self.summary["images"], columns=["name", "index", "label", "class"])
 
     def __repr__(self) -> str:

@@ -150,6 +150,7 @@ fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
+#[cfg_attr(not(feature = "report"), allow(dead_code))]
 pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
     read_checked(path, shape, None)
 }
@@ -180,6 +181,46 @@ pub(crate) fn read_checked<T: npyz::Deserialize>(path: &Path, shape: &[usize], s
         return Err(bad(format!("shape {got:?}, expected {shape:?}")));
     }
     f.into_vec().map_err(|e| Error::io(path, e))
+}
+
+/// Checks an NPY file without reading its data: a bounded header ([`check_header`]) in
+/// C order, of the dtype `descr` (`<f8`, `<f4`, `<c8`), of shape `shape`, and a file
+/// exactly as long as header and data. For arrays a face maps instead of reading
+/// (Python's `load` memory-maps them).
+#[cfg_attr(not(feature = "report"), allow(dead_code))]
+pub(crate) fn check_file(path: &Path, shape: &[usize], descr: &str) -> Result<()> {
+    use std::io::Read;
+    let bad = |reason: String| Error::Data { path: path.into(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file (a folder, FIFO or device)".into()));
+    }
+    let mut head = Vec::new();
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    f.take(MAX_HEADER_BYTES as u64 + 12).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
+    check_header(&head).map_err(bad)?;
+    let start = if head[6] == 1 { 10 } else { 12 };
+    let header_end = start
+        + u32::from_le_bytes(if head[6] == 1 {
+            [head[8], head[9], 0, 0]
+        } else {
+            [head[8], head[9], head[10], head[11]]
+        }) as u64;
+    let npy = npyz::NpyFile::new(&head[..]).map_err(|e| Error::io(path, e))?;
+    if npy.order() == npyz::Order::Fortran {
+        return Err(bad("stored in Fortran order (fortran_order: True); flickertag reads C-order arrays".into()));
+    }
+    let got: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let dtype = npy.dtype().descr().trim_matches('\'').to_string();
+    if got != shape || dtype != descr {
+        return Err(bad(format!("dtype {dtype} shape {got:?}, expected {descr} {shape:?}")));
+    }
+    let item = npy.dtype().num_bytes().unwrap_or(0) as u64;
+    let want = shape.iter().try_fold(item, |a, &d| a.checked_mul(d as u64)).and_then(|n| n.checked_add(header_end));
+    if want != Some(meta.len()) {
+        return Err(bad(format!("{} bytes, but header and data make {want:?}", meta.len())));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

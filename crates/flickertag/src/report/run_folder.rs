@@ -59,6 +59,28 @@ pub fn redraw_run_folder(dir: &Path) -> Result<PathBuf> {
     Ok(folder.commit()?.join("report.html"))
 }
 
+/// Checks a run folder as strictly as `flickertag report` reads it, without reading
+/// the bulk of its arrays: `summary.json` read into its typed form (schema, keys, taps
+/// agreeing with layers), `spectra_mean.npy` `[row, bin]` read and checked against it,
+/// and the headers and lengths of `scores.npy` (float64 `[image, row]`) and, where
+/// present, `spectra.npy` (float32 `[image, row, bin]`) and `coefficients.npy`
+/// (complex64, the same shape). What Python's `flickertag.load` calls before it maps
+/// any array. The error names the file.
+#[cfg(feature = "report")]
+pub fn check_run_folder(dir: &Path) -> Result<()> {
+    let run = super::plots::RunData::load(dir)?;
+    let [rows, bins] = run.shape;
+    let ni = run.summary.images.len();
+    crate::io::npy::check_file(&dir.join("scores.npy"), &[ni, rows], "<f8")?;
+    for (name, descr) in [("spectra.npy", "<f4"), ("coefficients.npy", "<c8")] {
+        let p = dir.join(name);
+        if p.exists() {
+            crate::io::npy::check_file(&p, &[ni, rows, bins], descr)?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies an existing run folder to `dest` atomically (Python's `Analysis.save`):
 /// `dest` appears complete or not at all; an earlier run there is replaced only with
 /// `force`.

@@ -146,7 +146,10 @@ impl Plan {
                 (None, Vec::new())
             }
         };
-        let first = load(&specs[0])?;
+        // The first image as the model sees it (resized and cropped): what the stimulus
+        // figure shows and `first_image.npy` holds ([3, H, W] of the model's input); the
+        // file's own size is not kept (an 8192 x 8192 image held 805 MB through the run).
+        let first = model.fit_image(load(&specs[0])?, &specs[0].name)?;
         // This start's segment counts the images after those of earlier starts.
         let done_before = resumed.as_ref().map_or(0, |(_, st)| st.images.len());
         let mut save = |ctx: &RunContext, st: &AnalysisState| {

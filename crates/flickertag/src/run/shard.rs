@@ -296,7 +296,10 @@ pub fn run_shard(
         ));
     }
     let folder = crate::report::folder::RunFolder::create(out, force, "partial")?;
-    let first = load(&specs[0])?;
+    // The first image as the model sees it (resized and cropped): what the stimulus
+    // figure shows and `first_image.npy` holds ([3, H, W] of the model's input); the
+    // file's own size is not kept (an 8192 x 8192 image held 805 MB through the run).
+    let first = model.fit_image(load(&specs[0])?, &specs[0].name)?;
     let control = crate::analysis::RunControl { first_index: range.start, stop, ..Default::default() };
     let start = std::time::Instant::now();
     let (ctx, state) = crate::analysis::run_state(model, cfg, &specs[range.clone()], load, progress, control)?;

@@ -70,7 +70,7 @@ impl Model {
     /// `img` fitted to the model's input per the preprocessing (resize, crop); an error
     /// naming `--resize`/`--crop` when its size still differs from the input's.
     pub fn fit_image(&self, img: crate::io::data::Image, what: &str) -> Result<crate::io::data::Image> {
-        let img = self.preprocess.fit(img);
+        let img = self.preprocess.fit(img)?;
         let [_, h, w] = self.input_shape;
         if (img.height, img.width) != (h, w) {
             return Err(Error::Data {
