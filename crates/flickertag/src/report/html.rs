@@ -39,7 +39,17 @@ fn source(out: &str, run: &Path, path: &Path) -> Result<String> {
     if out.len() + size * 4 / 3 + TEXT_RESERVE < MAX_REPORT_BYTES {
         return embed(path);
     }
-    Ok(path.strip_prefix(run).unwrap_or(path).display().to_string())
+    Ok(link(path.strip_prefix(run).unwrap_or(path)))
+}
+
+/// A relative path as a URL for an attribute: every byte but letters, digits and
+/// `/ . _ - ~` percent-encoded, so no quote, bracket, space or `&` of a hostile tap
+/// name reaches the HTML (a node named `x" onerror="...` ran script once the report
+/// linked its figures instead of embedding them).
+fn link(rel: &Path) -> String {
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'.').remove(b'_').remove(b'-').remove(b'~');
+    percent_encoding::percent_encode(rel.as_os_str().as_encoded_bytes(), KEEP).to_string()
 }
 
 fn figure(out: &mut String, run: &Path, dir: &Path, name: &str, caption: &str) -> Result<()> {
@@ -237,4 +247,26 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
 
 fn compact(v: &serde_json::Value) -> String {
     v.as_object().map_or(v.to_string(), |o| o.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regression_linked_figure_paths_of_hostile_tap_names_are_urls_without_markup() {
+        let d = tempfile::tempdir().unwrap();
+        let plots = d.path().join("plots");
+        std::fs::create_dir(&plots).unwrap();
+        let name = "spectrum_x\" onerror=\"alert(1)\" a='<b>&amp;_0.png";
+        let png = plots.join(name);
+        std::fs::write(&png, b"png").unwrap();
+        // A report already at its budget: the figure is linked, not embedded.
+        let src = source(&"x".repeat(MAX_REPORT_BYTES), d.path(), &png).unwrap();
+        assert!(!src.contains(['"', '\'', '<', '>', ' ', '&']), "{src}");
+        let back = percent_encoding::percent_decode_str(&src).decode_utf8().unwrap();
+        assert_eq!(back, format!("plots/{name}"), "the link still names the file");
+        // Under the budget it is embedded.
+        assert!(source("", d.path(), &png).unwrap().starts_with("data:image/png;base64,"));
+    }
 }
