@@ -14,7 +14,7 @@ PY := .venv/bin/python
 # What the Python package and its tests need (torch is optional: the bench installs it).
 PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray mypy
 
-.PHONY: setup demo test lint bench build python pytest
+.PHONY: setup demo test lint audit fuzz bench build python pytest
 
 setup: $(ORT_LIB)
 
@@ -35,6 +35,19 @@ lint:
 	$(CARGO) tree -p flickertag -e normal --prefix none | scripts/check-lib-deps.sh
 	scripts/check-module-cycles.py --self-test >/dev/null
 	scripts/check-module-cycles.py
+	command -v cargo-deny >/dev/null || $(CARGO) install --quiet --locked cargo-deny --version 0.20.2
+	$(CARGO) deny --offline check bans licenses sources
+
+# Known vulnerabilities and unmaintained crates (deny.toml): needs the RustSec database,
+# fetched from GitHub once (`cargo deny fetch` where GitHub can be reached), so not in CI.
+audit:
+	$(CARGO) deny --offline check advisories
+
+# Coverage-guided fuzzing of every reader (nightly Rust and cargo-fuzz; 30 minutes a
+# target by default): see scripts/fuzz.sh. Its corpora are replayed by `make test`.
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install --quiet --locked cargo-fuzz --version 0.13.2
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 # Tests that need the data folder are `#[ignore = "needs the data folder"]`: with
 # FLICKERTAG_DATA set they run too (--include-ignored); without it cargo lists them as

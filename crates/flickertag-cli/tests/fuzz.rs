@@ -249,12 +249,11 @@ fn fuzz_images_and_masks() {
     });
 }
 
-#[test]
-fn fuzz_summary_reader() {
-    // A small but complete summary (one tap, one filter, two lines), so that each input
-    // parses in microseconds; the run-folder tests read real ones.
+/// A small but complete summary (one tap, one filter, two lines), so that each input
+/// parses in microseconds; the run-folder tests read real ones.
+fn summary_seed() -> Vec<u8> {
     let snr = serde_json::to_value(flickertag::snr::SnrConfig::preset("authors").unwrap()).unwrap();
-    let seed = serde_json::json!({
+    serde_json::json!({
         "schema": 1, "flickertag_version": "0", "model": {"name": "m", "source": "m.onnx", "input_shape": [3, 2, 2],
         "preprocess": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}},
         "stimulus": {"config": {"layout": "halves", "freqs": [6.0, 7.5], "phases": [], "fps": 120.0, "n_frames": 240,
@@ -272,6 +271,120 @@ fn fuzz_summary_reader() {
         "stats": null, "maps": [], "seconds": 0.1, "segments": []
     })
     .to_string()
-    .into_bytes();
-    fuzz("summary", &[seed], &|b| Summary::from_slice(b, Path::new("summary.json")).is_ok());
+    .into_bytes()
+}
+
+#[test]
+fn fuzz_summary_reader() {
+    fuzz("summary", &[summary_seed()], &|b| Summary::from_slice(b, Path::new("summary.json")).is_ok());
+}
+
+/// The coverage-guided targets of `fuzz/` (cargo-fuzz), each with the library entry it
+/// calls (the same function the target's `fuzz_target!` calls).
+type Reader = fn(&[u8]) -> bool;
+
+fn targets() -> Vec<(&'static str, Reader)> {
+    use flickertag::fuzzing as f;
+    vec![
+        ("onnx", f::onnx),
+        ("pickle", f::pickle),
+        ("checkpoint_legacy", |b| f::checkpoint(b, "f.th")),
+        ("checkpoint_zip", |b| f::checkpoint(b, "f.pth")),
+        ("safetensors", |b| f::checkpoint(b, "f.safetensors")),
+        ("image", f::image),
+        ("cifar", f::cifar),
+        ("npy", f::npy),
+        ("partial_json", f::partial_json),
+        ("summary_json", f::summary_json),
+        ("prune_checkpoint", f::prune_checkpoint),
+        ("report_escaping", f::report_escaping),
+    ]
+}
+
+/// Seeds of the cargo-fuzz corpora: valid inputs of each reader, and the nested
+/// shapes that once crashed or hung a reader (structure the mutator would take long
+/// to find).
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let nested = |open: &str, close: &str, n: usize| format!("{}{}", open.repeat(n), close.repeat(n)).into_bytes();
+    match target {
+        "onnx" => {
+            // A model, and groups nested a thousand deep (RUSTSEC-2024-0437's shape).
+            vec![onnx_seed(), vec![0x0b; 1000]] // 0x0b: field 1, start group
+        }
+        "pickle" => vec![legacy_seed(), b"\x80\x02]q\x00h\x00a.".to_vec(), b"\x80\x02]]a]a]a.".to_vec()],
+        "checkpoint_legacy" => vec![legacy_seed()],
+        "checkpoint_zip" => vec![zip_seed()],
+        "safetensors" => vec![safetensors_seed()],
+        "image" => image_seeds(),
+        "cifar" => vec![vec![0u8; 3073 * 3]],
+        "npy" => {
+            let header = |h: &str| {
+                let mut b = b"\x93NUMPY\x01\x00".to_vec();
+                b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+                b.extend_from_slice(h.as_bytes());
+                b
+            };
+            let mut ok = header("{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }\n");
+            ok.extend_from_slice(&[0u8; 16]);
+            vec![ok, header(&format!("{}\n", String::from_utf8(nested("{", "}", 16)).unwrap()))]
+        }
+        "partial_json" => {
+            // A real one: shard 0/2 of the embedded default with its first tap only.
+            let d = tempfile::tempdir().unwrap();
+            let out = d.path().join("p");
+            let (code, _, err) = common::run(
+                common::flickertag()
+                    .args(["analyze", "--quiet", "--tap", "#1", "--no-per-image", "--shard", "0/2", "--out"])
+                    .arg(&out)
+                    .env_remove("FLICKERTAG_DATA")
+                    .env("HOME", d.path())
+                    .env("XDG_CACHE_HOME", d.path()),
+            );
+            assert_eq!(code, 0, "{err}");
+            vec![std::fs::read(out.join("partial.json")).unwrap(), nested("[", "]", 200)]
+        }
+        "summary_json" => vec![summary_seed(), nested("{\"a\":", "}", 200)],
+        "prune_checkpoint" => vec![flickertag::fuzzing::prune_checkpoint_seed()],
+        "report_escaping" => vec![b"layer1.0.conv1".to_vec(), b"x\" onerror=\"alert(1)\" <script>&".to_vec()],
+        _ => unreachable!("{target}"),
+    }
+}
+
+/// Every committed input of the coverage-guided fuzzing, replayed on stable Rust: the
+/// corpora (`fuzz/corpus/<target>/`) and every input that once crashed, hung or blew
+/// up a reader (`fuzz/regressions/<target>/`). Each must come back without a panic, in
+/// under 10 s. With `FLICKERTAG_WRITE_FUZZ_SEEDS=1` the seeds above are (re)written
+/// into the corpora first.
+#[test]
+fn committed_fuzz_corpora_and_regressions_replay_without_a_panic() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let mut replayed = 0;
+    for (target, read) in targets() {
+        if std::env::var("FLICKERTAG_WRITE_FUZZ_SEEDS").is_ok_and(|v| v == "1") {
+            let dir = root.join("corpus").join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            for (i, s) in seeds(target).iter().enumerate() {
+                std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
+            }
+        }
+        let mut inputs = 0;
+        for kind in ["corpus", "regressions"] {
+            let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else { continue };
+            for e in dir {
+                let p = e.unwrap().path();
+                let data = std::fs::read(&p).unwrap();
+                let t = Instant::now();
+                let r = catch_unwind(AssertUnwindSafe(|| read(&data)));
+                assert!(r.is_ok(), "{} panicked", p.display());
+                assert!(t.elapsed().as_secs() < 10, "{} took {:?}", p.display(), t.elapsed());
+                inputs += 1;
+            }
+        }
+        assert!(inputs >= seeds(target).len(), "fuzz/corpus/{target} holds {inputs} inputs: the seeds are missing");
+        // The first seed is a valid input (so the fuzzer starts deep inside the reader),
+        // but for CIFAR-10, whose valid batch is 30 MB.
+        assert!(target == "cifar" || read(&seeds(target)[0]), "the first seed of {target} is refused");
+        replayed += inputs;
+    }
+    println!("replayed {replayed} committed fuzz inputs");
 }

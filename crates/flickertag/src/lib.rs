@@ -63,6 +63,8 @@
 pub mod analysis;
 pub mod error;
 pub mod evaluate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod importance;
 pub mod inference;
 pub mod io;

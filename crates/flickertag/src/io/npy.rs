@@ -171,14 +171,30 @@ pub(crate) fn read_checked<T: npyz::Deserialize>(path: &Path, shape: &[usize], s
             )));
         }
     }
-    check_header(&bytes).map_err(bad)?;
-    let f = npyz::NpyFile::new(&bytes[..]).map_err(|e| Error::io(path, e))?;
+    from_bytes(&bytes, path, Some(shape))
+}
+
+/// An NPY file's bytes (`path` names it in errors) as C-order elements: the header
+/// checked ([`check_header`]), Fortran order refused, the shape `shape` when given,
+/// else whatever the header says provided the file holds that much data.
+pub(crate) fn from_bytes<T: npyz::Deserialize>(bytes: &[u8], path: &Path, shape: Option<&[usize]>) -> Result<Vec<T>> {
+    let bad = |reason: String| Error::Data { path: path.into(), reason };
+    check_header(bytes).map_err(bad)?;
+    let f = npyz::NpyFile::new(bytes).map_err(|e| Error::io(path, e))?;
     if f.order() == npyz::Order::Fortran {
         return Err(bad("stored in Fortran order (fortran_order: True); flickertag reads C-order arrays".into()));
     }
     let got: Vec<usize> = f.shape().iter().map(|&d| d as usize).collect();
-    if got != shape {
-        return Err(bad(format!("shape {got:?}, expected {shape:?}")));
+    match shape {
+        Some(shape) if got != shape => return Err(bad(format!("shape {got:?}, expected {shape:?}"))),
+        Some(_) => {}
+        None => {
+            let item = f.dtype().num_bytes().unwrap_or(usize::MAX);
+            let n = got.iter().try_fold(item, |a, &d| a.checked_mul(d));
+            if n.is_none_or(|n| n > bytes.len()) {
+                return Err(bad(format!("shape {got:?} holds more data than the file")));
+            }
+        }
     }
     f.into_vec().map_err(|e| Error::io(path, e))
 }

@@ -42,6 +42,13 @@ fn source(out: &str, run: &Path, path: &Path) -> Result<String> {
     Ok(link(path.strip_prefix(run).unwrap_or(path)))
 }
 
+/// What the report writes for `s` as text (escaped) and as a linked file name under
+/// `plots/` (a URL): the fuzz target's view of the escaping.
+#[doc(hidden)]
+pub fn escaped(s: &str) -> (String, String) {
+    (esc(s), link(&Path::new("plots").join(s)))
+}
+
 /// A relative path as a URL for an attribute: every byte but letters, digits and
 /// `/ . _ - ~` percent-encoded, so no quote, bracket, space or `&` of a hostile tap
 /// name reaches the HTML (a node named `x" onerror="...` ran script once the report

@@ -14,7 +14,7 @@ mod execute;
 mod options;
 mod plan;
 #[cfg(feature = "report")]
-mod prune;
+pub(crate) mod prune;
 pub mod shard;
 
 pub use crate::report::run_folder::copy_run_folder;

@@ -22,12 +22,12 @@ use crate::report::folder::RunFolder;
 /// payload's bytes as they stand in the file>}` ([`Envelope`]).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PruneCheckpoint {
-    fingerprint: String,
+pub(crate) struct PruneCheckpoint {
+    pub(crate) fingerprint: String,
     /// The model measured (named in the message when another one resumes).
-    model: ModelInfo,
-    measured: Measured,
-    segment_seconds: Vec<f64>,
+    pub(crate) model: ModelInfo,
+    pub(crate) measured: Measured,
+    pub(crate) segment_seconds: Vec<f64>,
 }
 
 /// A checkpoint file: the payload's bytes and their SHA-256 (hex), so that a damaged or
@@ -43,14 +43,14 @@ struct Envelope<'a> {
 
 impl PruneCheckpoint {
     /// The checkpoint file's bytes.
-    fn to_file(&self) -> Vec<u8> {
+    pub(crate) fn to_file(&self) -> Vec<u8> {
         let payload = serde_json::to_string(self).expect("serializable");
         let sum = crate::io::npy::sha256_hex(payload.as_bytes());
         format!("{{\"payload\":{payload},\"checksum\":\"{sum}\"}}").into_bytes()
     }
 
     /// A checkpoint file read back, its checksum checked (the reason says what failed).
-    fn from_file(bytes: &[u8]) -> std::result::Result<PruneCheckpoint, String> {
+    pub(crate) fn from_file(bytes: &[u8]) -> std::result::Result<PruneCheckpoint, String> {
         let e: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("not a prune-eval checkpoint: {e}"))?;
         if crate::io::npy::sha256_hex(e.payload.get().as_bytes()) != e.checksum {
             return Err("checksum mismatch: changed or damaged after flickertag wrote it".into());

@@ -256,7 +256,15 @@ fn read_info(dir: &Path) -> Result<(PartialInfo, Checksums)> {
             reason: "checksum mismatch: changed or damaged after flickertag wrote it".into(),
         });
     }
-    let info: PartialInfo = serde_json::from_slice(&text)
+    let info = parse_info(&text, &p)?;
+    Ok((info, sums))
+}
+
+/// `partial.json`'s bytes (`p` names it in errors) as a checked [`PartialInfo`]: the
+/// schema, then the run context before any array is sized or indexed by it.
+pub(crate) fn parse_info(text: &[u8], p: &Path) -> Result<PartialInfo> {
+    let p = p.to_path_buf();
+    let info: PartialInfo = serde_json::from_slice(text)
         .map_err(|e| Error::Data { path: p.clone(), reason: format!("not a flickertag partial run: {e}") })?;
     if info.schema != PARTIAL_SCHEMA {
         return Err(Error::Data {
@@ -268,7 +276,7 @@ fn read_info(dir: &Path) -> Result<(PartialInfo, Checksums)> {
     info.context
         .check()
         .map_err(|reason| Error::Data { path: p, reason: format!("not a consistent partial run: {reason}") })?;
-    Ok((info, sums))
+    Ok(info)
 }
 
 /// Runs shard `shard` of the image list `specs` and writes it as a partial run into
