@@ -14,7 +14,7 @@ PY := .venv/bin/python
 # What the Python package and its tests need (torch is optional: the bench installs it).
 PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray mypy
 
-.PHONY: setup demo test lint audit fuzz bench build python pytest
+.PHONY: setup demo test lint audit fuzz bench build python pytest stubs
 
 setup: $(ORT_LIB)
 
@@ -71,9 +71,18 @@ python: $(PY)
 	$(PY) -m auditwheel show target/wheels/flickertag-*manylinux*.whl | tr '\n' ' ' | grep -q '"manylinux_2_17_x86_64"'
 	$(PY) -m pip install --quiet --force-reinstall --no-deps target/wheels/flickertag-*manylinux*.whl
 
+# The extension's type stubs, generated from its Rust signatures (pyo3-stub-gen).
+STUB := crates/flickertag-py/python/flickertag/_flickertag.pyi
+stubs:
+	$(CARGO) run --release --quiet -p flickertag-py --bin stub_gen
+
 # The Python API tests, against the CLI that `cargo test --release` built. The wheel
 # must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.
+# First the committed stubs must be what the generator writes now.
 pytest: python
+	mkdir -p target && cp $(STUB) target/stub.committed
+	$(MAKE) --no-print-directory stubs
+	cmp -s $(STUB) target/stub.committed || { echo "$(STUB) was out of date: it is regenerated now, commit it"; exit 1; }
 	env -u ORT_DYLIB_PATH FLICKERTAG_BIN=$(CURDIR)/target/release/flickertag $(PY) -m pytest -q -rs --durations=8 crates/flickertag-py/tests
 
 # Not part of `make test`: flickertag vs PyTorch hooks vs onnxruntime-python (installs torch into .venv).

@@ -53,4 +53,68 @@ for args in "lines --n-frames 1000000000" "lines --max-order 4294967295" \
   # shellcheck disable=SC2086
   row "\`flickertag $args\`" - "$bin" $args "${out[@]}"
 done
+
+# Inputs of the second attack report (issue 22): sizes that blew up memory, data that
+# was lost or mixed, outputs left truncated.
+# Pillow (for the GIF) is in the Python environment `make test` makes.
+py=python3; [ -x .venv/bin/python ] && py=.venv/bin/python
+"$py" - "$work" <<'PY'
+import os, sys, zipfile
+w = sys.argv[1]
+# A 50 KB GIF of 8192 x 8192 pixels (the largest image read), written by Pillow.
+from PIL import Image
+im = Image.new("P", (8192, 8192), 0)
+im.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
+im.save(os.path.join(w, "big.gif"))
+# A 16 MB zip checkpoint whose pickle nests 8 million lists.
+with zipfile.ZipFile(os.path.join(w, "nested.pth"), "w", zipfile.ZIP_STORED) as z:
+    z.writestr("archive/data.pkl", b"\x80\x02]" + b"]a" * 8_000_000 + b".")
+# A 1.4 MB ONNX chain of 40,000 ReLUs (protobuf written by hand: no onnx package needed).
+def key(f, t): return bytes([f << 3 | t])
+def varint(n):
+    b = bytearray()
+    while True:
+        b.append((n & 127) | (128 if n > 127 else 0)); n >>= 7
+        if not n: return bytes(b)
+def ld(f, payload): return key(f, 2) + varint(len(payload)) + payload
+def s(f, text): return ld(f, text.encode())
+def vi(name, dims):
+    shape = b"".join(ld(1, s(2, d) if isinstance(d, str) else key(1, 0) + varint(d)) for d in dims)
+    return s(1, name) + ld(2, ld(1, key(1, 0) + varint(1) + ld(2, shape)))
+n = 40000
+nodes = b"".join(ld(1, s(1, "input" if i == 0 else f"t{i}") + s(2, f"t{i + 1}") + s(3, f"relu{i}") + s(4, "Relu"))
+                 for i in range(n))
+graph = nodes + s(2, "chain") + ld(11, vi("input", ["N", 3, 32, 32])) + ld(12, s(1, f"t{n}"))
+model = key(1, 0) + varint(8) + ld(7, graph) + ld(8, s(1, "") + key(2, 0) + varint(17))
+open(os.path.join(w, "chain.onnx"), "wb").write(model)
+PY
+row "GIF of 8192x8192 pixels, \`--resize 32\`" "$(stat -c %s "$work/big.gif")" "$bin" analyze --quiet --image-file "$work/big.gif" --resize 32 --out "$work/g"
+row "zip checkpoint of 8M nested lists" "$(stat -c %s "$work/nested.pth")" "$bin" export --model "$work/nested.pth" -o "$work/n.onnx"
+row "ONNX chain of 40,000 ReLUs (\`taps\`)" "$(stat -c %s "$work/chain.onnx")" "$bin" taps "$work/chain.onnx"
+# --force on a home-like folder that holds a summary.json: refused, nothing deleted.
+home="$work/home"; mkdir -p "$home/.ssh" "$home/data"; echo secret > "$home/.ssh/id_ed25519"; echo x > "$home/thesis.tex"; echo '{}' > "$home/summary.json"
+row "\`analyze --out HOME --force\` (.ssh/, thesis.tex, summary.json)" - env HOME="$work" "$bin" analyze --quiet --out "$home" --force
+[ -f "$home/.ssh/id_ed25519" ] && [ -f "$home/thesis.tex" ] || echo "| DATA LOSS: the home-like folder was changed | | | | | |"
+# Shards of two networks at the same path (one weight byte changed between them).
+"$bin" export --model resnet32 -o "$work/m.onnx" >/dev/null 2>&1
+env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard 0/2 --out "$work/s0" >/dev/null 2>&1
+python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=1; open(p,'wb').write(b)" "$work/m.onnx"
+env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard 1/2 --out "$work/s1" >/dev/null 2>&1
+row "shards of another network at the same path (\`merge\`)" - "$bin" merge "$work/s0" "$work/s1" --out "$work/merged"
+# A shard whose stimulus was edited by hand, and one whose array header nests braces.
+cp -r "$work/s0" "$work/e0"; sed -i 's/7.5/8.5/' "$work/e0/partial.json"
+row "partial run with its stimulus edited (\`merge\`)" - "$bin" merge "$work/e0" "$work/s1" --out "$work/merged"
+cp -r "$work/s0" "$work/b0"
+python3 -c "import sys; open(sys.argv[1],'wb').write(b'\x93NUMPY\x01\x00\x76\x00' + b'{'*16 + b' '*101 + b'\n')" "$work/b0/state/sum_amp.npy"
+row "128-byte NPY nesting 16 braces in a partial run (\`merge\`)" 128 "$bin" merge "$work/b0" "$work/s1" --out "$work/merged"
+row "\`flickertag bench --batch 0\`" - "$bin" bench --batch 0
+# A full disk, where a tmpfs can be mounted (root): no truncated file under its final name.
+if mkdir -p "$work/full" && mount -t tmpfs -o size=200k tmpfs "$work/full" 2>/dev/null; then
+  row "\`stimulus -o DIR\` on a full 200 KB disk" - "$bin" stimulus --image-file crates/flickertag-cli/tests/zoo/image.png -o "$work/full/stim"
+  empty=$(find "$work/full" -type f -size 0 | wc -l); echo "| (files left empty on the full disk: $empty) | | | | | |"
+  row "\`export\` on a full 200 KB disk" - "$bin" export --model resnet32 -o "$work/full/m.onnx"
+  umount "$work/full"
+else
+  echo "| full disk | - | - | - | - | not run: mounting a small tmpfs needs root |"
+fi
 rm -rf "$work"

@@ -20,6 +20,7 @@ use numpy::{ndarray, PyArray, PyArrayMethods as _};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use pyo3_stub_gen::derive::{gen_stub_pyclass, gen_stub_pyfunction, gen_stub_pymethods};
 
 /// Runs `f` without the GIL; its error as Python shows it ([`err`]), and a panic (a bug)
 /// as a `FlickertagError` saying so, never pyo3's `PanicException`, which `except
@@ -98,12 +99,14 @@ fn data_dir(data: Option<PathBuf>) -> flickertag::Result<Option<PathBuf>> {
 
 /// Uses the ONNX Runtime library at `path` (the `onnxruntime` wheel's); returns False
 /// when one was already chosen.
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn set_ort_library(path: PathBuf) -> bool {
     engine::set_library_path(path)
 }
 
 /// The ONNX Runtime library flickertag loads (or would load first).
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn ort_library() -> Option<PathBuf> {
     engine::ort_library_candidates().into_iter().next()
@@ -237,17 +240,20 @@ fn python_signalled() -> bool {
 
 /// A finished run held in memory (`flickertag.Analysis` wraps one): the library's
 /// [`RunResult`], read by Python without a folder, written to one on demand.
+#[gen_stub_pyclass]
 #[pyclass(module = "flickertag._flickertag", frozen)]
 struct Run {
     result: RunResult,
 }
 
+#[gen_stub_pymethods]
 #[pymethods]
 impl Run {
     /// Every table of the run folder as the bytes the folder holds, by file name
     /// (`summary.json`, `filters.csv`, `sweep.csv`, `layers.csv`, `lines.csv`, and the
     /// extras' `control.csv`, `control.json`, `bootstrap.csv`, `noise_sweep.csv`,
     /// `region_swap.csv` where asked for). Numbers are at round-trip precision.
+    #[gen_stub(override_return_type(type_repr = "dict[builtins.str, builtins.bytes]", imports = ("builtins")))]
     fn tables<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (name, bytes) in self.result.tables() {
@@ -261,6 +267,7 @@ impl Run {
     /// `coefficients` (complex64 `[image, row, bin]`); None for the per-image arrays of
     /// a run that did not keep them. `spectra` and `coefficients` are read-only views of
     /// this object's memory (no copy; they keep it alive).
+    #[gen_stub(override_return_type(type_repr = "typing.Optional[numpy.ndarray]", imports = ("typing", "numpy")))]
     fn array<'py>(slf: Bound<'py, Self>, name: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         let a = &slf.get().result.analysis;
@@ -320,6 +327,7 @@ impl Run {
 /// (`[N, H, W, 3]` uint8) replace the selection. Ctrl-C stops the run between batches
 /// (`KeyboardInterrupt`). Returns `(run, folder)`: the [`Run`] (None for a shard) and
 /// the folder written (None without `out`).
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (model, out=None, options="{}", selection="{}", data=None, pixels=None, shape=None, progress=true, overwrite=false))]
 #[allow(clippy::too_many_arguments)]
@@ -330,6 +338,7 @@ fn analyze(
     options: &str,
     selection: &str,
     data: Option<PathBuf>,
+    #[gen_stub(override_type(type_repr = "typing.Optional[builtins.bytes]", imports = ("typing", "builtins")))]
     pixels: Option<&[u8]>,
     shape: Option<(usize, usize, usize, usize)>,
     progress: bool,
@@ -370,6 +379,7 @@ fn analyze(
 /// found and the options hold for them. Returns JSON `{"images": N, "data": folder or
 /// null}` (the data folder as resolved here, for workers elsewhere). `flickertag.ray`
 /// calls it in the driver before launching any task.
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (model, options="{}", selection="{}", data=None, pixels=None, shape=None))]
 fn check(
@@ -378,6 +388,7 @@ fn check(
     options: &str,
     selection: &str,
     data: Option<PathBuf>,
+    #[gen_stub(override_type(type_repr = "typing.Optional[builtins.bytes]", imports = ("typing", "builtins")))]
     pixels: Option<&[u8]>,
     shape: Option<(usize, usize, usize, usize)>,
 ) -> PyResult<String> {
@@ -395,6 +406,7 @@ fn check(
 
 /// Merges partial runs into the run folder `out` (which must not hold a run unless
 /// `force`). Returns the folder.
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (parts, out, force=false))]
 fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyResult<PathBuf> {
@@ -403,6 +415,7 @@ fn merge(py: Python<'_>, parts: Vec<PathBuf>, out: PathBuf, force: bool) -> PyRe
 
 /// Every tap of a model, as JSON: `{"taps": [{name, tensor, kind, conv_ordinal,
 /// layout, dims, chw, aliases}], "skipped": [{name, reason}], "notes": [...]}`.
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (model, data=None))]
 fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> {
@@ -416,6 +429,7 @@ fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> 
 
 /// Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
 /// (`model, n, correct, top1, per_class`).
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (model, data=None, limit=None, threads=0, batch=100, mean=None, std=None, resize=None, crop=None))]
 #[allow(clippy::too_many_arguments)]
@@ -460,18 +474,21 @@ fn evaluate(
 /// Checks a run folder as strictly as `flickertag report` reads it (summary schema and
 /// keys, taps against layers, every array's dtype, order, shape and length against the
 /// summary) without reading the bulk of its arrays; an error names the file.
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn check_run_folder(py: Python<'_>, path: PathBuf) -> PyResult<()> {
     detached(py, || flickertag::report::run_folder::check_run_folder(&path))
 }
 
 /// The licence notices of what flickertag embeds (the pretrained ResNet-32, the ten images).
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn notice() -> &'static str {
     flickertag::embedded::NOTICE
 }
 
 /// Where the embedded ResNet-32 comes from, as recorded in a run's `model.source`.
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn embedded_source() -> &'static str {
     flickertag::embedded::RESNET32_SOURCE
@@ -479,6 +496,7 @@ fn embedded_source() -> &'static str {
 
 /// Copies a run folder to `dest` atomically (it appears complete or not at all); an
 /// earlier run there is replaced only with `force`, other files never.
+#[gen_stub_pyfunction]
 #[pyfunction]
 #[pyo3(signature = (src, dest, force=false))]
 fn copy_run_folder(py: Python<'_>, src: PathBuf, dest: PathBuf, force: bool) -> PyResult<PathBuf> {
@@ -488,6 +506,7 @@ fn copy_run_folder(py: Python<'_>, src: PathBuf, dest: PathBuf, force: bool) -> 
 /// Runs the `flickertag` command line with `argv` (the program name first) and returns
 /// its exit status: the wheel's `flickertag` console script (`flickertag._cli:main`).
 /// The GIL is released while the command runs.
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
     py.detach(|| flickertag_cli::main(argv))
@@ -495,6 +514,7 @@ fn cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
 
 /// The loaded ONNX Runtime library and its execution providers, as JSON
 /// (`{"library", "providers", "devices"}`).
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn providers(py: Python<'_>) -> PyResult<String> {
     detached(py, || engine::provider_report().map(|r| serde_json::to_string(&r).expect("serializable")))
@@ -502,6 +522,7 @@ fn providers(py: Python<'_>) -> PyResult<String> {
 
 /// Every analysis option at its default, as JSON (the library's defaults, which the CLI's
 /// flags and `flickertag.analyze`'s keyword arguments must equal: tested).
+#[gen_stub_pyfunction]
 #[pyfunction]
 fn default_options() -> String {
     serde_json::to_string(&AnalysisOptions::default()).expect("serializable")
@@ -528,4 +549,12 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_options, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
+}
+
+pyo3_stub_gen::module_variable!("flickertag._flickertag", "__version__", String);
+
+/// The stub metadata the derives above collect, placed by the repository's
+/// `pyproject.toml` (`python-source`, `module-name`): `src/bin/stub_gen.rs` writes it.
+pub fn stub_info() -> pyo3_stub_gen::Result<pyo3_stub_gen::StubInfo> {
+    pyo3_stub_gen::StubInfo::from_pyproject_toml(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pyproject.toml"))
 }
