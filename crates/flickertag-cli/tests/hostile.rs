@@ -673,3 +673,34 @@ fn regression_external_weights_through_a_symlink_out_of_the_models_folder_are_re
     let (code, err) = limited(flickertag().args(["taps", model.to_str().unwrap()]));
     clean_error(code, &err, &["ext.onnx", "`w`", "w.data", "outside the model's folder"]);
 }
+
+#[test]
+fn regression_an_integer_first_output_is_an_error_naming_the_model_and_the_output() {
+    use protobuf::Message;
+    // conv -> pool -> flatten -> ArgMax: the first output is int64 class indices.
+    let bytes = onnx(
+        &[0, 3, 8, 8],
+        vec![
+            node("Conv", "/conv/Conv", &["input", "w"], "c"),
+            node("GlobalAveragePool", "/pool", &["c"], "g"),
+            node("Flatten", "/flatten", &["g"], "f"),
+            node("ArgMax", "/argmax", &["f"], "output"),
+        ],
+        &[("w", &[4, 3, 1, 1], 0.3)],
+    );
+    let mut m = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
+    m.graph.as_mut().unwrap().output[0].type_.mut_or_insert_default().mut_tensor_type().elem_type = 7; // int64
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("argmax.onnx");
+    std::fs::write(&p, m.write_to_bytes().unwrap()).unwrap();
+    // It failed inside ONNX Runtime: "Cannot extract Tensor<f32> from Tensor<i64>".
+    let (code, err) = limited(
+        flickertag()
+            .args(["analyze", "--quiet", "--mean", "0.5", "--std", "0.25", "--out"])
+            .arg(dir.path().join("r"))
+            .arg("--model")
+            .arg(&p)
+            .env("HOME", dir.path()),
+    );
+    clean_error(code, &err, &["argmax.onnx", "first output `output` is not float32", "logits"]);
+}

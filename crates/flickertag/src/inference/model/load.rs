@@ -232,6 +232,15 @@ impl Model {
             notes.push(format!("the graph's batch axis was fixed at {}; flickertag made it free", fixed.unwrap_or(1)));
         }
         let g = proto.graph.as_ref().expect("checked");
+        // The first output is read as the logits (float32) by every run: an index or
+        // label output (ArgMax's int64) failed inside ONNX Runtime without naming either.
+        if let Some(p) = probed.get(&g.output[0].name).filter(|p| !p.float) {
+            return Err(bad(format!(
+                "its first output `{}` is not float32 (shape {:?}; an index or label such as ArgMax's?): flickertag \
+                 reads the first output as the logits; export the model without its post-processing",
+                g.output[0].name, p.shape
+            )));
+        }
         let types: HashMap<String, i32> =
             probed.iter().map(|(k, p)| (k.clone(), if p.float { graph::FLOAT } else { 0 })).collect();
         let sc = scan::scan(g, &run_input, &types);
