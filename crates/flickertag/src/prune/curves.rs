@@ -494,6 +494,56 @@ pub fn percentile_among(value: f64, random: &[f64], higher_better: bool) -> f64 
     100.0 * beats / random.len() as f64
 }
 
+/// Checks ablations read back from a checkpoint against `eval` before any
+/// is used: one removal list per layer, each sorted, without repeats and inside the
+/// layer's filters; a hit set of exactly these images (no bit past the last); and
+/// top-1 and per-class accuracies that are what the hit set and the labels give
+/// (computed as [`crate::evaluate::accuracy`] computes them, so equal to the bit).
+/// The reason names the first ablation that fails.
+pub fn check_measured(eval: &Evaluator, measured: &Measured) -> std::result::Result<(), String> {
+    let n = eval.labels.len();
+    for (i, ((_, removed), m)) in measured.iter().enumerate() {
+        let what = |r: String| format!("ablation {i} of the checkpoint: {r}");
+        if removed.len() != eval.layers.len() {
+            return Err(what(format!("{} removal lists for {} layers", removed.len(), eval.layers.len())));
+        }
+        for (l, (r, layer)) in removed.iter().zip(&eval.layers).enumerate() {
+            if r.windows(2).any(|w| w[0] >= w[1]) || r.last().is_some_and(|&c| c >= layer.channels) {
+                return Err(what(format!(
+                    "layer {l} ({}) removes {r:?}: increasing filter indices below {}",
+                    layer.tap, layer.channels
+                )));
+            }
+        }
+        let h = &m.hits;
+        let tail_clear = n.is_multiple_of(64) || h.words.last().is_none_or(|w| w >> (n % 64) == 0);
+        if h.n != n || h.words.len() != n.div_ceil(64) || !tail_clear {
+            return Err(what(format!("a hit set of {} images in {} words, for {n} images", h.n, h.words.len())));
+        }
+        let mut per = [(0usize, 0usize); crate::io::data::CLASSES.len()];
+        for (j, &y) in eval.labels.iter().enumerate() {
+            if let Some(p) = per.get_mut(y as usize) {
+                p.0 += h.get(j) as usize;
+                p.1 += 1;
+            }
+        }
+        let pct = |a: usize, b: usize| if b == 0 { f64::NAN } else { 100.0 * a as f64 / b as f64 };
+        let same = |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        let top1 = pct(h.count(), n);
+        let per_class: Vec<f64> = per.iter().map(|&(a, b)| pct(a, b)).collect();
+        if !same(m.top1, top1)
+            || m.per_class.len() != per_class.len()
+            || m.per_class.iter().zip(&per_class).any(|(&a, &b)| !same(a, b))
+        {
+            return Err(what(format!(
+                "top-1 {} % and per-class {:?} %, but its hit set gives {top1} % and {per_class:?} %",
+                m.top1, m.per_class
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -342,7 +342,7 @@ pub fn run_resumable<'a>(
     let total = per_crit * (2 * (crits.len() - cfg.random_seeds as usize) + cfg.random_seeds as usize);
     let base_top1 = eval.accuracy(&[], Ablation::Zero)?.top1;
     if let Some(m) = &resume {
-        eval.check_measured(m).map_err(|reason| {
+        super::curves::check_measured(&eval, m).map_err(|reason| {
             Error::param("resume", "a checkpoint whose ablations fit this model and these images", reason)
         })?;
     }
