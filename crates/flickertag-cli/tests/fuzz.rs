@@ -351,40 +351,53 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
 }
 
 /// Every committed input of the coverage-guided fuzzing, replayed on stable Rust: the
-/// corpora (`fuzz/corpus/<target>/`) and every input that once crashed, hung or blew
-/// up a reader (`fuzz/regressions/<target>/`). Each must come back without a panic, in
-/// under 10 s. With `FLICKERTAG_WRITE_FUZZ_SEEDS=1` the seeds above are (re)written
-/// into the corpora first.
+/// seeds above, the corpora (`fuzz/corpus/<target>.zip`, what `scripts/fuzz.sh` found
+/// and minimized) and every input that once crashed, hung or blew up a reader
+/// (`fuzz/regressions/<target>/`). Each must come back without a panic, in under 10 s.
+/// With `FLICKERTAG_WRITE_FUZZ_SEEDS=1` the seeds are also written into
+/// `fuzz/work/<target>/`, where `scripts/fuzz.sh` starts from them.
 #[test]
 fn committed_fuzz_corpora_and_regressions_replay_without_a_panic() {
+    use std::io::Read as _;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     let mut replayed = 0;
     for (target, read) in targets() {
+        let seeds = seeds(target);
         if std::env::var("FLICKERTAG_WRITE_FUZZ_SEEDS").is_ok_and(|v| v == "1") {
-            let dir = root.join("corpus").join(target);
+            let dir = root.join("work").join(target);
             std::fs::create_dir_all(&dir).unwrap();
-            for (i, s) in seeds(target).iter().enumerate() {
+            for (i, s) in seeds.iter().enumerate() {
                 std::fs::write(dir.join(format!("seed-{i}")), s).unwrap();
             }
         }
-        let mut inputs = 0;
-        for kind in ["corpus", "regressions"] {
-            let Ok(dir) = std::fs::read_dir(root.join(kind).join(target)) else { continue };
-            for e in dir {
-                let p = e.unwrap().path();
-                let data = std::fs::read(&p).unwrap();
-                let t = Instant::now();
-                let r = catch_unwind(AssertUnwindSafe(|| read(&data)));
-                assert!(r.is_ok(), "{} panicked", p.display());
-                assert!(t.elapsed().as_secs() < 10, "{} took {:?}", p.display(), t.elapsed());
-                inputs += 1;
-            }
-        }
-        assert!(inputs >= seeds(target).len(), "fuzz/corpus/{target} holds {inputs} inputs: the seeds are missing");
         // The first seed is a valid input (so the fuzzer starts deep inside the reader),
         // but for CIFAR-10, whose valid batch is 30 MB.
-        assert!(target == "cifar" || read(&seeds(target)[0]), "the first seed of {target} is refused");
-        replayed += inputs;
+        assert!(target == "cifar" || read(&seeds[0]), "the first seed of {target} is refused");
+        let mut inputs: Vec<(String, Vec<u8>)> =
+            seeds.into_iter().enumerate().map(|(i, s)| (format!("seed {i}"), s)).collect();
+        let zip = root.join("corpus").join(format!("{target}.zip"));
+        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display())))
+            .unwrap();
+        assert!(!z.is_empty(), "{} is empty", zip.display());
+        for i in 0..z.len() {
+            let mut f = z.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            inputs.push((format!("{}:{}", zip.display(), f.name()), data));
+        }
+        if let Ok(dir) = std::fs::read_dir(root.join("regressions").join(target)) {
+            for e in dir {
+                let p = e.unwrap().path();
+                inputs.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+        for (name, data) in &inputs {
+            let t = Instant::now();
+            let r = catch_unwind(AssertUnwindSafe(|| read(data)));
+            assert!(r.is_ok(), "{target}: {name} panicked");
+            assert!(t.elapsed().as_secs() < 10, "{target}: {name} took {:?}", t.elapsed());
+        }
+        replayed += inputs.len();
     }
     println!("replayed {replayed} committed fuzz inputs");
 }
