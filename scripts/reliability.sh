@@ -97,16 +97,27 @@ row "\`analyze --out HOME --force\` (.ssh/, thesis.tex, summary.json)" - env HOM
 [ -f "$home/.ssh/id_ed25519" ] && [ -f "$home/thesis.tex" ] || echo "| DATA LOSS: the home-like folder was changed | | | | | |"
 # Shards of two networks at the same path (one weight byte changed between them).
 "$bin" export --model resnet32 -o "$work/m.onnx" >/dev/null 2>&1
-env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard 0/2 --out "$work/s0" >/dev/null 2>&1
+for i in 0 1; do env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard $i/2 --out "$work/s$i" >/dev/null 2>&1; done
 python3 -c "import sys; p=sys.argv[1]; b=bytearray(open(p,'rb').read()); b[len(b)//2]^=1; open(p,'wb').write(b)" "$work/m.onnx"
-env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard 1/2 --out "$work/s1" >/dev/null 2>&1
-row "shards of another network at the same path (\`merge\`)" - "$bin" merge "$work/s0" "$work/s1" --out "$work/merged"
-# A shard whose stimulus was edited by hand, and one whose array header nests braces.
+env HOME="$work" "$bin" analyze --quiet --model "$work/m.onnx" --shard 1/2 --out "$work/x1" >/dev/null 2>&1
+row "shards of another network at the same path (\`merge\`)" - "$bin" merge "$work/s0" "$work/x1" --out "$work/merged"
+# A shard whose stimulus was edited by hand, and one whose array header nests braces
+# (its checksum forged to match, so that the NPY reader's own bound is what refuses it).
 cp -r "$work/s0" "$work/e0"; sed -i 's/7.5/8.5/' "$work/e0/partial.json"
 row "partial run with its stimulus edited (\`merge\`)" - "$bin" merge "$work/e0" "$work/s1" --out "$work/merged"
 cp -r "$work/s0" "$work/b0"
-python3 -c "import sys; open(sys.argv[1],'wb').write(b'\x93NUMPY\x01\x00\x76\x00' + b'{'*16 + b' '*101 + b'\n')" "$work/b0/state/sum_amp.npy"
-row "128-byte NPY nesting 16 braces in a partial run (\`merge\`)" 128 "$bin" merge "$work/b0" "$work/s1" --out "$work/merged"
+python3 - "$work/b0" <<'PY'
+import hashlib, json, os, struct, sys
+d = sys.argv[1]
+h = b"{" * 16 + b" " * 101 + b"\n"
+b = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h
+open(os.path.join(d, "state/sum_amp.npy"), "wb").write(b)
+c = os.path.join(d, "checksums.json")
+sums = json.load(open(c))
+sums["state/sum_amp.npy"] = hashlib.sha256(b).hexdigest()
+json.dump(sums, open(c, "w"))
+PY
+row "128-byte NPY nesting 16 braces, checksum forged (\`merge\`)" 128 "$bin" merge "$work/b0" "$work/s1" --out "$work/merged"
 row "\`flickertag bench --batch 0\`" - "$bin" bench --batch 0
 # A full disk, where a tmpfs can be mounted (root): no truncated file under its final name.
 if mkdir -p "$work/full" && mount -t tmpfs -o size=200k tmpfs "$work/full" 2>/dev/null; then
