@@ -376,8 +376,9 @@ fn committed_fuzz_corpora_and_regressions_replay_without_a_panic() {
         let mut inputs: Vec<(String, Vec<u8>)> =
             seeds.into_iter().enumerate().map(|(i, s)| (format!("seed {i}"), s)).collect();
         let zip = root.join("corpus").join(format!("{target}.zip"));
-        let mut z = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display())))
-            .unwrap();
+        let mut z =
+            zip::ZipArchive::new(std::fs::File::open(&zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display())))
+                .unwrap();
         assert!(!z.is_empty(), "{} is empty", zip.display());
         for i in 0..z.len() {
             let mut f = z.by_index(i).unwrap();
