@@ -53,6 +53,7 @@ pub fn summary_json(data: &[u8]) -> bool {
 }
 
 /// A `prune-eval` checkpoint (envelope, checksum, payload).
+#[cfg(feature = "report")]
 pub fn prune_checkpoint(data: &[u8]) -> bool {
     crate::run::prune::PruneCheckpoint::from_file(data).is_ok()
 }
@@ -70,6 +71,7 @@ pub fn report_escaping(data: &[u8]) -> bool {
 
 /// A valid `prune-eval` checkpoint (two ablations of a two-layer network, 70 images):
 /// the fuzz target's seed.
+#[cfg(feature = "report")]
 pub fn prune_checkpoint_seed() -> Vec<u8> {
     use crate::prune::bootstrap::Hits;
     use crate::prune::curves::Measurement;

@@ -236,7 +236,7 @@ impl AnalysisState {
         let p = dir.join("images.json");
         let bytes = serde_json::to_vec(&self.images).expect("serializable");
         std::fs::write(&p, &bytes).map_err(|e| Error::io(&p, e))?;
-        sums.insert("images.json".into(), crate::io::npy::sha256_hex(&bytes));
+        sums.insert("images.json".into(), crate::io::data::sha256_hex(&bytes));
         Ok(sums)
     }
 
@@ -245,14 +245,7 @@ impl AnalysisState {
     /// shape against `ctx`; a file that is missing from `sums`, a symbolic link, or
     /// changed is an error naming it.
     pub fn read(dir: &Path, ctx: &RunContext, sums: &Checksums) -> Result<AnalysisState> {
-        let p = dir.join("images.json");
-        let text = crate::io::data::read_regular_file(&checked_path(dir, "images.json", sums)?, 1 << 30)?;
-        if crate::io::npy::sha256_hex(&text) != sums["images.json"] {
-            return Err(Error::Data {
-                path: p,
-                reason: "checksum mismatch: changed or damaged after flickertag wrote it".into(),
-            });
-        }
+        let (p, text) = read_listed(dir, "images.json", sums, 1 << 30)?;
         let images: Vec<ImageSpec> =
             serde_json::from_slice(&text).map_err(|e| Error::Data { path: p.clone(), reason: e.to_string() })?;
         let ni = images.len();
@@ -339,7 +332,7 @@ impl<T: crate::io::npy::NpyElem> WriteNpy for Vec<T> {
 }
 
 /// `dir/name` when `sums` records it and it is not a symbolic link.
-pub(crate) fn checked_path(dir: &Path, name: &str, sums: &Checksums) -> Result<std::path::PathBuf> {
+fn checked_path(dir: &Path, name: &str, sums: &Checksums) -> Result<std::path::PathBuf> {
     let p = dir.join(name);
     let bad = |reason: &str| Error::Data { path: p.clone(), reason: reason.into() };
     if !sums.contains_key(name) {
@@ -351,8 +344,28 @@ pub(crate) fn checked_path(dir: &Path, name: &str, sums: &Checksums) -> Result<s
     }
 }
 
+/// The bytes of `dir/name` (at most `max`), which must be listed in `sums`, not be a
+/// symbolic link, and have the SHA-256 listed: a changed or damaged file is an error
+/// naming it. Returns its path and bytes.
+pub(crate) fn read_listed(dir: &Path, name: &str, sums: &Checksums, max: u64) -> Result<(std::path::PathBuf, Vec<u8>)> {
+    let p = checked_path(dir, name, sums)?;
+    let bytes = crate::io::data::read_regular_file(&p, max)?;
+    let (got, want) = (crate::io::data::sha256_hex(&bytes), &sums[name]);
+    if got != *want {
+        return Err(Error::Data {
+            path: p,
+            reason: format!(
+                "checksum mismatch (sha256 {got:.12}..., recorded {want:.12}...): changed or damaged after \
+                 flickertag wrote it"
+            ),
+        });
+    }
+    Ok((p, bytes))
+}
+
 fn read_npy<T: npyz::Deserialize>(dir: &Path, name: &str, shape: &[usize], sums: &Checksums) -> Result<Vec<T>> {
-    crate::io::npy::read_checked(&checked_path(dir, name, sums)?, shape, Some(&sums[name]))
+    let (p, bytes) = read_listed(dir, name, sums, crate::io::npy::MAX_NPY_BYTES)?;
+    crate::io::npy::from_bytes(&bytes, &p, Some(shape))
 }
 
 /// Where each tap's channels start in the channel-row arrays, and the number of rows

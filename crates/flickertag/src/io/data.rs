@@ -382,8 +382,7 @@ pub const BATCH_BYTES: usize = 10_000 * RECORD;
 /// different file (another version, a re-encoding, a few flipped bytes) is an error
 /// naming it, since every accuracy and every analysis of "test image i" depends on it.
 pub fn check_test_batch_digest(b: &[u8], path: &Path) -> Result<()> {
-    use sha2::{Digest, Sha256};
-    let got = hex(&Sha256::digest(b));
+    let got = sha256_hex(b);
     if got != TEST_BATCH_SHA256 {
         return Err(Error::Data {
             path: path.into(),
@@ -461,6 +460,12 @@ pub fn user_cache() -> Option<PathBuf> {
 /// Lower-case hex of bytes.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// SHA-256 of `bytes`, as [`hex`].
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
 }
 
 /// A seeded synthetic RGB image (smooth gratings and a bright disc), `[3, h, w]` in

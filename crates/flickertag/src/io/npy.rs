@@ -55,12 +55,6 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// SHA-256 (hex) of `bytes`: the checksums of partial runs and checkpoints.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    crate::io::data::hex(&sha2::Sha256::digest(bytes))
-}
-
 /// Writes `data` (C order, `shape`) as NPY: npyz writes the header, the data goes out
 /// in large blocks of raw bytes (npyz's element-by-element writer took 0.5 s for the
 /// 288 MB of per-image spectra of 100 images; this takes about 0.1 s). Returns the
@@ -105,7 +99,7 @@ pub(crate) fn write_scores(path: &Path, scores: &[&[Vec<f64>]], n_images: usize,
 }
 
 /// Largest NPY file read back.
-const MAX_NPY_BYTES: u64 = 64 << 30;
+pub(crate) const MAX_NPY_BYTES: u64 = 64 << 30;
 
 /// Largest NPY header read (numpy's own reader refuses headers over 10,000 bytes by
 /// default; flickertag writes about 100).
@@ -118,8 +112,8 @@ const MAX_HEADER_NESTING: usize = 4;
 /// declared length up front (a 4-byte length of 3.9 GB in a 165-byte file) and parses
 /// it as a Python literal in time exponential in its nesting (16 nested braces took
 /// over 60 s). The header must be at most [`MAX_HEADER_BYTES`], lie inside the file,
-/// and nest brackets at most [`MAX_HEADER_NESTING`] deep.
-fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
+/// and nest brackets at most [`MAX_HEADER_NESTING`] deep. Returns where the data starts.
+fn check_header(bytes: &[u8]) -> std::result::Result<usize, String> {
     let rest = bytes.strip_prefix(b"\x93NUMPY").ok_or("not an NPY file (no \\x93NUMPY magic)")?;
     let (len, start) = match rest {
         [1, _, a, b, ..] => (u16::from_le_bytes([*a, *b]) as usize, 10),
@@ -146,36 +140,18 @@ fn check_header(bytes: &[u8]) -> std::result::Result<(), String> {
             _ => {}
         }
     }
-    Ok(())
+    Ok(start + len)
 }
 
 /// Reads an NPY file (a bounded regular file) whose shape must be `shape`.
 #[cfg_attr(not(feature = "report"), allow(dead_code))]
 pub(crate) fn read<T: npyz::Deserialize>(path: &Path, shape: &[usize]) -> Result<Vec<T>> {
-    read_checked(path, shape, None)
-}
-
-/// [`read`], and with `sha256` the file's bytes must have that SHA-256 (hex): a
-/// corrupted or edited array of a partial run or checkpoint is an error naming it. An
-/// array stored in Fortran order is refused (npyz hands its elements over in file
-/// order, which would read it transposed).
-pub(crate) fn read_checked<T: npyz::Deserialize>(path: &Path, shape: &[usize], sha256: Option<&str>) -> Result<Vec<T>> {
-    let bytes = crate::io::data::read_regular_file(path, MAX_NPY_BYTES)?;
-    let bad = |reason: String| Error::Data { path: path.into(), reason };
-    if let Some(want) = sha256 {
-        let got = sha256_hex(&bytes);
-        if got != want {
-            return Err(bad(format!(
-                "checksum mismatch (sha256 {got:.12}..., recorded {want:.12}...): the file was changed or damaged \
-                 after flickertag wrote it"
-            )));
-        }
-    }
-    from_bytes(&bytes, path, Some(shape))
+    from_bytes(&crate::io::data::read_regular_file(path, MAX_NPY_BYTES)?, path, Some(shape))
 }
 
 /// An NPY file's bytes (`path` names it in errors) as C-order elements: the header
-/// checked ([`check_header`]), Fortran order refused, the shape `shape` when given,
+/// checked ([`check_header`]), Fortran order refused (npyz hands its elements over in
+/// file order, which would read it transposed), the shape `shape` when given,
 /// else whatever the header says provided the file holds that much data.
 pub(crate) fn from_bytes<T: npyz::Deserialize>(bytes: &[u8], path: &Path, shape: Option<&[usize]>) -> Result<Vec<T>> {
     let bad = |reason: String| Error::Data { path: path.into(), reason };
@@ -214,14 +190,7 @@ pub(crate) fn check_file(path: &Path, shape: &[usize], descr: &str) -> Result<()
     let mut head = Vec::new();
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
     f.take(MAX_HEADER_BYTES as u64 + 12).read_to_end(&mut head).map_err(|e| Error::io(path, e))?;
-    check_header(&head).map_err(bad)?;
-    let start = if head[6] == 1 { 10 } else { 12 };
-    let header_end = start
-        + u32::from_le_bytes(if head[6] == 1 {
-            [head[8], head[9], 0, 0]
-        } else {
-            [head[8], head[9], head[10], head[11]]
-        }) as u64;
+    let header_end = check_header(&head).map_err(bad)? as u64;
     let npy = npyz::NpyFile::new(&head[..]).map_err(|e| Error::io(path, e))?;
     if npy.order() == npyz::Order::Fortran {
         return Err(bad("stored in Fortran order (fortran_order: True); flickertag reads C-order arrays".into()));

@@ -45,14 +45,14 @@ impl PruneCheckpoint {
     /// The checkpoint file's bytes.
     pub(crate) fn to_file(&self) -> Vec<u8> {
         let payload = serde_json::to_string(self).expect("serializable");
-        let sum = crate::io::npy::sha256_hex(payload.as_bytes());
+        let sum = crate::io::data::sha256_hex(payload.as_bytes());
         format!("{{\"payload\":{payload},\"checksum\":\"{sum}\"}}").into_bytes()
     }
 
     /// A checkpoint file read back, its checksum checked (the reason says what failed).
     pub(crate) fn from_file(bytes: &[u8]) -> std::result::Result<PruneCheckpoint, String> {
         let e: Envelope = serde_json::from_slice(bytes).map_err(|e| format!("not a prune-eval checkpoint: {e}"))?;
-        if crate::io::npy::sha256_hex(e.payload.get().as_bytes()) != e.checksum {
+        if crate::io::data::sha256_hex(e.payload.get().as_bytes()) != e.checksum {
             return Err("checksum mismatch: changed or damaged after flickertag wrote it".into());
         }
         serde_json::from_str(e.payload.get()).map_err(|e| format!("not a prune-eval checkpoint: {e}"))
@@ -87,10 +87,7 @@ pub fn execute_prune(
     }
     let folder = RunFolder::create(out, force, "prune-eval")?;
     let ck = prune_checkpoint_path(out)?;
-    let fingerprint = {
-        use sha2::Digest;
-        crate::io::data::hex(&sha2::Sha256::digest(serde_json::to_vec(&(cfg, model.info())).expect("serializable")))
-    };
+    let fingerprint = { crate::io::data::sha256_hex(&serde_json::to_vec(&(cfg, model.info())).expect("serializable")) };
     let (resumed, earlier) = if resume && ck.is_file() {
         let text = crate::io::data::read_regular_file(&ck, 1 << 30)?;
         let c = PruneCheckpoint::from_file(&text).map_err(|reason| Error::Data { path: ck.clone(), reason })?;

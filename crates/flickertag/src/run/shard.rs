@@ -114,8 +114,7 @@ pub struct PartialInfo {
 
 /// SHA-256 of an image list, as [`PartialInfo::images_digest`].
 pub fn images_digest(images: &[ImageSpec]) -> String {
-    use sha2::{Digest, Sha256};
-    crate::io::data::hex(&Sha256::digest(serde_json::to_vec(images).expect("serializable")))
+    crate::io::data::sha256_hex(&serde_json::to_vec(images).expect("serializable"))
 }
 
 /// Writes a partial run into `dir` (an empty or new folder): `partial.json`, `state/`,
@@ -126,7 +125,7 @@ pub fn write_partial(dir: &Path, info: &PartialInfo, state: &AnalysisState, firs
     let p = dir.join("partial.json");
     let bytes = serde_json::to_vec_pretty(info).expect("serializable");
     std::fs::write(&p, &bytes).map_err(|e| Error::io(&p, e))?;
-    sums.insert("partial.json".into(), crate::io::npy::sha256_hex(&bytes));
+    sums.insert("partial.json".into(), crate::io::data::sha256_hex(&bytes));
     for (k, v) in state.write(&dir.join("state"), &info.context)? {
         sums.insert(format!("state/{k}"), v);
     }
@@ -147,8 +146,9 @@ pub fn read_partial(dir: &Path) -> Result<(PartialInfo, AnalysisState, Image)> {
         sums.iter().filter_map(|(k, v)| Some((k.strip_prefix("state/")?.to_string(), v.clone()))).collect();
     let state = AnalysisState::read(&dir.join("state"), &info.context, &state_sums)?;
     let [_, h, w] = info.context.model.input_shape;
-    let first = crate::analysis::state::checked_path(dir, "first_image.npy", &sums)?;
-    let pixels: Vec<f32> = crate::io::npy::read_checked(&first, &[3, h, w], Some(&sums["first_image.npy"]))?;
+    let (first, bytes) =
+        crate::analysis::state::read_listed(dir, "first_image.npy", &sums, crate::io::npy::MAX_NPY_BYTES)?;
+    let pixels: Vec<f32> = crate::io::npy::from_bytes(&bytes, &first, Some(&[3, h, w]))?;
     if pixels.iter().any(|x| !x.is_finite()) {
         return Err(Error::Data { path: first, reason: "holds values that are not finite numbers".into() });
     }
@@ -248,14 +248,7 @@ fn read_info(dir: &Path) -> Result<(PartialInfo, Checksums)> {
     }
     let sums: Checksums = serde_json::from_slice(&crate::io::data::read_regular_file(&c, 1 << 20)?)
         .map_err(|e| Error::Data { path: c.clone(), reason: format!("not a checksum list: {e}") })?;
-    let p = crate::analysis::state::checked_path(dir, "partial.json", &sums)?;
-    let text = crate::io::data::read_regular_file(&p, 256 << 20)?;
-    if crate::io::npy::sha256_hex(&text) != sums["partial.json"] {
-        return Err(Error::Data {
-            path: p,
-            reason: "checksum mismatch: changed or damaged after flickertag wrote it".into(),
-        });
-    }
+    let (p, text) = crate::analysis::state::read_listed(dir, "partial.json", &sums, 256 << 20)?;
     let info = parse_info(&text, &p)?;
     Ok((info, sums))
 }
@@ -401,13 +394,15 @@ impl Checkpoint {
     /// [`Checkpoint::load`] would then refuse on every later `--resume`.
     pub fn remove(&self) -> Result<()> {
         let gone = self.sibling("gone");
-        for d in [self.sibling("new"), self.sibling("old"), self.dir.clone(), gone.clone()] {
+        let remove_gone = || match std::fs::remove_dir_all(&gone) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&gone, e)),
+            _ => Ok(()),
+        };
+        remove_gone()?; // a leftover of an earlier kill
+        for d in [self.sibling("new"), self.sibling("old"), self.dir.clone()] {
             if d.exists() {
-                if d != gone {
-                    let _ = std::fs::remove_dir_all(&gone);
-                    std::fs::rename(&d, &gone).map_err(|e| Error::io(&d, e))?;
-                }
-                std::fs::remove_dir_all(&gone).map_err(|e| Error::io(&gone, e))?;
+                std::fs::rename(&d, &gone).map_err(|e| Error::io(&d, e))?;
+                remove_gone()?;
             }
         }
         Ok(())
