@@ -11,7 +11,9 @@ and for each, from PyTorch itself, the oracle the tests compare flickertag with:
   paper's stimulus (6 / 7.5 Hz, 120 fps) of `image.png`, `[C, 121]` float32.
 
 Frames are built here, in numpy, from the stimulus definition (method.md), not by
-flickertag. Needs torch, torchvision, timm, onnx, onnxscript (`.venv`). Usage:
+flickertag. Every BatchNorm has non-trivial running statistics and affine parameters,
+and the transformers' weights are drawn at a scale where activations are far from zero.
+Needs torch, torchvision, timm, transformers, onnx, onnxscript (`.venv`). Usage:
     .venv/bin/python scripts/make-model-zoo.py [OUT_DIR]
 """
 import json
@@ -67,9 +69,15 @@ def frames(rgb, channels):
 
 
 def channel_mean(out, layout):
-    """[frames, C] from a hooked output with a known layout."""
+    """[frames, C] from a hooked output with a known layout (`tokens:P`: the mean over
+    the patch tokens after P extra tokens; `token:I`: token I alone)."""
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if layout.startswith("token:"):
+        return out[:, int(layout.split(":")[1])].clone()
     if layout == "nchw":
-        return out.flatten(2).mean(2) if out.dim() > 2 else out
+        # (a copy: an in-place activation after the module would change it later)
+        return out.flatten(2).mean(2) if out.dim() > 2 else out.clone()
     if layout == "nhwc":
         return out.mean(dim=(1, 2))
     if layout.startswith("tokens"):
@@ -83,13 +91,18 @@ def oracle(model, x, checks):
     mods = dict(model.named_modules())
     rec = {}
     hooks = []
+    half = next(model.parameters()).dtype == torch.float16
     for name, layout in checks.items():
         def hook(m, i, o, name=name, layout=layout):
-            rec.setdefault(name, []).append(channel_mean(o.detach(), layout))
-        hooks.append(mods[name].register_forward_hook(hook))
+            o = o[0] if isinstance(o, (tuple, list)) else o
+            # Means in float64 (of float16 values as they are, for a half model).
+            rec.setdefault(name, []).append(channel_mean(o.detach().double(), layout))
+        # `module:token` checks hook the module and keep one extra token.
+        hooks.append(mods[name.split(":")[0]].register_forward_hook(hook))
     with torch.inference_mode():
         for b in range(0, N, 80):
-            model(torch.from_numpy(x[b:b + 80]))
+            xb = torch.from_numpy(x[b:b + 80])
+            model(xb.half() if half else xb)
     for h in hooks:
         h.remove()
     spectra = {}
@@ -144,6 +157,52 @@ def small_resnet18():
     return m
 
 
+def nontrivial_norms(model, seed=1):
+    """Every BatchNorm gets running statistics and an affine transform far from the
+    identity (a freshly initialised one is the identity at inference, which would hide
+    a conv tap that holds its folded BatchNorm's output)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats:
+                c = m.num_features
+                m.running_mean.copy_(0.3 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=g))
+                if m.affine:
+                    m.weight.copy_(0.5 + torch.rand(c, generator=g))
+                    m.bias.copy_(0.2 * torch.randn(c, generator=g))
+    return model
+
+
+def nontrivial_transformer(model, seed=2):
+    """Transformer libraries initialise Linear weights at std 0.02 and tokens near 0:
+    activations then sit near the floor of the comparison. Weights at 1/sqrt(fan_in),
+    tokens and position embeddings at std 0.5, LayerNorm affine off the identity."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2 and ("weight" in name.rsplit(".", 1)[-1]):
+                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
+            elif any(k in name for k in ("token", "class_embedding", "pos_embed", "position_embedding")):
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+        for m in model.modules():
+            if isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
+    return model
+
+
+def transformers_models():
+    """transformers' DINOv2 with registers and CLIP's vision tower, small."""
+    from transformers import (CLIPVisionConfig, CLIPVisionModel, Dinov2WithRegistersConfig,
+                              Dinov2WithRegistersModel)
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=32,
+                 patch_size=8)
+    return (lambda: nontrivial_transformer(Dinov2WithRegistersModel(Dinov2WithRegistersConfig(
+                num_register_tokens=4, **small))),
+            lambda: nontrivial_transformer(CLIPVisionModel(CLIPVisionConfig(**small))))
+
+
 def zoo():
     import timm
     import torchvision
@@ -153,6 +212,7 @@ def zoo():
 
     eff_setting, eff_last = tv_eff._efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
     mnv3_setting, mnv3_last = tv_mnv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25)
+    dinov2, clip = transformers_models()
     regnet_params = tv_regnet.BlockParams.from_init_params(depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25)
     # name: (constructor, input channels, layout of input, checks {module: layout})
     return {
@@ -187,6 +247,29 @@ def zoo():
                                                depth=2, embed_dim=32, num_heads=2), 3, "nchw", {
             "patch_embed.proj": "nchw", "blocks.0.norm1": "tokens:1", "blocks.0.attn.qkv": "tokens:1",
             "blocks.0.mlp.fc1": "tokens:1", "blocks.0.mlp.act": "tokens:1", "blocks.1": "tokens:1"}),
+        # Extra tokens: 4 registers (timm), a distillation token (timm DeiT), registers
+        # inserted after the class token (transformers DINOv2), CLIP's class embedding.
+        "vit_reg": (lambda: nontrivial_transformer(timm.create_model(
+            "vit_tiny_patch16_224", num_classes=10, img_size=32, patch_size=8, depth=2, embed_dim=32, num_heads=2,
+            reg_tokens=4)), 3, "nchw", {
+            "patch_embed.proj": "nchw", "blocks.0.norm1": "tokens:5", "blocks.0.norm1:cls": "token:0",
+            "blocks.0.norm1:reg0": "token:1", "blocks.0.norm1:reg3": "token:4", "blocks.0.attn.proj": "tokens:5",
+            "blocks.1.mlp.fc2": "tokens:5", "blocks.1.mlp.fc2:reg2": "token:3"}),
+        "deit_distilled": (lambda: nontrivial_transformer(timm.create_model(
+            "deit_tiny_distilled_patch16_224", num_classes=10, img_size=32, patch_size=8, depth=2, embed_dim=32,
+            num_heads=2)), 3, "nchw", {
+            "blocks.0.norm1": "tokens:2", "blocks.0.norm1:cls": "token:0", "blocks.0.norm1:dist": "token:1",
+            "blocks.1.attn.qkv": "tokens:2", "blocks.1.attn.qkv:dist": "token:1"}),
+        "dinov2_registers": (dinov2, 3, "nchw", {
+            "embeddings.patch_embeddings.projection": "nchw", "encoder.layer.0.norm1": "tokens:5",
+            "encoder.layer.0.norm1:cls": "token:0", "encoder.layer.0.norm1:reg0": "token:1",
+            "encoder.layer.0.norm1:reg3": "token:4", "encoder.layer.0.attention.o_proj": "tokens:5",
+            "encoder.layer.1.mlp.fc1": "tokens:5", "encoder.layer.1.mlp.fc1:reg1": "token:2",
+            "layernorm": "tokens:5"}),
+        "clip_vision": (clip, 3, "nchw", {
+            "embeddings.patch_embedding": "nchw", "pre_layrnorm": "tokens:1", "pre_layrnorm:cls": "token:0",
+            "encoder.layers.0.self_attn.out_proj": "tokens:1", "encoder.layers.1.mlp.fc2": "tokens:1",
+            "encoder.layers.1.mlp.fc2:cls": "token:0"}),
         "gray_cnn": (GrayCNN, 1, "nchw", {"conv1": "nchw", "act1": "nchw", "act2": "nchw", "fc": "nchw"}),
         "keras_style_nhwc": (KerasStyleCNN, 3, "nhwc", {"conv1": "nchw", "act2": "nchw", "dense": "nchw"}),
     }
@@ -199,7 +282,7 @@ def batchnorm_after(model, checks):
     mods = dict(model.named_modules())
     out = {}
     for c in checks:
-        if not isinstance(mods[c], nn.Conv2d) or c not in names:
+        if not isinstance(mods.get(c), nn.Conv2d) or c not in names:
             continue
         parent = c.rsplit(".", 1)[0] if "." in c else ""
         for n in names[names.index(c) + 1:]:
@@ -213,10 +296,13 @@ def batchnorm_after(model, checks):
 
 
 def export(model, x, path, dynamo):
+    import inspect
+
     kw = dict(input_names=["image"], output_names=["logits"])
     if dynamo:
+        arg = next(iter(inspect.signature(model.forward).parameters))  # `x`, `pixel_values`
         torch.onnx.export(model, (x,), path, dynamo=True, external_data=False,
-                          dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}}, **kw)
+                          dynamic_shapes={arg: {0: torch.export.Dim("batch", min=1, max=4096)}}, **kw)
     else:
         torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17,
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **kw)
@@ -229,8 +315,15 @@ def main():
     rgb = test_image()
     write_png(f"{OUT}/image.png", rgb)
     index = {}
-    for name, (make, channels, in_layout, checks) in zoo().items():
-        model = make().eval()
+    models = zoo()
+    # Float16 copies (`model.half()` before export, as from a GPU): computed in float16
+    # by both PyTorch and ONNX Runtime, so they agree to float16 rounding only.
+    for base in ("resnet18", "vit_tiny"):
+        make, channels, in_layout, checks = models[base]
+        models[f"{base}_half"] = (lambda make=make: make().half(), channels, in_layout, checks)
+    for name, (make, channels, in_layout, checks) in models.items():
+        half = name.endswith("_half")
+        model = nontrivial_norms(make()).eval()
         x = frames(rgb, channels)
         fed = np.ascontiguousarray(np.transpose(x, (0, 2, 3, 1))) if in_layout == "nhwc" else x
         # An exporter may fold a BatchNorm into the conv before it: that conv's output
@@ -245,7 +338,7 @@ def main():
             offsets[k] = [at, spectra[k].shape[0]]
             at += spectra[k].shape[0]
         files = {}
-        example = torch.from_numpy(fed[:2])
+        example = torch.from_numpy(fed[:2]).half() if half else torch.from_numpy(fed[:2])
         for exporter, dynamo in (("legacy", False), ("dynamo", True)):
             path = f"{OUT}/{name}.{exporter}.onnx"
             try:
@@ -270,6 +363,11 @@ def main():
             "foldable_bns": sorted(batchnorm_after(model, [n for n, m in model.named_modules()
                                                            if isinstance(m, nn.Conv2d)]).values()),
             "spectra": offsets,
+            # Agreement asked of flickertag, relative to each channel's largest amplitude.
+            # (Float16 rounding is at the scale of the whole tensor, so a float16 model
+            # is held to its tap's largest amplitude, not each channel's.)
+            "tolerance": 5e-3 if half else 1e-4,
+            "tolerance_of": "tap" if half else "channel",
         }
         print(name, files, {k: v.shape for k, v in spectra.items()})
     # A plain default export: weights in a .data file beside the model, batch fixed at 1.

@@ -63,6 +63,16 @@ impl Model {
             .collect();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut changed = 0;
+        // A weight this cannot rewrite (float16, int8) would stay trained inside a
+        // network reported as a control: refused, naming it.
+        if let Some(t) = g.initializer.iter().find(|t| weights.contains(&t.name) && t.data_type != graph::FLOAT) {
+            return Err(Error::param(
+                "control",
+                "a model whose Conv, Gemm and MatMul weights are float32 (controls redraw float32 weights; export \
+                 the model in float32)",
+                format!("{}, whose weight `{}` has ONNX element type {}", self.name, t.name, t.data_type),
+            ));
+        }
         for t in g.initializer.iter_mut().filter(|t| weights.contains(&t.name)) {
             let Some(mut v) = graph::read_f32(t) else { continue };
             if v.len() < 2 {

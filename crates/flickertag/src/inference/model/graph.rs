@@ -8,6 +8,8 @@ use protobuf::{Enum, EnumOrUnknown, MessageField};
 
 /// ONNX element type code for float32.
 pub const FLOAT: i32 = DataType::FLOAT as i32;
+/// ONNX element type of float16.
+pub const FLOAT16: i32 = DataType::FLOAT16 as i32;
 
 /// A node with the given op, inputs, outputs and name.
 pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
@@ -119,6 +121,25 @@ pub fn dims_of(v: &ValueInfoProto) -> Option<Vec<Option<i64>>> {
             })
             .collect(),
     )
+}
+
+/// The element type a value-info declares (`None` when it declares none).
+pub fn elem_type_of(v: &ValueInfoProto) -> Option<i32> {
+    match v.type_.as_ref()?.value.as_ref()? {
+        type_proto::Value::TensorType(t) => Some(t.elem_type),
+        _ => None,
+    }
+}
+
+/// Sets the element type a value-info declares (a tensor type is made if it has none).
+pub fn set_elem_type(v: &mut ValueInfoProto, elem: i32) {
+    let t = v.type_.mut_or_insert_default();
+    match t.value.as_mut() {
+        Some(type_proto::Value::TensorType(tt)) => tt.elem_type = elem,
+        _ => {
+            t.value = Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: elem, ..Default::default() }))
+        }
+    }
 }
 
 /// A metadata key/value pair.

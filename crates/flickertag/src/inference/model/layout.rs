@@ -84,8 +84,67 @@ enum L {
     Cl,
     /// `[N, C, T]` flattened from a `grid` map.
     Seq([usize; 2]),
-    Tok(usize, Option<[usize; 2]>),
+    /// `[N, T, D]`: a prefix of extra tokens (their kinds in the arena at the third
+    /// field), then the patch tokens on a grid; a prefix as long as the sequence (no
+    /// grid) holds extra tokens only.
+    Tok(usize, Option<[usize; 2]>, usize),
     Flat,
+}
+
+/// What an extra token is, from the parameter it is made from: `cls` (`cls_token`,
+/// `class_token`, `class_embedding`), `reg` (`reg_token`, `register_tokens`), `dist`
+/// (`dist_token`, `distillation_token`), or `tok` when the graph does not say.
+fn token_kind(parameter: &str) -> &'static str {
+    let p = parameter.to_ascii_lowercase();
+    let last = p.rsplit(['.', '/', ':']).next().unwrap_or(&p);
+    if last.contains("reg") {
+        "reg"
+    } else if last.contains("dist") {
+        "dist"
+    } else if last.contains("cls") || last.contains("class") {
+        "cls"
+    } else {
+        "tok"
+    }
+}
+
+/// The names of extra tokens of the given kinds, in order: a kind that occurs once is
+/// named as itself (`cls`), one that occurs several times is numbered (`reg0`, `reg1`);
+/// tokens of unknown kind are `tok<i>` with `i` their position.
+pub(crate) fn token_names(kinds: &[&str]) -> Vec<String> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| {
+            let total = kinds.iter().filter(|&&x| x == k).count();
+            let j = seen.entry(k).or_insert(0);
+            *j += 1;
+            match k {
+                "tok" => format!("tok{i}"),
+                _ if total == 1 => k.to_string(),
+                _ => format!("{k}{}", *j - 1),
+            }
+        })
+        .collect()
+}
+
+/// The parameter an extra-token tensor is made from: followed back through its first
+/// input (Expand, Tile, Reshape, Add of position embeddings, Cast, ...) to an
+/// initializer or a graph input that is not the image, at most 16 nodes back.
+fn source_parameter<'a>(g: &'a GraphProto, producers: &HashMap<&str, &'a NodeProto>, x: &'a str) -> Option<&'a str> {
+    let mut x = x;
+    for _ in 0..16 {
+        if g.initializer.iter().any(|t| t.name == x) {
+            return Some(x);
+        }
+        let n = producers.get(x)?;
+        if n.op_type == "Constant" {
+            return Some(n.name.as_str()).filter(|s| !s.is_empty()).or(Some(x));
+        }
+        x = n.input.first()?.as_str();
+    }
+    None
 }
 
 /// Per-frame shapes (batch axis removed) of the probed tensors.
@@ -122,12 +181,17 @@ fn reduce_axes(g: &GraphProto, n: &NodeProto, rank: usize) -> Option<Vec<usize>>
 
 /// Propagates layouts from the image input (`nhwc`: the input is `[N, H, W, C]`).
 /// Returns the layout of every tensor where one is known.
-pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes) -> HashMap<String, Layout> {
+pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes) -> Propagated {
     let mut lay: HashMap<String, L> = HashMap::new();
     lay.insert(input.to_string(), if nhwc { L::Cl } else { L::Cf });
     // Token sequence lengths seen, for a Linear on tokens whose arrangement was lost
-    // (attention output reshaped back to [N, T, D]).
-    let mut seqs: HashMap<usize, (usize, Option<[usize; 2]>)> = HashMap::new();
+    // (attention output reshaped back to [N, T, D]); `None` where two token layouts
+    // of one length were seen (then the length says nothing).
+    let mut seqs: HashMap<usize, Option<L>> = HashMap::new();
+    // Kinds of the extra tokens of each token layout (index 0: none).
+    let mut kinds: Vec<Vec<&'static str>> = vec![vec![]];
+    let producers: HashMap<&str, &NodeProto> =
+        g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
     let shape = |x: &str| shapes.get(x);
     for n in &g.node {
         let Some(out) = n.output.first() else { continue };
@@ -158,7 +222,10 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
             "MatMul" if dyn_in.len() == 1 => match (l0, r) {
                 (Some(l @ (L::Cl | L::Tok(..) | L::Flat)), _) => Some(l),
                 (None, 1) => Some(L::Flat),
-                (None, 2) => Some(seqs.get(&so[0]).map_or(L::Tok(0, None), |&(p, g)| L::Tok(p, g))),
+                // Tokens whose arrangement was lost in between (attention heads merged
+                // back): the one token layout of this length seen before, else unknown
+                // (never all tokens averaged as if they were patches).
+                (None, 2) => seqs.get(&so[0]).copied().flatten(),
                 (None, 3) => Some(L::Cl),
                 _ => None,
             },
@@ -168,8 +235,8 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                 match (l0, perm.as_slice()) {
                     (Some(L::Cf), [0, 2, 3, 1]) if r == 3 => Some(L::Cl),
                     (Some(L::Cl), [0, 3, 1, 2]) => Some(L::Cf),
-                    (Some(L::Seq(g)), [0, 2, 1]) => Some(L::Tok(0, Some(g))),
-                    (Some(L::Tok(0, Some(g))), [0, 2, 1]) => Some(L::Seq(g)),
+                    (Some(L::Seq(g)), [0, 2, 1]) => Some(L::Tok(0, Some(g), 0)),
+                    (Some(L::Tok(0, Some(g), _)), [0, 2, 1]) => Some(L::Seq(g)),
                     _ => None,
                 }
             }
@@ -177,9 +244,9 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                 (Some(l), Some(si)) if si == so.as_slice() => Some(l),
                 (Some(L::Cf), Some([c, h, w])) if so.as_slice() == [*c, h * w] => Some(L::Seq([*h, *w])),
                 (Some(L::Cf), Some([c, h, w])) if h * w == 1 && so.as_slice() == [*c] => Some(L::Flat),
-                (Some(L::Cl), Some([h, w, c])) if so.as_slice() == [h * w, *c] => Some(L::Tok(0, Some([*h, *w]))),
+                (Some(L::Cl), Some([h, w, c])) if so.as_slice() == [h * w, *c] => Some(L::Tok(0, Some([*h, *w]), 0)),
                 (Some(L::Cl), Some([h, w, c])) if h * w == 1 && so.as_slice() == [*c] => Some(L::Flat),
-                (Some(L::Tok(0, Some([h, w]))), Some([_, d])) if so.as_slice() == [h, w, *d] => Some(L::Cl),
+                (Some(L::Tok(0, Some([h, w]), _)), Some([_, d])) if so.as_slice() == [h, w, *d] => Some(L::Cl),
                 (Some(L::Seq([h, w])), Some([c, _])) if so.as_slice() == [*c, h, w] => Some(L::Cf),
                 (Some(L::Flat), Some([c])) if so.as_slice() == [*c, 1, 1] => Some(L::Cf),
                 _ => None,
@@ -195,22 +262,20 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                 };
                 match lays.as_slice() {
                     [Some(l), rest @ ..] if rest.iter().all(|x| *x == Some(*l)) && axis == chan_axis(*l) => Some(*l),
-                    _ => {
-                        // [extra tokens, patch tokens] on the token axis: a prefix.
-                        let last = n.input.last().map(|s| s.as_str());
-                        match (last.and_then(|x| lay.get(x)), last.and_then(shape)) {
-                            (Some(L::Tok(p, g)), Some(st)) if axis == 1 && n.input.len() > 1 && so[0] > st[0] => {
-                                Some(L::Tok(p + so[0] - st[0], *g))
-                            }
-                            _ => None,
-                        }
-                    }
+                    _ if axis == 1 && r == 2 => concat_tokens(g, &producers, &n.input, &lay, shapes, &mut kinds, so[0]),
+                    _ => None,
                 }
             }
             "Slice" => match (l0, s0) {
                 (Some(L::Cf), Some(si)) if si.len() == r && si[0] == so[0] => Some(L::Cf),
                 (Some(L::Cl), Some(si)) if si.len() == r && si.last() == so.last() => Some(L::Cl),
                 (Some(L::Flat), Some(si)) if si == so.as_slice() => Some(L::Flat),
+                (Some(L::Tok(p, grid, k)), Some(si)) if si.len() == 2 && si[1] == so[1] => {
+                    slice_tokens(g, n, (p, grid, &kinds[k]), si[0], so[0]).map(|(p, grid, ks)| {
+                        kinds.push(ks);
+                        L::Tok(p, grid, kinds.len() - 1)
+                    })
+                }
                 _ => None,
             },
             "Gather" => {
@@ -240,27 +305,156 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
             _ => same_shape(),
         };
         if let Some(l) = res {
-            if let L::Tok(p, g @ Some(_)) = l {
-                seqs.insert(so[0], (p, g));
+            if let L::Tok(_, Some(_), _) = l {
+                let e = seqs.entry(so[0]).or_insert(Some(l));
+                if e.is_some_and(|x| x != l && !same_tokens(x, l, &kinds)) {
+                    *e = None;
+                }
             }
             lay.insert(out.clone(), l);
         }
     }
-    lay.into_iter()
-        .filter_map(|(k, l)| {
-            let s = shape(&k)?;
-            let public = match l {
-                L::Cf if s.len() >= 2 => Layout::ChannelsFirst,
-                L::Cf if s.len() == 1 => Layout::Flat,
-                L::Seq(_) => Layout::ChannelsFirst,
-                L::Cl if s.len() == 3 => Layout::ChannelsLast,
-                L::Tok(p, g) if s.len() == 2 => Layout::Tokens { prefix: p, grid: g },
-                L::Flat if s.len() == 1 => Layout::Flat,
-                _ => return None,
-            };
-            Some((k, public))
-        })
-        .collect()
+    let mut out = Propagated::default();
+    for (k, l) in lay {
+        let Some(s) = shape(&k) else { continue };
+        let public = match l {
+            L::Cf if s.len() >= 2 => Layout::ChannelsFirst,
+            L::Cf if s.len() == 1 => Layout::Flat,
+            L::Seq(_) => Layout::ChannelsFirst,
+            L::Cl if s.len() == 3 => Layout::ChannelsLast,
+            L::Tok(p, g @ Some(_), ks) if s.len() == 2 => {
+                if p > 0 {
+                    out.tokens.insert(k.clone(), token_names(&kinds[ks]));
+                }
+                Layout::Tokens { prefix: p, grid: g }
+            }
+            L::Flat if s.len() == 1 => Layout::Flat,
+            _ => continue,
+        };
+        out.layouts.insert(k, public);
+    }
+    out
+}
+
+/// The layouts [`propagate`] found.
+#[derive(Debug, Default)]
+pub(crate) struct Propagated {
+    /// The layout of every tensor where one is known.
+    pub layouts: HashMap<String, Layout>,
+    /// For a token tensor with extra tokens, their names (`cls`, `reg0`, `dist`,
+    /// `tok<i>`), one per prefix token.
+    pub tokens: HashMap<String, Vec<String>>,
+}
+
+/// Two token layouts that differ only in their arena index but hold the same kinds.
+fn same_tokens(a: L, b: L, kinds: &[Vec<&'static str>]) -> bool {
+    match (a, b) {
+        (L::Tok(p, g, i), L::Tok(q, h, j)) => p == q && g == h && kinds[i] == kinds[j],
+        _ => false,
+    }
+}
+
+/// The token layout of a Concat on the token axis of `[N, T, D]` tensors (`t` tokens
+/// out): extra tokens (parameters broadcast over the batch, or extra tokens sliced
+/// off a token tensor) in front of one token tensor's patch tokens, which must come
+/// last and whole. Anything else (patches in the middle, two patch sets) is unknown.
+fn concat_tokens(
+    g: &GraphProto,
+    producers: &HashMap<&str, &NodeProto>,
+    inputs: &[String],
+    lay: &HashMap<String, L>,
+    shapes: &Shapes,
+    kinds: &mut Vec<Vec<&'static str>>,
+    t: usize,
+) -> Option<L> {
+    let mut ks: Vec<&'static str> = Vec::new();
+    let mut grid = None;
+    let mut any_tokens = false;
+    // Token counts: from the probe's shapes; a parameter broadcast over the batch may
+    // have none (not image-dependent), and one such input takes the tokens left over.
+    // Otherwise the parameter's own dims say: `[1, k, D]` is k tokens, `[1, D]` or `[D]` one.
+    let param_tokens = |x: &str| {
+        let p = source_parameter(g, producers, x)?;
+        let t = g.initializer.iter().find(|t| t.name == p)?;
+        match t.dims.as_slice() {
+            [1, k, _] => usize::try_from(*k).ok(),
+            [1, _] | [_] => Some(1),
+            _ => None,
+        }
+    };
+    let known: Vec<Option<usize>> = inputs
+        .iter()
+        .map(|x| shapes.get(x).filter(|s| s.len() == 2).map(|s| s[0]).or_else(|| param_tokens(x)))
+        .collect();
+    if known.iter().filter(|k| k.is_none()).count() > 1 {
+        return None;
+    }
+    let rest = t.checked_sub(known.iter().flatten().sum())?;
+    for (x, n) in inputs.iter().zip(&known) {
+        let n = n.unwrap_or(rest);
+        if grid.is_some() {
+            return None; // patch tokens must come last
+        }
+        match lay.get(x) {
+            Some(&L::Tok(p, gr, k)) => {
+                any_tokens = true;
+                ks.extend_from_slice(kinds[k].get(..p)?);
+                if p < n {
+                    grid = Some(gr?);
+                }
+            }
+            Some(_) => return None,
+            None => {
+                let kind = source_parameter(g, producers, x).map_or("tok", token_kind);
+                ks.extend(std::iter::repeat_n(kind, n));
+            }
+        }
+    }
+    if !any_tokens {
+        return None;
+    }
+    let p = ks.len();
+    kinds.push(ks);
+    match grid {
+        Some([h, w]) if p + h * w == t => Some(L::Tok(p, Some([h, w]), kinds.len() - 1)),
+        None if p == t => Some(L::Tok(p, None, kinds.len() - 1)),
+        _ => None,
+    }
+}
+
+/// A token sequence during propagation: extra tokens in front, the patch grid after
+/// them (none when all tokens are extra), the extra tokens' kinds.
+type TokenPart = (usize, Option<[usize; 2]>, Vec<&'static str>);
+
+/// The token layout of a Slice of a token tensor along its token axis only (`t_in`
+/// tokens in, `t_out` out, step 1): extra tokens alone, extra tokens with all the
+/// patches after them, or all the patches alone. A part of the patch grid is unknown.
+fn slice_tokens(
+    g: &GraphProto,
+    n: &NodeProto,
+    (p, grid, ks): (usize, Option<[usize; 2]>, &[&'static str]),
+    t_in: usize,
+    t_out: usize,
+) -> Option<TokenPart> {
+    let at = |i: usize| n.input.get(i).filter(|s| !s.is_empty()).map(|x| const_ints(g, x));
+    let (starts, ends) = (at(1)??, at(2)??);
+    let axes = at(3).map_or(Some(vec![0; 0]), |a| a)?;
+    let steps = at(4).map_or(Some(vec![1]), |a| a)?;
+    // Only the token axis (1 of [N, T, D]) is sliced, with step 1.
+    if starts.len() != 1 || ends.len() != 1 || !(axes == [1] || axes == [-2]) || steps.iter().any(|&x| x != 1) {
+        return None;
+    }
+    let clamp = |v: i64| (if v < 0 { v + t_in as i64 } else { v }).clamp(0, t_in as i64) as usize;
+    let (s, e) = (clamp(starts[0]), clamp(ends[0]));
+    if e.saturating_sub(s) != t_out {
+        return None;
+    }
+    let extras = ks.get(s.min(p)..e.min(p))?.to_vec();
+    match grid {
+        _ if e <= p => Some((extras.len(), None, extras)),
+        Some(gr) if s <= p && e == t_in => Some((extras.len(), Some(gr), extras)),
+        _ => None,
+    }
 }
 
 /// Graph edits that expose taps: built against one opset (ReduceMean takes its axes
@@ -314,6 +508,13 @@ impl<'a> Editor<'a> {
         let axes = self.ints(&format!("{s}.axes"), &[1]);
         self.push("Slice", &s, &[x, &starts, &ends, &axes], vec![]);
         s
+    }
+
+    /// Adds a Cast of the float16 tensor `x` to float32; returns the cast's name.
+    pub fn cast_to_float(&mut self, x: &str) -> String {
+        let out = format!("flickertag.float32.{x}");
+        self.push("Cast", &out, &[x], vec![graph::attr_int("to", graph::FLOAT as i64)]);
+        out
     }
 
     /// Adds a node computing the per-channel mean of `x` (per-frame shape `s`,
@@ -385,5 +586,113 @@ mod tests {
         assert_eq!(Layout::Token { index: 0 }.canonical(&[17, 192]), Some([192, 1, 1]));
         assert_eq!(Layout::Flat.canonical(&[10]), Some([10, 1, 1]));
         assert_eq!(Layout::Flat.canonical(&[10, 2]), None);
+    }
+
+    #[test]
+    fn extra_tokens_are_named_by_kind_and_numbered_when_repeated() {
+        assert_eq!(token_names(&["cls", "reg", "reg"]), ["cls", "reg0", "reg1"]);
+        assert_eq!(token_names(&["cls", "dist"]), ["cls", "dist"]);
+        assert_eq!(token_names(&["tok", "tok"]), ["tok0", "tok1"]);
+        assert_eq!(token_kind("embeddings.register_tokens"), "reg");
+        assert_eq!(token_kind("embeddings.class_embedding"), "cls");
+        assert_eq!(token_kind("distillation_token"), "dist");
+        assert_eq!(token_kind("pos_embed"), "tok");
+    }
+
+    /// The embedding of transformers' DINOv2 with registers (dynamo export): patch
+    /// tokens from a conv, a class token in front, position embeddings, then the
+    /// registers inserted between the class token and the patches by two slices; an
+    /// attention whose heads are merged back by reshapes; `d` channels, a 4x4 grid.
+    /// `probed_params`: whether the broadcast parameters have probe shapes (they have
+    /// none when the probe records image-dependent tensors only).
+    fn dinov2_like(patches_last: bool, probed_params: bool) -> (GraphProto, Shapes) {
+        let d = 8;
+        let f = |n: &str, dims: &[usize]| graph::tensor_f32(n, dims, &vec![0.5; dims.iter().product()]);
+        let mut g = GraphProto {
+            initializer: vec![
+                f("w", &[d, 3, 8, 8]),
+                f("embeddings.cls_token", &[1, 1, d]),
+                f("embeddings.register_tokens", &[1, 4, d]),
+                f("pos", &[1, 17, d]),
+                f("proj", &[d, d]),
+                graph::tensor_i64("flat", &[0, d as i64, 16]),
+                graph::tensor_i64("heads", &[0, 21, 2, d as i64 / 2]),
+                graph::tensor_i64("merged", &[0, 21, d as i64]),
+                graph::tensor_i64("expand", &[2, 1, d as i64]),
+                graph::tensor_i64("zero", &[0]),
+                graph::tensor_i64("one", &[1]),
+                graph::tensor_i64("end", &[17]),
+            ],
+            ..Default::default()
+        };
+        let cat = if patches_last { vec!["e1", "t"] } else { vec!["t", "e1"] };
+        g.node = vec![
+            graph::node("Conv", "conv", &["image", "w"], &["c"], vec![graph::attr_ints("strides", &[8, 8])]),
+            graph::node("Reshape", "view", &["c", "flat"], &["v"], vec![]),
+            graph::node("Transpose", "transpose", &["v"], &["t"], vec![graph::attr_ints("perm", &[0, 2, 1])]),
+            graph::node("Expand", "expand", &["embeddings.cls_token", "expand"], &["e1"], vec![]),
+            graph::node("Concat", "cat", &cat, &["cat"], vec![graph::attr_int("axis", 1)]),
+            graph::node("Add", "add", &["cat", "pos"], &["add"], vec![]),
+            graph::node("Slice", "slice_1", &["add", "zero", "one", "one"], &["s1"], vec![]),
+            graph::node("Expand", "expand_1", &["embeddings.register_tokens", "expand"], &["e2"], vec![]),
+            graph::node("Slice", "slice_2", &["add", "one", "end", "one"], &["s2"], vec![]),
+            graph::node("Concat", "cat_1", &["s1", "e2", "s2"], &["cat_1"], vec![graph::attr_int("axis", 1)]),
+            graph::node("LayerNormalization", "norm1", &["cat_1"], &["ln"], vec![]),
+            graph::node("Reshape", "heads", &["ln", "heads"], &["h"], vec![]),
+            graph::node("Reshape", "merge", &["h", "merged"], &["m"], vec![]),
+            graph::node("MatMul", "o_proj", &["m", "proj"], &["o"], vec![]),
+        ];
+        let mut shapes: Shapes = [
+            ("image", vec![3, 32, 32]),
+            ("c", vec![d, 4, 4]),
+            ("v", vec![d, 16]),
+            ("t", vec![16, d]),
+            ("cat", vec![17, d]),
+            ("add", vec![17, d]),
+            ("s1", vec![1, d]),
+            ("s2", vec![16, d]),
+            ("cat_1", vec![21, d]),
+            ("ln", vec![21, d]),
+            ("h", vec![21, 2, d / 2]),
+            ("m", vec![21, d]),
+            ("o", vec![21, d]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if probed_params {
+            shapes.insert("e1".into(), vec![1, d]);
+            shapes.insert("e2".into(), vec![4, d]);
+        }
+        (g, shapes)
+    }
+
+    #[test]
+    fn registers_inserted_after_the_class_token_are_left_out_of_the_patch_mean() {
+        for probed in [true, false] {
+            let (g, shapes) = dinov2_like(true, probed);
+            let p = propagate(&g, "image", false, &shapes);
+            let want = Layout::Tokens { prefix: 5, grid: Some([4, 4]) };
+            for t in ["ln", "o"] {
+                assert_eq!(p.layouts.get(t), Some(&want), "{t} (parameters probed: {probed})");
+                assert_eq!(p.tokens[t], ["cls", "reg0", "reg1", "reg2", "reg3"], "{t}");
+            }
+            assert_eq!(p.layouts.get("add"), Some(&Layout::Tokens { prefix: 1, grid: Some([4, 4]) }));
+            assert_eq!(p.tokens["add"], ["cls"]);
+            assert_eq!(want.canonical(&shapes["o"]), Some([8, 4, 4]));
+        }
+    }
+
+    #[test]
+    fn tokens_whose_arrangement_is_unknown_are_no_tap_rather_than_averaged_whole() {
+        // Patch tokens first, the class token after them: no rule places the patches,
+        // so neither the sequence nor anything computed from it has a token layout
+        // (before, a Linear on it averaged all 21 tokens as if they were patches).
+        let (g, shapes) = dinov2_like(false, true);
+        let p = propagate(&g, "image", false, &shapes);
+        for t in ["cat", "add", "cat_1", "ln", "m", "o"] {
+            assert_eq!(p.layouts.get(t), None, "{t}");
+        }
+        assert_eq!(p.layouts.get("t"), Some(&Layout::Tokens { prefix: 0, grid: Some([4, 4]) }));
     }
 }

@@ -104,6 +104,38 @@ fn meta_triple(proto: &ModelProto, key: &'static str) -> Result<Option<[f32; 3]>
     Preprocess::triple(key, &xs).map(Some)
 }
 
+/// Where a float16 model's image input is cast to float16 (the graph input itself is
+/// made float32, so frames go in as everywhere else).
+const HALF_INPUT: &str = "flickertag.input_float16";
+
+/// Gives a float16 model a float32 interface: its image input (`g.input[inp]`) becomes
+/// float32 and is cast to float16 at the front of the graph, and a float16 first
+/// output (the logits) is cast to float32 at the end. Nothing else changes: every
+/// operation still runs in float16, as the model was exported.
+fn lift_float16(g: &mut onnx_protobuf::GraphProto, inp: usize) {
+    let input = g.input[inp].name.clone();
+    for n in g.node.iter_mut() {
+        for x in n.input.iter_mut().filter(|x| **x == input) {
+            *x = HALF_INPUT.to_string();
+        }
+    }
+    for o in g.output.iter_mut().filter(|o| o.name == input) {
+        o.name = HALF_INPUT.to_string();
+    }
+    graph::set_elem_type(&mut g.input[inp], graph::FLOAT);
+    let to = graph::attr_int("to", graph::FLOAT16 as i64);
+    // (Nodes without a name: no module of the model, so never taps.)
+    g.node.insert(0, graph::node("Cast", "", &[&input], &[HALF_INPUT], vec![to]));
+    if graph::elem_type_of(&g.output[0]) == Some(graph::FLOAT16) {
+        let out = g.output[0].name.clone();
+        let lifted = format!("{out}.float32");
+        let to = graph::attr_int("to", graph::FLOAT as i64);
+        g.node.push(graph::node("Cast", "", &[&out], &[&lifted], vec![to]));
+        g.output[0].name = lifted;
+        graph::set_elem_type(&mut g.output[0], graph::FLOAT);
+    }
+}
+
 impl Model {
     /// Wraps an ONNX graph: checks its image input, reads external weights, handles a
     /// fixed batch axis and an NHWC input, reads the recorded preprocessing, and finds
@@ -124,6 +156,14 @@ impl Model {
         }
         let inp = inputs[0];
         let input_name = g.input[inp].name.clone();
+        if graph::elem_type_of(&g.input[inp]) == Some(graph::FLOAT16) {
+            lift_float16(g, inp);
+            notes.push(format!(
+                "float16 model: frames are cast to float16 in the graph (input `{input_name}`), ONNX Runtime computes \
+                 in float16, and every tap and the logits are read as float32: values carry float16's precision \
+                 (about 3 significant digits of the tensor's scale)"
+            ));
+        }
         let dims = graph::dims_of(&g.input[inp]).unwrap_or_default();
         let dims4 = match dims.as_slice() {
             [b, Some(x), Some(y), Some(z)] if *x > 0 && *y > 0 && *z > 0 => {
@@ -241,12 +281,15 @@ impl Model {
                 g.output[0].name, p.shape
             )));
         }
+        // Float16 activations are taps like float32 ones (read through a Cast).
         let types: HashMap<String, i32> =
-            probed.iter().map(|(k, p)| (k.clone(), if p.float { graph::FLOAT } else { 0 })).collect();
+            probed.iter().map(|(k, p)| (k.clone(), if p.float || p.half { graph::FLOAT } else { 0 })).collect();
+        let half: std::collections::HashSet<String> =
+            probed.iter().filter(|(_, p)| p.half).map(|(k, _)| k.clone()).collect();
         let sc = scan::scan(g, &run_input, &types);
         let shapes: layout::Shapes = probed
             .iter()
-            .filter(|(_, p)| p.float && p.shape.first() == Some(&n))
+            .filter(|(_, p)| (p.float || p.half) && p.shape.first() == Some(&n))
             .map(|(k, p)| (k.clone(), p.shape[1..].to_vec()))
             .collect();
         let frame_bytes: u64 = shapes.values().map(|s| 4 * s.iter().product::<usize>() as u64).sum();
@@ -255,7 +298,7 @@ impl Model {
         if nhwc {
             shapes.insert(input_name.clone(), vec![a, b, c]);
         }
-        let layouts = layout::propagate(g, &run_input, false, &shapes);
+        let layout::Propagated { layouts, tokens: token_names } = layout::propagate(g, &run_input, false, &shapes);
         let mut skipped: Vec<Skipped> = sc.skipped;
         let mut taps: Vec<TapPoint> = Vec::new();
         let mut convs = 0;
@@ -265,10 +308,15 @@ impl Model {
                 continue;
             };
             let Some(&lay) = layouts.get(&cand.tensor) else {
-                skipped.push(Skipped {
-                    name: cand.name.clone(),
-                    reason: format!("channel axis of a {:?} tensor not determined from the graph", dims),
-                });
+                let reason = match dims.as_slice() {
+                    // [T, D] tokens: never averaged over all tokens as if all were patches.
+                    [t, d] if t > &1 => format!(
+                        "token arrangement of a [{t}, {d}] tensor not determined from the graph (which tokens are \
+                         class/register tokens and which are patches, on what grid)"
+                    ),
+                    _ => format!("channel axis of a {:?} tensor not determined from the graph", dims),
+                };
+                skipped.push(Skipped { name: cand.name.clone(), reason });
                 continue;
             };
             let Some(chw) = lay.canonical(dims) else {
@@ -296,8 +344,9 @@ impl Model {
             if let Layout::Tokens { prefix, .. } = lay {
                 let t = tap.clone();
                 taps.push(tap);
+                let names = token_names.get(&t.tensor);
                 for i in 0..prefix {
-                    let suffix = if prefix == 1 { "cls".to_string() } else { format!("tok{i}") };
+                    let suffix = names.and_then(|v| v.get(i)).cloned().unwrap_or_else(|| format!("tok{i}"));
                     taps.push(TapPoint {
                         name: format!("{}:{suffix}", t.name),
                         layout: Layout::Token { index: i },
@@ -336,6 +385,7 @@ impl Model {
             notes,
             frame_bytes,
             tensors,
+            half,
             proto,
         })
     }

@@ -39,7 +39,8 @@ pub use scan::{Skipped, TapKind};
 pub struct TapPoint {
     /// Module path as PyTorch's `named_modules()` gives it (`layer2.3.conv1`,
     /// `blocks.0.mlp.fc1`), or `<module>.<op>` for a functional op (`layer1.0.add`);
-    /// a prefix token of a token tap adds `:cls` (or `:tok<i>`).
+    /// a prefix token of a token tap adds `:cls`, `:dist`, `:reg<i>` (named from the
+    /// parameter it is broadcast from) or `:tok<i>` (position `i`, where it does not say).
     pub name: String,
     /// The ONNX tensor it records.
     pub tensor: String,
@@ -108,6 +109,9 @@ pub struct Model {
     pub frame_bytes: u64,
     /// Layout and per-frame shape of every image-dependent float tensor with a known layout.
     pub(crate) tensors: HashMap<String, (Layout, Vec<usize>)>,
+    /// Tensors that hold float16 values (a half-precision model): read through a Cast
+    /// to float32 before their means or maps are taken.
+    pub(crate) half: std::collections::HashSet<String>,
 }
 
 /// The model of a run.
@@ -284,7 +288,7 @@ impl Model {
     /// per-channel means of `means`, then the full maps of `full`, written without a
     /// copy of the weights ([`serialize`]).
     pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
-        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, means, full))
+        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, &self.half, means, full))
     }
 
     /// Writes the graph as an ONNX file, atomically ([`crate::io::atomic`]): a full disk
@@ -306,7 +310,7 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        edit_outputs(&mut p, &self.proto, means, full);
+        edit_outputs(&mut p, &self.proto, &self.half, means, full);
         p
     }
 }
@@ -320,18 +324,38 @@ fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
 /// Makes the outputs of `p` its logits, the per-channel means of `means`, then the
 /// full maps of `full`. `source` is the model `p` was made from (with its weights: `p`
 /// may be a copy without them).
-fn edit_outputs(p: &mut ModelProto, source: &ModelProto, means: &[&TapPoint], full: &[&TapPoint]) {
+fn edit_outputs(
+    p: &mut ModelProto,
+    source: &ModelProto,
+    half: &std::collections::HashSet<String>,
+    means: &[&TapPoint],
+    full: &[&TapPoint],
+) {
     let convs = conv_means::pointwise_convs(source);
     p.graph.as_mut().expect("checked at load").output.truncate(1);
     let mut e = layout::Editor::new(p);
+    // A float16 tensor is cast to float32 once, and its mean or map taken from that.
+    let mut cast: HashMap<String, String> = HashMap::new();
+    let mut read = |e: &mut layout::Editor, x: &str| -> String {
+        if !half.contains(x) {
+            return x.to_string();
+        }
+        cast.entry(x.to_string()).or_insert_with(|| e.cast_to_float(x)).clone()
+    };
     for t in means {
         let out = format!("flickertag.mean.{}", t.name);
         match convs.get(t.tensor.as_str()) {
-            Some(conv) if t.layout == Layout::ChannelsFirst && t.dims.len() == 3 => e.mean_from_input(&out, conv),
-            _ => e.mean(&out, &t.tensor, t.layout, &t.dims),
+            Some(conv) if t.layout == Layout::ChannelsFirst && t.dims.len() == 3 && !half.contains(&t.tensor) => {
+                e.mean_from_input(&out, conv)
+            }
+            _ => {
+                let x = read(&mut e, &t.tensor);
+                e.mean(&out, &x, t.layout, &t.dims)
+            }
         }
     }
     for t in full {
-        e.map(&format!("flickertag.map.{}", t.name), &t.tensor, t.layout, &t.dims, t.chw);
+        let x = read(&mut e, &t.tensor);
+        e.map(&format!("flickertag.map.{}", t.name), &x, t.layout, &t.dims, t.chw);
     }
 }

@@ -10,11 +10,13 @@ use ort::value::TensorRef;
 
 use crate::error::{runtime, Result};
 
-/// One probed tensor: whether it holds float32 values, and its full shape.
+/// One probed tensor: whether it holds float32 (or float16) values, and its full shape.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Probed {
     /// Float32 values.
     pub float: bool,
+    /// Float16 values (a half-precision model's activations: read as float32).
+    pub half: bool,
     /// Shape as run, batch axis first when the tensor has one.
     pub shape: Vec<usize>,
 }
@@ -76,7 +78,8 @@ fn probe_run(
         let Some(v) = outs.get(name.as_str()) else { continue };
         if let ort::value::ValueType::Tensor { ty, shape, .. } = v.dtype() {
             let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
-            m.insert(name.clone(), Probed { float: *ty == ort::value::TensorElementType::Float32, shape });
+            use ort::value::TensorElementType as T;
+            m.insert(name.clone(), Probed { float: *ty == T::Float32, half: *ty == T::Float16, shape });
         }
     }
     Ok(m)
@@ -110,6 +113,6 @@ mod tests {
         let names: Vec<String> = (1..=n).map(name).collect();
         let p = probe_tensors(&proto, "image", [2, 3, 4], &names, 2).unwrap();
         assert_eq!(p.len(), n);
-        assert!(names.iter().all(|t| p[t] == Probed { float: true, shape: vec![2, 2, 3, 4] }));
+        assert!(names.iter().all(|t| p[t] == Probed { float: true, half: false, shape: vec![2, 2, 3, 4] }));
     }
 }
