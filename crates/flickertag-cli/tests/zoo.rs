@@ -434,6 +434,70 @@ fn maps_lay_tokens_and_channels_last_tensors_out_on_the_image_grid() {
 }
 
 #[test]
+fn both_exporters_give_every_zoo_network_the_same_tap_names() {
+    // Functional ops are `<module>.<op>` counted per module in graph order, and a
+    // module called twice has its calls named alike (the legacy exporter's scope
+    // `relu_1` is the second call of `relu`). What only one exporter computes has no
+    // counterpart: DenseNet's `torch.cat` of a one-element list and its functional
+    // pooling are elided by the dynamo exporter.
+    let elided = [
+        "adaptive_avg_pool2d",
+        "features.denseblock1.denselayer1.cat",
+        "features.denseblock2.denselayer1.cat",
+        "features.denseblock3.denselayer1.cat",
+        "features.denseblock4.denselayer1.cat",
+    ];
+    let index: Value = serde_json::from_slice(&std::fs::read(zoo().join("zoo.json")).unwrap()).unwrap();
+    let mut compared = 0;
+    for (name, entry) in index.as_object().unwrap() {
+        let (Some(l), Some(d)) = (entry["files"]["legacy"].as_str(), entry["files"]["dynamo"].as_str()) else {
+            continue;
+        };
+        let names = |f: &str| -> std::collections::BTreeSet<String> {
+            let t = taps_of(&zoo().join(f));
+            t["taps"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+        };
+        let (l, d) = (names(l), names(d));
+        let only_legacy: Vec<&String> = l.difference(&d).filter(|n| !elided.contains(&n.as_str())).collect();
+        let only_dynamo: Vec<&String> = d.difference(&l).collect();
+        assert!(
+            only_legacy.is_empty() && only_dynamo.is_empty(),
+            "{name}: legacy only {only_legacy:?}, dynamo only {only_dynamo:?}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 15, "{compared} networks with both exports");
+}
+
+#[test]
+fn a_module_called_twice_is_no_tap_and_its_error_lists_the_calls() {
+    // torchvision's BasicBlock calls its `relu` twice: after bn1, and after the
+    // residual add (the block's output). Neither call is picked for the other.
+    for exporter in ["legacy", "dynamo"] {
+        let model = zoo().join(format!("resnet18.{exporter}.onnx"));
+        let taps = taps_of(&model);
+        assert!(has_tap(&taps, "layer1.0.relu.relu") && has_tap(&taps, "layer1.0.relu.relu_1"), "{exporter}");
+        assert_ne!(tap_of(&taps, "layer1.0.relu.relu"), tap_of(&taps, "layer1.0.relu.relu_1"));
+        assert_eq!(tap_of(&taps, "layer1.0.relu.relu_1").as_deref(), Some("layer1.0"), "{exporter}: the block output");
+        let o = tempfile::tempdir().unwrap();
+        let (code, _, err) = run(flickertag().args([
+            "analyze",
+            "--model",
+            model.to_str().unwrap(),
+            "--image-file",
+            zoo().join("image.png").to_str().unwrap(),
+            "--tap",
+            "layer1.0.relu",
+            "--quiet",
+            "--out",
+            o.path().to_str().unwrap(),
+        ]));
+        assert_ne!(code, 0, "{exporter}");
+        assert!(err.contains("layer1.0.relu.relu, layer1.0"), "{exporter}: {err}");
+    }
+}
+
+#[test]
 fn float16_models_run_with_a_note_and_refuse_controls_they_cannot_redraw() {
     // (Their taps are checked against PyTorch's float16 hooks in the zoo test.)
     let dir = zoo();

@@ -228,17 +228,52 @@ fn parse_py_list(s: &str) -> Vec<String> {
     s.split(", ").map(|x| x.trim().trim_matches('\'').trim_matches('"').to_string()).collect()
 }
 
+/// A trailing `_<digits>` removed: the exporters' counters (`add_25`, `Add_1`).
+fn strip_counter(s: &str) -> &str {
+    match s.rsplit_once('_') {
+        Some((base, k)) if !base.is_empty() && !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => s,
+    }
+}
+
+/// The PyTorch function an ONNX op of the legacy exporter comes from, as the dynamo
+/// exporter names its FX nodes (`Concat` is `cat`, `LayerNormalization` is
+/// `layer_norm`), so that both exporters name a functional op alike; other ops are
+/// their type in lower case.
+fn torch_op(op_type: &str) -> String {
+    let known = [
+        ("Concat", "cat"),
+        ("LayerNormalization", "layer_norm"),
+        ("BatchNormalization", "batch_norm"),
+        ("GroupNormalization", "group_norm"),
+        ("InstanceNormalization", "instance_norm"),
+        ("HardSwish", "hardswish"),
+        ("HardSigmoid", "hardsigmoid"),
+        ("LeakyRelu", "leaky_relu"),
+        ("Gemm", "linear"),
+        ("Conv", "conv2d"),
+        ("MaxPool", "max_pool2d"),
+        ("AveragePool", "avg_pool2d"),
+        ("GlobalAveragePool", "adaptive_avg_pool2d"),
+        ("ReduceMean", "mean"),
+    ];
+    known.iter().find(|(o, _)| *o == op_type).map_or_else(|| op_type.to_lowercase(), |(_, t)| t.to_string())
+}
+
 /// The module chain (outer to inner) and the functional name of a node.
-/// Returns `(chain, functional)`: `functional` names the node as `<innermost module>.<op>`.
+/// Returns `(chain, functional)`: `functional` names the node as `<innermost module>.<op>`
+/// with the op as PyTorch names it and without the exporter's counter; [`scan`]
+/// numbers repeats per module in graph order (`layer1.0.add`, `layer1.0.add_1`).
 pub(crate) fn module_chain(n: &NodeProto) -> (Vec<String>, String) {
     let meta = |k: &str| n.metadata_props.iter().find(|p| p.key == k).map(|p| p.value.as_str());
     if let Some(scopes) = meta("pkg.torch.onnx.name_scopes") {
         let v = parse_py_list(scopes);
         if let Some((last, mods)) = v.split_last() {
             let chain: Vec<String> = mods.iter().filter(|m| !m.is_empty()).cloned().collect();
+            let op = strip_counter(last);
             let func = match chain.last() {
-                Some(m) => format!("{m}.{last}"),
-                None => last.clone(),
+                Some(m) => format!("{m}.{op}"),
+                None => op.to_string(),
             };
             return (chain, func);
         }
@@ -263,9 +298,10 @@ pub(crate) fn module_chain(n: &NodeProto) -> (Vec<String>, String) {
             chain.push(path.clone());
             prev = s;
         }
+        let op = torch_op(strip_counter(last));
         let func = match chain.last() {
-            Some(m) => format!("{m}.{}", last.to_lowercase()),
-            None => last.to_lowercase(),
+            Some(m) => format!("{m}.{op}"),
+            None => op,
         };
         return (chain, func);
     }
@@ -470,7 +506,7 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
     }
 
     // Module outputs: a tensor produced inside module P and read outside it.
-    let chains: Vec<(Vec<String>, String)> = g.node.iter().map(module_chain).collect();
+    let chains = merge_repeated_calls(g, g.node.iter().map(module_chain).collect());
     let mut outputs_of: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     for (i, n) in g.node.iter().enumerate() {
@@ -505,6 +541,9 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
     let mut skipped = Vec::new();
     // tensor -> modules whose output it is, outer first.
     let mut module_names: HashMap<&str, Vec<&str>> = HashMap::new();
+    // Modules with several float outputs (called several times, or returning several
+    // tensors): named once their outputs have names.
+    let mut several: Vec<(&str, Vec<&str>)> = Vec::new();
     for m in &order {
         let outs = &outputs_of[m];
         let float_outs: Vec<&str> = outs.iter().copied().filter(|o| facts[*o].elem == Some(FLOAT)).collect();
@@ -512,12 +551,12 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             [o] => module_names.entry(o).or_default().push(m),
             [] if outs.is_empty() => {}
             [] => skipped.push(Skipped { name: m.to_string(), reason: "its output is not a float tensor".into() }),
-            many => skipped.push(Skipped {
-                name: m.to_string(),
-                reason: format!("{} float outputs (a tap is one tensor; name one of them)", many.len()),
-            }),
+            many => several.push((m, many.to_vec())),
         }
     }
+    // Functional names counted per name in graph order: the first `layer1.0.add`, then
+    // `layer1.0.add_1`, ... (the same from both exporters, whose own counters differ).
+    let mut func_count: HashMap<&str, usize> = HashMap::new();
 
     // Candidates in graph order: module outputs and typed functional tensors.
     let mut candidates = Vec::new();
@@ -548,13 +587,15 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
                 (None, Some(_)) => module_kind(g, &chains, i, n),
                 (None, None) => continue,
             };
-            let func = &chains[i].1;
+            let base = chains[i].1.as_str();
             let mut all: Vec<String> = Vec::new();
             if let Some(ms) = mods {
                 all.extend(ms.iter().rev().map(|s| s.to_string()));
             }
-            if !func.is_empty() {
-                all.push(func.clone());
+            if !base.is_empty() {
+                let k = func_count.entry(base).or_insert(0);
+                all.push(if *k == 0 { base.to_string() } else { format!("{base}_{k}") });
+                *k += 1;
             }
             // A conv with a BatchNorm folded into it (the dynamo exporter's optimizer)
             // sits in the BatchNorm's scope, but its weight keeps the conv's parameter
@@ -586,6 +627,19 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
             candidates.push(Candidate { name, aliases, tensor: o.clone(), kind, folded });
         }
     }
+    for (m, outs) in several {
+        let names: Vec<&str> = outs
+            .iter()
+            .filter_map(|o| candidates.iter().find(|c: &&Candidate| c.tensor == *o))
+            .map(|c| c.name.as_str())
+            .collect();
+        let reason = if names.len() == outs.len() {
+            format!("its {} outputs (calls) are taps of their own: {}", outs.len(), names.join(", "))
+        } else {
+            format!("{} float outputs (a tap is one tensor; name one of them)", outs.len())
+        };
+        skipped.push(Skipped { name: m.to_string(), reason });
+    }
     if inner_steps > 0 {
         skipped.push(Skipped {
             name: format!("{inner_steps} tensors"),
@@ -594,6 +648,57 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
         });
     }
     Scan { candidates, skipped }
+}
+
+/// The legacy exporter names the second call of a module `relu` as a scope `relu_1`
+/// (the dynamo exporter keeps one scope for all calls). A scope `<path>_<k>` beside a
+/// scope `<path>` whose nodes read the same weights (none, for a module without
+/// parameters) is a repeated call: it becomes `<path>`, so that the calls are the
+/// module's several outputs as from the dynamo exporter.
+fn merge_repeated_calls(g: &GraphProto, mut chains: Vec<(Vec<String>, String)>) -> Vec<(Vec<String>, String)> {
+    let consts: HashSet<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    let mut weights: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (n, (chain, _)) in g.node.iter().zip(&chains) {
+        if !n.name.contains('/') {
+            continue; // only the legacy exporter's scopes
+        }
+        for m in chain {
+            let w = weights.entry(m.as_str()).or_default();
+            w.extend(n.input.iter().map(|x| x.as_str()).filter(|x| consts.contains(x)));
+        }
+    }
+    let mut renames: Vec<(String, String)> = Vec::new();
+    for (p, w) in &weights {
+        let base = strip_counter(p);
+        if base != *p && weights.get(base).is_some_and(|bw| bw == w) {
+            renames.push((p.to_string(), base.to_string()));
+        }
+    }
+    if renames.is_empty() {
+        return chains;
+    }
+    renames.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    let rename = |s: &str| -> String {
+        for (p, base) in &renames {
+            if s == p {
+                return base.clone();
+            }
+            if let Some(rest) = s.strip_prefix(p.as_str()).filter(|r| r.starts_with('.')) {
+                return format!("{base}{rest}");
+            }
+        }
+        s.to_string()
+    };
+    for (chain, func) in chains.iter_mut() {
+        let renamed: Vec<String> = chain.iter().map(|m| rename(m)).collect();
+        if renamed != *chain {
+            if let Some(op) = chain.last().and_then(|m| func.strip_prefix(m.as_str())).map(str::to_string) {
+                *func = format!("{}{op}", renamed.last().expect("same length"));
+            }
+            *chain = renamed;
+        }
+    }
+    chains
 }
 
 fn elem_name(e: Option<i32>) -> String {
@@ -642,13 +747,14 @@ mod tests {
     fn legacy_scopes_become_module_chains() {
         let (c, f) = module_chain(&node("/layer1/layer1.0/conv1/Conv"));
         assert_eq!(c, ["layer1", "layer1.0", "layer1.0.conv1"]);
-        assert_eq!(f, "layer1.0.conv1.conv");
+        assert_eq!(f, "layer1.0.conv1.conv2d");
         let (c, f) = module_chain(&node("/layer2/layer2.0/downsample/downsample.0/Conv"));
         assert_eq!(c, ["layer2", "layer2.0", "layer2.0.downsample", "layer2.0.downsample.0"]);
-        assert_eq!(f, "layer2.0.downsample.0.conv");
+        assert_eq!(f, "layer2.0.downsample.0.conv2d");
         let (c, f) = module_chain(&node("/blocks/blocks.0/Add_1"));
         assert_eq!(c, ["blocks", "blocks.0"]);
-        assert_eq!(f, "blocks.0.add_1");
+        assert_eq!(f, "blocks.0.add", "the exporter's counter is left to scan()");
+        assert_eq!(module_chain(&node("/embeddings/Concat_2")).1, "embeddings.cat");
         let (c, f) = module_chain(&node("/Relu"));
         assert!(c.is_empty());
         assert_eq!(f, "relu");
@@ -664,6 +770,6 @@ mod tests {
         ));
         let (c, f) = module_chain(&n);
         assert_eq!(c, ["blocks", "blocks.0", "blocks.0.mlp", "blocks.0.mlp.fc1"]);
-        assert_eq!(f, "blocks.0.mlp.fc1.linear_2");
+        assert_eq!(f, "blocks.0.mlp.fc1.linear");
     }
 }

@@ -117,13 +117,24 @@ impl Model {
             }
             return Ok(v);
         }
-        if let Some(t) = self
-            .taps
-            .iter()
-            .find(|t| t.name == key)
-            .or_else(|| self.taps.iter().find(|t| t.aliases.iter().any(|a| a == key) || t.tensor == key))
-        {
+        if let Some(t) = self.taps.iter().find(|t| t.name == key) {
             return Ok(vec![t.clone()]);
+        }
+        // An alias of several taps (a module called several times) is not resolved by
+        // picking one: the error lists them.
+        let by_alias: Vec<&TapPoint> =
+            self.taps.iter().filter(|t| t.aliases.iter().any(|a| a == key) || t.tensor == key).collect();
+        match by_alias.as_slice() {
+            [t] => return Ok(vec![(*t).clone()]),
+            [] => {}
+            many => {
+                let names: Vec<&str> = many.iter().map(|t| t.name.as_str()).collect();
+                return Err(Error::param(
+                    "tap",
+                    format!("one tap ({key} names {} taps: {}; name one of them)", names.len(), names.join(", ")),
+                    key,
+                ));
+            }
         }
         if let Some(s) = self.skipped.iter().find(|s| s.name == key) {
             return Err(Error::param("tap", format!("a tap ({key} is not one: {})", s.reason), key));
