@@ -70,33 +70,50 @@ fn check_file(name: &str, exporter: &str, entry: &Value) -> usize {
     let foldable: Vec<&str> = entry["foldable_bns"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     // (tap name to request, oracle module)
     let mut pairs: Vec<(String, String)> = Vec::new();
+    let tap_named = |t: &str| taps["taps"].as_array().unwrap().iter().find(|x| x["name"] == t).unwrap().clone();
     for c in entry["checks"].as_array().unwrap() {
         let c = c.as_str().unwrap();
         let bn = bn_of[c].as_str();
-        if let Some(t) = tap_of(&taps, c) {
-            // A conv whose BatchNorm was folded into it (the BatchNorm is no tap of its
-            // own: absent, or an alias of the conv) outputs the BatchNorm's values.
-            let oracle = match bn {
-                Some(bn) if tap_of(&taps, bn).is_none_or(|b| b == t) => bn,
-                _ => c,
-            };
-            if bn.is_some() {
-                // Both exporters name a conv, folded or not, after the conv.
+        match (tap_of(&taps, c), bn) {
+            // A conv with its BatchNorm folded in: the dynamo exporter's tap is the
+            // BatchNorm's (the conv is no tap, with the reason); the legacy exporter's
+            // keeps the conv's name. Either holds the BatchNorm's output and says so.
+            (None, Some(bn)) => {
+                let skipped = taps["skipped"].as_array().unwrap().iter().find(|s| s["name"] == c);
+                let reason = skipped.map(|s| s["reason"].as_str().unwrap()).unwrap_or_default();
+                assert!(reason.contains(&format!("folded {bn} into it")), "{name}.{exporter}: {c}: {reason:?}");
+                let t = tap_of(&taps, bn).unwrap_or_else(|| panic!("{name}.{exporter}: {bn} is not a tap"));
+                assert_eq!(t, bn, "{name}.{exporter}");
+                assert_eq!(tap_named(&t)["folded"], format!("{c} + {bn}"), "{name}.{exporter}: {c}");
+                pairs.push((t, bn.to_string()));
+            }
+            (Some(t), Some(bn)) => {
                 assert_eq!(t, c, "{name}.{exporter}: {c} is found as {t}");
+                match tap_of(&taps, bn) {
+                    // Not folded: the conv and the BatchNorm are taps of their own.
+                    Some(b) if b != t => {
+                        assert!(tap_named(&t).get("folded").is_none(), "{name}.{exporter}: {c}");
+                        pairs.push((t, c.to_string()));
+                    }
+                    Some(_) => panic!("{name}.{exporter}: {bn} is an alias of {c}"),
+                    None => {
+                        let f = tap_named(&t)["folded"].clone();
+                        assert_eq!(f, format!("{c} + BatchNorm (unnamed)"), "{name}.{exporter}: {c}");
+                        pairs.push((t, bn.to_string()));
+                    }
+                }
             }
-            // A conv whose BatchNorm is its alias says so (`folded`: it holds the
-            // BatchNorm's values); one whose BatchNorm is a tap of its own does not.
-            let tap = taps["taps"].as_array().unwrap().iter().find(|x| x["name"] == t.as_str()).unwrap();
-            // (A check that is no conv, such as a block, may end in a folded conv: not
-            // asserted here.)
-            match bn.map(|bn| (bn, tap_of(&taps, bn))) {
-                Some((bn, Some(b))) if b == t => assert_eq!(tap["folded"], bn, "{name}.{exporter}: {c}"),
-                Some((_, Some(_))) => assert!(tap.get("folded").is_none(), "{name}.{exporter}: {c}: {tap}"),
-                Some((_, None)) | None => {} // the legacy exporter drops a folded BatchNorm without a trace
+            (Some(t), None) => {
+                // No BatchNorm after it: a folding is claimed only by the tap of a
+                // BatchNorm (the check is that BatchNorm) or of a block ending in one.
+                let tap = tap_named(&t);
+                if let (Some(f), true) = (tap["folded"].as_str(), t == c) {
+                    assert!(f.ends_with(&format!(" + {c}")), "{name}.{exporter}: {c}: {tap}");
+                }
+                pairs.push((t, c.to_string()));
             }
-            pairs.push((t, oracle.to_string()));
-        } else if !foldable.contains(&c) {
-            panic!("{name}.{exporter}: module {c} is not a tap; taps: {}", taps["taps"]);
+            (None, None) if foldable.contains(&c) => {} // a BatchNorm folded away (legacy)
+            (None, None) => panic!("{name}.{exporter}: module {c} is not a tap; taps: {}", taps["taps"]),
         }
     }
     // Every conv tap is named as a module of named_modules() (convs are modules).
@@ -453,9 +470,20 @@ fn both_exporters_give_every_zoo_network_the_same_tap_names() {
         let (Some(l), Some(d)) = (entry["files"]["legacy"].as_str(), entry["files"]["dynamo"].as_str()) else {
             continue;
         };
+        // A folded conv+BatchNorm is keyed by its conv: the legacy exporter leaves no
+        // name for the BatchNorm (`conv1 + BatchNorm (unnamed)`), the dynamo one names
+        // the tap after it (`bn1`, folded `conv1 + bn1`).
         let names = |f: &str| -> std::collections::BTreeSet<String> {
             let t = taps_of(&zoo().join(f));
-            t["taps"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect()
+            t["taps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| match t["folded"].as_str() {
+                    Some(f) => f.split(" + ").next().unwrap().to_string(),
+                    None => t["name"].as_str().unwrap().to_string(),
+                })
+                .collect()
         };
         let (l, d) = (names(l), names(d));
         let only_legacy: Vec<&String> = l.difference(&d).filter(|n| !elided.contains(&n.as_str())).collect();

@@ -373,14 +373,12 @@ fn taps(ui: &Ui, a: args::TapsArgs) -> Result<()> {
             t.tensor
         );
     }
-    let folded: Vec<String> = model
-        .taps
-        .iter()
-        .filter_map(|t| t.folded.as_ref().map(|bn| format!("{} holds the output of {bn}", t.name)))
-        .collect();
+    let folded: Vec<String> =
+        model.taps.iter().filter_map(|t| t.folded.as_ref().map(|f| format!("{} = {f}", t.name))).collect();
     if !folded.is_empty() {
         println!(
-            "\nBatchNorms folded into their convs at export (a forward hook on the conv would see other values): {}",
+            "\nConvs with a BatchNorm folded in at export (each tap holds the BatchNorm's output; the conv's own \
+             output is not in the graph): {}",
             folded.join("; ")
         );
     }

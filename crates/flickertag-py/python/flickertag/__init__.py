@@ -430,9 +430,10 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
     path), ``kind``, ``conv_ordinal``, ``channels``, ``shape`` (what flickertag analyses,
     ``[C, H, W]``), ``layout`` (``channels_first``, ``channels_last``, ``tokens(1+14x14)``,
     ``flat``, ...), ``tensor`` (the ONNX name), ``aliases`` and ``folded``: for a conv
-    whose BatchNorm was folded into it at export (by the dynamo exporter's optimizer),
-    that BatchNorm's path, because the tap then holds the BatchNorm's output, not what a
-    forward hook on the conv sees (None otherwise). A ``torch.nn.Module`` is exported
+    with a BatchNorm folded into it at export, ``"conv1 + bn1"`` (dynamo exporter: the
+    tap is named ``bn1``) or ``"conv1 + BatchNorm (unnamed)"`` (legacy exporter: named
+    ``conv1``), because the tap holds the BatchNorm's output and the conv's own output
+    is not in the file (None otherwise). A ``torch.nn.Module`` is exported
     without folding, so its convs and BatchNorms are separate taps. What is not a tap,
     and why, is in the DataFrame's ``attrs["skipped"]``.
 

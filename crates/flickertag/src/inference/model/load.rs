@@ -361,6 +361,16 @@ impl Model {
                 taps.push(tap);
             }
         }
+        let folded: Vec<&str> = taps.iter().filter(|t| t.folded.is_some()).map(|t| t.name.as_str()).collect();
+        if !folded.is_empty() {
+            notes.push(format!(
+                "{} conv taps hold the output of a BatchNorm folded into the conv at export, not the conv's own output \
+                 (in no tensor of this graph): {}; `flickertag taps` lists the pairs; export without folding to \
+                 measure the convs themselves",
+                folded.len(),
+                folded.iter().take(4).copied().collect::<Vec<_>>().join(", ") + if folded.len() > 4 { ", ..." } else { "" }
+            ));
+        }
         let tensors = layouts.into_iter().filter_map(|(k, l)| shapes.get(&k).map(|s| (k, (l, s.clone())))).collect();
         let meta = |k: &str| proto.metadata_props.iter().any(|p| p.key == k);
         let preprocess_known = meta("flickertag.mean") && meta("flickertag.std");

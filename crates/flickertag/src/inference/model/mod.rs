@@ -62,9 +62,12 @@ pub struct TapPoint {
     /// functional name, the ONNX tensor name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
-    /// For a conv whose BatchNorm was folded into it at export (the dynamo exporter's
-    /// optimizer): that BatchNorm's module path. The tap then holds the BatchNorm's
-    /// output, not the conv's (a forward hook on the conv would see other values).
+    /// For a conv with a BatchNorm folded into it at export: `"<conv> + <batchnorm>"`.
+    /// The tap holds the BatchNorm's output; the conv's own output is in no tensor of
+    /// the graph. From the dynamo exporter the tap is named after the BatchNorm
+    /// (`bn1`, folded `"conv1 + bn1"`) and the conv is no tap; from the legacy
+    /// exporter, which leaves no name for the BatchNorm, it keeps the conv's name
+    /// (`conv1`, folded `"conv1 + BatchNorm (unnamed)"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub folded: Option<String>,
 }

@@ -201,7 +201,8 @@ pub(crate) struct Candidate {
     pub tensor: String,
     /// Kind ([`TapKind::Other`] for a module output of no known kind).
     pub kind: TapKind,
-    /// The BatchNorm folded into this conv at export, whose output it holds.
+    /// `conv + batchnorm` for a conv with a BatchNorm folded in at export, whose output
+    /// it holds (see [`super::TapPoint::folded`]).
     pub folded: Option<String>,
 }
 
@@ -597,16 +598,37 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
                 all.push(if *k == 0 { base.to_string() } else { format!("{base}_{k}") });
                 *k += 1;
             }
-            // A conv with a BatchNorm folded into it (the dynamo exporter's optimizer)
-            // sits in the BatchNorm's scope, but its weight keeps the conv's parameter
-            // name: the tap is named after the conv, the BatchNorm is an alias.
+            // A conv with a BatchNorm folded into it holds the BatchNorm's output; the
+            // conv's own output is in no tensor of the graph. The dynamo exporter's
+            // optimizer puts the folded conv in the BatchNorm's scope with the conv's
+            // weight name: the tap is the BatchNorm's (named by what it computes), and
+            // the conv is no tap, with the reason. The legacy exporter (TrainingMode.EVAL)
+            // keeps the conv's scope and gives the folded weight and bias new names
+            // (`onnx::Conv_<k>`), leaving no name for the BatchNorm: the tap keeps the
+            // conv's name and says what it holds.
             let mut folded = None;
             if kind == TapKind::Conv && n.output.first() == Some(o) {
                 let conv =
                     n.input.get(1).filter(|w| consts.contains(w.as_str())).and_then(|w| w.strip_suffix(".weight"));
+                let renamed = |k: usize| {
+                    n.input.get(k).is_some_and(|x| consts.contains(x.as_str()) && x.starts_with("onnx::Conv_"))
+                };
                 if let Some(c) = conv.filter(|c| !all.iter().any(|a| a == c)) {
-                    folded = all.first().filter(|m| mods.is_some_and(|ms| ms.iter().any(|x| x == m))).cloned();
-                    all.insert(0, c.to_string());
+                    if let Some(bn) = all.first().filter(|m| mods.is_some_and(|ms| ms.iter().any(|x| x == m))) {
+                        folded = Some(format!("{c} + {bn}"));
+                        skipped.push(Skipped {
+                            name: c.to_string(),
+                            reason: format!(
+                                "its output is not in this graph: the exporter folded {bn} into it, and tap {bn} \
+                                 holds {bn}'s output (export without folding to measure {c}: dynamo \
+                                 optimize=False, legacy training=torch.onnx.TrainingMode.PRESERVE)"
+                            ),
+                        });
+                    } else {
+                        all.insert(0, c.to_string());
+                    }
+                } else if n.name.contains('/') && renamed(1) && renamed(2) {
+                    folded = all.first().map(|c| format!("{c} + BatchNorm (unnamed)"));
                 }
             }
             if all.is_empty() {
