@@ -203,6 +203,22 @@ def transformers_models():
             lambda: nontrivial_transformer(CLIPVisionModel(CLIPVisionConfig(**small))))
 
 
+def poolformer():
+    """timm's PoolFormer (MetaFormer with pooling and GroupNorm1), one block per stage."""
+    from timm.models.metaformer import GroupNorm1, MetaFormer
+
+    m = MetaFormer(depths=[1, 1, 1, 1], dims=[8, 16, 24, 32], downsample_norm=None, mlp_act=nn.GELU, mlp_bias=True,
+                   norm_layers=GroupNorm1, layer_scale_init_values=1.0, res_scale_init_values=None,
+                   use_mlp_head=False, num_classes=10)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # GroupNorm affine off the identity
+        for mod in m.modules():
+            if isinstance(mod, nn.GroupNorm):
+                mod.weight.copy_(0.5 + torch.rand(mod.weight.shape, generator=g))
+                mod.bias.copy_(0.2 * torch.randn(mod.bias.shape, generator=g))
+    return m
+
+
 def zoo():
     import timm
     import torchvision
@@ -270,6 +286,11 @@ def zoo():
             "embeddings.patch_embedding": "nchw", "pre_layrnorm": "tokens:1", "pre_layrnorm:cls": "token:0",
             "encoder.layers.0.self_attn.out_proj": "tokens:1", "encoder.layers.1.mlp.fc2": "tokens:1",
             "encoder.layers.1.mlp.fc2:cls": "token:0"}),
+        # GroupNorm with one group, decomposed by both exporters into a reshape to
+        # [N, 1, C*H*W], InstanceNormalization, a reshape back and the affine.
+        "poolformer": (poolformer, 3, "nchw", {
+            "stem.conv": "nchw", "stages.0.blocks.0.norm1": "nchw", "stages.0.blocks.0.token_mixer": "nchw",
+            "stages.1.blocks.0.norm2": "nchw", "stages.2.blocks.0": "nchw"}),
         "gray_cnn": (GrayCNN, 1, "nchw", {"conv1": "nchw", "act1": "nchw", "act2": "nchw", "fc": "nchw"}),
         "keras_style_nhwc": (KerasStyleCNN, 3, "nhwc", {"conv1": "nchw", "act2": "nchw", "dense": "nchw"}),
     }

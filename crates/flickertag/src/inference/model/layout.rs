@@ -203,20 +203,13 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
         let op = n.op_type.as_str();
         let r = so.len();
         let res: Option<L> = match op {
-            "Conv"
-            | "ConvTranspose"
-            | "MaxPool"
-            | "AveragePool"
-            | "LpPool"
-            | "GlobalAveragePool"
-            | "GlobalMaxPool"
-            | "Pad"
-            | "Resize"
-            | "Upsample"
-            | "DepthToSpace"
-            | "SpaceToDepth"
-            | "LRN"
-            | "InstanceNormalization" => (r >= 2).then_some(L::Cf),
+            "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "GlobalAveragePool" | "GlobalMaxPool"
+            | "Pad" | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" => (r >= 2).then_some(L::Cf),
+            // Channels first by the op's definition, but a model's channels only when
+            // its input is laid out so: GroupNorm is exported as a reshape to
+            // [N, groups, C*H*W] and an InstanceNormalization of that, whose one
+            // "channel" per group is no channel of the model (no one-channel stand-in).
+            "InstanceNormalization" => (r >= 2 && l0 == Some(L::Cf)).then_some(L::Cf),
             "BatchNormalization" | "GroupNormalization" => Some(if r == 1 { L::Flat } else { L::Cf }),
             "Gemm" => Some(L::Flat),
             "MatMul" if dyn_in.len() == 1 => match (l0, r) {
@@ -239,6 +232,9 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                     (Some(L::Tok(0, Some(g), _)), [0, 2, 1]) => Some(L::Seq(g)),
                     _ => None,
                 }
+            }
+            "Reshape" if reshaped_back(g, &producers, n, &lay, shapes).is_some() => {
+                reshaped_back(g, &producers, n, &lay, shapes)
             }
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => match (l0, s0.map(|s| s.as_slice())) {
                 (Some(l), Some(si)) if si == so.as_slice() => Some(l),
@@ -344,6 +340,39 @@ pub(crate) struct Propagated {
     /// For a token tensor with extra tokens, their names (`cls`, `reg0`, `dist`,
     /// `tok<i>`), one per prefix token.
     pub tokens: HashMap<String, Vec<String>>,
+}
+
+/// The layout of a Reshape back to the shape of the tensor `t` its data came from:
+/// `Reshape(f(Reshape(t, ...)), Shape(t))` where `f` keeps the order of the elements
+/// (InstanceNormalization over groups, pointwise ops), as in a decomposed GroupNorm.
+/// Then the output is laid out as `t`.
+fn reshaped_back(
+    g: &GraphProto,
+    producers: &HashMap<&str, &NodeProto>,
+    n: &NodeProto,
+    lay: &HashMap<String, L>,
+    shapes: &Shapes,
+) -> Option<L> {
+    let _ = g;
+    let shape_of = producers.get(n.input.get(1)?.as_str()).filter(|p| p.op_type == "Shape")?;
+    let t = shape_of.input.first()?.as_str();
+    let l = *lay.get(t)?;
+    if shapes.get(t)? != shapes.get(n.output.first()?.as_str())? {
+        return None;
+    }
+    // Back from the data through element-order-keeping ops to a Reshape of `t`.
+    let mut x = n.input.first()?.as_str();
+    for _ in 0..8 {
+        let p = producers.get(x)?;
+        match p.op_type.as_str() {
+            "Reshape" if p.input.first().map(|s| s.as_str()) == Some(t) => return Some(l),
+            "InstanceNormalization" | "Reshape" | "Identity" | "Cast" | "Mul" | "Add" | "Sub" | "Div" => {
+                x = p.input.first()?.as_str();
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Two token layouts that differ only in their arena index but hold the same kinds.

@@ -754,6 +754,10 @@ fn module_kind(g: &GraphProto, chains: &[(Vec<String>, String)], i: usize, n: &N
     if ops.contains("ReduceMean") && (ops.contains("Sqrt") || ops.contains("Pow")) && !weighted {
         return TapKind::Norm;
     }
+    // A GroupNorm exported as InstanceNormalization of a reshape, then its affine.
+    if ops.contains("InstanceNormalization") && ops.contains("Reshape") && !weighted {
+        return TapKind::Norm;
+    }
     TapKind::Other
 }
 
