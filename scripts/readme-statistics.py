@@ -102,6 +102,14 @@ def main():
     for r in sweep:
         print(f"  {float(r['value']):.3f} dB: {r['count']} important, Jaccard {float(r['jaccard_mean']):.3f}"
               f" ± {float(r['jaccard_sd']):.3f}")
+    out = os.path.join(tmp, "boot")
+    analyze(out, "--n-images", "20", "--bootstrap", "500", "--no-stats")
+    boot = {(r["tap"], r["quantity"]): r for r in csv.DictReader(open(os.path.join(out, "bootstrap.csv")))
+            if r["channel"] == ""}
+    for tap in ("layer3.4.conv2", stem):
+        r = boot[(tap, "integration")]
+        print(f"- integration in {tap} (20 images, 500 resamples, studentized 95 % interval): "
+              f"{float(r['mean']):.3g} [{float(r['ci_low']):.3g}, {float(r['ci_high']):.3g}]")
 
 
 if __name__ == "__main__":

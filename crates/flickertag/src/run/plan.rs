@@ -45,7 +45,15 @@ impl AnalysisOptions {
     /// Validates every option and lowers them into the [`Plan`] of a run over
     /// `n_images` images: this is the only place where options become decisions.
     pub fn plan(&self, n_images: usize) -> Result<Plan> {
-        let (mut config, notes) = self.resolve(n_images)?;
+        let (mut config, mut notes) = self.resolve(n_images)?;
+        if self.bootstrap > 0 && n_images < analysis::bootstrap::MIN_IMAGES {
+            notes.push(format!(
+                "bootstrap: {n_images} images; below {} the 95 % intervals cover the mean less than 93 % of the time \
+                 for skewed values (docs/statistics.md): read them as narrower than they should be, or use more \
+                 images",
+                analysis::bootstrap::MIN_IMAGES
+            ));
+        }
         if self.noise_sigma.len() > 1 {
             if let Some(s) = self.noise_sigma.iter().find(|s| !(**s > 0.0 && s.is_finite())) {
                 return Err(Error::param("noise-sigma", "positive values to sweep", s));
