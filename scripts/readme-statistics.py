@@ -72,6 +72,11 @@ def main():
           f"{min(ps):.1e} to {max(ps):.1e}); important filters {ti} trained, {ci} control; share of filters "
           f"after the stem responding at intermodulation: {mean_share('trained_intermod'):.2f} trained, "
           f"{mean_share('control_intermod'):.2f} control (mean over layers)")
+    cj = json.load(open(os.path.join(tmp, "r100", "control.json")))
+    fz = lambda k: statistics.mean(r[k] for r in cj["calibration"])
+    print(f"- the control's operating point ({cj['calibrated_on']}): ReLU units that never switch, mean over "
+          f"{len(cj['calibration'])} ReLUs: trained {fz('trained'):.3f}, control under the trained statistics "
+          f"{fz('control_stale'):.3f}, calibrated control (analysed) {fz('control'):.3f}")
     sw = list(csv.DictReader(open(os.path.join(tmp, "r100", "region_swap.csv"))))
     reg = sum(r["follows_region"] == "true" for r in sw)
     frq = sum(r["follows_frequency"] == "true" for r in sw)

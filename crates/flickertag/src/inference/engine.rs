@@ -120,6 +120,13 @@ impl Session {
         Ok(s)
     }
 
+    /// This session for a graph that runs only at the fixed batch `fixed` (smaller
+    /// batches are padded), as [`Model::fixed_batch`] says.
+    pub(crate) fn with_fixed_batch(mut self, fixed: Option<usize>) -> Session {
+        self.fixed = fixed;
+        self
+    }
+
     /// Sets an extra float input that every later run feeds (replacing one of that name).
     pub fn set_input(&mut self, name: &str, shape: &[usize], data: Vec<f32>) {
         self.extra.retain(|(n, _, _)| n != name);

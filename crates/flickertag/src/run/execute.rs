@@ -11,7 +11,7 @@ use crate::io::data::Image;
 use crate::report::folder::RunFolder;
 use crate::run::shard::{Checkpoint, PartialInfo, Shard};
 
-use super::plan::{ControlResult, Extras, Hooks, Outcome, Plan, RunResult};
+use super::plan::{ControlResult, Extras, FrozenRow, Hooks, Outcome, Plan, RunResult};
 
 impl RunResult {
     /// Writes the run folder into `out` (what `flickertag analyze --out` writes: the
@@ -58,7 +58,7 @@ impl Plan {
         }
         // The control network is built before any work: a model without weights to
         // change is refused first.
-        let control_model = self.control.map(|(k, seed)| model.control(k, seed)).transpose()?;
+        let control_model = self.control_network(model, specs, load)?;
         let folder = RunFolder::create(out, force, "analyze")?;
         let ck = Checkpoint::of(out)?;
         let run = self.compute(model, control_model.as_ref(), specs, load, Some(&ck), hooks)?;
@@ -87,8 +87,84 @@ impl Plan {
         if let Some(shard) = self.shard {
             return Err(Error::param("shard", "a run folder for the partial run: pass <out PATH>", shard));
         }
-        let control_model = self.control.map(|(k, seed)| model.control(k, seed)).transpose()?;
+        let control_model = self.control_network(model, specs, load)?;
         self.compute(model, control_model.as_ref(), specs, load, None, hooks)
+    }
+
+    /// The control network of the plan, put at the trained network's operating point
+    /// ([`crate::inference::calibrate`]), built before any other work (a model
+    /// without weights to change is refused first). Calibration frames: four frames of
+    /// the stimulus (at quarters of the slowest tag's period) of up to
+    /// [`CALIBRATION_IMAGES`] CIFAR-10 test images that are not analysed (the first
+    /// such indices), or, for images that are not from the test set, of the analysed
+    /// images themselves (said in `control.json`).
+    fn control_network(
+        &self,
+        model: &Model,
+        specs: &[ImageSpec],
+        load: &dyn Fn(&ImageSpec) -> Result<Image>,
+    ) -> Result<Option<ControlNetwork>> {
+        let Some((kind, seed)) = self.control else { return Ok(None) };
+        let stale = model.control(kind, seed)?;
+        let analysed: std::collections::HashSet<usize> = specs.iter().filter_map(|s| s.index).collect();
+        let held_out: Vec<ImageSpec> = if specs.iter().all(|s| s.index.is_some()) {
+            (0..10_000usize)
+                .filter(|i| !analysed.contains(i))
+                .map(|i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: None })
+                .take(CALIBRATION_IMAGES)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Held-out test images where the loader has them (the embedded copy holds only
+        // the paper's ten), else the analysed images.
+        let (images, calibrated_on) = match held_out.iter().map(load).collect::<Result<Vec<Image>>>() {
+            Ok(imgs) if !imgs.is_empty() => {
+                let on = format!("{} CIFAR-10 test images not analysed (first: {})", imgs.len(), held_out[0].name);
+                (imgs, on)
+            }
+            _ => {
+                let imgs = specs.iter().take(CALIBRATION_IMAGES).map(load).collect::<Result<Vec<Image>>>()?;
+                let on = format!("{} of the analysed images (no held-out images available)", imgs.len());
+                (imgs, on)
+            }
+        };
+        let pre = model.input_preprocess()?;
+        let [_, h, w] = model.input_shape;
+        let plan = self.config.stimulus.plan(h, w)?;
+        // Quarters of the slowest tag's period (0, 5, 10, 15 at 6 Hz and 120 fps): each
+        // tag's factor takes four different values.
+        let st = &self.config.stimulus;
+        let slowest = st.freqs.iter().copied().fold(f64::INFINITY, f64::min);
+        let quarter = if slowest.is_finite() && slowest > 0.0 { st.fps / (4.0 * slowest) } else { 1.0 };
+        let phases: Vec<usize> =
+            (0..4).map(|k| ((k as f64 * quarter).round() as usize).min(st.n_frames.saturating_sub(1))).collect();
+        let mut frames = Vec::new();
+        for img in images {
+            let img = model.fit_image(img, "calibration image")?;
+            frames.extend(plan.frames_at(&img, pre, &phases));
+        }
+        let n = frames.len() / model.input_shape.iter().product::<usize>();
+        let (calibrated, convs) = stale.calibrated(model, &frames, n)?;
+        let calibrated_on = match convs.is_empty() {
+            true => "not calibrated: no convolution to calibrate".to_string(),
+            false => calibrated_on,
+        };
+        let (t, s, c) =
+            (model.frozen_units(&frames, n)?, stale.frozen_units(&frames, n)?, calibrated.frozen_units(&frames, n)?);
+        let calibration = t
+            .iter()
+            .zip(&s)
+            .zip(&c)
+            .map(|((t, s), c)| FrozenRow {
+                relu: t.tensor.clone(),
+                units: t.units,
+                trained: t.frozen,
+                control_stale: s.frozen,
+                control: c.frozen,
+            })
+            .collect();
+        Ok(Some(ControlNetwork { model: Model { name: stale.name.clone(), ..calibrated }, calibration, calibrated_on }))
     }
 
     /// The analysis (checkpointed into `ck` when given, resumed from it with `resume`)
@@ -96,7 +172,7 @@ impl Plan {
     fn compute(
         &self,
         model: &Model,
-        control_model: Option<&Model>,
+        control_model: Option<&ControlNetwork>,
         specs: &[ImageSpec],
         load: &dyn Fn(&ImageSpec) -> Result<Image>,
         ck: Option<&Checkpoint>,
@@ -190,7 +266,7 @@ impl Plan {
     fn extras(
         &self,
         model: &Model,
-        control_model: Option<&Model>,
+        control_model: Option<&ControlNetwork>,
         result: &analysis::Analysis,
         specs: &[ImageSpec],
         load: &dyn Fn(&ImageSpec) -> Result<Image>,
@@ -207,10 +283,16 @@ impl Plan {
             analysis::finish(&ctx, st, vec![Segment::new(stage, n, t.elapsed().as_secs_f64())])
         };
         let mut extras = Extras::default();
-        if let (Some(cm), Some((_, seed))) = (control_model, self.control) {
-            let c = again(cm, &self.config, "control images")?;
+        if let (Some(cn), Some((_, seed))) = (control_model, self.control) {
+            let c = again(&cn.model, &self.config, "control images")?;
             let rows = crate::importance::control::compare(&result.layers, &c.layers);
-            extras.control = Some(ControlResult { name: cm.name.clone(), seed, rows });
+            extras.control = Some(ControlResult {
+                name: cn.model.name.clone(),
+                seed,
+                rows,
+                calibration: cn.calibration.clone(),
+                calibrated_on: cn.calibrated_on.clone(),
+            });
         }
         if self.bootstrap > 0 {
             extras.bootstrap = Some(analysis::bootstrap::intervals(result, self.bootstrap, self.config.stats.seed)?);
@@ -243,4 +325,17 @@ impl Plan {
         }
         Ok(extras)
     }
+}
+
+/// Images (four frames each) a control network is calibrated on.
+pub const CALIBRATION_IMAGES: usize = 32;
+
+/// A control network put at the trained network's operating point, with what that did.
+struct ControlNetwork {
+    /// The calibrated control.
+    model: Model,
+    /// Per ReLU, never-switching units: trained, stale control, calibrated control.
+    calibration: Vec<FrozenRow>,
+    /// Which images it was calibrated on.
+    calibrated_on: String,
 }

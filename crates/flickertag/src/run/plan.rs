@@ -125,6 +125,28 @@ pub struct ControlResult {
     pub seed: u64,
     /// One row per layer (`control.csv`).
     pub rows: Vec<ControlRow>,
+    /// The operating point, per ReLU (`control_calibration.csv`): the share of units
+    /// that never switched on the calibration frames in the trained network, in the
+    /// control with the trained normalization statistics, and in the calibrated control
+    /// that was analysed ([`crate::inference::calibrate`]).
+    pub calibration: Vec<FrozenRow>,
+    /// Which images the control was calibrated on (a sentence).
+    pub calibrated_on: String,
+}
+
+/// One ReLU's share of never-switching units, trained and control.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FrozenRow {
+    /// The ReLU's output tensor.
+    pub relu: String,
+    /// Its units (channel × position).
+    pub units: usize,
+    /// Share frozen in the trained network.
+    pub trained: f64,
+    /// Share frozen in the control under the trained statistics (before calibration).
+    pub control_stale: f64,
+    /// Share frozen in the calibrated control (the one analysed).
+    pub control: f64,
 }
 
 /// What a plan produced beside the main analysis (each `None` when not asked for).
@@ -234,14 +256,27 @@ impl Extras {
         s
     }
 
-    /// The extras' files, rendered in memory by file name: `control.csv` and
-    /// `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
+    /// The extras' files, rendered in memory by file name: `control.csv`,
+    /// `control_calibration.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
     /// asked for).
     pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = Vec::new();
         if let Some(c) = &self.control {
             files.push(("control.csv", crate::importance::control::to_csv(&c.rows).into_bytes()));
-            let v = serde_json::json!({"control": c.name, "seed": c.seed, "layers": c.rows});
+            let mut t = crate::io::table::Table::new(&[
+                "relu",
+                "units",
+                "frozen_trained",
+                "frozen_control_stale",
+                "frozen_control",
+            ]);
+            for r in &c.calibration {
+                use crate::io::table::num;
+                t.row([r.relu.clone(), num(r.units), num(r.trained), num(r.control_stale), num(r.control)]);
+            }
+            files.push(("control_calibration.csv", t.into_string().into_bytes()));
+            let v = serde_json::json!({"control": c.name, "seed": c.seed, "calibrated_on": c.calibrated_on,
+                "layers": c.rows, "calibration": c.calibration});
             files.push(("control.json", serde_json::to_vec_pretty(&v).expect("serializable")));
         }
         if let Some(b) = &self.bootstrap {
