@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Reruns the commands behind the statistics table of docs/statistics.md (ResNet-32, conv taps) and
-prints every figure with the command that produced it. About 20 s on 2 cores.
+prints every figure with the command that produced it. About 3 minutes on 2 cores (2 of them for
+the 20 control networks).
 Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-statistics.py   (after make build)
 Standard library only: it reads the run folders flickertag writes."""
 import csv
@@ -77,6 +78,15 @@ def main():
     print(f"- the control's operating point ({cj['calibrated_on']}): ReLU units that never switch, mean over "
           f"{len(cj['calibration'])} ReLUs: trained {fz('trained'):.3f}, control under the trained statistics "
           f"{fz('control_stale'):.3f}, calibrated control (analysed) {fz('control'):.3f}")
+    for r in cj["networks"]:
+        if r["level"] == "(network)":
+            print(f"- whole network against {r['n_controls']} permuted controls (seeds 0-{r['n_controls'] - 1}), "
+                  f"{r['statistic']}: trained {r['trained']:.4g}, controls {r['control_mean']:.4g} "
+                  f"[{r['control_min']:.4g}, {r['control_max']:.4g}], percentile {r['percentile']:.1f}, "
+                  f"Monte Carlo p {r['p_value']:.3f}")
+    layers = [r for r in cj["networks"] if r["level"] != "(network)" and r["statistic"] == "integration"]
+    above = sum(r["percentile"] == 100 for r in layers)
+    print(f"- per layer, integration index above every control in {above} of {len(layers)} layers")
     sw = list(csv.DictReader(open(os.path.join(tmp, "r100", "region_swap.csv"))))
     reg = sum(r["follows_region"] == "true" for r in sw)
     frq = sum(r["follows_frequency"] == "true" for r in sw)

@@ -639,17 +639,34 @@ fn random_weights_control_shows_a_planted_absence_of_intermodulation() {
     w.float_data = (0..108).map(|i| if i % 3 == 1 { 0.2 + 0.05 * (i / 27) as f32 } else { 0.0 }).collect();
     std::fs::write(d.path().join("column.onnx"), m.write_to_bytes().unwrap()).unwrap();
     std::fs::write(d.path().join("const.onnx"), onnx(&[0, 3, 32, 32], nodes(), &[("w", &[4, 3, 3, 3], 0.1)])).unwrap();
-    let rows = |model: &str| -> Vec<Value> {
+    let json = |model: &str| -> Value {
         let out = d.path().join(format!("{model}.run"));
         let (code, _, err) = run(flickertag()
             .args(["analyze", "--model", d.path().join(model).to_str().unwrap(), "--image-file"])
             .args([zoo().join("image.png").to_str().unwrap(), "--taps", "all", "--no-stats", "--control"])
-            .args(["random-weights", "--out"])
+            .args(["random-weights", "--controls", "5", "--force", "--out"])
             .arg(&out));
         assert_eq!(code, 0, "{err}");
-        let v: Value = serde_json::from_slice(&std::fs::read(out.join("control.json")).unwrap()).unwrap();
-        v["layers"].as_array().unwrap().clone()
+        serde_json::from_slice(&std::fs::read(out.join("control.json")).unwrap()).unwrap()
     };
+    let rows = |model: &str| -> Vec<Value> { json(model)["layers"].as_array().unwrap().clone() };
+    // Network by network, 5 controls: the trained network's share of filters at
+    // intermodulation (0) is below every control's (1 in the squared layer), its
+    // percentile 0 and its Monte Carlo p 2 (1 + 0) / 6; where the weights are constant
+    // the controls are the trained network, percentile 50 (all ties) and p 1.
+    let network = |model: &str, stat: &str| -> Value {
+        let v = json(model);
+        let rows = v["networks"].as_array().unwrap();
+        rows.iter().find(|r| r["level"] == "(network)" && r["statistic"] == stat).unwrap().clone()
+    };
+    let im = network("column.onnx", "intermod_share");
+    assert_eq!(
+        (im["trained"].as_f64(), im["percentile"].as_f64(), im["n_controls"].as_u64()),
+        (Some(0.0), Some(0.0), Some(5))
+    );
+    assert!((im["p_value"].as_f64().unwrap() - 2.0 / 6.0).abs() < 1e-12, "{im}");
+    let same = network("const.onnx", "mean_score");
+    assert_eq!((same["percentile"].as_f64(), same["p_value"].as_f64()), (Some(50.0), Some(1.0)), "{same}");
     let column = rows("column.onnx");
     let squared: Vec<&Value> = column.iter().filter(|r| r["tap"] != "conv").collect();
     assert!(!squared.is_empty(), "{column:?}");

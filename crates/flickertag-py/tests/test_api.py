@@ -565,22 +565,27 @@ def test_defaults_of_the_keyword_arguments_are_the_librarys():
 
 
 def test_extras_run_from_python_and_equal_the_clis_tables(tmp_path):
-    extras = dict(control="permuted", control_seed=3, region_swap=True, bootstrap=20, noise_sigma=[0.05, 0.2])
+    extras = dict(control="permuted", control_seed=3, controls=3, region_swap=True, bootstrap=20,
+                  noise_sigma=[0.05, 0.2])
     a = flickertag.analyze("resnet32", images=[0, 1, 2, 3] if os.environ.get("FLICKERTAG_DATA") else None,
                            threads=2, progress=False, **extras)
     assert a.control is not None and list(a.control.columns[:3]) == ["tap", "n_filters", "trained_mean"]
     assert len(a.control) == len(a.taps)
+    assert set(a.control_networks["n_controls"]) == {3}
+    assert len(a.control_calibration) > 0
     assert set(a.noise_sweep["sigma"]) == {0.05, 0.2}
     assert set(a.region_swap["tap"]) == set(a.taps)
     assert a.bootstrap is not None and len(a.bootstrap) > 0
-    args = ["analyze", "--quiet", "--threads", "2", "--control", "permuted", "--control-seed", "3", "--region-swap",
+    args = ["analyze", "--quiet", "--threads", "2", "--control", "permuted", "--control-seed", "3", "--controls", "3",
+            "--region-swap",
             "--bootstrap", "20", "--noise-sigma", "0.05,0.2", "--out", str(tmp_path / "cli")]
     if os.environ.get("FLICKERTAG_DATA"):
         args += ["--images", "0,1,2,3"]
     r = subprocess.run([BIN, *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     saved = a.save(str(tmp_path / "py"))
-    for name in ("control.csv", "control.json", "region_swap.csv", "bootstrap.csv", "noise_sweep.csv", "filters.csv"):
+    for name in ("control.csv", "control.json", "control_networks.csv", "control_calibration.csv", "region_swap.csv",
+                 "bootstrap.csv", "noise_sweep.csv", "filters.csv"):
         assert filecmp.cmp(os.path.join(saved, name), tmp_path / "cli" / name, shallow=False), name
 
 

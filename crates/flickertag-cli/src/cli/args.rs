@@ -298,15 +298,21 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub per_image: bool,
     /// Run only shard i of n (0-based) of the image list (consecutive blocks) and write a
-    /// Also analyse a control network of the same architecture (`permuted`: each
+    /// Also analyse control networks of the same architecture (`permuted`: each
     /// weight tensor's values shuffled; `random-weights`: redrawn from a Gaussian of
-    /// its mean and SD) on the same images, and compare layer by layer
-    /// (`control.csv`: Cliff's delta and Mann-Whitney p of the filters' scores).
+    /// its mean and SD), each put at the trained network's operating point (every conv
+    /// calibrated on held-out frames; `control_calibration.csv`), on the same images:
+    /// the first compared layer by layer (`control.csv`: Cliff's delta and
+    /// Mann-Whitney p of the filters' scores), all network by network
+    /// (`control_networks.csv`: percentile among the controls, Monte Carlo p).
     #[arg(long)]
     pub control: Option<flickertag::model::control::Control>,
-    /// Seed of the control network.
+    /// Seed of the first control network (the others take the next seeds).
     #[arg(long, default_value_t = 0)]
     pub control_seed: u64,
+    /// Number of control networks (with --control).
+    #[arg(long, default_value_t = flickertag::run::DEFAULT_CONTROLS)]
+    pub controls: usize,
     /// Image-bootstrap 95 % intervals with this many resamples (seeded by
     /// --stats-seed) of each filter's and layer's baseline-corrected amplitudes, share
     /// of variance at the response lines, selectivity and integration

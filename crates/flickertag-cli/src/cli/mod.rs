@@ -297,6 +297,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         device: a.engine.device,
         control: a.control,
         control_seed: a.control_seed,
+        controls: a.controls,
         region_swap: a.region_swap,
         bootstrap: a.bootstrap,
         resume: a.resume,

@@ -216,7 +216,8 @@ def analyze(
         ``allow_leakage``), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
         ``tap``, ``maps``, ``per_image``, ``fold``, ``max_order``, ``batch``, the
         statistics (``stats``, ``q``, ``permutations``, ``splits``, ``stats_seed``), the
-        extras (``control="permuted"`` with ``control_seed``, ``region_swap=True``,
+        extras (``control="permuted"`` with ``control_seed`` and ``controls``, the
+        number of control networks, default 20; ``region_swap=True``,
         ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep), ``resume``,
         ``checkpoint_every``, ``all_images=True``, ``data``, ``mean``, ``std``,
         ``resize``, ``crop``. An unknown name is a :class:`FlickertagError` listing the
@@ -227,7 +228,8 @@ def analyze(
     Analysis
         The result held in memory (tables as DataFrames at full precision, arrays as
         numpy arrays over the result's memory); the extras' tables are ``a.control``,
-        ``a.region_swap``, ``a.bootstrap`` and ``a.noise_sweep``.
+        ``a.control_networks``, ``a.control_calibration``, ``a.region_swap``,
+        ``a.bootstrap`` and ``a.noise_sweep``.
 
     Raises
     ------

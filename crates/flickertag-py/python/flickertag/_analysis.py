@@ -20,7 +20,8 @@ REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_m
 #: The tables a run may hold (summary, CSVs, the control's JSON), read into memory.
 TABLES = (
     "summary.json", "filters.csv", "sweep.csv", "layers.csv", "lines.csv", "control.csv",
-    "control.json", "bootstrap.csv", "noise_sweep.csv", "region_swap.csv",
+    "control.json", "control_networks.csv", "control_calibration.csv", "bootstrap.csv", "noise_sweep.csv",
+    "region_swap.csv",
 )
 #: The arrays of a run, by the names of their ``.npy`` files.
 ARRAYS = ("spectra_mean", "scores", "spectra", "coefficients")
@@ -209,7 +210,15 @@ class Analysis:
         ``name, index, label, class`` of each analysed image, the ``image`` axis.
     control : DataFrame or None
         ``control.csv`` (``control=`` given): per layer, the trained network's mean
-        score against the control network's, Cliff's delta and Mann-Whitney p.
+        score against the (first) control network's, Cliff's delta and Mann-Whitney p.
+    control_networks : DataFrame or None
+        ``control_networks.csv``: per layer and for the network, each statistic of the
+        trained network, the controls' mean, SD and range, its percentile among them
+        and a Monte Carlo p (``controls=`` networks, default 20).
+    control_calibration : DataFrame or None
+        ``control_calibration.csv``: per ReLU, the share of units that never switch in
+        the trained network, in the control before and after it was put at the trained
+        network's operating point.
     region_swap : DataFrame or None
         ``region_swap.csv`` (``region_swap=True``): per filter, whether its preference
         follows the region or the frequency.
@@ -250,6 +259,8 @@ class Analysis:
         self.lines = _csv(tables["lines.csv"])
         self.sweep = _csv(tables.get("sweep.csv"))
         self.control = _csv(tables.get("control.csv"))
+        self.control_networks = _csv(tables.get("control_networks.csv"))
+        self.control_calibration = _csv(tables.get("control_calibration.csv"))
         self.region_swap = _csv(tables.get("region_swap.csv"))
         self.bootstrap = _csv(tables.get("bootstrap.csv"))
         self.noise_sweep = _csv(tables.get("noise_sweep.csv"))

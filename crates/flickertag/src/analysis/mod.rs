@@ -16,6 +16,7 @@ mod config;
 mod derived;
 pub mod ftest;
 pub mod maps;
+pub mod networks;
 pub mod state;
 pub mod swap;
 

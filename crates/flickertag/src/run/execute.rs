@@ -104,7 +104,7 @@ impl Plan {
         specs: &[ImageSpec],
         load: &dyn Fn(&ImageSpec) -> Result<Image>,
     ) -> Result<Option<ControlNetwork>> {
-        let Some((kind, seed)) = self.control else { return Ok(None) };
+        let Some((kind, seed, _)) = self.control else { return Ok(None) };
         let stale = model.control(kind, seed)?;
         let analysed: std::collections::HashSet<usize> = specs.iter().filter_map(|s| s.index).collect();
         let held_out: Vec<ImageSpec> = if specs.iter().all(|s| s.index.is_some()) {
@@ -164,7 +164,13 @@ impl Plan {
                 control: c.frozen,
             })
             .collect();
-        Ok(Some(ControlNetwork { model: Model { name: stale.name.clone(), ..calibrated }, calibration, calibrated_on }))
+        Ok(Some(ControlNetwork {
+            model: Model { name: stale.name.clone(), ..calibrated },
+            calibration,
+            calibrated_on,
+            frames,
+            n,
+        }))
     }
 
     /// The analysis (checkpointed into `ck` when given, resumed from it with `resume`)
@@ -283,15 +289,29 @@ impl Plan {
             analysis::finish(&ctx, st, vec![Segment::new(stage, n, t.elapsed().as_secs_f64())])
         };
         let mut extras = Extras::default();
-        if let (Some(cn), Some((_, seed))) = (control_model, self.control) {
-            let c = again(&cn.model, &self.config, "control images")?;
+        if let (Some(cn), Some((kind, seed, count))) = (control_model, self.control) {
+            use crate::analysis::networks;
+            // The controls need their scores and spectra, not their statistics.
+            let mut cfg = self.config.clone();
+            cfg.stats.enabled = false;
+            cfg.keep_per_image = false;
+            let c = again(&cn.model, &cfg, &format!("control 1/{count} images"))?;
             let rows = crate::importance::control::compare(&result.layers, &c.layers);
+            let mut stats = vec![networks::statistics(&c)];
+            drop(c);
+            // The other controls, one at a time (only their statistics are kept).
+            for k in 1..count {
+                let stale = model.control(kind, seed.wrapping_add(k as u64))?;
+                let (m, _) = stale.calibrated(model, &cn.frames, cn.n)?;
+                stats.push(networks::statistics(&again(&m, &cfg, &format!("control {}/{count} images", k + 1))?));
+            }
             extras.control = Some(ControlResult {
                 name: cn.model.name.clone(),
                 seed,
                 rows,
                 calibration: cn.calibration.clone(),
                 calibrated_on: cn.calibrated_on.clone(),
+                networks: networks::compare(result, &stats),
             });
         }
         if self.bootstrap > 0 {
@@ -338,4 +358,8 @@ struct ControlNetwork {
     calibration: Vec<FrozenRow>,
     /// Which images it was calibrated on.
     calibrated_on: String,
+    /// The calibration frames (`n` frames), for the other control networks.
+    frames: Vec<f32>,
+    /// Number of calibration frames.
+    n: usize,
 }

@@ -20,7 +20,7 @@ pub mod shard;
 pub use crate::report::run_folder::copy_run_folder;
 #[cfg(feature = "report")]
 pub use crate::report::run_folder::{redraw_run_folder, write_run_folder};
-pub use options::{AnalysisOptions, PER_IMAGE_DEFAULT_LIMIT, STATS_IMAGE_LIMIT};
+pub use options::{AnalysisOptions, DEFAULT_CONTROLS, PER_IMAGE_DEFAULT_LIMIT, STATS_IMAGE_LIMIT};
 pub use plan::{ControlResult, Extras, Hooks, Outcome, Plan, RunResult, StopFn};
 #[cfg(feature = "report")]
 pub use prune::{execute_prune, prune_checkpoint_path};

@@ -13,6 +13,10 @@ use crate::run::shard::Shard;
 use crate::signal::snr::SnrConfig;
 use crate::signal::stimulus::{Domain, Layout, StimulusConfig};
 
+/// Control networks drawn by default: enough for a Monte Carlo p of 2 / 21 = 0.095 at
+/// the extremes (39 are needed for 0.05).
+pub const DEFAULT_CONTROLS: usize = 20;
+
 /// Per-image spectra are kept by default up to this many images.
 pub const PER_IMAGE_DEFAULT_LIMIT: usize = 100;
 /// Across-image statistics are computed up to this many images.
@@ -111,11 +115,16 @@ pub struct AnalysisOptions {
     pub resize: Option<usize>,
     /// Centre-crop images to this many pixels square (after `resize`).
     pub crop: Option<usize>,
-    /// Also analyse a control network of the same architecture on the same images and
-    /// compare layer by layer (`control.csv`).
+    /// Also analyse control networks of the same architecture (each put at the trained
+    /// network's operating point) on the same images: the first compared filter by
+    /// filter, layer by layer (`control.csv`), all of them network by network
+    /// (`control_networks.csv`: the trained network's percentile among the controls and
+    /// a Monte Carlo p).
     pub control: Option<Control>,
-    /// Seed of the control network.
+    /// Seed of the first control network (the others take the next seeds).
     pub control_seed: u64,
+    /// Number of control networks (with `control`; at least 1).
+    pub controls: usize,
     /// Also run with the two tag frequencies exchanged between the regions and test per
     /// filter whether its preference follows the region (`region_swap.csv`).
     pub region_swap: bool,
@@ -177,6 +186,7 @@ impl Default for AnalysisOptions {
             device: crate::inference::engine::Device::Cpu,
             control: None,
             control_seed: 0,
+            controls: DEFAULT_CONTROLS,
             region_swap: false,
             bootstrap: 0,
             resume: false,

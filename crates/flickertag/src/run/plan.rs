@@ -25,8 +25,8 @@ pub struct Plan {
     pub config: AnalysisConfig,
     /// Notes for the user (statistics skipped above their image limit, ...).
     pub notes: Vec<String>,
-    /// A control network and its seed.
-    pub control: Option<(Control, u64)>,
+    /// Control networks: kind, first seed, how many.
+    pub control: Option<(Control, u64, usize)>,
     /// Run the region-swapped stimulus too.
     pub region_swap: bool,
     /// Bootstrap resamples (0: none).
@@ -64,6 +64,9 @@ impl AnalysisOptions {
         if !noise_sweep.is_empty() || self.bootstrap > 0 || self.region_swap {
             config.keep_per_image = true;
         }
+        if self.control.is_some() && self.controls == 0 {
+            return Err(Error::param("controls", "at least 1 control network", 0));
+        }
         if self.region_swap && config.stimulus.freqs.len() != 2 {
             return Err(Error::param("region-swap", "two tag frequencies", config.stimulus.freqs.len()));
         }
@@ -85,7 +88,7 @@ impl AnalysisOptions {
         Ok(Plan {
             config,
             notes,
-            control: self.control.map(|k| (k, self.control_seed)),
+            control: self.control.map(|k| (k, self.control_seed, self.controls)),
             region_swap: self.region_swap,
             bootstrap: self.bootstrap,
             noise_sweep,
@@ -132,6 +135,9 @@ pub struct ControlResult {
     pub calibration: Vec<FrozenRow>,
     /// Which images the control was calibrated on (a sentence).
     pub calibrated_on: String,
+    /// Trained against all the control networks, network by network
+    /// (`control_networks.csv`).
+    pub networks: Vec<crate::analysis::networks::NetworkRow>,
 }
 
 /// One ReLU's share of never-switching units, trained and control.
@@ -257,7 +263,7 @@ impl Extras {
     }
 
     /// The extras' files, rendered in memory by file name: `control.csv`,
-    /// `control_calibration.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
+    /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
     /// asked for).
     pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = Vec::new();
@@ -275,8 +281,9 @@ impl Extras {
                 t.row([r.relu.clone(), num(r.units), num(r.trained), num(r.control_stale), num(r.control)]);
             }
             files.push(("control_calibration.csv", t.into_string().into_bytes()));
+            files.push(("control_networks.csv", crate::analysis::networks::to_csv(&c.networks).into_bytes()));
             let v = serde_json::json!({"control": c.name, "seed": c.seed, "calibrated_on": c.calibrated_on,
-                "layers": c.rows, "calibration": c.calibration});
+                "layers": c.rows, "calibration": c.calibration, "networks": c.networks});
             files.push(("control.json", serde_json::to_vec_pretty(&v).expect("serializable")));
         }
         if let Some(b) = &self.bootstrap {
