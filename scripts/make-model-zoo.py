@@ -13,7 +13,8 @@ and for each, from PyTorch itself, the oracle the tests compare flickertag with:
 Frames are built here, in numpy, from the stimulus definition (method.md), not by
 flickertag. Every BatchNorm has non-trivial running statistics and affine parameters,
 and the transformers' weights are drawn at a scale where activations are far from zero.
-Needs torch, torchvision, timm, transformers, onnx, onnxscript (`.venv`). Usage:
+Needs torch, torchvision, timm, transformers, onnx, onnxscript, onnxruntime (`.venv`). The int8
+copy of resnet18 is checked against onnxruntime-python instead of hooks. Usage:
     .venv/bin/python scripts/make-model-zoo.py [OUT_DIR]
 """
 import json
@@ -329,6 +330,77 @@ def export(model, x, path, dynamo):
                           dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **kw)
 
 
+def quantized_resnet18(rgb, named_modules):
+    """resnet18.legacy.onnx quantized to int8 by ONNX Runtime's own tool (QDQ format,
+    static calibration on 48 of the stimulus frames), and its oracle from
+    onnxruntime-python on that graph: per check, the tensor found by the quantizer's
+    naming convention, not by flickertag's rules. A conv whose ReLU the quantizer
+    removed writes the ReLU's tensor name (`/relu/Relu_output_0`): the conv is that
+    tensor, the ReLU its DequantizeLinear output; any other module is the
+    DequantizeLinear output of its node's output (what the next layer reads)."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    x = frames(rgb, 3)
+    pre, path = f"{OUT}/resnet18_qdq.pre.onnx", f"{OUT}/resnet18_qdq.legacy.onnx"
+    quant_pre_process(f"{OUT}/resnet18.legacy.onnx", pre)
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter({"image": x[i:i + 1]} for i in range(0, 240, 5))
+
+        def get_next(self):
+            return next(self.it, None)
+
+    quantize_static(pre, path, Frames(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8)
+    os.remove(pre)
+    m = onnx.load(path)
+    by_name = {n.name: n for n in m.graph.node}
+    dq_of = {n.input[0].removesuffix("_QuantizeLinear_Output"): n.output[0]
+             for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0].endswith("_QuantizeLinear_Output")}
+    tensors = {
+        "conv1": by_name["/conv1/Conv"].output[0],                   # its ReLU removed: the conv's own output
+        "relu": dq_of["/relu/Relu_output_0"],                         # the removed ReLU: the dequantized output
+        "layer1.0.conv2": dq_of[by_name["/layer1/layer1.0/conv2/Conv"].output[0]],
+        "layer1.0.add": by_name["/layer1/layer1.0/Add"].output[0],
+        "layer1.0": dq_of["/layer1/layer1.0/relu_1/Relu_output_0"],   # the block: its last (removed) ReLU
+        "layer2.0.downsample.0": dq_of[by_name["/layer2/layer2.0/downsample/downsample.0/Conv"].output[0]],
+        "fc": by_name["/fc/Gemm"].output[0],
+    }
+    m.metadata_props.add(key="flickertag.mean", value=",".join(str(v) for v in MEAN))
+    m.metadata_props.add(key="flickertag.std", value=",".join(str(v) for v in STD))
+    for t in tensors.values():
+        m.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+    s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = list(tensors.values())
+    outs = [s.run(names, {"image": x[b:b + 80]}) for b in range(0, N, 80)]
+    spectra = {}
+    for k, (check, t) in enumerate(tensors.items()):
+        series = np.concatenate([o[k] for o in outs]).astype(np.float64)
+        series = series.reshape(N, series.shape[1], -1).mean(2) if series.ndim > 2 else series
+        spectra[check] = (np.abs(np.fft.rfft(series, axis=0)) / N).T.astype(np.float32)
+    del m.graph.output[1:]
+    onnx.save(m, path)
+    order = list(tensors)
+    np.save(f"{OUT}/resnet18_qdq.npy", np.ascontiguousarray(np.concatenate([spectra[k] for k in order])))
+    offsets, at = {}, 0
+    for k in order:
+        offsets[k] = [at, spectra[k].shape[0]]
+        at += spectra[k].shape[0]
+    print("resnet18_qdq", {k: v.shape for k, v in spectra.items()})
+    # Against onnxruntime-python on the same graph: float32 rounding (measured: 5e-8 of
+    # each tap's largest amplitude), except the logits after 20 quantized layers, where
+    # float32 rounding differences of the two sessions flip some int8 roundings
+    # (measured: 1.0e-3).
+    return {"files": {"legacy": "resnet18_qdq.legacy.onnx"}, "channels": 3, "input_layout": "nchw",
+            "named_modules": named_modules, "checks": order, "bn_of": {}, "foldable_bns": [],
+            "spectra": offsets, "tolerance": 1e-6, "tolerance_of": "tap", "tolerance_by_check": {"fc": 2e-3},
+            "oracle": "onnxruntime"}
+
+
 def main():
     import onnx
 
@@ -391,6 +463,7 @@ def main():
             "tolerance_of": "tap" if half else "channel",
         }
         print(name, files, {k: v.shape for k, v in spectra.items()})
+    index["resnet18_qdq"] = quantized_resnet18(rgb, index["resnet18"]["named_modules"])
     # A plain default export: weights in a .data file beside the model, batch fixed at 1.
     m = GrayCNN().eval()
     os.makedirs(f"{OUT}/external", exist_ok=True)

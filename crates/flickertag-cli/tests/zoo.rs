@@ -153,6 +153,7 @@ fn check_file(name: &str, exporter: &str, entry: &Value) -> usize {
         // Float32 rounding upstream is about 1e-7 of the activations' scale, so channels
         // far below their layer's scale are compared to the layer's largest amplitude.
         let tap_max = want[start * nb..(start + c) * nb].iter().fold(0f64, |m, v| m.max(v.abs()));
+        let tol = entry["tolerance_by_check"][oracle.as_str()].as_f64().unwrap_or(tol);
         for ch in 0..c {
             let e = &want[(start + ch) * nb..(start + ch + 1) * nb];
             let g = &got[(row + ch) * nb..(row + ch + 1) * nb];
@@ -520,6 +521,27 @@ fn decomposed_groupnorm_is_laid_out_as_its_input_with_no_one_channel_stand_ins()
         let one: Vec<&Value> = all.iter().filter(|t| t["chw"][0] == 1).collect();
         assert!(one.is_empty(), "{exporter}: one-channel taps {one:?}");
     }
+}
+
+#[test]
+fn an_int8_qdq_model_has_the_float_models_tap_names_and_kinds() {
+    // ONNX Runtime's quantize_static (QDQ) inserts QuantizeLinear/DequantizeLinear pairs
+    // named after tensors and removes the ReLUs the quantization range makes redundant;
+    // the quantized file still names every tap as the float one does, with its kind
+    // (its values are checked against onnxruntime-python in the zoo test).
+    let names = |f: &str| -> std::collections::BTreeMap<String, String> {
+        let t = taps_of(&zoo().join(f));
+        t["taps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap().to_string(), t["kind"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (float, int8) = (names("resnet18.legacy.onnx"), names("resnet18_qdq.legacy.onnx"));
+    assert_eq!(float, int8);
+    assert_eq!(int8.get("relu").map(String::as_str), Some("act"), "the removed stem ReLU");
+    assert_eq!(int8.get("layer1.0.add").map(String::as_str), Some("add"));
 }
 
 #[test]

@@ -223,6 +223,14 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                 _ => None,
             },
             "LayerNormalization" | "Softmax" | "LogSoftmax" | "Dropout" | "Identity" | "Cast" => l0,
+            // A quantized graph's QuantizeLinear -> DequantizeLinear pair keeps the
+            // float tensor's layout (the integer tensor in between has no probe shape).
+            "DequantizeLinear" => producers
+                .get(n.input.first().map_or("", |s| s.as_str()))
+                .filter(|q| q.op_type == "QuantizeLinear")
+                .and_then(|q| q.input.first())
+                .and_then(|x| lay.get(x.as_str()))
+                .copied(),
             "Transpose" => {
                 let perm = attr_ints(n, "perm").unwrap_or_default();
                 match (l0, perm.as_slice()) {

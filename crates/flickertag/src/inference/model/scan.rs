@@ -507,7 +507,38 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
     }
 
     // Module outputs: a tensor produced inside module P and read outside it.
-    let chains = merge_repeated_calls(g, g.node.iter().map(module_chain).collect());
+    let mut chains: Vec<(Vec<String>, String)> = g.node.iter().map(module_chain).collect();
+    let pairs = quantized_pairs(g, &mut chains);
+    let chains = merge_repeated_calls(g, chains);
+    // A quantized tensor's dequantized copy stands for it: the float `x` read only by
+    // its QuantizeLinear is an inner step and the copy takes its kind; a copy standing
+    // for a removed activation is that activation.
+    for p in &pairs {
+        let out = &g.node[p.dq].output[0];
+        let kind = match &p.removed {
+            Some((_, func)) => {
+                let op = func.rsplit('.').next().unwrap_or("");
+                let acts =
+                    ["relu", "sigmoid", "hardswish", "hardsigmoid", "gelu", "silu", "tanh", "clip", "leaky_relu"];
+                acts.contains(&op).then_some(TapKind::Act)
+            }
+            None => {
+                let only_q =
+                    consumers.get(p.x.as_str()).is_some_and(|c| c == &[p.q]) && !graph_outputs.contains(p.x.as_str());
+                let k = facts.get(p.x.as_str()).and_then(|f| f.kind);
+                if only_q {
+                    if let Some(f) = facts.get_mut(p.x.as_str()) {
+                        f.inner = true;
+                        f.kind = None;
+                    }
+                }
+                k
+            }
+        };
+        if let Some(f) = facts.get_mut(out.as_str()) {
+            f.kind = kind;
+        }
+    }
     let mut outputs_of: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut order: Vec<&str> = Vec::new();
     for (i, n) in g.node.iter().enumerate() {
@@ -672,6 +703,67 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
     Scan { candidates, skipped }
 }
 
+/// One QuantizeLinear -> DequantizeLinear pair of a QDQ-quantized graph.
+struct QdqPair {
+    /// The QuantizeLinear node.
+    q: usize,
+    /// The DequantizeLinear node.
+    dq: usize,
+    /// The float tensor quantized.
+    x: String,
+    /// The scope and functional name of an activation the quantizer removed, whose
+    /// output tensor name `x` still carries (`/relu/Relu_output_0`).
+    removed: Option<(Vec<String>, String)>,
+}
+
+/// The QuantizeLinear -> DequantizeLinear pairs of a QDQ-quantized graph (ONNX
+/// Runtime's `quantize_static`, `QuantFormat.QDQ`), and their scopes in `chains`.
+///
+/// A pair after a float tensor `x` quantizes it for the next layer; its nodes' names
+/// (`<x>_QuantizeLinear`) are no module scopes. The pair takes the scope of the node
+/// that computes `x`, so that the dequantized `x`, what the next layer reads, is that
+/// module's output (and `x` itself an inner step). The quantizer also removes an
+/// activation that the quantization range makes redundant (a ReLU after a conv or an
+/// add) and writes the conv's output under the removed activation's tensor name
+/// (`/relu/Relu_output_0`): then `x` stays the conv's output, and the pair takes the
+/// activation's scope and name (`relu`; the ReLU clips where the quantized range starts).
+fn quantized_pairs(g: &GraphProto, chains: &mut [(Vec<String>, String)]) -> Vec<QdqPair> {
+    let producer: HashMap<&str, usize> =
+        g.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
+    let mut pairs = Vec::new();
+    for (dq, n) in g.node.iter().enumerate() {
+        if n.op_type != "DequantizeLinear" {
+            continue;
+        }
+        let Some(&q) = n.input.first().and_then(|x| producer.get(x.as_str())) else { continue };
+        if g.node[q].op_type != "QuantizeLinear" {
+            continue;
+        }
+        let Some(x) = g.node[q].input.first().cloned() else { continue };
+        let from = producer.get(x.as_str()).map(|&j| chains[j].0.clone()).unwrap_or_default();
+        let removed = x.rsplit_once('/').filter(|(_, last)| last.contains("_output_")).and_then(|(scope, last)| {
+            let op = last.split("_output_").next().unwrap_or(last);
+            let (chain, _) = module_chain(&NodeProto { name: format!("{scope}/{op}"), ..Default::default() });
+            (chain != from && !chain.is_empty()).then(|| {
+                let func = format!("{}.{}", chain.last().expect("not empty"), torch_op(op));
+                (chain, func)
+            })
+        });
+        match &removed {
+            Some((chain, func)) => {
+                chains[q] = (chain.clone(), String::new());
+                chains[dq] = (chain.clone(), func.clone());
+            }
+            None => {
+                chains[q] = (from.clone(), String::new());
+                chains[dq] = (from, String::new());
+            }
+        }
+        pairs.push(QdqPair { q, dq, x, removed });
+    }
+    pairs
+}
+
 /// The legacy exporter names the second call of a module `relu` as a scope `relu_1`
 /// (the dynamo exporter keeps one scope for all calls). A scope `<path>_<k>` beside a
 /// scope `<path>` whose nodes read the same weights (none, for a module without
@@ -684,9 +776,13 @@ fn merge_repeated_calls(g: &GraphProto, mut chains: Vec<(Vec<String>, String)>) 
         if !n.name.contains('/') {
             continue; // only the legacy exporter's scopes
         }
+        // (A quantizer's scales and zero points are no module's weights.)
+        let qdq = matches!(n.op_type.as_str(), "QuantizeLinear" | "DequantizeLinear");
         for m in chain {
             let w = weights.entry(m.as_str()).or_default();
-            w.extend(n.input.iter().map(|x| x.as_str()).filter(|x| consts.contains(x)));
+            if !qdq {
+                w.extend(n.input.iter().map(|x| x.as_str()).filter(|x| consts.contains(x)));
+            }
         }
     }
     let mut renames: Vec<(String, String)> = Vec::new();
