@@ -27,8 +27,9 @@ use std::collections::HashMap;
 
 use onnx_protobuf::ModelProto;
 
+use super::edit::Editor;
 use super::graph;
-use super::layout::{attr_ints, Editor};
+use super::layout::attr_ints;
 
 /// A pointwise convolution whose output mean is cheaper to take from its input.
 #[derive(Debug, Clone, PartialEq)]

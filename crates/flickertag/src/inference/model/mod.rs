@@ -12,9 +12,11 @@
 pub mod checkpoint;
 pub mod control;
 mod conv_means;
+mod edit;
 pub(crate) mod graph;
 pub mod layout;
 mod load;
+mod names;
 pub mod pickle;
 mod probe;
 pub mod resnet;
@@ -336,10 +338,10 @@ fn edit_outputs(
 ) {
     let convs = conv_means::pointwise_convs(source);
     p.graph.as_mut().expect("checked at load").output.truncate(1);
-    let mut e = layout::Editor::new(p);
+    let mut e = edit::Editor::new(p);
     // A float16 tensor is cast to float32 once, and its mean or map taken from that.
     let mut cast: HashMap<String, String> = HashMap::new();
-    let mut read = |e: &mut layout::Editor, x: &str| -> String {
+    let mut read = |e: &mut edit::Editor, x: &str| -> String {
         if !half.contains(x) {
             return x.to_string();
         }
