@@ -292,6 +292,11 @@ def zoo():
         "poolformer": (poolformer, 3, "nchw", {
             "stem.conv": "nchw", "stages.0.blocks.0.norm1": "nchw", "stages.0.blocks.0.token_mixer": "nchw",
             "stages.1.blocks.0.norm2": "nchw", "stages.2.blocks.0": "nchw"}),
+        # timm's BatchNormAct2d: `bn1` is the BatchNorm and its activation (`bn1.act`)
+        # in one module, so a hook on `bn1` sees the activation's output.
+        "timm_efficientnet": (lambda: timm.models.efficientnet._gen_efficientnet(
+            "efficientnet_b0", channel_multiplier=0.25, depth_multiplier=0.25, num_classes=10), 3, "nchw", {
+            "bn1": "nchw", "blocks.0.0.bn1": "nchw", "blocks.1.0.conv_pwl": "nchw", "bn2": "nchw"}),
         "gray_cnn": (GrayCNN, 1, "nchw", {"conv1": "nchw", "act1": "nchw", "act2": "nchw", "fc": "nchw"}),
         "keras_style_nhwc": (KerasStyleCNN, 3, "nhwc", {"conv1": "nchw", "act2": "nchw", "dense": "nchw"}),
     }

@@ -116,9 +116,10 @@ fn check_file(name: &str, exporter: &str, entry: &Value) -> usize {
             (None, None) => panic!("{name}.{exporter}: module {c} is not a tap; taps: {}", taps["taps"]),
         }
     }
-    // Every conv tap is named as a module of named_modules() (convs are modules).
+    // Every conv tap is named as a module of named_modules() (convs are modules), but
+    // one holding a folded BatchNorm's values, named by what it computes.
     let modules: Vec<&str> = entry["named_modules"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    for t in taps["taps"].as_array().unwrap().iter().filter(|t| t["kind"] == "conv") {
+    for t in taps["taps"].as_array().unwrap().iter().filter(|t| t["kind"] == "conv" && t.get("folded").is_none()) {
         let n = t["name"].as_str().unwrap();
         assert!(modules.contains(&n), "{name}.{exporter}: conv tap {n} is not in named_modules()");
     }
@@ -542,6 +543,25 @@ fn an_int8_qdq_model_has_the_float_models_tap_names_and_kinds() {
     assert_eq!(float, int8);
     assert_eq!(int8.get("relu").map(String::as_str), Some("act"), "the removed stem ReLU");
     assert_eq!(int8.get("layer1.0.add").map(String::as_str), Some("add"));
+}
+
+#[test]
+fn a_conv_folded_into_a_batchnorm_with_its_activation_is_named_as_the_normalization() {
+    // timm's BatchNormAct2d holds the BatchNorm and its activation: a hook on `bn1` sees
+    // the activation's output (checked in the zoo test), and the folded conv's value,
+    // the normalization before it, is no module's. Dynamo: `bn1.batch_norm`, the conv no
+    // tap and why; legacy (no BatchNorm name left): the conv's name, folded said.
+    for (exporter, name, folded) in
+        [("dynamo", "bn1.batch_norm", "conv_stem + bn1"), ("legacy", "conv_stem", "conv_stem + BatchNorm (unnamed)")]
+    {
+        let taps = taps_of(&zoo().join(format!("timm_efficientnet.{exporter}.onnx")));
+        let t = taps["taps"].as_array().unwrap().iter().find(|t| t["name"] == name).expect(name).clone();
+        assert_eq!((t["kind"].as_str(), t["folded"].as_str()), (Some("conv"), Some(folded)), "{exporter}");
+        assert_eq!(tap_of(&taps, "bn1").as_deref(), Some("bn1.act"), "{exporter}: bn1 is its activation's output");
+    }
+    let taps = taps_of(&zoo().join("timm_efficientnet.dynamo.onnx"));
+    let conv = taps["skipped"].as_array().unwrap().iter().find(|s| s["name"] == "conv_stem").unwrap();
+    assert!(conv["reason"].as_str().unwrap().contains("bn1.batch_norm"), "{conv}");
 }
 
 #[test]

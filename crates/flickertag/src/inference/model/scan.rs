@@ -288,7 +288,15 @@ pub(crate) fn dynamic_outputs(g: &GraphProto, image_input: &str) -> Vec<String> 
 pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i32>) -> Scan {
     let mut types = elem_types(g);
     types.extend(probed.iter().map(|(k, v)| (k.clone(), *v)));
-    let consts: HashSet<&str> = g.initializer.iter().map(|i| i.name.as_str()).collect();
+    // Constants: initializers, and Identity copies of them (the legacy exporter
+    // deduplicates equal initializers through Identity nodes, in graph order).
+    let mut consts: HashSet<&str> = g.initializer.iter().map(|i| i.name.as_str()).collect();
+    for n in &g.node {
+        if n.op_type == "Identity" && n.input.len() == 1 && n.output.len() == 1 && consts.contains(n.input[0].as_str())
+        {
+            consts.insert(n.output[0].as_str());
+        }
+    }
     let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, n) in g.node.iter().enumerate() {
         for inp in &n.input {
@@ -555,8 +563,26 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
                 let renamed = |k: usize| {
                     n.input.get(k).is_some_and(|x| consts.contains(x.as_str()) && x.starts_with("onnx::Conv_"))
                 };
+                // The module whose scope the conv sits in, when that is not the conv.
+                let host = chains[i].0.last().filter(|m| conv.is_some_and(|c| c != m.as_str()));
                 if let Some(c) = conv.filter(|c| !all.iter().any(|a| a == c)) {
-                    if let Some(bn) = all.first().filter(|m| mods.is_some_and(|ms| ms.iter().any(|x| x == m))) {
+                    if let (None, Some(bn)) = (mods, host) {
+                        // Folded into a module whose own output comes later (timm's
+                        // BatchNormAct2d: the BatchNorm, then its activation inside it): the
+                        // value is the normalization before the activation, which no hook
+                        // sees; named as that functional step, the conv no tap.
+                        folded = Some(format!("{c} + {bn}"));
+                        all.insert(0, format!("{bn}.batch_norm"));
+                        skipped.push(Skipped {
+                            name: c.to_string(),
+                            reason: format!(
+                                "its output is not in this graph: the exporter folded {bn}'s normalization into it, \
+                                 and tap {bn}.batch_norm holds that (before {bn}'s own output; export without \
+                                 folding to measure {c}: dynamo optimize=False, legacy \
+                                 training=torch.onnx.TrainingMode.PRESERVE)"
+                            ),
+                        });
+                    } else if let Some(bn) = all.first().filter(|m| mods.is_some_and(|ms| ms.iter().any(|x| x == m))) {
                         folded = Some(format!("{c} + {bn}"));
                         skipped.push(Skipped {
                             name: c.to_string(),
