@@ -47,13 +47,19 @@ pub struct Interval {
     pub ci_high: f64,
 }
 
+/// The means of `v` over each resample of `idx`, sorted.
+fn sorted_means(v: &[f64], idx: &[Vec<usize>]) -> Vec<f64> {
+    let mut means: Vec<f64> =
+        idx.iter().map(|r| r.iter().map(|&i| v[i]).sum::<f64>() / r.len().max(1) as f64).collect();
+    means.sort_by(f64::total_cmp);
+    means
+}
+
 /// A percentile interval of the mean of `v` from the resamples `idx` (each a list of
 /// indices into `v`): `(mean, low, high)`.
 pub fn percentile_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
     let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let mut means: Vec<f64> =
-        idx.iter().map(|r| r.iter().map(|&i| v[i]).sum::<f64>() / r.len().max(1) as f64).collect();
-    means.sort_by(f64::total_cmp);
+    let means = sorted_means(v, idx);
     let at = |p: f64| crate::importance::quantile(&means, p).unwrap_or(f64::NAN);
     (mean, at(0.025), at(0.975))
 }
@@ -75,9 +81,7 @@ pub fn bca_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
     if n < 2 || idx.is_empty() || !v.iter().all(|x| x.is_finite()) {
         return (mean, f64::NAN, f64::NAN);
     }
-    let mut means: Vec<f64> =
-        idx.iter().map(|r| r.iter().map(|&i| v[i]).sum::<f64>() / r.len().max(1) as f64).collect();
-    means.sort_by(f64::total_cmp);
+    let means = sorted_means(v, idx);
     let at = |p: f64| crate::importance::quantile(&means, p).unwrap_or(f64::NAN);
     if means[0] == means[means.len() - 1] {
         return (mean, mean, mean);

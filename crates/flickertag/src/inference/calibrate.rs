@@ -131,26 +131,64 @@ fn channel_stats(
         .collect())
 }
 
+/// A trained network's operating point: per calibratable conv, in graph order, the
+/// per-channel mean and standard deviation over the calibration frames. Measured once
+/// ([`Model::operating_point`]) for any number of controls of that network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatingPoint {
+    target: Vec<Vec<(f64, f64)>>,
+}
+
+/// The first `n` (at most [`MAX_CALIBRATION_FRAMES`]) frames of `frames`, checked.
+fn calibration_frames<'f>(m: &Model, frames: &'f [f32], n: usize) -> Result<(&'f [f32], usize)> {
+    let n = n.min(MAX_CALIBRATION_FRAMES);
+    let per = m.input_shape.iter().product::<usize>();
+    if n < 2 || frames.len() < n * per {
+        return Err(Error::param("calibration", "at least 2 frames", n));
+    }
+    Ok((&frames[..n * per], n))
+}
+
 impl Model {
-    /// This control network with every convolution put at `trained`'s operating point
-    /// on the calibration `frames` (`n` frames `[C, H, W]`, preprocessed as the model
-    /// expects; see the module docs), and what calibration changed per conv (none, and
-    /// the model unchanged, without convolutions). `self` must be a control of `trained`
-    /// (the same graph, other weights).
-    pub fn calibrated(&self, trained: &Model, frames: &[f32], n: usize) -> Result<(Model, Vec<CalibratedConv>)> {
-        let n = n.min(MAX_CALIBRATION_FRAMES);
-        let per = self.input_shape.iter().product::<usize>();
-        if n < 2 || frames.len() < n * per {
-            return Err(Error::param("calibration", "at least 2 frames", n));
+    /// This (trained) network's [`OperatingPoint`] on the calibration `frames` (`n`
+    /// frames `[C, H, W]`, preprocessed as the model expects).
+    pub fn operating_point(&self, frames: &[f32], n: usize) -> Result<OperatingPoint> {
+        let (frames, n) = calibration_frames(self, frames, n)?;
+        let list = convs(&self.proto);
+        if list.is_empty() {
+            return Ok(OperatingPoint { target: Vec::new() });
         }
-        let frames = &frames[..n * per];
+        let names: Vec<&str> = list.iter().map(|(_, t, _, _)| t.as_str()).collect();
+        Ok(OperatingPoint { target: channel_stats(self, &self.proto, &names, frames, n)? })
+    }
+
+    /// This control network with every convolution put at `trained`'s operating point
+    /// on the calibration `frames` (see [`Model::calibrated_at`]).
+    pub fn calibrated(&self, trained: &Model, frames: &[f32], n: usize) -> Result<(Model, Vec<CalibratedConv>)> {
+        self.calibrated_at(&trained.operating_point(frames, n)?, frames, n)
+    }
+
+    /// This control network with every convolution put at the operating `point` of the
+    /// trained network it was made from, on the same calibration `frames` (see the
+    /// module docs), and what calibration changed per conv (none, and the model
+    /// unchanged, without convolutions). `self` must be a control of that network (the
+    /// same graph, other weights).
+    pub fn calibrated_at(
+        &self,
+        point: &OperatingPoint,
+        frames: &[f32],
+        n: usize,
+    ) -> Result<(Model, Vec<CalibratedConv>)> {
+        let (frames, n) = calibration_frames(self, frames, n)?;
         let list = convs(&self.proto);
         if list.is_empty() {
             // Nothing to calibrate (a transformer: its LayerNorms set the operating point).
             return Ok((self.clone(), Vec::new()));
         }
-        let names: Vec<&str> = list.iter().map(|(_, t, _, _)| t.as_str()).collect();
-        let target = channel_stats(trained, &trained.proto, &names, frames, n)?;
+        if point.target.len() != list.len() {
+            return Err(Error::param("control", "a control of the network whose operating point is given", &self.name));
+        }
+        let target = &point.target;
         let mut m = self.clone();
         let mut report = Vec::with_capacity(list.len());
         for (k, (node, tensor, w, b)) in list.iter().enumerate() {
@@ -197,11 +235,7 @@ impl Model {
     /// Per ReLU of the graph (in graph order): the share of its units whose input kept
     /// one sign on all `n` calibration `frames`.
     pub fn frozen_units(&self, frames: &[f32], n: usize) -> Result<Vec<FrozenUnits>> {
-        let n = n.min(MAX_CALIBRATION_FRAMES);
-        let per = self.input_shape.iter().product::<usize>();
-        if n < 2 || frames.len() < n * per {
-            return Err(Error::param("calibration", "at least 2 frames", n));
-        }
+        let (frames, n) = calibration_frames(self, frames, n)?;
         let g = self.proto.graph.as_ref().expect("checked at load");
         let relus: Vec<(String, String)> = g
             .node
@@ -221,7 +255,7 @@ impl Model {
         })?;
         let cfg = EngineConfig { threads: 0, batch: self.batch_for(16), ..EngineConfig::default() };
         let mut s = Session::new(&bytes, &self.input_name, self.input_shape, &cfg)?.with_fixed_batch(self.fixed_batch);
-        let outs = s.run_all(&frames[..n * per], n, None)?;
+        let outs = s.run_all(frames, n, None)?;
         Ok(relus
             .iter()
             .zip(outs)

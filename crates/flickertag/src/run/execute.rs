@@ -145,7 +145,8 @@ impl Plan {
             frames.extend(plan.frames_at(&img, pre, &phases));
         }
         let n = frames.len() / model.input_shape.iter().product::<usize>();
-        let (calibrated, convs) = stale.calibrated(model, &frames, n)?;
+        let point = model.operating_point(&frames, n)?;
+        let (calibrated, convs) = stale.calibrated_at(&point, &frames, n)?;
         let calibrated_on = match convs.is_empty() {
             true => "not calibrated: no convolution to calibrate".to_string(),
             false => calibrated_on,
@@ -170,6 +171,7 @@ impl Plan {
             calibrated_on,
             frames,
             n,
+            point,
         }))
     }
 
@@ -302,7 +304,7 @@ impl Plan {
             // The other controls, one at a time (only their statistics are kept).
             for k in 1..count {
                 let stale = model.control(kind, seed.wrapping_add(k as u64))?;
-                let (m, _) = stale.calibrated(model, &cn.frames, cn.n)?;
+                let (m, _) = stale.calibrated_at(&cn.point, &cn.frames, cn.n)?;
                 stats.push(networks::statistics(&again(&m, &cfg, &format!("control {}/{count} images", k + 1))?));
             }
             extras.control = Some(ControlResult {
@@ -362,4 +364,6 @@ struct ControlNetwork {
     frames: Vec<f32>,
     /// Number of calibration frames.
     n: usize,
+    /// The trained network's operating point on them (measured once for every control).
+    point: crate::inference::calibrate::OperatingPoint,
 }

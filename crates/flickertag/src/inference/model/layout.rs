@@ -199,6 +199,7 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
         let same_shape = || dyn_in.iter().filter(|x| shape(x) == Some(so)).find_map(|x| lay.get(*x)).copied();
         let op = n.op_type.as_str();
         let r = so.len();
+        let back = if op == "Reshape" { reshaped_back(&producers, n, &lay, shapes) } else { None };
         let res: Option<L> = match op {
             "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "GlobalAveragePool" | "GlobalMaxPool"
             | "Pad" | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" => (r >= 2).then_some(L::Cf),
@@ -238,9 +239,7 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                     _ => None,
                 }
             }
-            "Reshape" if reshaped_back(g, &producers, n, &lay, shapes).is_some() => {
-                reshaped_back(g, &producers, n, &lay, shapes)
-            }
+            "Reshape" if back.is_some() => back,
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => match (l0, s0.map(|s| s.as_slice())) {
                 (Some(l), Some(si)) if si == so.as_slice() => Some(l),
                 (Some(L::Cf), Some([c, h, w])) if so.as_slice() == [*c, h * w] => Some(L::Seq([*h, *w])),
@@ -352,13 +351,11 @@ pub(crate) struct Propagated {
 /// (InstanceNormalization over groups, pointwise ops), as in a decomposed GroupNorm.
 /// Then the output is laid out as `t`.
 fn reshaped_back(
-    g: &GraphProto,
     producers: &HashMap<&str, &NodeProto>,
     n: &NodeProto,
     lay: &HashMap<String, L>,
     shapes: &Shapes,
 ) -> Option<L> {
-    let _ = g;
     let shape_of = producers.get(n.input.get(1)?.as_str()).filter(|p| p.op_type == "Shape")?;
     let t = shape_of.input.first()?.as_str();
     let l = *lay.get(t)?;
