@@ -173,6 +173,13 @@ pub struct StimArgs {
     /// Allow frequencies off the FFT bin grid (leakage).
     #[arg(long)]
     pub allow_leakage: bool,
+    /// What the tag modulates: all (every channel alike), luminance (BT.601 luma only),
+    /// red-green or blue-yellow (isoluminant opponent directions), or channel:K.
+    #[arg(long, default_value = "all")]
+    pub modulation: flickertag::stimulus::Modulation,
+    /// Modulation depth in [0, 1]: the share of the lo..hi swing, around its middle.
+    #[arg(long, default_value_t = 1.0)]
+    pub depth: f32,
 }
 
 /// Which images.
@@ -324,6 +331,10 @@ pub struct AnalyzeArgs {
     /// (`region_swap.csv`; keeps per-image spectra).
     #[arg(long)]
     pub region_swap: bool,
+    /// Repeat the analysis at these modulation depths (e.g. 0.125,0.25,0.5,1) and write
+    /// every filter's amplitude and SNR at each tag per depth (`contrast_response.csv`).
+    #[arg(long, value_delimiter = ',')]
+    pub contrast_sweep: Vec<f32>,
     /// partial run for `flickertag merge`.
     #[arg(long)]
     pub shard: Option<flickertag::shard::Shard>,

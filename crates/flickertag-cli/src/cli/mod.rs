@@ -161,6 +161,8 @@ fn stim_options(s: &StimArgs) -> AnalysisOptions {
         hi: s.hi,
         domain: s.domain,
         allow_leakage: s.allow_leakage,
+        modulation: s.modulation,
+        depth: s.depth,
         ..AnalysisOptions::default()
     }
 }
@@ -299,6 +301,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         control_seed: a.control_seed,
         controls: a.controls,
         region_swap: a.region_swap,
+        contrast_sweep: a.contrast_sweep.clone(),
         bootstrap: a.bootstrap,
         resume: a.resume,
         checkpoint_every: a.checkpoint_every,

@@ -58,6 +58,13 @@ pub fn demo_without_data(dir: &std::path::Path, extra: &[&str]) -> (PathBuf, Str
 /// An ONNX model (opset 17) `input [N, C, H, W] -> nodes -> output`, built with the
 /// protobuf crates; `inits` are float initializers (name, dims, one value repeated).
 pub fn onnx(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str, &[i64], f32)]) -> Vec<u8> {
+    let inits: Vec<(&str, &[i64], Vec<f32>)> =
+        inits.iter().map(|&(n, d, v)| (n, d, vec![v; d.iter().product::<i64>() as usize])).collect();
+    onnx_values(input, nodes, &inits)
+}
+
+/// [`onnx`] with every initializer's values given (row-major).
+pub fn onnx_values(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str, &[i64], Vec<f32>)]) -> Vec<u8> {
     use onnx_protobuf::{GraphProto, ModelProto, OperatorSetIdProto, TensorProto, ValueInfoProto};
     use protobuf::Message;
     let mut v = ValueInfoProto::new();
@@ -85,7 +92,8 @@ pub fn onnx(input: &[i64], nodes: Vec<onnx_protobuf::NodeProto>, inits: &[(&str,
         w.name = name.to_string();
         w.dims = dims.to_vec();
         w.data_type = 1;
-        w.float_data = vec![*value; dims.iter().product::<i64>() as usize];
+        assert_eq!(value.len() as i64, dims.iter().product::<i64>(), "initializer {name}");
+        w.float_data = value.clone();
         g.initializer.push(w);
     }
     let mut m = ModelProto::new();

@@ -213,12 +213,14 @@ def analyze(
     progress : progress on stderr; False for silence.
     **options : every other option of ``flickertag analyze``, named as its flag with
         ``_`` for ``-``: the stimulus (``phases``, ``lo``, ``hi``, ``domain``,
-        ``allow_leakage``), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
+        ``allow_leakage``, ``modulation`` = ``"all"``, ``"luminance"``,
+        ``"red-green"``, ``"blue-yellow"`` or ``"channel:K"``, ``depth``), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
         ``tap``, ``maps``, ``per_image``, ``fold``, ``max_order``, ``batch``, the
         statistics (``stats``, ``q``, ``permutations``, ``splits``, ``stats_seed``), the
         extras (``control="permuted"`` with ``control_seed`` and ``controls``, the
         number of control networks, default 20; ``region_swap=True``,
-        ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep), ``resume``,
+        ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep, a
+        ``contrast_sweep`` list of depths for contrast-response curves), ``resume``,
         ``checkpoint_every``, ``all_images=True``, ``data``, ``mean``, ``std``,
         ``resize``, ``crop``. An unknown name is a :class:`FlickertagError` listing the
         known ones.
@@ -229,7 +231,7 @@ def analyze(
         The result held in memory (tables as DataFrames at full precision, arrays as
         numpy arrays over the result's memory); the extras' tables are ``a.control``,
         ``a.control_networks``, ``a.control_calibration``, ``a.region_swap``,
-        ``a.bootstrap`` and ``a.noise_sweep``.
+        ``a.bootstrap``, ``a.noise_sweep`` and ``a.contrast_response``.
 
     Raises
     ------

@@ -21,7 +21,7 @@ REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_m
 TABLES = (
     "summary.json", "filters.csv", "sweep.csv", "layers.csv", "lines.csv", "control.csv",
     "control.json", "control_networks.csv", "control_calibration.csv", "bootstrap.csv", "noise_sweep.csv",
-    "region_swap.csv",
+    "region_swap.csv", "contrast_response.csv",
 )
 #: The arrays of a run, by the names of their ``.npy`` files.
 ARRAYS = ("spectra_mean", "scores", "spectra", "coefficients")
@@ -227,6 +227,9 @@ class Analysis:
     noise_sweep : DataFrame or None
         ``noise_sweep.csv`` (a ``noise_sigma`` list): F-test detection rate per noise
         level, tap and line.
+    contrast_response : DataFrame or None
+        ``contrast_response.csv`` (a ``contrast_sweep`` list of depths): per depth,
+        tap, filter and tagged region, the mean amplitude and SNR at the region's tag.
     path : str or None
         The run folder this analysis was written to (``out=``) or read from
         (:func:`load`); None for one held in memory.
@@ -264,6 +267,7 @@ class Analysis:
         self.region_swap = _csv(tables.get("region_swap.csv"))
         self.bootstrap = _csv(tables.get("bootstrap.csv"))
         self.noise_sweep = _csv(tables.get("noise_sweep.csv"))
+        self.contrast_response = _csv(tables.get("contrast_response.csv"))
         mean, scores = source.array("spectra_mean"), source.array("scores")
         if mean is None or scores is None:
             raise FlickertagError("not a complete flickertag run (no spectra_mean or scores)")

@@ -13,6 +13,7 @@
 mod accumulate;
 pub mod bootstrap;
 mod config;
+pub mod contrast;
 mod derived;
 pub mod ftest;
 pub mod maps;
@@ -160,6 +161,7 @@ pub fn run_state(
     let pre = model.input_preprocess()?;
     let [c, h, w] = model.input_shape;
     let plan = cfg.stimulus.plan(h, w)?;
+    cfg.stimulus.modulation.check_input(c, pre.grayscale)?;
     let n = cfg.stimulus.n_frames;
     // Input noise differs in every frame: nothing repeats.
     let reuse = cfg.fold == Fold::Auto && cfg.noise.is_none();

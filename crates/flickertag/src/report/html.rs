@@ -115,8 +115,8 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             (
                 "frames",
                 format!(
-                    "{} at {} fps, factor {}..{}, domain {}",
-                    stim.n_frames, stim.fps, stim.lo, stim.hi, stim.domain
+                    "{} at {} fps, factor {}..{} at depth {}, modulating {}, domain {}",
+                    stim.n_frames, stim.fps, stim.lo, stim.hi, stim.depth, stim.modulation, stim.domain
                 ),
             ),
             ("inference", s.inference.description.clone()),
@@ -198,6 +198,10 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             "sweep_q",
             "FDR sweep: phase-consistent filters per layer and their split-half stability",
         )?;
+    }
+    if super::paradigms::draw_contrast(&run.dir, &plots)? {
+        h.push_str("<h2>Contrast response</h2><p>The analysis repeated at each modulation depth of the sweep (contrast_response.csv: every filter's amplitude and SNR at each tag, per depth).</p>");
+        figure(&mut h, &run.dir, &plots, "contrast", "Mean amplitude over each layer's filters at the region's tag against modulation depth, relative to the layer's largest (first layer blue, last red; dashed: a linear response)")?;
     }
     if !s.maps.is_empty() {
         h.push_str("<h2>Per-neuron maps</h2>");

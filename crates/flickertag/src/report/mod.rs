@@ -28,6 +28,8 @@ pub mod folder;
 pub mod html;
 pub mod manifest;
 #[cfg(feature = "report")]
+pub mod paradigms;
+#[cfg(feature = "report")]
 pub mod plots;
 pub mod prune;
 pub mod run_folder;
@@ -243,6 +245,9 @@ pub fn terminal_summary(a: &Analysis) -> String {
         freqs.join(", ")
     )
     .unwrap();
+    if c.modulation != crate::signal::stimulus::Modulation::All || c.depth != 1.0 {
+        writeln!(s, "modulating {} at depth {} ({} domain)", c.modulation, c.depth, c.domain).unwrap();
+    }
     let path = a.path.describe(c.n_frames);
     writeln!(
         s,

@@ -201,7 +201,8 @@ mod tests {
             "schema": 1, "flickertag_version": "0", "model": {"name": "m", "source": "m.onnx", "input_shape": [3, 2, 2],
             "preprocess": {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}},
             "stimulus": {"config": {"layout": "halves", "freqs": [6.0, 7.5], "phases": [], "fps": 120.0, "n_frames": 240,
-              "lo": 0.5, "hi": 1.0, "domain": "normalized", "allow_leakage": false}, "bins": [12, 15], "period": 80,
+              "lo": 0.5, "hi": 1.0, "domain": "normalized", "allow_leakage": false,
+              "modulation": "all", "depth": 1.0}, "bins": [12, 15], "period": 80,
               "region_names": ["left", "right"]},
             "inference": {"path": {"path": "full"}, "frames_per_image": 240, "description": "full"},
             "snr": crate::signal::snr::SnrConfig::preset("authors").unwrap(), "threshold": 1.5,
@@ -227,6 +228,17 @@ mod tests {
         assert!(s.layers[0].mean_score.is_nan());
         assert_eq!(s.fps_n(), (120.0, 240));
         assert_eq!(serde_json::to_value(&s).unwrap(), tiny());
+    }
+
+    #[test]
+    fn summary_written_before_modulation_and_depth_reads_with_the_paper_modulation() {
+        let mut v = tiny();
+        let cfg = v.pointer_mut("/stimulus/config").unwrap().as_object_mut().unwrap();
+        cfg.remove("modulation");
+        cfg.remove("depth");
+        let s = read(&v).unwrap();
+        assert_eq!(s.stimulus.config.modulation, crate::signal::stimulus::Modulation::All);
+        assert_eq!(s.stimulus.config.depth, 1.0);
     }
 
     #[test]

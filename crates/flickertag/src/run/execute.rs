@@ -25,8 +25,9 @@ impl RunResult {
     }
 
     fn write_into(&self, dir: &Path) -> Result<()> {
-        crate::report::run_folder::write_run_folder(&self.analysis, &self.first, dir)?;
-        self.extras.write(dir)
+        // The extras first: the report draws the figures of those it finds.
+        self.extras.write(dir)?;
+        crate::report::run_folder::write_run_folder(&self.analysis, &self.first, dir).map(|_| ())
     }
 }
 
@@ -130,8 +131,9 @@ impl Plan {
             }
         };
         let pre = model.input_preprocess()?;
-        let [_, h, w] = model.input_shape;
+        let [c, h, w] = model.input_shape;
         let plan = self.config.stimulus.plan(h, w)?;
+        self.config.stimulus.modulation.check_input(c, pre.grayscale)?;
         // Quarters of the slowest tag's period (0, 5, 10, 15 at 6 Hz and 120 fps): each
         // tag's factor takes four different values.
         let st = &self.config.stimulus;
@@ -337,6 +339,21 @@ impl Plan {
                 }));
             }
             extras.noise_sweep = Some(rows);
+        }
+        if !self.contrast_sweep.is_empty() {
+            let mut rows = Vec::new();
+            for &depth in &self.contrast_sweep {
+                if depth == self.config.stimulus.depth {
+                    rows.extend(analysis::contrast::rows(result));
+                } else {
+                    let mut cfg = self.config.clone();
+                    cfg.stimulus.depth = depth;
+                    cfg.stats.enabled = false;
+                    cfg.keep_per_image = false;
+                    rows.extend(analysis::contrast::rows(&again(model, &cfg, &format!("depth {depth}"))?));
+                }
+            }
+            extras.contrast = Some(rows);
         }
         if self.region_swap {
             let mut cfg = self.config.clone();

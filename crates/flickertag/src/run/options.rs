@@ -11,7 +11,7 @@ use crate::inference::model::control::Control;
 use crate::inference::model::TapKind;
 use crate::run::shard::Shard;
 use crate::signal::snr::SnrConfig;
-use crate::signal::stimulus::{Domain, Layout, StimulusConfig};
+use crate::signal::stimulus::{Domain, Layout, Modulation, StimulusConfig};
 
 /// Control networks drawn by default: enough for a Monte Carlo p of 2 / 21 = 0.095 at
 /// the extremes (39 are needed for 0.05).
@@ -47,6 +47,15 @@ pub struct AnalysisOptions {
     pub domain: Domain,
     /// Allow frequencies off the FFT bin grid.
     pub allow_leakage: bool,
+    /// What the tag modulates: `all` (every channel alike), `luminance`, `red-green`,
+    /// `blue-yellow` (isoluminant, [`crate::signal::colour`]) or `channel:K`.
+    pub modulation: Modulation,
+    /// Modulation depth in [0, 1] (share of the `lo`..`hi` swing, around its middle).
+    pub depth: f32,
+    /// Depths of a contrast sweep (each in [0, 1]): the analysis is repeated at each
+    /// and every filter's amplitude and SNR at each tag are written per depth
+    /// (`contrast_response.csv`); empty: no sweep.
+    pub contrast_sweep: Vec<f32>,
     /// SNR preset: `authors`, `mne`, `fpvs`, `grid`.
     pub preset: String,
     /// Importance threshold on the per-filter score.
@@ -153,6 +162,9 @@ impl Default for AnalysisOptions {
             hi: stim.hi,
             domain: stim.domain,
             allow_leakage: false,
+            modulation: stim.modulation,
+            depth: stim.depth,
+            contrast_sweep: vec![],
             preset: "authors".into(),
             threshold: DEFAULT_THRESHOLD,
             taps: vec![TapKind::Conv, TapKind::Linear],
@@ -219,6 +231,8 @@ impl AnalysisOptions {
             hi: self.hi,
             domain: self.domain,
             allow_leakage: self.allow_leakage,
+            modulation: self.modulation,
+            depth: self.depth,
         })
     }
 

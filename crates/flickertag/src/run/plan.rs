@@ -33,6 +33,8 @@ pub struct Plan {
     pub bootstrap: usize,
     /// Noise levels of the F-test sweep; the first is the main run's (empty: no sweep).
     pub noise_sweep: Vec<f32>,
+    /// Modulation depths of the contrast sweep (empty: no sweep).
+    pub contrast_sweep: Vec<f32>,
     /// Checkpoint period (None: no checkpoints).
     pub checkpoint_every: Option<Duration>,
     /// Continue from a checkpoint.
@@ -64,6 +66,9 @@ impl AnalysisOptions {
         if !noise_sweep.is_empty() || self.bootstrap > 0 || self.region_swap {
             config.keep_per_image = true;
         }
+        if !self.contrast_sweep.is_empty() {
+            analysis::contrast::check_depths(&self.contrast_sweep)?;
+        }
         if self.control.is_some() && self.controls == 0 {
             return Err(Error::param("controls", "at least 1 control network", 0));
         }
@@ -79,6 +84,7 @@ impl AnalysisOptions {
                 (self.control.is_some(), "control"),
                 (self.bootstrap > 0, "bootstrap"),
                 (!noise_sweep.is_empty(), "noise-sigma"),
+                (!self.contrast_sweep.is_empty(), "contrast-sweep"),
                 (self.resume, "resume"),
             ];
             if let Some((_, what)) = extra.iter().find(|(on, _)| *on) {
@@ -92,6 +98,7 @@ impl AnalysisOptions {
             region_swap: self.region_swap,
             bootstrap: self.bootstrap,
             noise_sweep,
+            contrast_sweep: self.contrast_sweep.clone(),
             checkpoint_every: (self.checkpoint_every > 0.0).then(|| Duration::from_secs_f64(self.checkpoint_every)),
             resume: self.resume,
             shard: self.shard,
@@ -166,6 +173,8 @@ pub struct Extras {
     pub bootstrap: Option<Vec<analysis::bootstrap::Interval>>,
     /// F-test detection rate per noise level, tap and line (`noise_sweep.csv`).
     pub noise_sweep: Option<Vec<analysis::ftest::SweepRow>>,
+    /// Per depth, filter and region, the response at the tag (`contrast_response.csv`).
+    pub contrast: Option<Vec<analysis::contrast::ContrastRow>>,
 }
 
 /// A whole run held in memory: the analysis, its extras, and the first image (on which
@@ -247,6 +256,21 @@ impl Extras {
                 );
             }
         }
+        if let Some(rows) = &self.contrast {
+            let _ = writeln!(s, "contrast sweep: mean over every filter of the amplitude (SNR) at each tag");
+            let mut depths: Vec<f32> = rows.iter().map(|r| r.depth).collect();
+            depths.dedup();
+            for d in depths {
+                let _ = write!(s, "  depth {d:<6}");
+                for region in &a.plan.region_names {
+                    let of: Vec<_> = rows.iter().filter(|r| r.depth == d && &r.region == region).collect();
+                    let amp = analysis::contrast::finite_mean(of.iter().map(|r| r.amplitude));
+                    let snr = analysis::contrast::finite_mean(of.iter().map(|r| r.snr));
+                    let _ = write!(s, "  {region} {amp:.4} ({snr:.2})");
+                }
+                let _ = writeln!(s);
+            }
+        }
         if let Some(rows) = &self.region_swap {
             let _ = writeln!(
                 s,
@@ -263,7 +287,7 @@ impl Extras {
     }
 
     /// The extras' files, rendered in memory by file name: `control.csv`,
-    /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv` (those
+    /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`, `contrast_response.csv` (those
     /// asked for).
     pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = Vec::new();
@@ -294,6 +318,9 @@ impl Extras {
         }
         if let Some(r) = &self.region_swap {
             files.push(("region_swap.csv", analysis::swap::to_csv(r).into_bytes()));
+        }
+        if let Some(r) = &self.contrast {
+            files.push(("contrast_response.csv", analysis::contrast::to_csv(r).into_bytes()));
         }
         files
     }

@@ -2,7 +2,11 @@
 //!
 //! Region `r` flickers at `freqs[r]` Hz with phase `phases[r]` (radians). Frame `i`
 //! (0-based, time `t_i = i / fps`) multiplies that region's pixels, all colour channels
-//! alike, by `s_r(i) = lo + (hi - lo) * (1 + sin(2π f_r i / fps + φ_r)) / 2`.
+//! alike, by `s_r(i) = lo + (hi - lo) * (1 + sin(2π f_r i / fps + φ_r)) / 2`; with a
+//! `depth` d below 1, by `m + d (hi - lo) sin(...) / 2` around the same mean
+//! `m = (lo + hi) / 2` (a contrast step: depth 0 is no flicker). The factor multiplies
+//! the luma, one chromatic coordinate or one channel instead with another
+//! [`Modulation`] ([`crate::signal::colour`]).
 //! Paper defaults ([`StimulusConfig::default`]): left half 6 Hz, right half 7.5 Hz,
 //! 120 fps, 240 frames, `lo = 0.5`, `hi = 1`, i.e. `0.75 + 0.25 sin(...)`, applied to
 //! the normalized tensor ([`Domain::Normalized`]). Pixels outside every region are
@@ -15,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::data::Image;
 use crate::io::data::Preprocess;
+pub use crate::signal::colour::Modulation;
 
 /// Where the modulation is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +137,17 @@ pub struct StimulusConfig {
     pub domain: Domain,
     /// Accept frequencies off the FFT bin grid (spectral leakage) with a warning.
     pub allow_leakage: bool,
+    /// What the factor multiplies (default: every channel alike).
+    #[serde(default)]
+    pub modulation: Modulation,
+    /// Modulation depth in [0, 1]: the share of the `lo`..`hi` swing used, around its
+    /// middle (1: the whole swing; default).
+    #[serde(default = "full_depth")]
+    pub depth: f32,
+}
+
+fn full_depth() -> f32 {
+    1.0
 }
 
 impl Default for StimulusConfig {
@@ -146,6 +162,8 @@ impl Default for StimulusConfig {
             hi: 1.0,
             domain: Domain::Normalized,
             allow_leakage: false,
+            modulation: Modulation::All,
+            depth: 1.0,
         }
     }
 }
@@ -305,6 +323,9 @@ impl StimulusConfig {
         if self.lo > self.hi {
             return Err(Error::param("lo/hi", "lo <= hi", format!("lo={} hi={}", self.lo, self.hi)));
         }
+        if !(0.0..=1.0).contains(&self.depth) {
+            return Err(Error::param("depth", "a modulation depth in [0, 1]", self.depth));
+        }
         if let Some(p) = self.phases.iter().find(|p| !p.is_finite()) {
             return Err(Error::param("phases", "finite phases in radians", p));
         }
@@ -356,7 +377,11 @@ impl TagPlan {
         let c = &self.config;
         let phase = c.phases.get(r).copied().unwrap_or(0.0);
         let s = (2.0 * std::f64::consts::PI * c.freqs[r] * i as f64 / c.fps + phase).sin();
-        c.lo + (c.hi - c.lo) * ((1.0 + s) / 2.0) as f32
+        if c.depth == 1.0 {
+            c.lo + (c.hi - c.lo) * ((1.0 + s) / 2.0) as f32
+        } else {
+            (c.lo + c.hi) / 2.0 + c.depth * (c.hi - c.lo) * (s / 2.0) as f32
+        }
     }
 
     /// The period of the stimulus in frames when it is exactly periodic within the
@@ -379,10 +404,15 @@ impl TagPlan {
         self.frames_at(image, pre, &[i])
     }
 
-    /// The frames `indices` of `image`, concatenated: `[indices.len(), 3, H, W]`; the
-    /// image is normalized once.
+    /// The frames `indices` of `image`, concatenated: `[indices.len(), C, H, W]`; the
+    /// image is normalized once. The modulation must suit the input's channels
+    /// ([`Modulation::check_input`]; the analysis checks it before any work).
     pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
         let hw = self.height * self.width;
+        let modulation = self.config.modulation;
+        if modulation != Modulation::All {
+            return self.frames_in_colour(image, pre, indices);
+        }
         let base = match self.config.domain {
             Domain::Normalized => image.normalized(pre),
             Domain::Raw => image.channels(pre),
@@ -396,6 +426,34 @@ impl TagPlan {
                     Domain::Normalized => x * scale,
                     Domain::Raw => (x * scale - pre.mean[p / hw]) / pre.std[p / hw],
                 });
+            }
+        }
+        out
+    }
+
+    /// [`TagPlan::frames_at`] for a modulation other than [`Modulation::All`]: each
+    /// pixel's channel values, centred on the input mean (normalized domain) or raw,
+    /// are modulated together ([`Modulation::apply`]), then normalized.
+    fn frames_in_colour(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
+        let hw = self.height * self.width;
+        let px = image.channels(pre);
+        let nc = px.len() / hw.max(1);
+        let centre = |ch: usize| if self.config.domain == Domain::Normalized { pre.mean[ch] } else { 0.0 };
+        let mut out = vec![0f32; indices.len() * px.len()];
+        let mut c = vec![0f32; nc];
+        for (row, &i) in indices.iter().enumerate() {
+            let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
+            let frame = &mut out[row * px.len()..(row + 1) * px.len()];
+            for p in 0..hw {
+                for (ch, v) in c.iter_mut().enumerate() {
+                    *v = px[ch * hw + p] - centre(ch);
+                }
+                if let Some(r) = self.region_of[p] {
+                    self.config.modulation.apply(&mut c, factors[r]);
+                }
+                for (ch, v) in c.iter().enumerate() {
+                    frame[ch * hw + p] = (v + centre(ch) - pre.mean[ch]) / pre.std[ch];
+                }
             }
         }
         out
@@ -420,16 +478,23 @@ impl TagPlan {
         schedule
     }
 
-    /// Frame `i` as pixels in [0, 1] for viewing (the modulation shown in the raw domain).
+    /// Frame `i` as pixels in [0, 1] for viewing (the modulation shown in the raw
+    /// domain, clipped to [0, 1]).
     pub fn display_frame(&self, image: &Image, i: usize) -> Image {
         let hw = self.height * self.width;
         let factors: Vec<f32> = (0..self.region_names.len()).map(|r| self.factor(r, i)).collect();
-        let pixels = image
-            .pixels
-            .iter()
-            .enumerate()
-            .map(|(p, &x)| x * self.region_of[p % hw].map_or(1.0, |r| factors[r]))
-            .collect();
+        let mut pixels = image.pixels.clone();
+        let mut c = [0f32; 3];
+        for p in 0..hw {
+            let Some(r) = self.region_of[p] else { continue };
+            for (ch, v) in c.iter_mut().enumerate() {
+                *v = image.pixels[ch * hw + p];
+            }
+            self.config.modulation.apply(&mut c, factors[r]);
+            for (ch, v) in c.iter().enumerate() {
+                pixels[ch * hw + p] = v.clamp(0.0, 1.0);
+            }
+        }
         Image { pixels, ..image.clone() }
     }
 }
