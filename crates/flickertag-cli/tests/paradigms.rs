@@ -118,3 +118,79 @@ fn a_linear_filter_answers_in_proportion_to_the_modulation_depth() {
         }
     }
 }
+
+/// Ten classes of seeded 8 x 8 images: class 0 is reddish (R − G = 0.6 ± 0.1), the
+/// others greenish (R − G = −0.2 ± 0.1); each image has its own pixel noise, along
+/// `(+n, −n, 0)`, so that every image of every class has the same mean of R, G and B.
+fn oddball_pool() -> (flickertag::analysis::oddball::ImagePool, impl Fn(&ImageSpec) -> flickertag::Result<Image>) {
+    use flickertag::analysis::oddball::ImagePool;
+    let per_class = 12;
+    let images = (0..10)
+        .map(|c| {
+            (0..per_class)
+                .map(|i| ImageSpec { name: format!("c{c}_{i}"), index: Some(c * per_class + i), label: Some(c as u8) })
+                .collect()
+        })
+        .collect();
+    let pool = ImagePool { classes: (0..10).map(|c| format!("class{c}")).collect(), images };
+    let load = move |s: &ImageSpec| {
+        let c = s.label.unwrap() as usize;
+        let (r, g) = if c == 0 { (0.7, 0.1) } else { (0.3, 0.5) };
+        let b = 0.4;
+        let mut x = 99u64 + s.index.unwrap() as u64 * 7919;
+        let mut noise = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+        };
+        let n: Vec<f32> = (0..64).map(|_| noise()).collect();
+        let mut pixels = Vec::with_capacity(192);
+        pixels.extend(n.iter().map(|n| r + n));
+        pixels.extend(n.iter().map(|n| g - n));
+        pixels.extend([b; 64]);
+        Ok(Image { height: 8, width: 8, pixels, label: s.label })
+    };
+    (pool, load)
+}
+
+#[test]
+fn a_unit_that_fires_for_one_class_answers_at_the_oddball_frequency_for_that_class() {
+    use flickertag::analysis::oddball::{oddball, OddballConfig, SELECTIVE_Z};
+    let dir = tempfile::tempdir().unwrap();
+    // Filter 0: R − G, rectified: it fires for class 0 alone. Filter 1: (R + G + B) / 3,
+    // rectified: the same for every image.
+    let w = vec![1.0, -1.0, 0.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0];
+    let bytes = onnx_values(
+        &[0, 3, 8, 8],
+        vec![node("Conv", "/unit/Conv", &["input", "w"], "c"), node("Relu", "/unit/Relu", &["c"], "output")],
+        &[("w", &[2, 3, 1, 1], w)],
+    );
+    let path = dir.path().join("unit.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let m = Model::load(path.to_str().unwrap(), None).unwrap();
+    let (pool, load) = oddball_pool();
+    let cfg = OddballConfig {
+        streams: 6,
+        taps: TapSelection { kinds: vec![TapKind::Act], names: vec![] },
+        ..Default::default()
+    };
+    let r = oddball(&m, &cfg, &pool, &load, &mut |_, _| {}, None).unwrap();
+    assert_eq!(r.classes.len(), 10);
+    // 6 streams x 10 classes x 20 images x 11 distinct contrasts.
+    assert_eq!(r.frames_run, 6 * 10 * 20 * 11);
+    let z =
+        |ch: usize, class: usize| r.filters.iter().find(|f| f.channel == ch && f.class == r.classes[class]).unwrap();
+    assert!(z(0, 0).z > 3.0 * SELECTIVE_Z, "the class-0 unit for class 0: {:?}", z(0, 0));
+    for c in 1..10 {
+        // Another class as the oddball: the unit fires only for the class-0 images among
+        // the base images, about one in nine, at random places: a far smaller response.
+        assert!(z(0, c).response < z(0, 0).response / 3.0, "class {c}: {:?} vs {:?}", z(0, c), z(0, 0));
+    }
+    for c in 0..10 {
+        // The mean-of-channels unit sees every image alike: nothing at the oddball
+        // harmonics but float32 rounding.
+        assert!(z(1, c).response.abs() < 1e-4 * z(0, 0).response, "mean unit, class {c}: {:?}", z(1, c));
+    }
+    let layer = r.layers.iter().find(|l| l.class == "class0").unwrap();
+    assert_eq!((layer.filters, layer.selective), (2, 1));
+    assert!(r.harmonics.iter().any(|h| h.significant && h.bin == 4), "{:?}", r.harmonics);
+}

@@ -18,6 +18,7 @@ mod derived;
 pub mod ftest;
 pub mod maps;
 pub mod networks;
+pub mod oddball;
 pub mod state;
 pub mod swap;
 

@@ -8,6 +8,7 @@
 
 pub mod colour;
 pub mod lines;
+pub mod oddball;
 pub mod snr;
 pub mod spectrum;
 pub mod stimulus;
