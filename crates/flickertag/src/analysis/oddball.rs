@@ -365,8 +365,8 @@ fn score(
         let mut grand = vec![0f64; nb];
         for (ci, per_class) in spectra.iter().enumerate() {
             let mut m = vec![0f64; nb];
-            for r in row..row + c {
-                for (acc, &a) in m.iter_mut().zip(&per_class[r]) {
+            for spectrum in &per_class[row..row + c] {
+                for (acc, &a) in m.iter_mut().zip(spectrum) {
                     *acc += a as f64 / c as f64;
                 }
             }
