@@ -72,6 +72,12 @@ pub enum Command {
         after_help = "Examples:\n  flickertag prune-eval --model resnet32\n  flickertag prune-eval --model resnet32 --n-images 1000 --layers '#1,#4,#31' --out runs/prune"
     )]
     PruneEval(Box<PruneArgs>),
+    /// Category selectivity by the oddball paradigm: streams of images at F with every
+    /// n-th from one class; per filter and class, the response at F/n.
+    #[command(
+        after_help = "Examples:\n  flickertag oddball --model resnet32 --out runs/oddball\n  flickertag oddball --model resnet32 --classes cat,dog --streams 20 --validate\n  flickertag oddball --model model.onnx --image-folder images/ --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
+    )]
+    Oddball(Box<OddballArgs>),
     /// Merge the partial runs of `analyze --shard i/n` into one run folder.
     #[command(
         after_help = "Examples:\n  flickertag analyze --all-images --shard 0/4 --out parts/0   (and 1/4, 2/4, 3/4)\n  flickertag merge parts/0 parts/1 parts/2 parts/3 --out runs/full"
@@ -531,4 +537,71 @@ pub struct PruneArgs {
 
 fn parse_device(s: &str) -> Result<flickertag::engine::Device, String> {
     s.parse().map_err(|_| format!("expected {} (got {s:?})", flickertag::engine::Device::NAMES))
+}
+
+/// `flickertag oddball`.
+#[derive(Debug, Args, Clone)]
+pub struct OddballArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Base frequency F, Hz: one image per contrast cycle.
+    #[arg(long, default_value_t = 6.0)]
+    pub base_freq: f64,
+    /// Every n-th image is from the oddball class (F/n is the oddball frequency).
+    #[arg(long, default_value_t = 5)]
+    pub every: usize,
+    /// Frames per second.
+    #[arg(long, default_value_t = 120.0)]
+    pub fps: f64,
+    /// Frames per stream (a multiple of every * fps / F).
+    #[arg(long, default_value_t = 400)]
+    pub n_frames: usize,
+    /// Oddball classes, names or indices (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<String>,
+    /// Streams per class (each a seeded draw of images).
+    #[arg(long, default_value_t = 10)]
+    pub streams: usize,
+    /// Seed of the streams, the image draws and the random sets.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Oddball harmonics considered (the base harmonics skipped).
+    #[arg(long, default_value_t = 10)]
+    pub harmonics: usize,
+    /// Noise bins read either side of a harmonic.
+    #[arg(long, default_value_t = 10)]
+    pub neighbours: usize,
+    /// Images per class the streams draw from (CIFAR-10: from test images 0..5000).
+    #[arg(long, default_value_t = 100)]
+    pub pool_images: usize,
+    /// A folder with one subfolder of images per class, instead of CIFAR-10.
+    #[arg(long)]
+    pub image_folder: Option<PathBuf>,
+    /// Tap kinds (conv, linear, norm, act, add, concat, pool, other, all).
+    #[arg(long, value_delimiter = ',', default_value = "conv")]
+    pub taps: Vec<String>,
+    /// Explicit taps (module paths, #ordinals, tensor names).
+    #[arg(long, value_delimiter = ',')]
+    pub tap: Vec<String>,
+    /// Validate by ablation: each class's top filters by oddball z against random
+    /// filter sets of the same size in the same layers (recall on test images 5000..).
+    #[arg(long)]
+    pub validate: bool,
+    /// Share of the conv filters ablated per class.
+    #[arg(long, default_value_t = 0.1)]
+    pub fraction: f64,
+    /// Random layer-matched sets per class.
+    #[arg(long, default_value_t = 100)]
+    pub random_sets: usize,
+    /// Test images recall is measured on (a seeded draw from 5000..10000).
+    #[arg(long, default_value_t = 1000)]
+    pub validation_images: usize,
+    /// Run folder (default runs/oddball-<time>).
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Replace the run already in the output folder.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 mod fetch;
+mod oddball;
 mod progress;
 mod prune;
 
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Providers => providers(&ui),
         Command::Demo(a) => demo(&ui, a),
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
+        Command::Oddball(a) => oddball::oddball(&ui, *a),
         Command::Merge { parts, out, force } => merge(&ui, &parts, &out, force),
         Command::Report { run_dir } => {
             let p = flickertag::run::redraw_run_folder(&run_dir)?;

@@ -12,10 +12,12 @@
 //! as noise) nor on DC or below (the first harmonics have fewer noise bins below).
 //!
 //! The candidate harmonics are the first `harmonics` multiples `h b` that are not base
-//! harmonics. Per layer, harmonic `h` is *significant* when the layer's grand mean
-//! spectrum (over its filters and all classes, so the choice does not favour a class)
-//! has `z = (A[h b] − mean_j A[h b + j]) / sd_j A[h b + j] > 1.64` (FPVS practice;
-//! `sd` the sample standard deviation). A filter's oddball response to `c` is then the
+//! harmonics. Per layer and class, harmonic `h` is *significant* when the layer's mean
+//! spectrum for that class (over its filters) has `z = (A[h b] − mean_j A[h b + j]) /
+//! sd_j A[h b + j] > 1.64` (FPVS practice; `sd` the sample standard deviation): a
+//! class's result does not depend on which other classes were run. The choice is made
+//! on the same data it then sums, so the null control (oddballs from every class)
+//! measures the whole procedure's false-positive rate. A filter's oddball response to `c` is then the
 //! sum over the significant harmonics `S = Σ_h A[h b]`, baseline-corrected by the mean
 //! of the same sums at each noise offset `N_j = Σ_h A[h b + j]`: `response = S −
 //! mean(N)`, `z = response / sd(N)`. A filter is *selective* for `c` at
@@ -34,7 +36,9 @@ use crate::io::data::Image;
 use crate::signal::oddball::{stream_images, OddballStimulus, OddballTiming};
 use crate::signal::spectrum::{amplitude_into, n_bins, Fft};
 
-/// z above which a layer's oddball harmonic is significant (one-tailed p < 0.05).
+/// The name of the null control's pseudo-class in every table.
+pub const NULL_CLASS: &str = "(none)";
+/// z above which a layer's oddball harmonic is significant for a class (one-tailed p < 0.05).
 pub const HARMONIC_Z: f64 = 1.64;
 /// z above which a filter is selective for a class (one-tailed p < 0.01).
 pub const SELECTIVE_Z: f64 = 2.32;
@@ -52,6 +56,10 @@ pub struct OddballConfig {
     pub classes: Vec<usize>,
     /// Streams per class.
     pub streams: usize,
+    /// Also run the null control: streams whose oddballs are drawn from every class
+    /// like the base images (the class [`NULL_CLASS`]), so that the share of filters
+    /// called selective there is the method's false-positive rate on this network.
+    pub null_control: bool,
     /// Seed of the streams' images.
     pub seed: u64,
     /// Oddball harmonics considered (base harmonics skipped).
@@ -71,6 +79,7 @@ impl Default for OddballConfig {
             stimulus: OddballStimulus::default(),
             classes: vec![],
             streams: 10,
+            null_control: true,
             seed: 0,
             harmonics: 10,
             neighbours: 10,
@@ -88,16 +97,18 @@ pub struct ImagePool {
     pub images: Vec<Vec<ImageSpec>>,
 }
 
-/// One oddball harmonic of one layer.
+/// One oddball harmonic of one layer and class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Harmonic {
     /// Tap.
     pub tap: String,
+    /// Oddball class.
+    pub class: String,
     /// FFT bin.
     pub bin: usize,
     /// Frequency, Hz.
     pub freq: f64,
-    /// z of the layer's grand mean spectrum there.
+    /// z of the layer's mean spectrum for the class there.
     pub z: f64,
     /// Whether it enters the filters' sums (`z > HARMONIC_Z`).
     pub significant: bool,
@@ -148,11 +159,11 @@ pub struct OddballResult {
     pub config: OddballConfig,
     /// The timing.
     pub timing: OddballTiming,
-    /// The classes analysed (names).
+    /// The classes analysed (names), then [`NULL_CLASS`] with the null control.
     pub classes: Vec<String>,
     /// The recorded taps.
     pub taps: Vec<TapInfo>,
-    /// Per layer, the candidate harmonics.
+    /// Per layer and class, the candidate harmonics.
     pub harmonics: Vec<Harmonic>,
     /// Per filter and class (`oddball.csv`), tap-major then class then channel.
     pub filters: Vec<OddballFilter>,
@@ -277,15 +288,18 @@ pub fn oddball(
     let frame_len: usize = model.input_shape.iter().product();
     let per_call = (MAX_CHUNK_BYTES / (4 * frame_len * run.len()).max(1)).max(1);
     let sizes: Vec<usize> = pool.images.iter().map(Vec::len).collect();
+    // The null control runs last, as class None.
+    let runs: Vec<Option<usize>> = classes.iter().map(|&c| Some(c)).chain(cfg.null_control.then_some(None)).collect();
     // [class][row][bin], mean over streams.
-    let mut spectra = vec![vec![vec![0f32; nb]; rows]; classes.len()];
+    let mut spectra = vec![vec![vec![0f32; nb]; rows]; runs.len()];
     let mut series = vec![vec![0f64; n]; rows];
     let (mut fft, mut coef, mut amp) = (Fft::new(), Vec::new(), Vec::new());
-    let total = classes.len() * cfg.streams;
+    let total = runs.len() * cfg.streams;
     let mut frames_run = 0;
-    for (ci, &class) in classes.iter().enumerate() {
+    for (ci, &class) in runs.iter().enumerate() {
         for s in 0..cfg.streams {
-            let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add((class * 100_003 + s) as u64);
+            let key = class.map_or(usize::MAX / 2, |c| c * 100_003);
+            let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(key.wrapping_add(s) as u64);
             let stream = stream_images(class, &sizes, &t, cfg.stimulus.every, seed)?;
             for (chunk_i, chunk) in stream.chunks(per_call).enumerate() {
                 let mut frames = Vec::with_capacity(chunk.len() * run.len() * frame_len);
@@ -325,7 +339,8 @@ pub fn oddball(
             progress(ci * cfg.streams + s + 1, total);
         }
     }
-    let class_names: Vec<String> = classes.iter().map(|&c| pool.classes[c].clone()).collect();
+    let class_names: Vec<String> =
+        runs.iter().map(|c| c.map_or(NULL_CLASS.to_string(), |c| pool.classes[c].clone())).collect();
     let scored = score(&taps, &spectra, &class_names, &t, cfg)?;
     Ok(OddballResult {
         model: model.info(),
@@ -361,8 +376,7 @@ fn score(
     for tap in taps {
         let c = tap.shape.first().copied().unwrap_or(1);
         let name = &tap.tap.name;
-        // The layer's mean spectrum per class, and over classes.
-        let mut grand = vec![0f64; nb];
+        // The layer's mean spectrum per class.
         for (ci, per_class) in spectra.iter().enumerate() {
             let mut m = vec![0f64; nb];
             for spectrum in &per_class[row..row + c] {
@@ -370,28 +384,27 @@ fn score(
                     *acc += a as f64 / c as f64;
                 }
             }
-            for (g, v) in grand.iter_mut().zip(&m) {
-                *g += v / classes.len() as f64;
-            }
             layer_spectra[ci].push(m);
         }
-        let mut significant = Vec::new();
-        for &b in &candidates {
-            let (s, mean, sd) = summed(&grand, &[b], &offsets);
-            let z = (s - mean) / sd;
-            let sig = z > HARMONIC_Z;
-            if sig {
-                significant.push(b);
-            }
-            harmonics.push(Harmonic {
-                tap: name.clone(),
-                bin: b,
-                freq: b as f64 * cfg.stimulus.fps / cfg.stimulus.n_frames as f64,
-                z,
-                significant: sig,
-            });
-        }
         for (ci, class) in classes.iter().enumerate() {
+            let layer_mean = layer_spectra[ci].last().expect("pushed above");
+            let mut significant = Vec::new();
+            for &b in &candidates {
+                let (s, mean, sd) = summed(layer_mean, &[b], &offsets);
+                let z = (s - mean) / sd;
+                let sig = z > HARMONIC_Z;
+                if sig {
+                    significant.push(b);
+                }
+                harmonics.push(Harmonic {
+                    tap: name.clone(),
+                    class: class.clone(),
+                    bin: b,
+                    freq: b as f64 * cfg.stimulus.fps / cfg.stimulus.n_frames as f64,
+                    z,
+                    significant: sig,
+                });
+            }
             let mut zs = Vec::with_capacity(c);
             for ch in 0..c {
                 let amp: Vec<f64> = spectra[ci][row + ch].iter().map(|&a| a as f64).collect();

@@ -21,6 +21,7 @@
 pub mod bootstrap;
 pub mod curves;
 pub mod experiment;
+pub mod oddball;
 pub mod stats;
 
 use serde::{Deserialize, Serialize};

@@ -190,6 +190,10 @@ pub struct HeatmapPlot {
     pub threshold: f64,
     /// Title.
     pub title: String,
+    /// What the columns are (the x axis' description).
+    pub x_desc: String,
+    /// Column names (empty: the column numbers).
+    pub columns: Vec<String>,
 }
 
 impl Plot for HeatmapPlot {
@@ -210,9 +214,23 @@ impl Plot for HeatmapPlot {
             .y_label_area_size(110)
             .build_cartesian_2d(0.0..cols as f64, -0.5..n as f64 - 0.5)?;
         let rows = self.rows.clone();
+        let columns = self.columns.clone();
+        let x_label = move |x: &f64| {
+            if columns.is_empty() {
+                return format!("{x}");
+            }
+            let c = (x - 0.5).round();
+            if (x - 0.5 - c).abs() > 1e-6 || c < 0.0 {
+                return String::new();
+            }
+            columns.get(c as usize).cloned().unwrap_or_default()
+        };
+        let x_labels = if self.columns.is_empty() { 10 } else { 2 * self.columns.len() + 1 };
         chart
             .configure_mesh()
             .disable_mesh()
+            .x_labels(x_labels)
+            .x_label_formatter(&x_label)
             .y_labels(n)
             .y_label_formatter(&|y| {
                 let r = y.round();
@@ -222,7 +240,7 @@ impl Plot for HeatmapPlot {
                 rows.get(n.saturating_sub(1 + r as usize)).cloned().unwrap_or_default()
             })
             .y_label_style(font(10))
-            .x_desc("filter (channel)")
+            .x_desc(self.x_desc.as_str())
             .draw()?;
         for (r, row) in self.values.iter().enumerate() {
             let y = (n - 1 - r) as f64;

@@ -11,7 +11,7 @@ use super::plots::{chosen_filters, draw_run, spectrum_name, RunData};
 use crate::error::{Error, Result};
 use crate::importance::line_sums;
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -59,7 +59,7 @@ fn link(rel: &Path) -> String {
     percent_encoding::percent_encode(rel.as_os_str().as_encoded_bytes(), KEEP).to_string()
 }
 
-fn figure(out: &mut String, run: &Path, dir: &Path, name: &str, caption: &str) -> Result<()> {
+pub(crate) fn figure(out: &mut String, run: &Path, dir: &Path, name: &str, caption: &str) -> Result<()> {
     let png = dir.join(format!("{name}.png"));
     if png.is_file() {
         let src = source(out, run, &png)?;
@@ -75,7 +75,7 @@ fn figure(out: &mut String, run: &Path, dir: &Path, name: &str, caption: &str) -
     Ok(())
 }
 
-fn kv_table(out: &mut String, rows: &[(&str, String)]) {
+pub(crate) fn kv_table(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("<table class=\"kv\">");
     for (k, v) in rows {
         writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v)).unwrap();
@@ -83,7 +83,7 @@ fn kv_table(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("</table>");
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1150px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
 th{background:#f3f3f3}table.kv td,table.kv th{text-align:left}figure{margin:1.5em 0}img{max-width:100%}\
 figcaption{color:#555;font-size:90%}details{margin:.3em 0}.imp{color:#b2182b;font-weight:bold}";

@@ -153,7 +153,14 @@ pub fn draw_run(run: &RunData) -> Result<PathBuf> {
         &dir,
         "heatmap",
         (1100, h),
-        &HeatmapPlot { rows: names.clone(), values, threshold, title: "mean score per filter".into() },
+        &HeatmapPlot {
+            rows: names.clone(),
+            values,
+            threshold,
+            title: "mean score per filter".into(),
+            x_desc: "filter (channel)".into(),
+            columns: vec![],
+        },
     )?;
     let region_names = &run.summary.stimulus.region_names;
     if region_names.len() == 2 {

@@ -11,6 +11,7 @@
 
 #[cfg(feature = "report")]
 mod execute;
+pub mod oddball;
 mod options;
 mod plan;
 #[cfg(feature = "report")]

@@ -131,9 +131,11 @@ impl OddballTiming {
 /// The images of one stream, as indices into per-class pools: `(class, index in that
 /// class's pool)` per image. Oddballs come from `class`, base images uniformly from the
 /// pooled images of every other class; draws are seeded by `seed` and never repeat an
-/// image within a stream while the pools last.
+/// image within a stream while the pools last. With `class` None (the null control),
+/// oddballs and base images alike come from every class: the stream has no oddball
+/// category, and any response at `F / n` is chance.
 pub fn stream_images(
-    class: usize,
+    class: Option<usize>,
     pool_sizes: &[usize],
     timing: &OddballTiming,
     every: usize,
@@ -141,16 +143,21 @@ pub fn stream_images(
 ) -> Result<Vec<(usize, usize)>> {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
-    if class >= pool_sizes.len() || pool_sizes[class] == 0 {
+    if let Some(class) = class.filter(|&c| c >= pool_sizes.len() || pool_sizes[c] == 0) {
         return Err(Error::param("classes", "classes with images in the pool", class));
     }
-    let others: Vec<(usize, usize)> =
-        (0..pool_sizes.len()).filter(|&c| c != class).flat_map(|c| (0..pool_sizes[c]).map(move |i| (c, i))).collect();
-    if others.is_empty() {
+    let from = |keep: &dyn Fn(usize) -> bool| -> Vec<(usize, usize)> {
+        (0..pool_sizes.len()).filter(|&c| keep(c)).flat_map(|c| (0..pool_sizes[c]).map(move |i| (c, i))).collect()
+    };
+    let others = from(&|c| Some(c) != class);
+    if others.is_empty() || pool_sizes.len() < 2 {
         return Err(Error::param("classes", "images of at least two classes", pool_sizes.len()));
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut odd: Vec<(usize, usize)> = (0..pool_sizes[class]).map(|i| (class, i)).collect();
+    let mut odd = match class {
+        Some(c) => from(&|k| k == c),
+        None => others.clone(),
+    };
     let mut base = others;
     odd.shuffle(&mut rng);
     base.shuffle(&mut rng);
@@ -206,7 +213,7 @@ mod tests {
     fn every_nth_image_of_a_stream_is_from_the_oddball_class_and_the_others_never() {
         let t = OddballStimulus::default().timing().unwrap();
         let pools = [30, 30, 30, 30];
-        let s = stream_images(2, &pools, &t, 5, 7).unwrap();
+        let s = stream_images(Some(2), &pools, &t, 5, 7).unwrap();
         assert_eq!(s.len(), 20);
         for (k, &(c, _)) in s.iter().enumerate() {
             assert_eq!(c == 2, (k + 1) % 5 == 0, "image {k} of class {c}");
@@ -215,8 +222,12 @@ mod tests {
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 20, "an image repeated within a stream");
-        assert_eq!(stream_images(2, &pools, &t, 5, 7).unwrap(), s);
-        assert_ne!(stream_images(2, &pools, &t, 5, 8).unwrap(), s);
-        assert!(stream_images(0, &[5], &t, 5, 0).is_err());
+        assert_eq!(stream_images(Some(2), &pools, &t, 5, 7).unwrap(), s);
+        assert_ne!(stream_images(Some(2), &pools, &t, 5, 8).unwrap(), s);
+        assert!(stream_images(Some(0), &[5], &t, 5, 0).is_err());
+        // The null control draws every image from every class.
+        let null = stream_images(None, &pools, &t, 5, 7).unwrap();
+        let classes: std::collections::BTreeSet<usize> = null.iter().map(|x| x.0).collect();
+        assert!(classes.len() > 1 && null.iter().skip(4).step_by(5).any(|x| x.0 != null[4].0), "{null:?}");
     }
 }
