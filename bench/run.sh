@@ -45,3 +45,5 @@ cat "$out/interleaved.txt" >> "$out/report.txt"
 # Networks users bring, at 224 x 224 (ResNet-50, ViT-S/16): needs timm, torchvision, onnx.
 .venv/bin/pip install --quiet timm torchvision onnx onnxscript pillow
 .venv/bin/python bench/byo.py runs/bench/byo "$bin" "$cifar" "${BYO_IMAGES:-4}" | tee -a "$out/report.txt"
+# The paradigms (docs/paradigms.md): oddball per class and stream, a contrast sweep.
+python3 bench/paradigms.py "$bin" "$out/paradigms" | tee -a "$out/report.txt"

@@ -528,6 +528,51 @@ fn default_options() -> String {
     serde_json::to_string(&AnalysisOptions::default()).expect("serializable")
 }
 
+/// Runs the oddball paradigm (`flickertag oddball`) with `options`, a JSON object of
+/// `flickertag::run::oddball::OddballOptions`. With `out`, the run folder is written
+/// there too. Ctrl-C stops the run between batches. Returns `(tables, summary,
+/// folder)`: the run folder's tables by file name, the terminal summary, and the folder
+/// written (None without `out`).
+#[gen_stub_pyfunction]
+#[pyfunction]
+#[pyo3(signature = (model, out=None, options="{}", data=None, progress=true, overwrite=false))]
+#[allow(clippy::type_complexity)]
+fn oddball<'py>(
+    py: Python<'py>,
+    model: &str,
+    out: Option<PathBuf>,
+    options: &str,
+    data: Option<PathBuf>,
+    progress: bool,
+    overwrite: bool,
+) -> PyResult<(Bound<'py, PyDict>, String, Option<PathBuf>)> {
+    let opts = flickertag::run::oddball::OddballOptions::from_json(options).map_err(err)?;
+    let (tables, summary, folder) = detached(py, || {
+        let dd = data_dir(data)?;
+        let mut m = Model::load(model, dd.as_deref())?;
+        let mut shown: Option<(String, Shown)> = None;
+        let mut report = |stage: &str, done: usize, total: usize| {
+            if shown.as_ref().is_none_or(|(s, _)| s != stage) {
+                shown = Some((stage.to_string(), Shown::new(progress, &format!("flickertag: {stage}"), total)));
+            }
+            if let Some((_, s)) = shown.as_mut() {
+                s.update(done);
+            }
+        };
+        let run = opts.run(&mut m, dd.as_deref(), &mut report, Some(&python_signalled))?;
+        let folder = match out {
+            Some(out) => Some(run.save(&out, overwrite)?),
+            None => None,
+        };
+        Ok((run.tables(), run.summary(), folder))
+    })?;
+    let d = PyDict::new(py);
+    for (name, bytes) in tables {
+        d.set_item(name, pyo3::types::PyBytes::new(py, &bytes))?;
+    }
+    Ok((d, summary, folder))
+}
+
 /// The extension module.
 #[pymodule]
 fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -546,6 +591,7 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cli_main, m)?)?;
     m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(oddball, m)?)?;
     m.add_function(wrap_pyfunction!(default_options, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())

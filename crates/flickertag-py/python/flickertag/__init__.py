@@ -35,10 +35,13 @@ from typing import Any, Optional
 from . import _flickertag
 from ._analysis import Analysis, Tap, _Files, _read_folder, load
 from ._errors import FlickertagError, FlickertagFileNotFoundError, FlickertagOSError
+from ._oddball import Oddball, oddball
 
 __version__ = _flickertag.__version__
 __all__ = [
     "analyze",
+    "oddball",
+    "Oddball",
     "analyze_shard",
     "merge",
     "load",
@@ -185,7 +188,7 @@ def analyze(
     freqs, layout, fps, n_frames : stimulus
         One tag frequency (Hz) per region; regions ``halves``, ``left``, ``whole``,
         ``quadrants``, ``grid:RxC`` or ``mask:PATH``; frames per second; frame count.
-    taps : None, str or list of str
+    taps : None, str (comma-separated, as the CLI's ``--taps``) or list of str
         Tap kinds to record: ``conv``, ``linear``, ``norm``, ``act``, ``add``,
         ``concat``, ``pool``, ``other``, ``all`` (default ``conv`` and ``linear``).
         Single taps go in ``tap=``: module paths as ``named_modules()`` gives them
@@ -342,7 +345,8 @@ def _prepare(
         "threshold": float(threshold),
     }
     if taps is not None:
-        kinds = [taps] if isinstance(taps, str) else list(taps)
+        # "conv,linear" as the CLI's --taps takes it, or a list.
+        kinds = [k.strip() for k in taps.split(",")] if isinstance(taps, str) else list(taps)
         every = ["conv", "linear", "norm", "act", "add", "concat", "pool", "other"]
         opts["taps"] = [k for t in kinds for k in (every if t == "all" else [t])]
     for k in ("mean", "std"):

@@ -184,7 +184,7 @@ fn diverging(v: f64, lo: f64, mid: f64, hi: f64) -> RGBColor {
 pub struct HeatmapPlot {
     /// Layer names (rows).
     pub rows: Vec<String>,
-    /// Scores per layer (rows may differ in length).
+    /// Scores per layer (rows may differ in length); NaN cells are drawn grey.
     pub values: Vec<Vec<f64>>,
     /// The importance threshold (white).
     pub threshold: f64,
@@ -245,10 +245,10 @@ impl Plot for HeatmapPlot {
         for (r, row) in self.values.iter().enumerate() {
             let y = (n - 1 - r) as f64;
             chart.draw_series(row.iter().enumerate().map(|(c, &v)| {
-                Rectangle::new(
-                    [(c as f64, y - 0.5), (c as f64 + 1.0, y + 0.5)],
-                    diverging(v, lo, self.threshold, hi).filled(),
-                )
+                // A value that is not a number (a dead filter, a layer without a
+                // significant harmonic) is grey, never a colour of the scale.
+                let colour = if v.is_finite() { diverging(v, lo, self.threshold, hi) } else { RGBColor(190, 190, 190) };
+                Rectangle::new([(c as f64, y - 0.5), (c as f64 + 1.0, y + 0.5)], colour.filled())
             }))?;
         }
         let (w, h) = legend.dim_in_pixel();

@@ -135,6 +135,7 @@ pub fn oddball_report(run: &crate::run::oddball::OddballRun, dir: &Path) -> Resu
         r.layers
             .iter()
             .find(|l| l.tap == tap && l.class == class)
+            .filter(|l| l.harmonics > 0)
             .map_or(f64::NAN, |l| l.selective as f64 / l.filters.max(1) as f64)
     };
     let values: Vec<Vec<f64>> = taps.iter().map(|t| r.classes.iter().map(|c| share(t, c)).collect()).collect();
@@ -198,7 +199,7 @@ pub fn oddball_report(run: &crate::run::oddball::OddballRun, dir: &Path) -> Resu
         ],
     );
     out.push_str("<h2>Selectivity by layer and class</h2><p>A filter's oddball response is its amplitude summed over the layer's significant oddball harmonics, less the mean of the same sums at noise bins around them; z divides by their standard deviation (oddball.csv). White: the 1 % a z threshold of 2.32 passes by chance.</p>");
-    figure(&mut out, dir, &plots, "oddball_map", "Share of each layer's filters selective for each class")?;
+    figure(&mut out, dir, &plots, "oddball_map", "Share of each layer's filters selective for each class (grey: no oddball harmonic of the layer is significant for the class)")?;
     figure(
         &mut out,
         dir,

@@ -150,36 +150,35 @@ impl OddballOptions {
                 self.pool_images,
             ));
         }
-        let (pool, load, test): (ImagePool, crate::run::ImageLoader, Option<Cifar10>) =
-            match &self.image_folder {
-                Some(dir) => {
-                    if self.validate {
-                        return Err(Error::param(
-                            "validate",
-                            "CIFAR-10 images (recall is measured on the CIFAR-10 test set)",
-                            "image-folder",
-                        ));
-                    }
-                    let pool = folder_pool(dir, self.pool_images)?;
-                    (pool, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name))), None)
+        let (pool, load, test): (ImagePool, crate::run::ImageLoader, Option<Cifar10>) = match &self.image_folder {
+            Some(dir) => {
+                if self.validate {
+                    return Err(Error::param(
+                        "validate",
+                        "CIFAR-10 images (recall is measured on the CIFAR-10 test set)",
+                        "image-folder",
+                    ));
                 }
-                None => {
-                    let dir = data.ok_or_else(|| {
-                        Error::param(
-                            "data",
-                            "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass <data>), or <image-folder DIR>",
-                            "none",
-                        )
-                    })?;
-                    let test = Cifar10::load(dir, Split::Test)?;
-                    let pool = cifar_pool(&test, self.pool_images, self.seed)?;
-                    let t2 = Cifar10::load(dir, Split::Test)?;
-                    let load = move |s: &ImageSpec| {
-                        s.index.map(|i| t2.image(i)).ok_or_else(|| Error::param("images", "a test index", &s.name))
-                    };
-                    (pool, Box::new(load), Some(test))
-                }
-            };
+                let pool = folder_pool(dir, self.pool_images)?;
+                (pool, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name))), None)
+            }
+            None => {
+                let dir = data.ok_or_else(|| {
+                    Error::param(
+                        "data",
+                        "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass <data>), or <image-folder DIR>",
+                        "none",
+                    )
+                })?;
+                let test = Cifar10::load(dir, Split::Test)?;
+                let pool = cifar_pool(&test, self.pool_images, self.seed)?;
+                let t2 = Cifar10::load(dir, Split::Test)?;
+                let load = move |s: &ImageSpec| {
+                    s.index.map(|i| t2.image(i)).ok_or_else(|| Error::param("images", "a test index", &s.name))
+                };
+                (pool, Box::new(load), Some(test))
+            }
+        };
         let classes = self
             .classes
             .iter()

@@ -1,0 +1,73 @@
+"""The paradigms beyond part-based flicker from Python, against the CLI and against what
+flickertag did not write (PIL-written image folders, numpy arithmetic on the tables)."""
+
+import io
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import flickertag
+
+BIN = os.environ.get("FLICKERTAG_BIN", os.path.join(os.path.dirname(__file__), "../../../target/release/flickertag"))
+
+
+def class_folder(root, n_classes=3, per_class=6):
+    """An ImageFolder tree of seeded 32 x 32 PNGs: class k has its own mean colour."""
+    rng = np.random.default_rng(0)
+    for k in range(n_classes):
+        d = os.path.join(root, f"class{k}")
+        os.makedirs(d)
+        colour = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]][k % 3])
+        for i in range(per_class):
+            px = np.clip(colour + rng.normal(0, 25, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(px).save(os.path.join(d, f"{i}.png"))
+    return root
+
+
+def test_oddball_from_python_matches_the_cli_run_folder(tmp_path):
+    folder = class_folder(str(tmp_path / "images"))
+    opts = dict(image_folder=folder, streams=2, taps="conv", threads=1)
+    o = flickertag.oddball("resnet32", progress=False, out=str(tmp_path / "py"), **opts)
+    assert list(dict.fromkeys(o.filters["class"])) == ["class0", "class1", "class2", "(none)"]
+    # One row per conv filter of ResNet-32 (1136) and class.
+    assert len(o.filters) == 1136 * 4
+    sel = o.selectivity
+    assert sel.shape == (1136, 4) and list(sel.columns)[-1] == "(none)"
+    assert sel.index[0] == ("conv1", 0)
+    # The layer counts are the filter table's, recomputed here.
+    z = o.filters.assign(sel=o.filters["z"] > 2.32).groupby(["tap", "class"], sort=False)["sel"].sum()
+    got = o.layers.set_index(["tap", "class"])["selective"]
+    assert (z.loc[got.index].values == got.values).all()
+    # The CLI with the same options writes the same tables.
+    cli = tmp_path / "cli"
+    subprocess.run([BIN, "oddball", "--model", "resnet32", "--image-folder", folder, "--streams", "2", "--taps",
+                    "conv", "--threads", "1", "--quiet", "--out", str(cli)], check=True)
+    for name in ("oddball.csv", "oddball_layers.csv", "oddball_harmonics.csv"):
+        assert (cli / name).read_bytes() == (tmp_path / "py" / name).read_bytes(), name
+    assert (tmp_path / "py" / "report.html").is_file()
+    assert (tmp_path / "py" / "plots" / "oddball_map.png").is_file()
+
+
+def test_oddball_options_are_checked_and_named():
+    with pytest.raises(flickertag.FlickertagError, match="base-freq"):
+        flickertag.oddball("resnet32", base_freq=7.0, progress=False)
+    with pytest.raises(flickertag.FlickertagError, match="unknown field `stream`"):
+        flickertag.oddball("resnet32", stream=3, progress=False)
+
+
+def test_colour_modulation_and_contrast_sweep_from_python():
+    # Isoluminant: the stem conv is linear, so its response at the tags under a red-green
+    # tag follows from its weights; here the sweep's amplitudes must scale with depth.
+    a = flickertag.analyze("resnet32", taps="conv", modulation="red-green", contrast_sweep=[0.5, 1.0],
+                           stats=False, progress=False)
+    c = a.contrast_response
+    assert set(c["depth"]) == {0.5, 1.0}
+    stem = c[c["tap"] == "conv1"].pivot_table(index=["channel", "region"], columns="depth", values="amplitude")
+    np.testing.assert_allclose(stem[0.5], 0.5 * stem[1.0], rtol=1e-4)
+    assert a.summary["stimulus"]["config"]["modulation"] == "red-green"
+    with pytest.raises(flickertag.FlickertagError, match="modulation"):
+        flickertag.analyze("resnet32", modulation="green", progress=False)

@@ -1,0 +1,193 @@
+"""flickertag.pruning against Torch-Pruning itself: the dependency graph it builds, its
+MAC counter and its pruner; expected values from the analysis' own table and numpy.
+Needs torch and torch-pruning (the bench environment has them; `make test` runs these
+where torch is installed, as the other torch tests)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import flickertag
+
+torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+tp = pytest.importorskip("torch_pruning", reason="torch-pruning is not installed here (pip install 'flickertag[pruning]')")
+nn = torch.nn
+MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class Net(nn.Module):
+    """A small residual network: the stem's channels are coupled with both blocks'
+    second convs through the additions."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = Block(16)
+        self.layer2 = Block(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.layer2(self.layer1(torch.relu(self.bn1(self.conv1(x)))))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def net_and_analysis():
+    torch.manual_seed(0)
+    net = Net().eval()
+    with torch.no_grad():  # BatchNorm statistics away from identity
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    a = flickertag.analyze(net, input_shape=(3, 32, 32), mean=MEAN, std=STD, taps="conv,linear", stats=False,
+                           progress=False)
+    return net, a
+
+
+def group_of(dg, module):
+    return dg.get_pruning_group(module, tp.prune_conv_out_channels, idxs=list(range(module.out_channels)))
+
+
+def test_tagging_importance_ranks_equal_the_analysis_filter_table(net_and_analysis):
+    from flickertag.pruning import TaggingImportance
+
+    net, a = net_and_analysis
+    imp = TaggingImportance.from_analysis(a, net)
+    dg = tp.DependencyGraph().build_dependency(net, example_inputs=torch.randn(1, 3, 32, 32))
+    # layer1.conv1 is coupled with nothing that has output channels: its importance is
+    # its own column of the filter table.
+    got = imp(group_of(dg, net.layer1.conv1)).numpy()
+    want = a.filters[a.filters["tap"] == "layer1.conv1"].sort_values("channel")["mean_score"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert list(np.argsort(got)) == list(np.argsort(want))
+
+
+def test_coupled_groups_are_reduced_as_torch_pruning_reduces_them(net_and_analysis):
+    from flickertag.pruning import TaggingImportance
+
+    net, a = net_and_analysis
+    f = a.filters
+    col = lambda tap: f[f["tap"] == tap].sort_values("channel")["pass_fraction"].to_numpy()
+    dg = tp.DependencyGraph().build_dependency(net, example_inputs=torch.randn(1, 3, 32, 32))
+    g = group_of(dg, net.conv1)
+    # Torch-Pruning's own graph couples the stem with both blocks' second convs.
+    outs = {dep.layer for dep, _ in g if dep.pruning_fn == tp.prune_conv_out_channels}
+    assert outs == {net.conv1, net.layer1.conv2, net.layer2.conv2}
+    stack = np.stack([col("conv1"), col("layer1.conv2"), col("layer2.conv2")])
+    for reduction, want in [("mean", stack.mean(0)), ("sum", stack.sum(0)), ("max", stack.max(0))]:
+        imp = TaggingImportance.from_analysis(a, net, criterion="pass_fraction", group_reduction=reduction)
+        np.testing.assert_allclose(imp(g).numpy(), want, rtol=1e-6, err_msg=reduction)
+
+
+def test_scores_that_do_not_fit_the_model_are_refused_naming_them(net_and_analysis):
+    from flickertag.pruning import TaggingImportance, tagging_scores
+
+    net, a = net_and_analysis
+    with pytest.raises(flickertag.FlickertagError, match="layer9.conv1"):
+        TaggingImportance({"layer9.conv1": np.zeros(16)}, net)
+    with pytest.raises(flickertag.FlickertagError, match="conv1 has 16 output channels, the scores 3"):
+        TaggingImportance({"conv1": np.zeros(3)}, net)
+    with pytest.raises(flickertag.FlickertagError, match="invalid criterion"):
+        tagging_scores(a, "tap")
+
+
+def test_a_pruner_reaches_the_target_macs_and_the_pruned_model_runs_in_flickertag(net_and_analysis):
+    from flickertag.pruning import TaggingImportance, count_macs, prune_to_macs
+
+    net, a = net_and_analysis
+    x = torch.randn(1, 3, 32, 32)
+    imp = TaggingImportance.from_analysis(a, net)
+    pruned, info = prune_to_macs(net, imp, x, 2.0, ignored_layers=[net.fc])
+    before, _ = count_macs(net, x)
+    after, _ = count_macs(pruned, x)
+    assert abs(before / after - 2.0) <= 0.02 * 2.0, info
+    assert info["macs_after"] == after and info["macs_before"] == before
+    # The original is untouched; the pruned network runs and gives 10 logits.
+    assert net.conv1.out_channels == 16
+    assert pruned(x).shape == (1, 10)
+    b = flickertag.analyze(pruned, input_shape=(3, 32, 32), mean=MEAN, std=STD, taps="conv", stats=False,
+                           progress=False)
+    counts = b.filters.groupby("tap", sort=False).size().to_dict()
+    assert counts["layer1.conv1"] == pruned.layer1.conv1.out_channels < 16
+    assert counts["conv1"] == pruned.conv1.out_channels
+
+
+def data_dir():
+    d = os.environ.get("FLICKERTAG_DATA")
+    if not d:
+        pytest.skip("FLICKERTAG_DATA is not set (point it at ../shared/data to run this test)")
+    return d
+
+
+def test_the_prunable_cifar_resnet_is_the_checkpoints_network():
+    """The selection-conv shortcut against option A written here with F.pad (the
+    checkpoint's own code), on the same weights."""
+    import torch.nn.functional as F
+
+    from flickertag.cifar_resnet import cifar_resnet
+
+    net = cifar_resnet("resnet20", data_dir())
+
+    def reference(x):
+        relu = torch.relu
+        out = relu(net.bn1(net.conv1(x)))
+        for stage in (net.layer1, net.layer2, net.layer3):
+            for b in stage:
+                y = b.bn2(b.conv2(relu(b.bn1(b.conv1(out)))))
+                if isinstance(b.shortcut, nn.Identity):
+                    s = out
+                else:
+                    p = b.conv2.out_channels // 4
+                    s = F.pad(out[:, :, ::2, ::2], (0, 0, 0, 0, p, p), "constant", 0)
+                out = relu(y + s)
+        return net.linear(out.mean((2, 3)))
+
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).numpy(), reference(x).numpy(), atol=1e-5, rtol=1e-5)
+    # And against flickertag's own ResNet-20 from the checkpoint: the same accuracy.
+    from flickertag.cifar_resnet import MEAN, STD
+
+    ours = flickertag.evaluate(net, data=data_dir(), limit=500, input_shape=(3, 32, 32), mean=MEAN, std=STD)
+    theirs = flickertag.evaluate("resnet20", data=data_dir(), limit=500)
+    assert ours["correct"] == theirs["correct"]
+
+
+def test_prune_writes_a_smaller_network_with_its_figures(tmp_path):
+    from flickertag.pruning import prune
+
+    out = tmp_path / "pruned"
+    pruned, info = prune("resnet20", criterion="ft_authors", macs_ratio=2.0, data=data_dir(), eval_limit=300,
+                         progress=False, out=str(out))
+    assert abs(info["macs_ratio"] - 2.0) <= 0.02
+    assert info["params_after"] < info["params_before"]
+    assert 0 <= info["top1_after"] <= info["top1_before"] <= 100 and info["eval_images"] == 300
+    assert sorted(os.listdir(out)) == ["prune.json", "pruned.onnx", "pruned_model.pt", "pruned_state_dict.pt"]
+    # The written ONNX runs in flickertag with the pruned channel counts.
+    from flickertag.cifar_resnet import MEAN, STD
+
+    a = flickertag.analyze(str(out / "pruned.onnx"), taps="conv", stats=False, progress=False, mean=MEAN, std=STD)
+    got = a.filters.groupby("tap", sort=False).size()
+    assert got["layer1.0.conv1"] == info["channels"]["layer1.0.conv1"]
+    sd = torch.load(out / "pruned_state_dict.pt", weights_only=True)
+    assert sd["layer1.0.conv1.weight"].shape[0] == info["channels"]["layer1.0.conv1"]
+    with pytest.raises(flickertag.FlickertagError, match="overwrite=True"):
+        prune("resnet20", criterion="random", data=data_dir(), eval_limit=10, progress=False, out=str(out))
+    with pytest.raises(flickertag.FlickertagError, match="invalid criterion: one of ft_authors"):
+        prune("resnet20", criterion="l2", data=data_dir(), progress=False)
