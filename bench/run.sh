@@ -10,7 +10,7 @@ out="runs/bench"
 data="$(cd "$FLICKERTAG_DATA" && pwd)"
 rm -rf "$out" && mkdir -p "$out"/{flickertag,torch,ort}
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
-.venv/bin/pip install --quiet numpy "onnxruntime==1.31.1" torch
+.venv/bin/pip install --quiet numpy "onnxruntime==1.31.1" torch torch-pruning
 bin=./target/release/flickertag
 python3 -c "import json,random; r=random.Random(0); print(json.dumps(sorted(r.sample(range(10000), $N))))" > "$out/indices.json"
 idx=$(python3 -c "import json; print(','.join(map(str, json.load(open('$out/indices.json')))))")

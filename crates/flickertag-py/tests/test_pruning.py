@@ -191,3 +191,19 @@ def test_prune_writes_a_smaller_network_with_its_figures(tmp_path):
         prune("resnet20", criterion="random", data=data_dir(), eval_limit=10, progress=False, out=str(out))
     with pytest.raises(flickertag.FlickertagError, match="invalid criterion: one of ft_authors"):
         prune("resnet20", criterion="l2", data=data_dir(), progress=False)
+
+
+def test_flickertag_prune_on_the_command_line_writes_the_same_figures(tmp_path, capsys):
+    import json
+
+    from flickertag._cli import prune_main
+
+    out = tmp_path / "cli"
+    rc = prune_main(["--model", "resnet20", "--criterion", "random", "--seed", "3", "--macs-ratio", "1.5",
+                     "--data", data_dir(), "--eval-limit", "100", "--out", str(out), "--json", "--quiet"])
+    assert rc == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == json.loads((out / "prune.json").read_text())
+    assert info["criterion"] == "random" and abs(info["macs_ratio"] - 1.5) <= 0.015
+    rc = prune_main(["--model", "resnet20", "--data", data_dir(), "--out", str(out), "--quiet"])
+    assert rc == 1 and "--force" in capsys.readouterr().err

@@ -78,6 +78,17 @@ pub enum Command {
         after_help = "Examples:\n  flickertag oddball --model resnet32 --out runs/oddball\n  flickertag oddball --model resnet32 --classes cat,dog --streams 20 --validate\n  flickertag oddball --model model.onnx --image-folder images/ --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
     )]
     Oddball(Box<OddballArgs>),
+    /// Structural pruning to a MAC target (Torch-Pruning): runs in the Python package,
+    /// which has torch; this build says how to get it.
+    #[command(
+        after_help = "Examples (the `flickertag` command of `pip install 'flickertag[pruning]'`):\n  flickertag prune --model resnet56 --criterion ft_authors --out runs/r56-ft",
+        disable_help_flag = true
+    )]
+    Prune {
+        /// The prune options (see `flickertag prune --help` of the Python package).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Merge the partial runs of `analyze --shard i/n` into one run folder.
     #[command(
         after_help = "Examples:\n  flickertag analyze --all-images --shard 0/4 --out parts/0   (and 1/4, 2/4, 3/4)\n  flickertag merge parts/0 parts/1 parts/2 parts/3 --out runs/full"

@@ -48,6 +48,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo(&ui, a),
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
         Command::Oddball(a) => oddball::oddball(&ui, *a),
+        Command::Prune { .. } => bail!(
+            "flickertag prune needs torch and Torch-Pruning, so it runs in the Python package: \
+             pip install 'flickertag[pruning]', then the `flickertag` command it installs runs `flickertag prune` \
+             (or call flickertag.pruning.prune from Python)"
+        ),
         Command::Merge { parts, out, force } => merge(&ui, &parts, &out, force),
         Command::Report { run_dir } => {
             let p = flickertag::run::redraw_run_folder(&run_dir)?;
