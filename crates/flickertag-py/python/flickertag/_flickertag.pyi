@@ -18,6 +18,7 @@ __all__ = [
     "evaluate",
     "merge",
     "notice",
+    "oddball",
     "ort_library",
     "providers",
     "set_ort_library",
@@ -123,6 +124,15 @@ def merge(parts: typing.Sequence[builtins.str | os.PathLike | pathlib.Path], out
 def notice() -> builtins.str:
     r"""
     The licence notices of what flickertag embeds (the pretrained ResNet-32, the ten images).
+    """
+
+def oddball(model: builtins.str, out: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, options: builtins.str = ..., data: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, progress: builtins.bool = ..., overwrite: builtins.bool = ...) -> tuple[dict, builtins.str, typing.Optional[pathlib.Path]]:
+    r"""
+    Runs the oddball paradigm (`flickertag oddball`) with `options`, a JSON object of
+    `flickertag::run::oddball::OddballOptions`. With `out`, the run folder is written
+    there too. Ctrl-C stops the run between batches. Returns `(tables, summary,
+    folder)`: the run folder's tables by file name, the terminal summary, and the folder
+    written (None without `out`).
     """
 
 def ort_library() -> typing.Optional[pathlib.Path]:
