@@ -28,6 +28,8 @@ pub mod folder;
 pub mod html;
 pub mod manifest;
 #[cfg(feature = "report")]
+pub mod oddball;
+#[cfg(feature = "report")]
 pub mod paradigms;
 #[cfg(feature = "report")]
 pub mod plots;

@@ -349,7 +349,7 @@ impl OddballRun {
             let p = folder.path().join(name);
             std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
         }
-        crate::report::paradigms::oddball_report(self, folder.path())?;
+        crate::report::oddball::oddball_report(&self.result, self.validation.as_deref(), folder.path())?;
         folder.commit()
     }
 
