@@ -199,3 +199,52 @@ fn a_unit_that_fires_for_one_class_answers_at_the_oddball_frequency_for_that_cla
     assert_eq!((layer.filters, layer.selective), (2, 1));
     assert!(r.harmonics.iter().any(|h| h.significant && h.bin == 4 && h.class == "class0"), "{:?}", r.harmonics);
 }
+
+#[test]
+#[ignore = "needs the data folder"]
+fn oddball_validation_measures_recall_on_held_out_images_against_layer_matched_random_sets() {
+    use flickertag::data::{Cifar10, Split};
+    use flickertag::run::oddball::{OddballOptions, POOL_END};
+    let data = common::data_dir();
+    let mut m = Model::load("resnet32", Some(&data)).unwrap();
+    let opts = OddballOptions {
+        classes: vec!["cat".into(), "8".into()],
+        streams: 3,
+        validate: true,
+        random_sets: 4,
+        validation_images: 300,
+        threads: 2,
+        ..Default::default()
+    };
+    let run = opts.run(&mut m, Some(&data), &mut |_, _, _| {}, None).unwrap();
+    // The two classes (by name and by index), then the null control.
+    assert_eq!(run.result.classes, ["cat", "ship", "(none)"]);
+    let v = run.validation.as_ref().unwrap();
+    assert_eq!(v.iter().map(|r| r.class.as_str()).collect::<Vec<_>>(), ["cat", "ship"]);
+    // The intact recall is the evaluator's own on the same held-out draw.
+    let test = Cifar10::load(&data, Split::Test).unwrap();
+    let idx: Vec<usize> =
+        flickertag::data::seeded_sample(10_000 - POOL_END, 300, 0).unwrap().into_iter().map(|i| i + POOL_END).collect();
+    let acc = flickertag::evaluate::evaluate(&m, &test, &idx, &Default::default(), |_| {}).unwrap();
+    for (r, class) in v.iter().zip([3usize, 8]) {
+        assert_eq!(r.filters, 114, "the top 10 % of 1136 conv filters");
+        assert!((r.recall_intact - acc.per_class[class]).abs() < 1e-9, "{r:?} vs {}", acc.per_class[class]);
+        assert!((r.recall_intact - r.recall_selected - r.drop).abs() < 1e-9);
+        assert!(r.drop_low <= r.drop && r.drop <= r.drop_high, "{r:?}");
+        // A Monte Carlo p over 4 random sets is k / 5.
+        assert!([0.2, 0.4, 0.6, 0.8, 1.0].iter().any(|p| (r.p_value - p).abs() < 1e-12), "{r:?}");
+    }
+    // The stream images and the validation images never overlap.
+    let pool: std::collections::HashSet<usize> = (0..POOL_END).collect();
+    assert!(idx.iter().all(|i| !pool.contains(i)));
+    let Err(err) = OddballOptions { classes: vec!["zebra".into()], ..Default::default() }.run(
+        &mut m,
+        Some(&data),
+        &mut |_, _, _| {},
+        None,
+    ) else {
+        panic!("an unknown class ran");
+    };
+    let err = err.to_string();
+    assert!(err.contains("classes") && err.contains("zebra") && err.contains("airplane"), "{err}");
+}

@@ -73,7 +73,7 @@ def prune_main(argv: List[str]) -> int:
         print(f"{info['model']} pruned by {info['criterion']}: MACs {info['macs_before'] / 1e6:.2f} M -> "
               f"{info['macs_after'] / 1e6:.2f} M ({info['macs_ratio']:.3f}x), parameters {info['params_before']:,} -> "
               f"{info['params_after']:,}; top-1 before fine-tuning {info['top1_before']:.2f} % -> {info['top1_after']:.2f} % "
-              f"({info['eval_images']} test images); forward {info['speedup']:.2f}x faster (torch, CPU, batch 256)",
+              f"({info['eval_images']} test images); forward {info['speedup']:.2f}x faster (torch, CPU, batch 256, best of 7)",
               file=sys.stderr)
         print(f"written: {a.out}", file=sys.stderr)
     return 0
