@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reruns the commands of the "Other figures" table of docs/benchmarks.md and prints each result with
 # its command, then the statistics table (scripts/readme-statistics.py) and, with
-# FLICKERTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes).
+# FLICKERTAG_SLOW=1, the pruning section (scripts/readme-pruning.py, about 35 minutes), the paradigms
+# (scripts/readme-paradigms.py) and the ResNet-56 structural-pruning table (scripts/readme-prune-resnet56.py).
 # About 6 minutes on 2 cores without the pruning (the whole-test-set analysis is 4 of them).
 # Usage: FLICKERTAG_DATA=../shared/data [FLICKERTAG_SLOW=1] scripts/readme-figures.sh   (after make build)
 set -euo pipefail
@@ -33,6 +34,10 @@ rm -rf "$out"
 python3 scripts/readme-statistics.py
 if [ "${FLICKERTAG_SLOW:-0}" = 1 ]; then
   python3 scripts/readme-pruning.py
+  # docs/paradigms.md (12 min) and the ResNet-56 table of docs/pruning.md (8 min, torch and torch-pruning).
+  .venv/bin/python scripts/readme-paradigms.py
+  .venv/bin/python scripts/readme-prune-resnet56.py
 else
-  echo "pruning figures skipped (slow): FLICKERTAG_SLOW=1 $0, or python3 scripts/readme-pruning.py"
+  echo "pruning and paradigm figures skipped (slow): FLICKERTAG_SLOW=1 $0, or scripts/readme-pruning.py," \
+    "scripts/readme-paradigms.py, scripts/readme-prune-resnet56.py"
 fi
