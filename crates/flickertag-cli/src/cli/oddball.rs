@@ -6,11 +6,10 @@ use super::args;
 use super::{data_dir, default_run_dir, load_model, parse_kinds, say_preprocess, Ui};
 use flickertag::run::oddball::OddballOptions;
 
-/// Runs `oddball`.
-pub(super) fn oddball(ui: &Ui, a: args::OddballArgs) -> Result<()> {
-    let mut model = load_model(&a.source)?;
-    say_preprocess(ui, &model);
-    let opts = OddballOptions {
+/// The flags of `oddball` as the library's options (the names are the same; the
+/// preprocessing flags go to the model as it loads).
+fn oddball_options(a: &args::OddballArgs) -> flickertag::Result<OddballOptions> {
+    Ok(OddballOptions {
         base_freq: a.base_freq,
         every: a.every,
         fps: a.fps,
@@ -32,7 +31,14 @@ pub(super) fn oddball(ui: &Ui, a: args::OddballArgs) -> Result<()> {
         batch: a.engine.batch,
         mean: None,
         std: None,
-    };
+    })
+}
+
+/// Runs `oddball`.
+pub(super) fn oddball(ui: &Ui, a: args::OddballArgs) -> Result<()> {
+    let mut model = load_model(&a.source)?;
+    say_preprocess(ui, &model);
+    let opts = oddball_options(&a)?;
     let data = data_dir(&a.source.data)?;
     let out = a.out.clone().unwrap_or_else(|| default_run_dir("oddball"));
     let mut bars: Vec<(String, super::Progress)> = Vec::new();
@@ -58,4 +64,19 @@ pub(super) fn oddball(ui: &Ui, a: args::OddballArgs) -> Result<()> {
     }
     ui.json(&serde_json::json!({"layers": run.result.layers, "validation": run.validation, "folder": folder}));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::args::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn oddball_flag_defaults_are_the_librarys_option_defaults() {
+        let Command::Oddball(a) = Cli::try_parse_from(["flickertag", "oddball"]).unwrap().command else {
+            panic!("not oddball")
+        };
+        assert_eq!(oddball_options(&a).unwrap(), OddballOptions::default());
+    }
 }
