@@ -150,35 +150,37 @@ impl OddballOptions {
                 self.pool_images,
             ));
         }
-        let (pool, load, test): (ImagePool, crate::run::ImageLoader, Option<Cifar10>) = match &self.image_folder {
-            Some(dir) => {
-                if self.validate {
-                    return Err(Error::param(
-                        "validate",
-                        "CIFAR-10 images (recall is measured on the CIFAR-10 test set)",
-                        "image-folder",
-                    ));
+        let (pool, load, test): (ImagePool, crate::run::ImageLoader, Option<std::sync::Arc<Cifar10>>) =
+            match &self.image_folder {
+                Some(dir) => {
+                    if self.validate {
+                        return Err(Error::param(
+                            "validate",
+                            "CIFAR-10 images (recall is measured on the CIFAR-10 test set)",
+                            "image-folder",
+                        ));
+                    }
+                    let pool = folder_pool(dir, self.pool_images)?;
+                    (pool, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name))), None)
                 }
-                let pool = folder_pool(dir, self.pool_images)?;
-                (pool, Box::new(|s: &ImageSpec| Image::from_file(Path::new(&s.name))), None)
-            }
-            None => {
-                let dir = data.ok_or_else(|| {
-                    Error::param(
-                        "data",
-                        "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass <data>), or <image-folder DIR>",
-                        "none",
-                    )
-                })?;
-                let test = Cifar10::load(dir, Split::Test)?;
-                let pool = cifar_pool(&test, self.pool_images, self.seed)?;
-                let t2 = Cifar10::load(dir, Split::Test)?;
-                let load = move |s: &ImageSpec| {
-                    s.index.map(|i| t2.image(i)).ok_or_else(|| Error::param("images", "a test index", &s.name))
-                };
-                (pool, Box::new(load), Some(test))
-            }
-        };
+                None => {
+                    let dir = data.ok_or_else(|| {
+                        Error::param(
+                            "data",
+                            "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass <data>), or <image-folder DIR>",
+                            "none",
+                        )
+                    })?;
+                    // One copy of the test set, shared by the loader and the validation.
+                    let test = std::sync::Arc::new(Cifar10::load(dir, Split::Test)?);
+                    let pool = cifar_pool(&test, self.pool_images, self.seed)?;
+                    let t2 = test.clone();
+                    let load = move |s: &ImageSpec| {
+                        s.index.map(|i| t2.image(i)).ok_or_else(|| Error::param("images", "a test index", &s.name))
+                    };
+                    (pool, Box::new(load), Some(test))
+                }
+            };
         let classes = self
             .classes
             .iter()
@@ -278,7 +280,7 @@ pub fn folder_pool(dir: &Path, per_class: usize) -> Result<ImagePool> {
         ));
     }
     let mut images = Vec::new();
-    for (c, d) in classes.iter().enumerate() {
+    for d in &classes {
         let files: Vec<ImageSpec> = list(d)?
             .into_iter()
             .filter(|p| {
@@ -288,7 +290,9 @@ pub fn folder_pool(dir: &Path, per_class: usize) -> Result<ImagePool> {
                         .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "gif"))
             })
             .take(per_class)
-            .map(|p| ImageSpec { name: p.display().to_string(), index: None, label: Some((c % 256) as u8) })
+            // The class is the subfolder's place in the pool, not a label byte (a pool may
+            // hold up to MAX_FOLDER_CLASSES classes).
+            .map(|p| ImageSpec { name: p.display().to_string(), index: None, label: None })
             .collect();
         if files.is_empty() {
             return Err(Error::Data {
