@@ -53,7 +53,7 @@ def test_oddball_from_python_matches_the_cli_run_folder(tmp_path):
 
 
 def test_oddball_options_are_checked_and_named():
-    with pytest.raises(flickertag.FlickertagError, match="base-freq"):
+    with pytest.raises(flickertag.FlickertagError, match="invalid base_freq"):
         flickertag.oddball("resnet32", base_freq=7.0, progress=False)
     with pytest.raises(flickertag.FlickertagError, match="unknown field `stream`"):
         flickertag.oddball("resnet32", stream=3, progress=False)
