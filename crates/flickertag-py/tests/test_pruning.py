@@ -207,3 +207,19 @@ def test_flickertag_prune_on_the_command_line_writes_the_same_figures(tmp_path, 
     assert info["criterion"] == "random" and abs(info["macs_ratio"] - 1.5) <= 0.015
     rc = prune_main(["--model", "resnet20", "--data", data_dir(), "--out", str(out), "--quiet"])
     assert rc == 1 and "--force" in capsys.readouterr().err
+
+
+def test_tie_break_orders_equal_scores_by_another_column_and_keeps_every_other_order(net_and_analysis):
+    from flickertag.pruning import tagging_scores
+
+    _, a = net_and_analysis
+    plain = np.concatenate(list(tagging_scores(a, "pass_fraction").values()))
+    tied = np.concatenate(list(tagging_scores(a, "pass_fraction", tie_break="mean_score").values()))
+    other = np.concatenate(list(tagging_scores(a, "mean_score").values()))
+    assert len(np.unique(tied)) == len(tied), "ties remain"
+    for i in range(len(plain)):
+        for j in range(len(plain)):
+            if plain[i] < plain[j]:
+                assert tied[i] < tied[j]
+            elif plain[i] == plain[j] and other[i] < other[j]:
+                assert tied[i] < tied[j]

@@ -47,10 +47,21 @@ def _tp():
     return tp
 
 
-def tagging_scores(analysis: Any, criterion: str = "mean_score") -> Dict[str, np.ndarray]:
+def tagging_scores(analysis: Any, criterion: str = "mean_score", tie_break: Optional[str] = None) -> Dict[str, np.ndarray]:
     """Per tap (module path), the ``criterion`` column of ``analysis.filters`` in channel
-    order: ``{tap: float64 array [channels]}``."""
-    f = analysis.filters
+    order: ``{tap: float64 array [channels]}``. With ``tie_break`` (another column), equal
+    values are ordered by it: the column's rank over all filters, scaled into the gap
+    between distinct values, is added (a column of few distinct values, such as
+    ``pass_fraction``, otherwise prunes whole blocks of tied channels at once, so that a
+    MAC target falls between two steps)."""
+    f = analysis.filters.copy()
+    if tie_break is not None:
+        if tie_break not in f.columns:
+            raise FlickertagError(f"invalid tie_break: a column of the filter table (got {tie_break!r})")
+        vals = np.unique(f[criterion].to_numpy(dtype=np.float64)[np.isfinite(f[criterion].to_numpy(dtype=np.float64))])
+        gap = np.diff(vals).min() if len(vals) > 1 else 1.0
+        rank = f[tie_break].rank(method="first", na_option="bottom").to_numpy(dtype=np.float64)
+        f[criterion] = f[criterion].to_numpy(dtype=np.float64) + 0.5 * gap * rank / (len(rank) + 1)
     numeric = [c for c in f.columns if c not in ("tap", "channel", "conv_ordinal") and f[c].dtype.kind in "fiu"]
     if criterion not in numeric:
         raise FlickertagError(f"invalid criterion: a numeric column of the filter table ({', '.join(numeric)}) "
@@ -250,6 +261,7 @@ def prune(
     mean: Any = None,
     std: Any = None,
     eval_limit: Optional[int] = None,
+    tolerance: float = 0.01,
     out: Optional[str] = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -264,7 +276,9 @@ def prune(
     ``mean``/``std``). ``criterion``: one of :data:`CRITERIA`; the ``ft_*`` criteria run a
     flickertag analysis of the model first (the paper's ten images, conv and linear
     taps). ``global_pruning``: rank channels across layers (True) or prune each layer by
-    the same ratio. The classifier's output layer is never pruned. With ``out``, writes
+    the same ratio. ``tolerance``: how close to the MAC target (relative); a coupled
+    group (the ResNet stem's, shared by every block of its stage) removes up to about
+    2 % of the MACs with each channel, so some targets need 0.02-0.025. The classifier's output layer is never pruned. With ``out``, writes
     ``pruned.onnx``, ``pruned_state_dict.pt``, ``pruned_model.pt`` (the whole module, for
     ``torch.load(..., weights_only=False)``) and ``prune.json`` there (a folder holding
     other files is refused; an earlier prune output is replaced only with
@@ -302,7 +316,9 @@ def prune(
         # With the across-image statistics: the filter table's ratio columns come with them.
         a = flickertag.analyze(net, input_shape=input_shape, mean=mean, std=std, taps="conv,linear",
                                progress=progress)
-        imp = TaggingImportance.from_analysis(a, net, criterion=_COLUMNS[criterion])
+        col = _COLUMNS[criterion]
+        # Ties (pass_fraction takes a few values) ordered by the paper's score.
+        imp = TaggingImportance(tagging_scores(a, col, tie_break=None if col == "mean_score" else "mean_score"), net)
     elif criterion == "weight_l1":
         imp = tp.importance.GroupMagnitudeImportance(p=1)
     elif criterion == "bn_gamma":
@@ -313,7 +329,8 @@ def prune(
         rng = np.random.default_rng(seed)
         layers = [(n, m) for n, m in net.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
         imp = TaggingImportance({n: rng.random(m.weight.shape[0]) for n, m in layers}, net)
-    pruned, info = prune_to_macs(net, imp, x, macs_ratio, global_pruning=global_pruning, ignored_layers=ignored)
+    pruned, info = prune_to_macs(net, imp, x, macs_ratio, global_pruning=global_pruning, ignored_layers=ignored,
+                                 tolerance=tolerance)
     ev = lambda m: flickertag.evaluate(m, data=data, limit=eval_limit, input_shape=input_shape, mean=mean, std=std)
     before, after = ev(net), ev(pruned)
     xb = torch.randn((256,) + tuple(input_shape))
