@@ -192,6 +192,20 @@ impl Shown {
 /// loader, and the plan made on the whole image list.
 type Prepared = (Model, Vec<ImageSpec>, ImageLoader, Plan);
 
+/// Progress of a run's stages (`images`, `control 1/20 images`, `streams`, ...): a new
+/// line or bar whenever the stage changes.
+fn stage_progress(progress: bool) -> impl FnMut(&str, usize, usize) {
+    let mut shown: Option<(String, Shown)> = None;
+    move |stage: &str, done: usize, total: usize| {
+        if shown.as_ref().is_none_or(|(s, _)| s != stage) {
+            shown = Some((stage.to_string(), Shown::new(progress, &format!("flickertag: {stage}"), total)));
+        }
+        if let Some((_, s)) = shown.as_mut() {
+            s.update(done);
+        }
+    }
+}
+
 fn prepare(
     model: &str,
     opts: &AnalysisOptions,
@@ -350,15 +364,7 @@ fn analyze(
         if progress {
             plan.notes.iter().for_each(|n| eprintln!("{n}"));
         }
-        let mut shown: Option<(String, Shown)> = None;
-        let mut report = |stage: &str, done: usize, total: usize| {
-            if shown.as_ref().is_none_or(|(s, _)| s != stage) {
-                shown = Some((stage.to_string(), Shown::new(progress, &format!("flickertag: {stage}"), total)));
-            }
-            if let Some((_, s)) = shown.as_mut() {
-                s.update(done);
-            }
-        };
+        let mut report = stage_progress(progress);
         let mut note = |m: &str| {
             if progress {
                 eprintln!("{m}");
@@ -550,15 +556,7 @@ fn oddball<'py>(
     let (tables, summary, folder) = detached(py, || {
         let dd = data_dir(data)?;
         let mut m = Model::load(model, dd.as_deref())?;
-        let mut shown: Option<(String, Shown)> = None;
-        let mut report = |stage: &str, done: usize, total: usize| {
-            if shown.as_ref().is_none_or(|(s, _)| s != stage) {
-                shown = Some((stage.to_string(), Shown::new(progress, &format!("flickertag: {stage}"), total)));
-            }
-            if let Some((_, s)) = shown.as_mut() {
-                s.update(done);
-            }
-        };
+        let mut report = stage_progress(progress);
         let run = opts.run(&mut m, dd.as_deref(), &mut report, Some(&python_signalled))?;
         let folder = match out {
             Some(out) => Some(run.save(&out, overwrite)?),

@@ -195,9 +195,7 @@ fn summed(amp: &[f64], bins: &[usize], offsets: &[i64]) -> (f64, f64, f64) {
         .filter(|&&j| inside(j))
         .map(|&j| bins.iter().map(|&b| amp[(b as i64 + j) as usize]).sum::<f64>())
         .collect();
-    let n = noise.len() as f64;
-    let mean = noise.iter().sum::<f64>() / n;
-    let sd = (noise.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    let (mean, sd) = crate::importance::mean_sd(&noise);
     (s, mean, sd)
 }
 

@@ -192,8 +192,7 @@ pub fn validate(
             boot.push(100.0 * d as f64 / of_class.len() as f64);
         }
         let (lo, hi) = super::bootstrap::percentile_interval(&boot, 0.95);
-        let mean = random.iter().sum::<f64>() / random.len() as f64;
-        let sd = (random.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (random.len().max(2) - 1) as f64).sqrt();
+        let (mean, sd) = crate::importance::mean_sd(&random);
         let mut sorted = random.clone();
         sorted.sort_by(f64::total_cmp);
         rows.push(ValidationRow {
