@@ -44,7 +44,7 @@ def main():
     rows = list(csv.DictReader(open(os.path.join(out, "prune_summary.csv"))))
     print(f"unpruned top-1 on the {len(r['config']['images'])} images: {r['base_top1']:.2f} %; "
           f"{r['evaluations']} ablations in {r['seconds']:.0f} s; statistics over {r['statistics_images']} "
-          f"training images; {r['config']['random_seeds']} random seeds, {r['config']['bootstrap']} resamples")
+          f"held-out test images; {r['config']['random_seeds']} random seeds, {r['config']['bootstrap']} resamples")
     for scope in dict.fromkeys(x["scope"] for x in rows):
         print(f"\n### {scope}\n")
         for abl in dict.fromkeys(x["ablation"] for x in rows):
@@ -54,14 +54,16 @@ def main():
             first = sub[0]
             print(f"{abl}-ablation: random ({first['random_seeds']} seeds) AUC "
                   f"{float(first['random_mean']):.1f} ± {float(first['random_sd']):.1f}\n")
-            print("| criterion | lowest-first AUC [95 % CI] | percentile | highest-first AUC [95 % CI] | "
-                  "percentile | verdict (keeping / removing) |")
-            print("|---|---|---|---|---|---|")
+            print("| criterion | order | AUC [95 % CI] | effect: AUC − random mean [paired 95 % CI] | "
+                  "percentile | p | q (BH) | verdict |")
+            print("|---|---|---|---|---|---|---|---|")
             for c in lo:
-                a, b = lo[c], hi[c]
-                cell = lambda x: f"{float(x['auc']):.1f} [{float(x['auc_ci_low']):.1f}, {float(x['auc_ci_high']):.1f}]"
-                print(f"| `{c}` | {cell(a)} | {fmt_pct(a['random_percentile'])} | {cell(b)} | "
-                      f"{fmt_pct(b['random_percentile'])} | {a['verdict']} / {b['verdict']} |")
+                for x, order in [(lo[c], "keeping (lowest-first)"), (hi[c], "removing (highest-first)")]:
+                    print(f"| `{c}` | {order} | {float(x['auc']):.1f} [{float(x['auc_ci_low']):.1f}, "
+                          f"{float(x['auc_ci_high']):.1f}] | {float(x['effect']):+.1f} "
+                          f"[{float(x['effect_ci_low']):+.1f}, {float(x['effect_ci_high']):+.1f}] | "
+                          f"{fmt_pct(x['random_percentile'])} | {float(x['p_value']):.3f} | "
+                          f"{float(x['q_value']):.3f} | {x['verdict']} |")
             print()
     docs = os.path.join(ROOT, "docs")
     for scope, name in [("network", "prune_network.png"), ("layer1.1.conv1", "prune_conv4.png")]:

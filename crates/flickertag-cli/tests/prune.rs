@@ -142,8 +142,8 @@ fn mean_ablation_equals_a_batchnorm_that_outputs_the_channel_mean() {
 
 #[test]
 #[ignore = "needs the data folder"]
-fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
-    // The per-channel means of the BatchNorm outputs, through the analysis's own
+fn channel_means_and_magnitudes_match_the_tap_means_where_the_channels_are_consumed() {
+    // The per-channel means where each channel is consumed, through the analysis's own
     // per-channel-mean outputs (checked against PyTorch hooks in the zoo tests).
     let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
@@ -152,7 +152,8 @@ fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
     let e = Evaluator::new(&m, &data, &idx[..1], &cfg()).unwrap();
     let st = point_statistics(&m, &e.layers, &data, &idx, &cfg(), true).unwrap();
     let taps: Vec<_> = e.layers.iter().map(|l| m.tap(&l.point).unwrap()).collect();
-    assert_eq!(taps[1].name, "layer1.0.bn1", "the ablation point of a block conv is its BatchNorm");
+    assert_eq!(taps[1].name, "layer1.0.relu1", "a block's first conv is ablated after the ReLU that reads it");
+    assert_eq!(taps[2].name, "layer1.0.bn2", "a block's second conv is ablated at its BatchNorm (read by the Add)");
     let refs: Vec<_> = taps.iter().collect();
     let mut s = Session::for_model(&m, &refs, false, &cfg()).unwrap();
     let frames = evaluate::input_frames(&m, &data, &idx).unwrap();
@@ -173,7 +174,7 @@ fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
     for (l, layer) in e.layers.iter().enumerate() {
         let side = taps[l].chw[1].min(taps[l].chw[2]) as f64;
         assert!(
-            rank[l].iter().all(|&r| (0.0..=side).contains(&r)),
+            rank[l].iter().all(|&r| (0.0..=side + 1e-6).contains(&r)),
             "{}: ranks within 0..={side}: {:?}",
             layer.tap,
             rank[l]
@@ -184,9 +185,9 @@ fn channel_means_and_magnitudes_match_the_tap_means_of_the_batchnorm_outputs() {
 
 #[test]
 #[ignore = "needs the data folder"]
-fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
-    // With score_at = ablation, prunable layer i is scored on its BatchNorm output:
-    // the same scores as an analysis of the `norm` taps.
+fn frequency_tagging_scores_are_read_where_the_ablation_acts_after_the_relu_that_consumes_them() {
+    // With score_at = ablation, prunable layer i is scored where the ablation acts:
+    // the same scores as an analysis of the taps where each conv's channels are consumed.
     let d = data_dir();
     let data = Cifar10::load(&d, Split::Test).unwrap();
     let m = Model::load("resnet32", Some(&d)).unwrap();
@@ -213,17 +214,37 @@ fn frequency_tagging_scores_are_read_where_the_ablation_acts() {
     let ablation = at(&pc);
     pc.score_at = ScoreAt::Conv;
     let conv = at(&pc);
+    // Where each conv's channels are consumed, from the architecture: the stem's and
+    // every block's first conv feed a ReLU alone (the ReLU output), a block's second conv
+    // feeds the residual Add (its BatchNorm output).
+    let consumed: Vec<String> = m
+        .taps
+        .iter()
+        .filter(|t| t.kind == TapKind::Conv)
+        .map(|t| match t.name.as_str() {
+            "conv1" => "relu".to_string(),
+            n if n.ends_with(".conv1") => n.replace(".conv1", ".relu1"),
+            n => n.replace(".conv2", ".bn2"),
+        })
+        .collect();
     let reference = |kind: TapKind| {
         let mut a = analysis.clone();
-        a.taps = TapSelection { kinds: vec![kind], names: vec![] };
+        a.taps = match kind {
+            TapKind::Act => TapSelection { kinds: vec![], names: consumed.clone() },
+            _ => TapSelection { kinds: vec![kind], names: vec![] },
+        };
         let specs: Vec<ImageSpec> =
             [3, 10].iter().map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: None }).collect();
         let r = analyze(&m, &a, &specs, &|s| Ok(data.image(s.index.unwrap())), &mut |_, _| {}).unwrap();
         r.layers.iter().map(|l| l.filters.iter().map(|f| f.mean_score).collect::<Vec<f64>>()).collect::<Vec<_>>()
     };
-    let close =
-        |a: &[Vec<f64>], b: &[Vec<f64>]| a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-9);
-    assert!(close(&ablation, &reference(TapKind::Norm)), "ablation point = BatchNorm outputs");
+    // A channel that never fires has no score (NaN) on either side.
+    let close = |a: &[Vec<f64>], b: &[Vec<f64>]| {
+        a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-9 || (x.is_nan() && y.is_nan()))
+    };
+    let consumed_scores = reference(TapKind::Act);
+    assert!(close(&ablation, &consumed_scores), "ablation point = where the channel is consumed");
+    assert!(!close(&ablation, &reference(TapKind::Norm)), "not the BatchNorm output of ReLU-fed convs");
     assert!(close(&conv, &reference(TapKind::Conv)), "conv = conv outputs");
     assert!(!close(&ablation, &conv), "the two places give different scores");
 }

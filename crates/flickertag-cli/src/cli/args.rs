@@ -72,6 +72,12 @@ pub enum Command {
         after_help = "Examples:\n  flickertag prune-eval --model resnet32\n  flickertag prune-eval --model resnet32 --n-images 1000 --layers '#1,#4,#31' --out runs/prune"
     )]
     PruneEval(Box<PruneArgs>),
+    /// What does a high score predict? Every filter of the chosen layers ablated alone
+    /// (the ground truth), and every criterion's rank correlation with it.
+    #[command(
+        after_help = "Examples:\n  flickertag importance-truth --model resnet32 --layers '#2,#12,#22' --out runs/truth\n  flickertag importance-truth --model resnet20 --n-images 2000 --ablation mean"
+    )]
+    ImportanceTruth(Box<TruthArgs>),
     /// Category selectivity by the oddball paradigm: streams of images at F with every
     /// n-th from one class; per filter and class, the response at F/n.
     #[command(
@@ -487,8 +493,9 @@ pub struct PruneArgs {
     pub source: Source,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Measure accuracy on a seeded subset of this many test images (10000: the whole
-    /// test set). The AUC intervals show what the subset costs in precision.
+    /// Measure accuracy on a seeded subset of this many test images, drawn from those
+    /// not held out by --activation-images (9000: all of them by default). The AUC
+    /// intervals show what the subset costs in precision.
     #[arg(long, default_value_t = 1000)]
     pub n_images: usize,
     /// Seed of the subset.
@@ -510,11 +517,13 @@ pub struct PruneArgs {
     #[arg(long, default_value_t = 100)]
     pub random_seeds: u64,
     /// What a removed channel is replaced by: zero (the filter pruned), mean (its mean
-    /// over training images: the information removed, the offset kept), or both.
+    /// over the held-out test images where the channel is consumed, after the ReLU that
+    /// reads it: the information removed, the offset kept), or both.
     #[arg(long, value_delimiter = ',', default_value = "zero,mean")]
     pub ablations: Vec<flickertag::prune::Ablation>,
-    /// Where the frequency-tagging criteria measure a filter: ablation (the BatchNorm
-    /// output, where the ablation acts) or conv (before the BatchNorm).
+    /// Where the frequency-tagging criteria measure a filter: ablation (where the
+    /// ablation acts: after the ReLU that alone reads the BatchNorm output, else the
+    /// BatchNorm output) or conv (before the BatchNorm).
     #[arg(long, default_value = "ablation")]
     pub score_at: flickertag::prune::experiment::ScoreAt,
     /// Image-bootstrap resamples for the 95 % intervals of the AUCs (0: none).
@@ -526,8 +535,8 @@ pub struct PruneArgs {
     /// Test images of the frequency-tagging analysis (default: the first of each class).
     #[arg(long, value_delimiter = ',')]
     pub analysis_images: Vec<usize>,
-    /// Training images (the first N) for the activation and hrank criteria and the
-    /// channel means of mean-ablation.
+    /// Held-out test images (the last N of the test set, never evaluated) for the
+    /// activation and hrank criteria and the channel means of mean-ablation.
     #[arg(long, default_value_t = 1000)]
     pub activation_images: usize,
     /// Continue from the checkpoint a killed prune-eval left beside --out (the same
@@ -548,6 +557,49 @@ pub struct PruneArgs {
 
 fn parse_device(s: &str) -> Result<flickertag::engine::Device, String> {
     s.parse().map_err(|_| format!("expected {} (got {s:?})", flickertag::engine::Device::NAMES))
+}
+
+/// `importance-truth` flags.
+#[derive(Debug, Args)]
+pub struct TruthArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Test images the ablations are evaluated on: a seeded draw from the test images
+    /// outside the statistics and analysis images.
+    #[arg(long, default_value_t = 1000)]
+    pub n_images: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Held-out test images (the last N of the test set) for activation, activity_sd,
+    /// hrank and the channel means of mean-ablation.
+    #[arg(long, default_value_t = 1000)]
+    pub statistics_images: usize,
+    /// Test images of the frequency-tagging analysis (default: the first of each class).
+    #[arg(long, value_delimiter = ',')]
+    pub analysis_images: Vec<usize>,
+    /// Conv layers whose filters are ablated one at a time (tap names or #conv-ordinals;
+    /// default: every conv layer).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<String>,
+    /// What an ablated channel is replaced by: zero (the filter pruned) or mean (its mean
+    /// over the statistics images where the channel is consumed).
+    #[arg(long, default_value = "zero")]
+    pub ablation: flickertag::prune::Ablation,
+    /// Image-bootstrap resamples for the 95 % intervals (0: none).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap resamples.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap_seed: u64,
+    /// Output folder.
+    #[arg(long, short, default_value = "runs/importance-truth")]
+    pub out: PathBuf,
+    /// Replace the run already in the output folder.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `flickertag oddball`.

@@ -6,6 +6,7 @@ mod fetch;
 mod oddball;
 mod progress;
 mod prune;
+mod truth;
 
 use progress::Progress;
 
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(a) => demo(&ui, a),
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
         Command::Oddball(a) => oddball::oddball(&ui, *a),
+        Command::ImportanceTruth(a) => truth::importance_truth(&ui, *a),
         Command::Prune { .. } => bail!(
             "flickertag prune needs torch and Torch-Pruning, so it runs in the Python package: \
              pip install 'flickertag[pruning]', then the `flickertag` command it installs runs `flickertag prune` \

@@ -17,13 +17,31 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let test = Cifar10::load(&dir, Split::Test)?;
-    if a.n_images == 0 || a.n_images > test.len() {
-        return Err(flickertag::Error::param("n-images", format!("1..={}", test.len()), a.n_images).into());
+    // Statistics from exact images: the last --activation-images of the test set, held
+    // out from the evaluated ones (the training copies are lossy JPEG).
+    let held_out = a.activation_images;
+    if held_out >= test.len() {
+        return Err(flickertag::Error::param("activation-images", format!("0..{}", test.len()), held_out).into());
     }
-    let images: Vec<usize> = if a.n_images == test.len() {
-        (0..test.len()).collect()
+    let analysis_images =
+        if a.analysis_images.is_empty() { test.first_of_each_class() } else { a.analysis_images.clone() };
+    // Evaluated: test images that no statistic saw (neither held out nor analysed).
+    let pool: Vec<usize> = (0..test.len() - held_out).filter(|i| !analysis_images.contains(i)).collect();
+    if a.n_images == 0 || a.n_images > pool.len() {
+        return Err(flickertag::Error::param(
+            "n-images",
+            format!(
+                "1..={} (the test images outside the {held_out} held out for statistics and the analysis images)",
+                pool.len()
+            ),
+            a.n_images,
+        )
+        .into());
+    }
+    let images: Vec<usize> = if a.n_images == pool.len() {
+        pool.clone()
     } else {
-        flickertag::data::seeded_sample(test.len(), a.n_images, a.seed)?
+        flickertag::data::seeded_sample(pool.len(), a.n_images, a.seed)?.into_iter().map(|i| pool[i]).collect()
     };
     let mut analysis = AnalysisConfig { engine: engine_cfg(&a.engine), ..AnalysisConfig::default() };
     analysis.taps = TapSelection { kinds: vec![TapKind::Conv], names: vec![] };
@@ -39,28 +57,13 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         bootstrap: a.bootstrap,
         bootstrap_seed: a.bootstrap_seed,
         analysis,
-        analysis_images: if a.analysis_images.is_empty() {
-            test.first_of_each_class()
-        } else {
-            a.analysis_images.clone()
-        },
+        analysis_images,
         activation_images: vec![],
         engine: engine_cfg(&a.engine),
     };
-    let train = if cfg.needs_statistics() {
-        match Cifar10::load(&dir, Split::Train) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                ui.info(&format!(
-                    "note: no training set ({e}); activation, hrank and the means of mean-ablation use the analysis images"
-                ));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    cfg.activation_images = (0..a.activation_images.min(train.as_ref().map_or(0, |t| t.len()))).collect();
+    if cfg.needs_statistics() {
+        cfg.activation_images = (test.len() - held_out..test.len()).collect();
+    }
     ui.info(&format!(
         "prune-eval: {} on {} test images; criteria {} + {} random seeds; {} ablation; frequency tagging \
          scored at the {} output; {} bootstrap resamples",
@@ -70,7 +73,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
         cfg.random_seeds,
         cfg.ablations.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" and "),
         match cfg.score_at {
-            flickertag::prune::experiment::ScoreAt::Ablation => "BatchNorm (where the ablation acts)",
+            flickertag::prune::experiment::ScoreAt::Ablation => "ablation point (where the channel is consumed)",
             flickertag::prune::experiment::ScoreAt::Conv => "conv",
         },
         cfg.bootstrap
@@ -93,7 +96,7 @@ pub(super) fn prune_eval(ui: &Ui, a: args::PruneArgs) -> Result<()> {
     let r = flickertag::run::execute_prune(
         &model,
         &test,
-        train.as_ref(),
+        None,
         &cfg,
         &a.out,
         a.force,

@@ -75,28 +75,45 @@ pub fn percentile_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
 /// number of images is in docs/statistics.md). Values that are not all finite give
 /// NaN ends; a sample whose resampled means are all equal gives the mean as both ends.
 pub fn bca_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
-    use statrs::distribution::{ContinuousCDF, Normal};
     let n = v.len();
     let mean = v.iter().sum::<f64>() / n.max(1) as f64;
     if n < 2 || idx.is_empty() || !v.iter().all(|x| x.is_finite()) {
         return (mean, f64::NAN, f64::NAN);
     }
     let means = sorted_means(v, idx);
-    let at = |p: f64| crate::importance::quantile(&means, p).unwrap_or(f64::NAN);
-    if means[0] == means[means.len() - 1] {
-        return (mean, mean, mean);
-    }
-    let norm = Normal::standard();
-    let below = means.iter().filter(|&&m| m < mean).count() as f64;
-    let ties = means.iter().filter(|&&m| m == mean).count() as f64;
-    let share =
-        ((below + 0.5 * ties) / means.len() as f64).clamp(0.5 / means.len() as f64, 1.0 - 0.5 / means.len() as f64);
-    let z0 = norm.inverse_cdf(share);
     let total: f64 = v.iter().sum();
     let loo: Vec<f64> = v.iter().map(|x| (total - x) / (n - 1) as f64).collect();
-    let loo_mean = loo.iter().sum::<f64>() / n as f64;
-    let (s2, s3) = loo.iter().fold((0.0, 0.0), |(s2, s3), &t| {
-        let d = loo_mean - t;
+    let (low, high) = bca_interval(mean, means, &loo);
+    (mean, low, high)
+}
+
+/// The BCa 95 % interval of any statistic (Efron & Tibshirani 1993, ch. 14) from its
+/// value on the sample `theta`, its bootstrap replicates and its jackknife
+/// (leave-one-out) values: the ends of [`bca_ci`], which is this for the mean.
+/// Non-finite replicates are dropped; all equal replicates give `theta` as both ends;
+/// none gives NaN.
+pub fn bca_interval(theta: f64, mut replicates: Vec<f64>, jackknife: &[f64]) -> (f64, f64) {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    replicates.retain(|x| x.is_finite());
+    replicates.sort_by(f64::total_cmp);
+    let reps = replicates;
+    if reps.is_empty() || !theta.is_finite() {
+        return (f64::NAN, f64::NAN);
+    }
+    let at = |p: f64| crate::importance::quantile(&reps, p).unwrap_or(f64::NAN);
+    if reps[0] == reps[reps.len() - 1] {
+        return (theta, theta);
+    }
+    let norm = Normal::standard();
+    let below = reps.iter().filter(|&&m| m < theta).count() as f64;
+    let ties = reps.iter().filter(|&&m| m == theta).count() as f64;
+    let share =
+        ((below + 0.5 * ties) / reps.len() as f64).clamp(0.5 / reps.len() as f64, 1.0 - 0.5 / reps.len() as f64);
+    let z0 = norm.inverse_cdf(share);
+    let jack: Vec<f64> = jackknife.iter().copied().filter(|x| x.is_finite()).collect();
+    let jack_mean = jack.iter().sum::<f64>() / jack.len().max(1) as f64;
+    let (s2, s3) = jack.iter().fold((0.0, 0.0), |(s2, s3), &t| {
+        let d = jack_mean - t;
         (s2 + d * d, s3 + d * d * d)
     });
     let a = if s2 > 0.0 { s3 / (6.0 * s2.powf(1.5)) } else { 0.0 };
@@ -104,7 +121,7 @@ pub fn bca_ci(v: &[f64], idx: &[Vec<usize>]) -> (f64, f64, f64) {
         let z = z0 + norm.inverse_cdf(alpha);
         norm.cdf(z0 + z / (1.0 - a * z))
     };
-    (mean, at(end(0.025)), at(end(0.975)))
+    (at(end(0.025)), at(end(0.975)))
 }
 
 /// A studentized (bootstrap-t) interval of the mean of `v` from the resamples `idx`

@@ -78,6 +78,11 @@ impl Resamples {
         self.b == 0
     }
 
+    /// How often image `i` is drawn in each resample: `[B]`.
+    pub fn counts_of(&self, i: usize) -> &[u16] {
+        &self.counts[i * self.b..(i + 1) * self.b]
+    }
+
     /// Top-1 accuracy (percent) of `hits` on every resample: `[B]`.
     pub fn top1(&self, hits: &Hits) -> Result<Vec<f64>> {
         if hits.n != self.n {

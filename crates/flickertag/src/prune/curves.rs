@@ -28,8 +28,8 @@ use super::{Ablation, Evaluator};
 use crate::error::Result;
 use crate::importance::mean_sd;
 
-/// The fewest random seeds that can give a verdict: with `n` seeds the most extreme
-/// percentile is one in `n + 1`, which must be at most 2.5 %.
+/// The fewest random seeds that can give a verdict: with `n` seeds the smallest
+/// two-sided Monte Carlo p is `2 / (n + 1)`, which must be at most 5 %.
 pub const MIN_SEEDS_FOR_VERDICT: usize = 39;
 
 /// Removal order.
@@ -126,10 +126,10 @@ impl std::str::FromStr for CriterionKind {
 /// A criterion's verdict against the random baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VerdictKind {
-    /// Better than at least 97.5 % of the random seeds in its order's good direction.
+    /// Better than the random seeds in its order's good direction, `q ≤ 0.05`.
     #[serde(rename = "better than random")]
     Better,
-    /// Worse than at least 97.5 % of them.
+    /// Worse than them, `q ≤ 0.05`.
     #[serde(rename = "worse than random")]
     Worse,
     /// In between.
@@ -173,12 +173,15 @@ pub fn random_criterion(sizes: &[usize], seed: u64) -> Criterion {
     }
 }
 
-/// The filters to remove from one layer.
+/// The filters to remove from one layer. A NaN score (no score: the `authors` ratio of
+/// a channel that never fires where it is consumed) ranks lowest, below every number,
+/// as a filter with no measured response; ties go by channel order.
 pub fn removal(scores: &[f64], fraction: f64, order: Order) -> Vec<usize> {
     let k = ((fraction * scores.len() as f64).round() as usize).min(scores.len());
     let mut idx: Vec<usize> = (0..scores.len()).collect();
+    let key = |i: usize| if scores[i].is_nan() { f64::NEG_INFINITY } else { scores[i] };
     idx.sort_by(|&a, &b| {
-        let o = scores[a].total_cmp(&scores[b]);
+        let o = key(a).total_cmp(&key(b));
         let o = if order == Order::HighestFirst { o.reverse() } else { o };
         o.then(a.cmp(&b))
     });
@@ -396,8 +399,57 @@ pub struct Verdict {
     /// with 100 seeds, ≥ 97.5 is better than random at the 5 % level two-sided.
     #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub random_percentile: f64,
-    /// Better, worse or like random, from `random_percentile`.
+    /// `auc − random_mean`: the effect size (percentage points of mean accuracy).
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
+    pub effect: f64,
+    /// Its paired image-bootstrap 95 % interval (the criterion's and the random seeds'
+    /// mean AUC on the same resamples; NaN without a bootstrap).
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
+    pub effect_ci_low: f64,
+    /// Its upper end.
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
+    pub effect_ci_high: f64,
+    /// Two-sided Monte Carlo p against the random seeds:
+    /// `min(1, 2 (1 + #seeds at least as extreme on the nearer side) / (seeds + 1))`.
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
+    pub p_value: f64,
+    /// Benjamini-Hochberg q over every verdict of the run (`prune_summary.csv`).
+    #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
+    pub q_value: f64,
+    /// Better or worse than random where `q_value ≤ 0.05` (in the criterion's good
+    /// direction or against it), like random otherwise.
     pub verdict: VerdictKind,
+}
+
+/// The false-discovery rate at which a verdict is called better or worse than random.
+pub const VERDICT_Q: f64 = 0.05;
+
+/// Two-sided Monte Carlo p of `value` among `random` (NaN without them):
+/// `min(1, 2 · min(1 + #r ≥ value, 1 + #r ≤ value) / (n + 1))`, uniform under the null
+/// that the criterion is one more random draw (Davison & Hinkley 1997, ch. 4).
+pub fn monte_carlo_p(value: f64, random: &[f64]) -> f64 {
+    if random.is_empty() || !value.is_finite() {
+        return f64::NAN;
+    }
+    let n = random.len() as f64;
+    let above = random.iter().filter(|&&r| r >= value).count() as f64;
+    let below = random.iter().filter(|&&r| r <= value).count() as f64;
+    (2.0 * (1.0 + above.min(below)) / (n + 1.0)).min(1.0)
+}
+
+/// Benjamini-Hochberg adjusted p-values (q) of `p`, in its order; NaN stays NaN and is
+/// not counted.
+pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
+    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let m = idx.len() as f64;
+    let mut q = vec![f64::NAN; p.len()];
+    let mut running = 1.0f64;
+    for (rank, &i) in idx.iter().enumerate().rev() {
+        running = running.min(p[i] * m / (rank + 1) as f64);
+        q[i] = running.min(1.0);
+    }
+    q
 }
 
 /// A curve: scope, criterion, seed, order, ablation.
@@ -418,8 +470,13 @@ pub fn curves_of(points: &[CurvePoint]) -> Vec<(CurveKey, Vec<usize>)> {
 
 /// Verdicts of every non-random criterion from the curves, against the random curves
 /// of the same scope and ablation. `interval(curve)` gives a curve's AUC interval, and
-/// for the key `(scope, random, None, lowest-first, ablation)` that of the random mean.
-pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64)) -> Vec<Verdict> {
+/// for the key `(scope, random, None, lowest-first, ablation)` that of the random mean;
+/// `effect_interval(curve)` the paired interval of its AUC minus the random mean.
+pub fn verdicts(
+    points: &[CurvePoint],
+    interval: &dyn Fn(&CurveKey) -> (f64, f64),
+    effect_interval: &dyn Fn(&CurveKey) -> (f64, f64),
+) -> Vec<Verdict> {
     let curves = curves_of(points);
     let auc_of = |idx: &[usize]| area(idx.iter().map(|&i| (points[i].fraction, points[i].top1)).collect());
     let mut out = Vec::new();
@@ -435,18 +492,10 @@ pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64
         let a = auc_of(idx);
         let z = (a - m) / sd.max(1e-9);
         let random_percentile = percentile_among(a, &rand, k.3 == Order::LowestFirst);
-        let verdict = if rand.len() < MIN_SEEDS_FOR_VERDICT || !random_percentile.is_finite() {
-            VerdictKind::NoBaseline
-        } else if random_percentile >= 97.5 {
-            VerdictKind::Better
-        } else if random_percentile <= 2.5 {
-            VerdictKind::Worse
-        } else {
-            VerdictKind::LikeRandom
-        };
         let (auc_ci_low, auc_ci_high) = interval(k);
         let (random_mean_ci_low, random_mean_ci_high) =
             interval(&(k.0.clone(), CriterionKind::Random, None, Order::LowestFirst, k.4));
+        let (effect_ci_low, effect_ci_high) = effect_interval(k);
         out.push(Verdict {
             scope: k.0.clone(),
             criterion: k.1,
@@ -462,8 +511,26 @@ pub fn verdicts(points: &[CurvePoint], interval: &dyn Fn(&CurveKey) -> (f64, f64
             random_sd: sd,
             z,
             random_percentile,
-            verdict,
+            effect: a - m,
+            effect_ci_low,
+            effect_ci_high,
+            p_value: monte_carlo_p(a, &rand),
+            q_value: f64::NAN,
+            verdict: VerdictKind::NoBaseline,
         });
+    }
+    let q = benjamini_hochberg(&out.iter().map(|v| v.p_value).collect::<Vec<_>>());
+    for (v, q) in out.iter_mut().zip(q) {
+        v.q_value = q;
+        v.verdict = if v.random_seeds < MIN_SEEDS_FOR_VERDICT || !q.is_finite() {
+            VerdictKind::NoBaseline
+        } else if q > VERDICT_Q {
+            VerdictKind::LikeRandom
+        } else if v.random_percentile > 50.0 {
+            VerdictKind::Better
+        } else {
+            VerdictKind::Worse
+        };
     }
     out
 }
@@ -566,6 +633,33 @@ mod tests {
         assert_eq!(removal(&s, 1.0, Order::LowestFirst), vec![0, 1, 2, 3]);
     }
 
+    #[test]
+    fn monte_carlo_p_and_benjamini_hochberg_match_their_definitions() {
+        // 99 seeds 0..99: a value above all gives p = 2 · 1 / 100; in the middle, 1.
+        let r: Vec<f64> = (0..99).map(|i| i as f64).collect();
+        assert!((monte_carlo_p(1000.0, &r) - 0.02).abs() < 1e-12);
+        assert!((monte_carlo_p(-5.0, &r) - 0.02).abs() < 1e-12);
+        assert_eq!(monte_carlo_p(49.0, &r), 1.0);
+        // Two at or above 97.5: (1 + 2) · 2 / 100.
+        assert!((monte_carlo_p(97.0, &r) - 0.06).abs() < 1e-12);
+        // scipy.stats.false_discovery_control(p, method="bh") (scipy 1.17.1) for these p:
+        // [0.04, 0.05333333, 0.05333333, 0.1]; NaN kept out.
+        let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.1, f64::NAN]);
+        for (a, b) in q.iter().zip([0.04, 0.16 / 3.0, 0.16 / 3.0, 0.1]) {
+            assert!((a - b).abs() < 1e-12, "{q:?}");
+        }
+        assert!(q[4].is_nan());
+    }
+
+    #[test]
+    fn removal_ranks_a_filter_without_a_score_lowest() {
+        // A dead channel's NaN score is not the highest (where total_cmp puts NaN).
+        let s = [0.5, f64::NAN, 0.9, -3.0];
+        assert_eq!(removal(&s, 0.25, Order::LowestFirst), vec![1]);
+        assert_eq!(removal(&s, 0.25, Order::HighestFirst), vec![2]);
+        assert_eq!(removal(&s, 0.75, Order::HighestFirst), vec![0, 2, 3]);
+    }
+
     fn pt(f: f64, a: f64) -> CurvePoint {
         CurvePoint {
             scope: "network".into(),
@@ -586,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_come_from_the_percentile_among_enough_random_seeds() {
+    fn verdicts_come_from_the_monte_carlo_p_with_benjamini_hochberg_among_enough_random_seeds() {
         let mut points = Vec::new();
         // 100 random seeds with AUCs 45.0, 45.5, ..., 94.5.
         for s in 0..100u64 {
@@ -598,15 +692,20 @@ mod tests {
         // Removing first: a smaller AUC is better; below every seed, and above every seed.
         points.extend(curve(CriterionKind::WeightL1, None, Order::HighestFirst, -1.0));
         points.extend(curve(CriterionKind::BnGamma, None, Order::HighestFirst, 100.0));
-        let v = verdicts(&points, &|_| (1.0, 2.0));
+        let v = verdicts(&points, &|_| (1.0, 2.0), &|_| (0.5, 0.7));
         let get = |c: CriterionKind, o: Order| v.iter().find(|x| x.criterion == c && x.order == o).unwrap();
         let w = get(CriterionKind::WeightL1, Order::LowestFirst);
         assert_eq!((w.random_percentile, w.verdict, w.random_seeds), (100.0, VerdictKind::Better, 100));
         assert_eq!((w.auc_ci_low, w.auc_ci_high), (1.0, 2.0));
         assert_eq!((w.random_mean_ci_low, w.random_mean_ci_high), (1.0, 2.0));
         assert!((w.random_mean - 69.75).abs() < 1e-9, "the seeds' mean AUC {}", w.random_mean);
+        // p = 2 · 1 / 101 for the three beyond every seed, BH q = p · 4 / 3.
+        assert!((w.p_value - 2.0 / 101.0).abs() < 1e-12 && (w.q_value - 8.0 / 303.0).abs() < 1e-12, "{w:?}");
+        assert_eq!((w.effect, w.effect_ci_low, w.effect_ci_high), (w.auc - w.random_mean, 0.5, 0.7));
         let b = get(CriterionKind::BnGamma, Order::LowestFirst);
         assert_eq!((b.random_percentile, b.verdict), (96.0, VerdictKind::LikeRandom));
+        // Four seeds at or above it: p = 2 · 5 / 101.
+        assert!((b.p_value - 10.0 / 101.0).abs() < 1e-12, "{b:?}");
         // The random curves (drawn lowest-first) are the yardstick of highest-first too.
         assert_eq!(get(CriterionKind::WeightL1, Order::HighestFirst).verdict, VerdictKind::Better);
         let worse = get(CriterionKind::BnGamma, Order::HighestFirst);
@@ -615,7 +714,7 @@ mod tests {
         // 38 seeds are too few for a verdict at 5 %, however extreme the criterion.
         let few: Vec<CurvePoint> =
             points.iter().filter(|p| p.seed.is_none_or(|s| s < MIN_SEEDS_FOR_VERDICT as u64 - 1)).cloned().collect();
-        let v = verdicts(&few, &|_| (f64::NAN, f64::NAN));
+        let v = verdicts(&few, &|_| (f64::NAN, f64::NAN), &|_| (f64::NAN, f64::NAN));
         assert!(v.iter().all(|x| x.verdict == VerdictKind::NoBaseline && x.random_seeds == 38));
     }
 

@@ -21,7 +21,8 @@ use crate::io::data::Cifar10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScoreAt {
-    /// Where the ablation acts: the BatchNorm output (the conv output without one).
+    /// Where the ablation acts: where the channel is consumed (after the ReLU that alone
+    /// reads the BatchNorm output, else the BatchNorm output; the conv output without one).
     Ablation,
     /// The conv output, before its BatchNorm.
     Conv,
@@ -75,8 +76,9 @@ pub struct PruneConfig {
     pub analysis: AnalysisConfig,
     /// Test images of that analysis.
     pub analysis_images: Vec<usize>,
-    /// Training images for the `activation` and `hrank` criteria and the channel means
-    /// of mean-ablation.
+    /// Images for the `activation` and `hrank` criteria and the channel means of
+    /// mean-ablation: indices into the training set when one is given to [`run`], else
+    /// into the test set (then disjoint from `images`; the CLI holds out the last 1,000).
     pub activation_images: Vec<usize>,
     /// Inference settings.
     #[serde(skip)]
@@ -117,6 +119,20 @@ impl PruneConfig {
         }
         if train_len > 0 {
             check("activation-images", &self.activation_images, train_len)?;
+        } else {
+            // Test images: held out from the evaluated ones.
+            check("activation-images", &self.activation_images, test_len)?;
+            let evaluated: std::collections::HashSet<usize> = self.images.iter().copied().collect();
+            if let Some(i) = self.activation_images.iter().find(|i| evaluated.contains(i)) {
+                return Err(Error::param(
+                    "activation-images",
+                    "test images disjoint from the evaluated ones",
+                    format!("test image {i}, which is also evaluated"),
+                ));
+            }
+            if self.needs_statistics() && self.activation_images.is_empty() {
+                return Err(Error::param("activation-images", "at least one held-out test image", 0));
+            }
         }
         if let Some(f) = self.fractions.iter().chain(&self.layer_fractions).find(|f| !(0.0..=1.0).contains(*f)) {
             return Err(Error::param("fractions", "values in [0, 1]", f));
@@ -147,9 +163,8 @@ pub struct PruneResult {
     pub config: PruneConfig,
     /// Accuracy of the unpruned model on the images.
     pub base_top1: f64,
-    /// Training images (or, without a training set, analysis images) behind the
-    /// `activation` and `hrank` criteria and the means of mean-ablation; 0 when none
-    /// of them was asked for.
+    /// Images behind the `activation` and `hrank` criteria and the means of
+    /// mean-ablation; 0 when none of them was asked for.
     pub statistics_images: usize,
     /// Every point of every curve.
     pub points: Vec<CurvePoint>,
@@ -181,81 +196,16 @@ pub fn criteria(
         return Err(Error::param("criteria", "criteria other than random (random is always added)", "random"));
     }
     if cfg.criteria.iter().any(|c| c.is_frequency_tagging()) {
-        let specs: Vec<ImageSpec> = cfg
-            .analysis_images
-            .iter()
-            .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(test.label(i)) })
-            .collect();
-        let mut acfg = cfg.analysis.clone();
-        // Layer i of the analysis is prunable layer i: taps named by their tensor.
-        acfg.taps.names = eval
-            .layers
-            .iter()
-            .map(|l| match cfg.score_at {
-                ScoreAt::Ablation => l.point.clone(),
-                ScoreAt::Conv => l.tap.clone(),
-            })
-            .collect();
-        acfg.keep_per_image = false;
-        acfg.stats.enabled = want(CriterionKind::FtT2);
-        acfg.stats.splits = 0;
-        acfg.stats.q_values.clear();
-        acfg.stats.thresholds = vec![acfg.threshold];
-        let a = analyze(model, &acfg, &specs, &|s| Ok(test.image(s.index.unwrap_or(0))), &mut |_, _| {})?;
-        if a.layers.len() != eval.layers.len() {
-            return Err(Error::Model(format!(
-                "the analysis recorded {} taps for {} prunable layers",
-                a.layers.len(),
-                eval.layers.len()
-            )));
-        }
-        let by_tap = |f: &dyn Fn(usize, usize) -> f64| -> Result<Vec<Vec<f64>>> {
-            eval.layers
-                .iter()
-                .enumerate()
-                .map(|(t, l)| {
-                    if a.layers[t].filters.len() != l.channels {
-                        return Err(Error::Model(format!(
-                            "{} has {} filters in the analysis",
-                            l.tap,
-                            a.layers[t].filters.len()
-                        )));
-                    }
-                    Ok((0..l.channels).map(|c| f(t, c)).collect())
-                })
-                .collect()
-        };
-        if want(CriterionKind::FtAuthors) {
-            out.push(Criterion {
-                name: CriterionKind::FtAuthors,
-                seed: None,
-                scores: by_tap(&|t, c| a.layers[t].filters[c].mean_score)?,
-            });
-        }
-        if let Some(st) = &a.stats {
-            if want(CriterionKind::FtBca) {
-                let bca = |t: usize, c: usize| {
-                    let b = &st.layers[t].filters[c].bca;
-                    b.tags.iter().sum::<f64>() + b.intermod + b.shared
-                };
-                out.push(Criterion { name: CriterionKind::FtBca, seed: None, scores: by_tap(&bca)? });
-            }
-            if want(CriterionKind::FtT2) {
-                out.push(Criterion {
-                    name: CriterionKind::FtT2,
-                    seed: None,
-                    // A NaN p-value (a singular covariance) is no evidence: it ranks last.
-                    scores: by_tap(&|t, c| {
-                        let p = st.layers[t].filters[c].p_value;
-                        if p.is_finite() {
-                            -p.max(1e-300).log10()
-                        } else {
-                            f64::NEG_INFINITY
-                        }
-                    })?,
-                });
-            }
-        }
+        let kinds: Vec<CriterionKind> = cfg.criteria.iter().copied().filter(|c| c.is_frequency_tagging()).collect();
+        out.extend(tagging_criteria(
+            model,
+            &eval.layers,
+            test,
+            &cfg.analysis,
+            &cfg.analysis_images,
+            cfg.score_at,
+            &kinds,
+        )?);
     }
     if want(CriterionKind::WeightL1) {
         out.push(Criterion {
@@ -282,6 +232,100 @@ pub fn criteria(
     }
     for s in 0..cfg.random_seeds {
         out.push(random_criterion(&sizes, s));
+    }
+    Ok(out)
+}
+
+/// The frequency-tagging criteria `kinds` (`ft_*`) of `layers` (those of an
+/// [`Evaluator`] of `model`), from an analysis of the test images `images` read at each
+/// layer's ablation point (`score_at`); one [`Criterion`] per kind, in the order of
+/// `kinds`.
+pub fn tagging_criteria(
+    model: &Model,
+    layers: &[super::PrunableLayer],
+    test: &Cifar10,
+    analysis: &AnalysisConfig,
+    images: &[usize],
+    score_at: ScoreAt,
+    kinds: &[CriterionKind],
+) -> Result<Vec<Criterion>> {
+    let want = |n: CriterionKind| kinds.contains(&n);
+    let mut out = Vec::new();
+    let specs: Vec<ImageSpec> = images
+        .iter()
+        .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(test.label(i)) })
+        .collect();
+    let mut acfg = analysis.clone();
+    // Layer i of the analysis is prunable layer i: taps named by their tensor.
+    acfg.taps.names = layers
+        .iter()
+        .map(|l| match score_at {
+            ScoreAt::Ablation => l.point.clone(),
+            ScoreAt::Conv => l.tap.clone(),
+        })
+        .collect();
+    acfg.keep_per_image = false;
+    acfg.stats.enabled = want(CriterionKind::FtT2) || want(CriterionKind::FtBca);
+    acfg.stats.splits = 0;
+    acfg.stats.q_values.clear();
+    acfg.stats.thresholds = vec![acfg.threshold];
+    let a = analyze(model, &acfg, &specs, &|s| Ok(test.image(s.index.unwrap_or(0))), &mut |_, _| {})?;
+    if a.layers.len() != layers.len() {
+        return Err(Error::Model(format!(
+            "the analysis recorded {} taps for {} prunable layers",
+            a.layers.len(),
+            layers.len()
+        )));
+    }
+    let by_tap = |f: &dyn Fn(usize, usize) -> f64| -> Result<Vec<Vec<f64>>> {
+        layers
+            .iter()
+            .enumerate()
+            .map(|(t, l)| {
+                if a.layers[t].filters.len() != l.channels {
+                    return Err(Error::Model(format!(
+                        "{} has {} filters in the analysis",
+                        l.tap,
+                        a.layers[t].filters.len()
+                    )));
+                }
+                Ok((0..l.channels).map(|c| f(t, c)).collect())
+            })
+            .collect()
+    };
+    if want(CriterionKind::FtAuthors) {
+        out.push(Criterion {
+            name: CriterionKind::FtAuthors,
+            seed: None,
+            scores: by_tap(&|t, c| a.layers[t].filters[c].mean_score)?,
+        });
+    }
+    if let Some(st) = &a.stats {
+        if want(CriterionKind::FtBca) {
+            let bca = |t: usize, c: usize| {
+                let b = &st.layers[t].filters[c].bca;
+                b.tags.iter().sum::<f64>() + b.intermod + b.shared
+            };
+            out.push(Criterion { name: CriterionKind::FtBca, seed: None, scores: by_tap(&bca)? });
+        }
+        if want(CriterionKind::FtT2) {
+            out.push(Criterion {
+                name: CriterionKind::FtT2,
+                seed: None,
+                // A NaN p-value (a singular covariance) is no evidence: it ranks last.
+                scores: by_tap(&|t, c| {
+                    let p = st.layers[t].filters[c].p_value;
+                    if p.is_finite() {
+                        -p.max(1e-300).log10()
+                    } else {
+                        f64::NEG_INFINITY
+                    }
+                })?,
+            });
+        }
+    }
+    if let Some(k) = kinds.iter().find(|k| !out.iter().any(|c: &Criterion| c.name == **k)) {
+        return Err(Error::param("criteria", "frequency-tagging criteria (ft_authors, ft_bca, ft_t2)", k));
     }
     Ok(out)
 }
@@ -314,10 +358,8 @@ pub fn run_resumable<'a>(
     cfg.validate(test.len(), train.map_or(0, |t| t.len()))?;
     let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
     let stats = if cfg.needs_statistics() {
-        let (data, idx) = match train {
-            Some(t) => (t, &cfg.activation_images),
-            None => (test, &cfg.analysis_images),
-        };
+        let data = train.unwrap_or(test);
+        let idx = &cfg.activation_images;
         let ranks = cfg.criteria.contains(&CriterionKind::Hrank);
         Some(point_statistics(model, &eval.layers, data, idx, &cfg.engine, ranks)?)
     } else {
@@ -369,13 +411,15 @@ pub fn run_resumable<'a>(
         }
     }
     debug_assert_eq!(points.len(), runner.keys.len());
-    let intervals = auc_intervals(&points, &runner, cfg)?;
+    let (intervals, effects) = auc_intervals(&points, &runner, cfg)?;
     let evaluations = runner.distinct_ablations();
     Ok(PruneResult {
         config: cfg.clone(),
         base_top1,
         statistics_images: stats.as_ref().map_or(0, |s| s.n_images),
-        verdicts: verdicts(&points, &|k| intervals.get(k).copied().unwrap_or((f64::NAN, f64::NAN))),
+        verdicts: verdicts(&points, &|k| intervals.get(k).copied().unwrap_or((f64::NAN, f64::NAN)), &|k| {
+            effects.get(k).copied().unwrap_or((f64::NAN, f64::NAN))
+        }),
         points,
         evaluations,
         seconds: start.elapsed().as_secs_f64(),
@@ -383,17 +427,17 @@ pub fn run_resumable<'a>(
     })
 }
 
+/// Intervals per curve key, `(low, high)`.
+type Intervals = std::collections::HashMap<super::curves::CurveKey, (f64, f64)>;
+
 /// The image-bootstrap 95 % interval of every curve's AUC (see [`super::bootstrap`]),
 /// and of the random seeds' mean AUC under the key `(scope, random, no seed,
-/// lowest-first, ablation)`.
-fn auc_intervals(
-    points: &[CurvePoint],
-    runner: &Runner,
-    cfg: &PruneConfig,
-) -> Result<std::collections::HashMap<super::curves::CurveKey, (f64, f64)>> {
-    let mut out = std::collections::HashMap::new();
+/// lowest-first, ablation)`; then, per non-random curve, the paired interval of its AUC
+/// minus the random seeds' mean AUC on the same resamples (the effect size).
+fn auc_intervals(points: &[CurvePoint], runner: &Runner, cfg: &PruneConfig) -> Result<(Intervals, Intervals)> {
+    let (mut out, mut effects) = (Intervals::new(), Intervals::new());
     if cfg.bootstrap == 0 {
-        return Ok(out);
+        return Ok((out, effects));
     }
     let r = Resamples::new(cfg.images.len(), cfg.bootstrap, cfg.bootstrap_seed)?;
     let mut resampled: std::collections::HashMap<&super::curves::AblationKey, Vec<f64>> =
@@ -407,22 +451,33 @@ fn auc_intervals(
     // Per resample, the sum and count of the random seeds' AUCs of a scope and ablation.
     let mut random: std::collections::HashMap<super::curves::CurveKey, (Vec<f64>, usize)> =
         std::collections::HashMap::new();
+    let mut criteria: Vec<(super::curves::CurveKey, Vec<f64>)> = Vec::new();
     for (key, idx) in curves_of(points) {
         let per_point: Vec<(f64, &Vec<f64>)> =
             idx.iter().map(|&i| (points[i].fraction, &resampled[&runner.keys[i]])).collect();
         let aucs: Vec<f64> =
             (0..r.len()).map(|b| area(per_point.iter().map(|(f, acc)| (*f, acc[b])).collect())).collect();
+        out.insert(key.clone(), percentile_interval(&aucs, 0.95));
         if key.1 == CriterionKind::Random {
             let k = (key.0.clone(), CriterionKind::Random, None, Order::LowestFirst, key.4);
             let e = random.entry(k).or_insert_with(|| (vec![0.0; r.len()], 0));
             e.0.iter_mut().zip(&aucs).for_each(|(s, a)| *s += a);
             e.1 += 1;
+        } else {
+            criteria.push((key, aucs));
         }
-        out.insert(key, percentile_interval(&aucs, 0.95));
     }
+    let mut means = std::collections::HashMap::new();
     for (k, (sums, n)) in random {
-        let means: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
-        out.insert(k, percentile_interval(&means, 0.95));
+        let m: Vec<f64> = sums.iter().map(|s| s / n as f64).collect();
+        out.insert(k.clone(), percentile_interval(&m, 0.95));
+        means.insert(k, m);
     }
-    Ok(out)
+    for (key, aucs) in criteria {
+        if let Some(m) = means.get(&(key.0.clone(), CriterionKind::Random, None, Order::LowestFirst, key.4)) {
+            let d: Vec<f64> = aucs.iter().zip(m).map(|(a, m)| a - m).collect();
+            effects.insert(key, percentile_interval(&d, 0.95));
+        }
+    }
+    Ok((out, effects))
 }

@@ -23,6 +23,7 @@ pub mod curves;
 pub mod experiment;
 pub mod oddball;
 pub mod stats;
+pub mod truth;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +89,15 @@ pub struct PrunableLayer {
     pub conv_ordinal: Option<usize>,
     /// Filters.
     pub channels: usize,
-    /// The tensor the mask multiplies (BatchNorm output, or the conv output).
+    /// The tensor the mask multiplies, where the channel is consumed: the ReLU output when
+    /// a ReLU alone reads the BatchNorm output, else the BatchNorm output (the conv output
+    /// without a BatchNorm).
     pub point: String,
+    /// Where HRank ranks the filter's maps: the post-ReLU maps, as HRank's code does
+    /// (the ReLU after the residual addition where the channel feeds an `Add`); the
+    /// ablation point when no ReLU follows.
+    #[serde(default)]
+    pub rank_point: String,
     /// The graph input holding the mask.
     pub mask_input: String,
     /// The graph input holding the offset added to the masked channels.
@@ -100,6 +108,16 @@ pub struct PrunableLayer {
     pub bn_scale: Option<String>,
 }
 
+/// The nodes that read `tensor`.
+fn consumers<'g>(g: &'g onnx_protobuf::GraphProto, tensor: &str) -> Vec<&'g onnx_protobuf::NodeProto> {
+    g.node.iter().filter(|n| n.input.iter().any(|i| i == tensor)).collect()
+}
+
+/// Whether `tensor` is a ReLU's output.
+fn producer_is_relu(g: &onnx_protobuf::GraphProto, tensor: &str) -> bool {
+    g.node.iter().any(|n| n.op_type == "Relu" && n.output.first().is_some_and(|o| o == tensor))
+}
+
 /// A model with a mask input per conv layer.
 pub struct Ablatable {
     /// The masked model.
@@ -108,8 +126,9 @@ pub struct Ablatable {
     pub layers: Vec<PrunableLayer>,
 }
 
-/// Inserts a mask and an offset after every conv (after its BatchNorm when one follows):
-/// `point · mask + offset`.
+/// Inserts a mask and an offset after every conv where its channels are consumed (after
+/// its BatchNorm when one follows, after the ReLU when a ReLU alone reads that):
+/// `point · mask + offset`. Zeroing is the same at either place (`ReLU(0) = 0`).
 pub fn ablatable(model: &Model) -> Result<Ablatable> {
     let mut m = model.clone();
     let g = m.proto.graph.as_mut().expect("checked at load");
@@ -124,10 +143,24 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
             .and_then(|t| t.dims.first().copied())
             .ok_or_else(|| Error::Model(format!("conv {} has no weight initializer", tap.name)))?
             as usize;
-        let users: Vec<&onnx_protobuf::NodeProto> = g.node.iter().filter(|n| n.input.contains(&tap.tensor)).collect();
-        let (point, bn_scale) = match users.as_slice() {
+        let (normalized, bn_scale) = match consumers(g, &tap.tensor).as_slice() {
             [bn] if bn.op_type == "BatchNormalization" => (bn.output[0].clone(), bn.input.get(1).cloned()),
             _ => (tap.tensor.clone(), None),
+        };
+        // Where the channel is consumed: after the ReLU when a ReLU alone reads it, so
+        // that mean-ablation puts in the mean of what the next layer actually receives
+        // (a BatchNorm output's mean is mostly negative, and ReLU(mean) = 0 = zeroing).
+        let point = match consumers(g, &normalized).as_slice() {
+            [relu] if relu.op_type == "Relu" => relu.output[0].clone(),
+            _ => normalized,
+        };
+        let rank_point = match consumers(g, &point).as_slice() {
+            _ if producer_is_relu(g, &point) => point.clone(),
+            [add] if add.op_type == "Add" => match consumers(g, &add.output[0]).as_slice() {
+                [relu] if relu.op_type == "Relu" => relu.output[0].clone(),
+                _ => point.clone(),
+            },
+            _ => point.clone(),
         };
         layers.push(PrunableLayer {
             tap: tap.name.clone(),
@@ -136,6 +169,7 @@ pub fn ablatable(model: &Model) -> Result<Ablatable> {
             mask_input: format!("flickertag.mask.{}", tap.name),
             offset_input: format!("flickertag.offset.{}", tap.name),
             point,
+            rank_point,
             weight,
             bn_scale,
         });
@@ -258,6 +292,11 @@ impl Evaluator {
         let hits =
             l.chunks(k).zip(&self.labels).map(|(row, &y)| crate::evaluate::top1_class(row) == y as usize).collect();
         Ok(Outcome { accuracy: accuracy(&l, &self.labels), hits })
+    }
+
+    /// The labels of the images, in order.
+    pub fn labels(&self) -> &[u8] {
+        &self.labels
     }
 
     /// Number of images.

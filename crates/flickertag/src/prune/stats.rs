@@ -1,9 +1,11 @@
-//! Statistics of every prunable filter's output where the ablation acts (the
-//! BatchNorm output, see [`super::PrunableLayer::point`]) over a set of images: the
+//! Statistics of every prunable filter's output where the ablation acts (where the
+//! channel is consumed, see [`super::PrunableLayer::point`]) over a set of images: the
 //! channel mean (what [`super::Ablation::Mean`] puts in place of a removed channel),
-//! the mean absolute value (the `activation` criterion) and the average feature-map
-//! rank (the `hrank` criterion of Lin et al., CVPR 2020: a filter whose maps have low
-//! rank carries little information). One forward pass per image; no gradients.
+//! the mean absolute value (the `activation` criterion), the standard deviation (the
+//! channel's activity, by which magnitude-normalised scores divide), and the average
+//! rank of the post-ReLU feature maps ([`super::PrunableLayer::rank_point`]; the
+//! `hrank` criterion of Lin et al., CVPR 2020: a filter whose maps have low rank
+//! carries little information). One forward pass per image; no gradients.
 
 use crate::error::{Error, Result};
 use crate::inference::engine::{EngineConfig, Session};
@@ -23,7 +25,12 @@ pub struct PointStats {
     pub mean: Vec<Vec<f64>>,
     /// Mean absolute value over images and positions.
     pub mean_abs: Vec<Vec<f64>>,
-    /// Mean over images of the rank of the `H × W` map ([`matrix_rank`]), when asked for.
+    /// Standard deviation over images and positions (population form).
+    pub sd: Vec<Vec<f64>>,
+    /// Mean over images of the rank of the `H × W` map at the rank point
+    /// ([`matrix_rank`]), plus a seeded jitter below 1e-9 that breaks exact ties at
+    /// random (HRank's mean ranks tie often; ties must not fall back to channel order),
+    /// when asked for.
     pub rank: Option<Vec<Vec<f64>>>,
 }
 
@@ -60,47 +67,96 @@ pub fn point_statistics(
     if indices.is_empty() {
         return Err(Error::param("activation-images", "at least one image", 0));
     }
-    let taps: Vec<TapPoint> = layers.iter().map(|l| model.tap(&l.point)).collect::<Result<_>>()?;
-    if let Some(t) = taps.iter().find(|t| t.layout != Layout::ChannelsFirst || t.dims.len() != 3) {
-        return Err(Error::Model(format!(
-            "the ablation point {} has layout {} and shape {:?}: pruning needs [C, H, W] maps",
-            t.name,
-            t.layout.describe(),
-            t.dims
-        )));
+    let map_taps = |point: &dyn Fn(&PrunableLayer) -> &str| -> Result<Vec<TapPoint>> {
+        let taps: Vec<TapPoint> = layers.iter().map(|l| model.tap(point(l))).collect::<Result<_>>()?;
+        if let Some(t) = taps.iter().find(|t| t.layout != Layout::ChannelsFirst || t.dims.len() != 3) {
+            return Err(Error::Model(format!(
+                "the ablation point {} has layout {} and shape {:?}: pruning needs [C, H, W] maps",
+                t.name,
+                t.layout.describe(),
+                t.dims
+            )));
+        }
+        Ok(taps)
+    };
+    let mut taps = map_taps(&|l| &l.point)?;
+    // Output t of the session: taps[t]; the rank maps of layer l are output rank_of[l]
+    // (the ablation point's own when the rank point is the same tensor).
+    let mut rank_of: Vec<usize> = (0..taps.len()).collect();
+    if ranks {
+        for (l, t) in
+            map_taps(&|l| if l.rank_point.is_empty() { &l.point } else { &l.rank_point })?.into_iter().enumerate()
+        {
+            rank_of[l] = match taps.iter().position(|x| x.name == t.name) {
+                Some(i) => i,
+                None => {
+                    taps.push(t);
+                    taps.len() - 1
+                }
+            };
+        }
     }
+    let n_points = layers.len();
     let refs: Vec<&TapPoint> = taps.iter().collect();
     let mut s = Session::for_outputs(model, &[], &refs, cfg)?;
     let zeros = || layers.iter().map(|l| vec![0.0; l.channels]).collect::<Vec<Vec<f64>>>();
-    let (mut mean, mut mean_abs, mut rank) = (zeros(), zeros(), zeros());
+    let (mut mean, mut mean_abs, mut square, mut rank) = (zeros(), zeros(), zeros(), zeros());
     let n = indices.len() as f64;
     for chunk in indices.chunks(s.batch()) {
         let frames = crate::evaluate::input_frames(model, data, chunk)?;
         let outs = s.run(&frames, chunk.len())?;
-        for (l, o) in outs.iter().skip(1).enumerate() {
-            let c = layers[l].channels;
+        for (t, o) in outs.iter().skip(1).enumerate() {
+            // The layers this output serves: as ablation point (t < n_points), as rank point.
+            let ranked: Vec<usize> = if ranks { (0..n_points).filter(|&l| rank_of[l] == t).collect() } else { vec![] };
+            let c = o.shape.get(1).copied().unwrap_or(0);
             let [h, w] = match o.shape.as_slice() {
-                [_, oc, h, w] if *oc == c => [*h, *w],
+                [_, _, h, w] if (t >= n_points || layers[t].channels == c) => [*h, *w],
                 other => {
-                    return Err(Error::Model(format!("{} gave shape {other:?}, expected [N, {c}, H, W]", taps[l].name)))
+                    return Err(Error::Model(format!("{} gave shape {other:?}, expected [N, C, H, W]", taps[t].name)))
                 }
             };
+            if let Some(l) = ranked.iter().find(|&&l| layers[l].channels != c) {
+                return Err(Error::Model(format!(
+                    "{} has {c} channels, {} has {}",
+                    taps[t].name, layers[*l].tap, layers[*l].channels
+                )));
+            }
             for (i, map) in o.data.chunks(h * w).enumerate() {
                 let ch = i % c;
-                mean[l][ch] += map.iter().map(|&x| x as f64).sum::<f64>() / (h * w) as f64;
-                mean_abs[l][ch] += map.iter().map(|&x| x.abs() as f64).sum::<f64>() / (h * w) as f64;
-                if ranks {
-                    rank[l][ch] += matrix_rank(map, h, w) as f64;
+                if !ranked.is_empty() {
+                    let r = matrix_rank(map, h, w) as f64;
+                    ranked.iter().for_each(|&l| rank[l][ch] += r);
                 }
+                if t >= n_points {
+                    continue;
+                }
+                let hw = (h * w) as f64;
+                mean[t][ch] += map.iter().map(|&x| x as f64).sum::<f64>() / hw;
+                mean_abs[t][ch] += map.iter().map(|&x| x.abs() as f64).sum::<f64>() / hw;
+                square[t][ch] += map.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / hw;
             }
         }
     }
     // Sums over images, then the means.
-    for v in [&mut mean, &mut mean_abs, &mut rank] {
+    for v in [&mut mean, &mut mean_abs, &mut square, &mut rank] {
         v.iter_mut().flatten().for_each(|x| *x /= n);
     }
-    Ok(PointStats { n_images: indices.len(), mean, mean_abs, rank: ranks.then_some(rank) })
+    let sd = mean
+        .iter()
+        .zip(&square)
+        .map(|(m, q)| m.iter().zip(q).map(|(m, q)| (q - m * m).max(0.0).sqrt()).collect())
+        .collect();
+    let rank = ranks.then(|| {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(RANK_TIE_SEED);
+        rank.iter_mut().flatten().for_each(|r| *r += rng.random_range(0.0..1e-9));
+        rank
+    });
+    Ok(PointStats { n_images: indices.len(), mean, mean_abs, sd, rank })
 }
+
+/// Seed of the jitter that breaks ties between equal mean ranks.
+pub const RANK_TIE_SEED: u64 = 0x0048_5241_4e4b; // "HRANK"
 
 #[cfg(test)]
 mod tests {

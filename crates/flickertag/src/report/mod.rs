@@ -36,6 +36,8 @@ pub mod plots;
 pub mod prune;
 pub mod run_folder;
 pub mod summary;
+#[cfg(feature = "report")]
+pub mod truth;
 
 use std::fmt::Write as _;
 use std::path::Path;

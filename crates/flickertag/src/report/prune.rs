@@ -52,12 +52,12 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
     write("prune_curves.csv", s)?;
     let mut s = String::from(
         "scope,criterion,order,ablation,auc,auc_ci_low,auc_ci_high,random_seeds,random_mean,random_mean_ci_low,\
-         random_mean_ci_high,random_sd,z,random_percentile,verdict\n",
+         random_mean_ci_high,random_sd,z,random_percentile,effect,effect_ci_low,effect_ci_high,p_value,q_value,verdict\n",
     );
     for v in &r.verdicts {
         writeln!(
             s,
-            "{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{}",
+            "{},{},{},{},{:.3},{:.3},{:.3},{},{:.3},{:.3},{:.3},{:.3},{:.2},{:.1},{:.3},{:.3},{:.3},{:.4},{:.4},{}",
             v.scope,
             v.criterion,
             v.order.name(),
@@ -72,6 +72,11 @@ pub fn write_prune(r: &PruneResult, dir: &Path) -> Result<()> {
             v.random_sd,
             v.z,
             v.random_percentile,
+            v.effect,
+            v.effect_ci_low,
+            v.effect_ci_high,
+            v.p_value,
+            v.q_value,
             v.verdict
         )
         .unwrap();
@@ -127,23 +132,25 @@ fn write_plots(r: &PruneResult, dir: &Path) -> Result<()> {
 /// The verdict table printed at the end of `prune-eval`.
 pub fn terminal_summary(r: &PruneResult) -> String {
     let mut s = format!(
-        "{:<16} {:<12} {:<14} {:<5} {:>7} {:>15} {:>13} {:>6}  verdict\n",
-        "scope", "criterion", "order", "abl.", "AUC", "95 % CI", "random", "pct"
+        "{:<16} {:<12} {:<14} {:<5} {:>7} {:>13} {:>7} {:>17} {:>7} {:>7}  verdict (BH q <= 0.05)\n",
+        "scope", "criterion", "order", "abl.", "AUC", "random", "effect", "95 % CI", "p", "q"
     );
     for v in &r.verdicts {
         let random = format!("{:.2}±{:.2}", v.random_mean, v.random_sd);
-        let ci = format!("[{:.2}, {:.2}]", v.auc_ci_low, v.auc_ci_high);
+        let ci = format!("[{:.2}, {:.2}]", v.effect_ci_low, v.effect_ci_high);
         writeln!(
             s,
-            "{:<16} {:<12} {:<14} {:<5} {:>7.2} {:>15} {:>13} {:>6.1}  {}",
+            "{:<16} {:<12} {:<14} {:<5} {:>7.2} {:>13} {:>7.2} {:>17} {:>7.4} {:>7.4}  {}",
             v.scope,
             v.criterion,
             v.order.name(),
             v.ablation,
             v.auc,
-            ci,
             random,
-            v.random_percentile,
+            v.effect,
+            ci,
+            v.p_value,
+            v.q_value,
             v.verdict
         )
         .unwrap();

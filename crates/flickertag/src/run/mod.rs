@@ -17,6 +17,7 @@ mod plan;
 #[cfg(feature = "report")]
 pub(crate) mod prune;
 pub mod shard;
+pub mod truth;
 
 pub use crate::report::run_folder::copy_run_folder;
 #[cfg(feature = "report")]

@@ -1,0 +1,505 @@
+//! Ground truth for filter importance: what removing one filter does, and how well each
+//! criterion predicts it.
+//!
+//! For every filter of the chosen conv layers, the network is evaluated with that one
+//! filter ablated ([`super::Ablation`], zero by default: the filter pruned) on a seeded
+//! set of test images that no statistic of the run saw. The filter's *ground truth* is
+//! the mean change over those images of the cross-entropy (`delta_loss`, nats; positive:
+//! the network got worse) and of the top-1 accuracy (`delta_top1`, percentage points lost).
+//!
+//! Every criterion ([`TRUTH_CRITERIA`]) is computed beforehand on other images (the
+//! tagging analysis on its own images, the activation statistics on held-out test
+//! images), and compared with the truth by Spearman's rank correlation, per layer (the
+//! ranking a per-layer pruning uses) and over the pooled filters of all chosen layers
+//! (the ranking a global pruning uses). Its 95 % interval is the BCa bootstrap over the
+//! evaluation images (the criteria stay fixed; the truth is recomputed on each resample,
+//! and on each leave-one-image-out set for the acceleration): a percentile interval
+//! would lean towards 0, since resampling adds noise to the truth and so attenuates
+//! every correlation. A filter a criterion gives no score (NaN, as the `authors` ratio
+//! of a dead channel) is left out of that criterion's rows (`n_filters` says how many
+//! remain). `reliability` rows give the truth's own reliability: the rank correlation of
+//! the truth measured on the even-numbered against the odd-numbered images, stepped up
+//! to the whole set by Spearman-Brown (`2r / (1 + r)`). A criterion's correlation with a
+//! truth of reliability `R` cannot be expected above about `√R`; with a low `R` the
+//! truth is mostly image noise and more images are needed (`--n-images`).
+//!
+//! Magnitude-normalised forms answer whether a tagging score says more than how active
+//! a channel is: `ft_bca_per_sd` divides the summed baseline-corrected amplitude by the
+//! channel's activity SD (over positions and held-out images, at the ablation point);
+//! `ft_bca_resid` is the residual of its within-layer rank after a least-squares line on
+//! the rank of that SD.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::bootstrap::Resamples;
+use super::experiment::{tagging_criteria, ScoreAt};
+use super::stats::point_statistics;
+use super::{bn_gamma, weight_l1, Ablation, Evaluator};
+use crate::analysis::bootstrap::bca_interval;
+use crate::analysis::AnalysisConfig;
+use crate::error::{Error, Result};
+use crate::inference::engine::EngineConfig;
+use crate::inference::model::Model;
+use crate::io::data::Cifar10;
+use crate::prune::curves::CriterionKind;
+
+/// The criteria compared with the ground truth, in table order.
+pub const TRUTH_CRITERIA: [&str; 10] = [
+    "ft_authors",
+    "ft_bca",
+    "ft_t2",
+    "ft_bca_per_sd",
+    "ft_bca_resid",
+    "weight_l1",
+    "bn_gamma",
+    "activation",
+    "activity_sd",
+    "hrank",
+];
+
+/// The two ground truths.
+pub const TRUTHS: [&str; 2] = ["delta_loss", "delta_top1"];
+
+/// Most filters one run ablates (each is one evaluation of every image).
+pub const MAX_FILTERS: usize = 100_000;
+
+/// Settings of a ground-truth run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TruthConfig {
+    /// Test images the ablations are evaluated on.
+    pub images: Vec<usize>,
+    /// Held-out test images of the activation statistics (`activation`, `activity_sd`,
+    /// `hrank`, the channel means of mean-ablation), disjoint from `images`.
+    pub statistics_images: Vec<usize>,
+    /// Test images of the frequency-tagging analysis, disjoint from `images`.
+    pub analysis_images: Vec<usize>,
+    /// Conv layers whose filters are ablated (tap names or `#ordinal`; empty: all).
+    pub layers: Vec<String>,
+    /// What the ablated channel is replaced by.
+    pub ablation: Ablation,
+    /// Image-bootstrap resamples for the intervals (0: none).
+    pub bootstrap: usize,
+    /// Seed of the resamples.
+    pub bootstrap_seed: u64,
+    /// The frequency-tagging analysis behind the `ft_*` criteria.
+    pub analysis: AnalysisConfig,
+    /// Inference settings.
+    #[serde(skip)]
+    pub engine: EngineConfig,
+}
+
+impl TruthConfig {
+    /// Checks the settings before any work: indices inside the test set (`test_len`),
+    /// the evaluation images disjoint from the statistics and analysis images, bounds.
+    pub fn validate(&self, test_len: usize) -> Result<()> {
+        for (name, idx) in [
+            ("images", &self.images),
+            ("statistics-images", &self.statistics_images),
+            ("analysis-images", &self.analysis_images),
+        ] {
+            if idx.is_empty() {
+                return Err(Error::param(name, "at least one test image", 0));
+            }
+            if let Some(&bad) = idx.iter().find(|&&i| i >= test_len) {
+                return Err(Error::param(name, format!("indices 0..{test_len}"), bad));
+            }
+        }
+        let evaluated: std::collections::HashSet<usize> = self.images.iter().copied().collect();
+        for (name, idx) in [("statistics-images", &self.statistics_images), ("analysis-images", &self.analysis_images)]
+        {
+            if let Some(i) = idx.iter().find(|i| evaluated.contains(i)) {
+                return Err(Error::param(
+                    name,
+                    "test images disjoint from the evaluated ones (--images)",
+                    format!("test image {i}, which is also evaluated"),
+                ));
+            }
+        }
+        if self.images.len() < 2 || self.images.len() > super::bootstrap::MAX_IMAGES {
+            return Err(Error::param("n-images", format!("2..={}", super::bootstrap::MAX_IMAGES), self.images.len()));
+        }
+        if self.bootstrap > super::experiment::MAX_BOOTSTRAP {
+            return Err(Error::param("bootstrap", format!("0..={}", super::experiment::MAX_BOOTSTRAP), self.bootstrap));
+        }
+        self.analysis.validate()
+    }
+}
+
+/// One ablated filter: its ground truth and every criterion's score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FilterTruth {
+    /// Conv tap.
+    pub layer: String,
+    /// 1-based conv ordinal.
+    pub conv_ordinal: Option<usize>,
+    /// Filter (output channel).
+    pub filter: usize,
+    /// Mean cross-entropy change, nats (ablated − intact).
+    pub delta_loss: f64,
+    /// Top-1 accuracy lost, percentage points (intact − ablated).
+    pub delta_top1: f64,
+    /// Scores, in the order of [`TRUTH_CRITERIA`] (NaN where a criterion does not apply,
+    /// as `bn_gamma` without a BatchNorm).
+    pub scores: Vec<f64>,
+}
+
+/// A rank correlation of a criterion with a ground truth over one scope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Correlation {
+    /// A conv tap, or `all` for the pooled filters of every chosen layer.
+    pub scope: String,
+    /// A criterion of [`TRUTH_CRITERIA`], or `reliability` (the truth's own).
+    pub criterion: String,
+    /// `delta_loss` or `delta_top1`.
+    pub truth: String,
+    /// Filters.
+    pub n_filters: usize,
+    /// Spearman's ρ (NaN when either side is constant).
+    pub rho: f64,
+    /// 95 % BCa bootstrap interval over images (NaN without resamples).
+    pub ci_low: f64,
+    /// Upper end.
+    pub ci_high: f64,
+}
+
+/// The result of a ground-truth run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TruthResult {
+    /// The configuration.
+    pub config: TruthConfig,
+    /// Top-1 of the intact network on the evaluation images, %.
+    pub base_top1: f64,
+    /// Mean cross-entropy of the intact network, nats.
+    pub base_loss: f64,
+    /// Every ablated filter.
+    pub filters: Vec<FilterTruth>,
+    /// Every correlation.
+    pub correlations: Vec<Correlation>,
+    /// Wall time, seconds.
+    pub seconds: f64,
+}
+
+/// Per-image cross-entropy (nats, computed in f64 by log-sum-exp) and hit of logits
+/// `[n, k]`.
+fn losses(logits: &[f32], labels: &[u8]) -> (Vec<f64>, Vec<bool>) {
+    let k = logits.len() / labels.len().max(1);
+    logits
+        .chunks(k)
+        .zip(labels)
+        .map(|(row, &y)| {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            (lse - row[y as usize] as f64, crate::evaluate::top1_class(row) == y as usize)
+        })
+        .unzip()
+}
+
+/// Ranks `1..=n` of `v`, ties given their average rank (scipy's `rankdata` default).
+/// NaN ranks last among equals of NaN (callers keep NaN out).
+pub fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &idx[i..=j] {
+            r[k] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Pearson's correlation (NaN when either side is constant or shorter than 2).
+pub fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    if x.len() < 2 || x.len() != y.len() {
+        return f64::NAN;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    if sxx <= 0.0 || syy <= 0.0 {
+        return f64::NAN;
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// Spearman's ρ: Pearson's correlation of the average ranks (scipy's `spearmanr`).
+/// NaN when a value is NaN or either side is constant.
+pub fn spearman(x: &[f64], y: &[f64]) -> f64 {
+    if x.iter().chain(y).any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    pearson(&average_ranks(x), &average_ranks(y))
+}
+
+/// Residuals of `y` after the least-squares line on `x` (`y` itself when `x` is constant).
+pub fn residuals(y: &[f64], x: &[f64]) -> Vec<f64> {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let slope = if sxx > 0.0 { x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum::<f64>() / sxx } else { 0.0 };
+    x.iter().zip(y).map(|(a, b)| b - my - slope * (a - mx)).collect()
+}
+
+/// Runs the ground truth: every filter of the chosen layers ablated alone, every
+/// criterion scored, every correlation with its interval. `progress(done, total)`
+/// counts ablated filters.
+pub fn run(
+    model: &Model,
+    test: &Cifar10,
+    cfg: &TruthConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TruthResult> {
+    let start = Instant::now();
+    cfg.validate(test.len())?;
+    let mut eval = Evaluator::new(model, test, &cfg.images, &cfg.engine)?;
+    let chosen: Vec<usize> = if cfg.layers.is_empty() {
+        (0..eval.layers.len()).collect()
+    } else {
+        cfg.layers
+            .iter()
+            .map(|key| {
+                let tap = model.tap(key)?;
+                eval.layers
+                    .iter()
+                    .position(|l| l.tap == tap.name)
+                    .ok_or_else(|| Error::param("layers", "conv layers (tap names or #ordinals)", key))
+            })
+            .collect::<Result<_>>()?
+    };
+    let total: usize = chosen.iter().map(|&l| eval.layers[l].channels).sum();
+    if total > MAX_FILTERS {
+        return Err(Error::param("layers", format!("at most {MAX_FILTERS} filters in all"), total));
+    }
+    let stats = point_statistics(model, &eval.layers, test, &cfg.statistics_images, &cfg.engine, true)?;
+    eval.set_means(stats.mean.clone())?;
+    let kinds = [CriterionKind::FtAuthors, CriterionKind::FtBca, CriterionKind::FtT2];
+    let ft =
+        tagging_criteria(model, &eval.layers, test, &cfg.analysis, &cfg.analysis_images, ScoreAt::Ablation, &kinds)?;
+    let rank = stats.rank.as_ref().expect("ranks were asked for");
+    // Scores [layer][criterion][channel] for the chosen layers.
+    let mut scores: Vec<Vec<Vec<f64>>> = Vec::new();
+    for &l in &chosen {
+        let layer = &eval.layers[l];
+        let bca = &ft[1].scores[l];
+        let sd = &stats.sd[l];
+        let per_sd: Vec<f64> = bca.iter().zip(sd).map(|(b, s)| if *s > 0.0 { b / s } else { 0.0 }).collect();
+        let resid = residuals(&average_ranks(bca), &average_ranks(sd));
+        let gamma = match layer.bn_scale {
+            Some(_) => bn_gamma(model, layer)?,
+            None => vec![f64::NAN; layer.channels],
+        };
+        scores.push(vec![
+            ft[0].scores[l].clone(),
+            bca.clone(),
+            ft[2].scores[l].clone(),
+            per_sd,
+            resid,
+            weight_l1(model, layer)?,
+            gamma,
+            stats.mean_abs[l].clone(),
+            sd.clone(),
+            rank[l].clone(),
+        ]);
+    }
+    // Per filter, per image: loss change and hit change.
+    let (base_loss, base_hits) = losses(&eval.logits(&[], cfg.ablation)?, eval.labels());
+    let n = base_loss.len();
+    let mut d_loss: Vec<Vec<f32>> = Vec::with_capacity(total);
+    let mut d_hit: Vec<Vec<i8>> = Vec::with_capacity(total);
+    let mut filters = Vec::with_capacity(total);
+    let mut removed = vec![vec![]; eval.layers.len()];
+    for (ci, &l) in chosen.iter().enumerate() {
+        for c in 0..eval.layers[l].channels {
+            removed[l] = vec![c];
+            let (loss, hits) = losses(&eval.logits(&removed, cfg.ablation)?, eval.labels());
+            let dl: Vec<f32> = loss.iter().zip(&base_loss).map(|(a, b)| (a - b) as f32).collect();
+            let dh: Vec<i8> = hits.iter().zip(&base_hits).map(|(&a, &b)| b as i8 - a as i8).collect();
+            filters.push(FilterTruth {
+                layer: eval.layers[l].tap.clone(),
+                conv_ordinal: eval.layers[l].conv_ordinal,
+                filter: c,
+                delta_loss: dl.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
+                delta_top1: 100.0 * dh.iter().map(|&x| x as f64).sum::<f64>() / n as f64,
+                scores: scores[ci].iter().map(|s| s[c]).collect(),
+            });
+            d_loss.push(dl);
+            d_hit.push(dh);
+            progress(filters.len(), total);
+        }
+        removed[l].clear();
+    }
+    let correlations = correlate(&filters, &d_loss, &d_hit, cfg)?;
+    Ok(TruthResult {
+        config: cfg.clone(),
+        base_top1: 100.0 * base_hits.iter().filter(|&&h| h).count() as f64 / n as f64,
+        base_loss: base_loss.iter().sum::<f64>() / n as f64,
+        filters,
+        correlations,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Every scope's correlations, with their BCa intervals and the reliability rows.
+fn correlate(
+    filters: &[FilterTruth],
+    d_loss: &[Vec<f32>],
+    d_hit: &[Vec<i8>],
+    cfg: &TruthConfig,
+) -> Result<Vec<Correlation>> {
+    let n = d_loss.first().map_or(0, Vec::len);
+    let per_image = |f: usize, i: usize, t: usize| if t == 0 { d_loss[f][i] as f64 } else { d_hit[f][i] as f64 };
+    // The truth on a weighting of the images (counts or 0/1), per truth and filter.
+    let truth_of = |w: &dyn Fn(usize) -> f64| -> [Vec<f64>; 2] {
+        let mut out = [vec![0.0; filters.len()], vec![0.0; filters.len()]];
+        for (t, v) in out.iter_mut().enumerate() {
+            for (f, x) in v.iter_mut().enumerate() {
+                *x = (0..n).map(|i| w(i) * per_image(f, i, t)).sum();
+            }
+        }
+        out
+    };
+    let mut scopes: Vec<(String, Vec<usize>)> = Vec::new();
+    for (f, x) in filters.iter().enumerate() {
+        match scopes.iter_mut().find(|s| s.0 == x.layer) {
+            Some(s) => s.1.push(f),
+            None => scopes.push((x.layer.clone(), vec![f])),
+        }
+    }
+    if scopes.len() > 1 {
+        scopes.push(("all".into(), (0..filters.len()).collect()));
+    }
+    let full = truth_of(&|_| 1.0);
+    let even = truth_of(&|i| (i % 2 == 0) as u8 as f64);
+    let odd = truth_of(&|i| (i % 2 == 1) as u8 as f64);
+    // Resampled truths [resample][truth][filter].
+    let resampled: Vec<[Vec<f64>; 2]> = if cfg.bootstrap > 0 {
+        let r = Resamples::new(n, cfg.bootstrap, cfg.bootstrap_seed)?;
+        let mut out = vec![[vec![0.0; filters.len()], vec![0.0; filters.len()]]; cfg.bootstrap];
+        for i in 0..n {
+            let counts = r.counts_of(i);
+            for (b, &c) in counts.iter().enumerate().filter(|(_, &c)| c > 0) {
+                let [loss, hit] = &mut out[b];
+                for (f, (l, h)) in loss.iter_mut().zip(hit.iter_mut()).enumerate() {
+                    *l += c as f64 * per_image(f, i, 0);
+                    *h += c as f64 * per_image(f, i, 1);
+                }
+            }
+        }
+        out
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::new();
+    for (scope, members) in &scopes {
+        for (t, truth) in TRUTHS.iter().enumerate() {
+            // The truth's ranks over the scope on every resample and leave-one-out set,
+            // computed once for all criteria (recomputed only for a criterion with NaNs).
+            let ranks_of = |kept: &[usize]| -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+                let boot = resampled.iter().map(|r| average_ranks(&kept.iter().map(|&f| r[t][f]).collect::<Vec<_>>()));
+                let jack = (0..n)
+                    .map(|i| average_ranks(&kept.iter().map(|&f| full[t][f] - per_image(f, i, t)).collect::<Vec<_>>()));
+                if resampled.is_empty() {
+                    (vec![], vec![])
+                } else {
+                    (boot.collect(), jack.collect())
+                }
+            };
+            let all_ranks = ranks_of(members);
+            for (k, name) in TRUTH_CRITERIA.iter().enumerate() {
+                // Filters a criterion gives no score (NaN: a dead channel's ratio) are left out.
+                let kept: Vec<usize> = members.iter().copied().filter(|&f| !filters[f].scores[k].is_nan()).collect();
+                let rx = average_ranks(&kept.iter().map(|&f| filters[f].scores[k]).collect::<Vec<f64>>());
+                let rho = pearson(&rx, &average_ranks(&kept.iter().map(|&f| full[t][f]).collect::<Vec<_>>()));
+                let (ci_low, ci_high) = if resampled.is_empty() || !rho.is_finite() {
+                    (f64::NAN, f64::NAN)
+                } else {
+                    let own;
+                    let (boot, jack) = if kept.len() == members.len() {
+                        (&all_ranks.0, &all_ranks.1)
+                    } else {
+                        own = ranks_of(&kept);
+                        (&own.0, &own.1)
+                    };
+                    let boot: Vec<f64> = boot.iter().map(|ry| pearson(&rx, ry)).collect();
+                    let jack: Vec<f64> = jack.iter().map(|ry| pearson(&rx, ry)).collect();
+                    bca_interval(rho, boot, &jack)
+                };
+                out.push(Correlation {
+                    scope: scope.clone(),
+                    criterion: (*name).into(),
+                    truth: (*truth).into(),
+                    n_filters: kept.len(),
+                    rho,
+                    ci_low,
+                    ci_high,
+                });
+            }
+            // The reliability of the truth itself: the split-half rank correlation, stepped
+            // up to the whole image set by Spearman-Brown (no interval).
+            let pick = |v: &[f64]| members.iter().map(|&f| v[f]).collect::<Vec<f64>>();
+            let half = spearman(&pick(&even[t]), &pick(&odd[t]));
+            out.push(Correlation {
+                scope: scope.clone(),
+                criterion: "reliability".into(),
+                truth: (*truth).into(),
+                n_filters: members.len(),
+                rho: 2.0 * half / (1.0 + half),
+                ci_low: f64::NAN,
+                ci_high: f64::NAN,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_matches_scipy_with_ties() {
+        // scipy.stats.spearmanr(x, y).statistic (scipy 1.17.1) for these vectors:
+        // 0.35309393180189985; rankdata(x) = [2.5, 2.5, 1, 4.5, 4.5, 6].
+        let x = [2.0, 2.0, 1.0, 5.0, 5.0, 7.0];
+        let y = [0.3, 0.1, 0.2, 0.9, -1.0, 0.5];
+        assert_eq!(average_ranks(&x), vec![2.5, 2.5, 1.0, 4.5, 4.5, 6.0]);
+        assert!((spearman(&x, &y) - 0.35309393180189985).abs() < 1e-12, "{}", spearman(&x, &y));
+        assert!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_nan(), "a constant side has no correlation");
+        assert!(spearman(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());
+    }
+
+    #[test]
+    fn residuals_are_orthogonal_to_the_regressor() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let y = [2.0, 4.5, 5.5, 8.0, 11.0];
+        let r = residuals(&y, &x);
+        assert!(r.iter().sum::<f64>().abs() < 1e-12);
+        assert!(r.iter().zip(&x).map(|(a, b)| a * b).sum::<f64>().abs() < 1e-9);
+        // An exact line leaves nothing.
+        assert!(residuals(&[3.0, 5.0, 7.0], &[1.0, 2.0, 3.0]).iter().all(|v| v.abs() < 1e-12));
+    }
+
+    #[test]
+    fn cross_entropy_is_the_log_softmax_of_the_label() {
+        // −log softmax by hand: logits [1, 2, 3], label 0: log(e + e² + e³) − 1.
+        let (l, h) = losses(&[1.0, 2.0, 3.0, 0.0, 0.0, 5.0], &[0, 2]);
+        let want0 = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln() - 1.0;
+        let want1 = (2.0 + 5f64.exp()).ln() - 5.0;
+        assert!((l[0] - want0).abs() < 1e-12 && (l[1] - want1).abs() < 1e-12, "{l:?}");
+        assert_eq!(h, vec![false, true]);
+    }
+}

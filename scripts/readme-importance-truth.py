@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Reruns the ground-truth table of docs/pruning.md ("What does a high score predict?") on the
+three pretrained CIFAR ResNets of the data folder (ResNet-20, -32, -56) and prints every figure
+with the command that produced it; copies ResNet-32's figure into docs/. About 30 minutes on
+2 cores (4 layers x 128 filters per network, each ablated alone on 5,000 test images).
+Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-importance-truth.py [RUNS_DIR]
+(after make build; with RUNS_DIR holding finished runs, only the tables are printed).
+Standard library only: it reads the run folders flickertag writes."""
+import csv
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "flickertag")
+os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
+MODELS = ["resnet20", "resnet32", "resnet56"]
+LAYERS = "conv1,layer1.1.conv1,layer2.1.conv1,layer3.1.conv1"
+ARGS = ["importance-truth", "--layers", LAYERS, "--n-images", "5000", "--threads", "2"]
+
+
+def rows(run):
+    return list(csv.DictReader(open(os.path.join(run, "importance_correlation.csv"))))
+
+
+def cell(r):
+    return f"{float(r['rho']):.2f} [{float(r['ci_low']):.2f}, {float(r['ci_high']):.2f}]"
+
+
+def main():
+    reuse = len(sys.argv) > 1
+    runs = sys.argv[1] if reuse else os.path.join(ROOT, "runs", "readme-truth")
+    if not reuse and "FLICKERTAG_DATA" not in os.environ:
+        sys.exit("set FLICKERTAG_DATA")
+    for m in MODELS:
+        if not reuse:
+            t = time.time()
+            subprocess.run([BIN, *ARGS, "--model", m, "--quiet", "--force", "--out", os.path.join(runs, m)],
+                           check=True)
+            print(f"{m}: wall {time.time() - t:.0f} s")
+    print(f"$ flickertag {' '.join(ARGS)} --model MODEL   # MODEL: {', '.join(MODELS)}\n")
+    per_layer = {}  # (criterion, truth) -> [rho of every layer of every network]
+    excludes_zero = {}  # (criterion, truth) -> [count above 0, count below 0]
+    for m in MODELS:
+        run = os.path.join(runs, m)
+        info = json.load(open(os.path.join(run, "importance_truth.json")))
+        print(f"**{m}**: {info['filters']} filters, intact top-1 {info['base_top1']:.2f} % and loss "
+              f"{info['base_loss']:.4f} on {len(info['config']['images'])} test images; "
+              f"{info['seconds']:.0f} s\n")
+        rs = rows(run)
+        scopes = list(dict.fromkeys(r["scope"] for r in rs))
+        crits = list(dict.fromkeys(r["criterion"] for r in rs))
+        for truth in ["delta_loss", "delta_top1"]:
+            print(f"Spearman's rho with {truth} [95 % BCa interval over images]:\n")
+            print("| criterion | " + " | ".join(scopes) + " |")
+            print("|---|" + "---|" * len(scopes))
+            for c in crits:
+                got = {r["scope"]: r for r in rs if r["criterion"] == c and r["truth"] == truth}
+                if c == "reliability":
+                    print(f"| reliability of the truth | " + " | ".join(f"{float(got[s]['rho']):.2f}" for s in scopes)
+                          + " |")
+                    continue
+                print(f"| `{c}` | " + " | ".join(cell(got[s]) for s in scopes) + " |")
+                for s in scopes:
+                    if s == "all":
+                        continue
+                    per_layer.setdefault((c, truth), []).append(float(got[s]["rho"]))
+                    e = excludes_zero.setdefault((c, truth), [0, 0])
+                    e[0] += float(got[s]["ci_low"]) > 0
+                    e[1] += float(got[s]["ci_high"]) < 0
+            print()
+    n = len(next(iter(per_layer.values())))
+    print(f"Over the {n} layers ({len(MODELS)} networks x 4 layers), rho with delta_loss: median, range, "
+          f"layers whose interval is above 0 / below 0:\n")
+    print("| criterion | median rho | range | above 0 | below 0 |")
+    print("|---|---|---|---|---|")
+    for (c, truth), v in per_layer.items():
+        if truth != "delta_loss":
+            continue
+        up, down = excludes_zero[(c, truth)]
+        print(f"| `{c}` | {statistics.median(v):.2f} | {min(v):.2f} to {max(v):.2f} | {up} | {down} |")
+    if not reuse or os.path.exists(os.path.join(runs, "resnet32", "plots", "importance_truth.png")):
+        shutil.copy(os.path.join(runs, "resnet32", "plots", "importance_truth.png"),
+                    os.path.join(ROOT, "docs", "importance_truth.png"))
+
+
+if __name__ == "__main__":
+    main()
