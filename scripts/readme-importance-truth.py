@@ -1,26 +1,24 @@
 #!/usr/bin/env python3
 """Reruns the ground-truth table of docs/pruning.md ("What does a high score predict?") on the
 three pretrained CIFAR ResNets of the data folder (ResNet-20, -32, -56) and prints every figure
-with the command that produced it; copies ResNet-32's figure into docs/. About 30 minutes on
+with the call that produced it; copies ResNet-32's figure into docs/. About 40 minutes on
 2 cores (4 layers x 128 filters per network, each ablated alone on 5,000 test images).
-Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-importance-truth.py [RUNS_DIR]
-(after make build; with RUNS_DIR holding finished runs, only the tables are printed).
-Standard library only: it reads the run folders flickertag writes."""
+It runs the Python package (flickertag.importance_truth, which adds the Taylor criterion
+through torch): the project's .venv after `make python` has both.
+Usage: FLICKERTAG_DATA=../shared/data .venv/bin/python scripts/readme-importance-truth.py [RUNS_DIR]
+(with RUNS_DIR holding finished runs, only the tables are printed)."""
 import csv
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "flickertag")
-os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
 MODELS = ["resnet20", "resnet32", "resnet56"]
 LAYERS = "conv1,layer1.1.conv1,layer2.1.conv1,layer3.1.conv1"
-ARGS = ["importance-truth", "--layers", LAYERS, "--n-images", "5000", "--threads", "2"]
+OPTIONS = dict(layers=LAYERS.split(","), n_images=5000, threads=2)
 
 
 def rows(run):
@@ -38,11 +36,14 @@ def main():
         sys.exit("set FLICKERTAG_DATA")
     for m in MODELS:
         if not reuse:
+            import flickertag
+
             t = time.time()
-            subprocess.run([BIN, *ARGS, "--model", m, "--quiet", "--force", "--out", os.path.join(runs, m)],
-                           check=True)
-            print(f"{m}: wall {time.time() - t:.0f} s")
-    print(f"$ flickertag {' '.join(ARGS)} --model MODEL   # MODEL: {', '.join(MODELS)}\n")
+            flickertag.importance_truth(m, out=os.path.join(runs, m), overwrite=True, progress=False, **OPTIONS)
+            print(f"{m}: wall {time.time() - t:.0f} s", flush=True)
+    shown = ", ".join(f"{k}={v!r}" for k, v in OPTIONS.items())
+    print(f">>> flickertag.importance_truth(MODEL, out=DIR, {shown})   # MODEL: {', '.join(MODELS)}; "
+          f"Taylor through torch\n")
     per_layer = {}  # (criterion, truth) -> [rho of every layer of every network]
     excludes_zero = {}  # (criterion, truth) -> [count above 0, count below 0]
     for m in MODELS:

@@ -571,6 +571,45 @@ fn oddball<'py>(
     Ok((d, summary, folder))
 }
 
+/// Runs `flickertag importance-truth` with `options`, a JSON object of
+/// `flickertag::run::truth::TruthOptions` (its `extra` criteria included). With `out`,
+/// the run folder is written there too. Returns `(tables, summary, folder)`: the run
+/// folder's tables by file name, the terminal summary, and the folder written (None
+/// without `out`).
+#[gen_stub_pyfunction]
+#[pyfunction]
+#[pyo3(signature = (model, out=None, options="{}", data=None, progress=true, overwrite=false))]
+#[allow(clippy::type_complexity)]
+fn importance_truth<'py>(
+    py: Python<'py>,
+    model: &str,
+    out: Option<PathBuf>,
+    options: &str,
+    data: Option<PathBuf>,
+    progress: bool,
+    overwrite: bool,
+) -> PyResult<(Bound<'py, PyDict>, String, Option<PathBuf>)> {
+    let opts = flickertag::run::truth::TruthOptions::from_json(options).map_err(err)?;
+    let (tables, summary, folder) = detached(py, || {
+        let dd = data_dir(data)?.ok_or_else(|| {
+            flickertag::Error::param("data", "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass data=)", "none")
+        })?;
+        let m = Model::load(model, Some(&dd))?;
+        let mut report = stage_progress(progress);
+        let run = opts.run(&m, &dd, &mut |d, t| report("filters ablated", d, t))?;
+        let folder = match out {
+            Some(out) => Some(run.save(&out, overwrite)?),
+            None => None,
+        };
+        Ok((run.tables(), run.summary(), folder))
+    })?;
+    let d = PyDict::new(py);
+    for (name, bytes) in tables {
+        d.set_item(name, pyo3::types::PyBytes::new(py, &bytes))?;
+    }
+    Ok((d, summary, folder))
+}
+
 /// The extension module.
 #[pymodule]
 fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -590,6 +629,7 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(providers, m)?)?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(oddball, m)?)?;
+    m.add_function(wrap_pyfunction!(importance_truth, m)?)?;
     m.add_function(wrap_pyfunction!(default_options, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())

@@ -19,6 +19,7 @@ fn truth_options(a: &args::TruthArgs) -> TruthOptions {
         bootstrap_seed: a.bootstrap_seed,
         threads: a.engine.threads,
         batch: a.engine.batch,
+        extra: vec![],
     }
 }
 
@@ -39,6 +40,9 @@ pub(super) fn importance_truth(ui: &Ui, a: args::TruthArgs) -> Result<()> {
     let folder = run.save(&a.out, a.force)?;
     if !ui.quiet {
         eprint!("{}", run.summary());
+        eprintln!(
+            "taylor (activation x gradient) needs torch: flickertag.importance_truth in the Python package adds it"
+        );
         eprintln!("run folder: {}", folder.display());
     }
     ui.json(&serde_json::json!({

@@ -36,12 +36,15 @@ from . import _flickertag
 from ._analysis import Analysis, Tap, _Files, _read_folder, load
 from ._errors import FlickertagError, FlickertagFileNotFoundError, FlickertagOSError
 from ._oddball import Oddball, oddball
+from ._truth import ImportanceTruth, importance_truth
 
 __version__ = _flickertag.__version__
 __all__ = [
     "analyze",
     "oddball",
     "Oddball",
+    "importance_truth",
+    "ImportanceTruth",
     "analyze_shard",
     "merge",
     "load",

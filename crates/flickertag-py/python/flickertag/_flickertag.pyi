@@ -16,6 +16,7 @@ __all__ = [
     "default_options",
     "embedded_source",
     "evaluate",
+    "importance_truth",
     "merge",
     "notice",
     "oddball",
@@ -113,6 +114,15 @@ def evaluate(model: builtins.str, data: typing.Optional[builtins.str | os.PathLi
     r"""
     Top-1 accuracy on the CIFAR-10 test set (the first `limit` images), as JSON
     (`model, n, correct, top1, per_class`).
+    """
+
+def importance_truth(model: builtins.str, out: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, options: builtins.str = ..., data: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, progress: builtins.bool = ..., overwrite: builtins.bool = ...) -> tuple[dict, builtins.str, typing.Optional[pathlib.Path]]:
+    r"""
+    Runs `flickertag importance-truth` with `options`, a JSON object of
+    `flickertag::run::truth::TruthOptions` (its `extra` criteria included). With `out`,
+    the run folder is written there too. Returns `(tables, summary, folder)`: the run
+    folder's tables by file name, the terminal summary, and the folder written (None
+    without `out`).
     """
 
 def merge(parts: typing.Sequence[builtins.str | os.PathLike | pathlib.Path], out: builtins.str | os.PathLike | pathlib.Path, force: builtins.bool = ...) -> pathlib.Path:

@@ -85,12 +85,34 @@ pub struct TruthConfig {
     pub bootstrap_seed: u64,
     /// The frequency-tagging analysis behind the `ft_*` criteria.
     pub analysis: AnalysisConfig,
+    /// Criteria computed outside (Taylor through torch, by the Python package), compared
+    /// like the built-in ones.
+    #[serde(default)]
+    pub extra: Vec<ExtraCriterion>,
     /// Inference settings.
     #[serde(skip)]
     pub engine: EngineConfig,
 }
 
+/// A criterion computed outside flickertag: a score per filter of every chosen layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraCriterion {
+    /// Its name (not one of [`TRUTH_CRITERIA`]).
+    pub name: String,
+    /// Scores by conv tap name, one per filter.
+    pub scores: std::collections::BTreeMap<String, Vec<f64>>,
+}
+
+/// Most extra criteria.
+pub const MAX_EXTRA: usize = 16;
+
 impl TruthConfig {
+    /// Every criterion's name, in table order: [`TRUTH_CRITERIA`], then the extra ones.
+    pub fn criteria(&self) -> Vec<String> {
+        TRUTH_CRITERIA.iter().map(|s| s.to_string()).chain(self.extra.iter().map(|e| e.name.clone())).collect()
+    }
+
     /// Checks the settings before any work: indices inside the test set (`test_len`),
     /// the evaluation images disjoint from the statistics and analysis images, bounds.
     pub fn validate(&self, test_len: usize) -> Result<()> {
@@ -120,6 +142,21 @@ impl TruthConfig {
         if self.images.len() < 2 || self.images.len() > super::bootstrap::MAX_IMAGES {
             return Err(Error::param("n-images", format!("2..={}", super::bootstrap::MAX_IMAGES), self.images.len()));
         }
+        if self.extra.len() > MAX_EXTRA {
+            return Err(Error::param("extra", format!("at most {MAX_EXTRA} extra criteria"), self.extra.len()));
+        }
+        for (i, e) in self.extra.iter().enumerate() {
+            let taken = TRUTH_CRITERIA.contains(&e.name.as_str())
+                || e.name == "reliability"
+                || self.extra[..i].iter().any(|x| x.name == e.name);
+            if e.name.is_empty() || e.name.len() > 64 || taken {
+                return Err(Error::param(
+                    "extra",
+                    "a new name of 1 to 64 characters (not a built-in criterion, reliability or a repeat)",
+                    &e.name,
+                ));
+            }
+        }
         if self.bootstrap > super::experiment::MAX_BOOTSTRAP {
             return Err(Error::param("bootstrap", format!("0..={}", super::experiment::MAX_BOOTSTRAP), self.bootstrap));
         }
@@ -140,8 +177,8 @@ pub struct FilterTruth {
     pub delta_loss: f64,
     /// Top-1 accuracy lost, percentage points (intact − ablated).
     pub delta_top1: f64,
-    /// Scores, in the order of [`TRUTH_CRITERIA`] (NaN where a criterion does not apply,
-    /// as `bn_gamma` without a BatchNorm).
+    /// Scores, in the order of [`TruthConfig::criteria`] (NaN where a criterion does not
+    /// apply, as `bn_gamma` without a BatchNorm).
     pub scores: Vec<f64>,
 }
 
@@ -314,6 +351,20 @@ pub fn run(
             sd.clone(),
             rank[l].clone(),
         ]);
+        for e in &cfg.extra {
+            let v = e
+                .scores
+                .get(&layer.tap)
+                .ok_or_else(|| Error::param("extra", format!("scores of {} for {}", e.name, layer.tap), "none"))?;
+            if v.len() != layer.channels {
+                return Err(Error::param(
+                    "extra",
+                    format!("{} scores of {} for {}", layer.channels, e.name, layer.tap),
+                    v.len(),
+                ));
+            }
+            scores.last_mut().expect("just pushed").push(v.clone());
+        }
     }
     // Per filter, per image: loss change and hit change.
     let (base_loss, base_hits) = losses(&eval.logits(&[], cfg.ablation)?, eval.labels());
@@ -419,7 +470,7 @@ fn correlate(
                 }
             };
             let all_ranks = ranks_of(members);
-            for (k, name) in TRUTH_CRITERIA.iter().enumerate() {
+            for (k, name) in cfg.criteria().iter().enumerate() {
                 // Filters a criterion gives no score (NaN: a dead channel's ratio) are left out.
                 let kept: Vec<usize> = members.iter().copied().filter(|&f| !filters[f].scores[k].is_nan()).collect();
                 let rx = average_ranks(&kept.iter().map(|&f| filters[f].scores[k]).collect::<Vec<f64>>());
@@ -440,7 +491,7 @@ fn correlate(
                 };
                 out.push(Correlation {
                     scope: scope.clone(),
-                    criterion: (*name).into(),
+                    criterion: name.clone(),
                     truth: (*truth).into(),
                     n_filters: kept.len(),
                     rho,

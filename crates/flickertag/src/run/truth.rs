@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::inference::engine::EngineConfig;
 use crate::inference::model::{Model, TapKind};
 use crate::io::data::{Cifar10, Split};
-use crate::prune::truth::{run, TruthConfig, TruthResult, TRUTH_CRITERIA};
+use crate::prune::truth::{run, TruthConfig, TruthResult};
 use crate::prune::Ablation;
 
 /// What a ground-truth run is given, as a person gives it: the CLI's flags, Python's
@@ -48,6 +48,8 @@ pub struct TruthOptions {
     pub threads: usize,
     /// Images per inference call.
     pub batch: usize,
+    /// Criteria computed outside flickertag (the Python package's Taylor).
+    pub extra: Vec<crate::prune::truth::ExtraCriterion>,
 }
 
 impl Default for TruthOptions {
@@ -63,6 +65,7 @@ impl Default for TruthOptions {
             bootstrap_seed: 0,
             threads: 0,
             batch: EngineConfig::default().batch,
+            extra: vec![],
         }
     }
 }
@@ -126,6 +129,7 @@ impl TruthOptions {
             bootstrap: self.bootstrap,
             bootstrap_seed: self.bootstrap_seed,
             analysis: a,
+            extra: self.extra.clone(),
             engine,
         })
     }
@@ -145,8 +149,9 @@ impl TruthRun {
     pub fn tables(&self) -> Vec<(&'static str, Vec<u8>)> {
         use crate::io::table::{num, opt, Table};
         let r = &self.result;
-        let mut head = vec!["layer", "conv_ordinal", "filter", "delta_loss", "delta_top1"];
-        head.extend(TRUTH_CRITERIA);
+        let mut head: Vec<String> =
+            ["layer", "conv_ordinal", "filter", "delta_loss", "delta_top1"].iter().map(|s| s.to_string()).collect();
+        head.extend(r.config.criteria());
         let mut f = Table::new(&head);
         for x in &r.filters {
             let mut row =
@@ -169,7 +174,7 @@ impl TruthRun {
         let summary = serde_json::json!({
             "schema": 1, "flickertag_version": env!("CARGO_PKG_VERSION"), "config": r.config,
             "base_top1": r.base_top1, "base_loss": r.base_loss, "filters": r.filters.len(),
-            "seconds": r.seconds, "criteria": TRUTH_CRITERIA,
+            "seconds": r.seconds, "criteria": r.config.criteria(),
         });
         vec![
             ("importance_truth.json", serde_json::to_vec_pretty(&summary).expect("serializable")),
