@@ -248,3 +248,42 @@ fn oddball_validation_measures_recall_on_held_out_images_against_layer_matched_r
     let err = err.to_string();
     assert!(err.contains("classes") && err.contains("zebra") && err.contains("airplane"), "{err}");
 }
+
+#[test]
+fn harmonic_sum_needs_a_noise_floor_and_finds_the_fundamentals_above_it() {
+    // The embedded ResNet-32 on the paper's ten images (conv and linear taps): without input noise the
+    // harmonic-sum response is refused; with it, every layer's fundamentals are among
+    // its significant harmonics (they carry most of the response), and the tables are
+    // consistent with each other.
+    let dir = tempfile::tempdir().unwrap();
+    let refused = common::flickertag()
+        .args(["analyze", "--model", "resnet32", "--harmonic-sum", "--out"])
+        .arg(dir.path().join("a"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("--harmonic-sum") && err.contains("--noise-sigma"), "{err}");
+    let out = dir.path().join("b");
+    let ok = common::flickertag()
+        .args(["analyze", "--model", "resnet32", "--harmonic-sum", "--noise-sigma", "0.1", "--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let harmonics = std::fs::read_to_string(out.join("harmonic_sum_harmonics.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = harmonics.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let taps: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(taps.len(), 32, "every conv layer and the classifier");
+    for r in rows.iter().filter(|r| r[2] == "1") {
+        assert_eq!(r[6], "true", "the fundamental is significant: {r:?}");
+    }
+    let sums = std::fs::read_to_string(out.join("harmonic_sum.csv")).unwrap();
+    let n = sums.lines().skip(1).count();
+    assert_eq!(n, 2 * 1146, "every filter of ResNet-32's convs and its 10 logits, per tag");
+    for l in sums.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (harm, responds, p): (usize, &str, f64) = (f[3].parse().unwrap(), f[6], f[5].parse().unwrap());
+        assert!(harm >= 1, "{l}");
+        assert_eq!(responds == "true", p <= 0.05, "{l}");
+    }
+}

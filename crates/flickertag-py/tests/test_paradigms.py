@@ -71,3 +71,16 @@ def test_colour_modulation_and_contrast_sweep_from_python():
     assert a.summary["stimulus"]["config"]["modulation"] == "red-green"
     with pytest.raises(flickertag.FlickertagError, match="modulation"):
         flickertag.analyze("resnet32", modulation="green", progress=False)
+
+
+def test_harmonic_sum_from_python_needs_noise_and_matches_its_own_definition():
+    with pytest.raises(flickertag.FlickertagError, match="harmonic_sum"):
+        flickertag.analyze("resnet32", harmonic_sum=True, progress=False)
+    a = flickertag.analyze("resnet32", harmonic_sum=True, noise_sigma=1.0, progress=False)
+    hs, hh = a.harmonic_sum, a.harmonic_sum_harmonics
+    assert len(hs) == 2 * len(a.filters)
+    assert (hs["responds"] == (hs["p_holm"] <= 0.05)).all()
+    # Per tap and region, the number of harmonics summed is the number selected.
+    selected = hh[hh["selected"]].groupby(["tap", "region"]).size()
+    used = hs.groupby(["tap", "region"])["harmonics"].first()
+    assert (used.reindex(selected.index) == selected).all()

@@ -358,6 +358,11 @@ pub struct AnalyzeArgs {
     /// every filter's amplitude and SNR at each tag per depth (`contrast_response.csv`).
     #[arg(long, value_delimiter = ',')]
     pub contrast_sweep: Vec<f32>,
+    /// Also compute the harmonic-sum response of FPVS practice: per layer and tag its
+    /// significant harmonics, per filter the summed baseline-corrected amplitude and
+    /// whether it responds (Holm) (`harmonic_sum.csv`); needs --noise-sigma above 0.
+    #[arg(long)]
+    pub harmonic_sum: bool,
     /// partial run for `flickertag merge`.
     #[arg(long)]
     pub shard: Option<flickertag::shard::Shard>,

@@ -311,6 +311,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         controls: a.controls,
         region_swap: a.region_swap,
         contrast_sweep: a.contrast_sweep.clone(),
+        harmonic_sum: a.harmonic_sum,
         bootstrap: a.bootstrap,
         resume: a.resume,
         checkpoint_every: a.checkpoint_every,

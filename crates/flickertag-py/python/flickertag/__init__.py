@@ -226,7 +226,8 @@ def analyze(
         extras (``control="permuted"`` with ``control_seed`` and ``controls``, the
         number of control networks, default 20; ``region_swap=True``,
         ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep, a
-        ``contrast_sweep`` list of depths for contrast-response curves), ``resume``,
+        ``contrast_sweep`` list of depths for contrast-response curves,
+        ``harmonic_sum=True`` with a ``noise_sigma`` for the FPVS harmonic-sum response), ``resume``,
         ``checkpoint_every``, ``all_images=True``, ``data``, ``mean``, ``std``,
         ``resize``, ``crop``. An unknown name is a :class:`FlickertagError` listing the
         known ones.

@@ -21,7 +21,7 @@ REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_m
 TABLES = (
     "summary.json", "filters.csv", "sweep.csv", "layers.csv", "lines.csv", "control.csv",
     "control.json", "control_networks.csv", "control_calibration.csv", "bootstrap.csv", "noise_sweep.csv",
-    "region_swap.csv", "contrast_response.csv",
+    "region_swap.csv", "contrast_response.csv", "harmonic_sum.csv", "harmonic_sum_harmonics.csv",
 )
 #: The arrays of a run, by the names of their ``.npy`` files.
 ARRAYS = ("spectra_mean", "scores", "spectra", "coefficients")
@@ -230,6 +230,14 @@ class Analysis:
     contrast_response : DataFrame or None
         ``contrast_response.csv`` (a ``contrast_sweep`` list of depths): per depth,
         tap, filter and tagged region, the mean amplitude and SNR at the region's tag.
+    harmonic_sum : DataFrame or None
+        ``harmonic_sum.csv`` (``harmonic_sum=True``, with ``noise_sigma``): per filter and
+        tagged region, the baseline-corrected amplitude summed over the layer's
+        significant harmonics (``bca``), the smallest Holm-adjusted p and whether it
+        ``responds``.
+    harmonic_sum_harmonics : DataFrame or None
+        ``harmonic_sum_harmonics.csv``: per layer, region and candidate harmonic, its
+        z on the layer's grand average and whether it was ``selected``.
     path : str or None
         The run folder this analysis was written to (``out=``) or read from
         (:func:`load`); None for one held in memory.
@@ -268,6 +276,8 @@ class Analysis:
         self.bootstrap = _csv(tables.get("bootstrap.csv"))
         self.noise_sweep = _csv(tables.get("noise_sweep.csv"))
         self.contrast_response = _csv(tables.get("contrast_response.csv"))
+        self.harmonic_sum = _csv(tables.get("harmonic_sum.csv"))
+        self.harmonic_sum_harmonics = _csv(tables.get("harmonic_sum_harmonics.csv"))
         mean, scores = source.array("spectra_mean"), source.array("scores")
         if mean is None or scores is None:
             raise FlickertagError("not a complete flickertag run (no spectra_mean or scores)")

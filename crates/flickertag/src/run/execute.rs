@@ -355,6 +355,9 @@ impl Plan {
             }
             extras.contrast = Some(rows);
         }
+        if self.harmonic_sum {
+            extras.harmonic_sum = Some(analysis::harmonic_sum::harmonic_sums(result)?);
+        }
         if self.region_swap {
             let mut cfg = self.config.clone();
             cfg.stimulus.freqs.reverse();

@@ -56,6 +56,10 @@ pub struct AnalysisOptions {
     /// and every filter's amplitude and SNR at each tag are written per depth
     /// (`contrast_response.csv`); empty: no sweep.
     pub contrast_sweep: Vec<f32>,
+    /// Also compute the harmonic-sum response of FPVS practice
+    /// ([`crate::analysis::harmonic_sum`]; `harmonic_sum.csv`); needs an input noise floor
+    /// (`noise_sigma` > 0).
+    pub harmonic_sum: bool,
     /// SNR preset: `authors`, `mne`, `fpvs`, `grid`.
     pub preset: String,
     /// Importance threshold on the per-filter score.
@@ -165,6 +169,7 @@ impl Default for AnalysisOptions {
             modulation: stim.modulation,
             depth: stim.depth,
             contrast_sweep: vec![],
+            harmonic_sum: false,
             preset: "authors".into(),
             threshold: DEFAULT_THRESHOLD,
             taps: vec![TapKind::Conv, TapKind::Linear],

@@ -35,6 +35,8 @@ pub struct Plan {
     pub noise_sweep: Vec<f32>,
     /// Modulation depths of the contrast sweep (empty: no sweep).
     pub contrast_sweep: Vec<f32>,
+    /// Compute the harmonic-sum response.
+    pub harmonic_sum: bool,
     /// Checkpoint period (None: no checkpoints).
     pub checkpoint_every: Option<Duration>,
     /// Continue from a checkpoint.
@@ -69,6 +71,13 @@ impl AnalysisOptions {
         if !self.contrast_sweep.is_empty() {
             analysis::contrast::check_depths(&self.contrast_sweep)?;
         }
+        if self.harmonic_sum && config.noise.is_none() {
+            return Err(Error::param(
+                "harmonic-sum",
+                "an input noise floor: pass <noise-sigma S> with S > 0 (without noise every z is float32 rounding)",
+                "no noise-sigma",
+            ));
+        }
         if self.control.is_some() && self.controls == 0 {
             return Err(Error::param("controls", "at least 1 control network", 0));
         }
@@ -85,6 +94,7 @@ impl AnalysisOptions {
                 (self.bootstrap > 0, "bootstrap"),
                 (!noise_sweep.is_empty(), "noise-sigma"),
                 (!self.contrast_sweep.is_empty(), "contrast-sweep"),
+                (self.harmonic_sum, "harmonic-sum"),
                 (self.resume, "resume"),
             ];
             if let Some((_, what)) = extra.iter().find(|(on, _)| *on) {
@@ -99,6 +109,7 @@ impl AnalysisOptions {
             bootstrap: self.bootstrap,
             noise_sweep,
             contrast_sweep: self.contrast_sweep.clone(),
+            harmonic_sum: self.harmonic_sum,
             checkpoint_every: (self.checkpoint_every > 0.0).then(|| Duration::from_secs_f64(self.checkpoint_every)),
             resume: self.resume,
             shard: self.shard,
@@ -175,6 +186,10 @@ pub struct Extras {
     pub noise_sweep: Option<Vec<analysis::ftest::SweepRow>>,
     /// Per depth, filter and region, the response at the tag (`contrast_response.csv`).
     pub contrast: Option<Vec<analysis::contrast::ContrastRow>>,
+    /// The harmonic-sum response: the candidate harmonics per layer and tag, and per
+    /// filter and tag its sum and whether it responds (`harmonic_sum_harmonics.csv`,
+    /// `harmonic_sum.csv`).
+    pub harmonic_sum: Option<(Vec<analysis::harmonic_sum::HarmonicRow>, Vec<analysis::harmonic_sum::FilterSum>)>,
 }
 
 /// A whole run held in memory: the analysis, its extras, and the first image (on which
@@ -271,6 +286,26 @@ impl Extras {
                 let _ = writeln!(s);
             }
         }
+        if let Some((_, sums)) = &self.harmonic_sum {
+            let _ = writeln!(
+                s,
+                "harmonic sum (FPVS: the layer's significant harmonics, Holm p <= 0.05): filters responding per tag"
+            );
+            for t in &a.taps {
+                let _ = write!(s, "  {:<18}", t.tap.name);
+                for region in &a.plan.region_names {
+                    let of: Vec<_> = sums.iter().filter(|r| r.tap == t.tap.name && &r.region == region).collect();
+                    let n = of.iter().filter(|r| r.responds).count();
+                    let _ = write!(
+                        s,
+                        " {region} {n} of {} ({} harmonics)",
+                        of.len(),
+                        of.first().map_or(0, |r| r.harmonics)
+                    );
+                }
+                let _ = writeln!(s);
+            }
+        }
         if let Some(rows) = &self.region_swap {
             let _ = writeln!(
                 s,
@@ -287,8 +322,8 @@ impl Extras {
     }
 
     /// The extras' files, rendered in memory by file name: `control.csv`,
-    /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`, `contrast_response.csv` (those
-    /// asked for).
+    /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`, `contrast_response.csv`,
+    /// `harmonic_sum.csv` and `harmonic_sum_harmonics.csv` (those asked for).
     pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = Vec::new();
         if let Some(c) = &self.control {
@@ -321,6 +356,11 @@ impl Extras {
         }
         if let Some(r) = &self.contrast {
             files.push(("contrast_response.csv", analysis::contrast::to_csv(r).into_bytes()));
+        }
+        if let Some((rows, sums)) = &self.harmonic_sum {
+            let (f, h) = analysis::harmonic_sum::to_csv(rows, sums);
+            files.push(("harmonic_sum.csv", f.into_bytes()));
+            files.push(("harmonic_sum_harmonics.csv", h.into_bytes()));
         }
         files
     }
