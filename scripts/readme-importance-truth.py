@@ -6,7 +6,8 @@ with the call that produced it; copies ResNet-32's figure into docs/. About 40 m
 It runs the Python package (flickertag.importance_truth, which adds the Taylor criterion
 through torch): the project's .venv after `make python` has both.
 Usage: FLICKERTAG_DATA=../shared/data .venv/bin/python scripts/readme-importance-truth.py [RUNS_DIR]
-(with RUNS_DIR holding finished runs, only the tables are printed)."""
+(with RUNS_DIR holding finished runs, only the tables are printed; --missing runs only the
+networks whose run folder is not there yet)."""
 import csv
 import json
 import os
@@ -30,12 +31,14 @@ def cell(r):
 
 
 def main():
-    reuse = len(sys.argv) > 1
-    runs = sys.argv[1] if reuse else os.path.join(ROOT, "runs", "readme-truth")
+    missing = "--missing" in sys.argv
+    args = [a for a in sys.argv[1:] if a != "--missing"]
+    reuse = bool(args)
+    runs = args[0] if reuse else os.path.join(ROOT, "runs", "readme-truth")
     if not reuse and "FLICKERTAG_DATA" not in os.environ:
         sys.exit("set FLICKERTAG_DATA")
     for m in MODELS:
-        if not reuse:
+        if not reuse and not (missing and os.path.exists(os.path.join(runs, m, "importance_truth.json"))):
             import flickertag
 
             t = time.time()

@@ -37,20 +37,35 @@ pub struct PointStats {
 /// The rank of a row-major `h × w` map: the number of singular values above
 /// `σ_max · max(h, w) · ε`, with ε the float32 machine epsilon (the default tolerance of
 /// `torch.linalg.matrix_rank` for float32 input, which HRank's code used). The SVD is
-/// nalgebra's, in f64.
+/// nalgebra's, in f64; where it fails (it returned a NaN singular value, and panicked, on
+/// one post-ReLU map of the pretrained ResNet-56 in an `importance-truth` run), the
+/// singular values are the square roots of the eigenvalues of the Gram matrix
+/// ([`gram_singular_values`], always finite), exact enough for a float32 tolerance. A
+/// map with a non-finite value has rank 0 (no information).
 pub fn matrix_rank(map: &[f32], h: usize, w: usize) -> usize {
     assert_eq!(map.len(), h * w, "a map of {h} × {w} values");
-    if map.is_empty() {
+    if map.is_empty() || map.iter().any(|x| !x.is_finite()) {
         return 0;
     }
     let m = nalgebra::DMatrix::from_row_iterator(h, w, map.iter().map(|&x| x as f64));
-    let sv = m.singular_values();
-    let max = sv.max();
+    let sv: Vec<f64> = match nalgebra::linalg::SVD::try_new_unordered(m.clone(), false, false, f64::EPSILON, 10_000) {
+        Some(svd) if svd.singular_values.iter().all(|s| s.is_finite()) => svd.singular_values.iter().copied().collect(),
+        _ => gram_singular_values(&m),
+    };
+    let max = sv.iter().copied().fold(0.0, f64::max);
     if max <= 0.0 || !max.is_finite() {
         return 0;
     }
     let tol = max * h.max(w) as f64 * f32::EPSILON as f64;
     sv.iter().filter(|&&s| s > tol).count()
+}
+
+/// The singular values of `m` (unordered) as the square roots of the eigenvalues of its
+/// Gram matrix (`MᵀM` or `MMᵀ`, the smaller): small ones lose relative precision (about
+/// `1e-8 σ_max`), far below a float32 rank tolerance.
+pub fn gram_singular_values(m: &nalgebra::DMatrix<f64>) -> Vec<f64> {
+    let gram = if m.nrows() >= m.ncols() { m.transpose() * m } else { m * m.transpose() };
+    gram.symmetric_eigenvalues().iter().map(|&l| l.max(0.0).sqrt()).collect()
 }
 
 /// Runs `indices` of `data` through `model` and measures [`PointStats`] at the
@@ -189,6 +204,28 @@ mod tests {
                 assert_eq!(matrix_rank(&of_rank(k, h, w, k as u64), h, w), k, "{h}×{w}, rank {k}");
             }
         }
+    }
+
+    #[test]
+    fn gram_fallback_gives_the_svd_rank_and_values() {
+        // The fallback used where nalgebra's SVD fails, against the SVD itself.
+        for (h, w) in [(32, 32), (8, 8), (5, 9), (9, 5)] {
+            for k in 0..=h.min(w) {
+                let map = of_rank(k, h, w, 11 + k as u64);
+                let m = nalgebra::DMatrix::from_row_iterator(h, w, map.iter().map(|&x| x as f64));
+                let mut a = gram_singular_values(&m);
+                let mut b: Vec<f64> = m.singular_values().iter().copied().collect();
+                a.sort_by(|x, y| y.total_cmp(x));
+                b.sort_by(|x, y| y.total_cmp(x));
+                for (x, y) in a.iter().zip(&b) {
+                    assert!((x - y).abs() <= 1e-6 * b[0].max(1.0), "{h}×{w} rank {k}: {x} vs {y}");
+                }
+                let max = a[0];
+                let tol = max * h.max(w) as f64 * f32::EPSILON as f64;
+                assert_eq!(a.iter().filter(|&&s| s > tol).count(), k, "{h}×{w} rank {k}");
+            }
+        }
+        assert_eq!(matrix_rank(&[1.0, f32::NAN, 0.0, 2.0], 2, 2), 0, "a map with NaN has no rank");
     }
 
     #[test]
