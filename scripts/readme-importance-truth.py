@@ -47,8 +47,7 @@ def main():
     shown = ", ".join(f"{k}={v!r}" for k, v in OPTIONS.items())
     print(f">>> flickertag.importance_truth(MODEL, out=DIR, {shown})   # MODEL: {', '.join(MODELS)}; "
           f"Taylor through torch\n")
-    per_layer = {}  # (criterion, truth) -> [rho of every layer of every network]
-    excludes_zero = {}  # (criterion, truth) -> [count above 0, count below 0]
+    per_layer = {}  # (criterion, truth) -> [(rho, ci_low, ci_high, reliability) of every layer of every network]
     for m in MODELS:
         run = os.path.join(runs, m)
         info = json.load(open(os.path.join(run, "importance_truth.json")))
@@ -59,6 +58,7 @@ def main():
         scopes = list(dict.fromkeys(r["scope"] for r in rs))
         crits = list(dict.fromkeys(r["criterion"] for r in rs))
         for truth in ["delta_loss", "delta_top1"]:
+            rel = {r["scope"]: float(r["rho"]) for r in rs if r["criterion"] == "reliability" and r["truth"] == truth}
             print(f"Spearman's rho with {truth} [95 % BCa interval over images]:\n")
             print("| criterion | " + " | ".join(scopes) + " |")
             print("|---|" + "---|" * len(scopes))
@@ -70,23 +70,26 @@ def main():
                     continue
                 print(f"| `{c}` | " + " | ".join(cell(got[s]) for s in scopes) + " |")
                 for s in scopes:
-                    if s == "all":
-                        continue
-                    per_layer.setdefault((c, truth), []).append(float(got[s]["rho"]))
-                    e = excludes_zero.setdefault((c, truth), [0, 0])
-                    e[0] += float(got[s]["ci_low"]) > 0
-                    e[1] += float(got[s]["ci_high"]) < 0
+                    if s != "all":
+                        g = got[s]
+                        per_layer.setdefault((c, truth), []).append(
+                            (float(g["rho"]), float(g["ci_low"]), float(g["ci_high"]), rel[s]))
             print()
     n = len(next(iter(per_layer.values())))
-    print(f"Over the {n} layers ({len(MODELS)} networks x 4 layers), rho with delta_loss: median, range, "
-          f"layers whose interval is above 0 / below 0:\n")
-    print("| criterion | median rho | range | above 0 | below 0 |")
-    print("|---|---|---|---|---|")
-    for (c, truth), v in per_layer.items():
-        if truth != "delta_loss":
-            continue
-        up, down = excludes_zero[(c, truth)]
-        print(f"| `{c}` | {statistics.median(v):.2f} | {min(v):.2f} to {max(v):.2f} | {up} | {down} |")
+    for label, keep in [("every layer", lambda x: True), ("layers whose truth has reliability >= 0.5",
+                                                         lambda x: x[3] >= 0.5)]:
+        some = [x for x in next(iter(per_layer.values())) if keep(x)]
+        print(f"\nOver {label} ({len(some)} of {n}: {len(MODELS)} networks x 4 layers), rho with delta_loss: "
+              f"median, range, layers whose interval is above 0 / below 0:\n")
+        print("| criterion | median rho | range | above 0 | below 0 |")
+        print("|---|---|---|---|---|")
+        for (c, truth), v in per_layer.items():
+            v = [x for x in v if keep(x)]
+            if truth != "delta_loss" or not v:
+                continue
+            rho = [x[0] for x in v]
+            print(f"| `{c}` | {statistics.median(rho):.2f} | {min(rho):.2f} to {max(rho):.2f} | "
+                  f"{sum(x[1] > 0 for x in v)} | {sum(x[2] < 0 for x in v)} |")
     if not reuse or os.path.exists(os.path.join(runs, "resnet32", "plots", "importance_truth.png")):
         shutil.copy(os.path.join(runs, "resnet32", "plots", "importance_truth.png"),
                     os.path.join(ROOT, "docs", "importance_truth.png"))

@@ -424,34 +424,6 @@ pub struct Verdict {
 /// The false-discovery rate at which a verdict is called better or worse than random.
 pub const VERDICT_Q: f64 = 0.05;
 
-/// Two-sided Monte Carlo p of `value` among `random` (NaN without them):
-/// `min(1, 2 · min(1 + #r ≥ value, 1 + #r ≤ value) / (n + 1))`, uniform under the null
-/// that the criterion is one more random draw (Davison & Hinkley 1997, ch. 4).
-pub fn monte_carlo_p(value: f64, random: &[f64]) -> f64 {
-    if random.is_empty() || !value.is_finite() {
-        return f64::NAN;
-    }
-    let n = random.len() as f64;
-    let above = random.iter().filter(|&&r| r >= value).count() as f64;
-    let below = random.iter().filter(|&&r| r <= value).count() as f64;
-    (2.0 * (1.0 + above.min(below)) / (n + 1.0)).min(1.0)
-}
-
-/// Benjamini-Hochberg adjusted p-values (q) of `p`, in its order; NaN stays NaN and is
-/// not counted.
-pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..p.len()).filter(|&i| p[i].is_finite()).collect();
-    idx.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-    let m = idx.len() as f64;
-    let mut q = vec![f64::NAN; p.len()];
-    let mut running = 1.0f64;
-    for (rank, &i) in idx.iter().enumerate().rev() {
-        running = running.min(p[i] * m / (rank + 1) as f64);
-        q[i] = running.min(1.0);
-    }
-    q
-}
-
 /// A curve: scope, criterion, seed, order, ablation.
 pub type CurveKey = (String, CriterionKind, Option<u64>, Order, Ablation);
 
@@ -514,12 +486,13 @@ pub fn verdicts(
             effect: a - m,
             effect_ci_low,
             effect_ci_high,
-            p_value: monte_carlo_p(a, &rand),
+            // The two-sided Monte Carlo p, as for the control networks.
+            p_value: crate::analysis::networks::place(a, &rand).1,
             q_value: f64::NAN,
             verdict: VerdictKind::NoBaseline,
         });
     }
-    let q = benjamini_hochberg(&out.iter().map(|v| v.p_value).collect::<Vec<_>>());
+    let q = crate::importance::stats::bh_adjust(&out.iter().map(|v| v.p_value).collect::<Vec<_>>());
     for (v, q) in out.iter_mut().zip(q) {
         v.q_value = q;
         v.verdict = if v.random_seeds < MIN_SEEDS_FOR_VERDICT || !q.is_finite() {
@@ -631,24 +604,6 @@ mod tests {
         assert_eq!(removal(&s, 0.5, Order::LowestFirst), vec![0, 1]);
         assert_eq!(removal(&s, 0.0, Order::LowestFirst), Vec::<usize>::new());
         assert_eq!(removal(&s, 1.0, Order::LowestFirst), vec![0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn monte_carlo_p_and_benjamini_hochberg_match_their_definitions() {
-        // 99 seeds 0..99: a value above all gives p = 2 · 1 / 100; in the middle, 1.
-        let r: Vec<f64> = (0..99).map(|i| i as f64).collect();
-        assert!((monte_carlo_p(1000.0, &r) - 0.02).abs() < 1e-12);
-        assert!((monte_carlo_p(-5.0, &r) - 0.02).abs() < 1e-12);
-        assert_eq!(monte_carlo_p(49.0, &r), 1.0);
-        // Two at or above 97.5: (1 + 2) · 2 / 100.
-        assert!((monte_carlo_p(97.0, &r) - 0.06).abs() < 1e-12);
-        // scipy.stats.false_discovery_control(p, method="bh") (scipy 1.17.1) for these p:
-        // [0.04, 0.05333333, 0.05333333, 0.1]; NaN kept out.
-        let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.1, f64::NAN]);
-        for (a, b) in q.iter().zip([0.04, 0.16 / 3.0, 0.16 / 3.0, 0.1]) {
-            assert!((a - b).abs() < 1e-12, "{q:?}");
-        }
-        assert!(q[4].is_nan());
     }
 
     #[test]
