@@ -138,6 +138,10 @@ pub enum VerdictKind {
     /// Fewer than [`MIN_SEEDS_FOR_VERDICT`] random seeds: no verdict at the 5 % level.
     #[serde(rename = "too few random seeds")]
     NoBaseline,
+    /// Beyond every random seed (its p at the Monte Carlo floor `2 / (seeds + 1)`), yet
+    /// `q > 0.05`: the seeds cannot resolve it among the table's verdicts; more seeds can.
+    #[serde(rename = "beyond every seed, unresolved")]
+    Unresolved,
 }
 
 impl std::fmt::Display for VerdictKind {
@@ -147,6 +151,7 @@ impl std::fmt::Display for VerdictKind {
             VerdictKind::Worse => "worse than random",
             VerdictKind::LikeRandom => "like random",
             VerdictKind::NoBaseline => "too few random seeds",
+            VerdictKind::Unresolved => "beyond every seed, unresolved",
         })
     }
 }
@@ -497,6 +502,8 @@ pub fn verdicts(
         v.q_value = q;
         v.verdict = if v.random_seeds < MIN_SEEDS_FOR_VERDICT || !q.is_finite() {
             VerdictKind::NoBaseline
+        } else if q > VERDICT_Q && v.p_value <= 2.0 / (v.random_seeds as f64 + 1.0) + 1e-12 {
+            VerdictKind::Unresolved
         } else if q > VERDICT_Q {
             VerdictKind::LikeRandom
         } else if v.random_percentile > 50.0 {
@@ -665,6 +672,23 @@ mod tests {
         assert_eq!(get(CriterionKind::WeightL1, Order::HighestFirst).verdict, VerdictKind::Better);
         let worse = get(CriterionKind::BnGamma, Order::HighestFirst);
         assert_eq!((worse.random_percentile, worse.verdict), (0.0, VerdictKind::Worse));
+
+        // Among 14 verdicts (ten more curves in the middle of the seeds), the three beyond
+        // every seed keep p = 2/101 but get q = p · 14/3 = 0.092: unresolved, not "like
+        // random"; bn_gamma (p = 10/101, four seeds beyond it) is like random.
+        let mut many = points.clone();
+        for c in [CriterionKind::FtAuthors, CriterionKind::FtBca, CriterionKind::FtT2, CriterionKind::Hrank] {
+            many.extend(curve(c, None, Order::LowestFirst, 70.0));
+            many.extend(curve(c, None, Order::HighestFirst, 70.0));
+        }
+        many.extend(curve(CriterionKind::Activation, None, Order::LowestFirst, 69.5));
+        many.extend(curve(CriterionKind::Activation, None, Order::HighestFirst, 69.5));
+        let v = verdicts(&many, &|_| (1.0, 2.0), &|_| (0.5, 0.7));
+        let w = v.iter().find(|x| x.criterion == CriterionKind::WeightL1 && x.order == Order::LowestFirst).unwrap();
+        assert!((w.p_value - 2.0 / 101.0).abs() < 1e-12 && w.q_value > VERDICT_Q, "{w:?}");
+        assert_eq!(w.verdict, VerdictKind::Unresolved, "beyond every seed but not resolved among 14 verdicts");
+        let b = v.iter().find(|x| x.criterion == CriterionKind::BnGamma && x.order == Order::LowestFirst).unwrap();
+        assert_eq!(b.verdict, VerdictKind::LikeRandom, "not at the floor: like random");
 
         // 38 seeds are too few for a verdict at 5 %, however extreme the criterion.
         let few: Vec<CurvePoint> =
