@@ -564,11 +564,16 @@ fn oddball<'py>(
         };
         Ok((run.tables(), run.summary(), folder))
     })?;
+    Ok((tables_dict(py, tables)?, summary, folder))
+}
+
+/// A run's tables by file name as a dict of bytes.
+fn tables_dict<'py>(py: Python<'py>, tables: Vec<(&'static str, Vec<u8>)>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     for (name, bytes) in tables {
         d.set_item(name, pyo3::types::PyBytes::new(py, &bytes))?;
     }
-    Ok((d, summary, folder))
+    Ok(d)
 }
 
 /// Runs `flickertag importance-truth` with `options`, a JSON object of
@@ -603,11 +608,7 @@ fn importance_truth<'py>(
         };
         Ok((run.tables(), run.summary(), folder))
     })?;
-    let d = PyDict::new(py);
-    for (name, bytes) in tables {
-        d.set_item(name, pyo3::types::PyBytes::new(py, &bytes))?;
-    }
-    Ok((d, summary, folder))
+    Ok((tables_dict(py, tables)?, summary, folder))
 }
 
 /// The extension module.

@@ -241,6 +241,22 @@ pub fn to_csv(rows: &[HarmonicRow], sums: &[FilterSum]) -> (String, String) {
     (f.into_string(), h.into_string())
 }
 
+/// The synthetic spectrum of `scripts/fpvs-oracle.py` (same formula), for the parity
+/// tests here and in [`crate::signal::snr`].
+#[cfg(test)]
+pub(crate) fn synthetic_spectrum() -> Vec<f64> {
+    let mut a: Vec<f64> = (0..121)
+        .map(|k| {
+            let k = k as f64;
+            1.0 + 0.3 * (1.7 * k).sin().powi(2) + 0.1 * (0.37 * k).cos()
+        })
+        .collect();
+    for (b, add) in [(12, 5.0), (24, 2.0), (36, 0.4), (60, 3.0)] {
+        a[b] += add;
+    }
+    a
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,26 +272,12 @@ mod tests {
         }
     }
 
-    /// The synthetic spectrum of `scripts/fpvs-oracle.py` (same formula).
-    fn synthetic() -> Vec<f64> {
-        let mut a: Vec<f64> = (0..121)
-            .map(|k| {
-                let k = k as f64;
-                1.0 + 0.3 * (1.7 * k).sin().powi(2) + 0.1 * (0.37 * k).cos()
-            })
-            .collect();
-        for (b, add) in [(12, 5.0), (24, 2.0), (36, 0.4), (60, 3.0)] {
-            a[b] += add;
-        }
-        a
-    }
-
     #[test]
     fn harmonic_sum_matches_the_numpy_transcription_of_the_fpvs_rule() {
         // Values printed by `.venv/bin/python scripts/fpvs-oracle.py` (numpy 2, scipy 1.17.1),
         // with no response grid left out of the noise (grid 0), as the FPVS Toolbox does.
         use statrs::distribution::{ContinuousCDF, Normal};
-        let a = synthetic();
+        let a = synthetic_spectrum();
         let harm: Vec<usize> = (1..10).map(|i| 12 * i).collect();
         let z: Vec<f64> = harm.iter().map(|&h| z_at(&a, h, 0)).collect();
         let want = [

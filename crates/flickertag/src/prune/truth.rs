@@ -219,6 +219,17 @@ pub struct TruthResult {
     pub seconds: f64,
 }
 
+impl TruthResult {
+    /// The scope of the pooled correlations: `all`, or the one layer of a one-layer run.
+    pub fn pooled_scope(&self) -> String {
+        if self.correlations.iter().any(|c| c.scope == "all") {
+            "all".to_string()
+        } else {
+            self.correlations.first().map(|c| c.scope.clone()).unwrap_or_default()
+        }
+    }
+}
+
 /// Per-image cross-entropy (nats, computed in f64 by log-sum-exp) and hit of logits
 /// `[n, k]`.
 fn losses(logits: &[f32], labels: &[u8]) -> (Vec<f64>, Vec<bool>) {

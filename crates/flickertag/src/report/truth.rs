@@ -23,11 +23,7 @@ pub struct TruthPlot {
 impl TruthPlot {
     /// The plot of a result's correlations.
     pub fn of(r: &TruthResult) -> TruthPlot {
-        let pooled = if r.correlations.iter().any(|c| c.scope == "all") {
-            "all".to_string()
-        } else {
-            r.correlations.first().map(|c| c.scope.clone()).unwrap_or_default()
-        };
+        let pooled = r.pooled_scope();
         let mut criteria: Vec<String> = Vec::new();
         for c in r.correlations.iter().filter(|c| c.criterion != "reliability") {
             if !criteria.contains(&c.criterion) {

@@ -211,11 +211,7 @@ impl TruthRun {
             r.base_top1,
             r.base_loss
         );
-        let scope = if r.correlations.iter().any(|c| c.scope == "all") {
-            "all".to_string()
-        } else {
-            r.correlations.first().map(|c| c.scope.clone()).unwrap_or_default()
-        };
+        let scope = r.pooled_scope();
         let _ = writeln!(s, "Spearman's rho with the loss change ({scope}; 95 % bootstrap interval over images):");
         for c in r.correlations.iter().filter(|c| c.scope == scope && c.truth == "delta_loss") {
             if c.criterion == "reliability" {

@@ -388,15 +388,7 @@ mod tests {
     fn mne_preset_matches_the_numpy_transcription_of_mne_snr_spectrum() {
         // `.venv/bin/python scripts/fpvs-oracle.py`: MNE's snr_spectrum (n = 3, skip = 1)
         // of the synthetic spectrum's power; the same formula as harmonic_sum's tests.
-        let mut a: Vec<f64> = (0..121)
-            .map(|k| {
-                let k = k as f64;
-                1.0 + 0.3 * (1.7 * k).sin().powi(2) + 0.1 * (0.37 * k).cos()
-            })
-            .collect();
-        for (b, add) in [(12, 5.0), (24, 2.0), (36, 0.4), (60, 3.0)] {
-            a[b] += add;
-        }
+        let a = crate::analysis::harmonic_sum::synthetic_spectrum();
         let s = SnrConfig::preset("mne").unwrap().snr(&a);
         for (k, w) in
             [(12, 28.29593581686235), (30, 0.9722394531442989), (60, 13.42988921739269), (116, 1.013270765504383)]
