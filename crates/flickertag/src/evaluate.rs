@@ -29,6 +29,7 @@ pub fn logits(
     indices: &[usize],
     mut progress: impl FnMut(usize),
 ) -> Result<Vec<f32>> {
+    model.require_frames_alone("accuracy on CIFAR-10")?;
     if model.input_shape != [3, 32, 32] {
         return Err(Error::Model(format!(
             "{} takes input [C, H, W] = {:?}, but CIFAR-10 images are [3, 32, 32]",

@@ -83,6 +83,7 @@ pub fn prune_checkpoint_seed() -> Vec<u8> {
         input_shape: [3, 32, 32],
         preprocess: crate::data::Preprocess::default(),
         notes: vec![],
+        time: None,
     };
     let flags: Vec<bool> = (0..70).map(|i| i % 3 != 0).collect();
     let m = |top1: f64| Measurement { top1, per_class: vec![50.0; 10], hits: Hits::from_flags(&flags) };

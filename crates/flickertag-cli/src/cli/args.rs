@@ -317,6 +317,11 @@ pub struct AnalyzeArgs {
     /// default one period stands for all N and each distinct frame runs once).
     #[arg(long)]
     pub no_fold: bool,
+    /// A recurrent model's warm-up: frames run before the recorded window (the
+    /// window's last ones, periodically). Default: the window is run until the state
+    /// at its end equals that at its start (a periodic steady state; at most 16 times).
+    #[arg(long)]
+    pub warmup: Option<usize>,
     /// Highest order of catalogued lines.
     #[arg(long, default_value_t = 20)]
     pub max_order: u32,

@@ -295,6 +295,7 @@ fn analysis_options(a: &args::AnalyzeArgs) -> flickertag::Result<AnalysisOptions
         sweep_thresholds: a.sweep_thresholds.clone(),
         maps: a.maps.clone(),
         fold: !a.no_fold,
+        warmup: a.warmup,
         max_order: a.max_order,
         per_image: if a.per_image {
             Some(true)

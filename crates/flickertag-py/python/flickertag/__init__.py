@@ -227,7 +227,10 @@ def analyze(
         number of control networks, default 20; ``region_swap=True``,
         ``bootstrap=1000``, a ``noise_sigma`` list for a noise sweep, a
         ``contrast_sweep`` list of depths for contrast-response curves,
-        ``harmonic_sum=True`` with a ``noise_sigma`` for the FPVS harmonic-sum response), ``resume``,
+        ``harmonic_sum=True`` with a ``noise_sigma`` for the FPVS harmonic-sum response),
+        ``warmup`` (frames a recurrent model runs before the recorded window; default:
+        the window repeated until its state settles; a model with time, a clip
+        ``[N, C, T, H, W]`` or a recurrent state, is found from its graph), ``resume``,
         ``checkpoint_every``, ``all_images=True``, ``data``, ``mean``, ``std``,
         ``resize``, ``crop``. An unknown name is a :class:`FlickertagError` listing the
         known ones.

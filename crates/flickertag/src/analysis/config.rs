@@ -64,6 +64,10 @@ pub struct AnalysisConfig {
     pub maps: Vec<String>,
     /// Across-image statistics.
     pub stats: StatsConfig,
+    /// A recurrent model's warm-up in frames ([`crate::inference::engine::Session::set_warmup`];
+    /// `None`: until its state settles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<usize>,
 }
 
 /// Per-frame input noise.
@@ -85,6 +89,9 @@ pub const MAX_PERMUTATIONS: usize = 10_000;
 pub const MAX_SPLITS: usize = 10_000;
 /// Most bytes of frames built for one image (frames run × input size × 4).
 pub const MAX_FRAME_BYTES: u64 = 2 << 30;
+
+/// Most warm-up frames of a recurrent model ([`AnalysisConfig::warmup`]).
+pub const MAX_WARMUP: usize = 1_000_000;
 
 impl AnalysisConfig {
     /// Checks every parameter that does not depend on the model, before any work;
@@ -118,6 +125,9 @@ impl AnalysisConfig {
         if !(1..=4096).contains(&self.engine.batch) {
             return Err(Error::param("batch", "1..=4096 frames per inference call", self.engine.batch));
         }
+        if let Some(w) = self.warmup.filter(|&w| w > MAX_WARMUP) {
+            return Err(Error::param("warmup", format!("0..={MAX_WARMUP} frames"), w));
+        }
         if self.engine.threads > 1024 {
             return Err(Error::param("threads", "0 (one per core) to 1024", self.engine.threads));
         }
@@ -139,6 +149,7 @@ impl Default for AnalysisConfig {
             noise: None,
             maps: vec![],
             stats: StatsConfig::default(),
+            warmup: None,
         }
     }
 }

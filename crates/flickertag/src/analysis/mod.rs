@@ -165,8 +165,16 @@ pub fn run_state(
     let plan = cfg.stimulus.plan(h, w)?;
     cfg.stimulus.modulation.check_input(c, pre.grayscale)?;
     let n = cfg.stimulus.n_frames;
-    // Input noise differs in every frame: nothing repeats.
-    let reuse = cfg.fold == Fold::Auto && cfg.noise.is_none();
+    // Input noise differs in every frame: nothing repeats. Frames of a model with time
+    // interact: each response depends on the frames before it, so none is reused.
+    let reuse = cfg.fold == Fold::Auto && cfg.noise.is_none() && model.time.is_none();
+    if cfg.warmup.is_some() && !matches!(model.time, Some(crate::inference::model::Time::Recurrent { .. })) {
+        return Err(Error::param(
+            "warmup",
+            "no warm-up: it is for a model with a recurrent state",
+            format!("{} for `{}`, which has none", cfg.warmup.unwrap_or(0), model.name),
+        ));
+    }
     let period = plan.period().filter(|&p| reuse && p < n && n.is_multiple_of(p));
     let series_len = period.unwrap_or(n);
     let schedule = if reuse {
@@ -204,6 +212,7 @@ pub fn run_state(
     };
     let map_refs: Vec<_> = map_taps.iter().map(|t| &t.tap).collect();
     let mut session = Session::for_outputs(model, &refs, &map_refs, &cfg.engine)?;
+    session.set_warmup(cfg.warmup);
     let tag_bins = plan.bins.clone();
     let lines = catalogue(&tag_bins, cfg.stimulus.fps, n, cfg.max_order);
     let mut cfg = cfg.clone();

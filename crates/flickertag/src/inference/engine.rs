@@ -10,9 +10,12 @@
 use ort::value::TensorRef;
 
 use crate::error::{runtime, Error, Result};
+use crate::inference::model::time::Time;
 use crate::inference::model::{Model, TapPoint};
 
 use crate::inference::runtime::session_builder;
+
+mod temporal;
 
 /// Asked between inference batches: `true` stops the run with [`Error::Interrupted`]
 /// (Python checks its signals here, so Ctrl-C stops a run within one batch).
@@ -64,6 +67,12 @@ pub struct Session {
     batch: usize,
     /// The only batch size the graph runs at (smaller batches are padded).
     fixed: Option<usize>,
+    /// How the model relates frames ([`Model::time`]): [`Session::run_all`] runs a
+    /// window of frames in time.
+    time: Option<Time>,
+    /// Frames a recurrent model runs before the recorded window (`None`: windows
+    /// until its state settles).
+    warmup: Option<usize>,
 }
 
 impl Session {
@@ -95,6 +104,8 @@ impl Session {
             extra: Vec::new(),
             batch: cfg.batch,
             fixed: None,
+            time: None,
+            warmup: None,
         })
     }
 
@@ -117,7 +128,14 @@ impl Session {
         let mut s = Session::from_onnx(&onnx, &model.input_name, model.input_shape, &cfg)?;
         drop(onnx);
         s.fixed = model.fixed_batch;
+        s.time = model.time.clone();
         Ok(s)
+    }
+
+    /// Frames a recurrent model runs before the recorded window, in place of running
+    /// windows until its state settles ([`time`]); `None` restores that.
+    pub fn set_warmup(&mut self, frames: Option<usize>) {
+        self.warmup = frames;
     }
 
     /// This session for a graph that runs only at the fixed batch `fixed` (smaller
@@ -144,7 +162,20 @@ impl Session {
     }
 
     /// Runs one batch: `frames` holds `n` images of `[C, H, W]`. Returns every output.
+    /// A model with time ([`Model::time`]) has no response to a frame alone: refused
+    /// (its windows run through [`Session::run_all`]).
     pub fn run(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
+        if let Some(t) = &self.time {
+            return Err(Error::Model(format!(
+                "a model with time runs windows of frames, not single frames ({})",
+                t.describe()
+            )));
+        }
+        self.run_padded(frames, n)
+    }
+
+    /// One call with `n` inputs (frames, or clips), padded to a fixed batch.
+    fn run_padded(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
         if let Some(b) = self.fixed.filter(|&b| b != n) {
             // A graph with a fixed batch: pad to it, keep the first n rows.
             if n > b {
@@ -164,16 +195,17 @@ impl Session {
 
     fn run_exact(&mut self, frames: &[f32], n: usize) -> Result<Vec<Output>> {
         let [c, h, w] = self.input_shape;
-        if frames.len() != n * c * h * w {
-            return Err(Error::Model(format!(
-                "input holds {} values, expected {n} frames of [{c}, {h}, {w}] = {}",
-                frames.len(),
-                n * c * h * w
-            )));
+        let dims = match self.time {
+            Some(Time::Clip { length }) => vec![n, c, length, h, w],
+            _ => vec![n, c, h, w],
+        };
+        let want: usize = dims.iter().product();
+        if frames.len() != want {
+            return Err(Error::Model(format!("input holds {} values, expected {dims:?} = {want}", frames.len())));
         }
         let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = vec![(
             self.input.as_str().into(),
-            TensorRef::from_array_view(([n, c, h, w], frames)).map_err(runtime)?.into(),
+            TensorRef::from_array_view((dims, frames)).map_err(runtime)?.into(),
         )];
         for (name, shape, data) in &self.extra {
             inputs.push((
@@ -201,7 +233,18 @@ impl Session {
 
     /// Runs `n` frames in batches of [`Session::batch()`], concatenating outputs along
     /// the batch axis. `stop` is asked before each batch ([`Error::Interrupted`]).
+    /// For a model with time the `n` frames are one periodic window in time, and row
+    /// `i` of each output is the response at frame `i` ([`time`]): of the clip ending
+    /// there, or of the recurrent network in its steady state.
     pub fn run_all(&mut self, frames: &[f32], n: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
+        match self.time.clone() {
+            None => self.run_frames(frames, n, stop),
+            Some(Time::Clip { length }) => self.run_clips(frames, n, length, stop),
+            Some(Time::Recurrent { states }) => self.run_recurrent(frames, n, &states, stop),
+        }
+    }
+
+    fn run_frames(&mut self, frames: &[f32], n: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
         let per = frames.len() / n.max(1);
         let mut acc: Vec<Output> = Vec::new();
         let mut start = 0;
@@ -222,6 +265,18 @@ impl Session {
             start += k;
         }
         Ok(acc)
+    }
+}
+
+/// Appends `outs` to `acc` along the batch axis (`acc` empty: becomes `outs`).
+fn concat(acc: &mut Vec<Output>, outs: Vec<Output>) {
+    if acc.is_empty() {
+        *acc = outs;
+    } else {
+        for (a, o) in acc.iter_mut().zip(outs) {
+            a.shape[0] += o.shape[0];
+            a.data.extend(o.data);
+        }
     }
 }
 

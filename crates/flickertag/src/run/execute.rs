@@ -106,6 +106,7 @@ impl Plan {
         load: &dyn Fn(&ImageSpec) -> Result<Image>,
     ) -> Result<Option<ControlNetwork>> {
         let Some((kind, seed, _)) = self.control else { return Ok(None) };
+        model.require_frames_alone("a control network's calibration")?;
         let stale = model.control(kind, seed)?;
         let analysed: std::collections::HashSet<usize> = specs.iter().filter_map(|s| s.index).collect();
         let held_out: Vec<ImageSpec> = if specs.iter().all(|s| s.index.is_some()) {

@@ -140,6 +140,7 @@ impl OddballOptions {
         progress: &mut dyn FnMut(&str, usize, usize),
         stop: Option<&StopFn>,
     ) -> Result<OddballRun> {
+        model.require_frames_alone("the oddball paradigm")?;
         if self.mean.is_some() || self.std.is_some() {
             model.set_preprocess(self.mean.as_deref(), self.std.as_deref(), None, None)?;
         }

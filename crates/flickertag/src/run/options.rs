@@ -109,6 +109,10 @@ pub struct AnalysisOptions {
     pub maps: Vec<String>,
     /// Fold by the stimulus period and run each distinct frame once (`false`: all N).
     pub fold: bool,
+    /// A recurrent model's warm-up: frames run before the recorded window (the
+    /// window's last frames, periodically). `None`: windows are run until the state at
+    /// a window's end equals that at its start (a periodic steady state), at most 16.
+    pub warmup: Option<usize>,
     /// Highest order of catalogued lines.
     pub max_order: u32,
     /// Keep per-image spectra (`None`: up to [`PER_IMAGE_DEFAULT_LIMIT`] images).
@@ -196,6 +200,7 @@ impl Default for AnalysisOptions {
             sweep_thresholds: vec![],
             maps: vec![],
             fold: true,
+            warmup: None,
             max_order: 20,
             per_image: None,
             threads: engine.threads,
@@ -306,6 +311,7 @@ impl AnalysisOptions {
                 .filter(|&s| s > 0.0)
                 .map(|sigma| InputNoise { sigma, seed: self.noise_seed }),
             maps: self.maps.clone(),
+            warmup: self.warmup,
             stats: StatsConfig {
                 enabled: stats_on,
                 q: self.q,

@@ -85,6 +85,7 @@ pub fn execute_prune(
     if !(checkpoint_every >= 0.0 && checkpoint_every.is_finite()) {
         return Err(Error::param("checkpoint-every", "seconds, 0 or more", checkpoint_every));
     }
+    model.require_frames_alone("prune-eval")?;
     let folder = RunFolder::create(out, force, "prune-eval")?;
     let ck = prune_checkpoint_path(out)?;
     let fingerprint = { crate::io::data::sha256_hex(&serde_json::to_vec(&(cfg, model.info())).expect("serializable")) };

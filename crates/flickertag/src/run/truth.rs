@@ -136,6 +136,7 @@ impl TruthOptions {
 
     /// Runs on `model` with the CIFAR-10 test set of the data folder `data`.
     pub fn run(&self, model: &Model, data: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<TruthRun> {
+        model.require_frames_alone("importance-truth")?;
         let test = Cifar10::load(data, Split::Test)?;
         let cfg = self.config(&test)?;
         Ok(TruthRun { result: run(model, &test, &cfg, progress)? })

@@ -90,8 +90,20 @@ impl<'a> Editor<'a> {
                 self.push("Reshape", out, &[&gathered, &shape], vec![]);
             }
             Layout::Flat => self.push("Identity", out, &[x], vec![]),
+            Layout::Clip { time } => {
+                let at = self.at_time(out, x, time);
+                self.reduce_mean(out, &at, &[2, 3, 4], false)
+            }
         }
         self.g().output.push(graph::value_info(out, None));
+    }
+
+    /// `x` `[N, C, T, H, W]` at time position `time`, `[N, C, 1, H, W]`; returns its name.
+    fn at_time(&mut self, out: &str, x: &str, time: usize) -> String {
+        let i = self.ints(&format!("{out}.time"), &[time as i64]);
+        let at = format!("{out}.at_time");
+        self.push("Gather", &at, &[x, &i], vec![graph::attr_int("axis", 2)]);
+        at
     }
 
     /// Adds nodes laying `x` out as maps `[N, C, H, W]` (`chw` from
@@ -114,6 +126,10 @@ impl<'a> Editor<'a> {
                 let gathered = format!("{out}.token");
                 self.push("Gather", &gathered, &[x, &i], vec![graph::attr_int("axis", 1)]);
                 self.push("Reshape", out, &[&gathered, &shape], vec![]);
+            }
+            Layout::Clip { time } => {
+                let at = self.at_time(out, x, time);
+                self.push("Reshape", out, &[&at, &shape], vec![]);
             }
         }
         self.g().output.push(graph::value_info(out, None));

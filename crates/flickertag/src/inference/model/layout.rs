@@ -39,6 +39,12 @@ pub enum Layout {
     },
     /// `[N, C]`: one value per channel.
     Flat,
+    /// `[N, C, T, H, W]` of a clip model ([`super::time::Time::Clip`]): channels first,
+    /// then time; the tap is read at time position `time` (the centre, `T / 2`).
+    Clip {
+        /// Time position read.
+        time: usize,
+    },
 }
 
 impl Layout {
@@ -51,6 +57,7 @@ impl Layout {
             Layout::Tokens { prefix, grid: None } => format!("tokens({prefix}+T)"),
             Layout::Token { index } => format!("token({index})"),
             Layout::Flat => "flat".into(),
+            Layout::Clip { time } => format!("clip(t={time})"),
         }
     }
 
@@ -69,6 +76,7 @@ impl Layout {
             },
             (Layout::Token { index }, [t, d]) if index < t => Some([*d, 1, 1]),
             (Layout::Flat, [c]) => Some([*c, 1, 1]),
+            (Layout::Clip { time }, [c, t, h, w]) if time < t => Some([*c, *h, *w]),
             _ => None,
         }
     }
@@ -504,6 +512,8 @@ mod tests {
         assert_eq!(Layout::Token { index: 0 }.canonical(&[17, 192]), Some([192, 1, 1]));
         assert_eq!(Layout::Flat.canonical(&[10]), Some([10, 1, 1]));
         assert_eq!(Layout::Flat.canonical(&[10, 2]), None);
+        assert_eq!(Layout::Clip { time: 2 }.canonical(&[16, 4, 8, 8]), Some([16, 8, 8]));
+        assert_eq!(Layout::Clip { time: 4 }.canonical(&[16, 4, 8, 8]), None, "a time position beyond the clip");
     }
 
     #[test]

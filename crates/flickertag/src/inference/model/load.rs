@@ -8,7 +8,8 @@ use std::path::{Component, Path};
 use onnx_protobuf::{tensor_proto::DataLocation, tensor_shape_proto::dimension::Value as Dim, ModelProto};
 
 use super::layout::{self, Layout};
-use super::probe::probe_tensors;
+use super::probe::{probe_tensors, ProbeInput};
+use super::time::{self, Time};
 use super::scan::{self, Skipped};
 use super::{graph, Model, Preprocess, TapKind, TapPoint, MAX_INPUT_ELEMENTS, MAX_ONNX_BYTES};
 use crate::error::{Error, Result};
@@ -136,6 +137,49 @@ fn lift_float16(g: &mut onnx_protobuf::GraphProto, inp: usize) {
     }
 }
 
+/// Which of the graph inputs `inputs` (indices into `g.input`, initializers left
+/// out) is the image: the only one; else the one no pair of `named` (the metadata
+/// `flickertag.state`) feeds; else the only one shaped as an image or a clip (`[N, 1
+/// or 3, ...]` of rank 4 or 5, or `[N, H, W, 1 or 3]`). The others are recurrent states.
+fn image_input(
+    g: &onnx_protobuf::GraphProto,
+    inputs: &[usize],
+    named: Option<&[(String, String)]>,
+) -> std::result::Result<usize, String> {
+    let names = || inputs.iter().map(|&i| g.input[i].name.as_str()).collect::<Vec<_>>();
+    if inputs.is_empty() {
+        return Err("no input (every graph input is a weight)".into());
+    }
+    if inputs.len() == 1 {
+        return Ok(inputs[0]);
+    }
+    let candidates: Vec<usize> = match named {
+        Some(pairs) => inputs.iter().copied().filter(|&i| !pairs.iter().any(|(s, _)| *s == g.input[i].name)).collect(),
+        None => inputs
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let d = graph::dims_of(&g.input[i]).unwrap_or_default();
+                let ch = |x: &Option<i64>| matches!(x, Some(1) | Some(3));
+                match d.as_slice() {
+                    [_, c, _, _, _] => ch(c),
+                    [_, c, _, l] => ch(c) || ch(l),
+                    _ => false,
+                }
+            })
+            .collect(),
+    };
+    match candidates.as_slice() {
+        [i] => Ok(*i),
+        _ => Err(format!(
+            "inputs {:?}: expected one image input, and the others recurrent states; name the states and the outputs \
+             that give their next values in the model's metadata `flickertag.state` = `input:output` (pairs separated \
+             by commas), so that the input left is the image",
+            names()
+        )),
+    }
+}
+
 impl Model {
     /// Wraps an ONNX graph: checks its image input, reads external weights, handles a
     /// fixed batch axis and an NHWC input, reads the recorded preprocessing, and finds
@@ -148,14 +192,36 @@ impl Model {
         }
         inline_external_data(&mut proto, path)?;
         let mut notes = Vec::new();
-        let g = proto.graph.as_mut().expect("checked above");
+        let g = proto.graph.as_ref().expect("checked above");
         let inits: std::collections::HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
         let inputs: Vec<usize> = (0..g.input.len()).filter(|&i| !inits.contains(&g.input[i].name)).collect();
-        if inputs.len() != 1 {
-            return Err(bad(format!("expected one image input, found {}", inputs.len())));
-        }
-        let inp = inputs[0];
+        let named_states = time::metadata_pairs(&proto)?;
+        let g = proto.graph.as_mut().expect("checked above");
+        let inp = image_input(g, &inputs, named_states.as_deref()).map_err(bad)?;
         let input_name = g.input[inp].name.clone();
+        // Every other input is a recurrent state: static per-frame shape, batch first.
+        let mut states: Vec<(String, Vec<usize>)> = Vec::new();
+        for &i in inputs.iter().filter(|&&i| i != inp) {
+            let v = &g.input[i];
+            let dims = graph::dims_of(v).unwrap_or_default();
+            let per: Option<Vec<usize>> =
+                dims.iter().skip(1).map(|d| d.filter(|&x| x > 0).map(|x| x as usize)).collect();
+            match per {
+                Some(per) if !dims.is_empty() && per.iter().product::<usize>() as u64 <= MAX_INPUT_ELEMENTS => {
+                    if graph::elem_type_of(v).is_some_and(|t| t != graph::FLOAT) {
+                        return Err(bad(format!("state input `{}` is not float32: flickertag feeds float32 states", v.name)));
+                    }
+                    states.push((v.name.clone(), per))
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "input `{}` {dims:?} (besides the image `{input_name}`) is read as a recurrent state and needs \
+                         a static shape after the batch axis, at most {MAX_INPUT_ELEMENTS} values",
+                        v.name
+                    )))
+                }
+            }
+        }
         if graph::elem_type_of(&g.input[inp]) == Some(graph::FLOAT16) {
             lift_float16(g, inp);
             notes.push(format!(
@@ -165,6 +231,28 @@ impl Model {
             ));
         }
         let dims = graph::dims_of(&g.input[inp]).unwrap_or_default();
+        // A clip input [N, C, T, H, W]: the rest of flickertag sees its frames [C, H, W].
+        let (dims, clip) = match dims.as_slice() {
+            [n, Some(c), Some(t), Some(h), Some(w)] if (*c == 1 || *c == 3) && *t > 0 && *h > 0 && *w > 0 => {
+                if *t as usize > time::MAX_CLIP {
+                    return Err(bad(format!(
+                        "clip input `{input_name}` holds {t} frames: at most {} per clip",
+                        time::MAX_CLIP
+                    )));
+                }
+                (vec![*n, Some(*c), Some(*h), Some(*w)], Some(*t as usize))
+            }
+            [_, _, _, _, _] => {
+                return Err(bad(format!(
+                    "input `{input_name}` is read as a clip and must be [N, C, T, H, W] with C 1 or 3 and static T, \
+                     H, W; got {dims:?}"
+                )))
+            }
+            _ => (dims, None),
+        };
+        if clip.is_some() && !states.is_empty() {
+            return Err(bad("a clip model with state inputs: flickertag runs clips or states, not both".into()));
+        }
         let dims4 = match dims.as_slice() {
             [b, Some(x), Some(y), Some(z)] if *x > 0 && *y > 0 && *z > 0 => {
                 (*b, [*x as usize, *y as usize, *z as usize])
@@ -242,10 +330,12 @@ impl Model {
         } else {
             input_name.clone()
         };
-        let dynamic = scan::dynamic_outputs(proto.graph.as_ref().expect("checked"), &run_input);
+        let seeds: Vec<&str> = std::iter::once(run_input.as_str()).chain(states.iter().map(|(s, _)| s.as_str())).collect();
+        let dynamic = scan::dynamic_outputs(proto.graph.as_ref().expect("checked"), &seeds);
+        let feed = ProbeInput { input: &run_input, chw: input_shape, clip, states: &states };
         // Probe at batch 2 when the batch axis is free (it also tells which tensors are
         // batch-first); at the model's own batch when a reshape fixed it.
-        let (probed, n, fixed_batch) = match probe_tensors(&proto, &run_input, input_shape, &dynamic, 2) {
+        let (probed, n, fixed_batch) = match probe_tensors(&proto, feed, &dynamic, 2) {
             Ok(p) => (p, 2, None),
             Err(e) => {
                 let Some(b) = fixed else { return Err(e) };
@@ -265,7 +355,7 @@ impl Model {
                     "the graph's batch axis is fixed at {b} and cannot be freed (a reshape holds it): runs use \
                      batches of {b} frames; export with dynamic_axes (or dynamic_shapes) for speed"
                 ));
-                (probe_tensors(&proto, &run_input, input_shape, &dynamic, b)?, b, Some(b))
+                (probe_tensors(&proto, feed, &dynamic, b)?, b, Some(b))
             }
         };
         if fixed.is_some() && fixed_batch.is_none() {
@@ -286,7 +376,7 @@ impl Model {
             probed.iter().map(|(k, p)| (k.clone(), if p.float || p.half { graph::FLOAT } else { 0 })).collect();
         let half: std::collections::HashSet<String> =
             probed.iter().filter(|(_, p)| p.half).map(|(k, _)| k.clone()).collect();
-        let sc = scan::scan(g, &run_input, &types);
+        let sc = scan::scan(g, &seeds, &types);
         let shapes: layout::Shapes = probed
             .iter()
             .filter(|(_, p)| (p.float || p.half) && p.shape.first() == Some(&n))
@@ -294,11 +384,50 @@ impl Model {
             .collect();
         let frame_bytes: u64 = shapes.values().map(|s| 4 * s.iter().product::<usize>() as u64).sum();
         let mut shapes = shapes;
-        shapes.insert(run_input.clone(), input_shape.to_vec());
+        let [ic, ih, iw] = input_shape;
+        shapes.insert(run_input.clone(), if let Some(t) = clip { vec![ic, t, ih, iw] } else { input_shape.to_vec() });
         if nhwc {
             shapes.insert(input_name.clone(), vec![a, b, c]);
         }
-        let layout::Propagated { layouts, tokens: token_names } = layout::propagate(g, &run_input, false, &shapes);
+        for (s, dims) in &states {
+            shapes.insert(s.clone(), dims.clone());
+        }
+        let layout::Propagated { mut layouts, tokens: token_names } = layout::propagate(g, &run_input, false, &shapes);
+        let time = match clip {
+            Some(length) => {
+                // A clip model's channels-first [C, T', H', W'] tensors are read at
+                // their centre time position.
+                for (k, l) in layouts.iter_mut() {
+                    if let (Layout::ChannelsFirst, Some([_, t, _, _])) = (*l, shapes.get(k).map(Vec::as_slice)) {
+                        *l = Layout::Clip { time: t / 2 };
+                    }
+                }
+                Some(Time::Clip { length })
+            }
+            None if !states.is_empty() => {
+                let outputs: Vec<(String, Option<Vec<usize>>)> = g
+                    .output
+                    .iter()
+                    .map(|o| (o.name.clone(), probed.get(&o.name).filter(|p| p.shape.first() == Some(&n)).map(|p| p.shape[1..].to_vec())))
+                    .collect();
+                let links = time::pair_states(&states, &outputs, named_states.as_deref()).map_err(|e| match e {
+                    Error::Model(m) => bad(m),
+                    e => e,
+                })?;
+                Some(Time::Recurrent { states: links })
+            }
+            None => None,
+        };
+        if matches!(time, Some(Time::Recurrent { .. })) && fixed_batch.is_some_and(|b| b > 1) {
+            return Err(bad(format!(
+                "a recurrent model whose batch axis is fixed at {} frames: it runs one frame at a time; export it \
+                 with a dynamic batch axis",
+                fixed_batch.unwrap_or(0)
+            )));
+        }
+        if let Some(t) = &time {
+            notes.push(t.describe());
+        }
         let mut skipped: Vec<Skipped> = sc.skipped;
         let mut taps: Vec<TapPoint> = Vec::new();
         let mut convs = 0;
@@ -397,6 +526,7 @@ impl Model {
             tensors,
             half,
             proto,
+            time,
         })
     }
 }

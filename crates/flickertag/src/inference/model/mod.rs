@@ -23,6 +23,7 @@ pub mod resnet;
 pub(crate) mod scan;
 mod select;
 pub(crate) mod serialize;
+pub mod time;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use crate::io::data::{Preprocess, IMAGENET_MEAN, IMAGENET_STD};
 pub use checkpoint::{checkpoint_from_bytes, load_checkpoint, StateDict, Tensor};
 pub use layout::Layout;
 pub use scan::{Skipped, TapKind};
+pub use time::{StateLink, Time};
 
 /// A point in the graph whose output can be recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +119,9 @@ pub struct Model {
     /// Tensors that hold float16 values (a half-precision model): read through a Cast
     /// to float32 before their means or maps are taken.
     pub(crate) half: std::collections::HashSet<String>,
+    /// How the network relates frames: `None` when it sees each frame alone, else a
+    /// clip or a recurrent state ([`time`]).
+    pub time: Option<Time>,
 }
 
 /// The model of a run.
@@ -140,6 +145,9 @@ pub struct ModelInfo {
     /// What flickertag changed or assumed while loading the model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// How the network relates frames (absent: each frame alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
 }
 
 impl ModelInfo {
@@ -250,6 +258,20 @@ impl Model {
             input_shape: self.input_shape,
             preprocess: self.preprocess,
             notes: self.notes.clone(),
+            time: self.time.clone(),
+        }
+    }
+
+    /// Refuses a model with time ([`Model::time`]) for `what`, which runs frames (or
+    /// images) one at a time.
+    pub fn require_frames_alone(&self, what: &str) -> Result<()> {
+        match &self.time {
+            None => Ok(()),
+            Some(t) => Err(Error::Model(format!(
+                "{what} runs each image alone, and `{}` is a model with time ({}): `flickertag analyze` measures it",
+                self.name,
+                t.describe()
+            ))),
         }
     }
 
@@ -293,7 +315,8 @@ impl Model {
     /// per-channel means of `means`, then the full maps of `full`, written without a
     /// copy of the weights ([`serialize`]).
     pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
-        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, &self.half, means, full))
+        let states = self.state_outputs();
+        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, &self.half, means, full, &states))
     }
 
     /// Writes the graph as an ONNX file, atomically ([`crate::io::atomic`]): a full disk
@@ -315,8 +338,17 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        edit_outputs(&mut p, &self.proto, &self.half, means, full);
+        edit_outputs(&mut p, &self.proto, &self.half, means, full, &self.state_outputs());
         p
+    }
+
+    /// The outputs that give a recurrent model's next states, in state order (none for
+    /// other models): the last outputs of every graph made from it.
+    pub(crate) fn state_outputs(&self) -> Vec<String> {
+        match &self.time {
+            Some(Time::Recurrent { states }) => states.iter().map(|s| s.output.clone()).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -326,15 +358,16 @@ fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
         .map_err(|e| Error::Onnx { path: path.into(), reason: format!("not an ONNX protobuf: {e}") })
 }
 
-/// Makes the outputs of `p` its logits, the per-channel means of `means`, then the
-/// full maps of `full`. `source` is the model `p` was made from (with its weights: `p`
-/// may be a copy without them).
+/// Makes the outputs of `p` its logits, the per-channel means of `means`, the full
+/// maps of `full`, then the next states `states` of a recurrent model. `source` is the
+/// model `p` was made from (with its weights: `p` may be a copy without them).
 fn edit_outputs(
     p: &mut ModelProto,
     source: &ModelProto,
     half: &std::collections::HashSet<String>,
     means: &[&TapPoint],
     full: &[&TapPoint],
+    states: &[String],
 ) {
     let convs = conv_means::pointwise_convs(source);
     p.graph.as_mut().expect("checked at load").output.truncate(1);
@@ -362,5 +395,8 @@ fn edit_outputs(
     for t in full {
         let x = read(&mut e, &t.tensor);
         e.map(&format!("flickertag.map.{}", t.name), &x, t.layout, &t.dims, t.chw);
+    }
+    for s in states {
+        e.graph().output.push(graph::value_info(s, None));
     }
 }

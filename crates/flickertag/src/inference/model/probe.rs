@@ -27,13 +27,26 @@ pub(crate) struct Probed {
 /// network of the zoo and the CIFAR ResNets has far fewer, so they are probed in one run.
 pub(crate) const PROBE_CHUNK: usize = 2048;
 
-/// Runs `n` blank frames `[n, C, H, W]` (`chw`) through `proto` (unoptimized, one
-/// thread) with `names` added as untyped graph outputs (ONNX Runtime infers their
+/// What a probe run feeds: blank frames `[n, C, H, W]` (`[n, C, T, H, W]` for a clip
+/// model) to the image input, zeros `[n, ...]` to each state input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProbeInput<'a> {
+    /// The image input.
+    pub input: &'a str,
+    /// `[C, H, W]` of a frame.
+    pub chw: [usize; 3],
+    /// `T` of a clip model.
+    pub clip: Option<usize>,
+    /// A recurrent model's state inputs, with their per-frame shapes.
+    pub states: &'a [(String, Vec<usize>)],
+}
+
+/// Runs `n` blank frames (and zero states) per `input` through `proto` (unoptimized,
+/// one thread) with `names` added as untyped graph outputs (ONNX Runtime infers their
 /// types), at most [`PROBE_CHUNK`] at a time, and returns what it computed for each.
 pub(crate) fn probe_tensors(
     proto: &ModelProto,
-    input: &str,
-    chw: [usize; 3],
+    input: ProbeInput<'_>,
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
@@ -41,19 +54,13 @@ pub(crate) fn probe_tensors(
     let chunks: Vec<&[String]> = if names.is_empty() { vec![names] } else { names.chunks(PROBE_CHUNK).collect() };
     let mut m = HashMap::new();
     for chunk in chunks {
-        m.extend(probe_run(proto, input, chw, chunk, n)?);
+        m.extend(probe_run(proto, input, chunk, n)?);
     }
     Ok(m)
 }
 
 /// One probe run of [`probe_tensors`].
-fn probe_run(
-    proto: &ModelProto,
-    input: &str,
-    chw: [usize; 3],
-    names: &[String],
-    n: usize,
-) -> Result<HashMap<String, Probed>> {
+fn probe_run(proto: &ModelProto, input: ProbeInput<'_>, names: &[String], n: usize) -> Result<HashMap<String, Probed>> {
     let onnx = super::serialize::Onnx::edited(proto, |p| {
         let g = p.graph.as_mut().expect("checked at load");
         g.output.truncate(1);
@@ -69,10 +76,19 @@ fn probe_run(
         .map_err(|e| crate::error::Error::Runtime(e.to_string()))?;
     let mut session = onnx.commit(builder)?;
     drop(onnx); // ONNX Runtime keeps its own copy of the weights
-    let [c, h, w] = chw;
-    let frames = vec![0.0f32; n * c * h * w];
-    let value = TensorRef::from_array_view(([n, c, h, w], frames.as_slice())).map_err(runtime)?;
-    let outs = session.run(ort::inputs![input => value]).map_err(runtime)?;
+    let [c, h, w] = input.chw;
+    let shape = match input.clip {
+        Some(t) => vec![n, c, t, h, w],
+        None => vec![n, c, h, w],
+    };
+    let mut feeds = vec![(input.input.to_string(), shape)];
+    feeds.extend(input.states.iter().map(|(s, dims)| (s.clone(), [&[n][..], dims].concat())));
+    let zeros: Vec<Vec<f32>> = feeds.iter().map(|(_, s)| vec![0.0f32; s.iter().product()]).collect();
+    let mut values: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = Vec::new();
+    for ((name, shape), z) in feeds.iter().zip(&zeros) {
+        values.push((name.as_str().into(), TensorRef::from_array_view((shape.clone(), z.as_slice())).map_err(runtime)?.into()));
+    }
+    let outs = session.run(values).map_err(runtime)?;
     let mut m = HashMap::new();
     for name in names {
         let Some(v) = outs.get(name.as_str()) else { continue };
@@ -111,7 +127,8 @@ mod tests {
             ..Default::default()
         };
         let names: Vec<String> = (1..=n).map(name).collect();
-        let p = probe_tensors(&proto, "image", [2, 3, 4], &names, 2).unwrap();
+        let input = ProbeInput { input: "image", chw: [2, 3, 4], clip: None, states: &[] };
+        let p = probe_tensors(&proto, input, &names, 2).unwrap();
         assert_eq!(p.len(), n);
         assert!(names.iter().all(|t| p[t] == Probed { float: true, half: false, shape: vec![2, 2, 3, 4] }));
     }

@@ -264,11 +264,11 @@ fn elem_types(g: &GraphProto) -> HashMap<String, i32> {
     t
 }
 
-/// The outputs of nodes that depend on the image input (shape arithmetic excluded), in
-/// graph order: what a probe run records.
-pub(crate) fn dynamic_outputs(g: &GraphProto, image_input: &str) -> Vec<String> {
+/// The outputs of nodes that depend on the image input or a recurrent state (`inputs`;
+/// shape arithmetic excluded), in graph order: what a probe run records.
+pub(crate) fn dynamic_outputs(g: &GraphProto, inputs: &[&str]) -> Vec<String> {
     let consts: HashSet<&str> = g.initializer.iter().map(|i| i.name.as_str()).collect();
-    let mut dynamic: HashSet<&str> = HashSet::from([image_input]);
+    let mut dynamic: HashSet<&str> = inputs.iter().copied().collect();
     let mut out = Vec::new();
     for n in &g.node {
         let d = n.input.iter().any(|x| !consts.contains(x.as_str()) && dynamic.contains(x.as_str()))
@@ -283,9 +283,10 @@ pub(crate) fn dynamic_outputs(g: &GraphProto, image_input: &str) -> Vec<String> 
     out
 }
 
-/// Reads the graph: facts per tensor, candidate taps, skipped modules. `probed` holds
+/// Reads the graph: facts per tensor, candidate taps (tensors that depend on `inputs`:
+/// the image and a recurrent model's states), skipped modules. `probed` holds
 /// the element types a probe run saw (they override the static inference).
-pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i32>) -> Scan {
+pub(crate) fn scan(g: &GraphProto, inputs: &[&str], probed: &HashMap<String, i32>) -> Scan {
     let mut types = elem_types(g);
     types.extend(probed.iter().map(|(k, v)| (k.clone(), *v)));
     // Constants: initializers, and Identity copies of them (the legacy exporter
@@ -305,7 +306,7 @@ pub(crate) fn scan(g: &GraphProto, image_input: &str, probed: &HashMap<String, i
     }
     let graph_outputs: HashSet<&str> = g.output.iter().map(|o| o.name.as_str()).collect();
     let mut facts: HashMap<String, TensorFacts> = HashMap::new();
-    let mut dynamic: HashSet<String> = HashSet::from([image_input.to_string()]);
+    let mut dynamic: HashSet<String> = inputs.iter().map(|x| x.to_string()).collect();
     let is_dyn = |d: &HashSet<String>, name: &str| !consts.contains(name) && d.contains(name);
 
     // Pass 1: dynamic flags, pointwise sources and single-node kinds, in graph order.
