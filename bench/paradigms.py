@@ -1,6 +1,8 @@
 """The paradigms' cost on ResNet-32 (docs/benchmarks.md, `make bench`): a 10-class oddball
 analysis (it cannot fold: every image of a stream differs, so its cost is stated per class
-and per stream) and a contrast sweep of four depths, each timed as a whole command.
+and per stream) a contrast sweep of four depths, and the models with time of tests/zoo/temporal/ (a 3-D
+convolutional clip model and the trained recurrent network: nothing folds, the recurrent one
+runs one frame per call until its state settles), each timed as a whole command.
 Usage: python3 bench/paradigms.py FLICKERTAG_BIN OUT_DIR"""
 import json
 import os
@@ -33,6 +35,17 @@ def main():
     wall = timed(cmd)
     print(f"contrast sweep, ResNet-32, the paper's ten images, 4 depths: {wall:.1f} s whole command")
     print(f"  $ {' '.join(os.path.basename(c) if c == bin else c for c in cmd)}")
+    zoo = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates", "flickertag-cli", "tests", "zoo")
+    for name in ("clip3d", "recurrent"):
+        run = os.path.join(out, name)
+        model = os.path.join(zoo, "temporal", f"{name}.legacy.onnx")
+        cmd = [bin, "analyze", "--model", model, "--image-file", os.path.join(zoo, "image.png"), "--taps", "all",
+               "--no-stats", "--threads", "2", "--quiet", "--force", "--out", run]
+        wall = timed(cmd)
+        s = json.load(open(os.path.join(run, "summary.json")))
+        print(f"model with time, {name} ({s['model']['time']['kind']}), one image, {s['inference']['frames_per_image']} "
+              f"frames, all taps: {wall:.2f} s whole command")
+        print(f"  $ {' '.join(os.path.relpath(c) if c == model else os.path.basename(c) if c == bin else c for c in cmd)}")
 
 
 if __name__ == "__main__":

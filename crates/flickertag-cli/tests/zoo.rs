@@ -10,35 +10,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{flickertag, run};
+use common::{flickertag, read_npy, run};
 use serde_json::Value;
 
 fn zoo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/zoo")
-}
-
-/// Reads a little-endian float32 or float64 C-order NPY file: (shape, values).
-fn read_npy(p: &Path) -> (Vec<usize>, Vec<f64>) {
-    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert_eq!(&b[..6], b"\x93NUMPY");
-    let (hlen, start) = if b[6] == 1 {
-        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-    } else {
-        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
-    };
-    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
-    assert!(header.contains("'fortran_order': False"), "{header}");
-    let f64s = header.contains("'<f8'");
-    assert!(f64s || header.contains("'<f4'"), "{header}");
-    let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let shape = shape_txt.split(',').filter_map(|x| x.trim().parse().ok()).collect();
-    let body = &b[start + hlen..];
-    let data = if f64s {
-        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
-    } else {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
-    };
-    (shape, data)
 }
 
 fn taps_of(model: &Path) -> Value {

@@ -2,6 +2,7 @@
 flickertag did not write (PIL-written image folders, numpy arithmetic on the tables)."""
 
 import io
+import json
 import os
 import subprocess
 
@@ -84,3 +85,27 @@ def test_harmonic_sum_from_python_needs_noise_and_matches_its_own_definition():
     selected = hh[hh["selected"]].groupby(["tap", "region"]).size()
     used = hs.groupby(["tap", "region"])["harmonics"].first()
     assert (used.reindex(selected.index) == selected).all()
+
+
+TEMPORAL = os.path.join(os.path.dirname(__file__), "..", "..", "flickertag-cli", "tests", "zoo", "temporal")
+
+
+def test_a_recurrent_model_runs_in_time_from_python_and_agrees_with_pytorch():
+    # The trained recurrent network of scripts/make-temporal-models.py, with the warm-up
+    # its PyTorch oracle used: the spectra of the hooked per-channel means.
+    index = json.load(open(os.path.join(TEMPORAL, "temporal.json")))["recurrent"]
+    image = os.path.join(TEMPORAL, "..", "image.png")
+    a = flickertag.analyze(os.path.join(TEMPORAL, "recurrent.legacy.onnx"), [image], tap=index["checks"],
+                           warmup=index["warmup"], stats=False, progress=False)
+    assert a.summary["model"]["time"]["kind"] == "recurrent"
+    assert a.summary["model"]["time"]["states"][0]["input"] == "h"
+    want = np.load(os.path.join(TEMPORAL, "recurrent.npy"))
+    for tap in index["checks"]:
+        start, c = index["spectra"][tap]
+        w, g = want[start:start + c], a.mean_spectra[a.rows(tap)]
+        scale = np.maximum(np.abs(w).max(axis=1, keepdims=True), 1e-2)
+        assert np.all(np.abs(g - w) <= 1e-4 * scale), tap
+    # A warm-up is for a model with a state only; the message names the parameter.
+    with pytest.raises(flickertag.FlickertagError, match="warmup"):
+        flickertag.analyze(os.path.join(TEMPORAL, "clip3d.legacy.onnx"), [image], warmup=5, stats=False,
+                           progress=False)

@@ -152,3 +152,27 @@ pub fn one_view(shape: &[u8], stride: &[u8], values: [f32; 4]) -> Vec<u8> {
     }
     legacy(PROTOCOL_1001, &rest)
 }
+
+/// Reads a little-endian float32 or float64 C-order NPY file: (shape, values).
+pub fn read_npy(p: &std::path::Path) -> (Vec<usize>, Vec<f64>) {
+    let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(&b[..6], b"\x93NUMPY");
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+    assert!(header.contains("'fortran_order': False"), "{header}");
+    let f64s = header.contains("'<f8'");
+    assert!(f64s || header.contains("'<f4'"), "{header}");
+    let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape_txt.split(',').filter_map(|x| x.trim().parse().ok()).collect();
+    let body = &b[start + hlen..];
+    let data = if f64s {
+        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+    } else {
+        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+    };
+    (shape, data)
+}

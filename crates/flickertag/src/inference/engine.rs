@@ -253,15 +253,7 @@ impl Session {
                 return Err(Error::Interrupted);
             }
             let k = self.batch.min(n - start);
-            let outs = self.run(&frames[start * per..(start + k) * per], k)?;
-            if acc.is_empty() {
-                acc = outs;
-            } else {
-                for (a, o) in acc.iter_mut().zip(outs) {
-                    a.shape[0] += o.shape[0];
-                    a.data.extend(o.data);
-                }
-            }
+            concat(&mut acc, self.run_padded(&frames[start * per..(start + k) * per], k)?);
             start += k;
         }
         Ok(acc)

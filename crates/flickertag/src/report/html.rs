@@ -120,6 +120,10 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
                 ),
             ),
             ("inference", s.inference.description.clone()),
+            (
+                "frames in time",
+                s.model.time.as_ref().map_or("each frame alone (no state, no clip)".to_string(), |t| t.describe()),
+            ),
             ("SNR", compact(&serde_json::to_value(&s.snr).unwrap_or_default())),
             ("threshold", s.threshold.to_string()),
             (
