@@ -287,3 +287,52 @@ fn harmonic_sum_needs_a_noise_floor_and_finds_the_fundamentals_above_it() {
         assert_eq!(responds == "true", p <= 0.05, "{l}");
     }
 }
+
+#[test]
+fn the_region_swap_tells_a_temporal_filter_that_nulls_one_tag_from_a_frame_alone() {
+    // A clip model of 11 frames with two filters on the channel sum: filter 0 adds the
+    // newest frame to the one 10 frames (half a 6 Hz period at 120 fps) before it, so
+    // 6 Hz cancels exactly and 7.5 Hz passes at |1 + exp(-i 2 pi 10 / 16)| = 0.77;
+    // filter 1 sees the newest frame alone. Swapping the frequencies between the halves
+    // moves filter 0's preference with the 7.5 Hz tag (it follows the frequency), while
+    // filter 1's stays with the image's content (it follows the region): with time in
+    // the network the swap test can answer either way.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = vec![0.0f32; 2 * 3 * 11];
+    for c in 0..3 {
+        w[c * 11] = 1.0 / 3.0;
+        w[c * 11 + 10] = 1.0 / 3.0;
+        w[(3 + c) * 11 + 10] = 1.0 / 3.0;
+    }
+    let bytes = onnx_values(
+        &[0, 3, 11, 8, 8],
+        vec![node("Conv", "/tconv/Conv", &["input", "w"], "output")],
+        &[("w", &[2, 3, 11, 1, 1], w)],
+    );
+    let path = dir.path().join("tconv.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let m = Model::load(path.to_str().unwrap(), None).unwrap();
+    assert!(m.time.is_some());
+    let mut cfg = AnalysisConfig {
+        taps: TapSelection { kinds: vec![TapKind::Conv], names: vec![] },
+        keep_per_image: true,
+        ..Default::default()
+    };
+    cfg.engine.threads = 1;
+    cfg.stats.enabled = false;
+    let (specs, load) = images(6);
+    let a = analyze(&m, &cfg, &specs, &load, &mut |_, _| {}).unwrap();
+    // 6 Hz (bin 12) is cancelled in filter 0, not in filter 1.
+    let six = at2(&a, 12);
+    assert!(six[0] < 1e-6 * six[1], "{six:?}");
+    cfg.stimulus.freqs.reverse();
+    let b = analyze(&m, &cfg, &specs, &load, &mut |_, _| {}).unwrap();
+    let rows = flickertag::analysis::swap::region_swap(&a, &b).unwrap();
+    assert!(rows[0].follows_frequency && !rows[0].follows_region, "{:?}", rows[0]);
+    assert!(rows[1].follows_region && !rows[1].follows_frequency, "{:?}", rows[1]);
+}
+
+/// Mean amplitude at `bin` of a two-filter tap.
+fn at2(a: &Analysis, bin: usize) -> [f64; 2] {
+    std::array::from_fn(|ch| a.mean_amplitude[0][ch][bin])
+}

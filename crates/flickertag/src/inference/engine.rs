@@ -203,10 +203,8 @@ impl Session {
         if frames.len() != want {
             return Err(Error::Model(format!("input holds {} values, expected {dims:?} = {want}", frames.len())));
         }
-        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = vec![(
-            self.input.as_str().into(),
-            TensorRef::from_array_view((dims, frames)).map_err(runtime)?.into(),
-        )];
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> =
+            vec![(self.input.as_str().into(), TensorRef::from_array_view((dims, frames)).map_err(runtime)?.into())];
         for (name, shape, data) in &self.extra {
             inputs.push((
                 name.as_str().into(),

@@ -8,7 +8,13 @@ use crate::inference::model::time::{self, StateLink};
 
 impl Session {
     /// The window's clips, a batch at a time ([`time::clips`]).
-    pub(super) fn run_clips(&mut self, frames: &[f32], n: usize, length: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
+    pub(super) fn run_clips(
+        &mut self,
+        frames: &[f32],
+        n: usize,
+        length: usize,
+        stop: Option<&StopFn>,
+    ) -> Result<Vec<Output>> {
         let mut acc: Vec<Output> = Vec::new();
         let mut start = 0;
         while start < n {
@@ -92,7 +98,6 @@ impl Session {
         Ok(outs)
     }
 }
-
 
 #[cfg(test)]
 mod tests {

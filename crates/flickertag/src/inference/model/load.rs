@@ -9,8 +9,8 @@ use onnx_protobuf::{tensor_proto::DataLocation, tensor_shape_proto::dimension::V
 
 use super::layout::{self, Layout};
 use super::probe::{probe_tensors, ProbeInput};
-use super::time::{self, Time};
 use super::scan::{self, Skipped};
+use super::time::{self, Time};
 use super::{graph, Model, Preprocess, TapKind, TapPoint, MAX_INPUT_ELEMENTS, MAX_ONNX_BYTES};
 use crate::error::{Error, Result};
 
@@ -209,7 +209,10 @@ impl Model {
             match per {
                 Some(per) if !dims.is_empty() && per.iter().product::<usize>() as u64 <= MAX_INPUT_ELEMENTS => {
                     if graph::elem_type_of(v).is_some_and(|t| t != graph::FLOAT) {
-                        return Err(bad(format!("state input `{}` is not float32: flickertag feeds float32 states", v.name)));
+                        return Err(bad(format!(
+                            "state input `{}` is not float32: flickertag feeds float32 states",
+                            v.name
+                        )));
                     }
                     states.push((v.name.clone(), per))
                 }
@@ -330,7 +333,8 @@ impl Model {
         } else {
             input_name.clone()
         };
-        let seeds: Vec<&str> = std::iter::once(run_input.as_str()).chain(states.iter().map(|(s, _)| s.as_str())).collect();
+        let seeds: Vec<&str> =
+            std::iter::once(run_input.as_str()).chain(states.iter().map(|(s, _)| s.as_str())).collect();
         let dynamic = scan::dynamic_outputs(proto.graph.as_ref().expect("checked"), &seeds);
         let feed = ProbeInput { input: &run_input, chw: input_shape, clip, states: &states };
         // Probe at batch 2 when the batch axis is free (it also tells which tensors are
@@ -408,7 +412,12 @@ impl Model {
                 let outputs: Vec<(String, Option<Vec<usize>>)> = g
                     .output
                     .iter()
-                    .map(|o| (o.name.clone(), probed.get(&o.name).filter(|p| p.shape.first() == Some(&n)).map(|p| p.shape[1..].to_vec())))
+                    .map(|o| {
+                        (
+                            o.name.clone(),
+                            probed.get(&o.name).filter(|p| p.shape.first() == Some(&n)).map(|p| p.shape[1..].to_vec()),
+                        )
+                    })
                     .collect();
                 let links = time::pair_states(&states, &outputs, named_states.as_deref()).map_err(|e| match e {
                     Error::Model(m) => bad(m),

@@ -86,7 +86,10 @@ fn probe_run(proto: &ModelProto, input: ProbeInput<'_>, names: &[String], n: usi
     let zeros: Vec<Vec<f32>> = feeds.iter().map(|(_, s)| vec![0.0f32; s.iter().product()]).collect();
     let mut values: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = Vec::new();
     for ((name, shape), z) in feeds.iter().zip(&zeros) {
-        values.push((name.as_str().into(), TensorRef::from_array_view((shape.clone(), z.as_slice())).map_err(runtime)?.into()));
+        values.push((
+            name.as_str().into(),
+            TensorRef::from_array_view((shape.clone(), z.as_slice())).map_err(runtime)?.into(),
+        ));
     }
     let outs = session.run(values).map_err(runtime)?;
     let mut m = HashMap::new();

@@ -73,7 +73,11 @@ impl Time {
             Time::Recurrent { states } => format!(
                 "recurrent model: frames run one by one, {} fed back (zeros at the start), the window repeated \
                  until the state settles",
-                states.iter().map(|s| format!("`{}` from `{}` {:?}", s.input, s.output, s.shape)).collect::<Vec<_>>().join(", ")
+                states
+                    .iter()
+                    .map(|s| format!("`{}` from `{}` {:?}", s.input, s.output, s.shape))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
