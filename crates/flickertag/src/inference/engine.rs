@@ -133,7 +133,7 @@ impl Session {
     }
 
     /// Frames a recurrent model runs before the recorded window, in place of running
-    /// windows until its state settles ([`time`]); `None` restores that.
+    /// windows until its state settles ([`crate::inference::model::time`]); `None` restores that.
     pub fn set_warmup(&mut self, frames: Option<usize>) {
         self.warmup = frames;
     }
@@ -232,7 +232,7 @@ impl Session {
     /// Runs `n` frames in batches of [`Session::batch()`], concatenating outputs along
     /// the batch axis. `stop` is asked before each batch ([`Error::Interrupted`]).
     /// For a model with time the `n` frames are one periodic window in time, and row
-    /// `i` of each output is the response at frame `i` ([`time`]): of the clip ending
+    /// `i` of each output is the response at frame `i` ([`crate::inference::model::time`]): of the clip ending
     /// there, or of the recurrent network in its steady state.
     pub fn run_all(&mut self, frames: &[f32], n: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
         match self.time.clone() {

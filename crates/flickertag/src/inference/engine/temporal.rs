@@ -43,7 +43,7 @@ impl Session {
         let per = frames.len() / n.max(1);
         let mut state: Vec<Vec<f32>> = states.iter().map(|s| vec![0.0; s.shape.iter().product()]).collect();
         let frame = |i: usize| &frames[i * per..(i + 1) * per];
-        let stopped = |k: usize| k % 64 == 0 && stop.is_some_and(|s| s());
+        let stopped = |k: usize| k.is_multiple_of(64) && stop.is_some_and(|s| s());
         if let Some(w) = self.warmup {
             for j in 0..w {
                 if stopped(j) {
