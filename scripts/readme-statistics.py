@@ -92,6 +92,10 @@ def main():
     frq = sum(r["follows_frequency"] == "true" for r in sw)
     print(f"- region swap (frequencies exchanged between the halves, paired t across images, BH q = 0.05): "
           f"{reg} of {len(sw)} filters follow the region, {frq} the frequency")
+    shift = [float(r["selectivity_swapped"]) - float(r["selectivity"]) for r in sw]
+    print(f"- selectivity (region terms) with the frequencies swapped minus without, over the filters: mean "
+          f"{statistics.mean(shift):+.4f}, mean |shift| {statistics.mean(abs(x) for x in shift):.4f}, largest "
+          f"{max(abs(x) for x in shift):.4f}")
     stem_pc = sum(r["phase_consistent"] == "true" for r in rows if r["tap"] == stem)
     print(f"- phase-consistent (T², BH q = 0.05) in the stem conv: {stem_pc} of "
           f"{sum(r['tap'] == stem for r in rows)}")

@@ -134,13 +134,14 @@ pub fn aggregate(layer: &LayerScores, threshold: f64) -> LayerImportance {
 /// Amplitude summed over catalogued lines, by kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineSums {
-    /// Per tag: its fundamental and harmonics (not shared ones).
+    /// Per tag: its fundamental and harmonics (the harmonic numbers every tag has; see
+    /// [`crate::signal::lines`]).
     #[serde(deserialize_with = "crate::io::json::nan_vec")]
     pub tags: Vec<f64>,
     /// Intermodulation lines.
     #[serde(deserialize_with = "crate::io::json::nan")]
     pub intermod: f64,
-    /// Harmonics shared by two or more tags.
+    /// Harmonics counted for no tag: shared by two or more tags, or unmatched.
     #[serde(deserialize_with = "crate::io::json::nan")]
     pub shared: f64,
 }
@@ -175,12 +176,12 @@ pub fn line_sums(values: &[f64], lines: &[Line], n_tags: usize) -> LineSums {
         let v = values.get(l.bin).copied().filter(|v| v.is_finite()).unwrap_or(0.0).max(0.0);
         match l.kind {
             LineKind::Fundamental | LineKind::Harmonic => {
-                if let Some(t) = l.coefs.iter().position(|&c| c != 0) {
+                if let Some(t) = l.group_tag().filter(|&t| t < n_tags) {
                     s.tags[t] += v;
                 }
             }
             LineKind::Intermod => s.intermod += v,
-            LineKind::Shared => s.shared += v,
+            LineKind::Shared | LineKind::Unmatched => s.shared += v,
         }
     }
     s
@@ -221,5 +222,34 @@ mod tests {
         assert!(!a.filters[0].important);
         assert_eq!(a.filters[1].pass_fraction, 1.0);
         assert!((a.filters[0].sd_score - 2f64.sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_network_that_treats_both_tags_alike_has_selectivity_zero_either_way() {
+        // y(t) = g(s1(t)) + g(s2(t)), g(u) = u^7: harmonics 1..7 of each tag with the
+        // same amplitudes (7 x 7.5 Hz = 52.5 Hz, below Nyquist: no aliasing). Each
+        // tag's group holds the same harmonic numbers, so the sums are equal, whichever
+        // tag is first.
+        let (n, fps) = (240usize, 120.0);
+        let s = |f: f64, t: usize| 0.75 + 0.25 * (2.0 * std::f64::consts::PI * f * t as f64 / fps).sin();
+        let y: Vec<f64> = (0..n).map(|t| s(6.0, t).powi(7) + s(7.5, t).powi(7)).collect();
+        let amp: Vec<f64> = (0..=n / 2)
+            .map(|k| {
+                let (re, im) = y.iter().enumerate().fold((0.0, 0.0), |(re, im), (t, &v)| {
+                    let a = -2.0 * std::f64::consts::PI * (k * t) as f64 / n as f64;
+                    (re + v * a.cos(), im + v * a.sin())
+                });
+                re.hypot(im) / n as f64
+            })
+            .collect();
+        // The harmonics the groups leave out carry amplitude (24 Hz = 4 x 6 Hz, 37.5 Hz
+        // = 5 x 7.5 Hz): the test is not of an empty difference.
+        assert!(amp[48] > 1e-4 && amp[75] > 1e-4, "{} {}", amp[48], amp[75]);
+        for bins in [[12, 15], [15, 12]] {
+            let lines = crate::signal::lines::catalogue(&bins, fps, n, 20);
+            let sums = line_sums(&amp, &lines, 2);
+            assert!((sums.tags[0] - sums.tags[1]).abs() <= 1e-12 * sums.tags[0], "{bins:?}: {:?}", sums.tags);
+            assert!(sums.selectivity().abs() <= 1e-12, "{bins:?}");
+        }
     }
 }

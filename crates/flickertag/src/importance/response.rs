@@ -38,17 +38,14 @@ pub fn response(amp: &[f64], lines: &[Line], n_tags: usize) -> Response {
     let top = amp.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max);
     let floor = ROUNDING_FLOOR * top;
     let mut r = Response { fundamental: vec![false; n_tags], harmonics: vec![false; n_tags], intermod: false, floor };
-    // An intermodulation line on a multiple of one tag (36 Hz = f1 + 4 f2 = 6 f1 for 6
-    // and 7.5 Hz) is also that tag's harmonic: only the unambiguous ones count.
-    let tag_bins: Vec<usize> = lines.iter().filter(|l| l.kind == LineKind::Fundamental).map(|l| l.bin).collect();
-    let pure = |bin: usize| tag_bins.iter().all(|&t| t == 0 || !bin.is_multiple_of(t));
+    // (An intermodulation line is no tag's harmonic: a multiple of a tag, 36 Hz = f1 +
+    // 4 f2 = 6 f1 for 6 and 7.5 Hz, is in that tag's group; see `signal::lines`.)
     for l in lines {
         let on = amp.get(l.bin).is_some_and(|&a| a > floor) && top > 0.0;
-        let tag = l.coefs.iter().position(|&c| c != 0);
-        match (l.kind, tag) {
+        match (l.kind, l.group_tag().filter(|&t| t < n_tags)) {
             (LineKind::Fundamental, Some(t)) => r.fundamental[t] |= on,
             (LineKind::Harmonic, Some(t)) => r.harmonics[t] |= on,
-            (LineKind::Intermod, _) if pure(l.bin) => r.intermod |= on,
+            (LineKind::Intermod, _) => r.intermod |= on,
             _ => {}
         }
     }

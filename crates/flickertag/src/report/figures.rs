@@ -25,6 +25,7 @@ pub fn kind_color(k: LineKind) -> RGBColor {
         LineKind::Harmonic => RGBColor(31, 119, 180),
         LineKind::Intermod => RGBColor(44, 160, 44),
         LineKind::Shared => RGBColor(148, 103, 189),
+        LineKind::Unmatched => RGBColor(150, 150, 150),
     }
 }
 
@@ -107,6 +108,7 @@ impl Plot for SpectrumPlot<'_> {
             ("harmonic", LineKind::Harmonic),
             ("intermodulation", LineKind::Intermod),
             ("shared harmonic", LineKind::Shared),
+            ("unmatched harmonic", LineKind::Unmatched),
         ];
         for (i, (name, k)) in legend.iter().enumerate() {
             let x = 80 + 150 * i as i32;

@@ -5,8 +5,25 @@
 //! (integers `n_r`, either sign): with two tags, harmonics `n·f1`, `m·f2` and
 //! intermodulation `n·f1 + m·f2`, all on the grid of multiples of `gcd(f1, f2)`.
 //! Each bin up to Nyquist that such a combination reaches is labelled with its
-//! lowest-order combination (order `Σ |n_r|`); a bin that is a pure harmonic of two
-//! or more tags is [`LineKind::Shared`] (30 Hz = 5·6 = 4·7.5).
+//! lowest-order combination (order `Σ |n_r|`).
+//!
+//! # Groups, symmetric in the tags
+//! Each line belongs to exactly one group, by a rule that swapping the tags leaves
+//! unchanged (the groups swap with them):
+//! - a bin that is a harmonic (`n·f_r`, n ≤ max order) of two or more tags is
+//!   [`LineKind::Shared`] (30 Hz = 5·6 = 4·7.5);
+//! - a bin that is a harmonic of one tag belongs to that tag, whatever lower-order
+//!   combination also reaches it (36 Hz = 6·6 = 6 + 4·7.5 is tag 1's sixth harmonic):
+//!   [`LineKind::Fundamental`] for `n = 1`; [`LineKind::Harmonic`] when harmonic number
+//!   `n` is a line of **every** tag (below Nyquist, no tag's `n`-th harmonic shared);
+//!   otherwise [`LineKind::Unmatched`], counted for no tag, so that every tag's group
+//!   holds the same harmonic numbers (for 6 and 7.5 Hz at 120 fps, N = 240: harmonics
+//!   1, 2, 3, 6 and 7 of each; 24 Hz = 4·6 is unmatched because 4·7.5 = 30 Hz is
+//!   shared, 54 Hz = 9·6 because 9·7.5 is above Nyquist);
+//! - every other bin is [`LineKind::Intermod`].
+//!
+//! So a network that treats the two tags alike (`g(s_1) + g(s_2)`) has equal tag
+//! sums and selectivity 0, whichever tag is which (a test).
 
 use serde::{Deserialize, Serialize};
 
@@ -16,12 +33,15 @@ use serde::{Deserialize, Serialize};
 pub enum LineKind {
     /// A tag frequency itself (`1·f_r`).
     Fundamental,
-    /// An integer multiple (`n·f_r`, n ≥ 2) of one tag.
+    /// An integer multiple (`n·f_r`, n ≥ 2) of one tag, `n` a harmonic number of every tag.
     Harmonic,
     /// A harmonic of two or more tags at once.
     Shared,
-    /// A combination of two or more tags.
+    /// A combination of two or more tags that is no tag's harmonic.
     Intermod,
+    /// A harmonic `n·f_r` of one tag whose harmonic number `n` is not a line of every
+    /// tag (another tag's `n`-th harmonic is shared or above Nyquist): counted for no tag.
+    Unmatched,
 }
 
 /// One catalogued line.
@@ -37,8 +57,24 @@ pub struct Line {
     pub order: u32,
     /// Kind.
     pub kind: LineKind,
-    /// Human label, e.g. `2f1`, `f2-f1`, `5f1=4f2`.
+    /// The tag (0-based) whose harmonic the line is, for fundamentals, harmonics and
+    /// unmatched lines; `None` for shared and intermodulation lines.
+    #[serde(default)]
+    pub tag: Option<usize>,
+    /// Human label, e.g. `2f1`, `f2-f1`, `5f1=4f2`, `6f1=f1+4f2` (a harmonic that a
+    /// lower-order combination also reaches).
     pub label: String,
+}
+
+impl Line {
+    /// [`Line::tag`]; for a line read from a run of an earlier version (no `tag`), a
+    /// fundamental's or harmonic's single tag from its coefficients.
+    pub fn group_tag(&self) -> Option<usize> {
+        self.tag.or_else(|| match self.kind {
+            LineKind::Fundamental | LineKind::Harmonic => self.coefs.iter().position(|&c| c != 0),
+            _ => None,
+        })
+    }
 }
 
 /// Greatest common divisor (`gcd(0, b) = b`).
@@ -187,28 +223,44 @@ pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) 
         cost = next;
         coefs = next_coefs;
     }
+    let top = nyq.min(span);
+    // Tags whose own harmonic (of order <= max_order) lands on bin k.
+    let pure_of =
+        |k: usize| -> Vec<usize> { (0..r).filter(|&t| k % tag_bins[t] == 0 && k / tag_bins[t] <= max_order as usize).collect() };
+    // Harmonic number n is a line of every tag: below Nyquist and no tag's shared.
+    let matched = |n: usize| (0..r).all(|t| n * tag_bins[t] <= top && pure_of(n * tag_bins[t]).len() == 1);
     let mut out = Vec::new();
-    for k in 1..=nyq.min(span) {
+    for k in 1..=top {
         let Some(c) = &cost[span + k] else { continue };
         let v: Vec<i64> = coefs[span + k].iter().map(|&n| n as i64).collect();
-        // Tags whose own harmonic (of order <= max_order) lands on k.
-        let pure: Vec<usize> =
-            (0..r).filter(|&t| k % tag_bins[t] == 0 && k / tag_bins[t] <= max_order as usize).collect();
-        let kind = if pure.len() >= 2 {
-            LineKind::Shared
-        } else if c.nz >= 2 {
-            LineKind::Intermod
-        } else if c.order == 1 {
-            LineKind::Fundamental
-        } else {
-            LineKind::Harmonic
+        let pure = pure_of(k);
+        let harmonic = |t: usize| label(&tag_vec(r, t, (k / tag_bins[t]) as i64));
+        let (kind, tag, name) = match pure.as_slice() {
+            [] => (LineKind::Intermod, None, label(&v)),
+            &[t] => {
+                let n = k / tag_bins[t];
+                let kind = if n == 1 {
+                    LineKind::Fundamental
+                } else if matched(n) {
+                    LineKind::Harmonic
+                } else {
+                    LineKind::Unmatched
+                };
+                // A lower-order combination that also reaches it is named beside it.
+                let name = if c.nz >= 2 { format!("{}={}", harmonic(t), label(&v)) } else { harmonic(t) };
+                (kind, Some(t), name)
+            }
+            _ => (LineKind::Shared, None, pure.iter().map(|&t| harmonic(t)).collect::<Vec<_>>().join("=")),
         };
-        let label = if kind == LineKind::Shared {
-            pure.iter().map(|&t| label(&tag_vec(r, t, (k / tag_bins[t]) as i64))).collect::<Vec<_>>().join("=")
-        } else {
-            label(&v)
-        };
-        out.push(Line { bin: k, freq: k as f64 * fps / n_frames as f64, coefs: v, order: c.order, kind, label });
+        out.push(Line {
+            bin: k,
+            freq: k as f64 * fps / n_frames as f64,
+            coefs: v,
+            order: c.order,
+            kind,
+            tag,
+            label: name,
+        });
     }
     out
 }
@@ -244,6 +296,32 @@ mod tests {
         assert_eq!(at(&l, 13.5).order, 2);
         assert_eq!(at(&l, 30.0).kind, LineKind::Shared);
         assert_eq!(at(&l, 30.0).label, "5f1=4f2");
+        // Harmonics whatever lower-order combination reaches them; the same harmonic
+        // numbers (1, 2, 3, 6, 7) in each tag's group, the rest unmatched.
+        assert_eq!((at(&l, 36.0).kind, at(&l, 36.0).tag), (LineKind::Harmonic, Some(0)));
+        assert_eq!(at(&l, 36.0).label, "6f1=f1+4f2");
+        let group = |t: usize, kind: LineKind| -> Vec<f64> {
+            l.iter().filter(|x| x.tag == Some(t) && x.kind == kind).map(|x| x.freq).collect()
+        };
+        assert_eq!(group(0, LineKind::Harmonic), [12.0, 18.0, 36.0, 42.0]);
+        assert_eq!(group(1, LineKind::Harmonic), [15.0, 22.5, 45.0, 52.5]);
+        assert_eq!(group(0, LineKind::Unmatched), [24.0, 48.0, 54.0]);
+        assert_eq!(group(1, LineKind::Unmatched), [37.5]);
+        assert!(l.iter().filter(|x| x.kind == LineKind::Intermod).all(|x| x.bin % 12 != 0 && x.bin % 15 != 0));
+    }
+
+    #[test]
+    fn swapping_the_tags_swaps_the_groups_and_nothing_else() {
+        for (bins, n, order) in [(vec![12, 15], 240, 20), (vec![7, 11, 13], 200, 9), (vec![5, 6], 64, 30)] {
+            let a = catalogue(&bins, 120.0, n, order);
+            let rev: Vec<usize> = bins.iter().rev().copied().collect();
+            let b = catalogue(&rev, 120.0, n, order);
+            let last = bins.len() - 1;
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!((x.bin, x.kind), (y.bin, y.kind), "tags {bins:?}");
+                assert_eq!(x.tag, y.tag.map(|t| last - t), "tags {bins:?}, bin {}", x.bin);
+            }
+        }
     }
 
     /// The previous catalogue: every coefficient vector enumerated (exponential in the
