@@ -4,7 +4,7 @@
 criterion and by random scores (10 seeds), top-1 on the whole CIFAR-10 test set *before
 any fine-tuning*, with 95 % bootstrap intervals over the test images, beside
 Torch-Pruning's published figures. Prints the table with the command behind each row and
-writes docs/prune_resnet56.png. About 20 minutes on 2 cores.
+writes docs/prune_resnet56.png. About 12 minutes on 2 cores.
 Usage: FLICKERTAG_DATA=../shared/data .venv/bin/python scripts/readme-prune-resnet56.py
 Needs torch and torch-pruning in the environment (pip install 'flickertag[pruning]')."""
 import json

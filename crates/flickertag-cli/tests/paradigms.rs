@@ -336,3 +336,29 @@ fn the_region_swap_tells_a_temporal_filter_that_nulls_one_tag_from_a_frame_alone
 fn at2(a: &Analysis, bin: usize) -> [f64; 2] {
     std::array::from_fn(|ch| a.mean_amplitude[0][ch][bin])
 }
+
+#[test]
+fn eight_bit_frames_give_a_linear_filter_harmonics_that_exact_frames_do_not() {
+    // A linear filter of exact frames has a line at the tag alone; rounding each frame to
+    // 8-bit pixels (as a pipeline of image files does) is a nonlinearity: harmonics of
+    // the tag appear (the rounding error repeats with the stimulus period), and JPEG's
+    // blocking adds more.
+    use flickertag::stimulus::Quantize;
+    let dir = tempfile::tempdir().unwrap();
+    let m = opponent_bank(dir.path());
+    let stim = |quantize| StimulusConfig { layout: Layout::Whole, freqs: vec![6.0], quantize, ..Default::default() };
+    let exact = run(&m, stim(Quantize::None));
+    let (f, h) = (at(&exact, 12), at(&exact, 24));
+    for ch in 0..3 {
+        assert!(h[ch] < 1e-6 * f[ch], "exact frames, filter {ch}: 2f {} against f {}", h[ch], f[ch]);
+    }
+    for q in [Quantize::Uint8, Quantize::Jpeg(75)] {
+        let a = run(&m, stim(q));
+        let (fq, hq) = (at(&a, 12), at(&a, 24));
+        for ch in 0..3 {
+            assert!(hq[ch] > 1e-4 * f[ch], "{q}, filter {ch}: 2f {} against f {}", hq[ch], f[ch]);
+            assert!((fq[ch] - f[ch]).abs() < 0.05 * f[ch], "{q}, filter {ch}: the tag moves {} -> {}", f[ch], fq[ch]);
+        }
+        eprintln!("{q}: 2f / f = {:?}", (0..3).map(|c| hq[c] / f[c]).collect::<Vec<_>>());
+    }
+}

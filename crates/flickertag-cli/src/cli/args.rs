@@ -203,6 +203,11 @@ pub struct StimArgs {
     /// Modulation depth in [0, 1]: the share of the lo..hi swing, around its middle.
     #[arg(long, default_value_t = 1.0)]
     pub depth: f32,
+    /// How frames are stored before the network sees them: none (exact), uint8 (8-bit
+    /// pixels), jpeg:Q (8-bit pixels through a JPEG of quality Q), as a pipeline that
+    /// writes its frames as image files has them.
+    #[arg(long, default_value = "none")]
+    pub quantize: flickertag::stimulus::Quantize,
 }
 
 /// Which images.

@@ -172,6 +172,7 @@ fn stim_options(s: &StimArgs) -> AnalysisOptions {
         allow_leakage: s.allow_leakage,
         modulation: s.modulation,
         depth: s.depth,
+        quantize: s.quantize,
         ..AnalysisOptions::default()
     }
 }

@@ -259,7 +259,7 @@ pub fn run_state(
     // accumulation use both cores too (see `accumulate`).
     for (i, spec) in images.iter().enumerate().skip(done) {
         let img = model.fit_image(load(spec)?, &spec.name)?;
-        let mut frames = plan.frames_at(&img, pre, &schedule.run);
+        let mut frames = plan.frames_at(&img, pre, &schedule.run)?;
         if let Some(noise) = cfg.noise {
             add_noise(&mut frames, noise, (control.first_index + i) as u64);
         }

@@ -289,7 +289,7 @@ mod tests {
         let mut v = Vec::new();
         let imgs = crate::io::embedded::paper_images();
         for img in &imgs {
-            v.extend(plan.frames_at(img, pre, &[0, 5, 10, 15]));
+            v.extend(plan.frames_at(img, pre, &[0, 5, 10, 15]).unwrap());
         }
         (v, imgs.len() * 4)
     }

@@ -115,8 +115,8 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             (
                 "frames",
                 format!(
-                    "{} at {} fps, factor {}..{} at depth {}, modulating {}, domain {}",
-                    stim.n_frames, stim.fps, stim.lo, stim.hi, stim.depth, stim.modulation, stim.domain
+                    "{} at {} fps, factor {}..{} at depth {}, modulating {}, domain {}, stored {}",
+                    stim.n_frames, stim.fps, stim.lo, stim.hi, stim.depth, stim.modulation, stim.domain, stim.quantize
                 ),
             ),
             ("inference", s.inference.description.clone()),

@@ -145,7 +145,7 @@ impl Plan {
         let mut frames = Vec::new();
         for img in images {
             let img = model.fit_image(img, "calibration image")?;
-            frames.extend(plan.frames_at(&img, pre, &phases));
+            frames.extend(plan.frames_at(&img, pre, &phases)?);
         }
         let n = frames.len() / model.input_shape.iter().product::<usize>();
         let point = model.operating_point(&frames, n)?;

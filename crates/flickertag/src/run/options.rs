@@ -11,7 +11,7 @@ use crate::inference::model::control::Control;
 use crate::inference::model::TapKind;
 use crate::run::shard::Shard;
 use crate::signal::snr::SnrConfig;
-use crate::signal::stimulus::{Domain, Layout, Modulation, StimulusConfig};
+use crate::signal::stimulus::{Domain, Layout, Modulation, Quantize, StimulusConfig};
 
 /// Control networks drawn by default: enough for a Monte Carlo p of 2 / 21 = 0.095 at
 /// the extremes (39 are needed for 0.05).
@@ -52,6 +52,10 @@ pub struct AnalysisOptions {
     pub modulation: Modulation,
     /// Modulation depth in [0, 1] (share of the `lo`..`hi` swing, around its middle).
     pub depth: f32,
+    /// How frames are stored before the network sees them: `none` (exact), `uint8`
+    /// (8-bit pixels) or `jpeg:Q` (8-bit pixels through a JPEG of quality Q), as a
+    /// pipeline of image files has them ([`crate::signal::quantize`]).
+    pub quantize: Quantize,
     /// Depths of a contrast sweep (each in [0, 1]): the analysis is repeated at each
     /// and every filter's amplitude and SNR at each tag are written per depth
     /// (`contrast_response.csv`); empty: no sweep.
@@ -172,6 +176,7 @@ impl Default for AnalysisOptions {
             allow_leakage: false,
             modulation: stim.modulation,
             depth: stim.depth,
+            quantize: stim.quantize,
             contrast_sweep: vec![],
             harmonic_sum: false,
             preset: "authors".into(),
@@ -243,6 +248,7 @@ impl AnalysisOptions {
             allow_leakage: self.allow_leakage,
             modulation: self.modulation,
             depth: self.depth,
+            quantize: self.quantize,
         })
     }
 

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::io::data::Image;
 use crate::io::data::Preprocess;
 pub use crate::signal::colour::Modulation;
+pub use crate::signal::quantize::Quantize;
 
 /// Where the modulation is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +145,10 @@ pub struct StimulusConfig {
     /// middle (1: the whole swing; default).
     #[serde(default = "full_depth")]
     pub depth: f32,
+    /// How frames are stored before the network sees them ([`Quantize`]: exact, 8-bit
+    /// pixels, or a JPEG round trip, as a pipeline of image files has them).
+    #[serde(default, skip_serializing_if = "Quantize::is_none")]
+    pub quantize: Quantize,
 }
 
 fn full_depth() -> f32 {
@@ -164,6 +169,7 @@ impl Default for StimulusConfig {
             allow_leakage: false,
             modulation: Modulation::All,
             depth: 1.0,
+            quantize: Quantize::None,
         }
     }
 }
@@ -263,6 +269,13 @@ impl StimulusConfig {
     /// the regions; an empty region; `lo > hi`.
     pub fn plan(&self, h: usize, w: usize) -> Result<TagPlan> {
         let bins = self.check()?;
+        if matches!(self.quantize, Quantize::Jpeg(_)) && h.max(w) > u16::MAX as usize {
+            return Err(Error::param(
+                "quantize",
+                format!("none or uint8 for a frame over {} pixels on a side (JPEG's limit)", u16::MAX),
+                format!("{} for {h} x {w}", self.quantize),
+            ));
+        }
         if let Layout::Grid { rows, cols } = self.layout {
             if rows.saturating_mul(cols) > MAX_REGIONS {
                 return Err(Error::param(
@@ -400,14 +413,23 @@ impl TagPlan {
     }
 
     /// Frame `i` of `image` as the model input `[3, H, W]` (normalized).
-    pub fn frame(&self, image: &Image, pre: &Preprocess, i: usize) -> Vec<f32> {
+    pub fn frame(&self, image: &Image, pre: &Preprocess, i: usize) -> Result<Vec<f32>> {
         self.frames_at(image, pre, &[i])
     }
 
     /// The frames `indices` of `image`, concatenated: `[indices.len(), C, H, W]`; the
-    /// image is normalized once. The modulation must suit the input's channels
-    /// ([`Modulation::check_input`]; the analysis checks it before any work).
-    pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
+    /// image is normalized once, and the frames stored as [`StimulusConfig::quantize`]
+    /// says. The modulation must suit the input's channels ([`Modulation::check_input`];
+    /// the analysis checks it before any work).
+    pub fn frames_at(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Result<Vec<f32>> {
+        let mut out = self.exact_frames(image, pre, indices);
+        let c = out.len() / (indices.len() * self.height * self.width).max(1);
+        self.config.quantize.apply(&mut out, c, self.height, self.width, pre)?;
+        Ok(out)
+    }
+
+    /// [`TagPlan::frames_at`] before quantization.
+    fn exact_frames(&self, image: &Image, pre: &Preprocess, indices: &[usize]) -> Vec<f32> {
         let hw = self.height * self.width;
         let modulation = self.config.modulation;
         if modulation != Modulation::All {
@@ -594,26 +616,26 @@ mod tests {
         for i in 0..80 {
             let j = s.run[s.row_of[i]];
             assert!(j <= i);
-            assert_eq!(p.frame(&img, &pre, i), p.frame(&img, &pre, j), "frame {i} vs {j}");
+            assert_eq!(p.frame(&img, &pre, i).unwrap(), p.frame(&img, &pre, j).unwrap(), "frame {i} vs {j}");
         }
         // Distinct groups really differ.
         for (a, &i) in s.run.iter().enumerate() {
             for &j in &s.run[a + 1..] {
-                assert_ne!(p.frame(&img, &pre, i), p.frame(&img, &pre, j));
+                assert_ne!(p.frame(&img, &pre, i).unwrap(), p.frame(&img, &pre, j).unwrap());
             }
         }
-        let all = p.frames_at(&img, &pre, &s.run);
+        let all = p.frames_at(&img, &pre, &s.run).unwrap();
         assert_eq!(all.len(), 49 * 48);
         for (row, &i) in s.run.iter().enumerate() {
-            assert_eq!(&all[row * 48..(row + 1) * 48], &p.frame(&img, &pre, i)[..]);
+            assert_eq!(&all[row * 48..(row + 1) * 48], &p.frame(&img, &pre, i).unwrap()[..]);
         }
         let raw = StimulusConfig { domain: Domain::Raw, ..Default::default() }.plan(4, 4).unwrap();
-        assert_eq!(raw.frames_at(&img, &pre, &[3, 5]), [raw.frame(&img, &pre, 3), raw.frame(&img, &pre, 5)].concat());
+        assert_eq!(raw.frames_at(&img, &pre, &[3, 5]).unwrap(), [raw.frame(&img, &pre, 3).unwrap(), raw.frame(&img, &pre, 5).unwrap()].concat());
         // A phase offset breaks the symmetry differently; still every group is exact.
         let q = StimulusConfig { phases: vec![0.3, 1.1], ..Default::default() }.plan(4, 4).unwrap();
         let s = q.distinct_frames(80);
         for i in 0..80 {
-            assert_eq!(q.frame(&img, &pre, i), q.frame(&img, &pre, s.run[s.row_of[i]]));
+            assert_eq!(q.frame(&img, &pre, i).unwrap(), q.frame(&img, &pre, s.run[s.row_of[i]]).unwrap());
         }
     }
 
@@ -623,8 +645,8 @@ mod tests {
         let img = Image { height: 4, width: 4, pixels: (0..48).map(|i| i as f32 / 48.0).collect(), label: None };
         let pre = Preprocess::default();
         for i in [0, 7, 33] {
-            let a = p.frame(&img, &pre, i);
-            let b = p.frame(&img, &pre, i + 80);
+            let a = p.frame(&img, &pre, i).unwrap();
+            let b = p.frame(&img, &pre, i + 80).unwrap();
             for (x, y) in a.iter().zip(&b) {
                 assert!((x - y).abs() < 1e-5);
             }
