@@ -220,7 +220,9 @@ def analyze(
     **options : every other option of ``flickertag analyze``, named as its flag with
         ``_`` for ``-``: the stimulus (``phases``, ``lo``, ``hi``, ``domain``,
         ``allow_leakage``, ``modulation`` = ``"all"``, ``"luminance"``,
-        ``"red-green"``, ``"blue-yellow"`` or ``"channel:K"``, ``depth``), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
+        ``"red-green"``, ``"blue-yellow"`` or ``"channel:K"``, ``depth``, ``quantize`` =
+        ``"none"``, ``"uint8"`` or ``"jpeg:Q"``: frames stored as 8-bit pixels or JPEG
+        files are), the SNR (``noise_n_neighbor_freqs``, ``floor``, ...),
         ``tap``, ``maps``, ``per_image``, ``fold``, ``max_order``, ``batch``, the
         statistics (``stats``, ``q``, ``permutations``, ``splits``, ``stats_seed``), the
         extras (``control="permuted"`` with ``control_seed`` and ``controls``, the

@@ -225,8 +225,9 @@ pub fn catalogue(tag_bins: &[usize], fps: f64, n_frames: usize, max_order: u32) 
     }
     let top = nyq.min(span);
     // Tags whose own harmonic (of order <= max_order) lands on bin k.
-    let pure_of =
-        |k: usize| -> Vec<usize> { (0..r).filter(|&t| k % tag_bins[t] == 0 && k / tag_bins[t] <= max_order as usize).collect() };
+    let pure_of = |k: usize| -> Vec<usize> {
+        (0..r).filter(|&t| k.is_multiple_of(tag_bins[t]) && k / tag_bins[t] <= max_order as usize).collect()
+    };
     // Harmonic number n is a line of every tag: below Nyquist and no tag's shared.
     let matched = |n: usize| (0..r).all(|t| n * tag_bins[t] <= top && pure_of(n * tag_bins[t]).len() == 1);
     let mut out = Vec::new();

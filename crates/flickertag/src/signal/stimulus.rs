@@ -630,7 +630,10 @@ mod tests {
             assert_eq!(&all[row * 48..(row + 1) * 48], &p.frame(&img, &pre, i).unwrap()[..]);
         }
         let raw = StimulusConfig { domain: Domain::Raw, ..Default::default() }.plan(4, 4).unwrap();
-        assert_eq!(raw.frames_at(&img, &pre, &[3, 5]).unwrap(), [raw.frame(&img, &pre, 3).unwrap(), raw.frame(&img, &pre, 5).unwrap()].concat());
+        assert_eq!(
+            raw.frames_at(&img, &pre, &[3, 5]).unwrap(),
+            [raw.frame(&img, &pre, 3).unwrap(), raw.frame(&img, &pre, 5).unwrap()].concat()
+        );
         // A phase offset breaks the symmetry differently; still every group is exact.
         let q = StimulusConfig { phases: vec![0.3, 1.1], ..Default::default() }.plan(4, 4).unwrap();
         let s = q.distinct_frames(80);
