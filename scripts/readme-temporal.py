@@ -7,8 +7,10 @@ randomly initialised torchvision r3d_18 video network for coverage. About 10 min
 Usage: FLICKERTAG_DATA=../shared/data .venv/bin/python scripts/readme-temporal.py   (after make build)
 Needs torch and torchvision (the project's .venv) for r3d_18."""
 import csv
+import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,6 +76,13 @@ def main():
                               "--no-stats")
             n, region, freq = swap_counts(out)
             rows.append((label, n, region, freq, n - region - freq, secs))
+            # The report's spectrum of the last conv tap's most important filter, into docs/.
+            figure = {"clip3d": ("conv2", "temporal_spectrum_clip3d.png"),
+                      "recurrent": ("conv_h", "temporal_spectrum_recurrent.png")}.get(label.split()[0])
+            if figure:
+                src = sorted(glob.glob(os.path.join(out, "plots", f"spectrum_{figure[0]}_*.png")))[0]
+                shutil.copy(src, os.path.join(ROOT, "docs", figure[1]))
+                print(f"  figure: docs/{figure[1]} (the run's {os.path.relpath(src, out)})")
         print()
         print("| model | conv filters | follow the region | follow the frequency | neither | seconds |")
         print("|---|---|---|---|---|---|")

@@ -428,7 +428,7 @@ fn taps(py: Python<'_>, model: &str, data: Option<PathBuf>) -> PyResult<String> 
     detached(py, || {
         let dd = data_dir(data)?;
         let m = Model::load(model, dd.as_deref())?;
-        let v = serde_json::json!({"taps": m.taps, "skipped": m.skipped, "notes": m.notes});
+        let v = serde_json::json!({"taps": m.taps, "skipped": m.skipped, "notes": m.notes, "time": m.time});
         Ok(v.to_string())
     })
 }

@@ -95,6 +95,11 @@ def test_a_recurrent_model_runs_in_time_from_python_and_agrees_with_pytorch():
     # its PyTorch oracle used: the spectra of the hooked per-channel means.
     index = json.load(open(os.path.join(TEMPORAL, "temporal.json")))["recurrent"]
     image = os.path.join(TEMPORAL, "..", "image.png")
+    t = flickertag.taps(os.path.join(TEMPORAL, "recurrent.legacy.onnx"))
+    assert t.attrs["time"]["states"][0]["input"] == "h" and set(index["checks"]) <= set(t["name"])
+    clip = flickertag.taps(os.path.join(TEMPORAL, "clip3d.legacy.onnx"))
+    assert clip.attrs["time"] == {"kind": "clip", "length": 8}
+    assert clip[clip["name"] == "conv2"].iloc[0]["layout"] == "clip(t=2)"
     a = flickertag.analyze(os.path.join(TEMPORAL, "recurrent.legacy.onnx"), [image], tap=index["checks"],
                            warmup=index["warmup"], stats=False, progress=False)
     assert a.summary["model"]["time"]["kind"] == "recurrent"

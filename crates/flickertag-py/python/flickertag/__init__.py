@@ -452,7 +452,12 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
     ``conv1``), because the tap holds the BatchNorm's output and the conv's own output
     is not in the file (None otherwise). A ``torch.nn.Module`` is exported
     without folding, so its convs and BatchNorms are separate taps. What is not a tap,
-    and why, is in the DataFrame's ``attrs["skipped"]``.
+    and why, is in the DataFrame's ``attrs["skipped"]``; ``attrs["notes"]`` says what
+    flickertag assumed while loading, and ``attrs["time"]`` how the model relates frames
+    (None: each frame alone; ``{"kind": "clip", "length": T}`` for an input
+    ``[N, C, T, H, W]``, whose taps have layout ``clip(t=...)``, the time position read;
+    ``{"kind": "recurrent", "states": [...]}`` with each state input and the output
+    fed back into it).
 
     >>> import flickertag
     >>> flickertag.taps("resnet32").head(3)[["name", "kind", "conv_ordinal", "channels"]]
@@ -486,6 +491,7 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
     df["conv_ordinal"] = df["conv_ordinal"].astype("Int64")
     df.attrs["skipped"] = got["skipped"]
     df.attrs["notes"] = got["notes"]
+    df.attrs["time"] = got.get("time")
     return df
 
 
@@ -496,6 +502,8 @@ def _layout_name(layout: dict) -> str:
         return f"tokens({layout['prefix']}+{grid[0]}x{grid[1]})" if grid else f"tokens({layout['prefix']}+T)"
     if kind == "token":
         return f"token({layout['index']})"
+    if kind == "clip":
+        return f"clip(t={layout['time']})"
     return kind
 
 
