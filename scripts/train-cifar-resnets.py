@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flickertag.cifar_resnet import MEAN, STD, CifarResNet  # the installed package (make python)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "crates", "flickertag-py", "python"))
-from flickertag.cifar_resnet import MEAN, STD, CifarResNet  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -127,6 +127,7 @@ def train_seed(args, seed, xs, ys, xt, yt, deadline):
                      "seconds": seconds, "log": log, "epochs": args.epochs, "n": args.n}, state_path)
     sd = {k: v for k, v in net.state_dict().items() if ".shortcut." not in k and not k.endswith("num_batches_tracked")}
     save_atomic({"state_dict": sd}, os.path.join(args.out, f"{name}.th"))
+    os.remove(state_path)  # the weights and the log are kept; the training state is not needed
     return {"name": name, "seed": seed, "depth": 6 * args.n + 2, "epochs": args.epochs,
             "test_accuracy": log[-1]["test_accuracy"], "seconds": round(seconds), "log": log}
 
