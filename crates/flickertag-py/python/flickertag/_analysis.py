@@ -19,7 +19,7 @@ from ._errors import FlickertagError
 REQUIRED = ("summary.json", "layers.csv", "filters.csv", "lines.csv", "spectra_mean.npy", "scores.npy")
 #: The tables a run may hold (summary, CSVs, the control's JSON), read into memory.
 TABLES = (
-    "summary.json", "filters.csv", "sweep.csv", "layers.csv", "lines.csv", "control.csv",
+    "summary.json", "filters.csv", "sweep.csv", "crossval.csv", "layers.csv", "lines.csv", "control.csv",
     "control.json", "control_networks.csv", "control_calibration.csv", "bootstrap.csv", "noise_sweep.csv",
     "region_swap.csv", "contrast_response.csv", "harmonic_sum.csv", "harmonic_sum_harmonics.csv",
 )
@@ -191,6 +191,12 @@ class Analysis:
         ``lines.csv``: one row per tap and catalogued line.
     sweep : DataFrame or None
         ``sweep.csv`` (with statistics).
+    crossval : DataFrame or None
+        ``crossval.csv`` (with statistics, from 4 images): the important set chosen on
+        one random half of the images and checked on the other, one row per split
+        (``threshold`` chosen on half A, ``kappa`` the chance-corrected Jaccard index of
+        A's and B's sets, ``kappa_operating`` the same at the operating threshold,
+        ``spearman`` of the filter means of A and B).
     spectra : ndarray or None
         float32 ``[image, row, bin]`` amplitudes ``|rfft(x)|/N`` (None when per-image
         spectra were not kept: ``per_image=False`` or over 100 images). A row is one
@@ -269,6 +275,7 @@ class Analysis:
         self.filters = filters
         self.lines = _csv(tables["lines.csv"])
         self.sweep = _csv(tables.get("sweep.csv"))
+        self.crossval = _csv(tables.get("crossval.csv"))
         self.control = _csv(tables.get("control.csv"))
         self.control_networks = _csv(tables.get("control_networks.csv"))
         self.control_calibration = _csv(tables.get("control_calibration.csv"))

@@ -6,6 +6,8 @@
 //! exceeds the threshold (the paper's rule: rank by the score averaged over images).
 
 pub mod control;
+pub mod correlation;
+pub mod crossval;
 pub mod response;
 pub mod stats;
 

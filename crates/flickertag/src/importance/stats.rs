@@ -273,6 +273,10 @@ pub struct StatsResult {
     /// Its standard deviation over the splits.
     #[serde(default = "nan", deserialize_with = "crate::io::json::nan")]
     pub operating_jaccard_sd: f64,
+    /// The important set chosen on one half of the images and checked on the other
+    /// ([`super::crossval`]; at most 50 splits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_validation: Option<super::crossval::CrossVal>,
 }
 
 fn nan() -> f64 {
@@ -432,6 +436,7 @@ pub fn run(input: &StatsInput) -> StatsResult {
         operating_jaccard: head.map_or(f64::NAN, |r| r.jaccard_mean),
         operating_jaccard_sd: head.map_or(f64::NAN, |r| r.jaccard_sd),
         sweep,
+        cross_validation: Some(cross_validation(input)),
     }
 }
 
@@ -511,6 +516,15 @@ fn sweeps(input: &StatsInput, p: &[Vec<(Vec<f64>, f64)>]) -> Vec<SweepRow> {
         }
     }
     rows
+}
+
+/// [`super::crossval::cross_validate`] over the network's per-image scores (the first 1,000
+/// images, as the sweeps), at most 50 splits, seeded by the statistics seed.
+fn cross_validation(input: &StatsInput) -> super::crossval::CrossVal {
+    let n_images = input.scores.first().map_or(0, |l| l.scores.len());
+    let used = n_images.min(1000);
+    let layers: Vec<&[Vec<f64>]> = input.scores.iter().map(|l| &l.scores[..used]).collect();
+    super::crossval::cross_validate(&layers, input.threshold, input.stats.splits.min(50), input.stats.seed)
 }
 
 /// The `tap` of sweep rows over the whole network.

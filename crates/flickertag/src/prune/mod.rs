@@ -19,7 +19,7 @@
 //! kept in memory between evaluations.
 
 pub mod bootstrap;
-pub mod correlation;
+pub use crate::importance::correlation;
 pub mod curves;
 pub mod experiment;
 pub mod oddball;

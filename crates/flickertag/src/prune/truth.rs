@@ -34,7 +34,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Resamples;
-use super::correlation::{average_ranks, pearson, residuals, spearman};
+use crate::importance::correlation::{average_ranks, pearson, residuals, spearman};
 use super::experiment::{tagging_criteria, ScoreAt};
 use super::stats::point_statistics;
 use super::{bn_gamma, weight_l1, Ablation, Evaluator};

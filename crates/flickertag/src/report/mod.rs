@@ -6,6 +6,7 @@
 //! | `filters.csv` | one row per filter: `tap,conv_ordinal,channel,mean_score,sd_score,pass_fraction,important,dead` (`dead`: below the SNR floor in every image, score NaN), with statistics also `phase_p,phase_q,phase_consistent,whiteness_p,bca_tag1,bca_tag2,bca_intermod,selectivity,integration` |
 //! | `layers.csv` | one row per tap: `tap,kind,conv_ordinal,n_filters,n_important,mean_score,important` |
 //! | `sweep.csv` | with statistics: `criterion,value,tap,count,jaccard_mean,jaccard_sd` (threshold and q sweeps) |
+//! | `crossval.csv` | with statistics (4 images or more): the important set chosen on one random half of the images, checked on the other, one row per split: `split,threshold,kappa_within_a,count_a,count_b,jaccard,jaccard_chance,kappa,kappa_operating,spearman` ([`crate::importance::crossval`]) |
 //! | `lines.csv` | one row per tap and line: `tap,freq_hz,bin,label,kind,order,mean_amplitude,mean_snr,mean_bca,mean_z` (baseline-corrected amplitude and z-score against the off-grid bins) |
 //! | `spectra_mean.npy` | float64 `[row, bin]`, mean amplitude over images; a row is one channel of one tap, in the order of `filters.csv` (each tap's channels in turn, nothing padded) |
 //! | `spectra.npy` | float32 `[image, row, bin]` amplitudes (when per-image spectra are kept) |
@@ -127,6 +128,35 @@ pub fn tables(a: &Analysis) -> Vec<(&'static str, Vec<u8>)> {
             ]);
         }
         files.push(("sweep.csv", t.finish()));
+        if let Some(cv) = st.cross_validation.as_ref().filter(|c| !c.splits.is_empty()) {
+            let mut t = Table::new(&[
+                "split",
+                "threshold",
+                "kappa_within_a",
+                "count_a",
+                "count_b",
+                "jaccard",
+                "jaccard_chance",
+                "kappa",
+                "kappa_operating",
+                "spearman",
+            ]);
+            for r in &cv.splits {
+                t.row([
+                    num(r.split),
+                    num(r.threshold),
+                    num(r.kappa_within_a),
+                    num(r.count_a),
+                    num(r.count_b),
+                    num(r.jaccard),
+                    num(r.jaccard_chance),
+                    num(r.kappa),
+                    num(r.kappa_operating),
+                    num(r.spearman),
+                ]);
+            }
+            files.push(("crossval.csv", t.finish()));
+        }
     }
 
     let mut t = Table::new(&["tap", "kind", "conv_ordinal", "n_filters", "n_important", "mean_score", "important"]);
