@@ -76,22 +76,8 @@ pub fn ks_uniform(values: &[f64]) -> f64 {
     v.iter().enumerate().map(|(i, &x)| ((i as f64 + 1.0) / n - x).max(x - i as f64 / n)).fold(0.0, f64::max)
 }
 
-/// `(|A ∩ B|, |A ∪ B|)` of two sets of indices.
-fn overlap(a: &[usize], b: &[usize]) -> (usize, usize) {
-    let inter = a.iter().filter(|x| b.contains(x)).count();
-    (inter, a.len() + b.len() - inter)
-}
-
-/// Jaccard index `|A ∩ B| / |A ∪ B|` of two sets of indices; NaN when both are empty
-/// (two empty sets agree on nothing: counting them as 1 inflates a mean).
-pub fn jaccard(a: &[usize], b: &[usize]) -> f64 {
-    let (inter, union) = overlap(a, b);
-    if union == 0 {
-        f64::NAN
-    } else {
-        inter as f64 / union as f64
-    }
-}
+pub use super::crossval::jaccard;
+use super::crossval::overlap;
 
 /// Mean and standard deviation of the finite values (NaN, NaN when there are none).
 fn finite_mean_sd(v: &[f64]) -> (f64, f64) {

@@ -34,13 +34,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Resamples;
-use crate::importance::correlation::{average_ranks, pearson, residuals, spearman};
 use super::experiment::{tagging_criteria, ScoreAt};
 use super::stats::point_statistics;
 use super::{bn_gamma, weight_l1, Ablation, Evaluator};
 use crate::analysis::bootstrap::bca_interval;
 use crate::analysis::AnalysisConfig;
 use crate::error::{Error, Result};
+use crate::importance::correlation::{average_ranks, pearson, residuals, spearman};
 use crate::inference::engine::EngineConfig;
 use crate::inference::model::Model;
 use crate::io::data::Cifar10;
