@@ -58,7 +58,7 @@ def summary_without_time(path):
     return s
 
 
-FILES = ["filters.csv", "layers.csv", "lines.csv", "sweep.csv", "spectra_mean.npy", "scores.npy", "spectra.npy", "coefficients.npy"]
+FILES = ["filters.csv", "layers.csv", "lines.csv", "sweep.csv", "crossval.csv", "spectra_mean.npy", "scores.npy", "spectra.npy", "coefficients.npy"]
 
 
 def test_default_is_the_papers_experiment_without_any_data(tmp_path):
