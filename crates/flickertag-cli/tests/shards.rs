@@ -18,7 +18,8 @@ fn same(a: &Path, b: &Path, files: &[&str]) {
 }
 
 /// Per-image arrays and everything derived from them alone (scores, sweeps).
-const IDENTICAL: [&str; 6] = ["scores.npy", "spectra.npy", "coefficients.npy", "layers.csv", "sweep.csv", "crossval.csv"];
+const IDENTICAL: [&str; 6] =
+    ["scores.npy", "spectra.npy", "coefficients.npy", "layers.csv", "sweep.csv", "crossval.csv"];
 
 /// `lines.csv`, and the baseline-corrected amplitudes, selectivity and integration of
 /// `filters.csv`, come from the mean spectra (the same sums in another order): the same
