@@ -244,6 +244,17 @@ impl Session {
 
     fn run_frames(&mut self, frames: &[f32], n: usize, stop: Option<&StopFn>) -> Result<Vec<Output>> {
         let per = frames.len() / n.max(1);
+        self.run_batches(n, stop, |start, k| std::borrow::Cow::Borrowed(&frames[start * per..(start + k) * per]))
+    }
+
+    /// Runs `n` rows in batches of [`Session::batch()`], `input(start, k)` giving the
+    /// input of rows `start..start + k`; `stop` is asked before each batch.
+    fn run_batches<'f>(
+        &mut self,
+        n: usize,
+        stop: Option<&StopFn>,
+        input: impl Fn(usize, usize) -> std::borrow::Cow<'f, [f32]>,
+    ) -> Result<Vec<Output>> {
         let mut acc: Vec<Output> = Vec::new();
         let mut start = 0;
         while start < n {
@@ -251,7 +262,7 @@ impl Session {
                 return Err(Error::Interrupted);
             }
             let k = self.batch.min(n - start);
-            concat(&mut acc, self.run_padded(&frames[start * per..(start + k) * per], k)?);
+            concat(&mut acc, self.run_padded(&input(start, k), k)?);
             start += k;
         }
         Ok(acc)

@@ -15,18 +15,8 @@ impl Session {
         length: usize,
         stop: Option<&StopFn>,
     ) -> Result<Vec<Output>> {
-        let mut acc: Vec<Output> = Vec::new();
-        let mut start = 0;
-        while start < n {
-            if stop.is_some_and(|s| s()) {
-                return Err(Error::Interrupted);
-            }
-            let k = self.batch.min(n - start);
-            let clips = time::clips(frames, n, self.input_shape, length, start, k);
-            concat(&mut acc, self.run_padded(&clips, k)?);
-            start += k;
-        }
-        Ok(acc)
+        let chw = self.input_shape;
+        self.run_batches(n, stop, |start, k| std::borrow::Cow::Owned(time::clips(frames, n, chw, length, start, k)))
     }
 
     /// The window run frame by frame with the states fed back: after `warmup` frames
