@@ -182,6 +182,13 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     if let Some(st) = &s.stats {
         writeln!(h, "<h2>Statistics across images</h2><p>Whether a filter responds at a line is read off its spectrum against the float32 rounding floor (filters.csv: resp_*). Across images: phase consistency, Hotelling's T² on each filter's complex coefficient at the lines {} across the {} images (does the response keep its phase and sign from image to image; the count grows with the number of images), a filter's p-value the Bonferroni-corrected smallest, Benjamini-Hochberg over all filters at q = {}. Split-half stability of the operating set (Jaccard, pooled over the network): {:.3} ± {:.3}.</p>",
             esc(&st.tested_lines.join(", ")), st.n_images, st.q, st.operating_jaccard, st.operating_jaccard_sd).unwrap();
+        if let Some(cv) = st.cross_validation.as_ref().filter(|c| !c.splits.is_empty()) {
+            let (t, tl, th) = cv.summary(|r| r.threshold);
+            let (k, kl, kh) = cv.summary(|r| r.kappa);
+            let (o, ol, oh) = cv.summary(|r| r.kappa_operating);
+            writeln!(h, "<p>Cross-validated selection (crossval.csv, {} random halves): the threshold chosen on one half as the most stable there, {t:.3} [{tl:.3}, {th:.3}], gives a set that the other half's agrees with at a chance-corrected Jaccard index of {k:.3} [{kl:.3}, {kh:.3}]; at the operating threshold {o:.3} [{ol:.3}, {oh:.3}] (mean [2.5 %, 97.5 %] over the splits; 0 is chance, 1 the same set).</p>",
+                cv.splits.len()).unwrap();
+        }
         h.push_str("<table><tr><th>tap</th><th>important (threshold)</th><th>phase-consistent (FDR)</th></tr>");
         for (l, x) in run.layers().iter().zip(&st.layers) {
             writeln!(
