@@ -18,7 +18,7 @@ experiment (the embedded ResNet-32 and ten images), held in memory:
 >>> import os, tempfile
 >>> folder = a.save(os.path.join(tempfile.mkdtemp(), "r32"))  # as `flickertag analyze --out`
 >>> sorted(os.listdir(folder))[:4]
-['.flickertag-run', 'coefficients.npy', 'filters.csv', 'layers.csv']
+['.flickertag-run', 'coefficients.npy', 'crossval.csv', 'filters.csv']
 
 Main entry points: :func:`analyze`, :func:`load`, :func:`taps`, :func:`evaluate`,
 :class:`Analysis`, :class:`FlickertagError`.
