@@ -142,6 +142,12 @@ fn set(m: &[f64], t: f64) -> Vec<usize> {
     (0..m.len()).filter(|&f| m[f] > t).collect()
 }
 
+/// The important set of one layer (`scores[image][filter]`) over `images`: the filters
+/// whose mean score exceeds `threshold`.
+pub(crate) fn important(scores: &[Vec<f64>], images: &[usize], threshold: f64) -> Vec<usize> {
+    set(&means(&[scores], images), threshold)
+}
+
 /// Candidate thresholds from `m` (filter means; the first `stem` are the stem's): the
 /// 5 %, ..., 95 % quantiles of the others (of all, for a network of one layer), and
 /// `operating`.

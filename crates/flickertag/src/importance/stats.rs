@@ -77,7 +77,7 @@ pub fn ks_uniform(values: &[f64]) -> f64 {
 }
 
 pub use super::crossval::jaccard;
-use super::crossval::overlap;
+use super::crossval::{important, overlap};
 
 /// Mean and standard deviation of the finite values (NaN, NaN when there are none).
 fn finite_mean_sd(v: &[f64]) -> (f64, f64) {
@@ -122,16 +122,11 @@ fn split_half_overlaps(layers: &[&[Vec<f64>]], threshold: f64, splits: usize, se
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..n).collect();
-    let set = |scores: &[Vec<f64>], imgs: &[usize]| -> Vec<usize> {
-        (0..scores[0].len())
-            .filter(|&f| imgs.iter().map(|&i| scores[i][f]).sum::<f64>() / imgs.len() as f64 > threshold)
-            .collect()
-    };
     (0..splits)
         .map(|_| {
             order.shuffle(&mut rng);
             let (a, b) = order.split_at(n / 2);
-            layers.iter().map(|s| overlap(&set(s, a), &set(s, b))).collect()
+            layers.iter().map(|s| overlap(&important(s, a, threshold), &important(s, b, threshold))).collect()
         })
         .collect()
 }
