@@ -34,8 +34,6 @@ from flickertag.cifar_resnet import MEAN, STD, CifarResNet  # the installed pack
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-torch.set_num_threads(2)
-
 
 def cifar(data, split):
     files = [f"data_batch_{i}.bin" for i in range(1, 6)] if split == "train" else ["test_batch.bin"]
@@ -139,7 +137,9 @@ def main():
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--out", default=os.path.join(HERE, "..", "models", "trained"))
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 leaves a core free)")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     data = os.environ.get("FLICKERTAG_DATA") or sys.exit("set FLICKERTAG_DATA")
     os.makedirs(args.out, exist_ok=True)
     xs, ys = cifar(data, "train")

@@ -596,9 +596,7 @@ fn importance_truth<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, String, Option<PathBuf>)> {
     let opts = flickertag::run::truth::TruthOptions::from_json(options).map_err(err)?;
     let (tables, summary, folder) = detached(py, || {
-        let dd = data_dir(data)?.ok_or_else(|| {
-            flickertag::Error::param("data", "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass data=)", "none")
-        })?;
+        let dd = need_data(data)?;
         let m = Model::load(model, Some(&dd))?;
         let mut report = stage_progress(progress);
         let run = opts.run(&m, &dd, &mut |d, t| report("filters ablated", d, t))?;
@@ -609,6 +607,70 @@ fn importance_truth<'py>(
         Ok((run.tables(), run.summary(), folder))
     })?;
     Ok((tables_dict(py, tables)?, summary, folder))
+}
+
+/// The localisation cases that `cam` with `options` (a JSON object of
+/// `flickertag::run::cam::CamOptions`) evaluates: `(cases, canvases)`, a JSON object
+/// `{"layer": tap, "cases": [{image, label, x, y, background}]}` and the canvases as
+/// float32 `[n, 3, S, S]` in [0, 1], for methods computed outside flickertag (Grad-CAM).
+#[gen_stub_pyfunction]
+#[pyfunction]
+#[pyo3(signature = (model, options="{}", data=None))]
+#[gen_stub(override_return_type(type_repr = "typing.Tuple[str, numpy.ndarray]", imports = ("typing", "numpy")))]
+fn cam_canvases<'py>(
+    py: Python<'py>,
+    model: &str,
+    options: &str,
+    data: Option<PathBuf>,
+) -> PyResult<(String, Bound<'py, PyAny>)> {
+    let opts = flickertag::run::cam::CamOptions::from_json(options).map_err(err)?;
+    let (cfg, pixels) = detached(py, || {
+        let dd = need_data(data)?;
+        let m = Model::load(model, Some(&dd))?;
+        opts.canvases(&m, &dd)
+    })?;
+    let (n, side) = (cfg.cases.len(), cfg.canvas);
+    let json = serde_json::json!({"layer": cfg.layer, "cases": cfg.cases}).to_string();
+    Ok((json, PyArray::from_vec(py, pixels).reshape([n, 3, side, side])?.into_any()))
+}
+
+/// Runs `flickertag cam` with `options`, a JSON object of
+/// `flickertag::run::cam::CamOptions` (its `extra` methods included). With `out`, the
+/// run folder is written there too. Returns `(tables, summary, folder)`.
+#[gen_stub_pyfunction]
+#[pyfunction]
+#[pyo3(signature = (model, out=None, options="{}", data=None, progress=true, overwrite=false))]
+#[allow(clippy::type_complexity)]
+fn cam<'py>(
+    py: Python<'py>,
+    model: &str,
+    out: Option<PathBuf>,
+    options: &str,
+    data: Option<PathBuf>,
+    progress: bool,
+    overwrite: bool,
+) -> PyResult<(Bound<'py, PyDict>, String, Option<PathBuf>)> {
+    let opts = flickertag::run::cam::CamOptions::from_json(options).map_err(err)?;
+    let (tables, summary, folder) = detached(py, || {
+        let dd = need_data(data)?;
+        let m = Model::load(model, Some(&dd))?;
+        let mut report = stage_progress(progress);
+        let run = opts.run(&m, &dd, &mut |d, t| report("cases", d, t))?;
+        let folder = match out {
+            Some(out) => Some(run.save(&out, overwrite)?),
+            None => None,
+        };
+        Ok((run.tables(), run.summary(), folder))
+    })?;
+    Ok((tables_dict(py, tables)?, summary, folder))
+}
+
+/// The data folder of a run that needs CIFAR-10: `data`, else `FLICKERTAG_DATA`, else an
+/// error saying what to pass.
+fn need_data(data: Option<PathBuf>) -> flickertag::Result<PathBuf> {
+    data_dir(data)?.ok_or_else(|| {
+        flickertag::Error::param("data", "a data folder with CIFAR-10 (set FLICKERTAG_DATA or pass data=)", "none")
+    })
 }
 
 /// The extension module.
@@ -631,6 +693,8 @@ fn _flickertag(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(oddball, m)?)?;
     m.add_function(wrap_pyfunction!(importance_truth, m)?)?;
+    m.add_function(wrap_pyfunction!(cam, m)?)?;
+    m.add_function(wrap_pyfunction!(cam_canvases, m)?)?;
     m.add_function(wrap_pyfunction!(default_options, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())

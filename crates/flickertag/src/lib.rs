@@ -61,6 +61,7 @@
 //! ```
 
 pub mod analysis;
+pub mod cam;
 pub mod error;
 pub mod evaluate;
 #[doc(hidden)]

@@ -84,6 +84,13 @@ pub enum Command {
         after_help = "Examples:\n  flickertag oddball --model resnet32 --out runs/oddball\n  flickertag oddball --model resnet32 --classes cat,dog --streams 20 --validate\n  flickertag oddball --model model.onnx --image-folder images/ --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225"
     )]
     Oddball(Box<OddballArgs>),
+    /// Class activation maps from channels chosen by frequency tagging, against the same
+    /// layer without it: Score-CAM, Ablation-CAM and EigenCAM on a localisation set with
+    /// known boxes (energy, pointing game, insertion and deletion).
+    #[command(
+        after_help = "Examples:\n  flickertag cam --model resnet32 --out runs/cam\n  flickertag cam --model resnet20 --n-cases 200 --methods eigencam,ablation-cam --k 8 --criterion ft_bca"
+    )]
+    Cam(Box<CamArgs>),
     /// Structural pruning to a MAC target (Torch-Pruning): runs in the Python package,
     /// which has torch; this build says how to get it.
     #[command(
@@ -611,6 +618,63 @@ pub struct TruthArgs {
     pub bootstrap_seed: u64,
     /// Output folder.
     #[arg(long, short, default_value = "runs/importance-truth")]
+    pub out: PathBuf,
+    /// Replace the run already in the output folder.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `flickertag cam` flags.
+#[derive(Debug, Args)]
+pub struct CamArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// The layer whose channels make the maps (a tap name; default: the deepest tap with
+    /// maps of at least 2 x 2, the usual CAM layer).
+    #[arg(long, default_value = "")]
+    pub layer: String,
+    /// Localisation cases: CIFAR-10 test images pasted at seeded positions into canvases
+    /// of other test images.
+    #[arg(long, default_value_t = 1000)]
+    pub n_cases: usize,
+    /// Canvas side, pixels (the object is 32 x 32).
+    #[arg(long, default_value_t = 64)]
+    pub canvas: usize,
+    /// What surrounds the object: mosaic (other test images at their own scale:
+    /// competing objects) or upscaled (one other test image enlarged to the canvas).
+    #[arg(long, default_value = "mosaic")]
+    pub background: String,
+    /// Seed of the cases, the random channel sets and the tie order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Channels in the tagging, random and bottom sets (0: a quarter of the layer's).
+    #[arg(long, default_value_t = 0)]
+    pub k: usize,
+    /// Tagging score that ranks the channels: ft_authors, ft_bca or ft_t2.
+    #[arg(long, default_value = "ft_authors")]
+    pub criterion: String,
+    /// Methods: score-cam, ablation-cam, eigencam (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Vec<String>,
+    /// Insertion/deletion steps.
+    #[arg(long, default_value_t = 16)]
+    pub steps: usize,
+    /// Test images of the frequency-tagging analysis (default: the first of each class).
+    #[arg(long, value_delimiter = ',')]
+    pub analysis_images: Vec<usize>,
+    /// Case-bootstrap resamples for the 95 % intervals.
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap resamples.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap_seed: u64,
+    /// Cases whose maps are drawn in plots/cam_grid.png.
+    #[arg(long, default_value_t = 4)]
+    pub keep_maps: usize,
+    /// Output folder.
+    #[arg(long, short, default_value = "runs/cam")]
     pub out: PathBuf,
     /// Replace the run already in the output folder.
     #[arg(long)]

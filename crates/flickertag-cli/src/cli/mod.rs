@@ -2,6 +2,7 @@
 //! the library, print.
 
 pub mod args;
+mod cam;
 mod fetch;
 mod oddball;
 mod progress;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::PruneEval(a) => prune::prune_eval(&ui, *a),
         Command::Oddball(a) => oddball::oddball(&ui, *a),
         Command::ImportanceTruth(a) => truth::importance_truth(&ui, *a),
+        Command::Cam(a) => cam::cam(&ui, *a),
         Command::Prune { .. } => bail!(
             "flickertag prune needs torch and Torch-Pruning, so it runs in the Python package: \
              pip install 'flickertag[pruning]', then the `flickertag` command it installs runs `flickertag prune` \

@@ -35,6 +35,7 @@ from typing import Any, Optional
 from . import _flickertag
 from ._analysis import Analysis, Tap, _Files, _read_folder, load
 from ._errors import FlickertagError, FlickertagFileNotFoundError, FlickertagOSError
+from ._cam import Cam, cam
 from ._oddball import Oddball, oddball
 from ._truth import ImportanceTruth, importance_truth
 
@@ -44,6 +45,8 @@ __all__ = [
     "oddball",
     "Oddball",
     "importance_truth",
+    "cam",
+    "Cam",
     "ImportanceTruth",
     "analyze_shard",
     "merge",

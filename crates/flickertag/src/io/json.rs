@@ -57,3 +57,13 @@ mod tests {
         }
     }
 }
+
+/// Reads a run's options from a JSON object, as the Python package passes them:
+/// unknown names are an error listing the known ones (the options deny unknown fields).
+pub fn options<T: serde::de::DeserializeOwned>(json: &str) -> crate::error::Result<T> {
+    serde_json::from_str(json).map_err(|e| crate::error::Error::Param {
+        name: "options",
+        reason: e.to_string(),
+        given: json.chars().take(200).collect(),
+    })
+}

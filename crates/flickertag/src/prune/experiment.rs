@@ -249,6 +249,27 @@ pub fn tagging_criteria(
     score_at: ScoreAt,
     kinds: &[CriterionKind],
 ) -> Result<Vec<Criterion>> {
+    let taps: Vec<(String, usize)> = layers
+        .iter()
+        .map(|l| match score_at {
+            ScoreAt::Ablation => (l.point.clone(), l.channels),
+            ScoreAt::Conv => (l.tap.clone(), l.channels),
+        })
+        .collect();
+    tagging_scores(model, &taps, test, analysis, images, kinds)
+}
+
+/// The frequency-tagging criteria `kinds` (`ft_*`) at any taps `(tap name or tensor,
+/// channels)` of `model`, from an analysis of the test images `images`; one
+/// [`Criterion`] per kind (scores `[tap][channel]`), in the order of `kinds`.
+pub fn tagging_scores(
+    model: &Model,
+    taps: &[(String, usize)],
+    test: &Cifar10,
+    analysis: &AnalysisConfig,
+    images: &[usize],
+    kinds: &[CriterionKind],
+) -> Result<Vec<Criterion>> {
     let want = |n: CriterionKind| kinds.contains(&n);
     let mut out = Vec::new();
     let specs: Vec<ImageSpec> = images
@@ -256,40 +277,28 @@ pub fn tagging_criteria(
         .map(|&i| ImageSpec { name: format!("test[{i}]"), index: Some(i), label: Some(test.label(i)) })
         .collect();
     let mut acfg = analysis.clone();
-    // Layer i of the analysis is prunable layer i: taps named by their tensor.
-    acfg.taps.names = layers
-        .iter()
-        .map(|l| match score_at {
-            ScoreAt::Ablation => l.point.clone(),
-            ScoreAt::Conv => l.tap.clone(),
-        })
-        .collect();
+    // Layer i of the analysis is tap i.
+    acfg.taps.names = taps.iter().map(|t| t.0.clone()).collect();
     acfg.keep_per_image = false;
     acfg.stats.enabled = want(CriterionKind::FtT2) || want(CriterionKind::FtBca);
     acfg.stats.splits = 0;
     acfg.stats.q_values.clear();
     acfg.stats.thresholds = vec![acfg.threshold];
     let a = analyze(model, &acfg, &specs, &|s| Ok(test.image(s.index.unwrap_or(0))), &mut |_, _| {})?;
-    if a.layers.len() != layers.len() {
-        return Err(Error::Model(format!(
-            "the analysis recorded {} taps for {} prunable layers",
-            a.layers.len(),
-            layers.len()
-        )));
+    if a.layers.len() != taps.len() {
+        return Err(Error::Model(format!("the analysis recorded {} taps for {} asked", a.layers.len(), taps.len())));
     }
     let by_tap = |f: &dyn Fn(usize, usize) -> f64| -> Result<Vec<Vec<f64>>> {
-        layers
-            .iter()
+        taps.iter()
             .enumerate()
-            .map(|(t, l)| {
-                if a.layers[t].filters.len() != l.channels {
+            .map(|(t, (name, channels))| {
+                if a.layers[t].filters.len() != *channels {
                     return Err(Error::Model(format!(
-                        "{} has {} filters in the analysis",
-                        l.tap,
+                        "{name} has {} filters in the analysis",
                         a.layers[t].filters.len()
                     )));
                 }
-                Ok((0..l.channels).map(|c| f(t, c)).collect())
+                Ok((0..*channels).map(|c| f(t, c)).collect())
             })
             .collect()
     };

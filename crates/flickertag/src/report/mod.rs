@@ -22,6 +22,8 @@
 //! mean_score,sd_score,pass_fraction,important}]}], seconds}`.
 
 #[cfg(feature = "report")]
+pub mod cam;
+#[cfg(feature = "report")]
 pub mod figures;
 pub mod folder;
 

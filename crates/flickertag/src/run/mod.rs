@@ -9,6 +9,7 @@
 //! arguments, so both validate, plan and run the same way and write the same folder.
 //! One run split across processes or machines, then merged: [`shard`].
 
+pub mod cam;
 #[cfg(feature = "report")]
 mod execute;
 pub mod oddball;

@@ -121,11 +121,7 @@ pub struct OddballRun {
 impl OddballOptions {
     /// Reads options from a JSON object (unknown names are an error listing the known ones).
     pub fn from_json(json: &str) -> Result<OddballOptions> {
-        serde_json::from_str(json).map_err(|e| Error::Param {
-            name: "options",
-            reason: e.to_string(),
-            given: json.chars().take(200).collect(),
-        })
+        crate::io::json::options(json)
     }
 
     fn engine(&self) -> EngineConfig {

@@ -82,11 +82,7 @@ pub struct TruthRun {
 impl TruthOptions {
     /// Reads options from a JSON object (unknown names are an error listing the known ones).
     pub fn from_json(json: &str) -> Result<TruthOptions> {
-        serde_json::from_str(json).map_err(|e| Error::Param {
-            name: "options",
-            reason: e.to_string(),
-            given: json.chars().take(200).collect(),
-        })
+        crate::io::json::options(json)
     }
 
     /// The configuration for a test set of `test`: the three disjoint image sets.
