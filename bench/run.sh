@@ -47,3 +47,5 @@ cat "$out/interleaved.txt" >> "$out/report.txt"
 .venv/bin/python bench/byo.py runs/bench/byo "$bin" "$cifar" "${BYO_IMAGES:-4}" | tee -a "$out/report.txt"
 # The paradigms (docs/paradigms.md): oddball per class and stream, a contrast sweep.
 python3 bench/paradigms.py "$bin" "$out/paradigms" | tee -a "$out/report.txt"
+# Class activation maps (docs/cam.md): Score-CAM on the localisation set.
+python3 bench/cam.py "$bin" "$out/cam" | tee -a "$out/report.txt"

@@ -38,6 +38,24 @@ fn a_canvas_holds_the_object_in_its_box_and_the_background_tiles_elsewhere() {
             }
         }
     }
+    // Upscaled: one other image enlarged 2x with half-pixel centres, so canvas pixel
+    // (2i + 1, 2j + 1) mixes source pixels (i, j), (i, j + 1), (i + 1, j), (i + 1, j + 1)
+    // with weights 9/16, 3/16, 3/16, 1/16.
+    for c in cases(&test, &pool, 10, 64, Background::Upscaled, 3).unwrap() {
+        assert_eq!(c.background.len(), 1);
+        let img = render(&test, &c, 64, Background::Upscaled);
+        let bg = test.image(c.background[0]);
+        let (i, j) = if c.y >= 8 { (1, 1) } else { (28, 28) }; // outside the box
+        if c.in_box(2 * i + 1, 2 * j + 1) {
+            continue;
+        }
+        for ch in 0..3 {
+            let p = |r: usize, q: usize| bg.pixels[ch * 1024 + r * 32 + q] as f64;
+            let want = (9.0 * p(i, j) + 3.0 * p(i, j + 1) + 3.0 * p(i + 1, j) + p(i + 1, j + 1)) / 16.0;
+            let got = img.pixels[ch * 4096 + (2 * i + 1) * 64 + 2 * j + 1] as f64;
+            assert!((got - want).abs() < 1e-6, "case {c:?}: {got} vs {want}");
+        }
+    }
     // The same seed draws the same cases; another seed others.
     assert_eq!(cs, cases(&test, &pool, 20, 64, Background::Mosaic, 3).unwrap());
     assert_ne!(cs, cases(&test, &pool, 20, 64, Background::Mosaic, 4).unwrap());

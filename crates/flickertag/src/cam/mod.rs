@@ -235,6 +235,14 @@ pub struct CamResult {
     pub seconds: f64,
 }
 
+impl CamResult {
+    /// Share of cases whose canvas the network classifies as the object's class, %.
+    pub fn canvas_top1(&self) -> f64 {
+        let o = &self.outcomes;
+        100.0 * o.iter().filter(|c| c.correct).count() as f64 / o.len().max(1) as f64
+    }
+}
+
 /// The graph of `model` at input side `side`, its layer `tensor` multiplied by a mask
 /// input `[N, C, 1, 1]`; returns the model and the mask input's name.
 fn canvas_model(model: &Model, tensor: &str, channels: usize, side: usize) -> Result<(Model, String)> {
@@ -353,7 +361,7 @@ pub fn run(
     }
     let c = tap.dims[0];
     methods::check_k(cfg.k, c)?;
-    let pre = model.input_preprocess()?.clone();
+    let pre = *model.input_preprocess()?;
     let side = cfg.canvas;
     // The tagging scores at the layer, from the 32 × 32 network.
     let ft = crate::prune::experiment::tagging_scores(

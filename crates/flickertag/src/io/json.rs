@@ -1,6 +1,7 @@
 //! How flickertag's JSON files hold numbers that JSON cannot: a NaN (a filter with no
 //! finite score, an undefined p-value) is written as `null` by serde_json and read back
-//! as NaN by these helpers. A missing key is an error, never a default.
+//! as NaN by these helpers. A missing key is an error, never a default. Also: a run's
+//! options read from JSON ([`options`]), as the Python package passes them.
 
 use serde::{Deserialize, Deserializer};
 
@@ -35,6 +36,16 @@ pub mod via_str {
     }
 }
 
+/// Reads a run's options from a JSON object, as the Python package passes them:
+/// unknown names are an error listing the known ones (the options deny unknown fields).
+pub fn options<T: serde::de::DeserializeOwned>(json: &str) -> crate::error::Result<T> {
+    serde_json::from_str(json).map_err(|e| crate::error::Error::Param {
+        name: "options",
+        reason: e.to_string(),
+        given: json.chars().take(200).collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(serde::Deserialize, Debug)]
@@ -56,14 +67,4 @@ mod tests {
             assert!(e.contains("missing field"), "{missing}: {e}");
         }
     }
-}
-
-/// Reads a run's options from a JSON object, as the Python package passes them:
-/// unknown names are an error listing the known ones (the options deny unknown fields).
-pub fn options<T: serde::de::DeserializeOwned>(json: &str) -> crate::error::Result<T> {
-    serde_json::from_str(json).map_err(|e| crate::error::Error::Param {
-        name: "options",
-        reason: e.to_string(),
-        given: json.chars().take(200).collect(),
-    })
 }

@@ -1,4 +1,4 @@
-//! The CAM run's figure and `report.html` ([`crate::run::cam`]): a grid of the first
+//! The CAM run's figure and `report.html` ([`crate::cam`]): a grid of the first
 //! cases' maps per method and channel set, and the comparison table.
 
 use std::path::Path;
@@ -8,9 +8,8 @@ use plotters::prelude::*;
 
 use super::figures::{font, DrawResult, Plot};
 use crate::cam::localisation::Case;
-use crate::cam::{KeptMaps, SETS};
+use crate::cam::{CamResult, KeptMaps, SETS};
 use crate::error::{Error, Result};
-use crate::run::cam::CamRun;
 
 /// Pixels a canvas pixel takes in the grid.
 const SCALE: i32 = 2;
@@ -80,10 +79,9 @@ impl Plot for CamGrid<'_> {
 }
 
 /// Writes `plots/cam_grid.png` and `report.html` of a CAM run into `dir`.
-pub fn write(run: &CamRun, dir: &Path) -> Result<()> {
+pub fn write(r: &CamResult, dir: &Path) -> Result<()> {
     use super::html::{esc, figure, kv_table, STYLE};
     use std::fmt::Write as _;
-    let r = &run.result;
     let cfg = &r.config;
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
@@ -114,7 +112,7 @@ pub fn write(run: &CamRun, dir: &Path) -> Result<()> {
                     cfg.canvas,
                     cfg.canvas,
                     cfg.seed,
-                    run.canvas_top1()
+                    r.canvas_top1()
                 ),
             ),
             (

@@ -172,8 +172,7 @@ pub struct CamRun {
 impl CamRun {
     /// Share of cases whose canvas the network classifies as the object's class, %.
     pub fn canvas_top1(&self) -> f64 {
-        let o = &self.result.outcomes;
-        100.0 * o.iter().filter(|c| c.correct).count() as f64 / o.len().max(1) as f64
+        self.result.canvas_top1()
     }
 
     /// The run folder's tables by file name: `cam.json` (settings, layer, sets, timing),
@@ -270,7 +269,7 @@ impl CamRun {
             let p = folder.path().join(name);
             std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))?;
         }
-        crate::report::cam::write(self, folder.path())?;
+        crate::report::cam::write(&self.result, folder.path())?;
         folder.commit()
     }
 
