@@ -123,7 +123,7 @@ fn cam_writes_its_run_folder_and_refuses_what_it_cannot_run() {
     let out = tempfile::tempdir().unwrap();
     let folder = out.path().join("cam");
     let o = flickertag()
-        .args(["cam", "--model", "resnet20", "--n-cases", "3", "--steps", "2", "--methods", "eigencam"])
+        .args(["cam", "--model", "resnet56", "--n-cases", "3", "--steps", "2", "--methods", "eigencam"])
         .args(["--bootstrap", "20", "--keep-maps", "2", "--threads", "2", "--out"])
         .arg(&folder)
         .env("FLICKERTAG_DATA", &d)

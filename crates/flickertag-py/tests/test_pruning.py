@@ -178,7 +178,11 @@ def test_prune_writes_a_smaller_network_with_its_figures(tmp_path):
     assert abs(info["macs_ratio"] - 2.0) <= 0.02
     assert info["params_after"] < info["params_before"]
     assert 0 <= info["top1_after"] <= info["top1_before"] <= 100 and info["eval_images"] == 300
-    assert sorted(os.listdir(out)) == ["prune.json", "pruned.onnx", "pruned_model.pt", "pruned_state_dict.pt"]
+    assert sorted(os.listdir(out)) == ["prune.json", "pruned.onnx", "pruned_model.pt", "pruned_state_dict.pt",
+                                       "report.html"]
+    report = (out / "report.html").read_text()
+    kept = info["channels"]["layer1.0.conv1"]
+    assert f"<td>layer1.0.conv1</td><td>{kept} of 16</td>" in report and f"{info['top1_after']:.2f} %" in report
     # The written ONNX runs in flickertag with the pruned channel counts.
     from flickertag.cifar_resnet import MEAN, STD
 

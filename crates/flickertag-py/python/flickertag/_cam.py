@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -17,6 +16,7 @@ import pandas as pd
 
 from . import _flickertag
 from ._errors import FlickertagError
+from ._gate import torch_extra
 
 
 class Cam:
@@ -200,27 +200,7 @@ def cam(
     if "extra" in options:
         raise FlickertagError("invalid extra: set by cam itself (gradients=)")
     d = data or os.environ.get("FLICKERTAG_DATA")
-    names = ("resnet20", "resnet32", "resnet44", "resnet56")
-    pretrained = isinstance(model, str) and model in names
-    try:
-        import torch  # noqa: F401
-
-        has_torch = True
-    except ImportError:
-        has_torch = False
-    if gradients is None:
-        gradients = has_torch and pretrained
-        if not has_torch:
-            warnings.warn("gradients: Grad-CAM and Grad-CAM++ skipped (needs torch: pip install 'flickertag[pruning]')",
-                          stacklevel=2)
-    if gradients:
-        if not has_torch:
-            raise FlickertagError("invalid gradients: needs torch (pip install 'flickertag[pruning]')")
-        if not pretrained:
-            raise FlickertagError(
-                f"invalid gradients: a pretrained CIFAR ResNet name, {', '.join(names)} (got {model!r})")
-        if not d:
-            raise FlickertagError("invalid data: the data folder (set FLICKERTAG_DATA or pass data=)")
+    if torch_extra("gradients", gradients, model, d, "Grad-CAM and Grad-CAM++"):
         from . import cifar_resnet as cr
 
         layer, cases, pixels = canvases(model, data=d, **options)

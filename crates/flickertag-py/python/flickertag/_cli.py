@@ -53,7 +53,7 @@ def prune_main(argv: List[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the random criterion")
     p.add_argument("--data", help="data folder (default FLICKERTAG_DATA)")
     p.add_argument("--eval-limit", type=int, help="test images for the accuracy (default all 10,000)")
-    p.add_argument("--out", "-o", required=True, help="folder for pruned.onnx, pruned_state_dict.pt, pruned_model.pt, prune.json")
+    p.add_argument("--out", "-o", required=True, help="folder for pruned.onnx, pruned_state_dict.pt, pruned_model.pt, prune.json, report.html")
     p.add_argument("--force", action="store_true", help="replace a previous prune's output")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--json", action="store_true", help="print prune.json on stdout")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import warnings
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 
 from . import _flickertag
 from ._errors import FlickertagError
+from ._gate import torch_extra
 
 #: The CIFAR-10 test set's records: a label byte, then 3 x 32 x 32 bytes.
 _RECORD = 1 + 3 * 32 * 32
@@ -164,25 +164,9 @@ def importance_truth(
     if "extra" in options:
         raise FlickertagError("invalid extra: set by importance_truth itself (taylor=)")
     d = data or os.environ.get("FLICKERTAG_DATA")
-    names = ("resnet20", "resnet32", "resnet44", "resnet56")
-    pretrained = isinstance(model, str) and model in names
-    try:
-        import torch  # noqa: F401
+    if torch_extra("taylor", taylor, model, d, "the Taylor criterion"):
+        import torch
 
-        has_torch = True
-    except ImportError:
-        has_torch = False
-    if taylor is None:
-        taylor = has_torch and pretrained
-        if not has_torch:
-            warnings.warn("taylor: skipped (needs torch: pip install 'flickertag[pruning]')", stacklevel=2)
-    if taylor:
-        if not has_torch:
-            raise FlickertagError("invalid taylor: needs torch (pip install 'flickertag[pruning]')")
-        if not pretrained:
-            raise FlickertagError(f"invalid taylor: a pretrained CIFAR ResNet name, {', '.join(names)} (got {model!r})")
-        if not d:
-            raise FlickertagError("invalid data: the data folder (set FLICKERTAG_DATA or pass data=)")
         from . import cifar_resnet as cr
 
         net = cr.cifar_resnet(model, d)

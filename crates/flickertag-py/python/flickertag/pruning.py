@@ -249,6 +249,37 @@ def _time_forward(model: Any, x: Any, repeats: int = 7) -> float:
     return float(np.min(t))
 
 
+def _report_html(info: dict, original: Dict[str, int]) -> str:
+    """The prune run's self-contained report: what came out, and per conv the channels
+    kept of the original as a bar (plain HTML, no plotting library)."""
+    import html
+
+    rows = [
+        ("model", info["model"]), ("criterion", f"{info['criterion']} (seed {info['seed']})"),
+        ("ranking", "global" if info["global_pruning"] else "per layer"),
+        ("MACs", f"{info['macs_before'] / 1e6:.2f} M to {info['macs_after'] / 1e6:.2f} M "
+                 f"({info['macs_ratio']:.3f}x fewer)"),
+        ("parameters", f"{info['params_before']:,} to {info['params_after']:,}"),
+        ("top-1 before fine-tuning", f"{info['top1_before']:.2f} % to {info['top1_after']:.2f} % "
+                                     f"({info['eval_images']} test images)"),
+        ("speed-up", f"{info['speedup']:.2f}x (torch, CPU, batch 256, best of 7)"),
+    ]
+    out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>flickertag prune</title>",
+           "<style>body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px}td,th{padding:2px 8px;"
+           "text-align:left}.bar{background:#4477aa;height:12px}.track{background:#ddd;width:300px}</style></head><body>",
+           f"<h1>flickertag prune: {html.escape(str(info['model']))}</h1><table>"]
+    out += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows]
+    out.append("</table><h2>Channels kept per conv</h2><table><tr><th>conv</th><th>kept</th><th></th></tr>")
+    for name, before in original.items():
+        kept = info["channels"].get(name, before)
+        out.append(f"<tr><td>{html.escape(name)}</td><td>{kept} of {before}</td><td><div class=\"track\">"
+                   f"<div class=\"bar\" style=\"width:{100 * kept / max(before, 1):.1f}%\"></div></div></td></tr>")
+    out.append(f"</table><p style=\"color:#777\">flickertag {html.escape(str(info['flickertag_version']))}, "
+               f"Torch-Pruning {html.escape(str(info['torch_pruning_version']))}; files: pruned.onnx, "
+               "pruned_state_dict.pt, pruned_model.pt, prune.json.</p></body></html>")
+    return "\n".join(out)
+
+
 def prune(
     model: Any = "resnet56",
     *,
@@ -280,7 +311,8 @@ def prune(
     group (the ResNet stem's, shared by every block of its stage) removes up to about
     2 % of the MACs with each channel, so some targets need 0.02-0.025. The classifier's output layer is never pruned. With ``out``, writes
     ``pruned.onnx``, ``pruned_state_dict.pt``, ``pruned_model.pt`` (the whole module, for
-    ``torch.load(..., weights_only=False)``) and ``prune.json`` there (a folder holding
+    ``torch.load(..., weights_only=False)``), ``prune.json`` and ``report.html`` (the
+    numbers, and the channels each conv kept as bars) there (a folder holding
     other files is refused; an earlier prune output is replaced only with
     ``overwrite=True``). Returns ``(pruned model, info)``."""
     import json
@@ -305,11 +337,13 @@ def prune(
         if mean is None or std is None:
             raise FlickertagError("invalid mean: a torch.nn.Module records no normalization: pass mean= and std=")
     if out is not None and os.path.exists(out):
-        if set(os.listdir(out)) - {"pruned.onnx", "pruned_state_dict.pt", "pruned_model.pt", "prune.json"}:
+        if set(os.listdir(out)) - {"pruned.onnx", "pruned_state_dict.pt", "pruned_model.pt", "prune.json",
+                                   "report.html"}:
             raise FlickertagError(f"invalid out: a folder holding only a previous prune's files (got {out})")
         if not overwrite:
             raise FlickertagError(f"invalid out: {out} holds a previous prune: pass overwrite=True")
     x = torch.randn((1,) + tuple(input_shape))
+    original = {n: m.out_channels for n, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)}
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     ignored = linears[-1:]
     if criterion.startswith("ft_"):
@@ -353,6 +387,8 @@ def prune(
             torch.save(pruned, os.path.join(tmp, "pruned_model.pt"))
             with open(os.path.join(tmp, "prune.json"), "w") as f:
                 json.dump(info, f, indent=1)
+            with open(os.path.join(tmp, "report.html"), "w") as f:
+                f.write(_report_html(info, original))
             if os.path.exists(out):
                 shutil.rmtree(out)
             os.replace(tmp, out)
