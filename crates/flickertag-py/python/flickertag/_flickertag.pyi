@@ -9,6 +9,8 @@ import typing
 __all__ = [
     "Run",
     "analyze",
+    "cam",
+    "cam_canvases",
     "check",
     "check_run_folder",
     "cli_main",
@@ -69,6 +71,21 @@ def analyze(model: builtins.str, out: typing.Optional[builtins.str | os.PathLike
     (`[N, H, W, 3]` uint8) replace the selection. Ctrl-C stops the run between batches
     (`KeyboardInterrupt`). Returns `(run, folder)`: the [`Run`] (None for a shard) and
     the folder written (None without `out`).
+    """
+
+def cam(model: builtins.str, out: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, options: builtins.str = ..., data: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, progress: builtins.bool = ..., overwrite: builtins.bool = ...) -> tuple[dict, builtins.str, typing.Optional[pathlib.Path]]:
+    r"""
+    Runs `flickertag cam` with `options`, a JSON object of
+    `flickertag::run::cam::CamOptions` (its `extra` methods included). With `out`, the
+    run folder is written there too. Returns `(tables, summary, folder)`.
+    """
+
+def cam_canvases(model: builtins.str, options: builtins.str = ..., data: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None) -> typing.Tuple[str, numpy.ndarray]:
+    r"""
+    The localisation cases that `cam` with `options` (a JSON object of
+    `flickertag::run::cam::CamOptions`) evaluates: `(cases, canvases)`, a JSON object
+    `{"layer": tap, "cases": [{image, label, x, y, background}]}` and the canvases as
+    float32 `[n, 3, S, S]` in [0, 1], for methods computed outside flickertag (Grad-CAM).
     """
 
 def check(model: builtins.str, options: builtins.str = ..., selection: builtins.str = ..., data: typing.Optional[builtins.str | os.PathLike | pathlib.Path] = None, pixels: typing.Optional[builtins.bytes] = None, shape: typing.Optional[tuple[builtins.int, builtins.int, builtins.int, builtins.int]] = None) -> builtins.str:

@@ -351,6 +351,12 @@ pub fn run(
             model.name, model.input_shape
         )));
     }
+    if let Some(b) = model.fixed_batch {
+        return Err(Error::Model(format!(
+            "{}: its graph runs only at batch {b}; cam runs batches of every size (export it with a dynamic batch axis)",
+            model.name
+        )));
+    }
     let tap = model.tap(&cfg.layer)?.clone();
     if tap.layout != Layout::ChannelsFirst || tap.dims.len() != 3 {
         return Err(Error::param(

@@ -279,12 +279,15 @@ impl CamRun {
         let r = &self.result;
         let cfg = &r.config;
         let mut s = format!(
-            "flickertag cam: {} cases ({} x {} canvas, box share {:.3}), layer {} ({} channels, {} x {} maps), \
-             k = {} by {}, in {:.0} s; the network names the object on {:.1} % of the canvases\n",
+            "flickertag cam: {} cases ({} x {} {} canvases, box share {:.3}, {} insertion/deletion steps), layer {} \
+             ({} channels, {} x {} maps), k = {} by {}, in {:.0} s; the network names the object on {:.1} % of \
+             the canvases\n",
             r.outcomes.len(),
             cfg.canvas,
             cfg.canvas,
+            cfg.background.name(),
             metrics::box_share(cfg.canvas),
+            cfg.steps,
             r.layer,
             r.channels,
             r.map_size[0],
