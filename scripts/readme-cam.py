@@ -43,15 +43,22 @@ def main():
           f"channels by `{cfg['criterion']}`; library time {info['seconds']:.0f} s.\n")
     rows = list(csv.DictReader(open(os.path.join(run, "cam_comparison.csv"))))
     metrics = ["energy", "pointing", "insertion", "deletion"]
-    for s in ["tagging", "random", "bottom"]:
-        print(f"`{s}` − `all` (mean paired difference [95 % BCa interval over cases]; deletion: lower is better):\n")
+    for r in rows:
+        r.setdefault("against", "all")  # runs before the tagging-against-random rows
+    pairs = [(s, "all") for s in ("tagging", "random", "bottom")]
+    if any(r["against"] == "random" for r in rows):
+        pairs.append(("tagging", "random"))
+    for s, against in pairs:
+        print(f"`{s}` − `{against}` (mean paired difference [95 % BCa interval over cases]; deletion: lower is "
+              f"better):\n")
         print("| method | " + " | ".join(metrics) + " |")
         print("|---|" + "---|" * len(metrics))
         methods = list(dict.fromkeys(r["method"] for r in rows))
         for m in methods:
             cells = []
             for x in metrics:
-                r = next(r for r in rows if r["method"] == m and r["set"] == s and r["metric"] == x)
+                r = next(r for r in rows if r["method"] == m and r["set"] == s and r["against"] == against
+                         and r["metric"] == x)
                 mark = {"better": " **better**", "worse": " *worse*"}.get(r["verdict"], "")
                 cells.append(f"{float(r['difference']):+.3f} [{float(r['ci_low']):+.3f}, {float(r['ci_high']):+.3f}]{mark}")
             print(f"| {m} | " + " | ".join(cells) + " |")
@@ -60,7 +67,7 @@ def main():
     print("| method | " + " | ".join(metrics) + " |")
     print("|---|" + "---|" * len(metrics))
     for m in dict.fromkeys(r["method"] for r in rows):
-        cells = [f"{float(next(r for r in rows if r['method'] == m and r['metric'] == x)['control']):.3f}"
+        cells = [f"{float(next(r for r in rows if r['method'] == m and r['against'] == 'all' and r['metric'] == x)['control']):.3f}"
                  for x in metrics]
         print(f"| {m} | " + " | ".join(cells) + " |")
     grid = os.path.join(run, "plots", "cam_grid.png")

@@ -99,20 +99,20 @@ fn ablation_cam_weights_at_the_last_block_are_the_head_weights_times_the_pooled_
         assert!(k.weights[1].iter().all(|&p| (0.0..=1.0).contains(&p)));
         assert!(k.weights[1].iter().any(|&p| p > 0.0));
     }
-    // Every comparison is paired: a set against itself would be 0; here the `all` row is
-    // the control of every comparison, so its mean is the control of each.
+    // Every comparison is paired: its means are those of the two sets' columns of the
+    // per-case metrics, and its difference is theirs.
+    let sets = flickertag::cam::SETS;
+    assert_eq!(r.comparisons.len(), 2 * 4 * 4, "2 methods x (3 sets against all + tagging against random) x 4");
     for c in &r.comparisons {
-        let control: f64 = r
-            .outcomes
-            .iter()
-            .map(|o| {
-                let mi = r.config.method_names().iter().position(|n| *n == c.method).unwrap();
-                let metric = flickertag::cam::metrics::METRICS.iter().position(|n| *n == c.metric).unwrap();
-                o.metrics[mi][0][metric]
-            })
-            .sum::<f64>()
-            / r.outcomes.len() as f64;
-        assert!((c.control - control).abs() < 1e-12);
+        let mi = r.config.method_names().iter().position(|n| *n == c.method).unwrap();
+        let metric = flickertag::cam::metrics::METRICS.iter().position(|n| *n == c.metric).unwrap();
+        let mean_of = |set: &str| {
+            let si = sets.iter().position(|s| *s == set).unwrap();
+            r.outcomes.iter().map(|o| o.metrics[mi][si][metric]).sum::<f64>() / r.outcomes.len() as f64
+        };
+        assert!((c.control - mean_of(&c.against)).abs() < 1e-12 && (c.mean - mean_of(&c.set)).abs() < 1e-12);
+        assert!((c.difference - (c.mean - c.control)).abs() < 1e-12);
+        assert!(c.against == "all" || (c.set == "tagging" && c.against == "random"));
     }
 }
 

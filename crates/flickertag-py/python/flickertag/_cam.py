@@ -33,9 +33,10 @@ class Cam:
         ``cam_metrics.csv``: per ``case``, ``method`` and ``set`` (``all``, ``tagging``,
         ``random``, ``bottom``): ``energy``, ``pointing``, ``insertion``, ``deletion``.
     comparison : DataFrame
-        ``cam_comparison.csv``: per method, set and metric, the set's and the control's
-        (``all``) means, their mean paired ``difference`` with its 95 % BCa interval
-        over cases and a ``verdict`` (``better``, ``worse``, ``no difference shown``).
+        ``cam_comparison.csv``: per method, set, ``against`` (``all``, the control; or
+        ``random``, for ``tagging``) and metric, the two sets' means (``mean``,
+        ``control``), their mean paired ``difference`` with its 95 % BCa interval over
+        cases and a ``verdict`` (``better``, ``worse``, ``no difference shown``).
     channels : DataFrame
         ``cam_channels.csv``: each channel's tagging score and the sets it is in.
     weights : DataFrame
@@ -58,9 +59,10 @@ class Cam:
         self.path = path
         self._text = text
 
-    def verdicts(self, set: str = "tagging") -> pd.DataFrame:
-        """The verdicts of ``set`` against ``all`` as a method x metric table."""
-        t = self.comparison[self.comparison["set"] == set]
+    def verdicts(self, set: str = "tagging", against: str = "all") -> pd.DataFrame:
+        """The verdicts of ``set`` against ``against`` (``all``, or ``random`` for
+        ``tagging``) as a method x metric table."""
+        t = self.comparison[(self.comparison["set"] == set) & (self.comparison["against"] == against)]
         return t.pivot(index="method", columns="metric", values="verdict").loc[list(dict.fromkeys(t["method"]))]
 
     def __repr__(self) -> str:

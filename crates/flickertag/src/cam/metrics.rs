@@ -18,7 +18,8 @@
 //!
 //! A channel set is compared with the control (the same layer, every channel) case by
 //! case: the mean over cases of `metric(set) − metric(all)` with its 95 % BCa bootstrap
-//! interval over cases ([`crate::analysis::bootstrap::bca_ci`]).
+//! interval over cases ([`crate::analysis::bootstrap::bca_ci`]); the tagging set is also
+//! compared with the random set the same way (does tagging pick better channels than chance?).
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -106,20 +107,22 @@ pub fn deletion_insertion(full: f64, baseline: f64, interior: &[f64]) -> (f64, f
     (auc(&del), auc(&ins))
 }
 
-/// One comparison of a channel set with the control on one metric.
+/// One comparison of a channel set with another (the control `all`, or `random`) on one metric.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     /// Method.
     pub method: String,
     /// Channel set (`tagging`, `random`, `bottom`).
     pub set: String,
+    /// The set it is compared with: `all` (the same layer, every channel) or `random`.
+    pub against: String,
     /// Metric of [`METRICS`].
     pub metric: String,
     /// Mean over cases of the set.
     pub mean: f64,
-    /// Mean over cases of the control (every channel of the layer).
+    /// Mean over cases of the set it is compared with.
     pub control: f64,
-    /// Mean paired difference, set − control.
+    /// Mean paired difference, set − the set it is compared with.
     pub difference: f64,
     /// 95 % BCa bootstrap interval of the difference over cases.
     pub ci_low: f64,
@@ -129,10 +132,12 @@ pub struct Comparison {
     pub verdict: String,
 }
 
-/// Compares `set` with `control` (one value per case each) on metric `metric`.
+/// Compares `set` with the set `against` (`control`: one value per case each) on
+/// metric `metric`.
 pub fn compare(
     method: &str,
     set: &str,
+    against: &str,
     metric: usize,
     values: &[f64],
     control: &[f64],
@@ -154,6 +159,7 @@ pub fn compare(
     Comparison {
         method: method.into(),
         set: set.into(),
+        against: against.into(),
         metric: METRICS[metric].into(),
         mean: values.iter().sum::<f64>() / n,
         control: control.iter().sum::<f64>() / n,
@@ -203,9 +209,9 @@ mod tests {
         let r = crate::analysis::bootstrap::resamples(20, 500, 1);
         let control: Vec<f64> = (0..20).map(|i| i as f64 / 20.0).collect();
         let up: Vec<f64> = control.iter().map(|c| c + 0.1 + 0.01 * c).collect();
-        assert_eq!(compare("m", "s", 0, &up, &control, &r).verdict, "better");
-        assert_eq!(compare("m", "s", 3, &up, &control, &r).verdict, "worse");
-        let c = compare("m", "s", 0, &control, &control, &r);
+        assert_eq!(compare("m", "s", "all", 0, &up, &control, &r).verdict, "better");
+        assert_eq!(compare("m", "s", "all", 3, &up, &control, &r).verdict, "worse");
+        let c = compare("m", "s", "all", 0, &control, &control, &r);
         assert_eq!((c.difference, c.verdict.as_str()), (0.0, "no difference shown"));
     }
 }

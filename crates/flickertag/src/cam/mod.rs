@@ -227,7 +227,7 @@ pub struct CamResult {
     pub bottom: Vec<usize>,
     /// Every case.
     pub outcomes: Vec<CaseOutcome>,
-    /// Every set against `all`, per method and metric.
+    /// Every set against `all`, and `tagging` against `random`, per method and metric.
     pub comparisons: Vec<metrics::Comparison>,
     /// The first cases' maps.
     pub kept: Vec<KeptMaps>,
@@ -523,16 +523,19 @@ pub fn run(
     })
 }
 
-/// Every set against `all`, per method and metric, with case-bootstrap intervals.
+/// Every set against `all`, and `tagging` against `random`, per method and metric, with
+/// case-bootstrap intervals.
 fn compare_all(cfg: &CamConfig, outcomes: &[CaseOutcome]) -> Vec<metrics::Comparison> {
     let resamples = crate::analysis::bootstrap::resamples(outcomes.len(), cfg.bootstrap, cfg.bootstrap_seed);
     let mut out = Vec::new();
+    // (set, against) as indices into SETS: every set against `all`, tagging against random.
+    let pairs = [(1, 0), (2, 0), (3, 0), (1, 2)];
     for (mi, m) in cfg.method_names().iter().enumerate() {
-        for (si, set) in SETS.iter().enumerate().skip(1) {
+        for (si, ai) in pairs {
             for metric in 0..metrics::METRICS.len() {
                 let values: Vec<f64> = outcomes.iter().map(|o| o.metrics[mi][si][metric]).collect();
-                let control: Vec<f64> = outcomes.iter().map(|o| o.metrics[mi][0][metric]).collect();
-                out.push(metrics::compare(m, set, metric, &values, &control, &resamples));
+                let control: Vec<f64> = outcomes.iter().map(|o| o.metrics[mi][ai][metric]).collect();
+                out.push(metrics::compare(m, SETS[si], SETS[ai], metric, &values, &control, &resamples));
             }
         }
     }

@@ -129,10 +129,10 @@ pub fn write(r: &CamResult, dir: &Path) -> Result<()> {
             ("time", format!("{:.1} s", r.seconds)),
         ],
     );
-    out.push_str("<h2>Does tagging selection beat the same layer without it?</h2><p>Each set against <code>all</code> (every channel of the layer), case by case: mean paired difference and its 95 % BCa bootstrap interval over cases. Deletion: lower is better.</p><table><tr><th>method</th><th>set</th><th>metric</th><th>set</th><th>all</th><th>difference</th><th>95 % CI</th><th>verdict</th></tr>");
+    out.push_str("<h2>Does tagging selection beat the same layer without it?</h2><p>Each set against <code>all</code> (every channel of the layer), and <code>tagging</code> against <code>random</code>, case by case: mean paired difference and its 95 % BCa bootstrap interval over cases. Deletion: lower is better.</p><table><tr><th>method</th><th>set</th><th>against</th><th>metric</th><th>set</th><th>against</th><th>difference</th><th>95 % CI</th><th>verdict</th></tr>");
     for x in &r.comparisons {
-        writeln!(out, "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:+.3}</td><td>[{:+.3}, {:+.3}]</td><td>{}</td></tr>",
-            esc(&x.method), esc(&x.set), esc(&x.metric), x.mean, x.control, x.difference, x.ci_low, x.ci_high, esc(&x.verdict)).unwrap();
+        writeln!(out, "<tr><td style=\"text-align:left\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:+.3}</td><td>[{:+.3}, {:+.3}]</td><td>{}</td></tr>",
+            esc(&x.method), esc(&x.set), esc(&x.against), esc(&x.metric), x.mean, x.control, x.difference, x.ci_low, x.ci_high, esc(&x.verdict)).unwrap();
     }
     out.push_str("</table>");
     figure(

@@ -178,8 +178,8 @@ impl CamRun {
     /// The run folder's tables by file name: `cam.json` (settings, layer, sets, timing),
     /// `cam_cases.csv` (per case: object, box, background, the network's verdict),
     /// `cam_metrics.csv` (per case, method and set: the four metrics),
-    /// `cam_comparison.csv` (per method, set and metric: against `all`, with the
-    /// interval and verdict), `cam_channels.csv` (per channel: its score and sets),
+    /// `cam_comparison.csv` (per method, set and metric: against `all`, and tagging
+    /// against random, with the interval and verdict), `cam_channels.csv` (per channel: its score and sets),
     /// `cam_weights.csv` (the first `keep_maps` cases: each method's channel weights).
     pub fn tables(&self) -> Vec<(&'static str, Vec<u8>)> {
         use crate::io::table::{num, Table};
@@ -220,6 +220,7 @@ impl CamRun {
             c.row([
                 x.method.clone(),
                 x.set.clone(),
+                x.against.clone(),
                 x.metric.clone(),
                 num(x.mean),
                 num(x.control),
@@ -299,14 +300,14 @@ impl CamRun {
         );
         let _ = writeln!(
             s,
-            "set - all (same layer, every channel): mean paired difference [95 % bootstrap interval over cases]; \
-             deletion: lower is better"
+            "set - against (all: the same layer, every channel): mean paired difference [95 % bootstrap interval \
+             over cases]; deletion: lower is better"
         );
         for x in &r.comparisons {
             let _ = writeln!(
                 s,
-                "  {:<13} {:<8} {:<9} {:.3} vs {:.3}: {:+.3} [{:+.3}, {:+.3}] {}",
-                x.method, x.set, x.metric, x.mean, x.control, x.difference, x.ci_low, x.ci_high, x.verdict
+                "  {:<13} {:<7} - {:<6} {:<9} {:.3} vs {:.3}: {:+.3} [{:+.3}, {:+.3}] {}",
+                x.method, x.set, x.against, x.metric, x.mean, x.control, x.difference, x.ci_low, x.ci_high, x.verdict
             );
         }
         s
