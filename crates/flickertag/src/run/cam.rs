@@ -214,8 +214,18 @@ impl CamRun {
                 }
             }
         }
-        let mut c =
-            Table::new(&["method", "set", "metric", "mean", "control", "difference", "ci_low", "ci_high", "verdict"]);
+        let mut c = Table::new(&[
+            "method",
+            "set",
+            "against",
+            "metric",
+            "mean",
+            "control",
+            "difference",
+            "ci_low",
+            "ci_high",
+            "verdict",
+        ]);
         for x in &r.comparisons {
             c.row([
                 x.method.clone(),
