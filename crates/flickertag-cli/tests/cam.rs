@@ -143,6 +143,7 @@ fn cam_writes_its_run_folder_and_refuses_what_it_cannot_run() {
         (vec!["--canvas", "32"], "canvas"),
         (vec!["--layer", "linear"], "layer"),
         (vec!["--background", "noise"], "mosaic or upscaled"),
+        (vec!["--bootstrap", "0"], "every verdict needs its interval"),
     ] {
         let o = flickertag()
             .args(["cam", "--model", "resnet20", "--n-cases", "3"])

@@ -154,10 +154,10 @@ impl CamConfig {
         if self.keep_maps > MAX_KEPT {
             return Err(Error::param("keep-maps", format!("0..={MAX_KEPT}"), self.keep_maps));
         }
-        if self.bootstrap > crate::prune::experiment::MAX_BOOTSTRAP {
+        if self.bootstrap == 0 || self.bootstrap > crate::prune::experiment::MAX_BOOTSTRAP {
             return Err(Error::param(
                 "bootstrap",
-                format!("0..={}", crate::prune::experiment::MAX_BOOTSTRAP),
+                format!("1..={} (every verdict needs its interval)", crate::prune::experiment::MAX_BOOTSTRAP),
                 self.bootstrap,
             ));
         }
