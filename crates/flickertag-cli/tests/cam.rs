@@ -134,6 +134,10 @@ fn cam_writes_its_run_folder_and_refuses_what_it_cannot_run() {
         assert!(folder.join(f).is_file(), "{f}");
     }
     assert!(folder.join("plots/cam_grid.png").is_file());
+    // `flickertag report` redraws analyze runs; on a cam run it says what the folder is.
+    let o = flickertag().arg("report").arg(&folder).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("a `flickertag cam` run"), "{err}");
     let metrics = std::fs::read_to_string(folder.join("cam_metrics.csv")).unwrap();
     assert_eq!(metrics.lines().count(), 1 + 3 * 4, "3 cases x 4 sets of one method");
     for (args, needle) in [

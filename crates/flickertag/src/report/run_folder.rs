@@ -39,6 +39,21 @@ pub fn redraw_run_folder(dir: &Path) -> Result<PathBuf> {
             dir.display(),
         ));
     }
+    // The other commands' run folders draw their report when they are written.
+    for (file, command) in
+        [("cam.json", "cam"), ("importance_truth.json", "importance-truth"), ("oddball.json", "oddball")]
+    {
+        if !dir.join("summary.json").exists() && dir.join(file).exists() {
+            return Err(Error::param(
+                "run folder",
+                format!(
+                    "a folder written by flickertag analyze or demo; this one is a `flickertag {command}` run, whose \
+                     report.html and figures were written with it"
+                ),
+                dir.display(),
+            ));
+        }
+    }
     crate::report::plots::RunData::load(dir)?;
     let folder = RunFolder::create(dir, true, "analyze")?;
     for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
