@@ -33,15 +33,7 @@ pub(super) fn cam(ui: &Ui, a: args::CamArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let opts = cam_options(&a);
-    let mut bar: Option<super::Progress> = None;
-    let mut progress = |done: usize, total: usize| {
-        let b = bar.get_or_insert_with(|| ui.bar(total as u64, "cases"));
-        b.set_position(done as u64);
-    };
-    let run = opts.run(&model, &dir, &mut progress)?;
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
+    let run = ui.with_bar("cases", |progress| opts.run(&model, &dir, progress))?;
     let folder = run.save(&a.out, a.force)?;
     if !ui.quiet {
         eprint!("{}", run.summary());

@@ -105,6 +105,18 @@ impl Ui {
     fn bar(&self, len: u64, what: &str) -> Progress {
         Progress::new(self.quiet, len, what)
     }
+    /// Runs `f` with a `progress(done, total)` that draws a bar of `what`, made at the
+    /// first call (when the total is known) and cleared when `f` returns.
+    fn with_bar<T>(&self, what: &str, f: impl FnOnce(&mut dyn FnMut(usize, usize)) -> T) -> T {
+        let mut bar: Option<Progress> = None;
+        let out = f(&mut |done: usize, total: usize| {
+            bar.get_or_insert_with(|| self.bar(total as u64, what)).set_position(done as u64);
+        });
+        if let Some(b) = bar.take() {
+            b.finish_and_clear();
+        }
+        out
+    }
     fn json(&self, v: &serde_json::Value) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(v).expect("json"));

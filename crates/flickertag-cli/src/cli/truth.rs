@@ -28,15 +28,7 @@ pub(super) fn importance_truth(ui: &Ui, a: args::TruthArgs) -> Result<()> {
     let model = load_model(&a.source)?;
     let dir = need_data(&a.source.data)?;
     let opts = truth_options(&a);
-    let mut bar: Option<super::Progress> = None;
-    let mut progress = |done: usize, total: usize| {
-        let b = bar.get_or_insert_with(|| ui.bar(total as u64, "filters ablated"));
-        b.set_position(done as u64);
-    };
-    let run = opts.run(&model, &dir, &mut progress)?;
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
+    let run = ui.with_bar("filters ablated", |progress| opts.run(&model, &dir, progress))?;
     let folder = run.save(&a.out, a.force)?;
     if !ui.quiet {
         eprint!("{}", run.summary());
