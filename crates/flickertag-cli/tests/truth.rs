@@ -145,3 +145,92 @@ fn hrank_ranks_post_relu_maps_and_its_scores_vary_across_filters() {
     // At the BatchNorm outputs 29 of the 31 layers had at most 3 distinct mean ranks.
     assert!(many >= 20, "{many} of {} layers have more than 3 distinct mean ranks", e.layers.len());
 }
+
+#[test]
+#[ignore = "needs the data folder"]
+fn crossval_ablation_is_the_network_rebuilt_without_the_set_chosen_on_the_other_half() {
+    // Oracles: (1) the set of a layer is the filters whose mean `authors` score over half
+    // A (an analysis of A's images alone) exceeds A's threshold; (2) its loss change on
+    // B's images equals the checkpoint rebuilt with those BatchNorm channels set to
+    // output 0 (γ = β = 0), evaluated as a plain model, against the intact one.
+    let d = data_dir();
+    let test = Cifar10::load(&d, Split::Test).unwrap();
+    let m = Model::load("resnet20", Some(&d)).unwrap();
+    let analysis: Vec<usize> = (0..20).collect();
+    let opts = TruthOptions {
+        n_images: 20,
+        statistics_images: 200,
+        analysis_images: analysis.clone(),
+        layers: vec!["layer1.0.conv1".into(), "layer3.2.conv2".into()],
+        bootstrap: 0,
+        crossval_splits: 2,
+        crossval_random: 4,
+        threads: 2,
+        ..TruthOptions::default()
+    };
+    let c = opts.config(&test).unwrap();
+    let r = run(&m, &test, &c, &mut |_, _| {}).unwrap();
+    let cv = r.crossval.as_ref().expect("asked for");
+    assert_eq!(cv.splits.len(), 2);
+    let e = Evaluator::new(&m, &test, &[0], &cfg()).unwrap();
+    let eval = |model: &Model, images: &[usize]| {
+        let labels: Vec<u8> = images.iter().map(|&i| test.label(i)).collect();
+        let mut s = Session::for_model(model, &[], false, &cfg()).unwrap();
+        loss_and_top1(&evaluate::logits(model, &mut s, &test, images, |_| {}).unwrap(), &labels).0
+    };
+    let mut compared = 0;
+    for split in &cv.splits {
+        assert_eq!(split.images_b.len(), 10);
+        let half_a: Vec<usize> = analysis.iter().copied().filter(|i| !split.images_b.contains(i)).collect();
+        let base = eval(&m, &split.images_b);
+        for (row, (tap, bn)) in
+            split.layers.iter().zip([("layer1.0.conv1", "layer1.0.bn1"), ("layer3.2.conv2", "layer3.2.bn2")])
+        {
+            assert_eq!(row.layer, tap);
+            let layer = e.layers.iter().find(|l| l.tap == tap).unwrap();
+            let ft = flickertag::prune::experiment::tagging_scores(
+                &m,
+                &[(layer.point.clone(), layer.channels)],
+                &test,
+                &c.analysis,
+                &half_a,
+                &[flickertag::prune::curves::CriterionKind::FtAuthors],
+            )
+            .unwrap();
+            // The threshold is a quantile of A's means, so one filter's mean can be the
+            // threshold itself: within rounding (1e-9) it may fall either way.
+            let mean = |f: usize| ft.criteria[0].scores[0][f];
+            for f in 0..layer.channels {
+                if (mean(f) - split.threshold).abs() > 1e-9 {
+                    assert_eq!(
+                        row.set.contains(&f),
+                        mean(f) > split.threshold,
+                        "split {} {tap} filter {f}",
+                        split.split
+                    );
+                }
+            }
+            if row.set.is_empty() {
+                continue;
+            }
+            let mut sd = load_checkpoint(&d.join("models/resnet20-cifar10.th")).unwrap();
+            for &f in &row.set {
+                sd.tensors.get_mut(&format!("{bn}.weight")).unwrap().data[f] = 0.0;
+                sd.tensors.get_mut(&format!("{bn}.bias")).unwrap().data[f] = 0.0;
+            }
+            let pruned = Model::from_checkpoint(&sd, std::path::Path::new("pruned.th"), "resnet20").unwrap();
+            let want = eval(&pruned, &split.images_b) - base;
+            assert!((row.delta_loss - want).abs() < 1e-4, "{tap}: {} vs {want}", row.delta_loss);
+            if row.compared() {
+                compared += 1;
+                assert!(row.random_sd >= 0.0 && row.p_value > 0.0 && row.p_value <= 1.0, "{row:?}");
+            }
+        }
+    }
+    assert!(compared > 0, "some set was compared with random sets");
+    // The run folder's table holds every split and layer, and the summary names the result.
+    let tr = flickertag::run::truth::TruthRun { result: r };
+    let csv = tr.tables().into_iter().find(|(n, _)| *n == "crossval_ablation.csv").unwrap().1;
+    assert_eq!(String::from_utf8(csv).unwrap().lines().count(), 1 + 2 * 2);
+    assert!(tr.summary().contains("cross-validated ablation (2 splits of the 20 analysis images"));
+}

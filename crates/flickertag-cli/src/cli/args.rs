@@ -616,6 +616,15 @@ pub struct TruthArgs {
     /// Seed of the bootstrap resamples.
     #[arg(long, default_value_t = 0)]
     pub bootstrap_seed: u64,
+    /// Cross-validated ablation: split the analysis images this many times into random
+    /// halves A and B; ablate, per chosen layer, the filters important on A (threshold
+    /// chosen on A) and measure the loss change on B's images against same-size random
+    /// sets (0: off; needs at least 4 --analysis-images).
+    #[arg(long, default_value_t = 0)]
+    pub crossval_splits: usize,
+    /// Random sets of the same size per layer and split (--crossval-splits).
+    #[arg(long, default_value_t = 20)]
+    pub crossval_random: usize,
     /// Output folder.
     #[arg(long, short, default_value = "runs/importance-truth")]
     pub out: PathBuf,

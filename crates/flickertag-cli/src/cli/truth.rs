@@ -17,6 +17,8 @@ fn truth_options(a: &args::TruthArgs) -> TruthOptions {
         ablation: a.ablation,
         bootstrap: a.bootstrap,
         bootstrap_seed: a.bootstrap_seed,
+        crossval_splits: a.crossval_splits,
+        crossval_random: a.crossval_random,
         threads: a.engine.threads,
         batch: a.engine.batch,
         extra: vec![],

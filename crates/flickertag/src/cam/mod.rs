@@ -377,7 +377,8 @@ pub fn run(
         &cfg.analysis,
         &cfg.analysis_images,
         &[cfg.criterion],
-    )?;
+    )?
+    .criteria;
     let scores = ft[0].scores[0].clone();
     let (tagging, bottom) = top_and_bottom(&scores, cfg.k);
     let (cm, mask) = canvas_model(model, &tap.tensor, c, side)?;

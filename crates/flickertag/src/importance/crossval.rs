@@ -16,9 +16,9 @@
 //! either set is empty or every filter is in both). Without it, "select everything" is
 //! the most stable rule (Jaccard 1).
 //!
-//! What this does not measure: the ablation effect of A's set on B's images (which
-//! needs labelled images and ablations; `flickertag importance-truth` measures what a
-//! filter's ablation does).
+//! The ablation effect of A's set on B's images needs labelled images and ablations:
+//! `flickertag importance-truth --crossval-splits` measures it
+//! ([`crate::prune::crossval`], from [`cross_validate_sets`]).
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -128,12 +128,24 @@ pub fn kappa(a: &[usize], b: &[usize], n: usize) -> (f64, f64, f64) {
 }
 
 /// Filter mean scores over `images`, every layer's filters in order. `layers[l][image][filter]`.
+/// As the analysis's own mean score ([`super::aggregate`]), an image where the filter has
+/// no score (NaN: below the SNR floor) is left out; NaN only when no image has one.
 fn means(layers: &[&[Vec<f64>]], images: &[usize]) -> Vec<f64> {
     layers
         .iter()
         .flat_map(|s| {
-            (0..s.first().map_or(0, Vec::len))
-                .map(move |f| images.iter().map(|&i| s[i][f]).sum::<f64>() / images.len().max(1) as f64)
+            (0..s.first().map_or(0, Vec::len)).map(move |f| {
+                let (sum, n) = images
+                    .iter()
+                    .map(|&i| s[i][f])
+                    .filter(|x| x.is_finite())
+                    .fold((0.0, 0usize), |(sum, n), x| (sum + x, n + 1));
+                if n == 0 {
+                    f64::NAN
+                } else {
+                    sum / n as f64
+                }
+            })
         })
         .collect()
 }
@@ -166,12 +178,48 @@ fn candidates(m: &[f64], stem: usize, operating: f64) -> Vec<f64> {
 /// `layers[l][image][filter]` (at least 4 images; fewer gives no splits), with the
 /// operating threshold `operating`.
 pub fn cross_validate(layers: &[&[Vec<f64>]], operating: f64, splits: usize, seed: u64) -> CrossVal {
+    cross_validate_sets(layers, operating, splits, seed).0
+}
+
+/// The halves and the set chosen on A of one outer split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitSets {
+    /// Half A's images (positions in the scores' image order).
+    pub half_a: Vec<usize>,
+    /// Half B's images.
+    pub half_b: Vec<usize>,
+    /// A's important filters at A's chosen threshold, per layer (`[layer][..]`, channel
+    /// indices, ascending).
+    pub set_a: Vec<Vec<usize>>,
+}
+
+/// [`cross_validate`], with each split's halves and A's set.
+pub fn cross_validate_sets(
+    layers: &[&[Vec<f64>]],
+    operating: f64,
+    splits: usize,
+    seed: u64,
+) -> (CrossVal, Vec<SplitSets>) {
     let n_img = layers.first().map_or(0, |l| l.len());
     let n: usize = layers.iter().map(|l| l.first().map_or(0, Vec::len)).sum();
     let stem = layers.first().and_then(|l| l.first()).map_or(0, Vec::len);
     if n_img < 4 || n == 0 {
-        return CrossVal { splits: vec![] };
+        return (CrossVal { splits: vec![] }, vec![]);
     }
+    let widths: Vec<usize> = layers.iter().map(|l| l.first().map_or(0, Vec::len)).collect();
+    let per_layer = |flat: &[usize]| -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); widths.len()];
+        let (mut l, mut start) = (0, 0);
+        for &f in flat {
+            while f >= start + widths[l] {
+                start += widths[l];
+                l += 1;
+            }
+            out[l].push(f - start);
+        }
+        out
+    };
+    let mut sets = Vec::with_capacity(splits);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xC055);
     let mut order: Vec<usize> = (0..n_img).collect();
     let mut out = Vec::with_capacity(splits);
@@ -205,6 +253,7 @@ pub fn cross_validate(layers: &[&[Vec<f64>]], operating: f64, splits: usize, see
             .max_by(|x, y| x.1.total_cmp(&y.1).then(y.0.total_cmp(&x.0)));
         let (threshold, kappa_within_a) = best.unwrap_or((f64::NAN, f64::NAN));
         let (sa, sb) = (set(&ma, threshold), set(&mb, threshold));
+        sets.push(SplitSets { half_a: a.to_vec(), half_b: b.to_vec(), set_a: per_layer(&sa) });
         let (jaccard, jaccard_chance, k) = kappa(&sa, &sb, n);
         let kappa_operating = kappa(&set(&ma, operating), &set(&mb, operating), n).2;
         out.push(CrossValSplit {
@@ -225,7 +274,7 @@ pub fn cross_validate(layers: &[&[Vec<f64>]], operating: f64, splits: usize, see
             },
         });
     }
-    CrossVal { splits: out }
+    (CrossVal { splits: out }, sets)
 }
 
 #[cfg(test)]
@@ -286,6 +335,24 @@ mod tests {
     }
 
     #[test]
+    fn each_splits_halves_and_set_are_given_per_layer() {
+        // Two layers: 8 filters all scoring 1 (below any threshold in the gap), then 60 of
+        // which the first 10 score 3. A's set is filters 0..10 of the second layer, none of
+        // the first; the halves partition the images.
+        let first = scores(20, 8, 0, 0.2, 5);
+        let second = scores(20, 60, 10, 0.2, 1);
+        let (cv, sets) = cross_validate_sets(&[&first, &second], 2.0, 6, 0);
+        assert_eq!((cv.splits.len(), sets.len()), (6, 6));
+        for s in &sets {
+            assert_eq!(s.set_a, vec![vec![], (0..10).collect::<Vec<_>>()]);
+            let mut all: Vec<usize> = s.half_a.iter().chain(&s.half_b).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..20).collect::<Vec<_>>());
+            assert_eq!(s.half_a.len(), 10);
+        }
+    }
+
+    #[test]
     fn pure_noise_selects_sets_no_better_than_chance() {
         // Every filter the same but for noise: whatever threshold A picks, B's set agrees
         // with A's by chance alone (kappa about 0), and the means' ranks do not agree.
@@ -297,6 +364,23 @@ mod tests {
         assert!(rho.abs() < 0.1, "spearman {rho}");
         // Selecting everything is never chosen as the stable answer: kappa is undefined there.
         assert!(cv.splits.iter().all(|r| r.count_a < 200), "{:?}", cv.splits[0]);
+    }
+
+    #[test]
+    fn an_image_without_a_score_is_left_out_of_a_filters_mean_as_the_analysis_does() {
+        // Filter 0 scores 3 on every image but one, where it is below the SNR floor (NaN):
+        // its mean is 3, as `aggregate` has it, not NaN (which no threshold passes).
+        let mut s = scores(20, 30, 5, 0.2, 6);
+        s[7][0] = f64::NAN;
+        let m = means(&[&s], &(0..20).collect::<Vec<_>>());
+        let want = super::super::aggregate(
+            &super::super::LayerScores { tap: "t".into(), conv_ordinal: None, scores: s.clone() },
+            2.0,
+        );
+        assert!((m[0] - want.filters[0].mean_score).abs() < 1e-12 && m[0] > 2.5, "{}", m[0]);
+        let mut dead = s.clone();
+        dead.iter_mut().for_each(|r| r[1] = f64::NAN);
+        assert!(means(&[&dead], &[0, 1, 2])[1].is_nan());
     }
 
     #[test]

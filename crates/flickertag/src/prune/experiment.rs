@@ -197,15 +197,10 @@ pub fn criteria(
     }
     if cfg.criteria.iter().any(|c| c.is_frequency_tagging()) {
         let kinds: Vec<CriterionKind> = cfg.criteria.iter().copied().filter(|c| c.is_frequency_tagging()).collect();
-        out.extend(tagging_criteria(
-            model,
-            &eval.layers,
-            test,
-            &cfg.analysis,
-            &cfg.analysis_images,
-            cfg.score_at,
-            &kinds,
-        )?);
+        out.extend(
+            tagging_criteria(model, &eval.layers, test, &cfg.analysis, &cfg.analysis_images, cfg.score_at, &kinds)?
+                .criteria,
+        );
     }
     if want(CriterionKind::WeightL1) {
         out.push(Criterion {
@@ -236,6 +231,15 @@ pub fn criteria(
     Ok(out)
 }
 
+/// What a tagging analysis behind the `ft_*` criteria gives.
+pub struct Tagging {
+    /// One [`Criterion`] per kind asked for, in that order (scores `[tap][channel]`).
+    pub criteria: Vec<Criterion>,
+    /// The `authors` score of every image, per tap (`[tap].scores[image][channel]`),
+    /// images in the order given.
+    pub per_image: Vec<crate::importance::LayerScores>,
+}
+
 /// The frequency-tagging criteria `kinds` (`ft_*`) of `layers` (those of an
 /// [`Evaluator`] of `model`), from an analysis of the test images `images` read at each
 /// layer's ablation point (`score_at`); one [`Criterion`] per kind, in the order of
@@ -248,7 +252,7 @@ pub fn tagging_criteria(
     images: &[usize],
     score_at: ScoreAt,
     kinds: &[CriterionKind],
-) -> Result<Vec<Criterion>> {
+) -> Result<Tagging> {
     let taps: Vec<(String, usize)> = layers
         .iter()
         .map(|l| match score_at {
@@ -261,7 +265,8 @@ pub fn tagging_criteria(
 
 /// The frequency-tagging criteria `kinds` (`ft_*`) at any taps `(tap name or tensor,
 /// channels)` of `model`, from an analysis of the test images `images`; one
-/// [`Criterion`] per kind (scores `[tap][channel]`), in the order of `kinds`.
+/// [`Criterion`] per kind (scores `[tap][channel]`), in the order of `kinds`, and the
+/// per-image scores.
 pub fn tagging_scores(
     model: &Model,
     taps: &[(String, usize)],
@@ -269,7 +274,7 @@ pub fn tagging_scores(
     analysis: &AnalysisConfig,
     images: &[usize],
     kinds: &[CriterionKind],
-) -> Result<Vec<Criterion>> {
+) -> Result<Tagging> {
     let want = |n: CriterionKind| kinds.contains(&n);
     let mut out = Vec::new();
     let specs: Vec<ImageSpec> = images
@@ -336,7 +341,7 @@ pub fn tagging_scores(
     if let Some(k) = kinds.iter().find(|k| !out.iter().any(|c: &Criterion| c.name == **k)) {
         return Err(Error::param("criteria", "frequency-tagging criteria (ft_authors, ft_bca, ft_t2)", k));
     }
-    Ok(out)
+    Ok(Tagging { criteria: out, per_image: a.scores })
 }
 
 /// Runs the experiment. `progress(done, total)` counts curve points.

@@ -19,6 +19,7 @@
 //! kept in memory between evaluations.
 
 pub mod bootstrap;
+pub mod crossval;
 pub use crate::importance::correlation;
 pub mod curves;
 pub mod experiment;
@@ -231,6 +232,14 @@ impl Evaluator {
             labels,
             means: None,
         })
+    }
+
+    /// Evaluates the images `indices` of `data` from now on (the same session and means).
+    pub fn set_images(&mut self, model: &Model, data: &Cifar10, indices: &[usize]) -> Result<()> {
+        self.frames = crate::evaluate::input_frames(model, data, indices)?;
+        self.labels = indices.iter().map(|&i| data.label(i)).collect();
+        self.indices = indices.to_vec();
+        Ok(())
     }
 
     /// Sets the channel means `[layer][channel]` that [`Ablation::Mean`] puts in place

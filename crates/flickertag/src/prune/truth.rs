@@ -34,6 +34,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Resamples;
+use super::crossval::{ablations, compare, CrossValAblation, CrossValAblationConfig, LayerInfo, SplitAblation};
 use super::experiment::{tagging_criteria, ScoreAt};
 use super::stats::point_statistics;
 use super::{bn_gamma, weight_l1, Ablation, Evaluator};
@@ -41,6 +42,7 @@ use crate::analysis::bootstrap::bca_interval;
 use crate::analysis::AnalysisConfig;
 use crate::error::{Error, Result};
 use crate::importance::correlation::{average_ranks, pearson, residuals, spearman};
+use crate::importance::crossval::cross_validate_sets;
 use crate::inference::engine::EngineConfig;
 use crate::inference::model::Model;
 use crate::io::data::Cifar10;
@@ -90,6 +92,10 @@ pub struct TruthConfig {
     /// like the built-in ones.
     #[serde(default)]
     pub extra: Vec<ExtraCriterion>,
+    /// The cross-validated ablation of the tagging-selected sets ([`super::crossval`]),
+    /// on halves of the analysis images; `None`: not run.
+    #[serde(default)]
+    pub crossval: Option<CrossValAblationConfig>,
     /// Inference settings.
     #[serde(skip)]
     pub engine: EngineConfig,
@@ -161,6 +167,9 @@ impl TruthConfig {
         if self.bootstrap > super::experiment::MAX_BOOTSTRAP {
             return Err(Error::param("bootstrap", format!("0..={}", super::experiment::MAX_BOOTSTRAP), self.bootstrap));
         }
+        if let Some(cv) = &self.crossval {
+            cv.validate(self.analysis_images.len())?;
+        }
         self.analysis.validate()
     }
 }
@@ -215,6 +224,8 @@ pub struct TruthResult {
     pub filters: Vec<FilterTruth>,
     /// Every correlation.
     pub correlations: Vec<Correlation>,
+    /// The cross-validated ablation, when asked for.
+    pub crossval: Option<CrossValAblation>,
     /// Wall time, seconds.
     pub seconds: f64,
 }
@@ -271,15 +282,39 @@ pub fn run(
             })
             .collect::<Result<_>>()?
     };
-    let total: usize = chosen.iter().map(|&l| eval.layers[l].channels).sum();
-    if total > MAX_FILTERS {
-        return Err(Error::param("layers", format!("at most {MAX_FILTERS} filters in all"), total));
+    let filters_total: usize = chosen.iter().map(|&l| eval.layers[l].channels).sum();
+    if filters_total > MAX_FILTERS {
+        return Err(Error::param("layers", format!("at most {MAX_FILTERS} filters in all"), filters_total));
     }
     let stats = point_statistics(model, &eval.layers, test, &cfg.statistics_images, &cfg.engine, true)?;
     eval.set_means(stats.mean.clone())?;
     let kinds = [CriterionKind::FtAuthors, CriterionKind::FtBca, CriterionKind::FtT2];
-    let ft =
+    let tagging =
         tagging_criteria(model, &eval.layers, test, &cfg.analysis, &cfg.analysis_images, ScoreAt::Ablation, &kinds)?;
+    let ft = &tagging.criteria;
+    // The cross-validated sets: the threshold chosen on half A over every layer's scores
+    // (as the analysis's own cross-validation), the sets kept for the chosen layers.
+    let cv_sets = match &cfg.crossval {
+        Some(cv) => {
+            let per_image: Vec<&[Vec<f64>]> = tagging.per_image.iter().map(|l| l.scores.as_slice()).collect();
+            let (summary, sets) = cross_validate_sets(&per_image, cfg.analysis.threshold, cv.splits, cv.seed);
+            summary.splits.into_iter().zip(sets).map(|(x, s)| (x.threshold, s)).collect()
+        }
+        None => Vec::new(),
+    };
+    let cv_layers: Vec<LayerInfo> = chosen
+        .iter()
+        .map(|&l| (eval.layers[l].tap.clone(), eval.layers[l].conv_ordinal, eval.layers[l].channels))
+        .collect();
+    let cv_channels: Vec<usize> = cv_layers.iter().map(|l| l.2).collect();
+    let cv_random = cfg.crossval.as_ref().map_or(0, |c| c.random);
+    let cv_total: usize = cv_sets
+        .iter()
+        .map(|(_, s)| {
+            let sets: Vec<Vec<usize>> = chosen.iter().map(|&l| s.set_a[l].clone()).collect();
+            ablations(&sets, &cv_channels, cv_random)
+        })
+        .sum();
     let rank = stats.rank.as_ref().expect("ranks were asked for");
     // Scores [layer][criterion][channel] for the chosen layers.
     let mut scores: Vec<Vec<Vec<f64>>> = Vec::new();
@@ -323,9 +358,10 @@ pub fn run(
     // Per filter, per image: loss change and hit change.
     let (base_loss, base_hits) = losses(&eval.logits(&[], cfg.ablation)?, eval.labels());
     let n = base_loss.len();
-    let mut d_loss: Vec<Vec<f32>> = Vec::with_capacity(total);
-    let mut d_hit: Vec<Vec<i8>> = Vec::with_capacity(total);
-    let mut filters = Vec::with_capacity(total);
+    let total = filters_total + cv_total;
+    let mut d_loss: Vec<Vec<f32>> = Vec::with_capacity(filters_total);
+    let mut d_hit: Vec<Vec<i8>> = Vec::with_capacity(filters_total);
+    let mut filters = Vec::with_capacity(filters_total);
     let mut removed = vec![vec![]; eval.layers.len()];
     for (ci, &l) in chosen.iter().enumerate() {
         for c in 0..eval.layers[l].channels {
@@ -348,12 +384,39 @@ pub fn run(
         removed[l].clear();
     }
     let correlations = correlate(&filters, &d_loss, &d_hit, cfg)?;
+    let crossval = match &cfg.crossval {
+        Some(cv) => {
+            let mut done = filters.len();
+            let mut splits = Vec::with_capacity(cv_sets.len());
+            for (split, (threshold, s)) in cv_sets.iter().enumerate() {
+                let images_b: Vec<usize> = s.half_b.iter().map(|&i| cfg.analysis_images[i]).collect();
+                eval.set_images(model, test, &images_b)?;
+                let (base, _) = losses(&eval.logits(&[], cfg.ablation)?, eval.labels());
+                let sets: Vec<Vec<usize>> = chosen.iter().map(|&l| s.set_a[l].clone()).collect();
+                let mut delta = |ci: usize, set: &[usize]| -> Result<f64> {
+                    let mut removed = vec![vec![]; eval.layers.len()];
+                    removed[chosen[ci]] = set.to_vec();
+                    let (loss, _) = losses(&eval.logits(&removed, cfg.ablation)?, eval.labels());
+                    Ok(loss.iter().zip(&base).map(|(a, b)| a - b).sum::<f64>() / base.len() as f64)
+                };
+                let seed = cv.seed.wrapping_add(split as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+                let layers = compare(&cv_layers, &sets, cv.random, seed, &mut delta, &mut || {
+                    done += 1;
+                    progress(done, total);
+                })?;
+                splits.push(SplitAblation { split, threshold: *threshold, images_b, layers });
+            }
+            Some(CrossValAblation { config: cv.clone(), splits })
+        }
+        None => None,
+    };
     Ok(TruthResult {
         config: cfg.clone(),
         base_top1: 100.0 * base_hits.iter().filter(|&&h| h).count() as f64 / n as f64,
         base_loss: base_loss.iter().sum::<f64>() / n as f64,
         filters,
         correlations,
+        crossval,
         seconds: start.elapsed().as_secs_f64(),
     })
 }

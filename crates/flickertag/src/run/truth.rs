@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::inference::engine::EngineConfig;
 use crate::inference::model::{Model, TapKind};
 use crate::io::data::{Cifar10, Split};
+use crate::prune::crossval::CrossValAblationConfig;
 use crate::prune::truth::{run, TruthConfig, TruthResult};
 use crate::prune::Ablation;
 
@@ -44,6 +45,11 @@ pub struct TruthOptions {
     pub bootstrap: usize,
     /// Seed of the resamples.
     pub bootstrap_seed: u64,
+    /// Outer splits of the analysis images for the cross-validated ablation
+    /// ([`crate::prune::crossval`]; 0: not run).
+    pub crossval_splits: usize,
+    /// Random same-size sets per layer and split of the cross-validated ablation.
+    pub crossval_random: usize,
     /// Intra-op threads (0: one per core).
     pub threads: usize,
     /// Images per inference call.
@@ -63,6 +69,8 @@ impl Default for TruthOptions {
             ablation: Ablation::Zero,
             bootstrap: 1000,
             bootstrap_seed: 0,
+            crossval_splits: 0,
+            crossval_random: 20,
             threads: 0,
             batch: EngineConfig::default().batch,
             extra: vec![],
@@ -126,6 +134,11 @@ impl TruthOptions {
             bootstrap_seed: self.bootstrap_seed,
             analysis: a,
             extra: self.extra.clone(),
+            crossval: (self.crossval_splits > 0).then(|| CrossValAblationConfig {
+                splits: self.crossval_splits,
+                random: self.crossval_random,
+                seed: self.seed,
+            }),
             engine,
         })
     }
@@ -141,8 +154,12 @@ impl TruthOptions {
 
 impl TruthRun {
     /// The run folder's tables by file name: `importance_truth.json` (settings, timing,
-    /// base accuracy and loss), `importance_truth.csv` (per filter: the truth and every
-    /// criterion), `importance_correlation.csv` (per scope, criterion and truth).
+    /// base accuracy and loss; the cross-validated ablation whole, when run),
+    /// `importance_truth.csv` (per filter: the truth and every criterion),
+    /// `importance_correlation.csv` (per scope, criterion and truth), and with
+    /// `crossval_splits` `crossval_ablation.csv` (per split and chosen layer: `split,
+    /// threshold, layer, conv_ordinal, channels, set_size, delta_loss, random_mean,
+    /// random_sd, z, p_value`, and the set's filters space-separated).
     pub fn tables(&self) -> Vec<(&'static str, Vec<u8>)> {
         use crate::io::table::{num, opt, Table};
         let r = &self.result;
@@ -171,13 +188,49 @@ impl TruthRun {
         let summary = serde_json::json!({
             "schema": 1, "flickertag_version": env!("CARGO_PKG_VERSION"), "config": r.config,
             "base_top1": r.base_top1, "base_loss": r.base_loss, "filters": r.filters.len(),
-            "seconds": r.seconds, "criteria": r.config.criteria(),
+            "seconds": r.seconds, "criteria": r.config.criteria(), "crossval": r.crossval,
         });
-        vec![
+        let mut out = vec![
             ("importance_truth.json", serde_json::to_vec_pretty(&summary).expect("serializable")),
             ("importance_truth.csv", f.into_string().into_bytes()),
             ("importance_correlation.csv", c.into_string().into_bytes()),
-        ]
+        ];
+        if let Some(cv) = &r.crossval {
+            let mut t = Table::new(&[
+                "split",
+                "threshold",
+                "layer",
+                "conv_ordinal",
+                "channels",
+                "set_size",
+                "delta_loss",
+                "random_mean",
+                "random_sd",
+                "z",
+                "p_value",
+                "set",
+            ]);
+            for s in &cv.splits {
+                for l in &s.layers {
+                    t.row([
+                        num(s.split),
+                        num(s.threshold),
+                        l.layer.clone(),
+                        opt(l.conv_ordinal),
+                        num(l.channels),
+                        num(l.set.len()),
+                        num(l.delta_loss),
+                        num(l.random_mean),
+                        num(l.random_sd),
+                        num(l.z),
+                        num(l.p_value),
+                        l.set.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" "),
+                    ]);
+                }
+            }
+            out.push(("crossval_ablation.csv", t.into_string().into_bytes()));
+        }
+        out
     }
 
     /// Writes the run folder into `out` atomically (an earlier run there is replaced
@@ -230,6 +283,21 @@ impl TruthRun {
             } else {
                 let _ = writeln!(s, "  {:<14} {:>6.3}  [{:.3}, {:.3}]", c.criterion, c.rho, c.ci_low, c.ci_high);
             }
+        }
+        if let Some(cv) = &r.crossval {
+            let (z, zl, zh) = cv.summary(|x| x.mean_z());
+            let (a, al, ah) = cv.summary(|x| x.share_above_random());
+            let (t, tl, th) = cv.summary(|x| x.threshold);
+            let _ = writeln!(
+                s,
+                "cross-validated ablation ({} splits of the {} analysis images; mean [2.5 %, 97.5 %] over splits): \
+                 threshold chosen on A {t:.3} [{tl:.3}, {th:.3}] dB; A's set per layer on B's images against {} \
+                 random sets of its size: mean z {z:.2} [{zl:.2}, {zh:.2}], share of layers above the random mean \
+                 {a:.2} [{al:.2}, {ah:.2}] (0.5: no better than random)",
+                cv.splits.len(),
+                r.config.analysis_images.len(),
+                cv.config.random,
+            );
         }
         s
     }
