@@ -37,6 +37,33 @@ def test_importance_truth_correlations_are_pandas_spearman_of_its_filter_table()
 
 
 @needs_data
+def test_crossval_ablation_table_matches_its_json_and_measures_on_half_b():
+    t = flickertag.importance_truth("resnet20", layers=["#4"], n_images=20, statistics_images=100,
+                                    analysis_images=list(range(12)), bootstrap=0, crossval_splits=3,
+                                    crossval_random=3, taylor=False, progress=False)
+    cv = t.crossval
+    assert list(cv["split"]) == [0, 1, 2] and set(cv["layer"]) == {"layer1.1.conv1"}
+    for row, split in zip(cv.itertuples(), t.summary["crossval"]["splits"]):
+        # B is half of the analysis images, and none of them is an evaluation image.
+        assert len(split["images_b"]) == 6 and set(split["images_b"]) <= set(range(12))
+        assert not set(split["images_b"]) & set(t.summary["config"]["images"])
+        layer = split["layers"][0]
+        assert row.set_size == len(layer["set"])
+        got = [] if pd.isna(row.set) else [int(x) for x in str(row.set).split()]
+        assert got == layer["set"]
+        if 0 < row.set_size < row.channels:
+            # (1 + #random at least as damaging) / (3 + 1): a multiple of 1/4 in [1/4, 1].
+            k = row.p_value * 4
+            assert abs(k - round(k)) < 1e-9 and 1 <= round(k) <= 4, row.p_value
+    with pytest.raises(flickertag.FlickertagError, match="analysis-images"):
+        flickertag.importance_truth("resnet20", analysis_images=[0, 1, 2], crossval_splits=2, n_images=20,
+                                    taylor=False, progress=False)
+    plain = flickertag.importance_truth("resnet20", layers=["#4"], n_images=20, statistics_images=100,
+                                        bootstrap=0, taylor=False, progress=False)
+    assert plain.crossval is None and plain.summary["crossval"] is None
+
+
+@needs_data
 def test_importance_truth_refuses_a_taylor_without_torch_or_a_bad_option():
     with pytest.raises(flickertag.FlickertagError, match="n_images|n-images"):
         flickertag.importance_truth("resnet20", n_images=1, taylor=False, progress=False)

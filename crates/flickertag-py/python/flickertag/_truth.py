@@ -37,7 +37,16 @@ class ImportanceTruth:
         "reliability"`` rows give the truth's split-half reliability (Spearman-Brown).
     summary : dict
         ``importance_truth.json``: settings (the three image sets), timing, the intact
-        network's accuracy and loss.
+        network's accuracy and loss; under ``"crossval"`` the cross-validated ablation
+        whole (each split's B images and sets).
+    crossval : DataFrame or None
+        ``crossval_ablation.csv`` (with ``crossval_splits``): one row per split and chosen
+        layer, ``split, threshold`` (chosen on half A), ``layer, conv_ordinal, channels,
+        set_size`` (A's important filters of the layer), ``delta_loss`` (the loss change
+        on half B's images with the set ablated, nats), ``random_mean, random_sd`` (the
+        same for random sets of its size from the layer), ``z``, ``p_value`` (Monte Carlo,
+        "more damaging than random") and ``set`` (the filters, space-separated); NaN
+        where the set is empty or the whole layer. None when not run.
     path : str or None
         The run folder written (``out=``), else None.
     """
@@ -47,6 +56,9 @@ class ImportanceTruth:
         self.filters: pd.DataFrame = read("importance_truth.csv")
         self.correlations: pd.DataFrame = read("importance_correlation.csv")
         self.summary: dict = json.loads(tables["importance_truth.json"])
+        self.crossval: Optional[pd.DataFrame] = (
+            read("crossval_ablation.csv") if "crossval_ablation.csv" in tables else None
+        )
         self.path = path
         self._text = text
 
@@ -144,7 +156,10 @@ def importance_truth(
         ``_`` for ``-``: ``n_images`` (1000), ``seed``, ``statistics_images`` (1000: the
         last of the test set), ``analysis_images``, ``layers`` (tap names or
         ``"#ordinal"``; default every conv), ``ablation`` (``"zero"`` or ``"mean"``),
-        ``bootstrap`` (1000), ``bootstrap_seed``, ``threads``, ``batch``.
+        ``bootstrap`` (1000), ``bootstrap_seed``, ``crossval_splits`` (0: off; the
+        cross-validated ablation of the tagging-selected sets on halves of the
+        ``analysis_images``, at least 4), ``crossval_random`` (20), ``threads``,
+        ``batch``.
 
     Returns
     -------

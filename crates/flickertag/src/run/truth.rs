@@ -134,7 +134,7 @@ impl TruthOptions {
             bootstrap_seed: self.bootstrap_seed,
             analysis: a,
             extra: self.extra.clone(),
-            crossval: (self.crossval_splits > 0).then(|| CrossValAblationConfig {
+            crossval: (self.crossval_splits > 0).then_some(CrossValAblationConfig {
                 splits: self.crossval_splits,
                 random: self.crossval_random,
                 seed: self.seed,
