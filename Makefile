@@ -11,8 +11,11 @@ export FLICKERTAG_DATA := $(abspath $(FLICKERTAG_DATA))
 endif
 
 PY := .venv/bin/python
-# What the Python package and its tests need (torch is optional: the bench installs it).
+# What the Python package and its tests need. torch and torch-pruning are optional for
+# users; the tests need them as oracles (PyPI's torch brings its CUDA libraries: about
+# 3.5 GB, 105 s to install on this machine from a cold cache).
 PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray mypy
+TEST_DEPS := torch torch-pruning
 
 .PHONY: setup demo test lint audit fuzz bench build python pytest stubs
 
@@ -80,6 +83,7 @@ stubs:
 # must find ONNX Runtime through its onnxruntime dependency, so ORT_DYLIB_PATH is unset.
 # First the committed stubs must be what the generator writes now.
 pytest: python
+	$(PY) -m pip install --quiet $(TEST_DEPS)
 	mkdir -p target && cp $(STUB) target/stub.committed
 	$(MAKE) --no-print-directory stubs
 	cmp -s $(STUB) target/stub.committed || { echo "$(STUB) was out of date: it is regenerated now, commit it"; exit 1; }

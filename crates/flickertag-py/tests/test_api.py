@@ -326,7 +326,7 @@ def test_evaluate_reproduces_the_published_accuracy_on_the_first_1000_images():
 
 
 def test_torch_module_is_exported_and_tapped_by_its_module_names():
-    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
     nn = torch.nn
 
     class Net(nn.Module):
@@ -363,7 +363,7 @@ def test_torch_module_is_exported_and_tapped_by_its_module_names():
 
 
 def test_torch_module_conv_and_batchnorm_are_separate_taps_that_equal_their_hooks():
-    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
     nn = torch.nn
 
     class Net(nn.Module):
@@ -414,7 +414,7 @@ def test_channels_first_and_float_images_are_refused_with_the_exact_conversion()
         flickertag.analyze("resnet32", np.zeros((2, 3, 32, 32), dtype=np.uint8), progress=False)
     with pytest.raises(flickertag.FlickertagError, match=r"pass \(np.clip\(images, 0, 1\) \* 255\).round\(\).astype\(np.uint8\).transpose\(0, 2, 3, 1\)"):
         flickertag.analyze("resnet32", np.zeros((2, 3, 32, 32), dtype=np.float32), progress=False)
-    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
     img = torch.zeros((3, 32, 32), dtype=torch.uint8)  # what torchvision.io.read_image gives
     with pytest.raises(flickertag.FlickertagError, match=r"pass images.permute\(1, 2, 0\)"):
         flickertag.analyze("resnet32", img, progress=False)

@@ -49,7 +49,7 @@ def test_cam_refuses_a_bad_option_and_extra_weights_it_sets_itself():
 
 @needs_data
 def test_cam_weights_are_the_methods_definitions_computed_by_torch():
-    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
     import torch.nn.functional as F
 
     from flickertag import cifar_resnet as cr

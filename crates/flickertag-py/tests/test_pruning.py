@@ -1,7 +1,6 @@
 """flickertag.pruning against Torch-Pruning itself: the dependency graph it builds, its
 MAC counter and its pruner; expected values from the analysis' own table and numpy.
-Needs torch and torch-pruning (the bench environment has them; `make test` runs these
-where torch is installed, as the other torch tests)."""
+Needs torch and torch-pruning (`make test` installs both)."""
 
 import os
 
@@ -10,7 +9,7 @@ import pytest
 
 import flickertag
 
-torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
 tp = pytest.importorskip("torch_pruning", reason="torch-pruning is not installed here (pip install 'flickertag[pruning]')")
 nn = torch.nn
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
@@ -195,6 +194,46 @@ def test_prune_writes_a_smaller_network_with_its_figures(tmp_path):
         prune("resnet20", criterion="random", data=data_dir(), eval_limit=10, progress=False, out=str(out))
     with pytest.raises(flickertag.FlickertagError, match="invalid criterion: one of ft_authors"):
         prune("resnet20", criterion="l2", data=data_dir(), progress=False)
+
+
+def _conv_linear_macs(net):
+    """Multiply-accumulates of every conv and linear layer on one 32 x 32 image, from
+    the output shapes torch itself reports (forward hooks): the oracle for the MAC
+    ratio, independent of Torch-Pruning's counter (which also counts BatchNorms)."""
+    total = []
+
+    def hook(m, _inp, out):
+        if isinstance(m, nn.Conv2d):
+            total.append(out[0].numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1])
+        else:
+            total.append(m.in_features * m.out_features)
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    return sum(total)
+
+
+def test_resnet56_pruned_to_the_published_mac_target_in_reduced_form(tmp_path):
+    # Torch-Pruning's ResNet-56 benchmark setting (2.11x fewer MACs) by tagging scores,
+    # evaluated on 200 test images: the full table runs from scripts/readme-prune-resnet56.py.
+    from flickertag.cifar_resnet import cifar_resnet
+    from flickertag.pruning import prune
+
+    pruned, info = prune("resnet56", criterion="ft_authors", macs_ratio=2.11, data=data_dir(), eval_limit=200,
+                         progress=False, out=str(tmp_path / "r56"))
+    full = _conv_linear_macs(cifar_resnet("resnet56", data_dir()))
+    # By hand: the 3x3 stem, 18 convs of 16 channels at 32 x 32, a strided 16 -> 32 and 17
+    # convs of 32 at 16 x 16, a strided 32 -> 64 and 17 of 64 at 8 x 8 (option-A
+    # shortcuts: no convs), the 64 x 10 fc.
+    assert full == 9 * (32 * 32 * (16 * 3 + 18 * 16 * 16) + 16 * 16 * (32 * 16 + 17 * 32 * 32)
+                        + 8 * 8 * (64 * 32 + 17 * 64 * 64)) + 640
+    assert full / _conv_linear_macs(pruned) == pytest.approx(2.11, rel=0.03)
+    assert abs(info["macs_ratio"] - 2.11) <= 0.0211
+    assert 0 <= info["top1_after"] <= info["top1_before"] <= 100 and info["eval_images"] == 200
+    assert os.path.exists(tmp_path / "r56" / "pruned.onnx")
 
 
 def test_flickertag_prune_on_the_command_line_writes_the_same_figures(tmp_path, capsys):

@@ -73,7 +73,7 @@ def test_importance_truth_refuses_a_taylor_without_torch_or_a_bad_option():
 
 @needs_data
 def test_taylor_equals_the_gradient_with_respect_to_a_channel_mask():
-    torch = pytest.importorskip("torch", reason="torch is not installed here (the bench environment has it)")
+    torch = pytest.importorskip("torch", reason="torch is not installed here (make test installs it)")
     from flickertag import cifar_resnet as cr
     from flickertag._truth import _cifar_test, taylor_scores
 
