@@ -12,10 +12,11 @@ endif
 
 PY := .venv/bin/python
 # What the Python package and its tests need. torch and torch-pruning are optional for
-# users; the tests need them as oracles (PyPI's torch brings its CUDA libraries: about
+# users (extras `torch` and `pruning`, with onnx for torch.onnx); the tests need them as
+# oracles (PyPI's torch brings its CUDA libraries: about
 # 3.5 GB, 105 s to install on this machine from a cold cache).
 PY_DEPS := "maturin>=1.9,<2" "ziglang>=0.13,<0.18" auditwheel numpy pandas "onnxruntime==1.31.1" pytest matplotlib "ray>=2.9" xarray mypy
-TEST_DEPS := torch torch-pruning
+TEST_DEPS := torch "torch-pruning>=1.5" onnx
 
 .PHONY: setup demo test lint audit fuzz bench build python pytest stubs
 

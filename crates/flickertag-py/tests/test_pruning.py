@@ -226,10 +226,10 @@ def test_resnet56_pruned_to_the_published_mac_target_in_reduced_form(tmp_path):
                          progress=False, out=str(tmp_path / "r56"))
     full = _conv_linear_macs(cifar_resnet("resnet56", data_dir()))
     # By hand: the 3x3 stem, 18 convs of 16 channels at 32 x 32, a strided 16 -> 32 and 17
-    # convs of 32 at 16 x 16, a strided 32 -> 64 and 17 of 64 at 8 x 8 (option-A
-    # shortcuts: no convs), the 64 x 10 fc.
+    # convs of 32 at 16 x 16, a strided 32 -> 64 and 17 of 64 at 8 x 8, the two option-A
+    # shortcuts as fixed 1 x 1 selection convs (cifar_resnet's module doc), the 64 x 10 fc.
     assert full == 9 * (32 * 32 * (16 * 3 + 18 * 16 * 16) + 16 * 16 * (32 * 16 + 17 * 32 * 32)
-                        + 8 * 8 * (64 * 32 + 17 * 64 * 64)) + 640
+                        + 8 * 8 * (64 * 32 + 17 * 64 * 64)) + 16 * 16 * 32 * 16 + 8 * 8 * 64 * 32 + 640
     assert full / _conv_linear_macs(pruned) == pytest.approx(2.11, rel=0.03)
     assert abs(info["macs_ratio"] - 2.11) <= 0.0211
     assert 0 <= info["top1_after"] <= info["top1_before"] <= 100 and info["eval_images"] == 200

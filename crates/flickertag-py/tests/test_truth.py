@@ -55,7 +55,7 @@ def test_crossval_ablation_table_matches_its_json_and_measures_on_half_b():
             # (1 + #random at least as damaging) / (3 + 1): a multiple of 1/4 in [1/4, 1].
             k = row.p_value * 4
             assert abs(k - round(k)) < 1e-9 and 1 <= round(k) <= 4, row.p_value
-    with pytest.raises(flickertag.FlickertagError, match="analysis-images"):
+    with pytest.raises(flickertag.FlickertagError, match="analysis_images: at least 4"):
         flickertag.importance_truth("resnet20", analysis_images=[0, 1, 2], crossval_splits=2, n_images=20,
                                     taylor=False, progress=False)
     plain = flickertag.importance_truth("resnet20", layers=["#4"], n_images=20, statistics_images=100,

@@ -58,7 +58,7 @@ impl CrossValAblationConfig {
         if analysis_images < 4 {
             return Err(Error::param(
                 "analysis-images",
-                "at least 4 test images to split in halves (--crossval-splits)",
+                "at least 4 test images to split in halves for the cross-validated ablation",
                 analysis_images,
             ));
         }
