@@ -72,15 +72,21 @@ impl CrossVal {
     /// Mean and the 2.5 and 97.5 percentiles over the splits of one column (NaN values
     /// left out; NaN when none is finite).
     pub fn summary(&self, column: impl Fn(&CrossValSplit) -> f64) -> (f64, f64, f64) {
-        let mut v: Vec<f64> = self.splits.iter().map(column).filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return (f64::NAN, f64::NAN, f64::NAN);
-        }
-        v.sort_by(f64::total_cmp);
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let q = |p: f64| super::quantile(&v, p).unwrap_or(f64::NAN);
-        (mean, q(0.025), q(0.975))
+        mean_and_range(self.splits.iter().map(column))
     }
+}
+
+/// Mean and the 2.5 and 97.5 percentiles of per-split values (NaN values left out; NaN
+/// when none is finite).
+pub fn mean_and_range(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let q = |p: f64| super::quantile(&v, p).unwrap_or(f64::NAN);
+    (mean, q(0.025), q(0.975))
 }
 
 /// `(|A ∩ B|, |A ∪ B|)` of two sets of indices.

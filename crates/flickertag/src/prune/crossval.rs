@@ -149,13 +149,7 @@ impl CrossValAblation {
     /// Mean and the 2.5 and 97.5 percentiles over the splits of a per-split value (NaN
     /// values left out; NaN when none is finite).
     pub fn summary(&self, value: impl Fn(&SplitAblation) -> f64) -> (f64, f64, f64) {
-        let mut v: Vec<f64> = self.splits.iter().map(value).filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return (f64::NAN, f64::NAN, f64::NAN);
-        }
-        v.sort_by(f64::total_cmp);
-        let q = |p: f64| crate::importance::quantile(&v, p).unwrap_or(f64::NAN);
-        (v.iter().sum::<f64>() / v.len() as f64, q(0.025), q(0.975))
+        crate::importance::crossval::mean_and_range(self.splits.iter().map(value))
     }
 }
 
