@@ -216,6 +216,52 @@ pub fn compare(
     Ok(out)
 }
 
+/// What [`ablate_splits`] evaluates on: the model, the test set, the analysis images (test
+/// indices, in the order of the scores' images) and the chosen layers (indices into the
+/// evaluator's layers).
+pub struct SplitInput<'a> {
+    /// The model.
+    pub model: &'a crate::inference::model::Model,
+    /// The CIFAR-10 test set.
+    pub test: &'a crate::io::data::Cifar10,
+    /// The analysis images.
+    pub analysis_images: &'a [usize],
+    /// The chosen layers.
+    pub chosen: &'a [usize],
+}
+
+/// Runs every split: `sets[split] = (A's threshold, its halves and sets)` from
+/// [`crate::importance::crossval::cross_validate_sets`], `layers` the chosen layers' info.
+/// `eval` is switched to each split's B images; `tick()` is called once per ablation.
+pub fn ablate_splits(
+    eval: &mut super::Evaluator,
+    input: &SplitInput,
+    layers: &[LayerInfo],
+    sets: &[(f64, crate::importance::crossval::SplitSets)],
+    cfg: &CrossValAblationConfig,
+    ablation: super::Ablation,
+    tick: &mut dyn FnMut(),
+) -> Result<CrossValAblation> {
+    use super::losses;
+    let mut splits = Vec::with_capacity(sets.len());
+    for (split, (threshold, s)) in sets.iter().enumerate() {
+        let images_b: Vec<usize> = s.half_b.iter().map(|&i| input.analysis_images[i]).collect();
+        eval.set_images(input.model, input.test, &images_b)?;
+        let (base, _) = losses(&eval.logits(&[], ablation)?, eval.labels());
+        let chosen_sets: Vec<Vec<usize>> = input.chosen.iter().map(|&l| s.set_a[l].clone()).collect();
+        let mut delta = |ci: usize, set: &[usize]| -> Result<f64> {
+            let mut removed = vec![vec![]; eval.layers.len()];
+            removed[input.chosen[ci]] = set.to_vec();
+            let (loss, _) = losses(&eval.logits(&removed, ablation)?, eval.labels());
+            Ok(loss.iter().zip(&base).map(|(a, b)| a - b).sum::<f64>() / base.len() as f64)
+        };
+        let seed = cfg.seed.wrapping_add(split as u64).wrapping_mul(0xA24B_AED4_963E_E407);
+        let rows = compare(layers, &chosen_sets, cfg.random, seed, &mut delta, tick)?;
+        splits.push(SplitAblation { split, threshold: *threshold, images_b, layers: rows });
+    }
+    Ok(CrossValAblation { config: cfg.clone(), splits })
+}
+
 /// The number of ablations one split runs for `sets` of layers of `channels` filters.
 pub fn ablations(sets: &[Vec<usize>], channels: &[usize], random: usize) -> usize {
     sets.iter()

@@ -336,3 +336,18 @@ pub(crate) fn initializer(model: &Model, name: &str) -> Result<Vec<f32>> {
         .and_then(read_f32)
         .ok_or_else(|| Error::Model(format!("no float initializer `{name}`")))
 }
+
+/// Per-image cross-entropy (nats, computed in f64 by log-sum-exp) and hit of logits
+/// `[n, k]`.
+pub(crate) fn losses(logits: &[f32], labels: &[u8]) -> (Vec<f64>, Vec<bool>) {
+    let k = logits.len() / labels.len().max(1);
+    logits
+        .chunks(k)
+        .zip(labels)
+        .map(|(row, &y)| {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            (lse - row[y as usize] as f64, crate::evaluate::top1_class(row) == y as usize)
+        })
+        .unzip()
+}

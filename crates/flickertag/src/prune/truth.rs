@@ -34,10 +34,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::bootstrap::Resamples;
-use super::crossval::{ablations, compare, CrossValAblation, CrossValAblationConfig, LayerInfo, SplitAblation};
+use super::crossval::{ablate_splits, ablations, CrossValAblation, CrossValAblationConfig, LayerInfo, SplitInput};
 use super::experiment::{tagging_criteria, ScoreAt};
 use super::stats::point_statistics;
-use super::{bn_gamma, weight_l1, Ablation, Evaluator};
+use super::{bn_gamma, losses, weight_l1, Ablation, Evaluator};
 use crate::analysis::bootstrap::bca_interval;
 use crate::analysis::AnalysisConfig;
 use crate::error::{Error, Result};
@@ -241,21 +241,6 @@ impl TruthResult {
     }
 }
 
-/// Per-image cross-entropy (nats, computed in f64 by log-sum-exp) and hit of logits
-/// `[n, k]`.
-fn losses(logits: &[f32], labels: &[u8]) -> (Vec<f64>, Vec<bool>) {
-    let k = logits.len() / labels.len().max(1);
-    logits
-        .chunks(k)
-        .zip(labels)
-        .map(|(row, &y)| {
-            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-            (lse - row[y as usize] as f64, crate::evaluate::top1_class(row) == y as usize)
-        })
-        .unzip()
-}
-
 /// Runs the ground truth: every filter of the chosen layers ablated alone, every
 /// criterion scored, every correlation with its interval. `progress(done, total)`
 /// counts ablated filters.
@@ -387,26 +372,11 @@ pub fn run(
     let crossval = match &cfg.crossval {
         Some(cv) => {
             let mut done = filters.len();
-            let mut splits = Vec::with_capacity(cv_sets.len());
-            for (split, (threshold, s)) in cv_sets.iter().enumerate() {
-                let images_b: Vec<usize> = s.half_b.iter().map(|&i| cfg.analysis_images[i]).collect();
-                eval.set_images(model, test, &images_b)?;
-                let (base, _) = losses(&eval.logits(&[], cfg.ablation)?, eval.labels());
-                let sets: Vec<Vec<usize>> = chosen.iter().map(|&l| s.set_a[l].clone()).collect();
-                let mut delta = |ci: usize, set: &[usize]| -> Result<f64> {
-                    let mut removed = vec![vec![]; eval.layers.len()];
-                    removed[chosen[ci]] = set.to_vec();
-                    let (loss, _) = losses(&eval.logits(&removed, cfg.ablation)?, eval.labels());
-                    Ok(loss.iter().zip(&base).map(|(a, b)| a - b).sum::<f64>() / base.len() as f64)
-                };
-                let seed = cv.seed.wrapping_add(split as u64).wrapping_mul(0xA24B_AED4_963E_E407);
-                let layers = compare(&cv_layers, &sets, cv.random, seed, &mut delta, &mut || {
-                    done += 1;
-                    progress(done, total);
-                })?;
-                splits.push(SplitAblation { split, threshold: *threshold, images_b, layers });
-            }
-            Some(CrossValAblation { config: cv.clone(), splits })
+            let split = SplitInput { model, test, analysis_images: &cfg.analysis_images, chosen: &chosen };
+            Some(ablate_splits(&mut eval, &split, &cv_layers, &cv_sets, cv, cfg.ablation, &mut || {
+                done += 1;
+                progress(done, total);
+            })?)
         }
         None => None,
     };
