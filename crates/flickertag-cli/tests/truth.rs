@@ -31,6 +31,17 @@ fn loss_and_top1(logits: &[f32], labels: &[u8]) -> (f64, f64) {
     (loss / labels.len() as f64, 100.0 * hits as f64 / labels.len() as f64)
 }
 
+/// The data folder's ResNet-20 with the BatchNorm `bn`'s channels `filters` set to
+/// output 0 (γ = β = 0): the oracle of an ablation, rebuilt as a plain model.
+fn resnet20_without(d: &std::path::Path, bn: &str, filters: &[usize]) -> Model {
+    let mut sd = load_checkpoint(&d.join("models/resnet20-cifar10.th")).unwrap();
+    for &f in filters {
+        sd.tensors.get_mut(&format!("{bn}.weight")).unwrap().data[f] = 0.0;
+        sd.tensors.get_mut(&format!("{bn}.bias")).unwrap().data[f] = 0.0;
+    }
+    Model::from_checkpoint(&sd, std::path::Path::new("pruned.th"), "resnet20").unwrap()
+}
+
 #[test]
 #[ignore = "needs the data folder"]
 fn single_filter_truth_equals_the_network_rebuilt_without_that_filter() {
@@ -59,11 +70,7 @@ fn single_filter_truth_equals_the_network_rebuilt_without_that_filter() {
     let (base_loss, base_top1) = eval(&m);
     assert!((r.base_loss - base_loss).abs() < 1e-5 && (r.base_top1 - base_top1).abs() < 1e-9);
     for (layer, bn, filter) in [("layer1.0.conv1", "layer1.0.bn1", 5), ("layer2.1.conv2", "layer2.1.bn2", 17)] {
-        let mut sd = load_checkpoint(&d.join("models/resnet20-cifar10.th")).unwrap();
-        sd.tensors.get_mut(&format!("{bn}.weight")).unwrap().data[filter] = 0.0;
-        sd.tensors.get_mut(&format!("{bn}.bias")).unwrap().data[filter] = 0.0;
-        let pruned = Model::from_checkpoint(&sd, std::path::Path::new("pruned.th"), "resnet20").unwrap();
-        let (loss, top1) = eval(&pruned);
+        let (loss, top1) = eval(&resnet20_without(&d, bn, &[filter]));
         let f = r.filters.iter().find(|f| f.layer == layer && f.filter == filter).unwrap();
         assert!(
             (f.delta_loss - (loss - base_loss)).abs() < 1e-4,
@@ -213,13 +220,7 @@ fn crossval_ablation_is_the_network_rebuilt_without_the_set_chosen_on_the_other_
             if row.set.is_empty() {
                 continue;
             }
-            let mut sd = load_checkpoint(&d.join("models/resnet20-cifar10.th")).unwrap();
-            for &f in &row.set {
-                sd.tensors.get_mut(&format!("{bn}.weight")).unwrap().data[f] = 0.0;
-                sd.tensors.get_mut(&format!("{bn}.bias")).unwrap().data[f] = 0.0;
-            }
-            let pruned = Model::from_checkpoint(&sd, std::path::Path::new("pruned.th"), "resnet20").unwrap();
-            let want = eval(&pruned, &split.images_b) - base;
+            let want = eval(&resnet20_without(&d, bn, &row.set), &split.images_b) - base;
             assert!((row.delta_loss - want).abs() < 1e-4, "{tap}: {} vs {want}", row.delta_loss);
             if row.compared() {
                 compared += 1;
