@@ -15,7 +15,8 @@ flickertag. Every BatchNorm has non-trivial running statistics and affine parame
 and the transformers' weights are drawn at a scale where activations are far from zero.
 Needs torch, torchvision, timm, transformers, onnx, onnxscript, onnxruntime (`.venv`). The int8
 copy of resnet18 is checked against onnxruntime-python instead of hooks. Usage:
-    .venv/bin/python scripts/make-model-zoo.py [OUT_DIR]
+    .venv/bin/python scripts/make-model-zoo.py [OUT_DIR] [--only=swin,levit]
+(`--only` rewrites the named models and keeps the rest of the zoo as it is.)
 """
 import json
 import os
@@ -30,7 +31,10 @@ warnings.filterwarnings("ignore")
 torch.manual_seed(0)
 torch.set_num_threads(2)
 
-OUT = sys.argv[1] if len(sys.argv) > 1 else "crates/flickertag-cli/tests/zoo"
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--only=")]
+OUT = ARGS[0] if ARGS else "crates/flickertag-cli/tests/zoo"
+# `--only=a,b`: (re)write these models only, keeping the rest of zoo.json.
+ONLY = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--only=")), None)
 FPS, N, F_L, F_R = 120.0, 240, 6.0, 7.5
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -69,11 +73,15 @@ def frames(rgb, channels):
     return out
 
 
-def channel_mean(out, layout):
+def channel_mean(out, layout, frames):
     """[frames, C] from a hooked output with a known layout (`tokens:P`: the mean over
-    the patch tokens after P extra tokens; `token:I`: token I alone)."""
+    the patch tokens after P extra tokens; `token:I`: token I alone; `rows`: channels
+    last, the batch axis merged with windows or patches frame-major, `[frames·k, ..., C]`,
+    the mean over each frame's block)."""
     if isinstance(out, (tuple, list)):
         out = out[0]
+    if layout == "rows":
+        return out.reshape(frames, -1, out.shape[-1]).mean(1)
     if layout.startswith("token:"):
         return out[:, int(layout.split(":")[1])].clone()
     if layout == "nchw":
@@ -93,16 +101,18 @@ def oracle(model, x, checks):
     rec = {}
     hooks = []
     half = next(model.parameters()).dtype == torch.float16
+    frames = [0]  # frames in the batch being run
     for name, layout in checks.items():
         def hook(m, i, o, name=name, layout=layout):
             o = o[0] if isinstance(o, (tuple, list)) else o
             # Means in float64 (of float16 values as they are, for a half model).
-            rec.setdefault(name, []).append(channel_mean(o.detach().double(), layout))
+            rec.setdefault(name, []).append(channel_mean(o.detach().double(), layout, frames[0]))
         # `module:token` checks hook the module and keep one extra token.
         hooks.append(mods[name.split(":")[0]].register_forward_hook(hook))
     with torch.inference_mode():
         for b in range(0, N, 80):
             xb = torch.from_numpy(x[b:b + 80])
+            frames[0] = xb.shape[0]
             model(xb.half() if half else xb)
     for h in hooks:
         h.remove()
@@ -220,6 +230,33 @@ def poolformer():
     return m
 
 
+class TinyMobileViT(nn.Module):
+    """A conv stem and one timm MobileViT block (2x2 patches unfolded to
+    `[N·4, 64 patches, 16]`, a transformer, folded back), pooled to 10 classes."""
+
+    def __init__(self):
+        from timm.models.mobilevit import MobileVitBlock
+
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, 2, 1)
+        self.act = nn.SiLU()
+        self.block = MobileVitBlock(8, 8, transformer_dim=16, transformer_depth=1, patch_size=2, num_heads=2)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.block(self.act(self.stem(x))).mean((2, 3)))
+
+
+def small_levit():
+    """timm's LeViT with a 4x stem (8x8 tokens), one block per stage, and the
+    subsampling attention between stages (4x4 tokens); BatchNorm1d on `[N·T, C]`."""
+    from timm.models.levit import Levit
+
+    stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), nn.Hardswish(), nn.Conv2d(16, 16, 3, 2, 1))
+    return Levit(img_size=32, num_classes=10, embed_dim=(16, 24), key_dim=8, depth=(1, 1), num_heads=(2, 3),
+                 stem_backbone=stem, stem_stride=4)
+
+
 def zoo():
     import timm
     import torchvision
@@ -297,6 +334,29 @@ def zoo():
         "timm_efficientnet": (lambda: timm.models.efficientnet._gen_efficientnet(
             "efficientnet_b0", channel_multiplier=0.25, depth_multiplier=0.25, num_classes=10), 3, "nchw", {
             "bn1": "nchw", "blocks.0.0.bn1": "nchw", "blocks.1.0.conv_pwl": "nchw", "bn2": "nchw"}),
+        # Windowed attention (4x4 windows on a 16x16 grid, every second block shifted
+        # by 2 with a mask): attention runs on [N·16 windows, 16, C].
+        "swin": (lambda: timm.create_model("swin_tiny_patch4_window7_224", num_classes=10, img_size=32,
+                                           patch_size=2, window_size=4, embed_dim=16, depths=(2, 2),
+                                           num_heads=(1, 2)), 3, "nchw", {
+            "patch_embed.proj": "nchw", "layers.0.blocks.0.attn.qkv": "rows", "layers.0.blocks.0.attn.proj": "rows",
+            "layers.0.blocks.1.attn.qkv": "rows", "layers.0.blocks.1.attn": "rows", "layers.0.blocks.1": "nhwc",
+            "layers.1.blocks.1.attn.proj": "rows", "layers.1.blocks.1.mlp.fc1": "tokens:0"}),
+        # Unfolded patches: the transformer runs on [N·4 pixels of a patch, 64 patches, C].
+        "mobilevit": (TinyMobileViT, 3, "nchw", {
+            "block.conv_1x1": "nchw", "block.transformer.0.norm1": "rows", "block.transformer.0.attn.qkv": "rows",
+            "block.transformer.0.attn": "rows", "block.transformer.0.mlp.fc2": "rows", "block.norm": "rows",
+            "block.conv_proj": "nchw", "block": "nchw"}),
+        # A shrinking grid (8x8 tokens subsampled to 4x4) and BatchNorm1d on [N·T, C].
+        "levit": (small_levit, 3, "nchw", {
+            "stages.0.blocks.0.attn.qkv.bn": "rows", "stages.0.blocks.0.attn.qkv": "tokens:0",
+            "stages.0.blocks.0.attn.proj": "tokens:0", "stages.1.downsample.attn_downsample.q.down": "tokens:0",
+            "stages.1.downsample.attn_downsample.q": "tokens:0", "stages.1.downsample.attn_downsample": "tokens:0",
+            "stages.1.blocks.0": "tokens:0"}),
+        # Channel shuffle ([N, 2, C/2, H, W] transposed) after each block, and chunks.
+        "shufflenet": (lambda: torchvision.models.ShuffleNetV2([2, 2, 2], [8, 16, 32, 64, 128], num_classes=10), 3,
+                       "nchw", {"conv1": "nchw", "stage2.0": "nchw", "stage2.1.branch2.7": "nchw", "stage2.1": "nchw",
+                                "stage3.1": "nchw", "stage4.1": "nchw"}),
         "gray_cnn": (GrayCNN, 1, "nchw", {"conv1": "nchw", "act1": "nchw", "act2": "nchw", "fc": "nchw"}),
         "keras_style_nhwc": (KerasStyleCNN, 3, "nhwc", {"conv1": "nchw", "act2": "nchw", "dense": "nchw"}),
     }
@@ -413,6 +473,9 @@ def main():
     rgb = test_image()
     write_png(f"{OUT}/image.png", rgb)
     index = {}
+    if ONLY:
+        with open(f"{OUT}/zoo.json") as f:
+            index = json.load(f)
     models = zoo()
     # Float16 copies (`model.half()` before export, as from a GPU): computed in float16
     # by both PyTorch and ONNX Runtime, so they agree to float16 rounding only.
@@ -420,6 +483,8 @@ def main():
         make, channels, in_layout, checks = models[base]
         models[f"{base}_half"] = (lambda make=make: make().half(), channels, in_layout, checks)
     for name, (make, channels, in_layout, checks) in models.items():
+        if ONLY and name not in ONLY:
+            continue
         half = name.endswith("_half")
         model = nontrivial_norms(make()).eval()
         x = frames(rgb, channels)
@@ -468,13 +533,14 @@ def main():
             "tolerance_of": "tap" if half else "channel",
         }
         print(name, files, {k: v.shape for k, v in spectra.items()})
-    index["resnet18_qdq"] = quantized_resnet18(rgb, index["resnet18"]["named_modules"])
-    # A plain default export: weights in a .data file beside the model, batch fixed at 1.
-    m = GrayCNN().eval()
-    os.makedirs(f"{OUT}/external", exist_ok=True)
-    torch.onnx.export(m, (torch.zeros(1, 1, 32, 32),), f"{OUT}/external/default.onnx", external_data=True)
-    index["default_export"] = {"files": {"dynamo": "external/default.onnx"}, "channels": 1,
-                               "named_modules": [n for n, _ in m.named_modules() if n]}
+    if not ONLY:
+        index["resnet18_qdq"] = quantized_resnet18(rgb, index["resnet18"]["named_modules"])
+        # A plain default export: weights in a .data file beside the model, batch fixed at 1.
+        m = GrayCNN().eval()
+        os.makedirs(f"{OUT}/external", exist_ok=True)
+        torch.onnx.export(m, (torch.zeros(1, 1, 32, 32),), f"{OUT}/external/default.onnx", external_data=True)
+        index["default_export"] = {"files": {"dynamo": "external/default.onnx"}, "channels": 1,
+                                   "named_modules": [n for n, _ in m.named_modules() if n]}
     with open(f"{OUT}/zoo.json", "w") as f:
         json.dump(index, f, indent=1)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)

@@ -94,7 +94,55 @@ impl<'a> Editor<'a> {
                 let at = self.at_time(out, x, time);
                 self.reduce_mean(out, &at, &[2, 3, 4], false)
             }
+            // The mean over the frame's whole block, as a hook on the module sees it.
+            Layout::Arranged { channel_axis, .. } => {
+                let rows = self.rows(out, x, s, channel_axis);
+                self.reduce_mean(out, &rows, &[1], false)
+            }
         }
+        self.g().output.push(graph::value_info(out, None));
+    }
+
+    /// `x` of an arranged layout (per-frame shape `s`, channels on `channel_axis`) as
+    /// `[N, rows, C]`: the channel axis moved last, each frame's block one batch row.
+    fn rows(&mut self, out: &str, x: &str, s: &[usize], channel_axis: usize) -> String {
+        // (`s` keeps the full tensor's rank: its first axis is the frame's share.)
+        let r = s.len() as i64;
+        let c = s[channel_axis];
+        let mut x = x.to_string();
+        if channel_axis as i64 != r - 1 {
+            let perm: Vec<i64> = (0..r).filter(|&a| a != channel_axis as i64).chain([channel_axis as i64]).collect();
+            let t = format!("{out}.channels_last");
+            self.push("Transpose", &t, &[&x], vec![graph::attr_ints("perm", &perm)]);
+            x = t;
+        }
+        let rows = s.iter().product::<usize>() / c.max(1);
+        let shape = self.ints(&format!("{out}.rows_shape"), &[-1, rows as i64, c as i64]);
+        let o = format!("{out}.rows");
+        self.push("Reshape", &o, &[&x, &shape], vec![]);
+        o
+    }
+
+    /// Adds nodes laying `x` of [`Layout::Arranged`] (per-frame shape and channel axis
+    /// `(s, channel_axis)`) out as maps `[N, C, H, W]` named `out`: grid position `i`
+    /// takes row `table[i]` of the frame's block.
+    pub fn map_arranged(
+        &mut self,
+        out: &str,
+        x: &str,
+        (s, channel_axis): (&[usize], usize),
+        table: &[i64],
+        chw: [usize; 3],
+    ) {
+        let [c, h, w] = chw.map(|v| v as i64);
+        let rows = self.rows(out, x, s, channel_axis);
+        let i = self.ints(&format!("{out}.table"), table);
+        let gathered = format!("{out}.gathered");
+        self.push("Gather", &gathered, &[&rows, &i], vec![graph::attr_int("axis", 1)]);
+        let t = format!("{out}.t");
+        self.push("Transpose", &t, &[&gathered], vec![graph::attr_ints("perm", &[0, 2, 1])]);
+        let shape = self.ints(&format!("{out}.shape"), &[0, c, h, w]);
+        self.push("Reshape", out, &[&t, &shape], vec![]);
         self.g().output.push(graph::value_info(out, None));
     }
 
@@ -131,6 +179,8 @@ impl<'a> Editor<'a> {
                 let at = self.at_time(out, x, time);
                 self.push("Reshape", out, &[&at, &shape], vec![]);
             }
+            // Laid out by `map_arranged` with the tensor's table; without one, no map.
+            Layout::Arranged { .. } => unreachable!("arranged maps are laid out by map_arranged"),
         }
         self.g().output.push(graph::value_info(out, None));
     }

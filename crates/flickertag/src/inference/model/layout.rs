@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use onnx_protobuf::{GraphProto, NodeProto};
 use serde::{Deserialize, Serialize};
 
+use super::arrange::{is_movement, Arrangement, Arranger, Found};
+
 /// How a tap's tensor is laid out, per frame (the batch axis `N` comes first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -39,6 +41,16 @@ pub enum Layout {
     },
     /// `[N, C]`: one value per channel.
     Flat,
+    /// Any arrangement of a grid's positions that the graph's data movement determines
+    /// (windowed attention `[N·windows, w·w, C]`, unfolded patches `[N·P, patches, C]`,
+    /// see `arrange.rs`): the frame's elements are its block of the first axis, the
+    /// channels on `channel_axis`, each grid position on one row (a table per tensor).
+    Arranged {
+        /// Axis of the channels (the first axis, 0, holds frames and windows).
+        channel_axis: usize,
+        /// The grid, rows x columns.
+        grid: [usize; 2],
+    },
     /// `[N, C, T, H, W]` of a clip model ([`super::time::Time::Clip`]): channels first,
     /// then time; the tap is read at time position `time` (the centre, `T / 2`).
     Clip {
@@ -58,6 +70,9 @@ impl Layout {
             Layout::Token { index } => format!("token({index})"),
             Layout::Flat => "flat".into(),
             Layout::Clip { time } => format!("clip(t={time})"),
+            Layout::Arranged { channel_axis, grid: [h, w] } => {
+                format!("arranged({h}x{w}, channels axis {channel_axis})")
+            }
         }
     }
 
@@ -77,6 +92,9 @@ impl Layout {
             (Layout::Token { index }, [t, d]) if index < t => Some([*d, 1, 1]),
             (Layout::Flat, [c]) => Some([*c, 1, 1]),
             (Layout::Clip { time }, [c, t, h, w]) if time < t => Some([*c, *h, *w]),
+            (Layout::Arranged { channel_axis, grid: [h, w] }, s) if *channel_axis >= 1 => {
+                s.get(*channel_axis).map(|c| [*c, *h, *w])
+            }
             _ => None,
         }
     }
@@ -161,7 +179,7 @@ pub(super) fn attr_ints(n: &NodeProto, k: &str) -> Option<Vec<i64>> {
 }
 
 /// The int64 values of a constant tensor (initializer or Constant node).
-fn const_ints(g: &GraphProto, name: &str) -> Option<Vec<i64>> {
+pub(super) fn const_ints(g: &GraphProto, name: &str) -> Option<Vec<i64>> {
     let t = g.initializer.iter().find(|t| t.name == name).or_else(|| {
         g.node
             .iter()
@@ -185,8 +203,17 @@ fn reduce_axes(g: &GraphProto, n: &NodeProto, rank: usize) -> Option<Vec<usize>>
 }
 
 /// Propagates layouts from the image input (`nhwc`: the input is `[N, H, W, C]`).
-/// Returns the layout of every tensor where one is known.
-pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes) -> Propagated {
+/// `shapes`: per-frame shapes of the batch-first tensors; `full`: full shapes of every
+/// probed float tensor at `n` frames per batch (for the data movement replayed by
+/// [`super::arrange`]). Returns the layout of every tensor where one is known.
+pub(crate) fn propagate(
+    g: &GraphProto,
+    input: &str,
+    nhwc: bool,
+    shapes: &Shapes,
+    full: &Shapes,
+    frames: usize,
+) -> Propagated {
     let mut lay: HashMap<String, L> = HashMap::new();
     lay.insert(input.to_string(), if nhwc { L::Cl } else { L::Cf });
     // Token sequence lengths seen, for a Linear on tokens whose arrangement was lost
@@ -198,9 +225,59 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
     let producers: HashMap<&str, &NodeProto> =
         g.node.iter().flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n))).collect();
     let shape = |x: &str| shapes.get(x);
+    let mut arranger = Arranger::new(g, frames);
+    let mut arranged: HashMap<String, Arrangement> = HashMap::new();
+    let plain = |lay: &HashMap<String, L>, x: &str| -> Option<Found> {
+        match lay.get(x)? {
+            L::Cf => Some(Found::ChannelsFirst),
+            L::Cl => Some(Found::ChannelsLast),
+            L::Tok(0, Some(g), _) => Some(Found::Tokens(*g)),
+            L::Seq(g) => Some(Found::Seq(*g)),
+            L::Flat => Some(Found::Flat),
+            _ => None,
+        }
+    };
     for n in &g.node {
         let Some(out) = n.output.first() else { continue };
-        let Some(so) = shape(out) else { continue };
+        // Data moved around (windows, unfolded patches, shuffled channels): replayed on
+        // tags where an input has them, or where no rule below applies.
+        // Whether the replay gave `out` tags (then they decide its layout, plain or not).
+        let replay =
+            |arranger: &mut Arranger, lay: &mut HashMap<String, L>, arranged: &mut HashMap<String, Arrangement>| {
+                let outs = arranger.replay_node(g, n, &|x| plain(lay, x), full);
+                let tagged = outs.iter().any(|(k, _)| k == out);
+                for (name, tags) in outs {
+                    match arranger.classify(&tags) {
+                        Some(Found::Arranged(a)) => {
+                            arranged.insert(name, a);
+                        }
+                        Some(f) => {
+                            let l = match f {
+                                Found::ChannelsFirst => L::Cf,
+                                Found::ChannelsLast => L::Cl,
+                                Found::Tokens(g) => L::Tok(0, Some(g), 0),
+                                Found::Seq(g) => L::Seq(g),
+                                _ => L::Flat,
+                            };
+                            lay.insert(name, l);
+                        }
+                        None => {}
+                    }
+                }
+                tagged
+            };
+        let tried = arranger.has_tags(n) || is_movement(&n.op_type);
+        if tried && replay(&mut arranger, &mut lay, &mut arranged) {
+            arranger.visit(n);
+            continue;
+        }
+        let Some(so) = shape(out) else {
+            if !tried {
+                replay(&mut arranger, &mut lay, &mut arranged);
+            }
+            arranger.visit(n);
+            continue;
+        };
         let dyn_in: Vec<&String> = n.input.iter().filter(|x| shapes.contains_key(*x) || lay.contains_key(*x)).collect();
         let l0 = dyn_in.first().and_then(|x| lay.get(*x)).copied();
         let s0 = dyn_in.first().and_then(|x| shape(x));
@@ -210,11 +287,18 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
         let back = if op == "Reshape" { reshaped_back(&producers, n, &lay, shapes) } else { None };
         let res: Option<L> = match op {
             "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "GlobalAveragePool" | "GlobalMaxPool"
-            | "Pad" | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" => (r >= 2).then_some(L::Cf),
+            | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" => (r >= 2).then_some(L::Cf),
             // Channels first by the op's definition, but a model's channels only when
             // its input is laid out so: GroupNorm is exported as a reshape to
             // [N, groups, C*H*W] and an InstanceNormalization of that, whose one
             // "channel" per group is no channel of the model (no one-channel stand-in).
+            // A Pad keeps a channels-first layout; a channels-last one only where nothing
+            // is added (else the data movement is replayed, `arrange.rs`).
+            "Pad" => match l0 {
+                Some(L::Cf) => (r >= 2).then_some(L::Cf),
+                Some(l) if s0 == Some(so) => Some(l),
+                _ => None,
+            },
             "InstanceNormalization" => (r >= 2 && l0 == Some(L::Cf)).then_some(L::Cf),
             "BatchNormalization" | "GroupNormalization" => Some(if r == 1 { L::Flat } else { L::Cf }),
             "Gemm" => Some(L::Flat),
@@ -275,8 +359,9 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
                 }
             }
             "Slice" => match (l0, s0) {
-                (Some(L::Cf), Some(si)) if si.len() == r && si[0] == so[0] => Some(L::Cf),
-                (Some(L::Cl), Some(si)) if si.len() == r && si.last() == so.last() => Some(L::Cl),
+                // Part of the channels (a chunk) or of the grid: the same layout.
+                (Some(L::Cf), Some(si)) if si.len() == r => Some(L::Cf),
+                (Some(L::Cl), Some(si)) if si.len() == r => Some(L::Cl),
                 (Some(L::Flat), Some(si)) if si == so.as_slice() => Some(L::Flat),
                 (Some(L::Tok(p, grid, k)), Some(si)) if si.len() == 2 && si[1] == so[1] => {
                     slice_tokens(g, n, (p, grid, &kinds[k]), si[0], so[0]).map(|(p, grid, ks)| {
@@ -312,6 +397,11 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
             }
             _ => same_shape(),
         };
+        if res.is_none() && !tried && replay(&mut arranger, &mut lay, &mut arranged) {
+            arranger.visit(n);
+            continue;
+        }
+        arranger.visit(n);
         if let Some(l) = res {
             if let L::Tok(_, Some(_), _) = l {
                 let e = seqs.entry(so[0]).or_insert(Some(l));
@@ -322,7 +412,7 @@ pub(crate) fn propagate(g: &GraphProto, input: &str, nhwc: bool, shapes: &Shapes
             lay.insert(out.clone(), l);
         }
     }
-    let mut out = Propagated::default();
+    let mut out = Propagated { arranged, ..Propagated::default() };
     for (k, l) in lay {
         let Some(s) = shape(&k) else { continue };
         let public = match l {
@@ -352,6 +442,9 @@ pub(crate) struct Propagated {
     /// For a token tensor with extra tokens, their names (`cls`, `reg0`, `dist`,
     /// `tok<i>`), one per prefix token.
     pub tokens: HashMap<String, Vec<String>>,
+    /// Tensors read through an [`Arrangement`] (windows, unfolded patches): full shape
+    /// at the probe's batch known, no plain layout.
+    pub arranged: HashMap<String, Arrangement>,
 }
 
 /// The layout of a Reshape back to the shape of the tensor `t` its data came from:
@@ -501,6 +594,11 @@ mod tests {
     use super::super::graph;
     use super::*;
 
+    /// Full shapes at a probe batch of 2 of per-frame `shapes`.
+    fn batched(shapes: &Shapes) -> Shapes {
+        shapes.iter().map(|(k, v)| (k.clone(), [&[2][..], v].concat())).collect()
+    }
+
     #[test]
     fn canonical_shapes_per_layout() {
         assert_eq!(Layout::ChannelsFirst.canonical(&[16, 8, 8]), Some([16, 8, 8]));
@@ -599,7 +697,7 @@ mod tests {
     fn registers_inserted_after_the_class_token_are_left_out_of_the_patch_mean() {
         for probed in [true, false] {
             let (g, shapes) = dinov2_like(true, probed);
-            let p = propagate(&g, "image", false, &shapes);
+            let p = propagate(&g, "image", false, &shapes, &batched(&shapes), 2);
             let want = Layout::Tokens { prefix: 5, grid: Some([4, 4]) };
             for t in ["ln", "o"] {
                 assert_eq!(p.layouts.get(t), Some(&want), "{t} (parameters probed: {probed})");
@@ -617,7 +715,7 @@ mod tests {
         // so neither the sequence nor anything computed from it has a token layout
         // (before, a Linear on it averaged all 21 tokens as if they were patches).
         let (g, shapes) = dinov2_like(false, true);
-        let p = propagate(&g, "image", false, &shapes);
+        let p = propagate(&g, "image", false, &shapes, &batched(&shapes), 2);
         for t in ["cat", "add", "cat_1", "ln", "m", "o"] {
             assert_eq!(p.layouts.get(t), None, "{t}");
         }

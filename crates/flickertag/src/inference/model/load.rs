@@ -386,7 +386,13 @@ impl Model {
             .filter(|(_, p)| (p.float || p.half) && p.shape.first() == Some(&n))
             .map(|(k, p)| (k.clone(), p.shape[1..].to_vec()))
             .collect();
-        let frame_bytes: u64 = shapes.values().map(|s| 4 * s.iter().product::<usize>() as u64).sum();
+        // Every image-dependent float tensor, batch-first or not (windows merged with the
+        // batch axis are as large).
+        let frame_bytes: u64 = probed
+            .values()
+            .filter(|p| p.float || p.half)
+            .map(|p| 4 * (p.shape.iter().product::<usize>() / n) as u64)
+            .sum();
         let mut shapes = shapes;
         let [ic, ih, iw] = input_shape;
         shapes.insert(run_input.clone(), if let Some(t) = clip { vec![ic, t, ih, iw] } else { input_shape.to_vec() });
@@ -396,7 +402,22 @@ impl Model {
         for (s, dims) in &states {
             shapes.insert(s.clone(), dims.clone());
         }
-        let layout::Propagated { mut layouts, tokens: token_names } = layout::propagate(g, &run_input, false, &shapes);
+        let mut full: layout::Shapes =
+            probed.iter().filter(|(_, p)| p.float || p.half).map(|(k, p)| (k.clone(), p.shape.clone())).collect();
+        for (k, s) in &shapes {
+            full.entry(k.clone()).or_insert_with(|| [&[n][..], s].concat());
+        }
+        let layout::Propagated { mut layouts, tokens: token_names, arranged } =
+            layout::propagate(g, &run_input, false, &shapes, &full, n);
+        // Arranged tensors (windows, unfolded patches): per frame, the first axis holds
+        // the frame's share of the batch axis.
+        let mut tables: HashMap<String, Vec<i64>> = HashMap::new();
+        for (k, a) in arranged {
+            let Some(f) = full.get(&k).filter(|f| f.first().is_some_and(|d| d % n == 0)) else { continue };
+            shapes.insert(k.clone(), [&[f[0] / n][..], &f[1..]].concat());
+            layouts.insert(k.clone(), Layout::Arranged { channel_axis: a.channel_axis, grid: a.grid });
+            tables.insert(k, a.table);
+        }
         let time = match clip {
             Some(length) => {
                 // A clip model's channels-first [C, T', H', W'] tensors are read at
@@ -441,8 +462,21 @@ impl Model {
         let mut taps: Vec<TapPoint> = Vec::new();
         let mut convs = 0;
         for cand in &sc.candidates {
+            // The channels-last input that flickertag's own transpose feeds is no module's output.
+            if nhwc && cand.tensor == input_name {
+                continue;
+            }
             let Some(dims) = shapes.get(&cand.tensor) else {
-                skipped.push(Skipped { name: cand.name.clone(), reason: "no batch axis first".into() });
+                let reason = match full.get(&cand.tensor) {
+                    Some(f) => format!(
+                        "its first axis ({} at a batch of {n} frames) holds more than the frames (windows, patches, \
+                         heads), and the graph's data movement gives it no single channel axis on the image grid \
+                         (attention scores and heads are no taps)",
+                        f.first().copied().unwrap_or(0)
+                    ),
+                    None => "no batch axis first".into(),
+                };
+                skipped.push(Skipped { name: cand.name.clone(), reason });
                 continue;
             };
             let Some(&lay) = layouts.get(&cand.tensor) else {
@@ -534,6 +568,7 @@ impl Model {
             frame_bytes,
             tensors,
             half,
+            arranged: tables,
             proto,
             time,
         })

@@ -9,6 +9,7 @@
 //! also numbered by a 1-based conv ordinal in graph order (`#1` is the stem conv): the
 //! paper's "layer 1, 4, 8" count convolutions that way.
 
+mod arrange;
 pub mod checkpoint;
 pub mod control;
 mod conv_means;
@@ -119,6 +120,9 @@ pub struct Model {
     /// Tensors that hold float16 values (a half-precision model): read through a Cast
     /// to float32 before their means or maps are taken.
     pub(crate) half: std::collections::HashSet<String>,
+    /// For each tensor of [`Layout::Arranged`], the row of each grid position (see
+    /// `arrange.rs`): what its maps gather.
+    pub(crate) arranged: HashMap<String, Vec<i64>>,
     /// How the network relates frames: `None` when it sees each frame alone, else a
     /// clip or a recurrent state ([`time`]).
     pub time: Option<Time>,
@@ -316,7 +320,9 @@ impl Model {
     /// copy of the weights ([`serialize`]).
     pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
         let states = self.state_outputs();
-        serialize::Onnx::edited(&self.proto, |p| edit_outputs(p, &self.proto, &self.half, means, full, &states))
+        serialize::Onnx::edited(&self.proto, |p| {
+            edit_outputs(p, &self.proto, (&self.half, &self.arranged), means, full, &states)
+        })
     }
 
     /// Writes the graph as an ONNX file, atomically ([`crate::io::atomic`]): a full disk
@@ -338,7 +344,7 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        edit_outputs(&mut p, &self.proto, &self.half, means, full, &self.state_outputs());
+        edit_outputs(&mut p, &self.proto, (&self.half, &self.arranged), means, full, &self.state_outputs());
         p
     }
 
@@ -364,7 +370,7 @@ fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
 fn edit_outputs(
     p: &mut ModelProto,
     source: &ModelProto,
-    half: &std::collections::HashSet<String>,
+    (half, arranged): (&std::collections::HashSet<String>, &HashMap<String, Vec<i64>>),
     means: &[&TapPoint],
     full: &[&TapPoint],
     states: &[String],
@@ -394,7 +400,13 @@ fn edit_outputs(
     }
     for t in full {
         let x = read(&mut e, &t.tensor);
-        e.map(&format!("flickertag.map.{}", t.name), &x, t.layout, &t.dims, t.chw);
+        let out = format!("flickertag.map.{}", t.name);
+        match (t.layout, arranged.get(&t.tensor)) {
+            (Layout::Arranged { channel_axis, .. }, Some(table)) => {
+                e.map_arranged(&out, &x, (&t.dims, channel_axis), table, t.chw)
+            }
+            _ => e.map(&out, &x, t.layout, &t.dims, t.chw),
+        }
     }
     for s in states {
         e.graph().output.push(graph::value_info(s, None));

@@ -428,6 +428,7 @@ pub(crate) fn scan(g: &GraphProto, inputs: &[&str], probed: &HashMap<String, i32
 
     // Module outputs: a tensor produced inside module P and read outside it.
     let mut chains: Vec<(Vec<String>, String)> = g.node.iter().map(module_chain).collect();
+    inherit_scopes(g, &mut chains);
     let pairs = quantized_pairs(g, &mut chains);
     let chains = merge_repeated_calls(g, chains);
     // A quantized tensor's dequantized copy stands for it: the float `x` read only by
@@ -677,4 +678,40 @@ fn module_kind(g: &GraphProto, chains: &[(Vec<String>, String)], i: usize, n: &N
         return TapKind::Norm;
     }
     TapKind::Other
+}
+
+/// Nodes that the dynamo exporter's optimizer made after export (`node_Split_12`, with
+/// no `name_scopes` metadata, in a graph whose other nodes have it) sit in the innermost
+/// module that holds all their consumers (the module whose forward made the op): without
+/// it, LeViT's `q, k, v = qkv.split(...)` read as a second output of its attention, and
+/// ShuffleNet's `x.chunk(2)` as a second output of the block before.
+fn inherit_scopes(g: &GraphProto, chains: &mut [(Vec<String>, String)]) {
+    let has = |n: &NodeProto| n.metadata_props.iter().any(|p| p.key == "pkg.torch.onnx.name_scopes");
+    if !g.node.iter().any(has) {
+        return;
+    }
+    let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, n) in g.node.iter().enumerate() {
+        for x in &n.input {
+            consumers.entry(x.as_str()).or_default().push(i);
+        }
+    }
+    for (i, n) in g.node.iter().enumerate() {
+        if has(n) {
+            continue;
+        }
+        let users: Vec<usize> = n
+            .output
+            .iter()
+            .flat_map(|o| consumers.get(o.as_str()).cloned().unwrap_or_default())
+            .filter(|&c| has(&g.node[c]))
+            .collect();
+        let Some((&first, rest)) = users.split_first() else { continue };
+        let mut common = chains[first].0.clone();
+        for &c in rest {
+            let k = common.iter().zip(&chains[c].0).take_while(|(a, b)| a == b).count();
+            common.truncate(k);
+        }
+        chains[i].0 = common;
+    }
 }
