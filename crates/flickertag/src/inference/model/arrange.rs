@@ -41,7 +41,7 @@ const NONE: u64 = u64::MAX;
 /// An element a Pad added.
 const PAD: u64 = u64::MAX - 1;
 /// Largest tagged tensor, in elements at the probe's batch (two tags of 8 bytes each).
-const MAX_ELEMENTS: usize = 1 << 24;
+const MAX_ELEMENTS: usize = 1 << 22;
 
 /// Tags of one tensor: per element (row-major, probe batch first), the frame and grid
 /// position it belongs to (`pos`) and its channel (`chan`).
