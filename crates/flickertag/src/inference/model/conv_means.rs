@@ -29,7 +29,7 @@ use onnx_protobuf::ModelProto;
 
 use super::edit::Editor;
 use super::graph;
-use super::layout::attr_ints;
+use super::graph::int_attr as attr_ints;
 
 /// A pointwise convolution whose output mean is cheaper to take from its input.
 #[derive(Debug, Clone, PartialEq)]

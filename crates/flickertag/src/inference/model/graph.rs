@@ -1,9 +1,11 @@
 //! Small helpers to build and edit ONNX graphs (`onnx-protobuf` messages).
 
 use onnx_protobuf::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, NodeProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    NodeProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
+use std::collections::HashMap;
+
 use protobuf::{Enum, EnumOrUnknown, MessageField};
 
 /// ONNX element type code for float32.
@@ -145,4 +147,30 @@ pub fn set_elem_type(v: &mut ValueInfoProto, elem: i32) {
 /// A metadata key/value pair.
 pub fn meta(key: &str, value: &str) -> StringStringEntryProto {
     StringStringEntryProto { key: key.into(), value: value.into(), ..Default::default() }
+}
+
+/// Shapes of probed tensors by name (per frame, batch axis removed, or in full where said).
+pub(crate) type Shapes = HashMap<String, Vec<usize>>;
+
+/// An integer or integer-list attribute of `n` as a list (`[i]` for an integer).
+pub(crate) fn int_attr(n: &NodeProto, k: &str) -> Option<Vec<i64>> {
+    n.attribute.iter().find(|a| a.name == k).map(|a| if a.ints.is_empty() { vec![a.i] } else { a.ints.clone() })
+}
+
+/// The int64 values of a constant tensor (initializer or Constant node).
+pub(crate) fn const_ints(g: &GraphProto, name: &str) -> Option<Vec<i64>> {
+    let t = g.initializer.iter().find(|t| t.name == name).or_else(|| {
+        g.node
+            .iter()
+            .find(|n| n.op_type == "Constant" && n.output.first().map(|s| s.as_str()) == Some(name))
+            .and_then(|n| n.attribute.iter().find(|a| a.name == "value"))
+            .and_then(|a| a.t.as_ref())
+    })?;
+    if !t.raw_data.is_empty() && t.data_type == 7 {
+        Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+    } else if t.data_type == 7 {
+        Some(t.int64_data.clone())
+    } else {
+        None
+    }
 }

@@ -16,6 +16,8 @@ use onnx_protobuf::{GraphProto, NodeProto};
 use serde::{Deserialize, Serialize};
 
 use super::arrange::{is_movement, Arrangement, Arranger, Found};
+pub(crate) use super::graph::Shapes;
+use super::graph::{const_ints, int_attr as attr_ints};
 
 /// How a tap's tensor is laid out, per frame (the batch axis `N` comes first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +45,7 @@ pub enum Layout {
     Flat,
     /// Any arrangement of a grid's positions that the graph's data movement determines
     /// (windowed attention `[N·windows, w·w, C]`, unfolded patches `[N·P, patches, C]`,
-    /// see `arrange.rs`): the frame's elements are its block of the first axis, the
+    /// see `arrange`): the frame's elements are its block of the first axis, the
     /// channels on `channel_axis`, each grid position on one row (a table per tensor).
     Arranged {
         /// Axis of the channels (the first axis, 0, holds frames and windows).
@@ -170,32 +172,6 @@ fn source_parameter<'a>(g: &'a GraphProto, producers: &HashMap<&str, &'a NodePro
     None
 }
 
-/// Per-frame shapes (batch axis removed) of the probed tensors.
-pub(crate) type Shapes = HashMap<String, Vec<usize>>;
-
-/// An integer or integer-list attribute of `n` as a list (`[i]` for an integer).
-pub(super) fn attr_ints(n: &NodeProto, k: &str) -> Option<Vec<i64>> {
-    n.attribute.iter().find(|a| a.name == k).map(|a| if a.ints.is_empty() { vec![a.i] } else { a.ints.clone() })
-}
-
-/// The int64 values of a constant tensor (initializer or Constant node).
-pub(super) fn const_ints(g: &GraphProto, name: &str) -> Option<Vec<i64>> {
-    let t = g.initializer.iter().find(|t| t.name == name).or_else(|| {
-        g.node
-            .iter()
-            .find(|n| n.op_type == "Constant" && n.output.first().map(|s| s.as_str()) == Some(name))
-            .and_then(|n| n.attribute.iter().find(|a| a.name == "value"))
-            .and_then(|a| a.t.as_ref())
-    })?;
-    if !t.raw_data.is_empty() && t.data_type == 7 {
-        Some(t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
-    } else if t.data_type == 7 {
-        Some(t.int64_data.clone())
-    } else {
-        None
-    }
-}
-
 /// Axes of a Reduce* node (attribute before opset 18, input after), made non-negative.
 fn reduce_axes(g: &GraphProto, n: &NodeProto, rank: usize) -> Option<Vec<usize>> {
     let v = attr_ints(n, "axes").or_else(|| n.input.get(1).filter(|s| !s.is_empty()).and_then(|a| const_ints(g, a)))?;
@@ -293,7 +269,7 @@ pub(crate) fn propagate(
             // [N, groups, C*H*W] and an InstanceNormalization of that, whose one
             // "channel" per group is no channel of the model (no one-channel stand-in).
             // A Pad keeps a channels-first layout; a channels-last one only where nothing
-            // is added (else the data movement is replayed, `arrange.rs`).
+            // is added (else the data movement is replayed, `arrange`).
             "Pad" => match l0 {
                 Some(L::Cf) => (r >= 2).then_some(L::Cf),
                 Some(l) if s0 == Some(so) => Some(l),

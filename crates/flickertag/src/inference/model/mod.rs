@@ -121,7 +121,7 @@ pub struct Model {
     /// to float32 before their means or maps are taken.
     pub(crate) half: std::collections::HashSet<String>,
     /// For each tensor of [`Layout::Arranged`], the row of each grid position (see
-    /// `arrange.rs`): what its maps gather.
+    /// `arrange`): what its maps gather.
     pub(crate) arranged: HashMap<String, Vec<i64>>,
     /// How the network relates frames: `None` when it sees each frame alone, else a
     /// clip or a recurrent state ([`time`]).

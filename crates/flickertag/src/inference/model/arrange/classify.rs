@@ -1,0 +1,128 @@
+//! What a tagged tensor is: a plain layout again, an arrangement read through a
+//! table, or nothing flickertag can read (see the parent module).
+
+use super::tags::{each_index, frame_of, grid_of, p_of, strides, Tags, NONE, PAD};
+
+/// How a tagged tensor is read as a tap (see the module doc).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Arrangement {
+    /// The axis of the full tensor (batch axis 0) that holds the channels.
+    pub channel_axis: usize,
+    /// The grid, rows x columns.
+    pub grid: [usize; 2],
+    /// For each grid position (row-major), its row within the frame's block once the
+    /// channel axis is moved last (`[N, rows, C]`).
+    pub table: Vec<i64>,
+}
+
+/// What [`classify`] finds a tagged tensor to be.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Found {
+    /// A plain layout: channels first `[N, C, H, W]` (`grid`), channels last
+    /// `[N, H, W, C]`, patch tokens `[N, T, D]` on `grid`, `[N, C, T]` of a grid, `[N, C]`.
+    ChannelsFirst,
+    /// `[N, H, W, C]`.
+    ChannelsLast,
+    /// `[N, T, D]`, T = rows x columns of the grid.
+    Tokens([usize; 2]),
+    /// `[N, C, T]`, T = rows x columns of the grid.
+    Seq([usize; 2]),
+    /// `[N, C]`.
+    Flat,
+    /// Anything else that reads unambiguously.
+    Arranged(Arrangement),
+}
+
+/// What a tagged tensor is (see the module doc); `None` when the tags do not say.
+/// Positions on a regular sub-lattice of the grid (a strided subsampling, a crop)
+/// are read on a grid of their own; the tags keep the grid they came from, so that
+/// the parts of a cyclic shift still fit together.
+pub(super) fn classify(t: &Tags, n: usize, grids: &[[usize; 2]]) -> Option<Found> {
+    let shape = &t.shape;
+    let r = shape.len();
+    if r < 2 || !shape[0].is_multiple_of(n) || shape[0] < n {
+        return None;
+    }
+    let total = t.pos.len();
+    let block = total / n;
+    // Every element belongs to one frame, block-wise, on one grid.
+    let mut gid = None;
+    for (i, (&p, &c)) in t.pos.iter().zip(&t.chan).enumerate() {
+        if p == PAD {
+            continue;
+        }
+        if p == NONE || c == NONE || c == PAD || frame_of(p) != i / block {
+            return None;
+        }
+        match gid {
+            None => gid = Some(grid_of(p)),
+            Some(g0) if g0 != grid_of(p) => return None,
+            _ => {}
+        }
+    }
+    let gid = gid?;
+    // The channel axis: the one axis along which the channel varies (and the
+    // position does not); along every other axis the channel stays.
+    let axes: Vec<usize> = (1..r).filter(|&a| shape[a] > 1).collect();
+    let varying: Vec<usize> = axes.iter().copied().filter(|&a| !t.constant_along(a, false)).collect();
+    let ca = match varying.as_slice() {
+        [a] if t.constant_along(*a, true) => *a,
+        _ => return None,
+    };
+    let c = shape[ca];
+    // Rows: the elements of channel index 0, in order once the channel axis is last.
+    let st = strides(shape);
+    let mut rest: Vec<usize> = shape.clone();
+    rest.remove(ca);
+    let rows_per_frame = block / c;
+    let mut frame_rows: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    each_index(&rest, |row, idx| {
+        let flat: usize = idx.iter().enumerate().map(|(k, &i)| i * st[if k < ca { k } else { k + 1 }]).sum();
+        let p = t.pos[flat];
+        if p != PAD {
+            frame_rows[row / rows_per_frame].push((row % rows_per_frame, p));
+        }
+    });
+    let [_, gw] = grids[gid];
+    // The positions of frame 0; every frame alike.
+    let mut ys: Vec<usize> = frame_rows[0].iter().map(|(_, p)| p_of(*p) / gw).collect();
+    let mut xs: Vec<usize> = frame_rows[0].iter().map(|(_, p)| p_of(*p) % gw).collect();
+    ys.sort_unstable();
+    ys.dedup();
+    xs.sort_unstable();
+    xs.dedup();
+    let lattice = |v: &[usize]| v.len() < 2 || v.windows(2).all(|w| w[1] - w[0] == v[1] - v[0]);
+    if !lattice(&ys) || !lattice(&xs) || ys.len() * xs.len() != frame_rows[0].len() {
+        return None;
+    }
+    let (h, w) = (ys.len(), xs.len());
+    let sub = |p: usize| -> Option<usize> {
+        let (y, x) = (p / gw, p % gw);
+        Some(ys.binary_search(&y).ok()? * w + xs.binary_search(&x).ok()?)
+    };
+    let mut table = vec![-1i64; h * w];
+    for (f, rows) in frame_rows.iter().enumerate() {
+        let mut seen = vec![-1i64; h * w];
+        for &(row, p) in rows {
+            let q = sub(p_of(p))?;
+            if seen[q] >= 0 {
+                return None; // a position twice
+            }
+            seen[q] = row as i64;
+        }
+        if seen.contains(&-1) || (f > 0 && seen != table) {
+            return None;
+        }
+        table = seen;
+    }
+    let identity = shape[0] == n && !t.pos.contains(&PAD) && table.iter().enumerate().all(|(i, &v)| v == i as i64);
+    let found = match (r, ca) {
+        (4, 1) if identity && [shape[2], shape[3]] == [h, w] => Found::ChannelsFirst,
+        (4, 3) if identity && [shape[1], shape[2]] == [h, w] => Found::ChannelsLast,
+        (3, 2) if identity && shape[1] == h * w => Found::Tokens([h, w]),
+        (3, 1) if identity && shape[2] == h * w => Found::Seq([h, w]),
+        (2, 1) if identity && h * w == 1 => Found::Flat,
+        _ => Found::Arranged(Arrangement { channel_axis: ca, grid: [h, w], table }),
+    };
+    Some(found)
+}
