@@ -47,7 +47,7 @@ pub(super) fn classify(t: &Tags, n: usize, grids: &[[usize; 2]]) -> Option<Found
     let block = total / n;
     // Every element belongs to one frame, block-wise, on one grid.
     let mut gid = None;
-    for (i, (&p, &c)) in t.pos.iter().zip(&t.chan).enumerate() {
+    for (i, (&p, &c)) in t.pos.iter().zip(t.chan.iter()).enumerate() {
         if p == PAD {
             continue;
         }

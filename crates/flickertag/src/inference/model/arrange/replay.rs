@@ -2,6 +2,7 @@
 //! semantics, and the computing ops whose outputs keep plain positions.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use onnx_protobuf::{GraphProto, NodeProto};
 
@@ -75,7 +76,7 @@ impl Arranger {
             pos[flat] = pos_tag(idx[0], gid, p);
             chan[flat] = space | idx[ca] as u64;
         });
-        Some(Tags { shape: shape.to_vec(), pos, chan })
+        Some(Tags { shape: shape.to_vec(), pos: Rc::new(pos), chan: Rc::new(chan) })
     }
 
     /// The tags of `x`: replayed earlier, or seeded from its plain layout.
@@ -310,7 +311,7 @@ impl Arranger {
                         ch[r * cols + j] = chan[lead * cols + j];
                     }
                 }
-                one(Tags { shape: so, pos, chan: ch })
+                one(Tags { shape: so, pos: Rc::new(pos), chan: Rc::new(ch) })
             }
             "LayerNormalization" | "Softmax" | "LogSoftmax" => {
                 let t = self.get(first, plain, full)?;

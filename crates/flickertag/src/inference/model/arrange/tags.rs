@@ -2,6 +2,7 @@
 //! index arithmetic that moves them (see the parent module).
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use onnx_protobuf::{GraphProto, NodeProto};
 
@@ -19,8 +20,8 @@ pub(super) const MAX_ELEMENTS: usize = 1 << 22;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Tags {
     pub(super) shape: Vec<usize>,
-    pub(super) pos: Vec<u64>,
-    pub(super) chan: Vec<u64>,
+    pub(super) pos: Rc<Vec<u64>>,
+    pub(super) chan: Rc<Vec<u64>>,
 }
 
 pub(super) fn pos_tag(frame: usize, grid: usize, p: usize) -> u64 {
@@ -65,22 +66,22 @@ impl Tags {
     /// elements where `None`).
     pub(super) fn moved(&self, shape: Vec<usize>, src: &[Option<usize>]) -> Tags {
         let pick = |v: &[u64], pad: u64| src.iter().map(|s| s.and_then(|i| v.get(i).copied()).unwrap_or(pad)).collect();
-        Tags { pos: pick(&self.pos, PAD), chan: pick(&self.chan, PAD), shape }
+        Tags { pos: Rc::new(pick(&self.pos, PAD)), chan: Rc::new(pick(&self.chan, PAD)), shape }
     }
 
     /// Whether the position (`pos`) or the channel tag stays the same along axis `a`
     /// (padding aside).
     pub(super) fn constant_along(&self, a: usize, pos: bool) -> bool {
         let v = if pos { &self.pos } else { &self.chan };
-        let st = strides(&self.shape);
-        let mut ok = true;
-        each_index(&self.shape, |flat, idx| {
-            if ok && idx[a] > 0 {
-                let (x, y) = (v[flat], v[flat - st[a]]);
-                ok = x == y || x == PAD || y == PAD;
-            }
-        });
-        ok
+        let (st, d) = (strides(&self.shape)[a], self.shape[a]);
+        let block = st * d;
+        // Each element against the one before it along `a`, block by block (no division).
+        v.chunks(block.max(1)).all(|b| {
+            (st..b.len()).all(|i| {
+                let (x, y) = (b[i], b[i - st]);
+                x == y || x == PAD || y == PAD
+            })
+        })
     }
 
     /// The position of each row (all axes but the last), which must not vary along it.
@@ -125,11 +126,12 @@ pub(super) fn concat(parts: &[Tags], axis: usize, shape: Vec<usize>) -> Option<T
     }
     let total: usize = shape.iter().product();
     let (mut pos, mut chan) = (vec![0; total], vec![0; total]);
+    let part_strides: Vec<Vec<usize>> = parts.iter().map(|p| strides(&p.shape)).collect();
     let mut bad = false;
     each_index(&shape, |flat, idx| {
         let k = offsets.iter().rposition(|&o| o <= idx[axis]).unwrap_or(0);
         let p = &parts[k];
-        let st = strides(&p.shape);
+        let st = &part_strides[k];
         let mut f = 0;
         for a in 0..r {
             let i = if a == axis { idx[a] - offsets[k] } else { idx[a] };
@@ -142,7 +144,7 @@ pub(super) fn concat(parts: &[Tags], axis: usize, shape: Vec<usize>) -> Option<T
         pos[flat] = p.pos[f];
         chan[flat] = p.chan[f];
     });
-    (!bad).then_some(Tags { shape, pos, chan })
+    (!bad).then_some(Tags { shape, pos: Rc::new(pos), chan: Rc::new(chan) })
 }
 
 /// Per-axis start and step of a Slice of `si` to `so` (ONNX semantics: negative
