@@ -214,6 +214,15 @@ def transformers_models():
             lambda: nontrivial_transformer(CLIPVisionModel(CLIPVisionConfig(**small))))
 
 
+def hf_swin():
+    """transformers' Swin (4x4 windows on a 16x16 grid, shifted every second block, patch
+    merging by four strided slices and a concat); the dynamo exporter cannot export it."""
+    from transformers import SwinConfig, SwinModel
+
+    return nontrivial_transformer(SwinModel(SwinConfig(image_size=32, patch_size=2, embed_dim=16, depths=[2, 2],
+                                                       num_heads=[1, 2], window_size=4)))
+
+
 def poolformer():
     """timm's PoolFormer (MetaFormer with pooling and GroupNorm1), one block per stage."""
     from timm.models.metaformer import GroupNorm1, MetaFormer
@@ -341,7 +350,12 @@ def zoo():
                                            num_heads=(1, 2)), 3, "nchw", {
             "patch_embed.proj": "nchw", "layers.0.blocks.0.attn.qkv": "rows", "layers.0.blocks.0.attn.proj": "rows",
             "layers.0.blocks.1.attn.qkv": "rows", "layers.0.blocks.1.attn": "rows", "layers.0.blocks.1": "nhwc",
-            "layers.1.blocks.1.attn.proj": "rows", "layers.1.blocks.1.mlp.fc1": "tokens:0"}),
+            "layers.1.downsample.norm": "nhwc", "layers.1.blocks.1.attn.proj": "rows",
+            "layers.1.blocks.1.mlp.fc1": "tokens:0"}),
+        "hf_swin": (hf_swin, 3, "nchw", {
+            "encoder.layers.0.blocks.1.attention.q_proj": "rows", "encoder.layers.0.blocks.1.attention.o_proj": "rows",
+            "encoder.layers.0.blocks.1": "tokens:0", "encoder.layers.0.downsample.norm": "tokens:0",
+            "encoder.layers.0.downsample": "tokens:0", "encoder.layers.1.blocks.0.attention.v_proj": "rows"}),
         # Unfolded patches: the transformer runs on [N·4 pixels of a patch, 64 patches, C].
         "mobilevit": (TinyMobileViT, 3, "nchw", {
             "block.conv_1x1": "nchw", "block.transformer.0.norm1": "rows", "block.transformer.0.attn.qkv": "rows",

@@ -1,7 +1,9 @@
 //! What a tagged tensor is: a plain layout again, an arrangement read through a
 //! table, or nothing flickertag can read (see the parent module).
 
-use super::tags::{each_index, frame_of, grid_of, p_of, strides, Tags, NONE, PAD};
+use std::rc::Rc;
+
+use super::tags::{each_index, frame_of, grid_of, p_of, pos_tag, strides, Tags, NONE, PAD};
 
 /// How a tagged tensor is read as a tap (see the module doc).
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +40,10 @@ pub(crate) enum Found {
 /// are read on a grid of their own; the tags keep the grid they came from, so that
 /// the parts of a cyclic shift still fit together.
 pub(super) fn classify(t: &Tags, n: usize, grids: &[[usize; 2]]) -> Option<Found> {
+    classify_on(t, n, grids, true)
+}
+
+fn classify_on(t: &Tags, n: usize, grids: &[[usize; 2]], may_coarsen: bool) -> Option<Found> {
     let shape = &t.shape;
     let r = shape.len();
     if r < 2 || !shape[0].is_multiple_of(n) || shape[0] < n {
@@ -67,6 +73,11 @@ pub(super) fn classify(t: &Tags, n: usize, grids: &[[usize; 2]]) -> Option<Found
     let varying: Vec<usize> = axes.iter().copied().filter(|&a| !t.constant_along(a, false)).collect();
     let ca = match varying.as_slice() {
         [a] if t.constant_along(*a, true) => *a,
+        // Patch merging (space to depth, Swin's downsampling): the channels of one row
+        // come from a block of the grid; read on the grid of blocks.
+        [a] if may_coarsen => {
+            return coarsened(t, *a, gid, grids).and_then(|(c, g)| classify_on(&c, n, &g, false));
+        }
         _ => return None,
     };
     let c = shape[ca];
@@ -125,4 +136,34 @@ pub(super) fn classify(t: &Tags, n: usize, grids: &[[usize; 2]]) -> Option<Found
         _ => Found::Arranged(Arrangement { channel_axis: ca, grid: [h, w], table }),
     };
     Some(found)
+}
+
+/// `t` with its positions on the grid of blocks that the channel axis `ca` spans (a
+/// space-to-depth: the `by x bx` block of the first row's channels), and the grids
+/// with that coarse grid added; `None` unless the blocks tile the grid.
+fn coarsened(t: &Tags, ca: usize, gid: usize, grids: &[[usize; 2]]) -> Option<(Tags, Vec<[usize; 2]>)> {
+    let [gh, gw] = grids[gid];
+    let st = strides(&t.shape)[ca];
+    let first: Vec<usize> = (0..t.shape[ca]).map(|i| t.pos[i * st]).filter(|p| *p != PAD).map(|p| p_of(p)).collect();
+    let (y0, y1) = (first.iter().map(|p| p / gw).min()?, first.iter().map(|p| p / gw).max()?);
+    let (x0, x1) = (first.iter().map(|p| p % gw).min()?, first.iter().map(|p| p % gw).max()?);
+    let (by, bx) = (y1 - y0 + 1, x1 - x0 + 1);
+    if by * bx < 2 || gh % by != 0 || gw % bx != 0 {
+        return None;
+    }
+    let mut g = grids.to_vec();
+    let coarse = [gh / by, gw / bx];
+    let cid = g.iter().position(|x| *x == coarse).unwrap_or_else(|| {
+        g.push(coarse);
+        g.len() - 1
+    });
+    let pos: Vec<u64> = t
+        .pos
+        .iter()
+        .map(|&p| match p {
+            PAD | NONE => p,
+            _ => pos_tag(frame_of(p), cid, (p_of(p) / gw / by) * coarse[1] + (p_of(p) % gw) / bx),
+        })
+        .collect();
+    Some((Tags { shape: t.shape.clone(), pos: Rc::new(pos), chan: t.chan.clone() }, g))
 }
