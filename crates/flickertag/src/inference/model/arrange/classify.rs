@@ -144,7 +144,7 @@ fn classify_on(t: &Tags, n: usize, grids: &[[usize; 2]], may_coarsen: bool) -> O
 fn coarsened(t: &Tags, ca: usize, gid: usize, grids: &[[usize; 2]]) -> Option<(Tags, Vec<[usize; 2]>)> {
     let [gh, gw] = grids[gid];
     let st = strides(&t.shape)[ca];
-    let first: Vec<usize> = (0..t.shape[ca]).map(|i| t.pos[i * st]).filter(|p| *p != PAD).map(|p| p_of(p)).collect();
+    let first: Vec<usize> = (0..t.shape[ca]).map(|i| t.pos[i * st]).filter(|p| *p != PAD).map(p_of).collect();
     let (y0, y1) = (first.iter().map(|p| p / gw).min()?, first.iter().map(|p| p / gw).max()?);
     let (x0, x1) = (first.iter().map(|p| p % gw).min()?, first.iter().map(|p| p % gw).max()?);
     let (by, bx) = (y1 - y0 + 1, x1 - x0 + 1);
