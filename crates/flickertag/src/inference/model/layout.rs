@@ -216,8 +216,9 @@ pub(crate) fn propagate(
     for n in &g.node {
         let Some(out) = n.output.first() else { continue };
         // Data moved around (windows, unfolded patches, shuffled channels): replayed on
-        // tags where an input has them, or where no rule below applies.
-        // Whether the replay gave `out` tags (then they decide its layout, plain or not).
+        // tags first where an input has them or the op only moves data, else where no
+        // rule below applies. `replay` says whether `out` got tags (then they decide its
+        // layout, plain or arranged, and the rules below are not tried).
         let replay =
             |arranger: &mut Arranger, lay: &mut HashMap<String, L>, arranged: &mut HashMap<String, Arrangement>| {
                 let outs = arranger.replay_node(g, n, &|x| plain(lay, x), full);
@@ -264,10 +265,6 @@ pub(crate) fn propagate(
         let res: Option<L> = match op {
             "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool" | "LpPool" | "GlobalAveragePool" | "GlobalMaxPool"
             | "Resize" | "Upsample" | "DepthToSpace" | "SpaceToDepth" | "LRN" => (r >= 2).then_some(L::Cf),
-            // Channels first by the op's definition, but a model's channels only when
-            // its input is laid out so: GroupNorm is exported as a reshape to
-            // [N, groups, C*H*W] and an InstanceNormalization of that, whose one
-            // "channel" per group is no channel of the model (no one-channel stand-in).
             // A Pad keeps a channels-first layout; a channels-last one only where nothing
             // is added (else the data movement is replayed, `arrange`).
             "Pad" => match l0 {
@@ -275,6 +272,10 @@ pub(crate) fn propagate(
                 Some(l) if s0 == Some(so) => Some(l),
                 _ => None,
             },
+            // Channels first by the op's definition, but a model's channels only when
+            // its input is laid out so: GroupNorm is exported as a reshape to
+            // [N, groups, C*H*W] and an InstanceNormalization of that, whose one
+            // "channel" per group is no channel of the model (no one-channel stand-in).
             "InstanceNormalization" => (r >= 2 && l0 == Some(L::Cf)).then_some(L::Cf),
             "BatchNormalization" | "GroupNormalization" => Some(if r == 1 { L::Flat } else { L::Cf }),
             "Gemm" => Some(L::Flat),
