@@ -538,6 +538,14 @@ def test_taps_of_a_vit_name_modules_and_lay_tokens_out():
     assert any("not determined" in s["reason"] for s in t.attrs["skipped"])
 
 
+def test_taps_of_swin_windows_are_arranged_on_the_grid():
+    t = flickertag.taps(os.path.join(ZOO, "swin.dynamo.onnx"))
+    qkv = t[t["name"] == "layers.0.blocks.1.attn.qkv"].iloc[0]
+    assert qkv["layout"] == "arranged(16x16, channels axis 2)" and qkv["shape"] == [48, 16, 16]
+    assert t[t["name"] == "layers.0.blocks.1"].iloc[0]["layout"] == "channels_last"
+    assert any("attention scores" in s["reason"] for s in t.attrs["skipped"])
+
+
 def test_a_model_without_normalization_needs_mean_and_std_and_rows_index_its_filters():
     model = os.path.join(ZOO, "external", "default.onnx")
     img = os.path.join(ZOO, "image.png")

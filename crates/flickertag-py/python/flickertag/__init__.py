@@ -449,7 +449,8 @@ def taps(model: Any = "resnet32", *, data: Optional[str] = None, input_shape: Op
     """Every tap point of a model as a DataFrame: ``name`` (its ``named_modules()``
     path), ``kind``, ``conv_ordinal``, ``channels``, ``shape`` (what flickertag analyses,
     ``[C, H, W]``), ``layout`` (``channels_first``, ``channels_last``, ``tokens(1+14x14)``,
-    ``flat``, ...), ``tensor`` (the ONNX name), ``aliases`` and ``folded``: for a conv
+    ``flat``, ``arranged(16x16, channels axis 2)`` for windows or unfolded patches whose
+    batch axis holds more than the frames, ...), ``tensor`` (the ONNX name), ``aliases`` and ``folded``: for a conv
     with a BatchNorm folded into it at export, ``"conv1 + bn1"`` (dynamo exporter: the
     tap is named ``bn1``) or ``"conv1 + BatchNorm (unnamed)"`` (legacy exporter: named
     ``conv1``), because the tap holds the BatchNorm's output and the conv's own output
@@ -507,6 +508,9 @@ def _layout_name(layout: dict) -> str:
         return f"token({layout['index']})"
     if kind == "clip":
         return f"clip(t={layout['time']})"
+    if kind == "arranged":
+        h, w = layout["grid"]
+        return f"arranged({h}x{w}, channels axis {layout['channel_axis']})"
     return kind
 
 
