@@ -81,7 +81,9 @@ fn classify_on(t: &Tags, n: usize, grids: &[[usize; 2]], may_coarsen: bool) -> O
         _ => return None,
     };
     let c = shape[ca];
-    // Rows: the elements of channel index 0, in order once the channel axis is last.
+    // Rows: each position's channels, in order once the channel axis is last; a row's
+    // position is that of its first channel a Pad did not add (channels padded with
+    // zeros, as ResNet's option-A shortcut does, are channels like the others).
     let st = strides(shape);
     let mut rest: Vec<usize> = shape.clone();
     rest.remove(ca);
@@ -89,8 +91,7 @@ fn classify_on(t: &Tags, n: usize, grids: &[[usize; 2]], may_coarsen: bool) -> O
     let mut frame_rows: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
     each_index(&rest, |row, idx| {
         let flat: usize = idx.iter().enumerate().map(|(k, &i)| i * st[if k < ca { k } else { k + 1 }]).sum();
-        let p = t.pos[flat];
-        if p != PAD {
+        if let Some(p) = (0..c).map(|j| t.pos[flat + j * st[ca]]).find(|&p| p != PAD) {
             frame_rows[row / rows_per_frame].push((row % rows_per_frame, p));
         }
     });
@@ -126,7 +127,10 @@ fn classify_on(t: &Tags, n: usize, grids: &[[usize; 2]], may_coarsen: bool) -> O
         }
         table = seen;
     }
-    let identity = shape[0] == n && !t.pos.contains(&PAD) && table.iter().enumerate().all(|(i, &v)| v == i as i64);
+    // A plain layout: no row is all padding, and the rows are the grid in order.
+    let identity = shape[0] == n
+        && frame_rows.iter().all(|r| r.len() == rows_per_frame)
+        && table.iter().enumerate().all(|(i, &v)| v == i as i64);
     let found = match (r, ca) {
         (4, 1) if identity && [shape[2], shape[3]] == [h, w] => Found::ChannelsFirst,
         (4, 3) if identity && [shape[1], shape[2]] == [h, w] => Found::ChannelsLast,

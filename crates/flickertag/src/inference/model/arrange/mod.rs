@@ -168,4 +168,37 @@ mod tests {
         assert_eq!(p.layouts.get("shuffled"), Some(&Layout::ChannelsFirst));
         assert_eq!(p.layouts.get("a"), None, "channels split over two axes: no layout");
     }
+
+    #[test]
+    fn regression_option_a_shortcut_with_padded_channels_stays_channels_first() {
+        // ResNet's option-A shortcut: every second row and column (a strided Slice),
+        // then zero channels on both sides (a Pad of the channel axis). Read as
+        // "arranged" it lost its channels-first layout (pruning and CAM need that).
+        let g = GraphProto {
+            initializer: vec![
+                graph::tensor_f32("w", &[4, 3, 1, 1], &[0.5; 12]),
+                graph::tensor_i64("starts", &[0, 0]),
+                graph::tensor_i64("ends", &[i64::MAX, i64::MAX]),
+                graph::tensor_i64("axes", &[2, 3]),
+                graph::tensor_i64("steps", &[2, 2]),
+                graph::tensor_i64("pads", &[0, 2, 0, 0, 0, 2, 0, 0]),
+            ],
+            node: vec![
+                node("Conv", "conv", &["image", "w"], &["c"], vec![]),
+                node("Slice", "sub", &["c", "starts", "ends", "axes", "steps"], &["sub"], vec![]),
+                node("Pad", "pad", &["sub", "pads"], &["padded"], vec![]),
+            ],
+            ..Default::default()
+        };
+        let (per, full) = shapes(&[
+            ("image", &[2, 3, 8, 8]),
+            ("c", &[2, 4, 8, 8]),
+            ("sub", &[2, 4, 4, 4]),
+            ("padded", &[2, 8, 4, 4]),
+        ]);
+        let p = propagate(&g, "image", false, &per, &full, 2);
+        assert_eq!(p.layouts.get("sub"), Some(&Layout::ChannelsFirst));
+        assert_eq!(p.layouts.get("padded"), Some(&Layout::ChannelsFirst));
+        assert!(p.arranged.is_empty(), "{:?}", p.arranged.keys().collect::<Vec<_>>());
+    }
 }
