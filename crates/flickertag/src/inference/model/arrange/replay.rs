@@ -66,6 +66,10 @@ impl Arranger {
             (Found::Flat, [_, _]) => (1, [1, 1]),
             _ => return None,
         };
+        // (Grid ids have 16 bits of a tag, frames 16 and positions 32.)
+        if self.grids.len() >= 0xffff || grid[0] * grid[1] >= 1 << 32 || self.n >= 0xffff {
+            return None;
+        }
         let gid = self.grid_id(grid);
         let space = self.space();
         let mut pos = vec![0; total];
