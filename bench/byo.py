@@ -193,7 +193,10 @@ def recording_cost(bin_, onnx_path, pngs, out, rounds=3):
 
 def vgg_memory(bin_, png, out):
     """Peak memory of flickertag (every conv tap, one image) and of PyTorch with forward
-    hooks on every Conv2d (one image, all 240 frames in batches of 16), VGG16-BN at 224."""
+    hooks on every Conv2d (one image, all 240 frames in batches of 16), VGG16-BN at 224;
+    and flickertag's peaks in `taps` and `analyze` (one image, default taps) against the
+    bound of about twice the model file plus the 512 MB activation budget, on VGG16-BN
+    (553 MB of weights) and Swin-T (110 MB; 3,632 tensors, the tap probe's hardest)."""
     import torchvision
 
     path = os.path.join(out, "vgg16_bn.onnx")
@@ -208,7 +211,19 @@ def vgg_memory(bin_, png, out):
     _, _, pt = cpu_run([sys.executable, "-c", code])
     print(f"vgg16_bn peak memory, one image, every conv tap: flickertag {ft:.0f} MB, PyTorch hooks {pt:.0f} MB "
           f"(target: flickertag within 2,048 MB)")
-    return {"flickertag_peak_mb": ft, "torch_hooks_peak_mb": pt}
+    report = {"flickertag_peak_mb": ft, "torch_hooks_peak_mb": pt}
+    swin = os.path.join(out, "swin_t.onnx")
+    export("swin_t", torchvision.models.swin_t(weights=None).eval(), swin)
+    for name, model in [("vgg16_bn", path), ("swin_t", swin)]:
+        file_mb = os.path.getsize(model) / 2**20
+        bound = 2 * file_mb + 512
+        _, _, taps = cpu_run([bin_, "taps", model])
+        _, _, analyze = cpu_run([bin_, "analyze", "--model", model, "--threads", "2", "--no-stats", "--quiet",
+                                 "--force", "--out", os.path.join(out, f"{name}-bound"), "--image-file", png])
+        print(f"{name} ({file_mb:.0f} MB file) peak memory: taps {taps:.0f} MB, analyze one image {analyze:.0f} MB "
+              f"(bound: 2 x file + 512 = {bound:.0f} MB)")
+        report[name] = {"file_mb": file_mb, "taps_peak_mb": taps, "analyze_peak_mb": analyze, "bound_mb": bound}
+    return report
 
 
 def main(out, bin_, batch_path, n):

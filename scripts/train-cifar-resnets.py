@@ -8,6 +8,9 @@ data README) with the usual recipe: random crops (4 pixels of zero padding) and 
 SGD with Nesterov momentum 0.9, weight decay 5e-4, batch 128, a one-cycle learning rate peaking
 at 0.1, ImageNet's mean and standard deviation as the input normalization (as the pretrained
 checkpoints). Each seed fixes the initialization, the data order and the augmentation.
+Weights and batches are held channels-last (the same arithmetic; 16-20 % faster on this CPU:
+504 -> 423 ms per step at one thread, 288 -> 229 at two, ResNet-20, batch 128); seeds 0 and
+1 (to epoch 22) were trained before this, in the default layout.
 
 Resumable: after every epoch the whole training state (weights, optimizer, schedule, the
 random generators' states) is written to `OUT/resnet<depth>-seed<s>.state.pt`, atomically;
@@ -80,7 +83,7 @@ def train_seed(args, seed, xs, ys, xt, yt, deadline):
     state_path = os.path.join(args.out, f"{name}.state.pt")
     steps = len(xs) // 128
     torch.manual_seed(seed)
-    net = CifarResNet(args.n)
+    net = CifarResNet(args.n).to(memory_format=torch.channels_last)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=args.epochs * steps, pct_start=0.25)
@@ -107,7 +110,7 @@ def train_seed(args, seed, xs, ys, xt, yt, deadline):
         total = 0.0
         for b in range(steps):
             idx = perm[b * 128:(b + 1) * 128]
-            x = augment(normalize(xs[idx]), g)
+            x = augment(normalize(xs[idx]), g).contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(net(x), ys[idx])
             opt.zero_grad()
             loss.backward()
@@ -123,7 +126,8 @@ def train_seed(args, seed, xs, ys, xt, yt, deadline):
         save_atomic({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                      "generator": g.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
                      "seconds": seconds, "log": log, "epochs": args.epochs, "n": args.n}, state_path)
-    sd = {k: v for k, v in net.state_dict().items() if ".shortcut." not in k and not k.endswith("num_batches_tracked")}
+    # contiguous: the checkpoint's tensors in the plain row-major layout every reader expects
+    sd = {k: v.contiguous() for k, v in net.state_dict().items() if ".shortcut." not in k and not k.endswith("num_batches_tracked")}
     save_atomic({"state_dict": sd}, os.path.join(args.out, f"{name}.th"))
     os.remove(state_path)  # the weights and the log are kept; the training state is not needed
     return {"name": name, "seed": seed, "depth": 6 * args.n + 2, "epochs": args.epochs,
