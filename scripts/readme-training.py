@@ -7,7 +7,9 @@ CIFAR ResNets of the data folder, and every network of models/trained/trained.js
 trained here from different seeds by scripts/train-cifar-resnets.py). Prints the table of
 docs/statistics.md ("Several trained networks") with the command of each run.
 Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-training.py [RUNS_DIR]   (after make build;
-with RUNS_DIR holding finished runs only the tables are printed). Standard library only."""
+with RUNS_DIR holding finished runs only the tables are printed). Resumable: a network whose run
+folder in runs/readme-training already holds its control_networks.csv is not run again (delete the
+folder to rerun all, as after a change of flickertag). Standard library only."""
 import csv
 import json
 import os
@@ -43,7 +45,7 @@ def main():
     rows = {}
     for name, model, what in networks():
         out = os.path.join(runs, name)
-        if not reuse:
+        if not reuse and not os.path.exists(os.path.join(out, "control_networks.csv")):
             t = time.time()
             subprocess.run([BIN, "analyze", "--model", model, *ARGS, "--out", out], check=True)
             print(f"{name}: {time.time() - t:.0f} s", flush=True)

@@ -3,6 +3,7 @@ flickertag did not write (PIL-written image folders, numpy arithmetic on the tab
 
 import io
 import json
+import math
 import os
 import subprocess
 
@@ -114,3 +115,61 @@ def test_a_recurrent_model_runs_in_time_from_python_and_agrees_with_pytorch():
     with pytest.raises(flickertag.FlickertagError, match="warmup"):
         flickertag.analyze(os.path.join(TEMPORAL, "clip3d.legacy.onnx"), [image], warmup=5, stats=False,
                            progress=False)
+
+
+def _fpvs_z(amp, h, grid):
+    """z at bin h of amp by the FPVS rule as docs/statistics.md states it (numpy)."""
+    nb = len(amp)
+    noise = [h + j for d in range(2, 11) for j in (-d, d) if 0 < h + j < nb and (h + j) % grid]
+    v = np.sort(amp[noise])[1:-1]
+    return (amp[h] - v.mean()) / v.std(ddof=1) if len(noise) >= 4 else np.nan
+
+
+def _fpvs_choose(spectra, cands, grid):
+    grand = spectra.mean(axis=0)
+    chosen, misses = [], 0
+    for k, h in cands:
+        if _fpvs_z(grand, h, grid) > 1.64:
+            chosen.append((k, h))
+            misses = 0
+        else:
+            misses += 1
+            if misses == 2:
+                break
+    return chosen
+
+
+def _fpvs_responding(spectra, hs, grid):
+    out = 0
+    for s in spectra:
+        p = sorted(0.5 * math.erfc(_fpvs_z(s, h, grid) / math.sqrt(2)) for h in hs)
+        holm = [min(1.0, max((len(p) - i) * q for i, q in enumerate(p[: j + 1]))) for j in range(len(p))]
+        out += bool(holm) and min(holm) <= 0.05
+    return out
+
+
+def test_harmonic_selection_cross_validated_on_halves_matches_a_numpy_transcription():
+    # The lines chosen on half A's grand average, and who responds on each half, as a
+    # numpy transcription of the FPVS rule computes them from the run's own per-image
+    # spectra (the first three splits; every conv tap of the embedded ResNet-32).
+    a = flickertag.analyze("resnet32", taps="conv", harmonic_sum=True, noise_sigma=3.0, stats=False, progress=False)
+    cv = a.harmonic_sum_crossval
+    assert cv is not None and cv["split"].nunique() == 50
+    bins, nb = a.summary["stimulus"]["bins"], a.spectra.shape[2]
+    grid = math.gcd(*bins)
+    regions = a.summary["stimulus"]["region_names"]
+    for _, r in cv[cv["split"] < 3].iterrows():
+        half_a = r["images_a"]
+        half_b = [i for i in range(a.spectra.shape[0]) if i not in half_a]
+        assert len(half_a) == 5 and len(half_b) == 5
+        sa = a.spectra[half_a][:, a.rows(r["tap"])].astype(np.float64).mean(axis=0)
+        sb = a.spectra[half_b][:, a.rows(r["tap"])].astype(np.float64).mean(axis=0)
+        t = regions.index(r["region"])
+        cands = [(k, k * bins[t]) for k in range(1, 21) if k * bins[t] + 2 < nb
+                 and all(o == t or (k * bins[t]) % b for o, b in enumerate(bins))]
+        ca, cb = _fpvs_choose(sa, cands, grid), _fpvs_choose(sb, cands, grid)
+        assert [k for k, _ in ca] == r["harmonics_a"] and [k for k, _ in cb] == r["harmonics_b"], r["tap"]
+        ha, hb = [h for _, h in ca], [h for _, h in cb]
+        got = (r["responding_a"], r["responding_b"], r["responding_b_own"])
+        assert got == (_fpvs_responding(sa, ha, grid), _fpvs_responding(sb, ha, grid),
+                       _fpvs_responding(sb, hb, grid)), r["tap"]

@@ -377,7 +377,9 @@ pub struct AnalyzeArgs {
     pub contrast_sweep: Vec<f32>,
     /// Also compute the harmonic-sum response of FPVS practice: per layer and tag its
     /// significant harmonics, per filter the summed baseline-corrected amplitude and
-    /// whether it responds (Holm) (`harmonic_sum.csv`); needs --noise-sigma above 0.
+    /// whether it responds (Holm) (`harmonic_sum.csv`); with per-image spectra and 4 or
+    /// more images, the line selection cross-validated on image halves
+    /// (`harmonic_sum_crossval.csv`); needs --noise-sigma above 0.
     #[arg(long)]
     pub harmonic_sum: bool,
     /// partial run for `flickertag merge`.

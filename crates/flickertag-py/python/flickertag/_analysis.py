@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ TABLES = (
     "summary.json", "filters.csv", "sweep.csv", "crossval.csv", "layers.csv", "lines.csv", "control.csv",
     "control.json", "control_networks.csv", "control_calibration.csv", "bootstrap.csv", "noise_sweep.csv",
     "region_swap.csv", "contrast_response.csv", "harmonic_sum.csv", "harmonic_sum_harmonics.csv",
+    "harmonic_sum_crossval.csv",
 )
 #: The arrays of a run, by the names of their ``.npy`` files.
 ARRAYS = ("spectra_mean", "scores", "spectra", "coefficients")
@@ -35,6 +36,14 @@ _EXACT: Dict[str, Any] = {"float_precision": "round_trip"} if int(pd.__version__
 
 def _csv(data: Optional[bytes]) -> Optional[pd.DataFrame]:
     return None if data is None else pd.read_csv(io.BytesIO(data), **_EXACT)
+
+
+def _lists(df: Optional[pd.DataFrame], columns: Sequence[str]) -> Optional[pd.DataFrame]:
+    """Space-separated integer columns as lists of int (an empty field: an empty list)."""
+    if df is not None:
+        for c in columns:
+            df[c] = [[] if isinstance(v, float) else [int(x) for x in str(v).split()] for v in df[c]]
+    return df
 
 
 class _Memory:
@@ -244,6 +253,13 @@ class Analysis:
     harmonic_sum_harmonics : DataFrame or None
         ``harmonic_sum_harmonics.csv``: per layer, region and candidate harmonic, its
         z on the layer's grand average and whether it was ``selected``.
+    harmonic_sum_crossval : DataFrame or None
+        ``harmonic_sum_crossval.csv`` (``harmonic_sum=True`` with per-image spectra and at
+        least 4 images): per split into image halves A and B, layer and region, the
+        harmonics chosen on A (``harmonics_a``, a list of k) and those B would choose,
+        the filters responding on A and on B with A's harmonics and on B with its own,
+        and the chance-corrected agreements ``kappa`` and ``kappa_own``; ``images_a``
+        lists half A's images.
     path : str or None
         The run folder this analysis was written to (``out=``) or read from
         (:func:`load`); None for one held in memory.
@@ -285,6 +301,8 @@ class Analysis:
         self.contrast_response = _csv(tables.get("contrast_response.csv"))
         self.harmonic_sum = _csv(tables.get("harmonic_sum.csv"))
         self.harmonic_sum_harmonics = _csv(tables.get("harmonic_sum_harmonics.csv"))
+        self.harmonic_sum_crossval = _lists(_csv(tables.get("harmonic_sum_crossval.csv")),
+                                            ["harmonics_a", "harmonics_b", "images_a"])
         mean, scores = source.array("spectra_mean"), source.array("scores")
         if mean is None or scores is None:
             raise FlickertagError("not a complete flickertag run (no spectra_mean or scores)")

@@ -143,9 +143,46 @@ pub fn holm(p: &[f64]) -> Vec<f64> {
     out
 }
 
-/// The harmonic-sum response of every filter of `a` (see the module doc).
-pub fn harmonic_sums(a: &Analysis) -> Result<(Vec<HarmonicRow>, Vec<FilterSum>)> {
+/// The candidate harmonics `(k, bin)` of tag `r` (bin `bins[r]`) in a spectrum of
+/// `n_bins` bins: below Nyquist with room for noise bins, and not a multiple of another
+/// tag's bin.
+pub(crate) fn candidates(bins: &[usize], r: usize, n_bins: usize) -> Vec<(usize, usize)> {
+    let b = bins[r];
+    (1..=MAX_HARMONICS)
+        .map(|k| (k, k * b))
+        .filter(|&(_, h)| b > 0 && h + 2 < n_bins)
+        .filter(|&(_, h)| bins.iter().enumerate().all(|(o, &ob)| o == r || ob == 0 || !h.is_multiple_of(ob)))
+        .collect()
+}
+
+/// The grand average of a layer's spectra `[filter][bin]`: their mean per bin.
+pub(crate) fn grand_average(spectra: &[Vec<f64>]) -> Vec<f64> {
+    let n_bins = spectra.first().map_or(0, Vec::len);
+    (0..n_bins).map(|k| spectra.iter().map(|s| s[k]).sum::<f64>() / spectra.len() as f64).collect()
+}
+
+/// One filter's `(bca, p_holm)` over the harmonic bins `hs` of its spectrum `s`.
+pub(crate) fn filter_response(s: &[f64], hs: &[usize], grid: usize) -> (f64, f64) {
     use statrs::distribution::{ContinuousCDF, Normal};
+    let norm = Normal::standard();
+    let mut bca = 0.0;
+    let mut p = Vec::with_capacity(hs.len());
+    for &h in hs {
+        let (m, sd) = noise_of(s, &noise_bins(h, grid, s.len()));
+        bca += s[h] - m;
+        p.push(if sd > 0.0 { 1.0 - norm.cdf((s[h] - m) / sd) } else { f64::NAN });
+    }
+    let p_holm = holm(&p).into_iter().fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
+    (bca, p_holm)
+}
+
+/// The response grid of `bins`: the tags' greatest common bin.
+pub(crate) fn response_grid(bins: &[usize]) -> usize {
+    bins.iter().copied().filter(|&b| b > 0).fold(0, gcd)
+}
+
+/// Refuses a run without an input noise floor (see the module doc).
+pub(crate) fn check_noise(a: &Analysis) -> Result<()> {
     if a.config.noise.is_none_or(|n| n.sigma.is_nan() || n.sigma <= 0.0) {
         return Err(Error::param(
             "harmonic-sum",
@@ -153,9 +190,14 @@ pub fn harmonic_sums(a: &Analysis) -> Result<(Vec<HarmonicRow>, Vec<FilterSum>)>
             "no input noise",
         ));
     }
-    let norm = Normal::standard();
+    Ok(())
+}
+
+/// The harmonic-sum response of every filter of `a` (see the module doc).
+pub fn harmonic_sums(a: &Analysis) -> Result<(Vec<HarmonicRow>, Vec<FilterSum>)> {
+    check_noise(a)?;
     let bins = &a.plan.bins;
-    let grid = bins.iter().copied().filter(|&b| b > 0).fold(0, gcd);
+    let grid = response_grid(bins);
     let mut rows = Vec::new();
     let mut sums = Vec::new();
     for (t, tap) in a.taps.iter().enumerate() {
@@ -164,15 +206,10 @@ pub fn harmonic_sums(a: &Analysis) -> Result<(Vec<HarmonicRow>, Vec<FilterSum>)>
         if spectra.is_empty() {
             continue;
         }
-        let grand: Vec<f64> =
-            (0..n_bins).map(|k| spectra.iter().map(|s| s[k]).sum::<f64>() / spectra.len() as f64).collect();
-        for (r, &b) in bins.iter().enumerate() {
+        let grand = grand_average(spectra);
+        for r in 0..bins.len() {
             let region = a.plan.region_names.get(r).cloned().unwrap_or_else(|| format!("tag{r}"));
-            let candidates: Vec<(usize, usize)> = (1..=MAX_HARMONICS)
-                .map(|k| (k, k * b))
-                .filter(|&(_, h)| b > 0 && h + 2 < n_bins)
-                .filter(|&(_, h)| bins.iter().enumerate().all(|(o, &ob)| o == r || ob == 0 || !h.is_multiple_of(ob)))
-                .collect();
+            let candidates = candidates(bins, r, n_bins);
             let z: Vec<f64> = candidates.iter().map(|&(_, h)| z_at(&grand, h, grid)).collect();
             let chosen = consecutive_selection(&z);
             for (i, &(k, h)) in candidates.iter().enumerate() {
@@ -188,14 +225,7 @@ pub fn harmonic_sums(a: &Analysis) -> Result<(Vec<HarmonicRow>, Vec<FilterSum>)>
             }
             let hs: Vec<usize> = chosen.iter().map(|&i| candidates[i].1).collect();
             for (c, s) in spectra.iter().enumerate() {
-                let mut bca = 0.0;
-                let mut p = Vec::with_capacity(hs.len());
-                for &h in &hs {
-                    let (m, sd) = noise_of(s, &noise_bins(h, grid, n_bins));
-                    bca += s[h] - m;
-                    p.push(if sd > 0.0 { 1.0 - norm.cdf((s[h] - m) / sd) } else { f64::NAN });
-                }
-                let p_holm = holm(&p).into_iter().fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
+                let (bca, p_holm) = filter_response(s, &hs, grid);
                 sums.push(FilterSum {
                     tap: tap.tap.name.clone(),
                     channel: c,

@@ -16,6 +16,7 @@ mod config;
 pub mod contrast;
 mod derived;
 pub mod ftest;
+pub mod harmonic_crossval;
 pub mod harmonic_sum;
 pub mod maps;
 pub mod networks;

@@ -199,6 +199,22 @@ pub struct SplitSets {
     pub set_a: Vec<Vec<usize>>,
 }
 
+/// The outer splits of `n_img` images (seeded by `seed`): per split, half A (the first
+/// `n_img / 2` of a fresh shuffle) and half B (the rest), in shuffled order. The same
+/// halves for every use of one seed: the scores' cross-validation, its ablation check
+/// and the harmonic selection's ([`crate::analysis::harmonic_crossval`]).
+pub fn halves(n_img: usize, splits: usize, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xC055);
+    let mut order: Vec<usize> = (0..n_img).collect();
+    (0..splits)
+        .map(|_| {
+            order.shuffle(&mut rng);
+            let (a, b) = order.split_at(n_img / 2);
+            (a.to_vec(), b.to_vec())
+        })
+        .collect()
+}
+
 /// [`cross_validate`], with each split's halves and A's set.
 pub fn cross_validate_sets(
     layers: &[&[Vec<f64>]],
@@ -226,12 +242,9 @@ pub fn cross_validate_sets(
         out
     };
     let mut sets = Vec::with_capacity(splits);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xC055);
-    let mut order: Vec<usize> = (0..n_img).collect();
     let mut out = Vec::with_capacity(splits);
-    for split in 0..splits {
-        order.shuffle(&mut rng);
-        let (a, b) = order.split_at(n_img / 2);
+    for (split, (a, b)) in halves(n_img, splits, seed).into_iter().enumerate() {
+        let (a, b) = (a.as_slice(), b.as_slice());
         let (ma, mb) = (means(layers, a), means(layers, b));
         // A's inner halves, the same for every candidate.
         let mut inner_rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed.wrapping_add(split as u64) ^ 0x1AA);

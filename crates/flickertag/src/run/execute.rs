@@ -358,6 +358,11 @@ impl Plan {
         }
         if self.harmonic_sum {
             extras.harmonic_sum = Some(analysis::harmonic_sum::harmonic_sums(result)?);
+            // Cross-validated where the halves can be formed from kept spectra.
+            if result.per_image.is_some() && result.images.len() >= 4 {
+                let (splits, seed) = (self.config.stats.splits.clamp(1, 50), self.config.stats.seed);
+                extras.harmonic_crossval = Some(analysis::harmonic_crossval::harmonic_crossval(result, splits, seed)?);
+            }
         }
         if self.region_swap {
             let mut cfg = self.config.clone();

@@ -61,8 +61,9 @@ pub struct AnalysisOptions {
     /// (`contrast_response.csv`); empty: no sweep.
     pub contrast_sweep: Vec<f32>,
     /// Also compute the harmonic-sum response of FPVS practice
-    /// ([`crate::analysis::harmonic_sum`]; `harmonic_sum.csv`); needs an input noise floor
-    /// (`noise_sigma` > 0).
+    /// ([`crate::analysis::harmonic_sum`]; `harmonic_sum.csv`), and with per-image spectra
+    /// and at least 4 images its line selection cross-validated on image halves
+    /// (`harmonic_sum_crossval.csv`); needs an input noise floor (`noise_sigma` > 0).
     pub harmonic_sum: bool,
     /// SNR preset: `authors`, `mne`, `fpvs`, `grid`.
     pub preset: String,

@@ -190,6 +190,10 @@ pub struct Extras {
     /// filter and tag its sum and whether it responds (`harmonic_sum_harmonics.csv`,
     /// `harmonic_sum.csv`).
     pub harmonic_sum: Option<(Vec<analysis::harmonic_sum::HarmonicRow>, Vec<analysis::harmonic_sum::FilterSum>)>,
+    /// The harmonic selection cross-validated over halves of the images
+    /// (`harmonic_sum_crossval.csv`; with the harmonic sum, per-image spectra and at least
+    /// 4 images).
+    pub harmonic_crossval: Option<Vec<analysis::harmonic_crossval::HarmonicSplit>>,
 }
 
 /// A whole run held in memory: the analysis, its extras, and the first image (on which
@@ -306,6 +310,22 @@ impl Extras {
                 let _ = writeln!(s);
             }
         }
+        if let Some(rows) = &self.harmonic_crossval {
+            let splits = rows.iter().map(|r| r.split).max().map_or(0, |m| m + 1);
+            let same = rows.iter().filter(|r| r.harmonics_a == r.harmonics_b).count();
+            let mr = |f: fn(&analysis::harmonic_crossval::HarmonicSplit) -> f64| {
+                crate::importance::crossval::mean_and_range(rows.iter().map(f))
+            };
+            let (k, k_lo, k_hi) = mr(|r| r.kappa);
+            let (o, o_lo, o_hi) = mr(|r| r.kappa_own);
+            let _ = writeln!(
+                s,
+                "harmonic selection cross-validated ({splits} splits into halves A, B): B's own harmonics equal A's \
+                 in {same} of {} (split, tap, tag); responders on A and on B with A's harmonics agree, kappa \
+                 {k:.3} [{k_lo:.3}, {k_hi:.3}]; on B with A's against B's own harmonics {o:.3} [{o_lo:.3}, {o_hi:.3}]",
+                rows.len()
+            );
+        }
         if let Some(rows) = &self.region_swap {
             let _ = writeln!(
                 s,
@@ -323,7 +343,8 @@ impl Extras {
 
     /// The extras' files, rendered in memory by file name: `control.csv`,
     /// `control_calibration.csv`, `control_networks.csv` and `control.json`, `bootstrap.csv`, `noise_sweep.csv`, `region_swap.csv`, `contrast_response.csv`,
-    /// `harmonic_sum.csv` and `harmonic_sum_harmonics.csv` (those asked for).
+    /// `harmonic_sum.csv`, `harmonic_sum_harmonics.csv` and `harmonic_sum_crossval.csv`
+    /// (those asked for).
     pub fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
         let mut files = Vec::new();
         if let Some(c) = &self.control {
@@ -361,6 +382,9 @@ impl Extras {
             let (f, h) = analysis::harmonic_sum::to_csv(rows, sums);
             files.push(("harmonic_sum.csv", f.into_bytes()));
             files.push(("harmonic_sum_harmonics.csv", h.into_bytes()));
+        }
+        if let Some(rows) = &self.harmonic_crossval {
+            files.push(("harmonic_sum_crossval.csv", analysis::harmonic_crossval::to_csv(rows).into_bytes()));
         }
         files
     }
