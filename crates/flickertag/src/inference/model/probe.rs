@@ -22,8 +22,9 @@ pub(crate) struct Probed {
     pub shape: Vec<usize>,
 }
 
-/// Most tensors exposed by one direct probe run (the fallback of [`probe_tensors`]). A
-/// graph with more is probed in several runs, so that the outputs held at once stay bounded: a 1.4 MB chain of 40,000 ReLUs
+/// Most tensors probed by one run of [`probe_tensors`]. A graph with more is probed in
+/// several runs, so that the outputs held at once (direct) and the nodes added (compact)
+/// stay bounded: a 1.4 MB chain of 40,000 ReLUs
 /// exposed all 40,000 (1 GB of outputs at batch 2) and `taps` peaked at 1.26 GB. Every
 /// network of the zoo and the CIFAR ResNets has far fewer, so they are probed in one run.
 pub(crate) const PROBE_CHUNK: usize = 2048;
@@ -51,18 +52,26 @@ pub(crate) struct ProbeInput<'a> {
 /// all at once: 902 MB of outputs for torchvision's Swin-T at 224 (3,632 tensors at
 /// batch 2), and `taps` peaked at 1.2 GB on a 110 MB model. Where the compact graph
 /// does not build or run (a sequence-typed tensor has no `Shape`; opsets before 10 have
-/// no `Slice` with inputs), the tensors are exposed directly, at most [`PROBE_CHUNK`] at
-/// a time.
+/// no `Slice` with inputs), the tensors are exposed directly. Either way at most
+/// [`PROBE_CHUNK`] tensors per run.
 pub(crate) fn probe_tensors(
     proto: &ModelProto,
     input: ProbeInput<'_>,
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
-    match probe_compact(proto, input, names, n) {
-        Ok(m) => Ok(m),
-        Err(_) => probe_chunked(proto, input, names, n),
+    // At most PROBE_CHUNK tensors per compact run too: one run with the probes of all
+    // 40,000 tensors of a chain of ReLUs (120,000 nodes added) did not finish in 10
+    // minutes, where runs of 2,048 take 31 s in all.
+    let chunks: Vec<&[String]> = if names.is_empty() { vec![names] } else { names.chunks(PROBE_CHUNK).collect() };
+    let mut m = HashMap::new();
+    for chunk in chunks {
+        match probe_compact(proto, input, chunk, n) {
+            Ok(part) => m.extend(part),
+            Err(_) => return probe_chunked(proto, input, names, n),
+        }
     }
+    Ok(m)
 }
 
 /// The direct probe of [`probe_tensors`]: the tensors themselves exposed, at most
