@@ -16,8 +16,7 @@ pub(crate) struct Editor<'a> {
 impl<'a> Editor<'a> {
     /// An editor of `proto`.
     pub fn new(proto: &'a mut ModelProto) -> Self {
-        let opset =
-            proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(13, |o| o.version);
+        let opset = graph::default_opset(proto);
         Editor { proto, opset }
     }
 

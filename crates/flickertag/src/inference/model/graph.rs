@@ -25,6 +25,12 @@ pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<
     }
 }
 
+/// The version of the default (`ai.onnx`) operator set `proto` imports (13 when it
+/// names none).
+pub(crate) fn default_opset(proto: &onnx_protobuf::ModelProto) -> i64 {
+    proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(13, |o| o.version)
+}
+
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {

@@ -63,9 +63,8 @@ pub(crate) fn probe_tensors(
     // At most PROBE_CHUNK tensors per compact run too: one run with the probes of all
     // 40,000 tensors of a chain of ReLUs (120,000 nodes added) did not finish in 10
     // minutes, where runs of 2,048 take 31 s in all.
-    let chunks: Vec<&[String]> = if names.is_empty() { vec![names] } else { names.chunks(PROBE_CHUNK).collect() };
     let mut m = HashMap::new();
-    for chunk in chunks {
+    for chunk in runs(names) {
         match probe_compact(proto, input, chunk, n) {
             Ok(part) => m.extend(part),
             Err(_) => return probe_chunked(proto, input, names, n),
@@ -82,13 +81,21 @@ fn probe_chunked(
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
-    // At least one run, which also tells whether the graph runs at all.
-    let chunks: Vec<&[String]> = if names.is_empty() { vec![names] } else { names.chunks(PROBE_CHUNK).collect() };
     let mut m = HashMap::new();
-    for chunk in chunks {
+    for chunk in runs(names) {
         m.extend(probe_direct(proto, input, chunk, n)?);
     }
     Ok(m)
+}
+
+/// `names` in runs of at most [`PROBE_CHUNK`]; at least one run, which also tells
+/// whether the graph runs at all.
+fn runs(names: &[String]) -> Vec<&[String]> {
+    if names.is_empty() {
+        vec![names]
+    } else {
+        names.chunks(PROBE_CHUNK).collect()
+    }
 }
 
 /// The names a compact probe gives the shape and first element of the `i`-th tensor.
@@ -103,9 +110,7 @@ fn probe_compact(
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
-    let opset =
-        proto.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(13, |o| o.version);
-    if opset < 10 {
+    if graph::default_opset(proto) < 10 {
         return Err(crate::error::Error::Runtime("opset before 10: Slice takes attributes".into()));
     }
     let first = proto.graph.as_ref().expect("checked at load").output[0].name.clone();
