@@ -68,7 +68,8 @@ def main():
         below = sum(p == 0 for p in pct)
         print(f"- {s}: above every control in {above} of {n}, below every control in {below} of {n}; "
               f"percentiles {', '.join(f'{p:.0f}' for p in pct)}; (trained - control mean) / control SD: median "
-              f"{statistics.median(z):+.2f}, range {min(z):+.2f} to {max(z):+.2f}")
+              f"{statistics.median(z):+.2f}, range {min(z):+.2f} to {max(z):+.2f} (the {len(z)} of {n} networks whose "
+              "controls vary)")
 
 
 if __name__ == "__main__":
