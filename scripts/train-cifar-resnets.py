@@ -9,7 +9,8 @@ SGD with Nesterov momentum 0.9, weight decay 5e-4, batch 128, a one-cycle learni
 at 0.1, ImageNet's mean and standard deviation as the input normalization (as the pretrained
 checkpoints). Each seed fixes the initialization, the data order and the augmentation.
 Weights and batches are held channels-last (the same arithmetic; 16-20 % faster on this CPU:
-504 -> 423 ms per step at one thread, 288 -> 229 at two, ResNet-20, batch 128); seeds 0 and
+504 -> 423 ms per step at one thread, 288 -> 229 at two, ResNet-20, batch 128:
+`scripts/bench-train-step.py THREADS`); seeds 0 and
 1 (to epoch 22) were trained before this, in the default layout.
 
 Resumable: after every epoch the whole training state (weights, optimizer, schedule, the
