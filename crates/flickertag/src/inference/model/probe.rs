@@ -63,14 +63,7 @@ pub(crate) fn probe_tensors(
     // At most PROBE_CHUNK tensors per compact run too: one run with the probes of all
     // 40,000 tensors of a chain of ReLUs (120,000 nodes added) did not finish in 10
     // minutes, where runs of 2,048 take 31 s in all.
-    let mut m = HashMap::new();
-    for chunk in runs(names) {
-        match probe_compact(proto, input, chunk, n) {
-            Ok(part) => m.extend(part),
-            Err(_) => return probe_chunked(proto, input, names, n),
-        }
-    }
-    Ok(m)
+    in_runs(names, |run| probe_compact(proto, input, run, n)).or_else(|_| probe_chunked(proto, input, names, n))
 }
 
 /// The direct probe of [`probe_tensors`]: the tensors themselves exposed, at most
@@ -81,9 +74,17 @@ fn probe_chunked(
     names: &[String],
     n: usize,
 ) -> Result<HashMap<String, Probed>> {
+    in_runs(names, |run| probe_direct(proto, input, run, n))
+}
+
+/// `probe` over `names` in [`runs`], the results merged; the first error ends it.
+fn in_runs(
+    names: &[String],
+    probe: impl Fn(&[String]) -> Result<HashMap<String, Probed>>,
+) -> Result<HashMap<String, Probed>> {
     let mut m = HashMap::new();
-    for chunk in runs(names) {
-        m.extend(probe_direct(proto, input, chunk, n)?);
+    for run in runs(names) {
+        m.extend(probe(run)?);
     }
     Ok(m)
 }
