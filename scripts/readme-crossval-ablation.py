@@ -10,7 +10,7 @@ the same layer (`flickertag importance-truth --crossval-splits 20`). The single-
 ground truth of the same command is not used here (`--n-images 2`, its minimum).
 
 Usage: FLICKERTAG_DATA=../shared/data python3 scripts/readme-crossval-ablation.py
-       [--models=resnet20,resnet32,resnet44,resnet56,models/trained/resnet20-seed0.th]   (after make build)
+       [--models=resnet20,resnet32,resnet44,resnet56,models/trained/resnet20-seed0.th,...]   (after make build)
 Standard library only: it reads the run folders flickertag writes."""
 import csv
 import json
@@ -26,7 +26,7 @@ BIN = os.path.join(ROOT, "target", "release", "flickertag")
 os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
 if "FLICKERTAG_DATA" not in os.environ:
     sys.exit("set FLICKERTAG_DATA")
-MODELS = ["resnet20", "resnet32", "resnet44", "resnet56", "models/trained/resnet20-seed0.th"]
+MODELS = ["resnet20", "resnet32", "resnet44", "resnet56"] + [f"models/trained/resnet20-seed{s}.th" for s in range(5)]
 for a in sys.argv[1:]:
     if a.startswith("--models="):
         MODELS = a.split("=", 1)[1].split(",")
