@@ -26,7 +26,9 @@ BIN = os.path.join(ROOT, "target", "release", "flickertag")
 os.environ.setdefault("ORT_DYLIB_PATH", os.path.join(ROOT, ".cache/onnxruntime/1.31.1/libonnxruntime.so"))
 if "FLICKERTAG_DATA" not in os.environ:
     sys.exit("set FLICKERTAG_DATA")
-MODELS = ["resnet20", "resnet32", "resnet44", "resnet56"] + [f"models/trained/resnet20-seed{s}.th" for s in range(5)]
+# The pretrained ResNets, then every network trained here (models/trained/trained.json).
+MODELS = ["resnet20", "resnet32", "resnet44", "resnet56"] + [
+    f"models/trained/{name}.th" for name in sorted(json.load(open(os.path.join(ROOT, "models", "trained", "trained.json"))))]
 for a in sys.argv[1:]:
     if a.startswith("--models="):
         MODELS = a.split("=", 1)[1].split(",")
