@@ -77,26 +77,20 @@ fn probe_chunked(
     in_runs(names, |run| probe_direct(proto, input, run, n))
 }
 
-/// `probe` over `names` in [`runs`], the results merged; the first error ends it.
+/// `probe` over `names` in runs of at most [`PROBE_CHUNK`], the results merged; the
+/// first error ends it. At least one run, which also tells whether the graph runs at all.
 fn in_runs(
     names: &[String],
     probe: impl Fn(&[String]) -> Result<HashMap<String, Probed>>,
 ) -> Result<HashMap<String, Probed>> {
+    if names.is_empty() {
+        return probe(names);
+    }
     let mut m = HashMap::new();
-    for run in runs(names) {
+    for run in names.chunks(PROBE_CHUNK) {
         m.extend(probe(run)?);
     }
     Ok(m)
-}
-
-/// `names` in runs of at most [`PROBE_CHUNK`]; at least one run, which also tells
-/// whether the graph runs at all.
-fn runs(names: &[String]) -> Vec<&[String]> {
-    if names.is_empty() {
-        vec![names]
-    } else {
-        names.chunks(PROBE_CHUNK).collect()
-    }
 }
 
 /// The names a compact probe gives the shape and first element of the `i`-th tensor.
