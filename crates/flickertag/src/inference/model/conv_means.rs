@@ -17,26 +17,29 @@
 //! - a 1x1 convolution with stride 1 and no padding that has fewer input than output
 //!   channels (`C_in < C_out`): every offset sees the whole input, `M` is its
 //!   `GlobalAveragePool` `[N, C_in, 1, 1]`, shared by the convs that read it. ResNet-50
-//!   at 224: the taps' cost fell from about 18 % to about 10 % of plain inference
+//!   at 224, 2026-12-05: the taps' cost fell from about 18 % to about 10 % of plain inference
 //!   (`flickertag bench --taps conv` against `--taps none`, batch 5).
 //! - any other 2-D convolution (kernel, stride, padding, dilation and groups as
 //!   given) whose input holds at most half as many values per frame as its output,
 //!   such as a stem that takes 3 channels to 64: `M` `[N, C_in, kh, kw]` is summed by
 //!   two depthwise convolutions with constant kernels, `1 x W'` along the rows
 //!   (dilated by the stride, stepping by the dilation) then `H' x 1` along the
-//!   columns. VGG16-BN at 224, every conv tap: 93 % of plain inference's frames per
-//!   CPU-second with the output's pool, 98 % this way; ResNet-50's 7x7 stem: its
-//!   `Relu` and pool, about 1 % of inference, are gone (onnxruntime-python, 8
-//!   interleaved rounds, 2 threads, batch 5).
+//!   columns. It reads the smaller tensor, and the conv keeps its fusion with the
+//!   `Relu` (or `BatchNormalization`) after it. What that saves is small and, on this
+//!   project's machine, within the noise of one call: ResNet-50's 7x7 stem `Relu` and
+//!   pool took 1.9 ms of about 210 ms per batch of 5 in ONNX Runtime's profile;
+//!   docs/benchmarks.md has the timings (`bench/tap_means_ab.py`).
 //!
 //! Both agree with the output's pool to float rounding (test
 //! `conv_means_from_the_input_match_the_convolution_computed_in_f64`).
 //!
-//! Measured and not done: the same for convs whose input is as large as their output
-//! (ResNet-50's stride-1 3x3 convs): the window sums read as much as the output's
-//! pool, and ResNet-50 went from 95 % to 92 % of plain inference that way (with
-//! `AveragePool`s in place of the depthwise convs: no better, and ResNet-32's 3x3
-//! convs at 32 x 32 went from 83 % to 75 %).
+//! Measured and not chosen: windows for convs whose input is as large as their
+//! output (ResNet-50's stride-1 3x3 convs): they read as much as the output's pool,
+//! and the timings disagree from call to call (`bench/tap_means_ab.py`, strategy
+//! `windows-all`: 93.9 against 93.5 % of plain inference in one call, 91.9 against
+//! 94.8 % in a draft of it); `AveragePool`s in place of the depthwise convs were no
+//! better, and one `AveragePool` with an `H' x W'` window made ResNet-32's 3x3 convs
+//! at 32 x 32 slower (83 % to 75 % of plain inference).
 
 use std::collections::HashMap;
 
