@@ -100,10 +100,8 @@ pub(crate) fn from_input_convs(
     let mut out = HashMap::new();
     for n in &g.node {
         let standard = n.domain.is_empty() || n.domain == "ai.onnx";
-        if n.op_type != "Conv" || !standard || n.output.len() != 1 || !(2..=3).contains(&n.input.len()) {
-            continue;
-        }
-        if n.input[0].is_empty() {
+        let arity = n.output.len() == 1 && (2..=3).contains(&n.input.len());
+        if n.op_type != "Conv" || !standard || !arity || n.input[0].is_empty() {
             continue;
         }
         let Some(&[c_out, per_group, kh, kw]) = weights.get(n.input[1].as_str()).copied() else { continue };
@@ -119,10 +117,8 @@ pub(crate) fn from_input_convs(
             None
         } else {
             let (Some(x), Some(y)) = (dims(&n.input[0]), dims(&n.output[0])) else { continue };
-            match geometry.windows(c_in as i64, c_out, [kh, kw], &x, &y) {
-                Some(w) => Some(w),
-                None => continue,
-            }
+            let Some(w) = geometry.windows(c_in as i64, c_out, [kh, kw], &x, &y) else { continue };
+            Some(w)
         };
         let bias = n.input.get(2).filter(|b| !b.is_empty()).cloned();
         let (input, weight) = (n.input[0].clone(), n.input[1].clone());
