@@ -1,24 +1,27 @@
 """Ways of recording every conv's per-channel mean, timed against each other in
-onnxruntime-python: what `crates/flickertag/src/inference/model/conv_means.rs`
-chooses between, measured outside flickertag (its doc cites these figures).
+onnxruntime-python: what `crates/flickertag/src/inference/model/conv_means.rs` chose
+between (its module doc and docs/benchmarks.md cite these figures).
 
     .venv/bin/python bench/tap_means_ab.py MODEL.onnx [--rounds 8] [--batch 5] [--threads 2]
-        [--strategies none,output,flickertag,windows-all]
+        [--strategies none,output,pointwise,half-windows,windows-all]
 
 Strategies (every `Conv` with an initializer weight is tapped):
 - `none`: no taps (plain inference, the reference);
 - `output`: a `GlobalAveragePool` of each conv's output;
-- `flickertag`: flickertag's rule: the input's pool for an expanding pointwise conv
-  (stride 1, no padding), the input's windows for a conv whose input holds at most
-  half as many values as its output, else the output's pool;
-- `windows-all`: the input's windows for every conv whose windows fit (the pointwise
-  rule as in `flickertag`), whatever the sizes.
+- `pointwise`: flickertag's rule: the input's pool for an expanding pointwise conv
+  (stride 1, no padding), else the output's pool;
+- `half-windows`: as `pointwise`, and the input's windows for a conv whose input holds
+  at most half as many values as its output (tried in flickertag and reverted);
+- `windows-all`: as `pointwise`, and the input's windows for every conv whose windows
+  fit, whatever the sizes.
 
-Each strategy has its own session (2 threads, spinning stopped between runs, as
-flickertag sets them); rounds are interleaved (A B C, B C A, ...) and each times 6
-batches of random frames by CPU time. Printed: median frames per CPU-second, every
-round, and the ratio to `none`; first, each strategy's means against `output`'s
-(largest difference relative to the largest mean)."""
+The windows: two depthwise convs with constant kernels sum the input over each kernel
+offset's window (`1 x W'` dilated by the stride, then `H' x 1`), and the conv's weights
+applied to those means give its mean. Each strategy has its own session (spinning
+stopped between runs, as flickertag sets it); rounds are interleaved (A B C, B C A,
+...) and each times 6 batches of random frames by CPU time. Printed: median frames per
+CPU-second, every round, and the ratio to the first strategy; first, each strategy's
+means against `output`'s (largest difference relative to the largest mean)."""
 
 import argparse
 import time
@@ -66,7 +69,7 @@ def tapped(src, strategy, shapes):
         group = ints(n, "group", [1])[0]
         mean, bias = "mean." + n.output[0], list(n.input[2:3])
         pointwise = [kh, kw] == [1, 1] and ints(n, "strides", [1, 1]) == [1, 1] and ints(n, "pads", [0] * 4) == [0] * 4
-        win = windows(n, shapes, weights) if strategy != "output" and not pointwise else None
+        win = windows(n, shapes, weights) if strategy in ("half-windows", "windows-all") and not pointwise else None
         if strategy != "output" and pointwise and per_group * group < co:
             p = "pool." + n.input[0]
             if p not in pooled:
@@ -95,7 +98,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--batch", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--strategies", default="none,output,flickertag,windows-all")
+    ap.add_argument("--strategies", default="none,output,pointwise,half-windows,windows-all")
     a = ap.parse_args()
 
     src = onnx.load(a.model)
@@ -103,6 +106,9 @@ def main():
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim][2:]
               for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
     names = a.strategies.split(",")
+    known = ["none", "output", "pointwise", "half-windows", "windows-all"]
+    if any(k not in known for k in names):
+        ap.error(f"--strategies: a comma-separated list of {', '.join(known)} (got {a.strategies!r})")
     sessions = {}
     for k in names:
         so = ort.SessionOptions()

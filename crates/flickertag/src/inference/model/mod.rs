@@ -116,7 +116,7 @@ pub struct Model {
     /// what sizes the inference batch ([`Model::batch_for`]).
     pub frame_bytes: u64,
     /// Layout and per-frame shape of every image-dependent float tensor with a known layout.
-    pub(crate) tensors: Tensors,
+    pub(crate) tensors: HashMap<String, (Layout, Vec<usize>)>,
     /// Tensors that hold float16 values (a half-precision model): read through a Cast
     /// to float32 before their means or maps are taken.
     pub(crate) half: std::collections::HashSet<String>,
@@ -127,9 +127,6 @@ pub struct Model {
     /// clip or a recurrent state ([`time`]).
     pub time: Option<Time>,
 }
-
-/// Layout and per-frame shape of tensors, by name ([`Model::tensors`]).
-pub(crate) type Tensors = HashMap<String, (Layout, Vec<usize>)>;
 
 /// The model of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -324,7 +321,7 @@ impl Model {
     pub(crate) fn session_onnx(&self, means: &[&TapPoint], full: &[&TapPoint]) -> Result<serialize::Onnx<'static>> {
         let states = self.state_outputs();
         serialize::Onnx::edited(&self.proto, |p| {
-            edit_outputs(p, &self.proto, (&self.half, &self.arranged, &self.tensors), means, full, &states)
+            edit_outputs(p, &self.proto, (&self.half, &self.arranged), means, full, &states)
         })
     }
 
@@ -347,14 +344,7 @@ impl Model {
     /// `[N, C, H, W]` of `full` (laid out per [`TapPoint::layout`]).
     pub(crate) fn with_outputs(&self, means: &[&TapPoint], full: &[&TapPoint]) -> ModelProto {
         let mut p = self.proto.clone();
-        edit_outputs(
-            &mut p,
-            &self.proto,
-            (&self.half, &self.arranged, &self.tensors),
-            means,
-            full,
-            &self.state_outputs(),
-        );
+        edit_outputs(&mut p, &self.proto, (&self.half, &self.arranged), means, full, &self.state_outputs());
         p
     }
 
@@ -380,15 +370,12 @@ fn parse_onnx(bytes: &[u8], path: &Path) -> Result<ModelProto> {
 fn edit_outputs(
     p: &mut ModelProto,
     source: &ModelProto,
-    (half, arranged, tensors): (&std::collections::HashSet<String>, &HashMap<String, Vec<i64>>, &Tensors),
+    (half, arranged): (&std::collections::HashSet<String>, &HashMap<String, Vec<i64>>),
     means: &[&TapPoint],
     full: &[&TapPoint],
     states: &[String],
 ) {
-    let chw = |t: &str| {
-        tensors.get(t).filter(|(l, _)| *l == Layout::ChannelsFirst && !half.contains(t)).map(|(_, d)| d.clone())
-    };
-    let convs = conv_means::from_input_convs(source, chw);
+    let convs = conv_means::pointwise_convs(source);
     p.graph.as_mut().expect("checked at load").output.truncate(1);
     let mut e = edit::Editor::new(p);
     // A float16 tensor is cast to float32 once, and its mean or map taken from that.
@@ -402,12 +389,7 @@ fn edit_outputs(
     for t in means {
         let out = format!("flickertag.mean.{}", t.name);
         match convs.get(t.tensor.as_str()) {
-            Some(conv)
-                if t.layout == Layout::ChannelsFirst
-                    && t.dims.len() == 3
-                    && !half.contains(&t.tensor)
-                    && !half.contains(&conv.input) =>
-            {
+            Some(conv) if t.layout == Layout::ChannelsFirst && t.dims.len() == 3 && !half.contains(&t.tensor) => {
                 e.mean_from_input(&out, conv)
             }
             _ => {
