@@ -25,6 +25,7 @@ means against `output`'s (largest difference relative to the largest mean)."""
 
 import argparse
 import time
+from collections import namedtuple
 
 import numpy as np
 import onnx
@@ -39,8 +40,14 @@ def ints(node, name, default):
     return default
 
 
+# A conv's windows: input channels, output grid [Ho, Wo], pads with the end ones
+# trimmed, strides, dilations, and the values per frame of its input and output.
+Windows = namedtuple("Windows", "channels grid pads strides dilations input_values output_values")
+
+
 def windows(node, shapes, weights):
-    """The window geometry of a 2-D conv ((channels, [Ho, Wo], pads trimmed) or None)."""
+    """The :class:`Windows` of a 2-D conv, or None where they do not fit (auto_pad, or a
+    stride that leaves input rows or columns unread)."""
     co, per_group, kh, kw = weights[node.input[1]].dims
     ci = per_group * ints(node, "group", [1])[0]
     if any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET") for a in node.attribute):
@@ -52,7 +59,7 @@ def windows(node, shapes, weights):
     right = (kw - 1) * d[1] + (wo - 1) * s[1] + 1 - w - pl
     if not (0 <= bottom <= pb and 0 <= right <= pr):
         return None
-    return ci, co, [ho, wo], [pt, pl, bottom, right], s, d, ci * h * w, co * ho * wo
+    return Windows(ci, [ho, wo], [pt, pl, bottom, right], s, d, ci * h * w, co * ho * wo)
 
 
 def tapped(src, strategy, shapes):
@@ -76,8 +83,8 @@ def tapped(src, strategy, shapes):
                 g.node.append(helper.make_node("GlobalAveragePool", [n.input[0]], [p]))
                 pooled.add(p)
             g.node.append(helper.make_node("Conv", [p, n.input[1]] + bias, [mean], kernel_shape=[1, 1], group=group))
-        elif win and (strategy == "windows-all" or 2 * win[6] <= win[7]):
-            ci, _, (ho, wo), (pt, pl, pb, pr), s, d = win[:6]
+        elif win and (strategy == "windows-all" or 2 * win.input_values <= win.output_values):
+            ci, (ho, wo), (pt, pl, pb, pr), s, d = win.channels, win.grid, win.pads, win.strides, win.dilations
             rows, cols = "rows." + n.output[0], "windows." + n.output[0]
             for name, shape, length in [(rows, (ci, 1, 1, wo), wo), (cols, (ci, 1, ho, 1), ho)]:
                 g.initializer.append(numpy_helper.from_array(np.full(shape, 1.0 / length, np.float32), name + ".k"))
